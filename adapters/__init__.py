@@ -1,0 +1,1 @@
+"""Messenger adapters: one module or package per messenger."""

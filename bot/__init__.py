@@ -1,0 +1,1 @@
+"""Pinwall's platform-free core."""

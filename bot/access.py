@@ -1,0 +1,141 @@
+"""First contact: who an inbound actor is, and whether they may use Pinwall at all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot import grammar
+from bot.errors import UserError
+from bot.events import Actor, CommandInvoked, Event, MessageReceived
+from bot.i18n import Translator, normalize_language
+from bot.message import Message
+from store.models import Account, Invite, Person, Role
+from store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+
+def _opening_command(event: Event) -> tuple[str, str]:
+    """The command an event carries, if any: (name, arguments)."""
+    if isinstance(event, CommandInvoked):
+        return event.name.lower(), event.arguments
+    if isinstance(event, MessageReceived) and event.meta.conversation.direct:
+        word = grammar.first_word(event.text)
+        if word in grammar.COMMAND_NAMES:
+            return word, event.text.strip()[len(word) :]
+    return "", ""
+
+
+def valid_invite(uow: UnitOfWork, code: str, now: datetime) -> Invite:
+    invite = uow.invites.by_code(code.strip())
+    if invite is None or invite.revoked_at is not None:
+        raise UserError("error.invite_invalid")
+    if invite.expires_at <= now or invite.uses >= invite.max_uses:
+        raise UserError("error.invite_used_up")
+    return invite
+
+
+def resolve(core: Core, uow: UnitOfWork, event: Event, now: datetime) -> tuple[Person, Account] | None:
+    """The person behind the event, created on first contact where the rules allow.
+
+    Returns None when the actor may not use Pinwall; they have been answered then.
+    """
+    actor = event.meta.actor
+    account = uow.people.account(actor.platform, actor.external_id)
+    if account is not None:
+        person = uow.people.get(account.person_id)
+        assert person is not None  # accounts cascade with their person
+        _refresh(core, person, account, actor, now)
+        if not person.active:
+            raise UserError("error.deactivated")
+        return person, account
+
+    name, arguments = _opening_command(event)
+    words = arguments.split()
+    code = words[0] if words else ""
+    if name == "link" and code:
+        return _link_new_account(core, uow, actor, code, now)
+
+    role: Role | None = None
+    if name in ("start", "redeem") and code:
+        invite = valid_invite(uow, code, now)
+        invited = Role(invite.role)
+        role = Role.MEMBER if actor.trust == "member" else invited
+    elif actor.trust in ("member", "local"):
+        role = Role.MEMBER
+    elif actor.trust == "external":
+        role = Role.GUEST
+    if (actor.platform, actor.external_id) in core.settings.admins:
+        role = Role.ADMIN
+    if role is None:
+        t = Translator(normalize_language(actor.language) or core.settings.default_language)
+        key = "access.needs_invite" if name != "start" else "access.start_without_code"
+        core.enqueue(uow, core.reply_target(event), Message(text=t(key)), None, now)
+        return None
+    return _create(uow, actor, role, now)
+
+
+def _create(uow: UnitOfWork, actor: Actor, role: Role, now: datetime) -> tuple[Person, Account]:
+    name = actor.username or actor.display_name or actor.external_id
+    person = uow.people.create(
+        name=name,
+        role=role,
+        now=now,
+        language_hint=normalize_language(actor.language),
+        display_name=actor.display_name or name,
+    )
+    account = uow.people.add_account(
+        person,
+        platform=actor.platform,
+        external_id=actor.external_id,
+        username=actor.username,
+        display_name=actor.display_name,
+        now=now,
+    )
+    uow.audit.add(
+        at=now, actor_id=person.id, action="person.created", subject=person.handle,
+        details={"role": role.value, "platform": actor.platform},
+    )
+    return person, account
+
+
+def _link_new_account(
+    core: Core, uow: UnitOfWork, actor: Actor, code: str, now: datetime
+) -> None:
+    link = uow.links.take(code, now)
+    person = uow.people.get(link.person_id) if link else None
+    if person is None:
+        raise UserError("error.link_code_invalid")
+    uow.people.add_account(
+        person,
+        platform=actor.platform,
+        external_id=actor.external_id,
+        username=actor.username,
+        display_name=actor.display_name,
+        now=now,
+    )
+    uow.audit.add(at=now, actor_id=person.id, action="account.linked", subject=person.handle,
+                  details={"platform": actor.platform})
+    t = core.translator(person)
+    from bot.message import Target
+
+    core.enqueue(
+        uow,
+        Target(actor.platform, "dm", actor.external_id),
+        Message(text=t("link.done", handle=person.handle, platform=actor.platform)),
+        person.id,
+        now,
+    )
+
+
+def _refresh(core: Core, person: Person, account: Account, actor: Actor, now: datetime) -> None:
+    account.last_seen_at = now
+    if actor.display_name and account.display_name != actor.display_name:
+        account.display_name = actor.display_name
+    hint = normalize_language(actor.language)
+    if hint and person.language_hint != hint:
+        person.language_hint = hint
+    if (actor.platform, actor.external_id) in core.settings.admins and person.role != Role.ADMIN:
+        person.role = Role.ADMIN

@@ -1,0 +1,160 @@
+"""The `pinwall` command for operators: run, config, db, outbox, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+
+from bot.config import Settings, load_settings
+from bot.errors import ConfigError
+from store.models import OutboxStatus
+
+LATER = {
+    "people": "people lifecycle",
+    "privacy": "privacy export and forget",
+    "audit": "audit export",
+    "feeds": "feed import and export (OPML)",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pinwall", description="Pinwall: the internal network in your messengers.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="start the configured adapters, HTTP endpoints and jobs")
+    sub.add_parser("config", help="print the effective settings, secrets redacted")
+    db = sub.add_parser("db", help="database migrations")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = db_sub.add_parser("upgrade", help="migrate to the newest schema (or --revision)")
+    up.add_argument("--revision", default="head")
+    down = db_sub.add_parser("downgrade", help="migrate back to a revision")
+    down.add_argument("revision")
+    db_sub.add_parser("current", help="print the schema revision")
+    ob = sub.add_parser("outbox", help="the delivery queue: list, retry, purge")
+    ob_sub = ob.add_subparsers(dest="outbox_command", metavar="ACTION")
+    ls = ob_sub.add_parser("list", help="messages not yet delivered (default)")
+    ls.add_argument("--status", choices=[s.value for s in OutboxStatus], action="append")
+    ls.add_argument("--limit", type=int, default=50)
+    rt = ob_sub.add_parser("retry", help="send dead messages again")
+    rt.add_argument("ids", nargs="*", type=int)
+    pg = ob_sub.add_parser("purge", help="delete sent and skipped messages older than --days")
+    pg.add_argument("--days", type=int, default=7)
+    pg.add_argument("--dead", action="store_true", help="dead messages too")
+    sub.add_parser("doctor", help="check settings, database and schema")
+    for name, what in LATER.items():
+        later = sub.add_parser(name, help=f"{what} (not in this build yet)")
+        later.add_argument("rest", nargs="*")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings()
+        if command == "run":
+            return _run(settings)
+        if command == "config":
+            print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
+            return 0
+        if command == "db":
+            return _db(settings, args)
+        if command == "outbox":
+            return _outbox(settings, args)
+        if command == "doctor":
+            return _doctor(settings)
+        print(f"pinwall {command}: {LATER[command]} is not part of this build yet", file=sys.stderr)
+        return 2
+    except ConfigError as err:
+        print(f"pinwall: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(settings: Settings) -> int:
+    from bot import wiring
+
+    wiring.configure_logging(settings.log_level)
+    program = wiring.build(settings)
+    try:
+        return asyncio.run(wiring.serve(program))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.wiring import open_database
+
+    db = open_database(settings, upgrade=False)
+    if args.db_command == "upgrade":
+        db.upgrade(args.revision)
+        print(f"database at revision {db.current_revision()}")
+    elif args.db_command == "downgrade":
+        db.downgrade(args.revision)
+        print(f"database at revision {db.current_revision()}")
+    else:
+        print(db.current_revision() or "empty")
+    return 0
+
+
+def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.wiring import open_database
+
+    db = open_database(settings)
+    now = SystemClock().now()
+    action = args.outbox_command or "list"
+    with db.uow() as uow:
+        if action == "retry":
+            n = uow.outbox.retry_dead(now, args.ids or None)
+            uow.commit()
+            print(f"{n} message(s) queued again")
+            return 0
+        if action == "purge":
+            statuses = [OutboxStatus.SENT, OutboxStatus.SKIPPED] + (
+                [OutboxStatus.DEAD] if args.dead else []
+            )
+            n = uow.outbox.purge(statuses, now - timedelta(days=args.days))
+            uow.commit()
+            print(f"{n} message(s) purged")
+            return 0
+        counts = uow.outbox.counts()
+        statuses = getattr(args, "status", None) or [
+            OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD
+        ]
+        rows = uow.outbox.listing(statuses, getattr(args, "limit", 50))
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"
+        print(f"outbox: {summary}")
+        if not rows:
+            print("nothing pending")
+        for row in rows:
+            print(
+                f"{row.id:>8} {row.status:<8} {row.platform}:{row.target_kind}:{row.target} "
+                f"attempts={row.attempts} next={row.next_attempt_at:%Y-%m-%d %H:%M:%S}"
+                + (f" error={row.last_error}" if row.last_error else "")
+            )
+    return 0
+
+
+def _doctor(settings: Settings) -> int:
+    from bot.wiring import open_database
+
+    problems = 0
+    print(f"settings: ok (console {settings.console}, messengers: "
+          f"{', '.join(settings.messengers) or 'none'})")
+    db = open_database(settings, upgrade=False)
+    if db.ping():
+        current, head = db.current_revision(), db.head_revision()
+        state = "current" if current == head else f"at {current}, newest is {head}: run pinwall db upgrade"
+        print(f"database: reachable ({db.backend}), schema {state}")
+        problems += current != head
+    else:
+        print("database: NOT reachable")
+        problems += 1
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Groups and memberships: groups, group create, join, leave, members, add, remove, notify, bridge."""
+
+from __future__ import annotations
+
+import re
+
+from bot.commands.common import find_person
+from bot.core import Ctx, command
+from bot.errors import UserError
+from bot.grammar import Command
+from bot.markup import Markup
+from store.models import Group, NotifyMode, Visibility
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+
+
+def _visibility_label(ctx: Ctx, group: Group) -> Markup:
+    label = ctx.t(f"group.visibility.{group.visibility}")
+    if group.admits_externals:
+        label = Markup(f"{label}, {ctx.t('group.with_externals')}")
+    return label
+
+
+@command("groups")
+def on_groups(ctx: Ctx, cmd: Command) -> None:
+    visible = ctx.uow.groups.by_ids(ctx.policy.visible_group_ids())
+    if not visible:
+        ctx.reply("groups.none" if not ctx.policy.is_external else "groups.none_external")
+        return
+    counts = ctx.uow.groups.member_counts(g.id for g in visible)
+    lines = [ctx.t("groups.header", count=len(visible))]
+    for g in visible:
+        m = ctx.policy.membership(g)
+        mark = ""
+        if m is not None:
+            mark = " " + ctx.t("groups.moderator_mark" if m.moderator else "groups.member_mark")
+        lines.append(
+            ctx.t(
+                "groups.line",
+                slug=g.slug,
+                name=g.name,
+                kind=_visibility_label(ctx, g),
+                count=counts.get(g.id, 0),
+            )
+            + mark
+        )
+    ctx.reply_markup(Markup("\n".join(lines)))
+
+
+@command("group create")
+def on_group_create(ctx: Ctx, cmd: Command) -> None:
+    ctx.policy.require_internal()
+    slug = str(cmd.arg("slug")).lower().removeprefix("#")
+    if not SLUG.match(slug):
+        raise UserError("error.bad_slug", slug=cmd.arg("slug"), usage_of="group create")
+    if ctx.uow.groups.by_slug(slug) is not None:
+        raise UserError("error.slug_taken", slug=slug)
+    name = (cmd.arg("name") or slug).strip()[:200]
+    visibility = (
+        Visibility.SECRET if cmd.flags.get("secret")
+        else Visibility.CLOSED if cmd.flags.get("closed")
+        else Visibility.OPEN
+    )
+    group = ctx.uow.groups.create(
+        slug=slug,
+        name=name,
+        visibility=visibility,
+        admits_externals=bool(cmd.flags.get("externals")),
+        created_by=ctx.person.id,
+        now=ctx.now,
+    )
+    ctx.uow.groups.add_member(ctx.person.id, group.id, now=ctx.now, moderator=True)
+    ctx.audit("group.created", slug, visibility=visibility.value,
+              externals=group.admits_externals)
+    ctx.reply("group.created", slug=slug, name=name, kind=_visibility_label(ctx, group))
+
+
+@command("join")
+def on_join(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    if ctx.policy.membership(group) is not None:
+        raise UserError("error.already_member", group=group.name)
+    if not ctx.policy.may_join(group):
+        if ctx.policy.is_external:
+            raise UserError("error.group_not_found", group=cmd.arg("group"))
+        moderators = [p.handle for p, m in ctx.uow.groups.members(group.id) if m.moderator]
+        raise UserError("error.group_closed", group=group.name,
+                        moderators=", ".join("@" + h for h in moderators) or "-")
+    ctx.uow.groups.add_member(ctx.person.id, group.id, now=ctx.now)
+    ctx.reply("join.done", group=group.name)
+
+
+@command("leave")
+def on_leave(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    membership = ctx.policy.membership(group)
+    if membership is None:
+        raise UserError("error.not_member", group=group.name)
+    ctx.uow.groups.remove_member(membership)
+    ctx.reply("leave.done", group=group.name)
+
+
+@command("members")
+def on_members(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    members = ctx.uow.groups.members(group.id)
+    names = []
+    for person, m in members:
+        entry = "@" + person.handle
+        if m.moderator:
+            entry += " " + ctx.t("members.moderator")
+        if person.role_enum.is_external:
+            entry += " " + ctx.t(f"role.tag.{person.role}")
+        names.append(entry)
+    ctx.reply("members.list", group=group.name, count=len(members),
+              names=", ".join(names) or "-")
+
+
+@command("add")
+def on_add(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    ctx.policy.require_moderator(group)
+    person = find_person(ctx.uow, cmd.arg("person"))
+    if person.role_enum.is_external and not group.admits_externals:
+        raise UserError("error.group_no_externals", group=group.name, handle=person.handle)
+    if ctx.uow.groups.membership(person.id, group.id) is not None:
+        raise UserError("error.already_member_other", handle=person.handle, group=group.name)
+    ctx.uow.groups.add_member(person.id, group.id, now=ctx.now)
+    ctx.audit("member.added", group.slug, person=person.id)
+    ctx.reply("add.done", handle=person.handle, group=group.name)
+    if person.id != ctx.person.id:
+        ctx.tell(person, "add.told", handle=ctx.person.handle, group=group.name, slug=group.slug)
+
+
+@command("remove")
+def on_remove(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    ctx.policy.require_moderator(group)
+    person = find_person(ctx.uow, cmd.arg("person"))
+    membership = ctx.uow.groups.membership(person.id, group.id)
+    if membership is None:
+        raise UserError("error.not_member_other", handle=person.handle, group=group.name)
+    ctx.uow.groups.remove_member(membership)
+    ctx.audit("member.removed", group.slug, person=person.id)
+    ctx.reply("remove.done", handle=person.handle, group=group.name)
+    if person.id != ctx.person.id:
+        ctx.tell(person, "remove.told", group=group.name)
+
+
+@command("notify")
+def on_notify(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    membership = ctx.policy.membership(group)
+    if membership is None:
+        raise UserError("error.not_member", group=group.name)
+    mode = NotifyMode(cmd.arg("mode"))
+    membership.notify = mode
+    ctx.reply(f"notify.{mode.value}", group=group.name)
+
+
+@command("bridge")
+def on_bridge(ctx: Ctx, cmd: Command) -> None:
+    if str(cmd.arg("group")).lower() == "gatekeepers":
+        raise UserError("error.not_available_yet", command="bridge gatekeepers")
+    room = ctx.room()
+    if room is None:
+        raise UserError("error.bridge_in_room")
+    group = ctx.policy.group(cmd.arg("group"))
+    ctx.policy.require_moderator(group)
+    if room.group_id == group.id:
+        raise UserError("error.already_bridged", group=group.name)
+    room.group_id = group.id
+    ctx.audit("room.bridged", group.slug, platform=room.platform, room=room.external_id)
+    ctx.reply("bridge.done", group=group.name)

@@ -1,0 +1,224 @@
+"""Posts: share, items, comment; plain messages (the share flow, bridged rooms), buttons, reactions."""
+
+from __future__ import annotations
+
+import re
+
+from bot import grammar
+from bot.commands.common import parse_id, show_id
+from bot.core import Ctx, action, command
+from bot.delivery import fan_out
+from bot.errors import UserError
+from bot.events import MessageReceived, ReactionAdded
+from bot.grammar import Command
+from bot.markup import Markup, link
+from bot.message import Button, Message
+from store.models import Comment, Group, Item, ItemKind, Room
+
+URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
+MAX_TEXT = 8000
+ITEMS_DEFAULT, ITEMS_MAX = 10, 50
+LIKE = "👍"
+
+
+def split_content(content: str) -> tuple[str | None, str]:
+    """The first URL in a share, and the text around it."""
+    m = URL.search(content)
+    if m is None:
+        return None, content.strip()
+    url = m.group(0).rstrip(".,;:!?)")
+    text = (content[: m.start()] + content[m.start() + len(url) :]).strip()
+    return url, re.sub(r"[ \t]{2,}", " ", text)
+
+
+def post(
+    ctx: Ctx, group: Group, content: str, *, room: Room | None = None
+) -> Item:
+    """Creates a post of the group and queues it for everyone it reaches."""
+    if len(content) > MAX_TEXT:
+        raise UserError("error.text_too_long", max=MAX_TEXT)
+    url, text = split_content(content)
+    item = ctx.uow.items.add(
+        Item(
+            group_id=group.id,
+            author_id=ctx.person.id,
+            kind=ItemKind.LINK if url else ItemKind.NOTE,
+            text=text,
+            url=url,
+            title=url,  # until a preview says better
+            source_platform=ctx.platform,
+            source_room_id=room.id if room else None,
+            created_at=ctx.now,
+        )
+    )
+    fan_out(ctx.uow, item, now=ctx.now, exclude_room_id=room.id if room else None)
+    return item
+
+
+@command("share")
+def on_share(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    ctx.policy.require_post(group)
+    room = ctx.room()
+    item = post(ctx, group, str(cmd.arg("content")),
+                room=room if room and room.group_id == group.id else None)
+    ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
+
+
+@command("items")
+def on_items(ctx: Ctx, cmd: Command) -> None:
+    group = ctx.policy.group(cmd.arg("group"))
+    limit = min(cmd.arg("n") or ITEMS_DEFAULT, ITEMS_MAX)
+    items = ctx.uow.items.newest(group.id, max(limit, 1))
+    if not items:
+        ctx.reply("items.none", group=group.name)
+        return
+    stats = ctx.uow.items.stats(i.id for i in items)
+    authors = {p.id: p for p in (ctx.uow.people.get(a) for a in {i.author_id for i in items if i.author_id}) if p}
+    tz = ctx.core.timezone_of(ctx.person)
+    lines = [ctx.t("items.header", group=group.name, count=len(items))]
+    for item in items:
+        author = authors.get(item.author_id or 0)
+        summary = item.text.strip().split("\n")[0][:120]
+        lines.append(
+            ctx.t(
+                "items.line",
+                item=show_id(item.id, "item"),
+                author=author.handle if author else "feed",
+                when=ctx.t.datetime(item.created_at, tz),
+                text=summary,
+            )
+        )
+        if item.url:
+            lines.append(Markup("  ") + link(item.url, item.title or item.url))
+        s = stats[item.id]
+        if s.comments or s.reactions:
+            lines.append(Markup("  ") + ctx.t("items.stats", comments=s.comments, reactions=s.reactions))
+    ctx.reply_markup(Markup("\n".join(lines)))
+
+
+def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
+    text = text.strip()
+    if not text:
+        raise UserError("error.empty_comment", usage_of="comment")
+    if len(text) > MAX_TEXT:
+        raise UserError("error.text_too_long", max=MAX_TEXT)
+    ctx.uow.items.add_comment(
+        Comment(item_id=item.id, author_id=ctx.person.id, text=text,
+                source_platform=ctx.platform, created_at=ctx.now)
+    )
+    ctx.reply("comment.done", item=show_id(item.id, "item"))
+    author = ctx.uow.people.get(item.author_id) if item.author_id else None
+    if author is not None and author.id != ctx.person.id and author.active:
+        ctx.tell(author, "comment.told", handle=ctx.person.handle,
+                 item=show_id(item.id, "item"), group=group.name, text=text[:500])
+
+
+@command("comment")
+def on_comment(ctx: Ctx, cmd: Command) -> None:
+    item, group = ctx.policy.item(parse_id(str(cmd.arg("item")), "item"))
+    add_comment(ctx, item, group, str(cmd.arg("text")))
+
+
+# --- plain messages -------------------------------------------------------------------
+
+
+def on_message(ctx: Ctx, event: MessageReceived) -> None:
+    text = event.text.strip()
+    if event.meta.conversation.direct:
+        word = grammar.first_word(text)
+        if word in grammar.COMMAND_NAMES:
+            ctx.core.run_command(ctx, word, text[len(word) :])
+            return
+        prompt = ctx.uow.state.take_prompt(ctx.person.id)
+        if prompt is not None and prompt.kind == "comment":
+            item, group = ctx.policy.item(prompt.ref)
+            add_comment(ctx, item, group, text)
+            return
+        _start_share_flow(ctx, text)
+        return
+    _on_room_message(ctx, event, text)
+
+
+def _start_share_flow(ctx: Ctx, text: str) -> None:
+    if not text:
+        return
+    groups = ctx.policy.postable_groups()
+    if not groups:
+        ctx.reply("share.no_groups", prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"))
+        return
+    draft = ctx.uow.state.add_draft(ctx.person.id, text[:MAX_TEXT], ctx.platform, ctx.now)
+    buttons = tuple(
+        Button(label=g.name, action="share.pick", value=f"{draft.id}:{g.id}") for g in groups
+    )
+    ctx.reply_message(Message(text=ctx.t("share.which_group"), buttons=buttons))
+
+
+def _on_room_message(ctx: Ctx, event: MessageReceived, text: str) -> None:
+    room = ctx.room()
+    if room is None or room.group_id is None or not text:
+        return
+    group = ctx.uow.groups.get(room.group_id)
+    if group is None or not ctx.policy.can_see(group):
+        return  # someone in the room who may not post to the group: not relayed
+    if event.reply_to is not None:
+        ref = ctx.uow.outbox.find_ref(ctx.platform, event.reply_to.conversation,
+                                      event.reply_to.message_id)
+        if ref is not None and ref.item_id is not None:
+            item = ctx.uow.items.get(ref.item_id)
+            if item is not None and item.group_id == group.id:
+                add_comment(ctx, item, group, text)
+                return
+    post(ctx, group, text, room=room)
+
+
+# --- buttons and reactions ------------------------------------------------------------
+
+
+@action("share.pick")
+def on_share_pick(ctx: Ctx, value: str) -> None:
+    draft_id, _, group_id = value.partition(":")
+    draft = ctx.uow.state.draft(int(draft_id)) if draft_id.isdigit() else None
+    # A draft is its author's alone: a pressed button of someone else's is stale.
+    if draft is None or draft.person_id != ctx.person.id or not group_id.isdigit():
+        raise UserError("error.button_expired")
+    group = ctx.uow.groups.get(int(group_id))
+    if group is None or not ctx.policy.can_see(group):
+        raise UserError("error.button_expired")
+    ctx.policy.require_post(group)
+    item = post(ctx, group, draft.text)
+    ctx.uow.state.drop_draft(draft)
+    ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
+
+
+@action("item.comment")
+def on_comment_button(ctx: Ctx, value: str) -> None:
+    item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
+    ctx.uow.state.set_prompt(ctx.person.id, "comment", item.id, ctx.now)
+    ctx.reply("comment.prompt", item=show_id(item.id, "item"))
+
+
+@action("item.like")
+def on_like_button(ctx: Ctx, value: str) -> None:
+    item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
+    existing = ctx.uow.items.reaction(item.id, ctx.person.id, LIKE)
+    if existing is None:
+        ctx.uow.items.add_reaction(item.id, ctx.person.id, LIKE, ctx.now)
+        ctx.reply("like.done", item=show_id(item.id, "item"))
+    else:
+        ctx.uow.items.remove_reaction(existing)
+        ctx.reply("like.undone", item=show_id(item.id, "item"))
+
+
+def on_reaction(ctx: Ctx, event: ReactionAdded) -> None:
+    ref = ctx.uow.outbox.find_ref(ctx.platform, event.message.conversation,
+                                  event.message.message_id)
+    if ref is None or ref.item_id is None:
+        return  # a reaction on something that is not a post
+    group_item = ctx.uow.items.get(ref.item_id)
+    if group_item is None:
+        return
+    group = ctx.uow.groups.get(group_item.group_id)
+    if group is None or not ctx.policy.can_see(group):
+        return
+    ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)

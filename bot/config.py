@@ -1,0 +1,198 @@
+"""Settings: PINWALL_* environment variables, a pinwall.toml, and secret files.
+
+Precedence: environment, then secret files (PINWALL_SECRETS_DIR), then pinwall.toml
+(keys in lower case without the prefix; PINWALL_CONFIG names another file), then
+the defaults below. A wrong value stops start-up with one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.errors import ConfigError
+
+PREFIX = "PINWALL_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", case_sensitive=False, validate_default=True
+    )
+
+    database_url: str = "sqlite:///./pinwall.db"
+    data_dir: Path = Path("./pinwall-data")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    public_url: str | None = None
+    secret_key: SecretStr | None = None
+    admins: str = ""
+    default_language: Literal["en", "de"] = "en"
+    default_timezone: str = "Europe/Berlin"
+    console: Literal["auto", "on", "off"] = "auto"
+    fetch_allowlist: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_mode: Literal["socket", "http"] = "socket"
+    slack_api_url: str = "https://slack.com/api/"
+
+    telegram_token: SecretStr | None = None
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_base_url: str = "https://api.telegram.org/bot"
+
+    matrix_homeserver: str | None = None
+    matrix_user_id: str | None = None
+    matrix_access_token: SecretStr | None = None
+    matrix_password: SecretStr | None = None
+    matrix_member_servers: str = ""
+
+    outbox_max_attempts: int = Field(8, ge=1, le=100)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(PREFIX + "CONFIG", "pinwall.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = os.environ.get(PREFIX + "SECRETS_DIR")
+        if secrets_dir:
+            from pydantic_settings import SecretsSettingsSource
+
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        if toml_path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use e.g. Europe/Berlin)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql", "postgres:")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value
+
+    @field_validator("admins")
+    @classmethod
+    def _admins(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            platform, sep, ident = entry.partition(":")
+            if not sep or not ident or platform not in ("slack", "telegram", "matrix", "console"):
+                raise ValueError(f"{entry!r} is not platform:id (e.g. slack:U0123)")
+        return value
+
+    @field_validator("fetch_allowlist")
+    @classmethod
+    def _allowlist(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is neither a host nor a CIDR") from None
+        return value
+
+    # --- derived ------------------------------------------------------------------
+
+    def admin_accounts(self) -> frozenset[tuple[str, str]]:
+        out = set()
+        for entry in filter(None, (e.strip() for e in self.admins.split(","))):
+            platform, _, ident = entry.partition(":")
+            out.add((platform, ident))
+        return frozenset(out)
+
+    @property
+    def slack_configured(self) -> bool:
+        return self.slack_bot_token is not None
+
+    @property
+    def telegram_configured(self) -> bool:
+        return self.telegram_token is not None
+
+    @property
+    def matrix_configured(self) -> bool:
+        return self.matrix_homeserver is not None
+
+    @property
+    def messengers(self) -> list[str]:
+        return [
+            name
+            for name, on in (
+                ("slack", self.slack_configured),
+                ("telegram", self.telegram_configured),
+                ("matrix", self.matrix_configured),
+            )
+            if on
+        ]
+
+    @property
+    def console_enabled(self) -> bool:
+        return self.console == "on" or (self.console == "auto" and not self.messengers)
+
+    def secret_key_value(self) -> str:
+        """PINWALL_SECRET_KEY, or one generated once into the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key
+
+    def redacted(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                out[name] = "********" if value.get_secret_value() else ""
+            elif name == "database_url" and isinstance(value, str) and "@" in value:
+                scheme, _, rest = value.partition("://")
+                creds, _, host = rest.rpartition("@")
+                user = creds.split(":")[0]
+                out[name] = f"{scheme}://{user}:********@{host}" if ":" in creds else value
+            else:
+                out[name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Loads the settings; a wrong value raises ConfigError naming it in one line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            name = PREFIX + "_".join(str(p) for p in e["loc"]).upper()
+            problems.append(f"{name}: {e['msg']}")
+        raise ConfigError("; ".join(problems)) from None

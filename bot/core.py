@@ -1,0 +1,357 @@
+"""The core: applies inbound events once, in one transaction with the messages they cause."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot import grammar
+from bot.clock import Clock
+from bot.errors import UserError
+from bot.events import (
+    Actor,
+    ButtonPressed,
+    CommandInvoked,
+    Event,
+    MessageReceived,
+    ReactionAdded,
+    dump_event,
+    load_event,
+)
+from bot.i18n import Translator, normalize_language
+from bot.markup import Markup, esc
+from bot.message import Message, Target, dump_message
+from bot.policy import Policy
+from store.db import Database
+from store.models import (
+    Account,
+    InboxEvent,
+    InboxStatus,
+    OutboxMessage,
+    Person,
+    Role,
+    Room,
+)
+from store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    default_language: str = "en"
+    default_timezone: str = "Europe/Berlin"
+    # (platform, external id) of the accounts that are admins, e.g. ("console", "admin")
+    admins: frozenset[tuple[str, str]] = frozenset()
+    # how each messenger spells a command, for usage lines: "/", "/pinwall ", "!pw "
+    command_prefixes: Mapping[str, str] = field(default_factory=dict)
+    public_url: str | None = None
+
+
+@dataclass
+class Ctx:
+    """Everything a handler needs for one event of one person."""
+
+    core: Core
+    uow: UnitOfWork
+    event: Event
+    person: Person
+    account: Account
+    now: datetime
+    t: Translator
+    policy: Policy
+
+    @property
+    def platform(self) -> str:
+        return self.event.meta.platform
+
+    @property
+    def in_direct_chat(self) -> bool:
+        return self.event.meta.conversation.direct
+
+    @property
+    def reply_target(self) -> Target:
+        return self.core.reply_target(self.event)
+
+    def room(self) -> Room | None:
+        conv = self.event.meta.conversation
+        if conv.direct:
+            return None
+        return self.uow.rooms.get_or_create(
+            self.platform, conv.external_id, name=conv.name, now=self.now
+        )
+
+    def usage(self, key: str) -> Markup:
+        return self.core.usage(key, self.t, self.platform)
+
+    def reply(self, key: str, /, **params: Any) -> None:
+        self.reply_message(Message(text=self.t(key, **params)))
+
+    def reply_markup(self, text: Markup) -> None:
+        self.reply_message(Message(text=text))
+
+    def reply_message(self, message: Message) -> None:
+        self.core.enqueue(self.uow, self.reply_target, message, self.person.id, self.now)
+
+    def tell(self, person: Person, key: str, /, **params: Any) -> None:
+        """A direct message to another person, in their language."""
+        t = self.core.translator(person)
+        self.core.send_to_person(self.uow, person, Message(text=t(key, **params)), self.now)
+
+    def audit(self, action: str, subject: str, **details: Any) -> None:
+        self.uow.audit.add(
+            at=self.now, actor_id=self.person.id, action=action, subject=subject, details=details
+        )
+
+
+Handler = Callable[[Ctx, grammar.Command], None]
+ActionHandler = Callable[[Ctx, str], None]
+
+COMMANDS: dict[str, Handler] = {}
+ACTIONS: dict[str, ActionHandler] = {}
+# Commands an unknown person may use before an invite or a link lets them in.
+OPEN_DOOR = frozenset({"start", "redeem", "link", "help"})
+
+
+def command(key: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        COMMANDS[key] = fn
+        return fn
+
+    return register
+
+
+def action(name: str) -> Callable[[ActionHandler], ActionHandler]:
+    def register(fn: ActionHandler) -> ActionHandler:
+        ACTIONS[name] = fn
+        return fn
+
+    return register
+
+
+class Core:
+    def __init__(self, db: Database, clock: Clock, settings: CoreSettings | None = None) -> None:
+        import bot.commands  # noqa: F401  (registers the handlers)
+
+        self.db = db
+        self.clock = clock
+        self.settings = settings or CoreSettings()
+
+    # --- language ------------------------------------------------------------------
+
+    def language_of(self, person: Person | None) -> str:
+        if person is not None:
+            chosen = person.language or normalize_language(person.language_hint)
+            if chosen:
+                return chosen
+        return self.settings.default_language
+
+    def translator(self, person: Person | None) -> Translator:
+        return Translator(self.language_of(person))
+
+    def timezone_of(self, person: Person) -> str:
+        return person.timezone or self.settings.default_timezone
+
+    def usage(self, key: str, t: Translator, platform: str) -> Markup:
+        prefix = self.settings.command_prefixes.get(platform, "/")
+        lines = [s.usage_line for s in grammar.SPECS if s.key == key or s.name == key]
+        return Markup("\n".join(esc(prefix + localize_usage(line, t)) for line in lines))
+
+    # --- outbound ------------------------------------------------------------------
+
+    def reply_target(self, event: Event) -> Target:
+        meta = event.meta
+        if meta.conversation.direct:
+            return Target(meta.platform, "dm", meta.actor.external_id)
+        return Target(meta.platform, "room", meta.conversation.external_id)
+
+    def enqueue(
+        self,
+        uow: UnitOfWork,
+        target: Target,
+        message: Message,
+        person_id: int | None,
+        now: datetime,
+        *,
+        item_id: int | None = None,
+    ) -> None:
+        uow.outbox.add(
+            OutboxMessage(
+                created_at=now,
+                platform=target.platform,
+                target_kind=target.kind,
+                target=target.address,
+                person_id=person_id,
+                item_id=item_id,
+                payload={"t": "msg", "m": dump_message(message)},
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+
+    def send_to_person(self, uow: UnitOfWork, person: Person, message: Message, now: datetime) -> bool:
+        account = uow.people.preferred_accounts([person.id]).get(person.id)
+        if account is None or not person.active:
+            return False
+        self.enqueue(uow, Target(account.platform, "dm", account.external_id), message, person.id, now)
+        return True
+
+    # --- inbound -------------------------------------------------------------------
+
+    def handle(self, event: Event) -> bool:
+        """Records and applies an event in one transaction. False for a redelivery."""
+        now = self.clock.now()
+        with self.db.uow() as uow:
+            row = uow.inbox.record(event.meta.platform, event.meta.event_id, dump_event(event), now)
+            if row is None:
+                return False
+            self._apply_in(uow, row, event, now)
+        return True
+
+    def record(self, event: Event) -> bool:
+        """Records an event durably without applying it (adapters ack after this)."""
+        with self.db.uow() as uow:
+            row = uow.inbox.record(
+                event.meta.platform, event.meta.event_id, dump_event(event), self.clock.now()
+            )
+            uow.commit()
+            return row is not None
+
+    def apply_recorded(self, limit: int = 100) -> int:
+        """Applies events that were recorded but not yet applied (also after a crash)."""
+        done = 0
+        with self.db.uow() as uow:
+            ids = [row.id for row in uow.inbox.unapplied(limit)]
+        for row_id in ids:
+            with self.db.uow() as uow:
+                row = uow.inbox.lock(row_id)
+                if row is None or row.status != InboxStatus.RECEIVED:
+                    continue
+                self._apply_in(uow, row, load_event(row.payload), self.clock.now())
+                done += 1
+        return done
+
+    def _apply_in(self, uow: UnitOfWork, row: InboxEvent, event: Event, now: datetime) -> None:
+        """Applies the event; on a UserError or a crash, keeps nothing but the answer."""
+        meta = event.meta
+        try:
+            self._dispatch(uow, event, now)
+            row.status, row.applied_at = InboxStatus.APPLIED, now
+            uow.commit()
+            return
+        except UserError as err:
+            uow.rollback()
+            failure: UserError | None = err
+            incident = ""
+        except Exception:
+            uow.rollback()
+            failure, incident = None, secrets.token_hex(4)
+            log.exception(
+                "incident %s: applying %s event %s failed", incident, meta.platform, meta.event_id
+            )
+        # The rollback took the inbox row with it when it was written in the same
+        # transaction; write it again, now only with the answer.
+        row = uow.inbox.get(meta.platform, meta.event_id) or uow.inbox.record(
+            meta.platform, meta.event_id, dump_event(event), now
+        ) or row
+        person = self._known_person(uow, meta.actor)
+        t = self.translator(person) if person else Translator(
+            normalize_language(meta.actor.language) or self.settings.default_language
+        )
+        if failure is not None:
+            text = self.error_text(failure, t, meta.platform)
+            row.status, row.applied_at = InboxStatus.APPLIED, now
+        else:
+            text = t("error.incident", incident=incident)
+            row.status, row.error = InboxStatus.FAILED, f"incident {incident}"
+        self.enqueue(
+            uow, self.reply_target(event), Message(text=text), person.id if person else None, now
+        )
+        uow.commit()
+
+    def error_text(self, err: UserError, t: Translator, platform: str) -> Markup:
+        params = dict(err.params)
+        usage_of = params.pop("usage_of", None)
+        if err.key == "error.unknown_subcommand":
+            usage_of = params["command"]
+        if "param" in params and t.has("param." + params["param"]):
+            params["param"] = t("param." + params["param"])
+        prefix = self.settings.command_prefixes.get(platform, "/")
+        params.setdefault("prefix", prefix)
+        text = t(err.key, **params)
+        if usage_of:
+            text = Markup(f"{text}\n{t('error.usage', usage=self.usage(usage_of, t, platform))}")
+        return text
+
+    def _known_person(self, uow: UnitOfWork, actor: Actor) -> Person | None:
+        account = uow.people.account(actor.platform, actor.external_id)
+        return uow.people.get(account.person_id) if account else None
+
+    def _dispatch(self, uow: UnitOfWork, event: Event, now: datetime) -> None:
+        from bot import access  # first contact lives there
+
+        found = access.resolve(self, uow, event, now)
+        if found is None:  # an unknown person: access.resolve already answered
+            return
+        person, account = found
+        ctx = Ctx(
+            core=self,
+            uow=uow,
+            event=event,
+            person=person,
+            account=account,
+            now=now,
+            t=self.translator(person),
+            policy=Policy(uow, person),
+        )
+        match event:
+            case CommandInvoked(name=name, arguments=arguments):
+                self.run_command(ctx, name, arguments)
+            case MessageReceived():
+                from bot.commands.sharing import on_message
+
+                on_message(ctx, event)
+            case ButtonPressed(action=name, value=value):
+                handler = ACTIONS.get(name)
+                if handler is None:
+                    raise UserError("error.button_expired")
+                handler(ctx, value)
+            case ReactionAdded():
+                from bot.commands.sharing import on_reaction
+
+                on_reaction(ctx, event)
+
+    def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:
+        cmd = grammar.parse(name, arguments)
+        handler = COMMANDS.get(cmd.key)
+        if handler is None:
+            raise UserError("error.not_available_yet", command=cmd.key)
+        handler(ctx, cmd)
+
+
+def localize_usage(line: str, t: Translator) -> str:
+    def swap(word: str) -> str:
+        key = "param." + word
+        return str(t(key)) if t.has(key) else word
+
+    out = []
+    for piece in line.split(" "):
+        stripped = piece.strip("<>[]")
+        core_name = stripped.removesuffix("...")
+        if piece[:1] in "<[" and not core_name.startswith("--") and core_name:
+            out.append(piece.replace(core_name, swap(core_name), 1))
+        else:
+            out.append(piece)
+    return " ".join(out)
+
+
+def person_ids(people: Iterable[Person]) -> list[int]:
+    return [p.id for p in people]
+
+
+__all__ = ["Core", "CoreSettings", "Ctx", "Role", "action", "command"]

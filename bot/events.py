@@ -1,0 +1,108 @@
+"""The normalized inbound events every adapter produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+# How far a platform vouches for a person on first contact (DESIGN.md "first contact"):
+#   member    - a full member of the company's workspace or homeserver
+#   external  - known to the platform but outside the company (a Slack guest)
+#   local     - the console: a member, unless their first act is redeeming an invite
+#   unknown   - anyone; only an invite or a link code lets them in (Telegram)
+Trust = Literal["member", "external", "local", "unknown"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Actor:
+    platform: str
+    external_id: str
+    username: str | None = None
+    display_name: str | None = None
+    language: str | None = None
+    trust: Trust = "unknown"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conversation:
+    external_id: str
+    direct: bool
+    name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Meta:
+    platform: str
+    event_id: str
+    actor: Actor
+    conversation: Conversation
+    time: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageRefIn:
+    """A message on the platform that an event points at (a reply, a reaction, a button)."""
+
+    conversation: str
+    message_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundFile:
+    name: str
+    blob_id: str
+    mime_type: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandInvoked:
+    meta: Meta
+    name: str
+    arguments: str = ""
+    raw: str = ""
+    type: Literal["command"] = "command"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageReceived:
+    meta: Meta
+    text: str
+    attachments: tuple[InboundFile, ...] = ()
+    reply_to: MessageRefIn | None = None
+    type: Literal["message"] = "message"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ButtonPressed:
+    meta: Meta
+    action: str
+    value: str
+    message: MessageRefIn | None = None
+    type: Literal["button"] = "button"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReactionAdded:
+    meta: Meta
+    emoji: str
+    message: MessageRefIn
+    type: Literal["reaction"] = "reaction"
+
+
+Event = CommandInvoked | MessageReceived | ButtonPressed | ReactionAdded
+
+_EVENTS: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
+
+
+def dump_event(event: Event) -> dict[str, object]:
+    """JSON-ready form, stored in the inbox so an event can be applied after a restart."""
+    data: dict[str, object] = _EVENTS.dump_python(event, mode="json")
+    return data
+
+
+def load_event(data: dict[str, object]) -> Event:
+    return _EVENTS.validate_python(data)

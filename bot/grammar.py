@@ -1,0 +1,315 @@
+"""The command grammar, the same on every messenger: tokenizing, specs, parsing.
+
+Each command is declared once by its usage line; the parser and the help text both
+come from it. Arguments are split on spaces; only double quotes group words
+(typographic “ ” „ count as double quotes, since phones type them; apostrophes are
+ordinary characters).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.errors import UserError
+
+QUOTES = frozenset('"“”„')
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    value: str
+    start: int
+    end: int
+    quoted: bool = False
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        start, buf, quoted = i, [], False
+        while i < n and not text[i].isspace():
+            if text[i] in QUOTES:
+                quoted = True
+                i += 1
+                while i < n and text[i] not in QUOTES:
+                    buf.append(text[i])
+                    i += 1
+                if i >= n:
+                    raise UserError("error.unclosed_quote")
+                i += 1
+            else:
+                buf.append(text[i])
+                i += 1
+        tokens.append(Token("".join(buf), start, i, quoted))
+    return tokens
+
+
+ParamKind = Literal["word", "int", "choice", "rest"]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    kind: ParamKind
+    required: bool
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    name: str  # without the dashes
+    value: Literal["none", "word", "int", "words"]
+    group: str | None = None  # flags of one group exclude each other
+    value_name: str = ""
+
+
+@dataclass(frozen=True)
+class Spec:
+    path: tuple[str, ...]
+    usage_line: str
+    params: tuple[Param, ...]
+    flags: dict[str, Flag] = field(default_factory=dict)
+    hidden: bool = False
+
+    @property
+    def key(self) -> str:
+        return " ".join(self.path)
+
+    @property
+    def name(self) -> str:
+        return self.path[0]
+
+
+_PIECE = re.compile(r"\[[^\]]*\]|<[^>]*>|\{[^}]*\}|\S+")
+
+
+def _param(text: str, required: bool) -> Param:
+    name, _, kind = text.partition(":")
+    if name.endswith("..."):
+        return Param(name[:-3], "rest", required)
+    return Param(name, "int" if kind == "int" else "word", required)
+
+
+def spec(usage: str, *, hidden: bool = False) -> Spec:
+    """Builds a spec from a usage line such as `items <group> [n:int]`."""
+    path: list[str] = []
+    params: list[Param] = []
+    flags: dict[str, Flag] = {}
+    for piece in _PIECE.findall(usage):
+        if piece.startswith("[--"):
+            inner = piece[1:-1]
+            names, _, value = inner.partition(" ")
+            options = names.split("|")
+            group = names if len(options) > 1 else None
+            for option in options:
+                kind: Literal["none", "word", "int", "words"] = "none"
+                value_name = value.strip("<>")
+                if value:
+                    kind = "words" if value_name.endswith("...") else "word"
+                    if value_name.endswith(":int"):
+                        kind = "int"
+                    value_name = value_name.split(":")[0].removesuffix("...")
+                flags[option[2:]] = Flag(option[2:], kind, group, value_name)
+        elif piece.startswith("<"):
+            params.append(_param(piece[1:-1], True))
+        elif piece.startswith("["):
+            params.append(_param(piece[1:-1], False))
+        elif piece.startswith("{"):
+            name, _, choices = piece[1:-1].partition(":")
+            params.append(Param(name, "choice", True, tuple(choices.split("|"))))
+        else:
+            if params:
+                raise ValueError(f"literal after parameters in {usage!r}")
+            path.append(piece)
+    shown = re.sub(r"\{[^:}]*:([^}]*)\}", r"\1", usage).replace(":int", "")
+    return Spec(tuple(path), shown, tuple(params), flags, hidden)
+
+
+# The whole grammar of DESIGN.md, in the order help shows it.
+SPECS: tuple[Spec, ...] = tuple(
+    spec(u)
+    for u in (
+        "help [command...]",
+        "groups",
+        "group create <slug> [name...] [--closed|--secret] [--externals]",
+        "join <group>",
+        "leave <group>",
+        "members <group>",
+        "add <person> <group>",
+        "remove <person> <group>",
+        "share <group> <content...>",
+        "items <group> [n:int]",
+        "comment <item> <text...>",
+        "notify <group> {mode:instant|daily|weekly|mute}",
+        "feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]",
+        "feed list [group]",
+        "feed remove <feed>",
+        "digest now",
+        "digest daily <time>",
+        "digest weekly <day> <time>",
+        "digest off",
+        "outlets",
+        "propose <outlet> <text...> [--item <item>] [--at <time>]",
+        "pending",
+        "approve <proposal> [comment...]",
+        "reject <proposal> <reason...>",
+        "revise <proposal> <text...>",
+        "withdraw <proposal>",
+        "search <words...>",
+        "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <d:int>]",
+        "invites",
+        "revoke <code>",
+        "redeem <code>",
+        "link [code]",
+        "whoami",
+        "settings language {language:en|de}",
+        "settings timezone <zone>",
+        "role <person> {role:member|gatekeeper|admin}",
+        "bridge <group>",
+        "audit [n:int]",
+    )
+) + (spec("start [code]", hidden=True),)
+
+COMMAND_NAMES = frozenset(s.name for s in SPECS)
+_BY_NAME: dict[str, list[Spec]] = {}
+for _s in SPECS:
+    _BY_NAME.setdefault(_s.name, []).append(_s)
+
+
+def specs_named(name: str) -> list[Spec]:
+    return _BY_NAME.get(name.lower(), [])
+
+
+@dataclass(frozen=True)
+class Command:
+    spec: Spec
+    args: dict[str, Any]
+    flags: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    def arg(self, name: str) -> Any:
+        return self.args.get(name)
+
+
+def _usage_error(key: str, spec_: Spec, **params: Any) -> UserError:
+    return UserError(key, usage_of=spec_.key, **params)
+
+
+def _int(value: str, name: str, spec_: Spec) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise _usage_error("error.not_a_number", spec_, param=name, value=value) from None
+    if number < 0:
+        raise _usage_error("error.not_a_number", spec_, param=name, value=value)
+    return number
+
+
+def _rest(tokens: list[Token], positional: set[int], first: int, text: str) -> str:
+    chosen = [i for i in range(first, len(tokens)) if i in positional]
+    if len(chosen) == 1 or any(i not in positional for i in range(chosen[0], chosen[-1] + 1)):
+        return " ".join(tokens[i].value for i in chosen)
+    return text[tokens[chosen[0]].start : tokens[chosen[-1]].end]
+
+
+def parse(name: str, arguments: str) -> Command:
+    """Parses `name` with its argument text; raises UserError with the usage on bad input."""
+    candidates = specs_named(name)
+    if not candidates:
+        close = difflib.get_close_matches(name.lower(), sorted(COMMAND_NAMES), n=1)
+        raise UserError("error.unknown_command", command=name, suggestion=close[0] if close else "")
+    tokens = tokenize(arguments)
+    chosen = candidates[0]
+    if len(candidates) > 1 or len(chosen.path) > 1:
+        sub = tokens[0].value.lower() if tokens else ""
+        matches = [s for s in candidates if s.path[1] == sub]
+        if not matches:
+            raise UserError("error.unknown_subcommand", command=name.lower(), given=sub)
+        chosen = matches[0]
+        tokens = tokens[len(chosen.path) - 1 :]
+    return _bind(chosen, tokens, arguments)
+
+
+def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
+    flags: dict[str, Any] = {}
+    positional: list[int] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if spec_.flags and not tok.quoted and tok.value.startswith("--") and len(tok.value) > 2:
+            flag = spec_.flags.get(tok.value[2:].lower())
+            if flag is None:
+                raise _usage_error("error.unknown_option", spec_, option=tok.value)
+            if flag.group and any(
+                f.group == flag.group and f.name in flags for f in spec_.flags.values()
+            ):
+                raise _usage_error("error.exclusive_options", spec_, options=flag.group)
+            i += 1
+            if flag.value == "none":
+                flags[flag.name] = True
+                continue
+            values: list[str] = []
+            while i < len(tokens):
+                nxt = tokens[i]
+                if not nxt.quoted and nxt.value[2:].lower() in spec_.flags and nxt.value[:2] == "--":
+                    break
+                values.append(nxt.value)
+                i += 1
+                if flag.value != "words":
+                    break
+            if not values:
+                raise _usage_error("error.option_needs_value", spec_, option=tok.value)
+            flags[flag.name] = (
+                _int(values[0], flag.value_name, spec_)
+                if flag.value == "int"
+                else values if flag.value == "words" else values[0]
+            )
+            continue
+        positional.append(i)
+        i += 1
+
+    args: dict[str, Any] = {}
+    pos_set = set(positional)
+    cursor = 0
+    for param in spec_.params:
+        if cursor >= len(positional):
+            if param.required:
+                raise _usage_error("error.missing_argument", spec_, param=param.name)
+            args[param.name] = None
+            continue
+        tok = tokens[positional[cursor]]
+        if param.kind == "rest":
+            args[param.name] = _rest(tokens, pos_set, positional[cursor], text)
+            cursor = len(positional)
+        elif param.kind == "int":
+            args[param.name] = _int(tok.value, param.name, spec_)
+            cursor += 1
+        elif param.kind == "choice":
+            value = tok.value.lower()
+            if value not in param.choices:
+                raise _usage_error(
+                    "error.bad_choice", spec_, value=tok.value, choices=", ".join(param.choices)
+                )
+            args[param.name] = value
+            cursor += 1
+        else:
+            args[param.name] = tok.value
+            cursor += 1
+    if cursor < len(positional):
+        raise _usage_error("error.too_many_arguments", spec_, extra=tokens[positional[cursor]].value)
+    return Command(spec_, args, flags)
+
+
+def first_word(text: str) -> str:
+    stripped = text.strip()
+    return stripped.split(maxsplit=1)[0].lower() if stripped else ""

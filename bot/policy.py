@@ -1,0 +1,138 @@
+"""Who may see and do what: the one place that decides visibility and permissions.
+
+Every read path (lists, items, members, deliveries, buttons) filters through
+`visible_group_ids`; every write asks one of the `require_*` checks. A group a
+person may not see is reported as "not found", never as "forbidden", so that its
+existence does not leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cached_property
+
+from bot.errors import UserError
+from store.models import Group, Item, Membership, Person, Role, Visibility
+from store.uow import UnitOfWork
+
+
+def may_see(person: Person, group: Group, membership: Membership | None) -> bool:
+    """The visibility rule itself, for one person and one group."""
+    if not person.active:
+        return False
+    role = person.role_enum
+    if role is Role.ADMIN:
+        return True
+    if role.is_external:
+        return membership is not None and group.admits_externals
+    if group.visibility == Visibility.SECRET:
+        return membership is not None
+    return True
+
+
+def visible_ids(
+    person: Person, groups: Iterable[Group], memberships: Iterable[Membership]
+) -> frozenset[int]:
+    joined = {m.group_id: m for m in memberships}
+    return frozenset(g.id for g in groups if may_see(person, g, joined.get(g.id)))
+
+
+class Policy:
+    """The rules applied to one person within one unit of work."""
+
+    def __init__(self, uow: UnitOfWork, person: Person) -> None:
+        self.uow = uow
+        self.person = person
+
+    @property
+    def role(self) -> Role:
+        return self.person.role_enum
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+    @property
+    def is_external(self) -> bool:
+        return self.role.is_external
+
+    @cached_property
+    def _memberships(self) -> dict[int, Membership]:
+        return {m.group_id: m for m in self.uow.groups.memberships_of(self.person.id)}
+
+    def membership(self, group: Group) -> Membership | None:
+        return self._memberships.get(group.id)
+
+    def forget_memberships(self) -> None:
+        """After this person joined or left a group in the same unit of work."""
+        self.__dict__.pop("_memberships", None)
+
+    def visible_group_ids(self) -> frozenset[int]:
+        return visible_ids(self.person, self.uow.groups.all(), self._memberships.values())
+
+    def can_see(self, group: Group) -> bool:
+        return may_see(self.person, group, self.membership(group))
+
+    def group(self, slug: str) -> Group:
+        """The group named `slug`, if this person may see it."""
+        group = self.uow.groups.by_slug(slug.removeprefix("#"))
+        if group is None or not self.can_see(group):
+            raise UserError("error.group_not_found", group=slug)
+        return group
+
+    def item(self, item_id: int) -> tuple[Item, Group]:
+        item = self.uow.items.get(item_id)
+        group = self.uow.groups.get(item.group_id) if item is not None else None
+        if item is None or group is None or not self.can_see(group):
+            raise UserError("error.item_not_found", item=f"#{item_id}")
+        return item, group
+
+    def can_moderate(self, group: Group) -> bool:
+        m = self.membership(group)
+        return self.is_admin or (m is not None and m.moderator and not self.is_external)
+
+    def can_post(self, group: Group) -> bool:
+        return self.can_see(group) and self.membership(group) is not None
+
+    def postable_groups(self) -> list[Group]:
+        return [g for g in self.uow.groups.by_ids(self._memberships) if self.can_post(g)]
+
+    # --- requirements: raise a UserError when not allowed ---------------------------
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise UserError("error.admins_only")
+
+    def require_internal(self) -> None:
+        if self.is_external:
+            raise UserError("error.not_for_externals")
+
+    def require_moderator(self, group: Group) -> None:
+        if not self.can_moderate(group):
+            raise UserError("error.moderators_only", group=group.name)
+
+    def require_post(self, group: Group) -> None:
+        if not self.can_post(group):
+            raise UserError("error.join_first", group=group.name, slug=group.slug)
+
+    def may_join(self, group: Group) -> bool:
+        return not self.is_external and self.can_see(group) and (
+            group.visibility == Visibility.OPEN or self.is_admin
+        )
+
+    def may_invite(self, group: Group, role: Role) -> bool:
+        """Externals invite nobody; invites to externals need a group that admits them."""
+        if self.is_external or not self.can_see(group):
+            return False
+        if role.is_external and not group.admits_externals:
+            return False
+        if self.is_admin or self.can_moderate(group):
+            return True
+        return (
+            not role.is_external
+            and group.visibility == Visibility.OPEN
+            and self.membership(group) is not None
+        )
+
+    def may_manage_invite(self, created_by: int | None) -> bool:
+        return self.is_admin or created_by == self.person.id

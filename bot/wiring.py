@@ -1,0 +1,184 @@
+"""Assembles the program: settings, database, core, adapters, HTTP, jobs.
+
+This is the one module of bot/ that may import adapters and jobs; it does so lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+import uvicorn
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.core import Core, CoreSettings
+from bot.errors import ConfigError
+from bot.http import create_app
+from bot.runtime import Hub
+from store.db import Database
+
+if TYPE_CHECKING:
+    from adapters.console import ConsoleAdapter
+    from jobs.delivery import DeliveryWorker
+
+log = logging.getLogger("pinwall")
+
+COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pinwall").setLevel(logging.INFO)
+
+
+def open_database(settings: Settings, *, upgrade: bool = True) -> Database:
+    try:
+        db = Database(settings.database_url)
+        if upgrade:
+            db.upgrade()
+    except Exception as exc:
+        raise ConfigError(f"PINWALL_DATABASE_URL: cannot open the database ({exc})") from exc
+    return db
+
+
+def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> Core:
+    admins = set(settings.admin_accounts())
+    admins.add(("console", "admin"))  # the console's starting person
+    return Core(
+        db,
+        clock or SystemClock(),
+        CoreSettings(
+            default_language=settings.default_language,
+            default_timezone=settings.default_timezone,
+            admins=frozenset(admins),
+            command_prefixes=COMMAND_PREFIXES,
+            public_url=settings.public_url,
+        ),
+    )
+
+
+@dataclass
+class Program:
+    settings: Settings
+    db: Database
+    core: Core
+    hub: Hub
+    worker: DeliveryWorker
+    console: ConsoleAdapter | None
+
+
+def build(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> Program:
+    from jobs.delivery import DeliveryPolicy, DeliveryWorker
+
+    for name in settings.messengers:
+        # The messenger adapters arrive with their own issues; until then a configured
+        # one must not be silently ignored.
+        raise ConfigError(
+            f"PINWALL_{name.upper()}_*: the {name} adapter is not part of this Pinwall build yet"
+        )
+    db = open_database(settings)
+    core = build_core(settings, db)
+    hub = Hub(core)
+    console = None
+    if settings.console_enabled:
+        from adapters.console import ConsoleAdapter
+
+        console = ConsoleAdapter(
+            hub,
+            stdin=stdin,
+            stdout=stdout,
+            history=settings.data_dir / "console_history",
+            language=settings.default_language,
+        )
+        hub.register(console)
+    worker = DeliveryWorker(hub, DeliveryPolicy(max_attempts=settings.outbox_max_attempts))
+    return Program(settings, db, core, hub, worker, console)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # Pinwall handles SIGTERM/SIGINT itself, to drain and stop in order.
+        yield
+
+
+def _bind(settings: Settings) -> socket.socket:
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.http_host, settings.http_port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"PINWALL_HTTP_PORT: cannot listen on {settings.http_host}:{settings.http_port} "
+            f"({exc.strerror})"
+        ) from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(program: Program) -> int:
+    settings, hub, worker = program.settings, program.hub, program.worker
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    interactive = program.console is not None and program.console.interactive
+    signals = [signal.SIGTERM] + ([] if interactive else [signal.SIGINT])
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+
+    sock = _bind(settings)
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        create_app(hub), log_level="warning", access_log=False, lifespan="off"
+    )
+    server = _Server(config)
+    server_task = asyncio.create_task(server.serve(sockets=[sock]))
+    log.info("HTTP endpoints on http://%s:%s (healthz, metrics)", host, port)
+
+    for adapter in hub.adapters.values():
+        await adapter.start()
+    recovered = await hub.apply_recorded()
+    if recovered:
+        log.info("applied %d events recorded before a restart", recovered)
+    worker_task = asyncio.create_task(worker.run(stop))
+
+    try:
+        if program.console is not None:
+            console_task = asyncio.create_task(program.console.run(drain=worker.drain))
+            stop_task = asyncio.create_task(stop.wait())
+            await asyncio.wait({console_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            if console_task.done():
+                console_task.result()
+                await worker.drain(wait_up_to=10.0)  # end of input: deliver what is left
+            else:
+                await program.console.stop()
+                await console_task
+        else:
+            await stop.wait()
+    finally:
+        stop.set()
+        await worker_task  # finishes the pass in flight
+        for adapter in hub.adapters.values():
+            await adapter.stop()
+        server.should_exit = True
+        await server_task
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        hub.close()
+        program.db.dispose()
+    return 0
