@@ -31,9 +31,9 @@ from bot.events import (
     CommandInvoked,
     Conversation,
     Event,
-    Meta,
     MessageReceived,
     MessageRefIn,
+    Meta,
     ReactionAdded,
 )
 from bot.i18n import Translator

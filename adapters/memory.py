@@ -14,9 +14,9 @@ from bot.events import (
     CommandInvoked,
     Conversation,
     Event,
-    Meta,
     MessageReceived,
     MessageRefIn,
+    Meta,
     ReactionAdded,
     Trust,
 )
@@ -62,19 +62,33 @@ class MemoryAdapter:
 
     # --- building events ------------------------------------------------------------
 
-    def meta(self, who: str, now: datetime, *, room: str | None = None,
-             language: str | None = None) -> Meta:
+    def meta(
+        self, who: str, now: datetime, *, room: str | None = None, language: str | None = None
+    ) -> Meta:
         return Meta(
             platform=self.platform,
             event_id=uuid.uuid4().hex,
-            actor=Actor(platform=self.platform, external_id=who, username=who,
-                        display_name=who, language=language, trust=self.trust),
+            actor=Actor(
+                platform=self.platform,
+                external_id=who,
+                username=who,
+                display_name=who,
+                language=language,
+                trust=self.trust,
+            ),
             conversation=Conversation(external_id=room or who, direct=room is None, name=room),
             time=now,
         )
 
-    def event(self, who: str, text: str, now: datetime, *, room: str | None = None,
-              language: str | None = None) -> Event:
+    def event(
+        self,
+        who: str,
+        text: str,
+        now: datetime,
+        *,
+        room: str | None = None,
+        language: str | None = None,
+    ) -> Event:
         """`/cmd args` becomes a command, anything else a plain message."""
         meta = self.meta(who, now, room=room, language=language)
         if text.startswith("/"):
@@ -85,14 +99,18 @@ class MemoryAdapter:
     def press(self, who: str, sent: Sent, index: int, now: datetime) -> Event:
         button = sent.message.buttons[index]
         return ButtonPressed(
-            meta=self.meta(who, now), action=button.action, value=button.value,
+            meta=self.meta(who, now),
+            action=button.action,
+            value=button.value,
             message=MessageRefIn(conversation=sent.target.address, message_id=sent.message_id),
         )
 
-    def react(self, who: str, sent: Sent, emoji: str, now: datetime,
-              room: str | None = None) -> Event:
+    def react(
+        self, who: str, sent: Sent, emoji: str, now: datetime, room: str | None = None
+    ) -> Event:
         return ReactionAdded(
-            meta=self.meta(who, now, room=room), emoji=emoji,
+            meta=self.meta(who, now, room=room),
+            emoji=emoji,
             message=MessageRefIn(conversation=sent.target.address, message_id=sent.message_id),
         )
 

@@ -37,7 +37,9 @@ def valid_invite(uow: UnitOfWork, code: str, now: datetime) -> Invite:
     return invite
 
 
-def resolve(core: Core, uow: UnitOfWork, event: Event, now: datetime) -> tuple[Person, Account] | None:
+def resolve(
+    core: Core, uow: UnitOfWork, event: Event, now: datetime
+) -> tuple[Person, Account] | None:
     """The person behind the event, created on first contact where the rules allow.
 
     Returns None when the actor may not use Pinwall; they have been answered then.
@@ -56,7 +58,8 @@ def resolve(core: Core, uow: UnitOfWork, event: Event, now: datetime) -> tuple[P
     words = arguments.split()
     code = words[0] if words else ""
     if name == "link" and code:
-        return _link_new_account(core, uow, actor, code, now)
+        _link_new_account(core, uow, actor, code, now)
+        return None
 
     role: Role | None = None
     if name in ("start", "redeem") and code:
@@ -95,15 +98,16 @@ def _create(uow: UnitOfWork, actor: Actor, role: Role, now: datetime) -> tuple[P
         now=now,
     )
     uow.audit.add(
-        at=now, actor_id=person.id, action="person.created", subject=person.handle,
+        at=now,
+        actor_id=person.id,
+        action="person.created",
+        subject=person.handle,
         details={"role": role.value, "platform": actor.platform},
     )
     return person, account
 
 
-def _link_new_account(
-    core: Core, uow: UnitOfWork, actor: Actor, code: str, now: datetime
-) -> None:
+def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now: datetime) -> None:
     link = uow.links.take(code, now)
     person = uow.people.get(link.person_id) if link else None
     if person is None:
@@ -116,8 +120,13 @@ def _link_new_account(
         display_name=actor.display_name,
         now=now,
     )
-    uow.audit.add(at=now, actor_id=person.id, action="account.linked", subject=person.handle,
-                  details={"platform": actor.platform})
+    uow.audit.add(
+        at=now,
+        actor_id=person.id,
+        action="account.linked",
+        subject=person.handle,
+        details={"platform": actor.platform},
+    )
     t = core.translator(person)
     from bot.message import Target
 

@@ -22,7 +22,9 @@ LATER = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pinwall", description="Pinwall: the internal network in your messengers.")
+    p = argparse.ArgumentParser(
+        prog="pinwall", description="Pinwall: the internal network in your messengers."
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="start the configured adapters, HTTP endpoints and jobs")
     sub.add_parser("config", help="print the effective settings, secrets redacted")
@@ -122,7 +124,9 @@ def _outbox(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         counts = uow.outbox.counts()
         statuses = getattr(args, "status", None) or [
-            OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD
+            OutboxStatus.PENDING,
+            OutboxStatus.SENDING,
+            OutboxStatus.DEAD,
         ]
         rows = uow.outbox.listing(statuses, getattr(args, "limit", 50))
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "empty"
@@ -142,12 +146,18 @@ def _doctor(settings: Settings) -> int:
     from bot.wiring import open_database
 
     problems = 0
-    print(f"settings: ok (console {settings.console}, messengers: "
-          f"{', '.join(settings.messengers) or 'none'})")
+    print(
+        f"settings: ok (console {settings.console}, messengers: "
+        f"{', '.join(settings.messengers) or 'none'})"
+    )
     db = open_database(settings, upgrade=False)
     if db.ping():
         current, head = db.current_revision(), db.head_revision()
-        state = "current" if current == head else f"at {current}, newest is {head}: run pinwall db upgrade"
+        state = (
+            "current"
+            if current == head
+            else f"at {current}, newest is {head}: run pinwall db upgrade"
+        )
         print(f"database: reachable ({db.backend}), schema {state}")
         problems += current != head
     else:

@@ -194,11 +194,15 @@ class Core:
             )
         )
 
-    def send_to_person(self, uow: UnitOfWork, person: Person, message: Message, now: datetime) -> bool:
+    def send_to_person(
+        self, uow: UnitOfWork, person: Person, message: Message, now: datetime
+    ) -> bool:
         account = uow.people.preferred_accounts([person.id]).get(person.id)
         if account is None or not person.active:
             return False
-        self.enqueue(uow, Target(account.platform, "dm", account.external_id), message, person.id, now)
+        self.enqueue(
+            uow, Target(account.platform, "dm", account.external_id), message, person.id, now
+        )
         return True
 
     # --- inbound -------------------------------------------------------------------
@@ -256,12 +260,18 @@ class Core:
             )
         # The rollback took the inbox row with it when it was written in the same
         # transaction; write it again, now only with the answer.
-        row = uow.inbox.get(meta.platform, meta.event_id) or uow.inbox.record(
-            meta.platform, meta.event_id, dump_event(event), now
-        ) or row
+        row = (
+            uow.inbox.get(meta.platform, meta.event_id)
+            or uow.inbox.record(meta.platform, meta.event_id, dump_event(event), now)
+            or row
+        )
         person = self._known_person(uow, meta.actor)
-        t = self.translator(person) if person else Translator(
-            normalize_language(meta.actor.language) or self.settings.default_language
+        t = (
+            self.translator(person)
+            if person
+            else Translator(
+                normalize_language(meta.actor.language) or self.settings.default_language
+            )
         )
         if failure is not None:
             text = self.error_text(failure, t, meta.platform)

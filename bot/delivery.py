@@ -70,8 +70,13 @@ def item_message(
 ) -> Message:
     by = author.handle if author else PLATFORM_NAMES.get(item.source_platform or "", "Pinwall")
     if item.source_platform and item.source_platform != target_platform and author:
-        by = str(t("item.via", author=author.handle,
-                   platform=PLATFORM_NAMES.get(item.source_platform, item.source_platform)))
+        by = str(
+            t(
+                "item.via",
+                author=author.handle,
+                platform=PLATFORM_NAMES.get(item.source_platform, item.source_platform),
+            )
+        )
     title = t("item.title", author=Markup(by), group=group.name)
     lines: list[str] = []
     text = item.text.strip()

@@ -133,49 +133,47 @@ def spec(usage: str, *, hidden: bool = False) -> Spec:
 
 
 # The whole grammar of DESIGN.md, in the order help shows it.
-SPECS: tuple[Spec, ...] = tuple(
-    spec(u)
-    for u in (
-        "help [command...]",
-        "groups",
-        "group create <slug> [name...] [--closed|--secret] [--externals]",
-        "join <group>",
-        "leave <group>",
-        "members <group>",
-        "add <person> <group>",
-        "remove <person> <group>",
-        "share <group> <content...>",
-        "items <group> [n:int]",
-        "comment <item> <text...>",
-        "notify <group> {mode:instant|daily|weekly|mute}",
-        "feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]",
-        "feed list [group]",
-        "feed remove <feed>",
-        "digest now",
-        "digest daily <time>",
-        "digest weekly <day> <time>",
-        "digest off",
-        "outlets",
-        "propose <outlet> <text...> [--item <item>] [--at <time>]",
-        "pending",
-        "approve <proposal> [comment...]",
-        "reject <proposal> <reason...>",
-        "revise <proposal> <text...>",
-        "withdraw <proposal>",
-        "search <words...>",
-        "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <d:int>]",
-        "invites",
-        "revoke <code>",
-        "redeem <code>",
-        "link [code]",
-        "whoami",
-        "settings language {language:en|de}",
-        "settings timezone <zone>",
-        "role <person> {role:member|gatekeeper|admin}",
-        "bridge <group>",
-        "audit [n:int]",
-    )
-) + (spec("start [code]", hidden=True),)
+_USAGES = (
+    "help [command...]",
+    "groups",
+    "group create <slug> [name...] [--closed|--secret] [--externals]",
+    "join <group>",
+    "leave <group>",
+    "members <group>",
+    "add <person> <group>",
+    "remove <person> <group>",
+    "share <group> <content...>",
+    "items <group> [n:int]",
+    "comment <item> <text...>",
+    "notify <group> {mode:instant|daily|weekly|mute}",
+    "feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]",
+    "feed list [group]",
+    "feed remove <feed>",
+    "digest now",
+    "digest daily <time>",
+    "digest weekly <day> <time>",
+    "digest off",
+    "outlets",
+    "propose <outlet> <text...> [--item <item>] [--at <time>]",
+    "pending",
+    "approve <proposal> [comment...]",
+    "reject <proposal> <reason...>",
+    "revise <proposal> <text...>",
+    "withdraw <proposal>",
+    "search <words...>",
+    "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <d:int>]",
+    "invites",
+    "revoke <code>",
+    "redeem <code>",
+    "link [code]",
+    "whoami",
+    "settings language {language:en|de}",
+    "settings timezone <zone>",
+    "role <person> {role:member|gatekeeper|admin}",
+    "bridge <group>",
+    "audit [n:int]",
+)
+SPECS: tuple[Spec, ...] = (*(spec(u) for u in _USAGES), spec("start [code]", hidden=True))
 
 COMMAND_NAMES = frozenset(s.name for s in SPECS)
 _BY_NAME: dict[str, list[Spec]] = {}
@@ -261,7 +259,11 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
             values: list[str] = []
             while i < len(tokens):
                 nxt = tokens[i]
-                if not nxt.quoted and nxt.value[2:].lower() in spec_.flags and nxt.value[:2] == "--":
+                if (
+                    not nxt.quoted
+                    and nxt.value[2:].lower() in spec_.flags
+                    and nxt.value[:2] == "--"
+                ):
                     break
                 values.append(nxt.value)
                 i += 1
@@ -269,11 +271,10 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
                     break
             if not values:
                 raise _usage_error("error.option_needs_value", spec_, option=tok.value)
-            flags[flag.name] = (
-                _int(values[0], flag.value_name, spec_)
-                if flag.value == "int"
-                else values if flag.value == "words" else values[0]
-            )
+            if flag.value == "int":
+                flags[flag.name] = _int(values[0], flag.value_name, spec_)
+            else:
+                flags[flag.name] = values if flag.value == "words" else values[0]
             continue
         positional.append(i)
         i += 1
@@ -306,7 +307,9 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
             args[param.name] = tok.value
             cursor += 1
     if cursor < len(positional):
-        raise _usage_error("error.too_many_arguments", spec_, extra=tokens[positional[cursor]].value)
+        raise _usage_error(
+            "error.too_many_arguments", spec_, extra=tokens[positional[cursor]].value
+        )
     return Command(spec_, args, flags)
 
 

@@ -9,23 +9,32 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
-            "pinwall_deliveries", "Sends by platform and outcome",
-            ["platform", "outcome"], registry=self.registry,
+            "pinwall_deliveries",
+            "Sends by platform and outcome",
+            ["platform", "outcome"],
+            registry=self.registry,
         )
         self.retries = Counter(
-            "pinwall_delivery_retries", "Sends scheduled again", ["platform"],
+            "pinwall_delivery_retries",
+            "Sends scheduled again",
+            ["platform"],
             registry=self.registry,
         )
         self.events = Counter(
-            "pinwall_inbound_events", "Inbound events by platform and result",
-            ["platform", "result"], registry=self.registry,
+            "pinwall_inbound_events",
+            "Inbound events by platform and result",
+            ["platform", "result"],
+            registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "pinwall_outbox_messages", "Outbox messages by status", ["status"],
+            "pinwall_outbox_messages",
+            "Outbox messages by status",
+            ["status"],
             registry=self.registry,
         )
         self.oldest_pending = Gauge(
-            "pinwall_outbox_oldest_pending_seconds", "Age of the oldest pending message",
+            "pinwall_outbox_oldest_pending_seconds",
+            "Age of the oldest pending message",
             registry=self.registry,
         )
 

@@ -116,8 +116,10 @@ class Policy:
             raise UserError("error.join_first", group=group.name, slug=group.slug)
 
     def may_join(self, group: Group) -> bool:
-        return not self.is_external and self.can_see(group) and (
-            group.visibility == Visibility.OPEN or self.is_admin
+        return (
+            not self.is_external
+            and self.can_see(group)
+            and (group.visibility == Visibility.OPEN or self.is_admin)
         )
 
     def may_invite(self, group: Group, role: Role) -> bool:

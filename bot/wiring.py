@@ -79,7 +79,9 @@ class Program:
     console: ConsoleAdapter | None
 
 
-def build(settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> Program:
+def build(
+    settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> Program:
     from jobs.delivery import DeliveryPolicy, DeliveryWorker
 
     for name in settings.messengers:
@@ -142,9 +144,7 @@ async def serve(program: Program) -> int:
 
     sock = _bind(settings)
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(
-        create_app(hub), log_level="warning", access_log=False, lifespan="off"
-    )
+    config = uvicorn.Config(create_app(hub), log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
     log.info("HTTP endpoints on http://%s:%s (healthz, metrics)", host, port)

@@ -27,8 +27,9 @@ class DeliveryPolicy:
 
     def backoff(self, attempts: int) -> float:
         """Exponential, with full jitter between half and the whole step."""
-        step = min(self.max_backoff, self.base_backoff * 2 ** max(0, attempts - 1))
-        return step * random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not a secret)
+        step = min(self.max_backoff, self.base_backoff * 2.0 ** max(0, attempts - 1))
+        jitter: float = random.uniform(0.5, 1.0)  # noqa: S311  (jitter, not a secret)
+        return step * jitter
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class DeliveryWorker:
         self.hub = hub
         self.policy = policy or DeliveryPolicy()
         self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     # --- store side (runs on the hub's DB thread) ----------------------------------
 
@@ -59,7 +62,9 @@ class DeliveryWorker:
                 if message is None:
                     row.status = OutboxStatus.SKIPPED
                     continue
-                target = Target(row.platform, "dm" if row.target_kind == "dm" else "room", row.target)
+                target = Target(
+                    row.platform, "dm" if row.target_kind == "dm" else "room", row.target
+                )
                 out.append(Claimed(row.id, target, message, row.item_id))
             uow.commit()
         return out
@@ -140,6 +145,7 @@ class DeliveryWorker:
         if not platforms:
             return 0
         self._inflight += 1
+        self._idle.clear()
         try:
             batch = await self.hub.call(self._claim, platforms)
             for claimed in batch:
@@ -147,6 +153,8 @@ class DeliveryWorker:
             return len(batch)
         finally:
             self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
 
     async def drain(self, wait_up_to: float = 0.0) -> None:
         """Sends everything that is due; with wait_up_to, also what falls due by then."""
@@ -154,8 +162,7 @@ class DeliveryWorker:
         while True:
             if await self.pass_once():
                 continue
-            while self._inflight:
-                await asyncio.sleep(0.005)
+            await self._idle.wait()  # a pass of the background loop may still be sending
             due = await self.hub.call(self._next_due)
             now = self.hub.clock.now()
             if due is None or due > deadline:

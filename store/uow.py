@@ -157,9 +157,12 @@ class PersonRepository(_Repo):
         return chosen
 
     def count_role(self, role: Role) -> int:
-        return self.s.scalar(
-            select(func.count()).select_from(Person).where(Person.role == role, Person.active)
-        ) or 0
+        return (
+            self.s.scalar(
+                select(func.count()).select_from(Person).where(Person.role == role, Person.active)
+            )
+            or 0
+        )
 
     def all(self) -> Sequence[Person]:
         return self.s.scalars(select(Person).order_by(Person.handle)).all()
@@ -261,7 +264,7 @@ class GroupRepository(_Repo):
             .where(Membership.group_id.in_(ids), Person.active)
             .group_by(Membership.group_id)
         ).all()
-        return {gid: n for gid, n in rows}
+        return dict(rows)
 
     def add_member(
         self, person_id: int, group_id: int, *, now: datetime, moderator: bool = False
@@ -313,9 +316,7 @@ class RoomRepository(_Repo):
         return room
 
     def bridged(self, group_id: int) -> Sequence[Room]:
-        return self.s.scalars(
-            select(Room).where(Room.group_id == group_id).order_by(Room.id)
-        ).all()
+        return self.s.scalars(select(Room).where(Room.group_id == group_id).order_by(Room.id)).all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,7 +471,9 @@ class ConversationStateRepository(_Repo):
     """Drafts waiting for a group, and prompts waiting for an answer."""
 
     def add_draft(self, person_id: int, text: str, source_platform: str, now: datetime) -> Draft:
-        draft = Draft(person_id=person_id, text=text, source_platform=source_platform, created_at=now)
+        draft = Draft(
+            person_id=person_id, text=text, source_platform=source_platform, created_at=now
+        )
         self.s.add(draft)
         self.s.flush()
         return draft
@@ -603,7 +606,7 @@ class OutboxRepository(_Repo):
         rows = self.s.execute(
             select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
         ).all()
-        return {status: n for status, n in rows}
+        return dict(rows)
 
     def listing(self, statuses: Sequence[str], limit: int) -> Sequence[OutboxMessage]:
         return self.s.scalars(
@@ -618,7 +621,9 @@ class OutboxRepository(_Repo):
         if ids:
             q = q.where(OutboxMessage.id.in_(list(ids)))
         result = self.s.execute(
-            q.values(status=OutboxStatus.PENDING, next_attempt_at=now, attempts=0, claimed_until=None)
+            q.values(
+                status=OutboxStatus.PENDING, next_attempt_at=now, attempts=0, claimed_until=None
+            )
         )
         return int(getattr(result, "rowcount", 0))
 
@@ -672,7 +677,9 @@ class AuditRepository(_Repo):
         details: dict[str, Any] | None = None,
     ) -> None:
         self.s.add(
-            AuditEntry(at=at, actor_id=actor_id, action=action, subject=subject, details=details or {})
+            AuditEntry(
+                at=at, actor_id=actor_id, action=action, subject=subject, details=details or {}
+            )
         )
 
     def newest(self, limit: int) -> Sequence[AuditEntry]:

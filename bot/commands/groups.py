@@ -1,4 +1,5 @@
-"""Groups and memberships: groups, group create, join, leave, members, add, remove, notify, bridge."""
+"""Groups and memberships: groups, group create, join, leave, members, add, remove,
+notify, bridge."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def on_groups(ctx: Ctx, cmd: Command) -> None:
         ctx.reply("groups.none" if not ctx.policy.is_external else "groups.none_external")
         return
     counts = ctx.uow.groups.member_counts(g.id for g in visible)
-    lines = [ctx.t("groups.header", count=len(visible))]
+    lines: list[str] = [ctx.t("groups.header", count=len(visible))]
     for g in visible:
         m = ctx.policy.membership(g)
         mark = ""
@@ -57,8 +58,10 @@ def on_group_create(ctx: Ctx, cmd: Command) -> None:
         raise UserError("error.slug_taken", slug=slug)
     name = (cmd.arg("name") or slug).strip()[:200]
     visibility = (
-        Visibility.SECRET if cmd.flags.get("secret")
-        else Visibility.CLOSED if cmd.flags.get("closed")
+        Visibility.SECRET
+        if cmd.flags.get("secret")
+        else Visibility.CLOSED
+        if cmd.flags.get("closed")
         else Visibility.OPEN
     )
     group = ctx.uow.groups.create(
@@ -70,8 +73,7 @@ def on_group_create(ctx: Ctx, cmd: Command) -> None:
         now=ctx.now,
     )
     ctx.uow.groups.add_member(ctx.person.id, group.id, now=ctx.now, moderator=True)
-    ctx.audit("group.created", slug, visibility=visibility.value,
-              externals=group.admits_externals)
+    ctx.audit("group.created", slug, visibility=visibility.value, externals=group.admits_externals)
     ctx.reply("group.created", slug=slug, name=name, kind=_visibility_label(ctx, group))
 
 
@@ -84,8 +86,11 @@ def on_join(ctx: Ctx, cmd: Command) -> None:
         if ctx.policy.is_external:
             raise UserError("error.group_not_found", group=cmd.arg("group"))
         moderators = [p.handle for p, m in ctx.uow.groups.members(group.id) if m.moderator]
-        raise UserError("error.group_closed", group=group.name,
-                        moderators=", ".join("@" + h for h in moderators) or "-")
+        raise UserError(
+            "error.group_closed",
+            group=group.name,
+            moderators=", ".join("@" + h for h in moderators) or "-",
+        )
     ctx.uow.groups.add_member(ctx.person.id, group.id, now=ctx.now)
     ctx.reply("join.done", group=group.name)
 
@@ -112,8 +117,7 @@ def on_members(ctx: Ctx, cmd: Command) -> None:
         if person.role_enum.is_external:
             entry += " " + ctx.t(f"role.tag.{person.role}")
         names.append(entry)
-    ctx.reply("members.list", group=group.name, count=len(members),
-              names=", ".join(names) or "-")
+    ctx.reply("members.list", group=group.name, count=len(members), names=", ".join(names) or "-")
 
 
 @command("add")

@@ -10,10 +10,23 @@ from bot.markup import Markup, bold, esc
 from store.models import Role
 
 # Who a command is for; a command not named here is for everyone who got in.
-_INTERNAL = frozenset({
-    "group create", "add", "remove", "feed add", "feed remove", "outlets", "propose",
-    "revise", "withdraw", "invite", "invites", "revoke", "bridge",
-})
+_INTERNAL = frozenset(
+    {
+        "group create",
+        "add",
+        "remove",
+        "feed add",
+        "feed remove",
+        "outlets",
+        "propose",
+        "revise",
+        "withdraw",
+        "invite",
+        "invites",
+        "revoke",
+        "bridge",
+    }
+)
 _GATEKEEPERS = frozenset({"pending", "approve", "reject"})
 _ADMINS = frozenset({"role", "audit"})
 
@@ -41,17 +54,16 @@ def on_help(ctx: Ctx, cmd: Command) -> None:
         specs = [s for s in grammar.specs_named(name) if not s.hidden]
         if not specs:
             raise UserError("error.unknown_command", command=name, suggestion="")
-        lines = [bold(name)]
+        found: list[str] = [bold(name)]
         for s in specs:
-            lines.append(ctx.usage(s.key))
-            lines.append(Markup("  ") + ctx.t(f"help.{s.key}"))
-        ctx.reply_markup(Markup("\n".join(lines)))
+            found.append(ctx.usage(s.key))
+            found.append(Markup("  ") + ctx.t(f"help.{s.key}"))
+        ctx.reply_markup(Markup("\n".join(found)))
         return
-    lines = [ctx.t("help.header")]
+    lines: list[str] = [ctx.t("help.header")]
     for s in grammar.SPECS:
         if for_role(s, role):
             usage = prefix + localize_usage(s.usage_line, ctx.t)
             lines.append(Markup(f"- {esc(usage)} — {ctx.t(f'help.{s.key}')}"))
     lines.append(ctx.t("help.footer", prefix=prefix))
     ctx.reply_markup(Markup("\n".join(lines)))
-

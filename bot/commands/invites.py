@@ -41,8 +41,14 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
         expires_at=ctx.now + timedelta(days=days),
         now=ctx.now,
     )
-    ctx.audit("invite.created", invite.code, role=role.value, groups=[g.slug for g in groups],
-              uses=uses, days=days)
+    ctx.audit(
+        "invite.created",
+        invite.code,
+        role=role.value,
+        groups=[g.slug for g in groups],
+        uses=uses,
+        days=days,
+    )
     text = ctx.t(
         "invite.created",
         role=ctx.t(f"role.name.{role}"),
@@ -111,8 +117,7 @@ def redeem(ctx: Ctx, code: str) -> None:
             ctx.uow.groups.add_member(ctx.person.id, group.id, now=ctx.now)
         joined.append(group)
     ctx.policy.forget_memberships()
-    ctx.audit("invite.redeemed", invite.code, role=ctx.person.role,
-              groups=[g.slug for g in joined])
+    ctx.audit("invite.redeemed", invite.code, role=ctx.person.role, groups=[g.slug for g in joined])
     ctx.reply(
         "redeem.done",
         handle=ctx.person.handle,
@@ -132,5 +137,8 @@ def on_start(ctx: Ctx, cmd: Command) -> None:
     if code:
         redeem(ctx, str(code))
     else:
-        ctx.reply("start.known", handle=ctx.person.handle,
-                  prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"))
+        ctx.reply(
+            "start.known",
+            handle=ctx.person.handle,
+            prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+        )

@@ -65,7 +65,9 @@ def on_role(ctx: Ctx, cmd: Command) -> None:
     person = find_person(ctx.uow, cmd.arg("person"))
     role = Role(cmd.arg("role"))
     if person.role == role:
-        raise UserError("error.role_unchanged", handle=person.handle, role=ctx.t(f"role.name.{role}"))
+        raise UserError(
+            "error.role_unchanged", handle=person.handle, role=ctx.t(f"role.name.{role}")
+        )
     if person.role == Role.ADMIN and ctx.uow.people.count_role(Role.ADMIN) <= 1:
         raise UserError("error.last_admin")
     before = person.role
@@ -84,8 +86,8 @@ def on_link(ctx: Ctx, cmd: Command) -> None:
         link = ctx.uow.links.create(ctx.person.id, ctx.now + timedelta(minutes=LINK_CODE_MINUTES))
         ctx.reply("link.code", code=link.code, minutes=LINK_CODE_MINUTES)
         return
-    link = ctx.uow.links.take(code, ctx.now)
-    target = ctx.uow.people.get(link.person_id) if link else None
+    taken = ctx.uow.links.take(code, ctx.now)
+    target = ctx.uow.people.get(taken.person_id) if taken else None
     if target is None:
         raise UserError("error.link_code_invalid")
     if target.id == ctx.person.id:
@@ -93,10 +95,17 @@ def on_link(ctx: Ctx, cmd: Command) -> None:
     source = ctx.person
     # The person who made the code keeps their handle; this account joins them.
     ctx.uow.people.merge(source, target)
-    ctx.uow.audit.add(at=ctx.now, actor_id=target.id, action="account.linked",
-                      subject=target.handle, details={"platform": ctx.platform,
-                                                      "merged_person": source.id})
+    ctx.uow.audit.add(
+        at=ctx.now,
+        actor_id=target.id,
+        action="account.linked",
+        subject=target.handle,
+        details={"platform": ctx.platform, "merged_person": source.id},
+    )
     ctx.person = target
     ctx.t = ctx.core.translator(target)
-    ctx.reply("link.done", handle=target.handle,
-              platform=Markup(PLATFORM_NAMES.get(ctx.platform, ctx.platform)))
+    ctx.reply(
+        "link.done",
+        handle=target.handle,
+        platform=Markup(PLATFORM_NAMES.get(ctx.platform, ctx.platform)),
+    )

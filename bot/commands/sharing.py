@@ -1,4 +1,5 @@
-"""Posts: share, items, comment; plain messages (the share flow, bridged rooms), buttons, reactions."""
+"""Posts: share, items, comment; plain messages (the share flow, bridged rooms),
+buttons and reactions."""
 
 from __future__ import annotations
 
@@ -31,9 +32,7 @@ def split_content(content: str) -> tuple[str | None, str]:
     return url, re.sub(r"[ \t]{2,}", " ", text)
 
 
-def post(
-    ctx: Ctx, group: Group, content: str, *, room: Room | None = None
-) -> Item:
+def post(ctx: Ctx, group: Group, content: str, *, room: Room | None = None) -> Item:
     """Creates a post of the group and queues it for everyone it reaches."""
     if len(content) > MAX_TEXT:
         raise UserError("error.text_too_long", max=MAX_TEXT)
@@ -60,8 +59,12 @@ def on_share(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     ctx.policy.require_post(group)
     room = ctx.room()
-    item = post(ctx, group, str(cmd.arg("content")),
-                room=room if room and room.group_id == group.id else None)
+    item = post(
+        ctx,
+        group,
+        str(cmd.arg("content")),
+        room=room if room and room.group_id == group.id else None,
+    )
     ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
 
 
@@ -74,9 +77,13 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         ctx.reply("items.none", group=group.name)
         return
     stats = ctx.uow.items.stats(i.id for i in items)
-    authors = {p.id: p for p in (ctx.uow.people.get(a) for a in {i.author_id for i in items if i.author_id}) if p}
+    authors = {
+        p.id: p
+        for p in (ctx.uow.people.get(a) for a in {i.author_id for i in items if i.author_id})
+        if p
+    }
     tz = ctx.core.timezone_of(ctx.person)
-    lines = [ctx.t("items.header", group=group.name, count=len(items))]
+    lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
         author = authors.get(item.author_id or 0)
         summary = item.text.strip().split("\n")[0][:120]
@@ -93,7 +100,9 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
             lines.append(Markup("  ") + link(item.url, item.title or item.url))
         s = stats[item.id]
         if s.comments or s.reactions:
-            lines.append(Markup("  ") + ctx.t("items.stats", comments=s.comments, reactions=s.reactions))
+            lines.append(
+                Markup("  ") + ctx.t("items.stats", comments=s.comments, reactions=s.reactions)
+            )
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
@@ -104,14 +113,25 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
     if len(text) > MAX_TEXT:
         raise UserError("error.text_too_long", max=MAX_TEXT)
     ctx.uow.items.add_comment(
-        Comment(item_id=item.id, author_id=ctx.person.id, text=text,
-                source_platform=ctx.platform, created_at=ctx.now)
+        Comment(
+            item_id=item.id,
+            author_id=ctx.person.id,
+            text=text,
+            source_platform=ctx.platform,
+            created_at=ctx.now,
+        )
     )
     ctx.reply("comment.done", item=show_id(item.id, "item"))
     author = ctx.uow.people.get(item.author_id) if item.author_id else None
     if author is not None and author.id != ctx.person.id and author.active:
-        ctx.tell(author, "comment.told", handle=ctx.person.handle,
-                 item=show_id(item.id, "item"), group=group.name, text=text[:500])
+        ctx.tell(
+            author,
+            "comment.told",
+            handle=ctx.person.handle,
+            item=show_id(item.id, "item"),
+            group=group.name,
+            text=text[:500],
+        )
 
 
 @command("comment")
@@ -145,7 +165,9 @@ def _start_share_flow(ctx: Ctx, text: str) -> None:
         return
     groups = ctx.policy.postable_groups()
     if not groups:
-        ctx.reply("share.no_groups", prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"))
+        ctx.reply(
+            "share.no_groups", prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+        )
         return
     draft = ctx.uow.state.add_draft(ctx.person.id, text[:MAX_TEXT], ctx.platform, ctx.now)
     buttons = tuple(
@@ -162,8 +184,9 @@ def _on_room_message(ctx: Ctx, event: MessageReceived, text: str) -> None:
     if group is None or not ctx.policy.can_see(group):
         return  # someone in the room who may not post to the group: not relayed
     if event.reply_to is not None:
-        ref = ctx.uow.outbox.find_ref(ctx.platform, event.reply_to.conversation,
-                                      event.reply_to.message_id)
+        ref = ctx.uow.outbox.find_ref(
+            ctx.platform, event.reply_to.conversation, event.reply_to.message_id
+        )
         if ref is not None and ref.item_id is not None:
             item = ctx.uow.items.get(ref.item_id)
             if item is not None and item.group_id == group.id:
@@ -211,8 +234,9 @@ def on_like_button(ctx: Ctx, value: str) -> None:
 
 
 def on_reaction(ctx: Ctx, event: ReactionAdded) -> None:
-    ref = ctx.uow.outbox.find_ref(ctx.platform, event.message.conversation,
-                                  event.message.message_id)
+    ref = ctx.uow.outbox.find_ref(
+        ctx.platform, event.message.conversation, event.message.message_id
+    )
     if ref is None or ref.item_id is None:
         return  # a reaction on something that is not a post
     group_item = ctx.uow.items.get(ref.item_id)

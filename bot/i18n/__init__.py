@@ -66,9 +66,7 @@ class Translator:
             count = int(params.get("count", 0))
             form = "zero" if count == 0 and "zero" in template else "one" if count == 1 else "other"
             template = template.get(form, template.get("other", key))
-        safe = _Params(
-            {k: v if isinstance(v, Markup) else esc(str(v)) for k, v in params.items()}
-        )
+        safe = _Params({k: v if isinstance(v, Markup) else esc(str(v)) for k, v in params.items()})
         return Markup(str(template).format_map(safe))
 
     def datetime(self, when: datetime, timezone: str) -> str:

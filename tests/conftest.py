@@ -1,0 +1,152 @@
+"""Shared fixtures: a real database on SQLite and PostgreSQL, a World to talk to, no network.
+
+PostgreSQL: PINWALL_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres)
+must reach a server where the user may create databases. Where none is reachable the
+PostgreSQL cases are skipped and the report header says so; under CI=true that fails
+the run instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from store.db import Database
+from store.models import Base
+from tests.harness import World
+
+PG_ADMIN_URL = os.environ.get(
+    "PINWALL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+_PG: dict[str, object] = {}
+
+
+def _postgres_reason() -> str | None:
+    """None when PostgreSQL is reachable, else why not."""
+    if "reason" not in _PG:
+        try:
+            engine = create_engine(
+                PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                connect_args={"connect_timeout": 3},
+            )
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            engine.dispose()
+            _PG["reason"] = None
+        except Exception as exc:
+            _PG["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    reason = _PG["reason"]
+    return reason if isinstance(reason, str) else None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    reason = _postgres_reason()
+    if reason is None:
+        return f"postgresql: reachable at {PG_ADMIN_URL}"
+    return f"postgresql: NOT reachable at {PG_ADMIN_URL} ({reason}) — PostgreSQL tests are SKIPPED"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("CI") == "true" and _postgres_reason() is not None:
+        pytest.exit(f"CI=true but PostgreSQL is not reachable: {_postgres_reason()}", returncode=3)
+
+
+# --- no network but loopback ------------------------------------------------------------
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None and self.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            ip = ipaddress.ip_address(str(host).split("%")[0])
+        except ValueError:
+            ip = None
+        if ip is None or not ip.is_loopback:
+            raise ConnectionRefusedError(f"tests must not reach the network: {host}")
+    _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+# --- databases ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for this test session, migrated to head once."""
+    reason = _postgres_reason()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL not reachable: {reason}")
+    name = f"pinwall_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated(postgres_url: str) -> Iterator[Database]:
+    db = Database(postgres_url)
+    db.upgrade()
+    yield db
+    db.dispose()
+
+
+def _truncate(db: Database) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """A migrated, empty database on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "pinwall.db"
+        database = Database(f"sqlite:///{path}")
+        database.upgrade()
+        yield database
+        database.dispose()
+    else:
+        database = request.getfixturevalue("_pg_migrated")
+        _truncate(database)
+        yield database
+
+
+@pytest.fixture
+def sqlite_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    path = tmp_path_factory.mktemp("db") / "pinwall.db"
+    database = Database(f"sqlite:///{path}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+async def world(db: Database) -> AsyncIterator[World]:
+    w = World(db)
+    yield w
+    w.close()
