@@ -90,6 +90,10 @@ def build(
         raise ConfigError(
             f"PINWALL_{name.upper()}_*: the {name} adapter is not part of this Pinwall build yet"
         )
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"PINWALL_DATA_DIR: cannot create {settings.data_dir} ({exc.strerror})")
     db = open_database(settings)
     core = build_core(settings, db)
     hub = Hub(core)
