@@ -53,8 +53,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    command = args.command or "run"
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command = args.command
+    if command is None:
+        parser.print_help()
+        return 0
     try:
         settings = load_settings()
         if command == "run":
@@ -151,7 +155,8 @@ def _doctor(settings: Settings) -> int:
         f"{', '.join(settings.messengers) or 'none'})"
     )
     db = open_database(settings, upgrade=False)
-    if db.ping():
+    problem = db.problem()
+    if problem is None:
         current, head = db.current_revision(), db.head_revision()
         state = (
             "current"
@@ -161,7 +166,7 @@ def _doctor(settings: Settings) -> int:
         print(f"database: reachable ({db.backend}), schema {state}")
         problems += current != head
     else:
-        print("database: NOT reachable")
+        print(f"database: NOT reachable ({problem})")
         problems += 1
     return 1 if problems else 0
 

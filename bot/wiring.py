@@ -49,7 +49,8 @@ def open_database(settings: Settings, *, upgrade: bool = True) -> Database:
         if upgrade:
             db.upgrade()
     except Exception as exc:
-        raise ConfigError(f"PINWALL_DATABASE_URL: cannot open the database ({exc})") from exc
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"PINWALL_DATABASE_URL: cannot open the database ({reason})") from None
     return db
 
 
@@ -93,7 +94,9 @@ def build(
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"PINWALL_DATA_DIR: cannot create {settings.data_dir} ({exc.strerror})")
+        raise ConfigError(
+            f"PINWALL_DATA_DIR: cannot create {settings.data_dir} ({exc.strerror})"
+        ) from None
     db = open_database(settings)
     core = build_core(settings, db)
     hub = Hub(core)

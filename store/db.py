@@ -123,13 +123,18 @@ class Database:
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
     def ping(self) -> bool:
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """None when the database answers, else the first line of why not."""
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
-        except Exception:
-            log.exception("database ping failed")
-            return False
-        return True
+        except Exception as exc:
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            log.warning("database not reachable: %s", reason)
+            return reason
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()
