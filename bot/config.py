@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     matrix_member_servers: str = ""
 
     outbox_max_attempts: int = Field(8, ge=1, le=100)
+    file_max_mb: int = Field(50, ge=1, le=2048)
 
     @classmethod
     def settings_customise_sources(

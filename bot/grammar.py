@@ -161,7 +161,7 @@ _USAGES = (
     "revise <proposal> <text...>",
     "withdraw <proposal>",
     "search <words...>",
-    "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <d:int>]",
+    "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <n:int>]",
     "invites",
     "revoke <code>",
     "redeem <code>",
@@ -225,7 +225,9 @@ def parse(name: str, arguments: str) -> Command:
     candidates = specs_named(name)
     if not candidates:
         close = difflib.get_close_matches(name.lower(), sorted(COMMAND_NAMES), n=1)
-        raise UserError("error.unknown_command", command=name, suggestion=close[0] if close else "")
+        if close:
+            raise UserError("error.unknown_command_suggestion", command=name, suggestion=close[0])
+        raise UserError("error.unknown_command", command=name)
     tokens = tokenize(arguments)
     chosen = candidates[0]
     if len(candidates) > 1 or len(chosen.path) > 1:
@@ -272,7 +274,7 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
             if not values:
                 raise _usage_error("error.option_needs_value", spec_, option=tok.value)
             if flag.value == "int":
-                flags[flag.name] = _int(values[0], flag.value_name, spec_)
+                flags[flag.name] = _int(values[0], "--" + flag.name, spec_)
             else:
                 flags[flag.name] = values if flag.value == "words" else values[0]
             continue

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from urllib.parse import quote
+
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.runtime import Hub
+from store.blobs import valid_blob_id
 from store.models import OutboxStatus
+
+log = logging.getLogger(__name__)
 
 
 def create_app(hub: Hub, extra_routes: list[BaseRoute] | None = None) -> Starlette:
@@ -37,9 +43,50 @@ def create_app(hub: Hub, extra_routes: list[BaseRoute] | None = None) -> Starlet
         hub.metrics.oldest_pending.set(age or 0.0)
         return Response(hub.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    async def files(request: Request) -> Response:
+        """A stored file, for whoever holds a valid signed link (messengers fetch these)."""
+        blob_id = request.path_params["blob_id"]
+        name = request.path_params["name"]
+        if hub.blobs is None or hub.signer is None or not valid_blob_id(blob_id):
+            return PlainTextResponse("not found", status_code=404)
+        refusal = hub.signer.check(
+            blob_id,
+            request.query_params.get("exp", ""),
+            request.query_params.get("sig", ""),
+            now=hub.clock.now(),
+        )
+        if refusal is not None:
+            log.warning(
+                "refused %s file link for %s from %s",
+                refusal,
+                blob_id,
+                request.client.host if request.client else "?",
+            )
+            return PlainTextResponse(refusal, status_code=403 if refusal == "forged" else 410)
+
+        def _meta() -> str | None:
+            with hub.db.uow() as uow:
+                blob = uow.blobs.get(blob_id)
+                return blob.mime_type if blob else None
+
+        mime = await hub.call(_meta)
+        if mime is None or not hub.blobs.exists(blob_id):
+            return PlainTextResponse("not found", status_code=404)
+        disposition = "inline" if mime.startswith("image/") else "attachment"
+        return FileResponse(
+            hub.blobs.path(blob_id),
+            media_type=mime,
+            headers={
+                "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name)}",
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "private, max-age=300",
+            },
+        )
+
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         Route("/metrics", metrics),
+        Route("/files/{blob_id}/{name}", files),
         *(extra_routes or []),
     ]
     return Starlette(routes=routes)

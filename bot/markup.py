@@ -15,6 +15,7 @@ import html
 import re
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote
 
 _SPECIAL = re.compile(r"([\\*_\[\]()])")
 _LINE_START = re.compile(r"^([>-])", re.MULTILINE)
@@ -32,17 +33,28 @@ def esc(text: str) -> Markup:
     return Markup(_LINE_START.sub(r"\\\1", _SPECIAL.sub(r"\\\1", text)))
 
 
+def _wrap(marker: str, text: str) -> Markup:
+    # Emphasis ends with its line, so each line of a multi-line text gets its own markers.
+    lines = esc(text).split("\n")
+    return Markup("\n".join(f"{marker}{line}{marker}" if line else "" for line in lines))
+
+
 def bold(text: str) -> Markup:
-    return Markup(f"**{esc(text)}**")
+    return _wrap("**", text)
 
 
 def italic(text: str) -> Markup:
-    return Markup(f"__{esc(text)}__")
+    return _wrap("__", text)
+
+
+_URL_UNSAFE = re.compile(r"[\s\\)]")
 
 
 def link(url: str, label: str | None = None) -> Markup:
-    safe_url = url.replace("\\", "%5C").replace(")", "%29").replace(" ", "%20")
-    return Markup(f"[{esc(label if label is not None else url)}]({safe_url})")
+    """A link; the label is one line, and the URL is encoded so that it cannot end early."""
+    safe_url = _URL_UNSAFE.sub(lambda m: quote(m.group(), safe=""), url)
+    shown = " ".join((label if label is not None else url).split())
+    return Markup(f"[{esc(shown)}]({safe_url})")
 
 
 # --- parsed form -------------------------------------------------------------------
@@ -94,7 +106,7 @@ def parse_inline(line: str) -> tuple[Span, ...]:
             is_italic = not is_italic
         else:
             flush()
-            spans.append(Span(_unescape(label), is_bold, is_italic, url))
+            spans.append(Span(_unescape(label) or url, is_bold, is_italic, url))
     buf.append(line[pos:])
     flush()
     return tuple(s for s in spans if s.text or s.url)
@@ -127,10 +139,16 @@ def to_plain(text: str) -> str:
     return "\n".join(lines)
 
 
+# Only these become clickable in HTML; any other scheme (javascript:, data:, ...) shows as text.
+_SAFE_SCHEME = re.compile(r"(?:https?|mailto|tg):", re.IGNORECASE)
+
+
 def html_span(span: Span) -> str:
     out = html.escape(span.text, quote=False)
-    if span.url:
+    if span.url and _SAFE_SCHEME.match(span.url):
         out = f'<a href="{html.escape(span.url, quote=True)}">{out}</a>'
+    elif span.url:
+        out = html.escape(plain_span(span), quote=False)
     if span.italic:
         out = f"<i>{out}</i>"
     if span.bold:

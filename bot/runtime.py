@@ -20,6 +20,8 @@ from bot.delivery import Renderer
 from bot.events import Event
 from bot.metrics import Metrics
 from bot.ports import MessengerAdapter
+from bot.signing import UrlSigner
+from store.blobs import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +30,12 @@ R = TypeVar("R")
 
 
 class Hub:
-    def __init__(self, core: Core) -> None:
+    def __init__(
+        self, core: Core, *, blobs: BlobStore | None = None, signer: UrlSigner | None = None
+    ) -> None:
         self.core = core
+        self.blobs = blobs  # file bytes; adapters store what they download here
+        self.signer = signer  # signs /files/... links
         self.db = core.db
         self.clock = core.clock
         self.renderer = Renderer(core)

@@ -23,6 +23,8 @@ from bot.core import Core, CoreSettings
 from bot.errors import ConfigError
 from bot.http import create_app
 from bot.runtime import Hub
+from bot.signing import UrlSigner
+from store.blobs import BlobStore
 from store.db import Database
 
 if TYPE_CHECKING:
@@ -99,7 +101,11 @@ def build(
         ) from None
     db = open_database(settings)
     core = build_core(settings, db)
-    hub = Hub(core)
+    hub = Hub(
+        core,
+        blobs=BlobStore(settings.data_dir / "blobs", max_bytes=settings.file_max_mb * 1024 * 1024),
+        signer=UrlSigner(settings.secret_key_value()),
+    )
     console = None
     if settings.console_enabled:
         from adapters.console import ConsoleAdapter

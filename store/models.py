@@ -358,3 +358,27 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255))
     details: Mapped[dict[str, Any]]
+
+
+class Blob(Base):
+    """A stored file's content, once, by its SHA-256 (bytes live in the blob store)."""
+
+    __tablename__ = "blobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mime_type: Mapped[str] = mapped_column(String(127))
+    created_at: Mapped[datetime]
+
+
+class ItemFile(Base):
+    """A file attached to a post, under the name its sender gave it."""
+
+    __tablename__ = "item_files"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))

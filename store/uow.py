@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from store.blobs import StoredBlob
 from store.models import (
     Account,
     AuditEntry,
+    Blob,
     Comment,
     Draft,
     Group,
@@ -29,6 +31,7 @@ from store.models import (
     Invite,
     InviteGroup,
     Item,
+    ItemFile,
     LinkCode,
     Membership,
     MessageRef,
@@ -168,7 +171,12 @@ class PersonRepository(_Repo):
         return self.s.scalars(select(Person).order_by(Person.handle)).all()
 
     def merge(self, source: Person, target: Person) -> None:
-        """Move everything of `source` to `target` (account linking), then delete source."""
+        """Move everything of `source` to `target` (account linking), then delete source.
+
+        Accounts, posts, comments, reactions, drafts, memberships (a moderator stays one),
+        invites and groups they created, and messages queued for them move; a pending
+        prompt and a link code of the source go with it.
+        """
         s = self.s
         s.execute(update(Account).where(Account.person_id == source.id).values(person_id=target.id))
         s.execute(update(Item).where(Item.author_id == source.id).values(author_id=target.id))
@@ -189,7 +197,27 @@ class PersonRepository(_Repo):
                 existing.moderator = existing.moderator or m.moderator
             s.delete(m)
         s.flush()
-        s.execute(delete(Reaction).where(Reaction.person_id == source.id))
+        # Reactions move too, but one the target already made on the item stays single.
+        theirs = aliased(Reaction)
+        s.execute(
+            delete(Reaction)
+            .where(
+                Reaction.person_id == source.id,
+                exists().where(
+                    theirs.person_id == target.id,
+                    theirs.item_id == Reaction.item_id,
+                    theirs.emoji == Reaction.emoji,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        s.execute(
+            update(Reaction)
+            .where(Reaction.person_id == source.id)
+            .values(person_id=target.id)
+            .execution_options(synchronize_session=False)
+        )
+        s.execute(update(Draft).where(Draft.person_id == source.id).values(person_id=target.id))
         s.execute(update(Invite).where(Invite.created_by == source.id).values(created_by=target.id))
         s.execute(update(Group).where(Group.created_by == source.id).values(created_by=target.id))
         s.execute(
@@ -458,12 +486,22 @@ class LinkCodeRepository(_Repo):
         return link
 
     def take(self, code: str, now: datetime) -> LinkCode | None:
-        """Returns and consumes a valid code."""
+        """Returns and consumes a valid code (an expired one is consumed too).
+
+        The row is deleted with a statement whose row count decides: of two concurrent
+        takes of one code, only the one that deleted it gets it.
+        """
         link = self.s.get(LinkCode, code)
         if link is None:
             return None
-        self.s.delete(link)
-        self.s.flush()
+        result = self.s.execute(
+            delete(LinkCode)
+            .where(LinkCode.code == code)
+            .execution_options(synchronize_session=False)
+        )
+        self.s.expunge(link)
+        if not getattr(result, "rowcount", 0):
+            return None
         return link if link.expires_at > now else None
 
 
@@ -542,6 +580,30 @@ class InboxRepository(_Repo):
         ).all()
 
 
+_UNFINISHED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
+
+
+def _due(m: type[OutboxMessage], now: datetime) -> ColumnElement[bool]:
+    """Ready to be claimed: pending and due, or claimed and the lease ran out."""
+    return or_(
+        and_(m.status == OutboxStatus.PENDING, m.next_attempt_at <= now),
+        and_(m.status == OutboxStatus.SENDING, m.claimed_until < now),
+    )
+
+
+def _earlier_unfinished(
+    earlier: type[OutboxMessage], m: type[OutboxMessage]
+) -> ColumnElement[bool]:
+    """`earlier` is an unfinished message to the same conversation as `m`, written before it."""
+    return and_(
+        earlier.platform == m.platform,
+        earlier.target_kind == m.target_kind,
+        earlier.target == m.target,
+        earlier.id < m.id,
+        earlier.status.in_(_UNFINISHED),
+    )
+
+
 class OutboxRepository(_Repo):
     def add(self, message: OutboxMessage) -> None:
         self.s.add(message)
@@ -555,24 +617,24 @@ class OutboxRepository(_Repo):
     def claim_due(
         self, now: datetime, *, limit: int, lease: timedelta, platforms: Iterable[str] | None = None
     ) -> Sequence[OutboxMessage]:
-        """Claims due messages for sending: pending ones, and ones whose lease ran out."""
-        due = or_(
-            and_(
-                OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.next_attempt_at <= now,
-            ),
-            and_(
-                OutboxMessage.status == OutboxStatus.SENDING,
-                OutboxMessage.claimed_until < now,
-            ),
+        """Claims due messages for sending: pending ones, and ones whose lease ran out.
+
+        Messages to one conversation go out in the order they were written: a message is
+        claimed only when every earlier unfinished message to its conversation is claimed
+        with it (one that waits for a retry or is being sent elsewhere holds the rest back).
+        """
+        earlier = aliased(OutboxMessage)
+        q = select(OutboxMessage).where(
+            _due(OutboxMessage, now),
+            ~exists().where(_earlier_unfinished(earlier, OutboxMessage), ~_due(earlier, now)),
         )
-        q = select(OutboxMessage).where(due)
         if platforms is not None:
             q = q.where(OutboxMessage.platform.in_(list(platforms)))
         q = q.order_by(OutboxMessage.id).limit(limit)
         if self.s.bind is not None and self.s.bind.dialect.name == "postgresql":
+            # Several instances claim at once; a row another one holds is skipped.
             q = q.with_for_update(skip_locked=True)
-        rows = self.s.scalars(q).all()
+        rows = self._in_order(self.s.scalars(q).all())
         for row in rows:
             row.status = OutboxStatus.SENDING
             row.claimed_until = now + lease
@@ -580,17 +642,66 @@ class OutboxRepository(_Repo):
         self.s.flush()
         return rows
 
+    def _in_order(self, rows: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+        """Drops rows behind an earlier unfinished row of their conversation that was not
+        selected with them: one locked by a concurrent claim (SKIP LOCKED skipped it)."""
+        if not rows:
+            return []
+        chosen = {row.id for row in rows}
+        targets = {row.target for row in rows}
+        blocked_from: dict[tuple[str, str, str], int] = {}
+        others = self.s.execute(
+            select(
+                OutboxMessage.id,
+                OutboxMessage.platform,
+                OutboxMessage.target_kind,
+                OutboxMessage.target,
+            ).where(
+                OutboxMessage.status.in_(_UNFINISHED),
+                OutboxMessage.id < max(chosen),
+                OutboxMessage.target.in_(targets),
+                OutboxMessage.id.not_in(chosen),
+            )
+        ).all()
+        for row_id, platform, kind, target in others:
+            key = (platform, kind, target)
+            blocked_from[key] = min(row_id, blocked_from.get(key, row_id))
+        return [
+            row
+            for row in rows
+            if row.id < blocked_from.get((row.platform, row.target_kind, row.target), row.id + 1)
+        ]
+
+    def release(self, outbox_id: int) -> None:
+        """Puts a claimed message back unsent (an earlier one to its conversation waits)."""
+        row = self.s.get(OutboxMessage, outbox_id)
+        if row is not None and row.status == OutboxStatus.SENDING:
+            row.status = OutboxStatus.PENDING
+            row.claimed_until = None
+            row.attempts = max(0, row.attempts - 1)
+            self.s.flush()
+
     def next_due_at(self, platforms: Iterable[str]) -> datetime | None:
-        """When the next message for one of these platforms falls due (or its lease ends)."""
+        """When the next message for one of these platforms falls due (or its lease ends).
+
+        Only the first unfinished message of each conversation counts: the ones behind it
+        cannot go before it.
+        """
         names = list(platforms)
+        earlier = aliased(OutboxMessage)
+        first = ~exists().where(_earlier_unfinished(earlier, OutboxMessage))
         pending = self.s.scalar(
             select(func.min(OutboxMessage.next_attempt_at)).where(
-                OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.platform.in_(names)
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.platform.in_(names),
+                first,
             )
         )
         leased = self.s.scalar(
             select(func.min(OutboxMessage.claimed_until)).where(
-                OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.platform.in_(names)
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.platform.in_(names),
+                first,
             )
         )
         return min((t for t in (pending, leased) if t is not None), default=None)
@@ -666,6 +777,49 @@ class OutboxRepository(_Repo):
         )
 
 
+class BlobRepository(_Repo):
+    """What the database knows of stored files; the bytes live in store.blobs.BlobStore."""
+
+    def record(self, stored: StoredBlob, now: datetime) -> Blob:
+        blob = self.s.get(Blob, stored.id)
+        if blob is None:
+            blob = Blob(id=stored.id, size=stored.size, mime_type=stored.mime_type, created_at=now)
+            self.s.add(blob)
+            self.s.flush()
+        return blob
+
+    def get(self, blob_id: str) -> Blob | None:
+        return self.s.get(Blob, blob_id)
+
+    def attach(self, item_id: int, files: Sequence[tuple[str, str]]) -> None:
+        """Attaches (blob id, name) pairs to an item, in order."""
+        self.s.add_all(
+            ItemFile(item_id=item_id, position=i, blob_id=blob_id, name=name[:255])
+            for i, (blob_id, name) in enumerate(files)
+        )
+        self.s.flush()
+
+    def files_of(self, item_id: int) -> Sequence[tuple[ItemFile, Blob]]:
+        rows = self.s.execute(
+            select(ItemFile, Blob)
+            .join(Blob, Blob.id == ItemFile.blob_id)
+            .where(ItemFile.item_id == item_id)
+            .order_by(ItemFile.position)
+        ).all()
+        return [(f, b) for f, b in rows]
+
+    def shown_in_groups(self, blob_id: str) -> list[int]:
+        """The groups whose posts carry this file (who may fetch it)."""
+        return list(
+            self.s.scalars(
+                select(Item.group_id)
+                .join(ItemFile, ItemFile.item_id == Item.id)
+                .where(ItemFile.blob_id == blob_id)
+                .distinct()
+            )
+        )
+
+
 class AuditRepository(_Repo):
     def add(
         self,
@@ -702,6 +856,7 @@ class UnitOfWork:
         self.inbox = InboxRepository(session)
         self.outbox = OutboxRepository(session)
         self.audit = AuditRepository(session)
+        self.blobs = BlobRepository(session)
 
     def flush(self) -> None:
         self.session.flush()
