@@ -82,8 +82,10 @@ class TokenBucket:
     def wait(self, now: float) -> float:
         """Seconds until a token is there (0: now)."""
         self._refill(now)
-        missing = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate.per_second
-        return max(missing, self.blocked_until - now, 0.0)
+        # The epsilon keeps float dust from yielding waits too small to pass on a clock.
+        missing = 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate.per_second
+        wait = max(missing, self.blocked_until - now)
+        return wait if wait > 1e-6 else 0.0
 
     def take(self) -> None:
         self.tokens -= 1
