@@ -26,6 +26,7 @@ from bot.runtime import Hub
 from bot.signing import UrlSigner
 from store.blobs import BlobStore
 from store.db import Database
+from store.locks import AlreadyRunning, InstanceLock
 
 if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
@@ -80,6 +81,7 @@ class Program:
     hub: Hub
     worker: DeliveryWorker
     console: ConsoleAdapter | None
+    lock: InstanceLock
 
 
 def build(
@@ -100,6 +102,12 @@ def build(
             f"PINWALL_DATA_DIR: cannot create {settings.data_dir} ({exc.strerror})"
         ) from None
     db = open_database(settings)
+    lock = InstanceLock(db)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        db.dispose()
+        raise ConfigError(f"PINWALL_DATABASE_URL: {exc}") from None
     core = build_core(settings, db)
     hub = Hub(
         core,
@@ -119,7 +127,7 @@ def build(
         )
         hub.register(console)
     worker = DeliveryWorker(hub, DeliveryPolicy(max_attempts=settings.outbox_max_attempts))
-    return Program(settings, db, core, hub, worker, console)
+    return Program(settings, db, core, hub, worker, console, lock)
 
 
 class _Server(uvicorn.Server):
@@ -193,5 +201,6 @@ async def serve(program: Program) -> int:
         for sig in signals:
             loop.remove_signal_handler(sig)
         hub.close()
+        program.lock.release()
         program.db.dispose()
     return 0
