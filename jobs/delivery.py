@@ -58,9 +58,15 @@ class DeliveryWorker:
                 now, limit=self.policy.batch, lease=self.policy.lease, platforms=platforms
             )
             for row in rows:
-                message = self.hub.renderer.render(uow, row)
+                try:
+                    message = self.hub.renderer.render(uow, row)
+                except Exception as exc:  # one bad row must not stop the whole outbox
+                    log.exception("rendering outbox message %s failed", row.id)
+                    row.status, row.claimed_until = OutboxStatus.DEAD, None
+                    row.last_error = f"render: {type(exc).__name__}: {exc}"[:2000]
+                    continue
                 if message is None:
-                    row.status = OutboxStatus.SKIPPED
+                    row.status, row.claimed_until = OutboxStatus.SKIPPED, None
                     continue
                 target = Target(
                     row.platform, "dm" if row.target_kind == "dm" else "room", row.target
@@ -116,13 +122,18 @@ class DeliveryWorker:
             uow.commit()
         return outcome
 
+    def _release(self, claimed: Claimed) -> None:
+        with self.hub.db.uow() as uow:
+            uow.outbox.release(claimed.id)
+            uow.commit()
+
     def _next_due(self) -> datetime | None:
         with self.hub.db.uow() as uow:
             return uow.outbox.next_due_at(list(self.hub.adapters))
 
     # --- sending ------------------------------------------------------------------
 
-    async def _send(self, claimed: Claimed) -> None:
+    async def _send(self, claimed: Claimed) -> str:
         adapter = self.hub.adapters.get(claimed.target.platform)
         assert claimed.message is not None
         result: SendResult
@@ -138,6 +149,7 @@ class DeliveryWorker:
         self.hub.metrics.deliveries.labels(claimed.target.platform, outcome).inc()
         if outcome == "retry":
             self.hub.metrics.retries.labels(claimed.target.platform).inc()
+        return outcome
 
     async def pass_once(self) -> int:
         """Claims what is due and sends it, in order; returns how many were claimed."""
@@ -148,8 +160,15 @@ class DeliveryWorker:
         self._idle.clear()
         try:
             batch = await self.hub.call(self._claim, platforms)
+            # A conversation whose message must wait (rate limited, to be retried) gets
+            # nothing more in this pass: its later messages must not overtake it.
+            held: set[Target] = set()
             for claimed in batch:
-                await self._send(claimed)
+                if claimed.target in held:
+                    await self.hub.call(self._release, claimed)
+                    continue
+                if await self._send(claimed) in ("rate_limited", "retry"):
+                    held.add(claimed.target)
             return len(batch)
         finally:
             self._inflight -= 1

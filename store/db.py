@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,6 +56,17 @@ def _sqlite_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _sqlite_pragma(conn: Connection, pragma: str) -> None:
+    """Runs a pragma outside any transaction (on the DB-API connection, in autocommit)."""
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(pragma)
+    finally:
+        cur.close()
 
 
 class Database:
@@ -103,15 +114,39 @@ class Database:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         return cfg
 
+    @contextmanager
+    def migration_transaction(self) -> Iterator[Connection]:
+        """One transaction for a migration run.
+
+        On SQLite, foreign keys are off meanwhile: a batch migration recreates a table
+        (copy, drop, rename), and dropping a referenced table with them on would delete
+        every referencing row through ON DELETE CASCADE. The pragma is ignored inside a
+        transaction, so it is set before; the result is checked before the commit.
+        """
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                with conn.begin():
+                    yield conn
+                return
+            _sqlite_pragma(conn, "PRAGMA foreign_keys=OFF")
+            try:
+                with conn.begin():
+                    yield conn
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                _sqlite_pragma(conn, "PRAGMA foreign_keys=ON")
+
     def upgrade(self, revision: str = "head") -> None:
         cfg = self._alembic_config()
-        with self.engine.begin() as conn:
+        with self.migration_transaction() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 
     def downgrade(self, revision: str) -> None:
         cfg = self._alembic_config()
-        with self.engine.begin() as conn:
+        with self.migration_transaction() as conn:
             cfg.attributes["connection"] = conn
             command.downgrade(cfg, revision)
 

@@ -309,7 +309,11 @@ class OutboxMessage(Base):
     """One message to one conversation, written in the transaction that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        # A message waits for the earlier unfinished ones of its conversation: found here.
+        Index("ix_outbox_conversation", "target", "platform", "target_kind", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,8 +58,11 @@ _HANDLE_JUNK = re.compile(r"[^a-z0-9._-]+")
 
 
 def handle_base(name: str) -> str:
-    base = _HANDLE_JUNK.sub("", name.strip().lower().replace(" ", "."))
-    return base.strip("._-")[:32] or "user"
+    """Lowercase ASCII letters, digits and `._-` of a name: "Jürgen Weiß" → jurgen.weiss."""
+    folded = unicodedata.normalize("NFKD", name.lower().replace("ß", "ss"))
+    ascii_only = folded.encode("ascii", "ignore").decode("ascii")
+    base = _HANDLE_JUNK.sub("", ".".join(ascii_only.split()))
+    return base.strip("._-")[:32].strip("._-") or "user"
 
 
 class _Repo:
