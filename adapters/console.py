@@ -104,7 +104,7 @@ class ConsoleAdapter:
     def healthy(self) -> bool:
         return True
 
-    async def send(self, target: Target, message: Message) -> SendResult:
+    async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
         label = f"#{target.address}" if target.kind == "room" else target.address
         lines = render_lines(message)
         text = f"[{label}] {lines[0]}" + "".join(f"\n  {line}" for line in lines[1:])

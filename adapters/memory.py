@@ -51,7 +51,7 @@ class MemoryAdapter:
     def healthy(self) -> bool:
         return True
 
-    async def send(self, target: Target, message: Message) -> SendResult:
+    async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
         if self.results:
             result = self.results.popleft()
             if not isinstance(result, Delivered):

@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot import grammar
+from bot.delivery import PLATFORM_NAMES
 from bot.errors import UserError
-from bot.events import Actor, CommandInvoked, Event, MessageReceived
+from bot.events import Actor, CommandInvoked, Event, MessageReceived, ReactionAdded
 from bot.i18n import Translator, normalize_language
+from bot.markup import Markup
 from bot.message import Message
 from store.models import Account, Invite, Person, Role
 from store.uow import UnitOfWork
@@ -26,6 +28,14 @@ def _opening_command(event: Event) -> tuple[str, str]:
         if word in grammar.COMMAND_NAMES:
             return word, event.text.strip()[len(word) :]
     return "", ""
+
+
+def _addresses_the_bot(event: Event) -> bool:
+    """Whether an event asks the bot for an answer: a command, or a message or button
+    in the direct chat with it (not every message or reaction in a shared room)."""
+    if isinstance(event, CommandInvoked):
+        return True
+    return event.meta.conversation.direct and not isinstance(event, ReactionAdded)
 
 
 def valid_invite(uow: UnitOfWork, code: str, now: datetime) -> Invite:
@@ -73,6 +83,8 @@ def resolve(
     if (actor.platform, actor.external_id) in core.settings.admins:
         role = Role.ADMIN
     if role is None:
+        if not _addresses_the_bot(event):
+            return None  # chatter or a reaction of a stranger in a room: not for us
         t = Translator(normalize_language(actor.language) or core.settings.default_language)
         key = "access.needs_invite" if name != "start" else "access.start_without_code"
         core.enqueue(uow, core.reply_target(event), Message(text=t(key)), None, now)
@@ -130,10 +142,11 @@ def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now:
     t = core.translator(person)
     from bot.message import Target
 
+    platform = Markup(PLATFORM_NAMES.get(actor.platform, actor.platform))
     core.enqueue(
         uow,
         Target(actor.platform, "dm", actor.external_id),
-        Message(text=t("link.done", handle=person.handle, platform=actor.platform)),
+        Message(text=t("link.done", handle=person.handle, platform=platform)),
         person.id,
         now,
     )

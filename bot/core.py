@@ -113,8 +113,6 @@ ActionHandler = Callable[[Ctx, str], None]
 
 COMMANDS: dict[str, Handler] = {}
 ACTIONS: dict[str, ActionHandler] = {}
-# Commands an unknown person may use before an invite or a link lets them in.
-OPEN_DOOR = frozenset({"start", "redeem", "link", "help"})
 
 
 def command(key: str) -> Callable[[Handler], Handler]:

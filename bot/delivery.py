@@ -117,7 +117,8 @@ class Renderer:
             return None
         reader = uow.people.get(row.person_id) if row.person_id else None
         if row.person_id is not None:
-            if reader is None or not Policy(uow, reader).can_see(group):
+            # A member's copy: they must still see the group and be in it (left since?).
+            if reader is None or not Policy(uow, reader).can_post(group):
                 return None
         elif row.target_kind == "room":
             room = uow.rooms.find(row.platform, row.target)

@@ -44,7 +44,7 @@ class Hub:
         self._executor = ThreadPoolExecutor(
             max_workers=1 if self.db.is_sqlite else 4, thread_name_prefix="pinwall-db"
         )
-        self._wake: asyncio.Event | None = None
+        self._wakers: set[asyncio.Event] = set()
 
     def register(self, adapter: MessengerAdapter) -> None:
         self.adapters[adapter.platform] = adapter
@@ -54,15 +54,16 @@ class Hub:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
-    @property
-    def wake_event(self) -> asyncio.Event:
-        if self._wake is None:
-            self._wake = asyncio.Event()
-        return self._wake
+    def add_waker(self, event: asyncio.Event) -> None:
+        self._wakers.add(event)
+
+    def remove_waker(self, event: asyncio.Event) -> None:
+        self._wakers.discard(event)
 
     def wake(self) -> None:
-        """Tells the delivery worker that new messages wait."""
-        self.wake_event.set()
+        """Tells the delivery worker's lanes that new messages wait."""
+        for event in self._wakers:
+            event.set()
 
     async def submit(self, event: Event) -> bool:
         """Records and applies an event at once (console, tests). False for a redelivery."""

@@ -1,4 +1,8 @@
-"""The delivery worker: sends what the core committed to the outbox, and records the outcome."""
+"""The delivery worker: sends what the core committed to the outbox, and records the outcome.
+
+One lane per platform sends in parallel across conversations, each conversation in
+the order its messages were written, within the platform's limits (jobs.ratelimit).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.message import Delivered, DeliveryFailed, Message, RateLimited, SendResult, Target
 from bot.runtime import Hub
+from jobs.ratelimit import RateLimiter
 from store.models import OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -24,6 +30,9 @@ class DeliveryPolicy:
     base_backoff: float = 2.0
     max_backoff: float = 3600.0
     idle_poll: float = 1.0
+    concurrency: int = 8  # sends in flight per platform
+    # How far ahead a pass plans: a conversation that must wait longer is put back.
+    horizon: float = 2.0
 
     def backoff(self, attempts: int) -> float:
         """Exponential, with full jitter between half and the whole step."""
@@ -41,12 +50,26 @@ class Claimed:
 
 
 class DeliveryWorker:
-    def __init__(self, hub: Hub, policy: DeliveryPolicy | None = None) -> None:
+    def __init__(
+        self, hub: Hub, policy: DeliveryPolicy | None = None, limiter: RateLimiter | None = None
+    ) -> None:
         self.hub = hub
         self.policy = policy or DeliveryPolicy()
+        self.limiter = limiter or RateLimiter()
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _batch_size(self, platforms: list[str]) -> int:
+        """About `horizon` seconds of sending at the platform's pace, at least `batch`."""
+        rates = [
+            limits.overall.per_second
+            for p in platforms
+            if (limits := self.limiter.limits.get(p)) is not None and limits.overall is not None
+        ]
+        if len(rates) != len(platforms) or not rates:
+            return self.policy.batch * 4  # an unlimited platform (console, memory)
+        return max(self.policy.batch, int(min(rates) * self.policy.horizon))
 
     # --- store side (runs on the hub's DB thread) ----------------------------------
 
@@ -55,7 +78,10 @@ class DeliveryWorker:
         out: list[Claimed] = []
         with self.hub.db.uow() as uow:
             rows = uow.outbox.claim_due(
-                now, limit=self.policy.batch, lease=self.policy.lease, platforms=platforms
+                now,
+                limit=self._batch_size(platforms),
+                lease=self.policy.lease,
+                platforms=platforms,
             )
             for row in rows:
                 try:
@@ -122,18 +148,22 @@ class DeliveryWorker:
             uow.commit()
         return outcome
 
-    def _release(self, claimed: Claimed) -> None:
+    def _release(self, ids: list[int], delay: float = 0.0) -> None:
+        """Puts claimed messages back unsent (not an attempt), due again after `delay`."""
+        until = self.hub.clock.now() + timedelta(seconds=delay) if delay else None
         with self.hub.db.uow() as uow:
-            uow.outbox.release(claimed.id)
+            for outbox_id in ids:
+                uow.outbox.release(outbox_id, until=until)
             uow.commit()
 
-    def _next_due(self) -> datetime | None:
+    def _next_due(self, platform: str) -> datetime | None:
         with self.hub.db.uow() as uow:
-            return uow.outbox.next_due_at(list(self.hub.adapters))
+            return uow.outbox.next_due_at([platform])
 
     # --- sending ------------------------------------------------------------------
 
-    async def _send(self, claimed: Claimed) -> str:
+    async def _send(self, claimed: Claimed) -> tuple[str, float]:
+        """Sends one message and records the outcome; returns it with any Retry-After."""
         adapter = self.hub.adapters.get(claimed.target.platform)
         assert claimed.message is not None
         result: SendResult
@@ -141,7 +171,7 @@ class DeliveryWorker:
             result = DeliveryFailed(f"no adapter for {claimed.target.platform}")
         else:
             try:
-                result = await adapter.send(claimed.target, claimed.message)
+                result = await adapter.send(claimed.target, claimed.message, key=f"pw{claimed.id}")
             except Exception as exc:  # an adapter bug must not stop delivery of the rest
                 log.exception("send %s to %s failed", claimed.id, claimed.target)
                 result = DeliveryFailed(f"{type(exc).__name__}: {exc}")
@@ -149,27 +179,90 @@ class DeliveryWorker:
         self.hub.metrics.deliveries.labels(claimed.target.platform, outcome).inc()
         if outcome == "retry":
             self.hub.metrics.retries.labels(claimed.target.platform).inc()
-        return outcome
+        return outcome, result.retry_after if isinstance(result, RateLimited) else 0.0
+
+    async def _lane_pass(self, platform: str, stop: asyncio.Event | None = None) -> int:
+        """Claims a batch for one platform and sends it within the platform's limits.
+
+        Conversations go in parallel, each in its own order; a conversation whose next
+        message must wait longer than the horizon is put back, due when it may go.
+        """
+        batch = await self.hub.call(self._claim, [platform])
+        if not batch:
+            return 0
+        queues: dict[Target, deque[Claimed]] = {}
+        for claimed in batch:
+            queues.setdefault(claimed.target, deque()).append(claimed)
+        busy: set[Target] = set()
+        running: set[asyncio.Task[None]] = set()
+        finished = asyncio.Event()
+
+        async def deliver(target: Target, claimed: Claimed) -> None:
+            try:
+                outcome, retry_after = await self._send(claimed)
+                if outcome in ("rate_limited", "retry"):
+                    if outcome == "rate_limited":
+                        self.limiter.penalize(
+                            platform, target.kind, target.address, retry_after, overall=False
+                        )
+                    # Its later messages must not overtake it: back they go.
+                    rest = queues.pop(target, deque())
+                    if rest:
+                        await self.hub.call(self._release, [c.id for c in rest])
+            finally:
+                busy.discard(target)
+                # Before the task's done-callbacks run, so the loop sees it gone at once.
+                task = asyncio.current_task()
+                if task is not None:
+                    running.discard(task)
+                finished.set()
+
+        while queues or running:
+            if stop is not None and stop.is_set() and queues:
+                left = [c.id for q in queues.values() for c in q]
+                queues.clear()
+                await self.hub.call(self._release, left)
+                continue
+            finished.clear()
+            soonest: float | None = None
+            deferred: list[tuple[list[int], float]] = []
+            for target in list(queues):
+                if target in busy or len(running) >= self.policy.concurrency:
+                    continue
+                wait = self.limiter.acquire(platform, target.kind, target.address)
+                if wait == 0.0:
+                    queue = queues[target]
+                    claimed = queue.popleft()
+                    if not queue:
+                        del queues[target]
+                    busy.add(target)
+                    task = asyncio.create_task(deliver(target, claimed))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                elif wait > self.policy.horizon:
+                    deferred.append(([c.id for c in queues.pop(target)], wait))
+                else:
+                    soonest = wait if soonest is None else min(soonest, wait)
+            for ids, wait in deferred:
+                await self.hub.call(self._release, ids, wait)
+            if not queues and not running:
+                break
+            if soonest is None and not running:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), timeout=soonest)
+        return len(batch)
 
     async def pass_once(self) -> int:
-        """Claims what is due and sends it, in order; returns how many were claimed."""
+        """One pass over every platform at once; returns how many messages were claimed."""
         platforms = list(self.hub.adapters)
         if not platforms:
             return 0
         self._inflight += 1
         self._idle.clear()
         try:
-            batch = await self.hub.call(self._claim, platforms)
-            # A conversation whose message must wait (rate limited, to be retried) gets
-            # nothing more in this pass: its later messages must not overtake it.
-            held: set[Target] = set()
-            for claimed in batch:
-                if claimed.target in held:
-                    await self.hub.call(self._release, claimed)
-                    continue
-                if await self._send(claimed) in ("rate_limited", "retry"):
-                    held.add(claimed.target)
-            return len(batch)
+            counts = await asyncio.gather(*(self._lane_pass(p) for p in platforms))
+            return sum(counts)
         finally:
             self._inflight -= 1
             if not self._inflight:
@@ -178,26 +271,55 @@ class DeliveryWorker:
     async def drain(self, wait_up_to: float = 0.0) -> None:
         """Sends everything that is due; with wait_up_to, also what falls due by then."""
         deadline = self.hub.clock.now() + timedelta(seconds=wait_up_to)
+        await asyncio.gather(*(self._drain_lane(p, deadline) for p in list(self.hub.adapters)))
+
+    async def _drain_lane(self, platform: str, deadline: datetime) -> None:
         while True:
-            if await self.pass_once():
+            self._inflight += 1
+            self._idle.clear()
+            try:
+                sent = await self._lane_pass(platform)
+            finally:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._idle.set()
+            if sent:
                 continue
             await self._idle.wait()  # a pass of the background loop may still be sending
-            due = await self.hub.call(self._next_due)
+            due = await self.hub.call(self._next_due, platform)
             now = self.hub.clock.now()
             if due is None or due > deadline:
                 return
             await asyncio.sleep(max(0.0, min((due - now).total_seconds(), 1.0)))
 
     async def run(self, stop: asyncio.Event) -> None:
-        wake = self.hub.wake_event
-        while not stop.is_set():
-            wake.clear()
-            try:
-                sent = await self.pass_once()
-            except Exception:
-                log.exception("delivery pass failed; trying again shortly")
-                sent = 0
-            if sent:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=self.policy.idle_poll)
+        """Until `stop`: one lane per platform, each sending at its platform's pace."""
+        await asyncio.gather(*(self._run_lane(p, stop) for p in list(self.hub.adapters)))
+
+    async def _run_lane(self, platform: str, stop: asyncio.Event) -> None:
+        wake = asyncio.Event()
+        self.hub.add_waker(wake)
+        try:
+            while not stop.is_set():
+                wake.clear()
+                self._inflight += 1
+                self._idle.clear()
+                try:
+                    sent = await self._lane_pass(platform, stop)
+                except Exception:
+                    log.exception("delivery pass for %s failed; trying again shortly", platform)
+                    sent = 0
+                finally:
+                    self._inflight -= 1
+                    if not self._inflight:
+                        self._idle.set()
+                if sent:
+                    continue
+                waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
+                _, pending = await asyncio.wait(
+                    waiters, timeout=self.policy.idle_poll, return_when=asyncio.FIRST_COMPLETED
+                )
+                for waiter in pending:
+                    waiter.cancel()
+        finally:
+            self.hub.remove_waker(wake)

@@ -676,14 +676,26 @@ class OutboxRepository(_Repo):
             if row.id < blocked_from.get((row.platform, row.target_kind, row.target), row.id + 1)
         ]
 
-    def release(self, outbox_id: int) -> None:
-        """Puts a claimed message back unsent (an earlier one to its conversation waits)."""
+    def release(self, outbox_id: int, *, until: datetime | None = None) -> None:
+        """Puts a claimed message back unsent, not counted as an attempt (an earlier one
+        to its conversation waits, or its conversation may not be sent to before `until`)."""
         row = self.s.get(OutboxMessage, outbox_id)
         if row is not None and row.status == OutboxStatus.SENDING:
             row.status = OutboxStatus.PENDING
             row.claimed_until = None
             row.attempts = max(0, row.attempts - 1)
+            if until is not None:
+                row.next_attempt_at = until
             self.s.flush()
+
+    def unclaim_all(self) -> int:
+        """Claims of a process that is gone (SQLite: this is the only instance)."""
+        result = self.s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == OutboxStatus.SENDING)
+            .values(status=OutboxStatus.PENDING, claimed_until=None)
+        )
+        return int(getattr(result, "rowcount", 0))
 
     def next_due_at(self, platforms: Iterable[str]) -> datetime | None:
         """When the next message for one of these platforms falls due (or its lease ends).

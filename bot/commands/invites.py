@@ -27,7 +27,10 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
     if not 1 <= days <= MAX_DAYS:
         raise UserError("error.bad_days", max=MAX_DAYS, usage_of="invite")
     slugs = [s for s in str(cmd.arg("groups")).split(",") if s.strip()]
-    groups = [ctx.policy.group(s.strip()) for s in slugs]
+    if not slugs:  # "," names no group
+        raise UserError("error.missing_argument", param="groups", usage_of="invite")
+    # each group once, however often (or in whatever spelling) it was named
+    groups = list({g.id: g for g in (ctx.policy.group(s.strip()) for s in slugs)}.values())
     for group in groups:
         if role.is_external and not group.admits_externals:
             raise UserError("error.group_no_externals_invite", group=group.name, slug=group.slug)
@@ -35,7 +38,7 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
             raise UserError("error.invite_not_allowed", group=group.name)
     invite = ctx.uow.invites.create(
         role=role,
-        group_ids=sorted({g.id for g in groups}),
+        group_ids=sorted(g.id for g in groups),
         created_by=ctx.person.id,
         max_uses=uses,
         expires_at=ctx.now + timedelta(days=days),

@@ -53,7 +53,7 @@ def on_settings_timezone(ctx: Ctx, cmd: Command) -> None:
     zone = str(cmd.arg("zone"))
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
         raise UserError("error.bad_timezone", zone=zone, usage_of="settings timezone") from None
     ctx.person.timezone = zone
     ctx.reply("settings.timezone_set", zone=zone, now=ctx.t.datetime(ctx.now, zone))

@@ -152,7 +152,13 @@ def on_message(ctx: Ctx, event: MessageReceived) -> None:
             return
         prompt = ctx.uow.state.take_prompt(ctx.person.id)
         if prompt is not None and prompt.kind == "comment":
-            item, group = ctx.policy.item(prompt.ref)
+            try:
+                item, group = ctx.policy.item(prompt.ref)
+            except UserError as err:
+                # Answered without raising, so that the stale prompt stays taken: raising
+                # would roll its removal back and trap every later message here.
+                ctx.reply_markup(ctx.core.error_text(err, ctx.t, ctx.platform))
+                return
             add_comment(ctx, item, group, text)
             return
         _start_share_flow(ctx, text)

@@ -257,7 +257,7 @@ async def test_an_unreachable_account_is_marked_and_not_chosen_again(world: Worl
 
 async def test_an_adapter_that_raises_is_a_failure_and_the_rest_go_out(world: World) -> None:
     class Broken(MemoryAdapter):
-        async def send(self, target: Target, message: Message) -> SendResult:
+        async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
             if target.address == "broken":
                 raise RuntimeError("adapter bug")
             return await super().send(target, message)

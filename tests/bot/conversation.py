@@ -1,0 +1,64 @@
+"""Small helpers for the conversation tests of the core: refusals, other messengers, codes."""
+
+from __future__ import annotations
+
+import re
+
+from adapters.memory import MemoryAdapter
+from bot.events import Trust
+from bot.i18n import Translator
+from bot.markup import to_plain
+from tests.harness import Said, World
+
+
+async def refused(world: World, who: str, line: str, **kwargs: str) -> str:
+    """Says `line` and proves it changed nothing; returns what `who` was told."""
+    before = world.snapshot()
+    out = await world.say(who, line, **kwargs)
+    assert world.snapshot() == before, f"{line!r} changed the state"
+    assert out.addresses == [who], f"{line!r} was answered to {out.addresses}"
+    return out.text(who)
+
+
+async def say_on(world: World, adapter: MemoryAdapter, who: str, text: str) -> Said:
+    """One line from `who` on another messenger registered on the world's hub."""
+    before = len(adapter.sent)
+    await world.hub.submit(adapter.event(who, text, world.clock.now()))
+    await world.worker.drain()
+    return Said(adapter.sent[before:])
+
+
+def other_messenger(world: World, platform: str, *, trust: Trust = "member") -> MemoryAdapter:
+    """A second messenger, e.g. "telegram", whose people the core meets with `trust`."""
+    adapter = MemoryAdapter(platform=platform, trust=trust)
+    world.hub.register(adapter)
+    return adapter
+
+
+def code_in(text: str, key: str, /, language: str = "en", **params: object) -> str:
+    """The code a bot answer made from catalog entry `key` carries, e.g. a link code."""
+    marker = "CODEMARKER"
+    template = re.escape(catalog_text(language, key, code=marker, **params))
+    m = re.fullmatch(template.replace(marker, "([A-Za-z0-9]{10})"), text)
+    assert m is not None, f"{text!r} is not {key}"
+    return m.group(1)
+
+
+def en(key: str, /, **params: object) -> str:
+    """What the English catalog says for `key`, as the plain text a person reads."""
+    return catalog_text("en", key, **params)
+
+
+def de(key: str, /, **params: object) -> str:
+    """What the German catalog says for `key`, as the plain text a person reads."""
+    return catalog_text("de", key, **params)
+
+
+def catalog_text(language: str, key: str, /, **params: object) -> str:
+    params.setdefault("prefix", "/")
+    return to_plain(Translator(language)(key, **params))
+
+
+def with_usage(language: str, text: str, usage: str) -> str:
+    """An error answer followed by the usage line of the command."""
+    return f"{text}\n{catalog_text(language, 'error.usage', usage=usage)}"

@@ -1,0 +1,312 @@
+"""People, as conversations: help, whoami, settings, role, link — and unknown commands."""
+
+from __future__ import annotations
+
+from tests.bot.conversation import (
+    code_in,
+    de,
+    en,
+    other_messenger,
+    refused,
+    say_on,
+    with_usage,
+)
+from tests.harness import Said, World
+
+# --- help -------------------------------------------------------------------------------
+
+
+def _help_lines(text: str) -> list[str]:
+    """The commands a help answer lists, e.g. ["/help", "/groups", "/group create", ...]."""
+    return [line.removeprefix("• ").split(" — ")[0] for line in text.splitlines() if " — " in line]
+
+
+async def test_help_lists_what_a_member_may_do(world: World) -> None:
+    out = await world.say("alice", "/help")
+    text = out.text("alice")
+    assert text.splitlines()[0] == en("help.header")
+    assert text.splitlines()[-1] == en("help.footer")
+    assert f"/share <group> <url or text...> — {en('help.share')}" in text
+    listed = " ".join(_help_lines(text))
+    for usage in ("/groups", "/group create", "/join", "/items", "/invite", "/settings language"):
+        assert usage in listed
+    assert "/role" not in listed  # admins only
+
+
+async def test_help_for_an_admin_lists_role(world: World) -> None:
+    text = (await world.say("admin", "/help")).text("admin")
+    assert f"/role <person> member|gatekeeper|admin — {en('help.role')}" in text
+
+
+async def test_help_on_one_command_shows_its_usage_and_purpose(world: World) -> None:
+    out = await world.say("alice", "/help share")
+    assert out.text("alice") == (f"share\n/share <group> <url or text...>\n  {en('help.share')}")
+    out = await world.say("alice", "help /group")
+    assert out.text("alice").splitlines()[:2] == [
+        "group",
+        "/group create <name> [title...] [--closed|--secret] [--externals]",
+    ]
+    out = await world.say("alice", "/help settings")
+    assert "/settings language en|de" in out.text("alice")
+    assert "/settings timezone <IANA zone>" in out.text("alice")
+
+
+async def test_help_on_an_unknown_command_is_refused(world: World) -> None:
+    await world.say("alice", "/whoami")
+    text = await refused(world, "alice", "/help frobnicate")
+    assert text == en("error.unknown_command", command="frobnicate")
+
+
+async def test_help_speaks_german_when_the_messenger_does(world: World) -> None:
+    out = await world.say("greta", "/help", language="de-AT")
+    assert out.text("greta").splitlines()[0] == de("help.header")
+    assert f"/join <gruppe> — {de('help.join')}" in out.text("greta")
+
+
+# --- unknown commands -------------------------------------------------------------------
+
+
+async def test_an_unknown_command_suggests_the_closest_one(world: World) -> None:
+    await world.say("alice", "/whoami")
+    text = await refused(world, "alice", "/grups")
+    assert text == en("error.unknown_command_suggestion", command="grups", suggestion="groups")
+    text = await refused(world, "alice", "/xyzzy")
+    assert text == en("error.unknown_command", command="xyzzy")
+
+
+async def test_an_unknown_command_is_answered_in_german(world: World) -> None:
+    await world.say("alice", "/settings language de")
+    text = await refused(world, "alice", "/joni marketing")
+    assert text == de("error.unknown_command_suggestion", command="joni", suggestion="join")
+
+
+# --- whoami and settings ----------------------------------------------------------------
+
+
+async def test_whoami_tells_handle_role_language_zone_accounts_and_groups(world: World) -> None:
+    await world.say("admin", "/group create marketing Marketing")
+    await world.say("admin", "/group create board Board --secret")
+    await world.say("alice", "/join marketing")
+    await world.say("alice", "/notify marketing instant")
+    out = await world.say("alice", "/whoami")
+    assert out.text("alice") == en(
+        "whoami.text",
+        handle="alice",
+        role="member",
+        language="English",
+        timezone="Europe/Berlin",
+        accounts="memory (alice)",
+        groups="marketing (instant)",
+    )
+    out = await world.say("admin", "/whoami")
+    assert "board (daily), marketing (daily)" in out.text("admin")
+    assert "@admin (admin)" in out.text("admin")
+
+
+async def test_settings_language_switches_the_answers_to_german(world: World) -> None:
+    await world.say("admin", "/group create marketing Marketing")
+    out = await world.say("alice", "/settings language de")
+    assert out.text("alice") == de("settings.language_set", language="Deutsch")
+    out = await world.say("alice", "/join marketing")
+    assert out.text("alice") == de("join.done", group="Marketing")
+    whoami = (await world.say("alice", "/whoami")).text("alice")
+    assert "Deutsch" in whoami
+    assert "marketing (täglich)" in whoami
+
+    # the messenger's language no longer decides once a person has chosen
+    out = await world.say("alice", "/groups", language="en")
+    assert out.text("alice").splitlines()[0] == de("groups.header", count=1)
+
+    out = await world.say("alice", "/settings language en")
+    assert out.text("alice") == en("settings.language_set", language="English")
+
+
+async def test_a_bad_language_is_refused(world: World) -> None:
+    await world.say("alice", "/whoami")
+    text = await refused(world, "alice", "/settings language fr")
+    assert text == with_usage(
+        "en", en("error.bad_choice", value="fr", choices="en, de"), "/settings language en|de"
+    )
+
+
+async def test_settings_timezone_changes_how_times_are_shown(world: World) -> None:
+    await world.say("admin", "/group create marketing Marketing")
+    await world.say("admin", "/share marketing hello")
+    out = await world.say("admin", "/settings timezone America/New_York")
+    assert out.text("admin") == en(
+        "settings.timezone_set", zone="America/New_York", now="2026-11-27 03:00"
+    )
+    listing = (await world.say("admin", "/items marketing")).text("admin")
+    assert "2026-11-27 03:00" in listing
+    assert "Europe/Berlin" not in (await world.say("admin", "/whoami")).text("admin")
+
+
+async def test_an_unknown_timezone_is_refused(world: World) -> None:
+    await world.say("alice", "/whoami")
+    for zone in ("Mars/Olympus_Mons", "Europe", "../../etc/passwd", "europe/berlin"):
+        text = await refused(world, "alice", f"/settings timezone {zone}")
+        assert text == with_usage(
+            "en", en("error.bad_timezone", zone=zone), "/settings timezone <IANA zone>"
+        ), zone
+    text = await refused(world, "alice", "/settings timezone")
+    assert text.startswith(en("error.missing_argument", param="IANA zone"))
+
+
+async def test_an_unknown_setting_shows_the_forms(world: World) -> None:
+    await world.say("alice", "/whoami")
+    text = await refused(world, "alice", "/settings colour blue")
+    assert text.startswith(en("error.unknown_subcommand", command="settings", given="colour"))
+    assert "/settings language en|de" in text
+
+
+# --- role -------------------------------------------------------------------------------
+
+
+async def test_an_admin_gives_a_role_and_the_person_is_told(world: World) -> None:
+    await world.say("alice", "/whoami")
+    out = await world.say("admin", "/role @alice gatekeeper")
+    assert out.text("admin") == en("role.done", handle="alice", role="gatekeeper")
+    assert out.text("alice") == en("role.told", handle="admin", role="gatekeeper")
+    assert "@alice (gatekeeper)" in (await world.say("alice", "/whoami")).text("alice")
+
+
+async def test_the_role_is_told_in_the_persons_language(world: World) -> None:
+    await world.say("alice", "/settings language de")
+    out = await world.say("admin", "/role alice admin")
+    assert out.text("admin") == en("role.done", handle="alice", role="admin")
+    assert out.text("alice") == de("role.told", handle="admin", role="Admin")
+
+
+async def test_a_member_cannot_use_role(world: World) -> None:
+    await world.say("alice", "/whoami")
+    await world.say("bob", "/whoami")
+    text = await refused(world, "alice", "/role alice admin")
+    assert text == en("error.admins_only")
+    text = await refused(world, "alice", "/role bob member")
+    assert text == en("error.admins_only")
+
+
+async def test_the_last_admin_cannot_be_demoted(world: World) -> None:
+    text = await refused(world, "admin", "/role admin member")
+    assert text == en("error.last_admin")
+
+    await world.say("alice", "/whoami")
+    await world.say("admin", "/role alice admin")
+    out = await world.say("alice", "/role alice member")  # two admins: one may step down
+    assert out.text("alice") == en("role.done", handle="alice", role="member")
+    text = await refused(world, "admin", "/role admin gatekeeper")
+    assert text == en("error.last_admin")
+
+
+async def test_role_refuses_nonsense(world: World) -> None:
+    await world.say("alice", "/whoami")
+    text = await refused(world, "admin", "/role alice member")
+    assert text == en("error.role_unchanged", handle="alice", role="member")
+    text = await refused(world, "admin", "/role nobody member")
+    assert text == en("error.person_not_found", person="nobody")
+    text = await refused(world, "admin", "/role alice boss")
+    assert text == with_usage(
+        "en",
+        en("error.bad_choice", value="boss", choices="member, gatekeeper, admin"),
+        "/role <person> member|gatekeeper|admin",
+    )
+    text = await refused(world, "admin", "/role alice admin now")
+    assert text.startswith(en("error.too_many_arguments", extra="now"))
+
+
+# --- link -------------------------------------------------------------------------------
+
+
+async def test_link_adds_a_new_messenger_account_to_the_person(world: World) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    await world.say("admin", "/group create marketing Marketing")
+    await world.say("alice", "/join marketing")
+    out = await world.say("alice", "/link")
+    code = code_in(out.text("alice"), "link.code", minutes=15)
+
+    out = await say_on(world, telegram, "4711", f"/link {code}")
+    assert out.text("4711") == en("link.done", platform="Telegram", handle="alice")
+
+    out = await say_on(world, telegram, "4711", "/whoami")
+    whoami = out.text("4711")
+    assert "@alice (member)" in whoami
+    assert "memory (alice), Telegram (4711)" in whoami
+    assert "marketing (daily)" in whoami
+
+    # the code is used up
+    text = (await say_on(world, telegram, "4712", f"/link {code}")).text("4712")
+    assert text == en("error.link_code_invalid")
+
+
+async def test_direct_messages_go_to_the_messenger_used_last(world: World) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    await world.say("admin", "/group create marketing Marketing")
+    await world.say("alice", "/join marketing")
+    await world.say("alice", "/notify marketing instant")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    world.clock.advance(minutes=1)
+    await say_on(world, telegram, "4711", f"/link {code}")
+
+    before = len(telegram.sent)
+    out = await world.say("admin", "/share marketing Seen on Telegram?")
+    assert out.addresses == ["admin"]
+    assert "Seen on Telegram?" in Said(telegram.sent[before:]).text("4711")
+
+    world.clock.advance(minutes=1)
+    await world.say("alice", "/whoami")  # alice is back on the first messenger
+    out = await world.say("admin", "/share marketing And here?")
+    assert "And here?" in out.text("alice")
+
+
+async def test_linking_two_known_accounts_merges_them(world: World) -> None:
+    slack = other_messenger(world, "slack")
+    await world.say("admin", "/group create marketing Marketing")
+    await world.say("admin", "/group create sales Sales")
+    await world.say("alice", "/join marketing")
+    await say_on(world, slack, "U1", "/join sales")  # a second person, @u1, on Slack
+    await say_on(world, slack, "U1", "/share sales Slack news")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+
+    out = await say_on(world, slack, "U1", f"/link {code}")
+    assert out.text("U1") == en("link.done", platform="Slack", handle="alice")
+
+    whoami = (await say_on(world, slack, "U1", "/whoami")).text("U1")
+    assert "@alice (member)" in whoami
+    assert "memory (alice), Slack (U1)" in whoami
+    assert "marketing (daily), sales (daily)" in whoami
+    members = (await world.say("alice", "/members sales")).text("alice")
+    assert members == en("members.list", group="Sales", count=2, names="@admin (moderator), @alice")
+    listing = (await world.say("alice", "/items sales")).text("alice")
+    assert "@alice" in listing
+    assert "@u1" not in listing
+    text = await refused(world, "admin", "/role u1 gatekeeper")
+    assert text == en("error.person_not_found", person="u1")
+
+
+async def test_an_invalid_link_code_is_refused(world: World) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    await world.say("alice", "/whoami")
+    text = await refused(world, "alice", "/link NOTACODE00")
+    assert text == en("error.link_code_invalid")
+
+    before = world.snapshot()
+    out = await say_on(world, telegram, "4711", "/link NOTACODE00")
+    assert out.text("4711") == en("error.link_code_invalid")
+    assert world.snapshot() == before
+
+
+async def test_a_link_code_expires(world: World) -> None:
+    slack = other_messenger(world, "slack")
+    await say_on(world, slack, "U1", "/whoami")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    world.clock.advance(minutes=16)
+    before = world.snapshot()
+    out = await say_on(world, slack, "U1", f"/link {code}")
+    assert out.text("U1") == en("error.link_code_invalid")
+    assert world.snapshot() == before
+
+
+async def test_your_own_link_code_is_refused(world: World) -> None:
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    text = await refused(world, "alice", f"/link {code}")
+    assert text == en("error.link_same_person")
