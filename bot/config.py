@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     matrix_member_servers: str = ""
 
     outbox_max_attempts: int = Field(8, ge=1, le=100)
+    outbox_lease_seconds: int = Field(120, ge=1, le=3600)
     file_max_mb: int = Field(50, ge=1, le=2048)
+    # [rate_limits.telegram] overall = 30, per_dm = 1, per_room = 0.33 (messages a second)
+    rate_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.i18n import Translator
 from bot.markup import Markup, link
-from bot.message import Button, Message, load_message
+from bot.message import Button, FileRef, Message, load_message
 from bot.policy import Policy
 from store.models import Group, Item, OutboxMessage, Person
 from store.uow import UnitOfWork
@@ -66,7 +66,13 @@ def fan_out(
 
 
 def item_message(
-    t: Translator, item: Item, group: Group, author: Person | None, *, target_platform: str
+    t: Translator,
+    item: Item,
+    group: Group,
+    author: Person | None,
+    *,
+    target_platform: str,
+    files: tuple[FileRef, ...] = (),
 ) -> Message:
     by = author.handle if author else PLATFORM_NAMES.get(item.source_platform or "", "Pinwall")
     if item.source_platform and item.source_platform != target_platform and author:
@@ -88,6 +94,7 @@ def item_message(
     return Message(
         title=title,
         text="\n".join(lines),
+        files=files,
         buttons=(
             Button(label=t("button.comment"), action="item.comment", value=str(item.id)),
             Button(label="👍", action="item.like", value=str(item.id)),
@@ -126,4 +133,13 @@ class Renderer:
                 return None  # unbridged since
         author = uow.people.get(item.author_id) if item.author_id else None
         t = self.core.translator(reader)
-        return item_message(t, item, group, author, target_platform=row.platform)
+        files = tuple(
+            FileRef(
+                blob_id=blob.id,
+                name=f.name,
+                mime_type=blob.mime_type,
+                image=blob.mime_type.startswith("image/"),
+            )
+            for f, blob in uow.blobs.files_of(item.id)
+        )
+        return item_message(t, item, group, author, target_platform=row.platform, files=files)

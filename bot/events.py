@@ -73,6 +73,8 @@ class MessageReceived:
     text: str
     attachments: tuple[InboundFile, ...] = ()
     reply_to: MessageRefIn | None = None
+    # The platform's id of this message, so that replies to it in its room find the post.
+    message_id: str | None = None
     type: Literal["message"] = "message"
 
 

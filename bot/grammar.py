@@ -172,6 +172,8 @@ _USAGES = (
     "role <person> {role:member|gatekeeper|admin}",
     "bridge <group>",
     "audit [n:int]",
+    "outbox failed [n:int]",
+    "outbox retry [id]",
 )
 SPECS: tuple[Spec, ...] = (*(spec(u) for u in _USAGES), spec("start [code]", hidden=True))
 

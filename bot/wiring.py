@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, TextIO
 
 import uvicorn
@@ -88,6 +89,7 @@ def build(
     settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> Program:
     from jobs.delivery import DeliveryPolicy, DeliveryWorker
+    from jobs.ratelimit import RateLimiter, limits_from_settings
 
     for name in settings.messengers:
         # The messenger adapters arrive with their own issues; until then a configured
@@ -126,7 +128,14 @@ def build(
             language=settings.default_language,
         )
         hub.register(console)
-    worker = DeliveryWorker(hub, DeliveryPolicy(max_attempts=settings.outbox_max_attempts))
+    worker = DeliveryWorker(
+        hub,
+        DeliveryPolicy(
+            max_attempts=settings.outbox_max_attempts,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+        ),
+        RateLimiter(limits_from_settings(settings.rate_limits)),
+    )
     return Program(settings, db, core, hub, worker, console, lock)
 
 
@@ -154,6 +163,13 @@ def _bind(settings: Settings) -> socket.socket:
     return sock
 
 
+def _unclaim_all(db: Database) -> int:
+    with db.uow() as uow:
+        n = uow.outbox.unclaim_all()
+        uow.commit()
+    return n
+
+
 async def serve(program: Program) -> int:
     settings, hub, worker = program.settings, program.hub, program.worker
     stop = asyncio.Event()
@@ -172,6 +188,11 @@ async def serve(program: Program) -> int:
 
     for adapter in hub.adapters.values():
         await adapter.start()
+    if program.db.is_sqlite:
+        # This process holds the instance lock: claims still open are a dead process's.
+        unclaimed = await hub.call(_unclaim_all, program.db)
+        if unclaimed:
+            log.info("took back %d deliveries a stopped Pinwall had in flight", unclaimed)
     recovered = await hub.apply_recorded()
     if recovered:
         log.info("applied %d events recorded before a restart", recovered)

@@ -271,6 +271,8 @@ class Draft(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     text: Mapped[str] = mapped_column(Text)
+    # [{"blob_id", "name", "mime_type", "size"}]: files sent with it, already stored
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     source_platform: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
 

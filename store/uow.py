@@ -512,9 +512,20 @@ class LinkCodeRepository(_Repo):
 class ConversationStateRepository(_Repo):
     """Drafts waiting for a group, and prompts waiting for an answer."""
 
-    def add_draft(self, person_id: int, text: str, source_platform: str, now: datetime) -> Draft:
+    def add_draft(
+        self,
+        person_id: int,
+        text: str,
+        source_platform: str,
+        now: datetime,
+        files: list[dict[str, Any]] | None = None,
+    ) -> Draft:
         draft = Draft(
-            person_id=person_id, text=text, source_platform=source_platform, created_at=now
+            person_id=person_id,
+            text=text,
+            files=files or [],
+            source_platform=source_platform,
+            created_at=now,
         )
         self.s.add(draft)
         self.s.flush()
@@ -782,6 +793,18 @@ class OutboxRepository(_Repo):
                 created_at=now,
             )
         )
+
+    def room_copies(self, item_id: int) -> Sequence[MessageRef]:
+        """Where an item shows in rooms: the bridged copies and the message it came from."""
+        direct = select(OutboxMessage.id).where(OutboxMessage.target_kind == "dm")
+        return self.s.scalars(
+            select(MessageRef)
+            .where(
+                MessageRef.item_id == item_id,
+                or_(MessageRef.outbox_id.is_(None), MessageRef.outbox_id.not_in(direct)),
+            )
+            .order_by(MessageRef.id)
+        ).all()
 
     def find_ref(self, platform: str, conversation: str, message_id: str) -> MessageRef | None:
         return self.s.scalar(

@@ -28,7 +28,7 @@ _INTERNAL = frozenset(
     }
 )
 _GATEKEEPERS = frozenset({"pending", "approve", "reject"})
-_ADMINS = frozenset({"role", "audit"})
+_ADMINS = frozenset({"role", "audit", "outbox failed", "outbox retry"})
 
 
 def for_role(spec: grammar.Spec, role: Role) -> bool:

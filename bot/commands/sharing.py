@@ -4,16 +4,19 @@ buttons and reactions."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from bot import grammar
 from bot.commands.common import parse_id, show_id
 from bot.core import Ctx, action, command
 from bot.delivery import fan_out
 from bot.errors import UserError
-from bot.events import MessageReceived, ReactionAdded
+from bot.events import InboundFile, MessageReceived, ReactionAdded
 from bot.grammar import Command
 from bot.markup import Markup, link
-from bot.message import Button, Message
+from bot.message import Button, Message, Target
+from store.blobs import StoredBlob
 from store.models import Comment, Group, Item, ItemKind, Room
 
 URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
@@ -32,16 +35,36 @@ def split_content(content: str) -> tuple[str | None, str]:
     return url, re.sub(r"[ \t]{2,}", " ", text)
 
 
-def post(ctx: Ctx, group: Group, content: str, *, room: Room | None = None) -> Item:
-    """Creates a post of the group and queues it for everyone it reaches."""
+def file_dicts(files: Sequence[InboundFile]) -> list[dict[str, Any]]:
+    return [
+        {"blob_id": f.blob_id, "name": f.name, "mime_type": f.mime_type, "size": f.size}
+        for f in files
+    ]
+
+
+def post(
+    ctx: Ctx,
+    group: Group,
+    content: str,
+    *,
+    room: Room | None = None,
+    files: Sequence[dict[str, Any]] = (),
+    message_id: str | None = None,
+) -> Item:
+    """Creates a post of the group and queues it for everyone it reaches.
+
+    `files` were stored in the blob store by the adapter; `message_id` is the message
+    the post came from in `room`, so that replies to it there become comments.
+    """
     if len(content) > MAX_TEXT:
         raise UserError("error.text_too_long", max=MAX_TEXT)
     url, text = split_content(content)
+    kind = ItemKind.LINK if url else ItemKind.FILE if files else ItemKind.NOTE
     item = ctx.uow.items.add(
         Item(
             group_id=group.id,
             author_id=ctx.person.id,
-            kind=ItemKind.LINK if url else ItemKind.NOTE,
+            kind=kind,
             text=text,
             url=url,
             title=url,  # until a preview says better
@@ -50,6 +73,26 @@ def post(ctx: Ctx, group: Group, content: str, *, room: Room | None = None) -> I
             created_at=ctx.now,
         )
     )
+    if files:
+        for f in files:
+            ctx.uow.blobs.record(
+                StoredBlob(
+                    f["blob_id"],
+                    int(f.get("size") or 0),
+                    f.get("mime_type") or "application/octet-stream",
+                ),
+                ctx.now,
+            )
+        ctx.uow.blobs.attach(item.id, [(f["blob_id"], f["name"]) for f in files])
+    if room is not None and message_id:
+        ctx.uow.outbox.add_ref(
+            platform=ctx.platform,
+            conversation=room.external_id,
+            message_id=message_id,
+            item_id=item.id,
+            outbox_id=None,
+            now=ctx.now,
+        )
     fan_out(ctx.uow, item, now=ctx.now, exclude_room_id=room.id if room else None)
     return item
 
@@ -122,6 +165,7 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
         )
     )
     ctx.reply("comment.done", item=show_id(item.id, "item"))
+    _relay_comment(ctx, item, text)
     author = ctx.uow.people.get(item.author_id) if item.author_id else None
     if author is not None and author.id != ctx.person.id and author.active:
         ctx.tell(
@@ -131,6 +175,26 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
             item=show_id(item.id, "item"),
             group=group.name,
             text=text[:500],
+        )
+
+
+def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
+    """Shows the comment threaded under every room copy of the post, but where it was said."""
+    here = (ctx.platform, ctx.event.meta.conversation.external_id)
+    t = ctx.core.translator(None)  # rooms speak the default language
+    body = t("comment.relayed", handle=ctx.person.handle, item=show_id(item.id, "item"), text=text)
+    seen: set[tuple[str, str]] = set()
+    for ref in ctx.uow.outbox.room_copies(item.id):
+        where = (ref.platform, ref.conversation)
+        if where == here or where in seen:
+            continue
+        seen.add(where)
+        ctx.core.enqueue(
+            ctx.uow,
+            Target(ref.platform, "room", ref.conversation),
+            Message(text=body, thread=ref.message_id),
+            None,
+            ctx.now,
         )
 
 
@@ -161,13 +225,13 @@ def on_message(ctx: Ctx, event: MessageReceived) -> None:
                 return
             add_comment(ctx, item, group, text)
             return
-        _start_share_flow(ctx, text)
+        _start_share_flow(ctx, text, file_dicts(event.attachments))
         return
     _on_room_message(ctx, event, text)
 
 
-def _start_share_flow(ctx: Ctx, text: str) -> None:
-    if not text:
+def _start_share_flow(ctx: Ctx, text: str, files: list[dict[str, Any]]) -> None:
+    if not text and not files:
         return
     groups = ctx.policy.postable_groups()
     if not groups:
@@ -175,7 +239,9 @@ def _start_share_flow(ctx: Ctx, text: str) -> None:
             "share.no_groups", prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/")
         )
         return
-    draft = ctx.uow.state.add_draft(ctx.person.id, text[:MAX_TEXT], ctx.platform, ctx.now)
+    draft = ctx.uow.state.add_draft(
+        ctx.person.id, text[:MAX_TEXT], ctx.platform, ctx.now, files=files
+    )
     buttons = tuple(
         Button(label=g.name, action="share.pick", value=f"{draft.id}:{g.id}") for g in groups
     )
@@ -184,7 +250,7 @@ def _start_share_flow(ctx: Ctx, text: str) -> None:
 
 def _on_room_message(ctx: Ctx, event: MessageReceived, text: str) -> None:
     room = ctx.room()
-    if room is None or room.group_id is None or not text:
+    if room is None or room.group_id is None or not (text or event.attachments):
         return
     group = ctx.uow.groups.get(room.group_id)
     if group is None or not ctx.policy.can_see(group):
@@ -198,7 +264,14 @@ def _on_room_message(ctx: Ctx, event: MessageReceived, text: str) -> None:
             if item is not None and item.group_id == group.id:
                 add_comment(ctx, item, group, text)
                 return
-    post(ctx, group, text, room=room)
+    post(
+        ctx,
+        group,
+        text,
+        room=room,
+        files=file_dicts(event.attachments),
+        message_id=event.message_id,
+    )
 
 
 # --- buttons and reactions ------------------------------------------------------------
@@ -215,7 +288,7 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
     if group is None or not ctx.policy.can_see(group):
         raise UserError("error.button_expired")
     ctx.policy.require_post(group)
-    item = post(ctx, group, draft.text)
+    item = post(ctx, group, draft.text, files=draft.files)
     ctx.uow.state.drop_draft(draft)
     ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
 

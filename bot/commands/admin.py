@@ -1,0 +1,52 @@
+"""Admin commands: the deliveries that keep failing, and sending them again."""
+
+from __future__ import annotations
+
+from bot.core import Ctx, command
+from bot.errors import UserError
+from bot.grammar import Command
+from bot.markup import Markup
+from store.models import OutboxStatus
+
+FAILED_DEFAULT, FAILED_MAX = 10, 50
+
+
+@command("outbox failed")
+def on_outbox_failed(ctx: Ctx, cmd: Command) -> None:
+    ctx.policy.require_admin()
+    limit = min(cmd.arg("n") or FAILED_DEFAULT, FAILED_MAX)
+    dead = ctx.uow.outbox.listing([OutboxStatus.DEAD], limit)
+    counts = ctx.uow.outbox.counts()
+    if not dead:
+        ctx.reply("outbox.none_failed", pending=counts.get(OutboxStatus.PENDING, 0))
+        return
+    tz = ctx.core.timezone_of(ctx.person)
+    lines: list[str] = [ctx.t("outbox.failed_header", count=counts.get(OutboxStatus.DEAD, 0))]
+    for row in dead:
+        lines.append(
+            ctx.t(
+                "outbox.failed_line",
+                id=row.id,
+                where=f"{row.platform}:{row.target}",
+                when=ctx.t.datetime(row.created_at, tz),
+                attempts=row.attempts,
+                error=(row.last_error or "-")[:200],
+            )
+        )
+    lines.append(
+        ctx.t(
+            "outbox.failed_footer", prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+        )
+    )
+    ctx.reply_markup(Markup("\n".join(lines)))
+
+
+@command("outbox retry")
+def on_outbox_retry(ctx: Ctx, cmd: Command) -> None:
+    ctx.policy.require_admin()
+    raw = cmd.arg("id")
+    if raw is not None and not str(raw).isdigit():
+        raise UserError("error.not_a_number", param="id", value=raw, usage_of="outbox retry")
+    n = ctx.uow.outbox.retry_dead(ctx.now, [int(raw)] if raw is not None else None)
+    ctx.audit("outbox.retried", str(raw or "all"), count=n)
+    ctx.reply("outbox.retried", count=n)
