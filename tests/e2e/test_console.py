@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -242,3 +243,27 @@ def test_toml_file_sets_keys_and_environment_wins(tmp_path: Path) -> None:
     assert '"console": "auto"' in done.stdout
     german = pinwall(tmp_path, "/groups\n")
     assert "[admin] Es gibt noch keine Gruppen." in german.stdout
+
+
+def test_sigterm_stops_it_gracefully(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [*PINWALL, "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=_env(),
+    ) as proc:
+        assert proc.stderr is not None
+        assert proc.stdin is not None
+        while "HTTP endpoints on" not in proc.stderr.readline():
+            pass
+        proc.stdin.write("/group create marketing Marketing\n")
+        proc.stdin.flush()
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("[admin] Group marketing")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    again = pinwall(tmp_path, "/groups\n")
+    assert "marketing" in again.stdout  # the lock was released, the state kept
