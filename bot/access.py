@@ -101,14 +101,7 @@ def _create(uow: UnitOfWork, actor: Actor, role: Role, now: datetime) -> tuple[P
         language_hint=normalize_language(actor.language),
         display_name=actor.display_name or name,
     )
-    account = uow.people.add_account(
-        person,
-        platform=actor.platform,
-        external_id=actor.external_id,
-        username=actor.username,
-        display_name=actor.display_name,
-        now=now,
-    )
+    account = _add_account(uow, person, actor, now)
     uow.audit.add(
         at=now,
         actor_id=person.id,
@@ -119,12 +112,8 @@ def _create(uow: UnitOfWork, actor: Actor, role: Role, now: datetime) -> tuple[P
     return person, account
 
 
-def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now: datetime) -> None:
-    link = uow.links.take(code, now)
-    person = uow.people.get(link.person_id) if link else None
-    if person is None:
-        raise UserError("error.link_code_invalid")
-    uow.people.add_account(
+def _add_account(uow: UnitOfWork, person: Person, actor: Actor, now: datetime) -> Account:
+    return uow.people.add_account(
         person,
         platform=actor.platform,
         external_id=actor.external_id,
@@ -132,6 +121,14 @@ def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now:
         display_name=actor.display_name,
         now=now,
     )
+
+
+def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now: datetime) -> None:
+    link = uow.links.take(code, now)
+    person = uow.people.get(link.person_id) if link else None
+    if person is None:
+        raise UserError("error.link_code_invalid")
+    _add_account(uow, person, actor, now)
     uow.audit.add(
         at=now,
         actor_id=person.id,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot import grammar
+from bot import access, grammar
 from bot.clock import Clock
 from bot.errors import UserError
 from bot.events import (
@@ -111,8 +111,24 @@ class Ctx:
 Handler = Callable[[Ctx, grammar.Command], None]
 ActionHandler = Callable[[Ctx, str], None]
 
+MessageHandler = Callable[[Ctx, MessageReceived], None]
+ReactionHandler = Callable[[Ctx, ReactionAdded], None]
+
 COMMANDS: dict[str, Handler] = {}
 ACTIONS: dict[str, ActionHandler] = {}
+# Plain messages and reactions have one handler each (bot.commands.sharing).
+ON_MESSAGE: list[MessageHandler] = []
+ON_REACTION: list[ReactionHandler] = []
+
+
+def on_message(fn: MessageHandler) -> MessageHandler:
+    ON_MESSAGE[:] = [fn]
+    return fn
+
+
+def on_reaction(fn: ReactionHandler) -> ReactionHandler:
+    ON_REACTION[:] = [fn]
+    return fn
 
 
 def command(key: str) -> Callable[[Handler], Handler]:
@@ -301,8 +317,6 @@ class Core:
         return uow.people.get(account.person_id) if account else None
 
     def _dispatch(self, uow: UnitOfWork, event: Event, now: datetime) -> None:
-        from bot import access  # first contact lives there
-
         found = access.resolve(self, uow, event, now)
         if found is None:  # an unknown person: access.resolve already answered
             return
@@ -321,18 +335,16 @@ class Core:
             case CommandInvoked(name=name, arguments=arguments):
                 self.run_command(ctx, name, arguments)
             case MessageReceived():
-                from bot.commands.sharing import on_message
-
-                on_message(ctx, event)
+                for handle_message in ON_MESSAGE:
+                    handle_message(ctx, event)
             case ButtonPressed(action=name, value=value):
                 handler = ACTIONS.get(name)
                 if handler is None:
                     raise UserError("error.button_expired")
                 handler(ctx, value)
             case ReactionAdded():
-                from bot.commands.sharing import on_reaction
-
-                on_reaction(ctx, event)
+                for handle_reaction in ON_REACTION:
+                    handle_reaction(ctx, event)
 
     def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:
         cmd = grammar.parse(name, arguments)

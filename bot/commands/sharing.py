@@ -9,7 +9,7 @@ from typing import Any
 
 from bot import grammar
 from bot.commands.common import parse_id, show_id
-from bot.core import Ctx, action, command
+from bot.core import Ctx, action, command, on_message, on_reaction
 from bot.delivery import fan_out
 from bot.errors import UserError
 from bot.events import InboundFile, MessageReceived, ReactionAdded
@@ -207,7 +207,8 @@ def on_comment(ctx: Ctx, cmd: Command) -> None:
 # --- plain messages -------------------------------------------------------------------
 
 
-def on_message(ctx: Ctx, event: MessageReceived) -> None:
+@on_message
+def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
     text = event.text.strip()
     if event.meta.conversation.direct:
         word = grammar.first_word(text)
@@ -312,7 +313,8 @@ def on_like_button(ctx: Ctx, value: str) -> None:
         ctx.reply("like.undone", item=show_id(item.id, "item"))
 
 
-def on_reaction(ctx: Ctx, event: ReactionAdded) -> None:
+@on_reaction
+def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
     ref = ctx.uow.outbox.find_ref(
         ctx.platform, event.message.conversation, event.message.message_id
     )
