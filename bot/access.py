@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import grammar
@@ -14,6 +14,9 @@ from bot.markup import Markup
 from bot.message import Message
 from store.models import Account, Invite, Person, Role
 from store.uow import UnitOfWork
+
+# How fresh "last seen" must be; it only picks the messenger a person hears from.
+LAST_SEEN_PRECISION = timedelta(minutes=1)
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -150,7 +153,8 @@ def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now:
 
 
 def _refresh(core: Core, person: Person, account: Account, actor: Actor, now: datetime) -> None:
-    account.last_seen_at = now
+    if now - account.last_seen_at > LAST_SEEN_PRECISION:  # not a write on every event
+        account.last_seen_at = now
     if actor.display_name and account.display_name != actor.display_name:
         account.display_name = actor.display_name
     hint = normalize_language(actor.language)

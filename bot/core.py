@@ -29,7 +29,6 @@ from bot.policy import Policy
 from store.db import Database
 from store.models import (
     Account,
-    InboxEvent,
     InboxStatus,
     OutboxMessage,
     Person,
@@ -224,21 +223,25 @@ class Core:
     def handle(self, event: Event) -> bool:
         """Records and applies an event in one transaction. False for a redelivery."""
         now = self.clock.now()
+        meta = event.meta
         with self.db.uow() as uow:
-            row = uow.inbox.record(event.meta.platform, event.meta.event_id, dump_event(event), now)
-            if row is None:
+            # Written as applied at once: if applying fails, the rollback takes it back.
+            row_id = uow.inbox.record(
+                meta.platform, meta.event_id, dump_event(event), now, status=InboxStatus.APPLIED
+            )
+            if row_id is None:
                 return False
-            self._apply_in(uow, row, event, now)
+            self._apply_in(uow, row_id, event, now, mark=False)
         return True
 
     def record(self, event: Event) -> bool:
         """Records an event durably without applying it (adapters ack after this)."""
         with self.db.uow() as uow:
-            row = uow.inbox.record(
+            row_id = uow.inbox.record(
                 event.meta.platform, event.meta.event_id, dump_event(event), self.clock.now()
             )
             uow.commit()
-            return row is not None
+            return row_id is not None
 
     def apply_recorded(self, limit: int = 100) -> int:
         """Applies events that were recorded but not yet applied (also after a crash)."""
@@ -250,16 +253,19 @@ class Core:
                 row = uow.inbox.lock(row_id)
                 if row is None or row.status != InboxStatus.RECEIVED:
                     continue
-                self._apply_in(uow, row, load_event(row.payload), self.clock.now())
+                self._apply_in(uow, row_id, load_event(row.payload), self.clock.now(), mark=True)
                 done += 1
         return done
 
-    def _apply_in(self, uow: UnitOfWork, row: InboxEvent, event: Event, now: datetime) -> None:
+    def _apply_in(
+        self, uow: UnitOfWork, row_id: int, event: Event, now: datetime, *, mark: bool
+    ) -> None:
         """Applies the event; on a UserError or a crash, keeps nothing but the answer."""
         meta = event.meta
         try:
             self._dispatch(uow, event, now)
-            row.status, row.applied_at = InboxStatus.APPLIED, now
+            if mark:
+                uow.inbox.mark(row_id, InboxStatus.APPLIED, now)
             uow.commit()
             return
         except UserError as err:
@@ -272,13 +278,16 @@ class Core:
             log.exception(
                 "incident %s: applying %s event %s failed", incident, meta.platform, meta.event_id
             )
+        status = InboxStatus.APPLIED if failure is not None else InboxStatus.FAILED
+        error = None if failure is not None else f"incident {incident}"
         # The rollback took the inbox row with it when it was written in the same
         # transaction; write it again, now only with the answer.
-        row = (
-            uow.inbox.get(meta.platform, meta.event_id)
-            or uow.inbox.record(meta.platform, meta.event_id, dump_event(event), now)
-            or row
-        )
+        if (
+            mark
+            or uow.inbox.record(meta.platform, meta.event_id, dump_event(event), now, status=status)
+            is None
+        ):
+            uow.inbox.mark(row_id if mark else self._inbox_id(uow, event), status, now, error)
         person = self._known_person(uow, meta.actor)
         t = (
             self.translator(person)
@@ -289,14 +298,17 @@ class Core:
         )
         if failure is not None:
             text = self.error_text(failure, t, meta.platform)
-            row.status, row.applied_at = InboxStatus.APPLIED, now
         else:
             text = t("error.incident", incident=incident)
-            row.status, row.error = InboxStatus.FAILED, f"incident {incident}"
         self.enqueue(
             uow, self.reply_target(event), Message(text=text), person.id if person else None, now
         )
         uow.commit()
+
+    def _inbox_id(self, uow: UnitOfWork, event: Event) -> int:
+        row = uow.inbox.get(event.meta.platform, event.meta.event_id)
+        assert row is not None
+        return row.id
 
     def error_text(self, err: UserError, t: Translator, platform: str) -> Markup:
         params = dict(err.params)

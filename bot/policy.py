@@ -30,6 +30,11 @@ def may_see(person: Person, group: Group, membership: Membership | None) -> bool
     return True
 
 
+def may_receive(person: Person, group: Group, membership: Membership | None) -> bool:
+    """Whether a member's copy of a group post may go to them (they may have left)."""
+    return membership is not None and may_see(person, group, membership)
+
+
 def visible_ids(
     person: Person, groups: Iterable[Group], memberships: Iterable[Membership]
 ) -> frozenset[int]:
@@ -92,7 +97,7 @@ class Policy:
         return self.is_admin or (m is not None and m.moderator and not self.is_external)
 
     def can_post(self, group: Group) -> bool:
-        return self.can_see(group) and self.membership(group) is not None
+        return may_receive(self.person, group, self.membership(group))
 
     def postable_groups(self) -> list[Group]:
         return [g for g in self.uow.groups.by_ids(self._memberships) if self.can_post(g)]

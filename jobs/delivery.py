@@ -13,11 +13,13 @@ import random
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.message import Delivered, DeliveryFailed, Message, RateLimited, SendResult, Target
 from bot.runtime import Hub
 from jobs.ratelimit import RateLimiter
 from store.models import OutboxStatus
+from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ class DeliveryPolicy:
     max_backoff: float = 3600.0
     idle_poll: float = 1.0
     concurrency: int = 8  # sends in flight per platform
+    # Outcomes recorded in one transaction; after a crash at most these (and the sends
+    # in flight) are sent again, as a send whose outcome was not recorded is.
+    record_batch: int = 16
     # How far ahead a pass plans: a conversation that must wait longer is put back.
     horizon: float = 2.0
 
@@ -47,6 +52,10 @@ class Claimed:
     target: Target
     message: Message | None
     item_id: int | None
+    attempts: int = 1  # including this one
+    # No send of it starts after this: half its lease. When the lease runs out another
+    # instance may claim it again, and it must not find it still being sent here.
+    send_by: datetime | None = None
 
 
 class DeliveryWorker:
@@ -75,6 +84,7 @@ class DeliveryWorker:
 
     def _claim(self, platforms: list[str]) -> list[Claimed]:
         now = self.hub.clock.now()
+        send_by = now + self.policy.lease / 2
         out: list[Claimed] = []
         with self.hub.db.uow() as uow:
             rows = uow.outbox.claim_due(
@@ -83,9 +93,10 @@ class DeliveryWorker:
                 lease=self.policy.lease,
                 platforms=platforms,
             )
+            cache: dict[Any, Any] = {}
             for row in rows:
                 try:
-                    message = self.hub.renderer.render(uow, row)
+                    message = self.hub.renderer.render(uow, row, cache)
                 except Exception as exc:  # one bad row must not stop the whole outbox
                     log.exception("rendering outbox message %s failed", row.id)
                     row.status, row.claimed_until = OutboxStatus.DEAD, None
@@ -97,56 +108,69 @@ class DeliveryWorker:
                 target = Target(
                     row.platform, "dm" if row.target_kind == "dm" else "room", row.target
                 )
-                out.append(Claimed(row.id, target, message, row.item_id))
+                out.append(Claimed(row.id, target, message, row.item_id, row.attempts, send_by))
             uow.commit()
         return out
 
-    def _record(self, claimed: Claimed, result: SendResult) -> str:
+    def outcome(self, claimed: Claimed, result: SendResult) -> str:
+        """What a send's result means for its message (decided without the store)."""
+        match result:
+            case Delivered():
+                return "delivered"
+            case RateLimited():
+                return "rate_limited"
+            case DeliveryFailed(permanent=permanent, unreachable=unreachable):
+                if permanent or unreachable or claimed.attempts >= self.policy.max_attempts:
+                    return "dead"
+        return "retry"
+
+    def _record(self, results: list[tuple[Claimed, SendResult]]) -> None:
+        """Records the outcomes of several sends in one transaction."""
         now = self.hub.clock.now()
         with self.hub.db.uow() as uow:
-            row = uow.outbox.get(claimed.id)
-            if row is None:
-                return "gone"
-            row.claimed_until = None
-            match result:
-                case Delivered(message_id=message_id, conversation=conversation):
-                    row.status, row.sent_at = OutboxStatus.SENT, now
-                    row.platform_message_id = message_id
-                    row.last_error = None
-                    if message_id and claimed.item_id is not None:
-                        uow.outbox.add_ref(
-                            platform=row.platform,
-                            conversation=conversation or row.target,
-                            message_id=message_id,
-                            item_id=claimed.item_id,
-                            outbox_id=row.id,
-                            now=now,
-                        )
-                    outcome = "delivered"
-                case RateLimited(retry_after=retry_after):
-                    # Not a failure: it does not count towards the dead letter.
-                    row.attempts = max(0, row.attempts - 1)
-                    row.status = OutboxStatus.PENDING
-                    row.next_attempt_at = now + timedelta(seconds=max(0.0, retry_after))
-                    row.last_error = f"rate limited for {retry_after:.1f}s"
-                    outcome = "rate_limited"
-                case DeliveryFailed(reason=reason, permanent=permanent, unreachable=unreachable):
-                    row.last_error = reason[:2000]
-                    if unreachable and row.person_id is not None:
-                        account = uow.people.account(row.platform, row.target)
-                        if account is not None:
-                            account.reachable = False
-                    if permanent or unreachable or row.attempts >= self.policy.max_attempts:
-                        row.status = OutboxStatus.DEAD
-                        outcome = "dead"
-                    else:
-                        row.status = OutboxStatus.PENDING
-                        row.next_attempt_at = now + timedelta(
-                            seconds=self.policy.backoff(row.attempts)
-                        )
-                        outcome = "retry"
+            for claimed, result in results:
+                self._record_one(uow, claimed, result, now)
             uow.commit()
-        return outcome
+
+    def _record_one(
+        self, uow: UnitOfWork, claimed: Claimed, result: SendResult, now: datetime
+    ) -> None:
+        row = uow.outbox.get(claimed.id)
+        if row is None:
+            return
+        row.claimed_until = None
+        outcome = self.outcome(claimed, result)
+        match result:
+            case Delivered(message_id=message_id, conversation=conversation):
+                row.status, row.sent_at = OutboxStatus.SENT, now
+                row.platform_message_id = message_id
+                row.last_error = None
+                if message_id and claimed.item_id is not None:
+                    uow.outbox.add_ref(
+                        platform=row.platform,
+                        conversation=conversation or row.target,
+                        message_id=message_id,
+                        item_id=claimed.item_id,
+                        outbox_id=row.id,
+                        now=now,
+                    )
+            case RateLimited(retry_after=retry_after):
+                # Not a failure: it does not count towards the dead letter.
+                row.attempts = max(0, row.attempts - 1)
+                row.status = OutboxStatus.PENDING
+                row.next_attempt_at = now + timedelta(seconds=max(0.0, retry_after))
+                row.last_error = f"rate limited for {retry_after:.1f}s"
+            case DeliveryFailed(reason=reason, unreachable=unreachable):
+                row.last_error = reason[:2000]
+                if unreachable and row.person_id is not None:
+                    account = uow.people.account(row.platform, row.target)
+                    if account is not None:
+                        account.reachable = False
+                if outcome == "dead":
+                    row.status = OutboxStatus.DEAD
+                else:
+                    row.status = OutboxStatus.PENDING
+                    row.next_attempt_at = now + timedelta(seconds=self.policy.backoff(row.attempts))
 
     def _release(self, ids: list[int], delay: float = 0.0) -> None:
         """Puts claimed messages back unsent (not an attempt), due again after `delay`."""
@@ -162,34 +186,42 @@ class DeliveryWorker:
 
     # --- sending ------------------------------------------------------------------
 
-    async def _send(self, claimed: Claimed) -> tuple[str, float]:
-        """Sends one message and records the outcome; returns it with any Retry-After."""
+    async def _send(self, claimed: Claimed) -> SendResult:
+        """Sends one message; any failure of the adapter becomes a DeliveryFailed."""
         adapter = self.hub.adapters.get(claimed.target.platform)
         assert claimed.message is not None
-        result: SendResult
         if adapter is None:
-            result = DeliveryFailed(f"no adapter for {claimed.target.platform}")
-        else:
-            try:
-                result = await adapter.send(claimed.target, claimed.message, key=f"pw{claimed.id}")
-            except Exception as exc:  # an adapter bug must not stop delivery of the rest
-                log.exception("send %s to %s failed", claimed.id, claimed.target)
-                result = DeliveryFailed(f"{type(exc).__name__}: {exc}")
-        outcome = await self.hub.call(self._record, claimed, result)
-        self.hub.metrics.deliveries.labels(claimed.target.platform, outcome).inc()
-        if outcome == "retry":
-            self.hub.metrics.retries.labels(claimed.target.platform).inc()
-        return outcome, result.retry_after if isinstance(result, RateLimited) else 0.0
+            return DeliveryFailed(f"no adapter for {claimed.target.platform}")
+        try:
+            return await adapter.send(claimed.target, claimed.message, key=f"pw{claimed.id}")
+        except Exception as exc:  # an adapter bug must not stop delivery of the rest
+            log.exception("send %s to %s failed", claimed.id, claimed.target)
+            return DeliveryFailed(f"{type(exc).__name__}: {exc}")
+
+    async def _flush(self, results: list[tuple[Claimed, SendResult]]) -> None:
+        """Records buffered outcomes: one transaction for many sends."""
+        if not results:
+            return
+        batch = results[:]
+        results.clear()
+        await self.hub.call(self._record, batch)
+        for claimed, result in batch:
+            outcome = self.outcome(claimed, result)
+            self.hub.metrics.deliveries.labels(claimed.target.platform, outcome).inc()
+            if outcome == "retry":
+                self.hub.metrics.retries.labels(claimed.target.platform).inc()
 
     async def _lane_pass(self, platform: str, stop: asyncio.Event | None = None) -> int:
         """Claims a batch for one platform and sends it within the platform's limits.
 
         Conversations go in parallel, each in its own order; a conversation whose next
-        message must wait longer than the horizon is put back, due when it may go.
+        message must wait longer than the horizon is put back, due when it may go. What
+        has not started when half the lease is gone is put back too, to be claimed afresh.
         """
         batch = await self.hub.call(self._claim, [platform])
         if not batch:
             return 0
+        send_by = min((c.send_by for c in batch if c.send_by is not None), default=None)
         queues: dict[Target, deque[Claimed]] = {}
         for claimed in batch:
             queues.setdefault(claimed.target, deque()).append(claimed)
@@ -197,18 +229,28 @@ class DeliveryWorker:
         running: set[asyncio.Task[None]] = set()
         finished = asyncio.Event()
 
+        results: list[tuple[Claimed, SendResult]] = []
+
         async def deliver(target: Target, claimed: Claimed) -> None:
             try:
-                outcome, retry_after = await self._send(claimed)
-                if outcome in ("rate_limited", "retry"):
-                    if outcome == "rate_limited":
+                result = await self._send(claimed)
+                results.append((claimed, result))
+                if self.outcome(claimed, result) in ("rate_limited", "retry"):
+                    if isinstance(result, RateLimited):
                         self.limiter.penalize(
-                            platform, target.kind, target.address, retry_after, overall=False
+                            platform,
+                            target.kind,
+                            target.address,
+                            result.retry_after,
+                            overall=False,
                         )
                     # Its later messages must not overtake it: back they go.
                     rest = queues.pop(target, deque())
+                    await self._flush(results)
                     if rest:
                         await self.hub.call(self._release, [c.id for c in rest])
+                elif len(results) >= self.policy.record_batch:
+                    await self._flush(results)
             finally:
                 busy.discard(target)
                 # Before the task's done-callbacks run, so the loop sees it gone at once.
@@ -218,7 +260,9 @@ class DeliveryWorker:
                 finished.set()
 
         while queues or running:
-            if stop is not None and stop.is_set() and queues:
+            stopping = stop is not None and stop.is_set()
+            stale = send_by is not None and self.hub.clock.now() >= send_by
+            if queues and (stopping or stale):
                 left = [c.id for q in queues.values() for c in q]
                 queues.clear()
                 await self.hub.call(self._release, left)
@@ -251,6 +295,7 @@ class DeliveryWorker:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), timeout=soonest)
+        await self._flush(results)
         return len(batch)
 
     async def pass_once(self) -> int:
@@ -274,6 +319,7 @@ class DeliveryWorker:
         await asyncio.gather(*(self._drain_lane(p, deadline) for p in list(self.hub.adapters)))
 
     async def _drain_lane(self, platform: str, deadline: datetime) -> None:
+        full = self._batch_size([platform])
         while True:
             self._inflight += 1
             self._idle.clear()
@@ -283,8 +329,12 @@ class DeliveryWorker:
                 self._inflight -= 1
                 if not self._inflight:
                     self._idle.set()
-            if sent:
+            if sent and (sent >= full or self._inflight or deadline > self.hub.clock.now()):
                 continue
+            if sent:
+                # A part batch with nobody else sending: all that was due now went (what
+                # was put back waits for a later time), so no more look-ups are needed.
+                return
             await self._idle.wait()  # a pass of the background loop may still be sending
             due = await self.hub.call(self._next_due, platform)
             now = self.hub.clock.now()

@@ -15,8 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from store.blobs import StoredBlob
@@ -556,22 +567,43 @@ class ConversationStateRepository(_Repo):
 
 class InboxRepository(_Repo):
     def record(
-        self, platform: str, event_id: str, payload: dict[str, Any], now: datetime
-    ) -> InboxEvent | None:
-        """Records an inbound event; None when it was recorded before (a redelivery)."""
-        row = InboxEvent(
-            platform=platform,
-            event_id=event_id,
-            payload=payload,
-            status=InboxStatus.RECEIVED,
-            received_at=now,
+        self,
+        platform: str,
+        event_id: str,
+        payload: dict[str, Any],
+        now: datetime,
+        *,
+        status: InboxStatus = InboxStatus.RECEIVED,
+    ) -> int | None:
+        """Records an inbound event; its row id, or None when it was recorded before (a
+        redelivery). One INSERT ... ON CONFLICT DO NOTHING: no savepoint, no second look."""
+        values = {
+            "platform": platform,
+            "event_id": event_id,
+            "payload": payload,
+            "status": status,
+            "received_at": now,
+            "applied_at": now if status != InboxStatus.RECEIVED else None,
+        }
+        dialect_insert = (
+            pg_insert if self.s.get_bind().dialect.name == "postgresql" else sqlite_insert
         )
-        try:
-            with self.s.begin_nested():
-                self.s.add(row)
-        except IntegrityError:
-            return None
-        return row
+        stmt = (
+            dialect_insert(InboxEvent)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+            .returning(InboxEvent.id)
+        )
+        return self.s.execute(stmt).scalar()
+
+    def mark(
+        self, row_id: int, status: InboxStatus, now: datetime, error: str | None = None
+    ) -> None:
+        self.s.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id == row_id)
+            .values(status=status, applied_at=now, error=error)
+        )
 
     def get(self, platform: str, event_id: str) -> InboxEvent | None:
         return self.s.scalar(
@@ -625,6 +657,11 @@ class OutboxRepository(_Repo):
 
     def add_all(self, messages: Iterable[OutboxMessage]) -> None:
         self.s.add_all(messages)
+
+    def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Bulk insert of outbox rows given as column values (ids are not needed back)."""
+        if rows:
+            self.s.execute(insert(OutboxMessage), rows)
 
     def get(self, outbox_id: int) -> OutboxMessage | None:
         return self.s.get(OutboxMessage, outbox_id)
