@@ -85,6 +85,12 @@ class PersonRepository(_Repo):
     def get(self, person_id: int) -> Person | None:
         return self.s.get(Person, person_id)
 
+    def by_ids(self, ids: Iterable[int | None]) -> Sequence[Person]:
+        wanted = {i for i in ids if i is not None}
+        if not wanted:
+            return []
+        return self.s.scalars(select(Person).where(Person.id.in_(wanted))).all()
+
     def by_handle(self, handle: str) -> Person | None:
         return self.s.scalar(select(Person).where(Person.handle == handle.lower()))
 

@@ -120,11 +120,7 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         ctx.reply("items.none", group=group.name)
         return
     stats = ctx.uow.items.stats(i.id for i in items)
-    authors = {
-        p.id: p
-        for p in (ctx.uow.people.get(a) for a in {i.author_id for i in items if i.author_id})
-        if p
-    }
+    authors = {p.id: p for p in ctx.uow.people.by_ids(i.author_id for i in items)}
     tz = ctx.core.timezone_of(ctx.person)
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
