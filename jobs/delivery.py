@@ -32,10 +32,10 @@ class DeliveryPolicy:
     base_backoff: float = 2.0
     max_backoff: float = 3600.0
     idle_poll: float = 1.0
-    concurrency: int = 8  # sends in flight per platform
-    # Outcomes recorded in one transaction; after a crash at most these (and the sends
-    # in flight) are sent again, as a send whose outcome was not recorded is.
-    record_batch: int = 16
+    # Sends in flight per platform. A send holds its place until its outcome is recorded,
+    # so after a crash at most these are sent again (outcomes that come in while one
+    # transaction records others go in the next one together).
+    concurrency: int = 8
     # How far ahead a pass plans: a conversation that must wait longer is put back.
     horizon: float = 2.0
 
@@ -229,28 +229,50 @@ class DeliveryWorker:
         running: set[asyncio.Task[None]] = set()
         finished = asyncio.Event()
 
+        # Outcomes waiting to be recorded, and the sends waiting for that (group commit).
         results: list[tuple[Claimed, SendResult]] = []
+        waiters: list[asyncio.Future[None]] = []
+        writer: asyncio.Task[None] | None = None
+
+        async def write_outcomes() -> None:
+            while results:
+                written, error = waiters[:], None
+                waiters.clear()
+                try:
+                    await self._flush(results)
+                except Exception as exc:
+                    error = exc
+                for waiter in written:
+                    if waiter.done():
+                        continue
+                    if error is None:
+                        waiter.set_result(None)
+                    else:
+                        waiter.set_exception(error)
+
+        async def record(claimed: Claimed, result: SendResult) -> None:
+            """Until the outcome is recorded, with those of sends that ended meanwhile."""
+            nonlocal writer
+            waiter = asyncio.get_running_loop().create_future()
+            results.append((claimed, result))
+            waiters.append(waiter)
+            if writer is None or writer.done():
+                writer = asyncio.create_task(write_outcomes())
+            await waiter
 
         async def deliver(target: Target, claimed: Claimed) -> None:
             try:
                 result = await self._send(claimed)
-                results.append((claimed, result))
+                if isinstance(result, RateLimited):
+                    self.limiter.penalize(
+                        platform, target.kind, target.address, result.retry_after, overall=False
+                    )
+                await record(claimed, result)
                 if self.outcome(claimed, result) in ("rate_limited", "retry"):
-                    if isinstance(result, RateLimited):
-                        self.limiter.penalize(
-                            platform,
-                            target.kind,
-                            target.address,
-                            result.retry_after,
-                            overall=False,
-                        )
                     # Its later messages must not overtake it: back they go.
                     rest = queues.pop(target, deque())
-                    await self._flush(results)
                     if rest:
                         await self.hub.call(self._release, [c.id for c in rest])
-                elif len(results) >= self.policy.record_batch:
-                    await self._flush(results)
             finally:
                 busy.discard(target)
                 # Before the task's done-callbacks run, so the loop sees it gone at once.
@@ -295,7 +317,8 @@ class DeliveryWorker:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), timeout=soonest)
-        await self._flush(results)
+        if writer is not None:
+            await writer
         return len(batch)
 
     async def pass_once(self) -> int:
