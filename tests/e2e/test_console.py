@@ -46,6 +46,19 @@ def lines_to(output: str, who: str) -> list[str]:
     return [m for m in messages if m.startswith(f"[{who}] ")]
 
 
+def running(cwd: Path) -> subprocess.Popen[str]:
+    """`pinwall run` with its standard streams as pipes, for talking to it live."""
+    return subprocess.Popen(
+        [*PINWALL, "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=_env(),
+    )
+
+
 ACCEPTANCE = """\
 /group create marketing Marketing & Competitors
 /as alice
@@ -156,15 +169,7 @@ def test_share_flow_rooms_and_outbox(tmp_path: Path) -> None:
 
 
 def test_http_endpoints_answer_while_running(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [*PINWALL, "run"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=_env(),
-    ) as proc:
+    with running(tmp_path) as proc:
         try:
             assert proc.stderr is not None
             assert proc.stdin is not None
@@ -246,15 +251,7 @@ def test_toml_file_sets_keys_and_environment_wins(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_it_gracefully(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [*PINWALL, "run"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=_env(),
-    ) as proc:
+    with running(tmp_path) as proc:
         assert proc.stderr is not None
         assert proc.stdin is not None
         while "HTTP endpoints on" not in proc.stderr.readline():
