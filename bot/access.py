@@ -155,6 +155,8 @@ def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now:
 def _refresh(core: Core, person: Person, account: Account, actor: Actor, now: datetime) -> None:
     if now - account.last_seen_at > LAST_SEEN_PRECISION:  # not a write on every event
         account.last_seen_at = now
+    if not account.reachable:  # blocked the bot once, and now writes again
+        account.reachable = True
     if actor.display_name and account.display_name != actor.display_name:
         account.display_name = actor.display_name
     hint = normalize_language(actor.language)

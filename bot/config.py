@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
@@ -111,6 +112,23 @@ class Settings(BaseSettings):
             platform, sep, ident = entry.partition(":")
             if not sep or not ident or platform not in ("slack", "telegram", "matrix", "console"):
                 raise ValueError(f"{entry!r} is not platform:id (e.g. slack:U0123)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token; anything else it refuses at setWebhook.
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("use 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("telegram_base_url", "slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http:// or https:// URL")
         return value
 
     @field_validator("fetch_allowlist")

@@ -49,6 +49,10 @@ class CoreSettings:
     # how each messenger spells a command, for usage lines: "/", "/pinwall ", "!pw "
     command_prefixes: Mapping[str, str] = field(default_factory=dict)
     public_url: str | None = None
+    # Links that redeem an invite on a messenger, by platform, with {code} in them:
+    # {"telegram": "https://t.me/pinwall_bot?start={code}"}. Adapters fill this in as
+    # they start (only then do they know their bot's name).
+    invite_links: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +99,14 @@ class Ctx:
 
     def reply_message(self, message: Message) -> None:
         self.core.enqueue(self.uow, self.reply_target, message, self.person.id, self.now)
+
+    def settle(self, key: str, /, **params: Any) -> None:
+        """The outcome of a button press, shown in place of the message the button was on
+        (where the platform can edit it; as a new reply elsewhere)."""
+        pressed = self.event.message if isinstance(self.event, ButtonPressed) else None
+        self.reply_message(
+            Message(text=self.t(key, **params), replaces=pressed.message_id if pressed else None)
+        )
 
     def tell(self, person: Person, key: str, /, **params: Any) -> None:
         """A direct message to another person, in their language."""

@@ -50,12 +50,19 @@ class MessageRefIn:
     message_id: str
 
 
+# Why an adapter could not take a file a person sent: over the platform's or Pinwall's
+# size limit, or the download failed. The core answers; the file is not attached.
+Refusal = Literal["too_large", "unavailable"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class InboundFile:
     name: str
-    blob_id: str
+    blob_id: str  # "" when refused
     mime_type: str | None = None
     size: int | None = None
+    refused: Refusal | None = None
+    limit: int | None = None  # the size limit in bytes, when refused as too large
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +71,8 @@ class CommandInvoked:
     name: str
     arguments: str = ""
     raw: str = ""
+    # A file or photo sent with the command (Telegram: a photo captioned "/share ...").
+    attachments: tuple[InboundFile, ...] = ()
     type: Literal["command"] = "command"
 
 

@@ -43,6 +43,9 @@ class Message:
     buttons: tuple[Button, ...] = ()
     # The platform message this one answers or threads under, when known.
     thread: str | None = None
+    # The platform message this one takes the place of: the outcome of a button press
+    # shown where the question was. Platforms that cannot edit send it as a new message.
+    replaces: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
 

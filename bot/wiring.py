@@ -17,12 +17,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, TextIO
 
 import uvicorn
+from starlette.routing import BaseRoute
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.core import Core, CoreSettings
 from bot.errors import ConfigError
 from bot.http import create_app
+from bot.ports import MessengerAdapter
 from bot.runtime import Hub
 from bot.signing import UrlSigner
 from store.blobs import BlobStore
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pinwall")
 
+BUILT_ADAPTERS = ("telegram",)
 COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
 
 
@@ -92,11 +95,12 @@ def build(
     from jobs.ratelimit import RateLimiter, limits_from_settings
 
     for name in settings.messengers:
-        # The messenger adapters arrive with their own issues; until then a configured
-        # one must not be silently ignored.
-        raise ConfigError(
-            f"PINWALL_{name.upper()}_*: the {name} adapter is not part of this Pinwall build yet"
-        )
+        if name not in BUILT_ADAPTERS:
+            # The other messenger adapters arrive with their own issues; until then a
+            # configured one must not be silently ignored.
+            raise ConfigError(
+                f"PINWALL_{name.upper()}_*: the {name} adapter is not part of this build yet"
+            )
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -116,6 +120,8 @@ def build(
         blobs=BlobStore(settings.data_dir / "blobs", max_bytes=settings.file_max_mb * 1024 * 1024),
         signer=UrlSigner(settings.secret_key_value()),
     )
+    if settings.telegram_configured:
+        hub.register(_telegram(settings, hub))
     console = None
     if settings.console_enabled:
         from adapters.console import ConsoleAdapter
@@ -137,6 +143,22 @@ def build(
         RateLimiter(limits_from_settings(settings.rate_limits)),
     )
     return Program(settings, db, core, hub, worker, console, lock)
+
+
+def _telegram(settings: Settings, hub: Hub) -> MessengerAdapter:
+    from adapters.telegram import TelegramAdapter
+
+    assert settings.telegram_token is not None
+    secret = settings.telegram_webhook_secret
+    return TelegramAdapter(
+        hub,
+        token=settings.telegram_token.get_secret_value(),
+        secret_key=settings.secret_key_value(),
+        base_url=settings.telegram_base_url,
+        mode=settings.telegram_mode,
+        webhook_secret=secret.get_secret_value() if secret else None,
+        public_url=settings.public_url,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -163,6 +185,12 @@ def _bind(settings: Settings) -> socket.socket:
     return sock
 
 
+def _routes_of(adapter: MessengerAdapter) -> list[BaseRoute]:
+    """The webhook routes an adapter serves on Pinwall's HTTP app (if it has any)."""
+    routes = getattr(adapter, "routes", None)
+    return list(routes()) if callable(routes) else []
+
+
 def _unclaim_all(db: Database) -> int:
     with db.uow() as uow:
         n = uow.outbox.unclaim_all()
@@ -181,24 +209,29 @@ async def serve(program: Program) -> int:
 
     sock = _bind(settings)
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(create_app(hub), log_level="warning", access_log=False, lifespan="off")
+    routes = [route for a in hub.adapters.values() for route in _routes_of(a)]
+    app = create_app(hub, routes)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
     log.info("HTTP endpoints on http://%s:%s (healthz, metrics)", host, port)
 
-    for adapter in hub.adapters.values():
-        await adapter.start()
-    if program.db.is_sqlite:
-        # This process holds the instance lock: claims still open are a dead process's.
-        unclaimed = await hub.call(_unclaim_all, program.db)
-        if unclaimed:
-            log.info("took back %d deliveries a stopped Pinwall had in flight", unclaimed)
-    recovered = await hub.apply_recorded()
-    if recovered:
-        log.info("applied %d events recorded before a restart", recovered)
-    worker_task = asyncio.create_task(worker.run(stop))
-
+    started: list[MessengerAdapter] = []
+    worker_task: asyncio.Task[None] | None = None
     try:
+        for adapter in hub.adapters.values():
+            await adapter.start()  # a ConfigError here stops Pinwall, cleanly
+            started.append(adapter)
+        if program.db.is_sqlite:
+            # This process holds the instance lock: claims still open are a dead process's.
+            unclaimed = await hub.call(_unclaim_all, program.db)
+            if unclaimed:
+                log.info("took back %d deliveries a stopped Pinwall had in flight", unclaimed)
+        recovered = await hub.apply_recorded()
+        if recovered:
+            log.info("applied %d events recorded before a restart", recovered)
+        worker_task = asyncio.create_task(worker.run(stop))
+
         if program.console is not None:
             console_task = asyncio.create_task(program.console.run(drain=worker.drain))
             stop_task = asyncio.create_task(stop.wait())
@@ -214,8 +247,9 @@ async def serve(program: Program) -> int:
             await stop.wait()
     finally:
         stop.set()
-        await worker_task  # finishes the pass in flight
-        for adapter in hub.adapters.values():
+        if worker_task is not None:
+            await worker_task  # finishes the pass in flight
+        for adapter in started:
             await adapter.stop()
         server.should_exit = True
         await server_task

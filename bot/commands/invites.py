@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from bot.access import valid_invite
 from bot.core import Ctx, command
+from bot.delivery import PLATFORM_NAMES
 from bot.errors import UserError
 from bot.grammar import Command
-from bot.markup import Markup
+from bot.markup import Markup, link
 from bot.message import Message
 from store.models import Role
 
@@ -61,8 +62,13 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
         until=ctx.t.datetime(invite.expires_at, ctx.core.timezone_of(ctx.person)),
         prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
     )
-    # Adapters may add a deep link (Telegram: t.me/<bot>?start=<code>).
-    ctx.reply_message(Message(text=text, meta={"invite_code": invite.code}))
+    lines = [text]
+    for platform, template in sorted(ctx.core.settings.invite_links.items()):
+        url = template.format(code=invite.code)
+        lines.append(
+            ctx.t("invite.link", platform=PLATFORM_NAMES.get(platform, platform), url=link(url))
+        )
+    ctx.reply_message(Message(text=Markup("\n".join(lines)), meta={"invite_code": invite.code}))
 
 
 @command("invites")

@@ -12,7 +12,7 @@ from bot.commands.common import parse_id, show_id
 from bot.core import Ctx, action, command, on_message, on_reaction
 from bot.delivery import fan_out
 from bot.errors import UserError
-from bot.events import InboundFile, MessageReceived, ReactionAdded
+from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdded
 from bot.grammar import Command
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target
@@ -36,6 +36,15 @@ def split_content(content: str) -> tuple[str | None, str]:
 
 
 def file_dicts(files: Sequence[InboundFile]) -> list[dict[str, Any]]:
+    """The files an adapter stored, as a post keeps them; a file it had to refuse
+    (too large, not downloadable) stops the share with an answer that says why."""
+    for f in files:
+        if f.refused == "too_large":
+            raise UserError(
+                "error.file_too_large", name=f.name, max=f"{(f.limit or 0) // (1024 * 1024)} MB"
+            )
+        if f.refused is not None:
+            raise UserError("error.file_unavailable", name=f.name)
     return [
         {"blob_id": f.blob_id, "name": f.name, "mime_type": f.mime_type, "size": f.size}
         for f in files
@@ -102,11 +111,13 @@ def on_share(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     ctx.policy.require_post(group)
     room = ctx.room()
+    attachments = ctx.event.attachments if isinstance(ctx.event, CommandInvoked) else ()
     item = post(
         ctx,
         group,
         str(cmd.arg("content")),
         room=room if room and room.group_id == group.id else None,
+        files=file_dicts(attachments),
     )
     ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
 
@@ -287,7 +298,7 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
     ctx.policy.require_post(group)
     item = post(ctx, group, draft.text, files=draft.files)
     ctx.uow.state.drop_draft(draft)
-    ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
+    ctx.settle("share.done", item=show_id(item.id, "item"), group=group.name)
 
 
 @action("item.comment")
