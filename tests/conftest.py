@@ -21,6 +21,9 @@ from store.db import Database
 from store.models import Base
 from tests.harness import World
 
+# python-telegram-bot: time periods as timedelta, not the deprecated int (which warns).
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 PG_ADMIN_URL = os.environ.get(
     "PINWALL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
