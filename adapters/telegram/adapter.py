@@ -15,7 +15,6 @@ import contextlib
 import hmac
 import json
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -161,8 +160,7 @@ class TelegramAdapter:
         self._singleton = Singleton(hub.db, "telegram-polling")
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
-        self._last_poll = 0.0
-        self._polling_ok = False
+        self._poll_failing = False  # the last getUpdates failed
         self._fetch_failures: dict[int, int] = {}
         # Parts of a long message already out, by outbox key, so a retry sends the rest.
         self._progress: OrderedDict[str, int] = OrderedDict()
@@ -216,7 +214,8 @@ class TelegramAdapter:
             return False
         if self.mode == "webhook":
             return True
-        return self._polling_ok and time.monotonic() - self._last_poll < self.poll_timeout + 60
+        polling = self._poller is not None and not self._poller.done()
+        return polling and not self._poll_failing
 
     def routes(self) -> list[BaseRoute]:
         if self.mode != "webhook":
@@ -277,19 +276,19 @@ class TelegramAdapter:
                 await self._pause(_seconds(exc.retry_after))
                 continue
             except Conflict as exc:
-                self._polling_ok = False
+                self._poll_failing = True
                 log.warning("Telegram: getUpdates conflicts (%s); trying again", exc.message)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             except (NetworkError, TimedOut) as exc:  # TimedOut is a NetworkError too
-                self._polling_ok = False
+                self._poll_failing = True
                 log.warning("Telegram: getUpdates failed (%s); trying again", exc)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             except TelegramError:
-                self._polling_ok = False
+                self._poll_failing = True
                 log.exception("Telegram: getUpdates failed; trying again")
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 60.0)
@@ -297,7 +296,7 @@ class TelegramAdapter:
             if updates is None:
                 break
             backoff = 1.0
-            self._polling_ok, self._last_poll = True, time.monotonic()
+            self._poll_failing = False
             for update in updates:
                 while not await self._take(update):
                     if self._stopping.is_set():

@@ -296,3 +296,20 @@ async def test_a_file_over_the_bot_download_limit_gets_a_clear_answer(
     with sqlite_db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 0
     assert "katalog" not in " ".join(fake.downloads)
+
+
+async def test_a_forwarded_message_starts_the_share_flow(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    async with running(sqlite_db, fake, tmp_path) as tg:
+        assert tg.adapter.healthy()
+        await tg.on_console("admin", "/group create press Press --externals")
+        await tg.on_console("alice", "/join press", "/notify press instant")
+        await franchisee(tg, "press")
+        fake.user_forwards(
+            FRANZ, None, "Zeitungsartikel über uns https://example.com/artikel", origin="Lokalblatt"
+        )
+        question = await tg.bot_said(FRANZ.id, "In welcher Gruppe")
+        fake.user_presses(FRANZ, None, question.message_id, button(question, "Press"))
+        post = await tg.printed_eventually("alice", "Zeitungsartikel über uns")
+        assert "https://example.com/artikel" in post
