@@ -90,7 +90,7 @@ def resolve(
             return None  # chatter or a reaction of a stranger in a room: not for us
         t = Translator(normalize_language(actor.language) or core.settings.default_language)
         key = "access.needs_invite" if name != "start" else "access.start_without_code"
-        core.enqueue(uow, core.reply_target(event), Message(text=t(key)), None, now)
+        core.answer(uow, event, Message(text=t(key)), None, now)
         return None
     return _create(uow, actor, role, now)
 

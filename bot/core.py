@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -98,7 +98,7 @@ class Ctx:
         self.reply_message(Message(text=text))
 
     def reply_message(self, message: Message) -> None:
-        self.core.enqueue(self.uow, self.reply_target, message, self.person.id, self.now)
+        self.core.answer(self.uow, self.event, message, self.person.id, self.now)
 
     def settle(self, key: str, /, **params: Any) -> None:
         """The outcome of a button press, shown in place of the message the button was on
@@ -219,6 +219,17 @@ class Core:
             )
         )
 
+    def answer(
+        self, uow: UnitOfWork, event: Event, message: Message, person_id: int | None, now: datetime
+    ) -> None:
+        """The answer to an event, where it was said. In a shared room, an answer to a
+        command or button is meant for the one who asked: `audience` lets a platform with
+        private in-room messages (Slack's ephemeral ones) show it to them alone."""
+        meta = event.meta
+        if not meta.conversation.direct and isinstance(event, (CommandInvoked, ButtonPressed)):
+            message = replace(message, meta={**message.meta, "audience": meta.actor.external_id})
+        self.enqueue(uow, self.reply_target(event), message, person_id, now)
+
     def send_to_person(
         self, uow: UnitOfWork, person: Person, message: Message, now: datetime
     ) -> bool:
@@ -228,6 +239,24 @@ class Core:
         self.enqueue(
             uow, Target(account.platform, "dm", account.external_id), message, person.id, now
         )
+        return True
+
+    def account_unreachable(self, platform: str, external_id: str) -> bool:
+        """The platform says this account is gone (a deactivated Slack user): no more
+        deliveries to it. True when that changed something."""
+        with self.db.uow() as uow:
+            account = uow.people.account(platform, external_id)
+            if account is None or not account.reachable:
+                return False
+            account.reachable = False
+            uow.audit.add(
+                at=self.clock.now(),
+                actor_id=None,
+                action="account.unreachable",
+                subject=f"{platform}:{external_id}",
+                details={"person": account.person_id},
+            )
+            uow.commit()
         return True
 
     # --- inbound -------------------------------------------------------------------
@@ -312,9 +341,7 @@ class Core:
             text = self.error_text(failure, t, meta.platform)
         else:
             text = t("error.incident", incident=incident)
-        self.enqueue(
-            uow, self.reply_target(event), Message(text=text), person.id if person else None, now
-        )
+        self.answer(uow, event, Message(text=text), person.id if person else None, now)
         uow.commit()
 
     def _inbox_id(self, uow: UnitOfWork, event: Event) -> int:

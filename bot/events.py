@@ -84,6 +84,9 @@ class MessageReceived:
     reply_to: MessageRefIn | None = None
     # The platform's id of this message, so that replies to it in its room find the post.
     message_id: str | None = None
+    # "share": the person asked to share this message (Slack's "Share to Pinwall"
+    # shortcut): the share flow, never a command or a comment.
+    intent: Literal["message", "share"] = "message"
     type: Literal["message"] = "message"
 
 

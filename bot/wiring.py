@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pinwall")
 
-BUILT_ADAPTERS = ("telegram",)
+BUILT_ADAPTERS = ("telegram", "slack")
 COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
 
 
@@ -122,6 +122,8 @@ def build(
     )
     if settings.telegram_configured:
         hub.register(_telegram(settings, hub))
+    if settings.slack_configured:
+        hub.register(_slack(settings, hub))
     console = None
     if settings.console_enabled:
         from adapters.console import ConsoleAdapter
@@ -158,6 +160,21 @@ def _telegram(settings: Settings, hub: Hub) -> MessengerAdapter:
         mode=settings.telegram_mode,
         webhook_secret=secret.get_secret_value() if secret else None,
         public_url=settings.public_url,
+    )
+
+
+def _slack(settings: Settings, hub: Hub) -> MessengerAdapter:
+    from adapters.slack import SlackAdapter
+
+    assert settings.slack_bot_token is not None
+    app_token, secret = settings.slack_app_token, settings.slack_signing_secret
+    return SlackAdapter(
+        hub,
+        bot_token=settings.slack_bot_token.get_secret_value(),
+        app_token=app_token.get_secret_value() if app_token else None,
+        signing_secret=secret.get_secret_value() if secret else None,
+        mode=settings.slack_mode,
+        api_url=settings.slack_api_url,
     )
 
 

@@ -388,6 +388,14 @@ class ItemRepository(_Repo):
             select(Item).where(Item.group_id == group_id).order_by(Item.id.desc()).limit(limit)
         ).all()
 
+    def newest_in(self, group_ids: Sequence[int], limit: int) -> Sequence[Item]:
+        """The newest posts across several groups (a person's home)."""
+        if not group_ids:
+            return []
+        return self.s.scalars(
+            select(Item).where(Item.group_id.in_(group_ids)).order_by(Item.id.desc()).limit(limit)
+        ).all()
+
     def stats(self, item_ids: Iterable[int]) -> dict[int, ItemStats]:
         ids = list(item_ids)
         if not ids:

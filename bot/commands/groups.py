@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from bot.commands.common import find_person
-from bot.core import Ctx, command
+from bot.core import Ctx, action, command
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.markup import Markup
@@ -160,6 +160,13 @@ def on_notify(ctx: Ctx, cmd: Command) -> None:
     mode = NotifyMode(cmd.arg("mode"))
     membership.notify = mode
     ctx.reply(f"notify.{mode.value}", group=group.name)
+
+
+@action("notify.set")
+def on_notify_button(ctx: Ctx, value: str) -> None:
+    """A notify mode chosen by button (Slack's App Home): the notify command."""
+    slug, _, mode = value.partition(":")
+    ctx.core.run_command(ctx, "notify", f"{slug} {mode}")
 
 
 @command("bridge")

@@ -217,6 +217,9 @@ def on_comment(ctx: Ctx, cmd: Command) -> None:
 @on_message
 def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
     text = event.text.strip()
+    if event.intent == "share":
+        _start_share_flow(ctx, text, file_dicts(event.attachments))
+        return
     if event.meta.conversation.direct:
         word = grammar.first_word(text)
         if word in grammar.COMMAND_NAMES:

@@ -1,0 +1,447 @@
+"""The Slack adapter's I/O: slack-bolt (async) in Socket Mode or over HTTP, the Web API.
+
+Every Slack request is recorded before Slack is acknowledged and applied afterwards:
+the Bolt app runs with `process_before_response`, so its answer (the ack) leaves only
+when the listener returns — and the listeners only translate and record. A background
+task applies what was recorded. Slack's retries of an event (X-Slack-Retry-Num) carry
+the same event id, which the inbox knows: they take effect once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from adapters.slack import inbound
+from adapters.slack.inbound import SHARE_SHORTCUT, Inbound, SlackUser, WantedFile, user_from_info
+from adapters.slack.render import ACTION_PREFIX, blocks, fallback, home_view
+from bot.errors import ConfigError
+from bot.events import InboundFile
+from bot.home import home_of
+from bot.i18n import Translator
+from bot.message import (
+    Capabilities,
+    Delivered,
+    DeliveryFailed,
+    Message,
+    RateLimited,
+    SendResult,
+    Target,
+)
+from bot.runtime import Hub
+from store.blobs import BlobTooLarge
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+EVENTS_PATH = "/slack/events"
+USER_TTL = 600.0  # seconds a users.info answer is trusted
+DOWNLOAD_BUDGET = 2.0  # seconds of Slack's 3 for fetching files before the ack
+# Errors after which sending to that conversation again is pointless.
+_GONE = {
+    "channel_not_found",
+    "is_archived",
+    "not_in_channel",
+    "user_not_found",
+    "user_disabled",
+    "account_inactive",
+    "cannot_dm_bot",
+    "messages_tab_disabled",
+}
+_PERMANENT = _GONE | {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments"}
+
+
+class NotYet(Exception):
+    """Files still downloading: Slack is not acknowledged and sends the event again."""
+
+
+class SlackAdapter:
+    platform = PLATFORM
+    capabilities = Capabilities(
+        buttons=True, reactions=True, html=False, edits=True, threads=True, max_text=3000
+    )
+    command_prefix = "/pinwall "
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        bot_token: str,
+        app_token: str | None = None,
+        signing_secret: str | None = None,
+        mode: Literal["socket", "http"] = "socket",
+        api_url: str = "https://slack.com/api/",
+        command: str = "/pinwall",
+        max_download: int | None = None,
+    ) -> None:
+        if mode == "http" and not signing_secret:
+            raise ConfigError(
+                "PINWALL_SLACK_SIGNING_SECRET: HTTP mode needs the app's signing secret "
+                "(Basic Information → App Credentials)"
+            )
+        if mode == "socket" and not app_token:
+            raise ConfigError(
+                "PINWALL_SLACK_APP_TOKEN: Socket Mode needs an app-level token (xapp-...) "
+                "with connections:write, or set PINWALL_SLACK_MODE=http"
+            )
+        self.hub = hub
+        self.mode = mode
+        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.max_download = max_download
+        self.client = AsyncWebClient(token=bot_token, base_url=self.api_url)
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing_secret or "socket-mode",
+            request_verification_enabled=mode == "http",
+            process_before_response=True,  # the ack leaves after the event is recorded
+            logger=logging.getLogger("pinwall.slack.bolt"),
+        )
+        self.bot_user_id = ""
+        self.team_id = ""
+        self._socket: Any = None
+        self._users: dict[str, tuple[float, SlackUser]] = {}
+        self._dm_channels: dict[str, str] = {}
+        self._downloads: OrderedDict[str, asyncio.Task[InboundFile]] = OrderedDict()
+        self._work = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._applier: asyncio.Task[None] | None = None
+        self._homes: set[str] = set()  # people whose App Home to publish after applying
+        self._register(command)
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise ConfigError(
+                f"PINWALL_SLACK_BOT_TOKEN: Slack does not accept this token "
+                f"({exc.response.get('error')}); copy the Bot User OAuth Token (xoxb-...) again"
+            ) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ConfigError(
+                f"PINWALL_SLACK_API_URL: cannot reach Slack at {self.api_url} ({exc})"
+            ) from None
+        self.bot_user_id = str(auth.get("user_id") or "")
+        self.team_id = str(auth.get("team_id") or "")
+        self._stopping.clear()
+        self._applier = asyncio.create_task(self._apply_loop(), name="slack-apply")
+        if self.mode == "socket":
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            self._socket = AsyncSocketModeHandler(self.app, self.app_token)
+            await self._socket.connect_async()
+            log.info("Slack: connected in Socket Mode as %s", auth.get("user"))
+        else:
+            log.info("Slack: receiving requests at %s as %s", EVENTS_PATH, auth.get("user"))
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(Exception):
+                await self._socket.close_async()
+            self._socket = None
+        self._stopping.set()
+        self._work.set()
+        if self._applier is not None:
+            await self._applier
+            self._applier = None
+        for task in self._downloads.values():
+            task.cancel()
+
+    def healthy(self) -> bool:
+        if not self.bot_user_id:
+            return False
+        if self._socket is not None:
+            return bool(getattr(self._socket.client, "is_connected", lambda: True)())
+        return True
+
+    def routes(self) -> list[BaseRoute]:
+        if self.mode != "http":
+            return []
+        handler = AsyncSlackRequestHandler(self.app)
+
+        async def events(request: Request) -> Response:
+            return await handler.handle(request)
+
+        return [Route(EVENTS_PATH, events, methods=["POST"])]
+
+    # --- inbound ------------------------------------------------------------------
+
+    def _register(self, command: str) -> None:
+        app = self.app
+
+        @app.command(command)
+        async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await self._take(inbound.slash_command(body))
+            await ack()  # nothing to say at once: the answer comes as a message
+
+        @app.event("message")
+        async def on_message(body: dict[str, Any]) -> None:
+            await self._take(inbound.message_event(body, self.bot_user_id))
+
+        @app.event("app_mention")
+        async def on_mention(body: dict[str, Any]) -> None:
+            await self._take(inbound.app_mention(body, self.bot_user_id))
+
+        @app.event("reaction_added")
+        async def on_reaction(body: dict[str, Any]) -> None:
+            await self._take(inbound.reaction_added(body))
+
+        @app.event("app_home_opened")
+        async def on_home(body: dict[str, Any]) -> None:
+            event = body["event"]
+            if event.get("tab", "home") == "home" and event.get("user"):
+                self._homes.add(str(event["user"]))
+                self._work.set()
+
+        @app.event("user_change")
+        async def on_user_change(body: dict[str, Any]) -> None:
+            user = body["event"].get("user") or {}
+            if not user.get("id"):
+                return
+            found = user_from_info(user, self.team_id)
+            self._users[found.id] = (time.monotonic(), found)
+            if found.deleted:  # deactivated: no more deliveries to them
+                await self.hub.call(self.hub.core.account_unreachable, PLATFORM, found.id)
+
+        @app.event("reaction_removed")
+        async def on_reaction_removed() -> None:
+            return None
+
+        @app.action(re.compile("^" + re.escape(ACTION_PREFIX)))
+        async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
+            found = inbound.block_action(body)
+            await self._take(found)
+            if found is not None and found.home:
+                self._homes.add(found.user_id)
+            await ack()
+
+        @app.shortcut(SHARE_SHORTCUT)
+        async def on_share(ack: AsyncAck, body: dict[str, Any]) -> None:
+            await self._take(inbound.share_shortcut(body))
+            await ack()
+
+    async def _take(self, found: Inbound | None) -> None:
+        """Records one inbound payload; the applier does the work after the ack."""
+        if found is None:
+            return
+        user = await self.user(found.user_id)
+        if user is None or user.is_bot or user.deleted:
+            return
+        attachments = await self._fetch_all(found.files)
+        await self.hub.record(found.event(user, attachments))
+        self._work.set()
+
+    async def _apply_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._work.wait()
+            self._work.clear()
+            try:
+                await self.hub.apply_recorded()
+                homes, self._homes = self._homes, set()
+                for user_id in homes:
+                    await self.publish_home(user_id)
+            except Exception:
+                log.exception("Slack: applying recorded events failed; trying again")
+                await asyncio.sleep(1.0)
+                self._work.set()
+
+    async def user(self, user_id: str) -> SlackUser | None:
+        """users.info (with the locale), cached for a while."""
+        cached = self._users.get(user_id)
+        if cached is not None and time.monotonic() - cached[0] < USER_TTL:
+            return cached[1]
+        try:
+            answer = await self.client.users_info(user=user_id, include_locale=True)
+        except SlackApiError as exc:
+            if exc.response.get("error") == "user_not_found":
+                return None
+            raise
+        found = user_from_info(answer["user"], self.team_id)
+        self._users[user_id] = (time.monotonic(), found)
+        return found
+
+    # --- files --------------------------------------------------------------------
+
+    async def _fetch_all(self, wanted: tuple[WantedFile, ...]) -> list[InboundFile]:
+        if not wanted:
+            return []
+        tasks = []
+        for w in wanted:
+            task = self._downloads.get(w.id)
+            if task is None:
+                task = asyncio.create_task(self._download(w))
+                self._downloads[w.id] = task
+                while len(self._downloads) > 1000:
+                    self._downloads.popitem(last=False)
+            tasks.append(task)
+        _done, pending = await asyncio.wait(tasks, timeout=DOWNLOAD_BUDGET)
+        if pending:
+            # Not acknowledged: Slack sends the event again, and the downloads go on.
+            raise NotYet(f"{len(pending)} file(s) still downloading")
+        return [t.result() for t in tasks]
+
+    async def _download(self, wanted: WantedFile) -> InboundFile:
+        blobs = self.hub.blobs
+        limit = min(
+            self.max_download or (blobs.max_bytes if blobs else 0), blobs.max_bytes if blobs else 0
+        )
+
+        def refused(why: Literal["too_large", "unavailable"]) -> InboundFile:
+            return InboundFile(
+                name=wanted.name,
+                blob_id="",
+                mime_type=wanted.mime_type,
+                size=wanted.size,
+                refused=why,
+                limit=limit if why == "too_large" else None,
+            )
+
+        if blobs is None or (wanted.size is not None and wanted.size > limit):
+            return refused("too_large")
+        host = urlsplit(wanted.url).hostname or ""
+        if host != urlsplit(self.api_url).hostname and not host.endswith(".slack.com"):
+            log.warning("Slack: refused to send the bot token to %s for file %s", host, wanted.id)
+            return refused("unavailable")
+        headers = {"Authorization": f"Bearer {self.bot_token}"}
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(wanted.url, headers=headers) as answer,
+            ):
+                kind = answer.headers.get("Content-Type", "")
+                if answer.status != 200 or kind.startswith("text/html"):
+                    # Slack answers a download without access with its login page.
+                    log.warning("Slack: file %s not downloadable (%s)", wanted.id, answer.status)
+                    return refused("unavailable")
+                data = bytearray()
+                async for chunk in answer.content.iter_chunked(65536):
+                    data += chunk
+                    if len(data) > limit:
+                        return refused("too_large")
+            blob = await asyncio.to_thread(blobs.put, bytes(data))
+        except BlobTooLarge:
+            return refused("too_large")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("Slack: downloading file %s failed (%s)", wanted.id, exc)
+            return refused("unavailable")
+        return InboundFile(
+            name=wanted.name, blob_id=blob.id, mime_type=blob.mime_type, size=blob.size
+        )
+
+    # --- App Home -----------------------------------------------------------------
+
+    async def publish_home(self, user_id: str) -> None:
+        home = await self.hub.call(home_of, self.hub.core, PLATFORM, user_id)
+        t = Translator(home.language if home else self.hub.core.settings.default_language)
+        if home is None:
+            view = {
+                "type": "home",
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn", "text": str(t("home.unknown"))}}
+                ],
+            }
+        else:
+            view = home_view(home, t)
+        try:
+            await self.client.views_publish(user_id=user_id, view=view)
+        except SlackApiError as exc:
+            log.warning(
+                "Slack: App Home of %s not published (%s)", user_id, exc.response.get("error")
+            )
+
+    # --- outbound -----------------------------------------------------------------
+
+    async def _channel(self, target: Target) -> str:
+        if target.kind == "room":
+            return target.address
+        channel = self._dm_channels.get(target.address)
+        if channel is None:
+            opened = await self.client.conversations_open(users=target.address)
+            channel = str(opened["channel"]["id"])
+            self._dm_channels[target.address] = channel
+        return channel
+
+    async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
+        try:
+            channel = await self._channel(target)
+            text, body = fallback(message), blocks(message)
+            audience = message.meta.get("audience")
+            if message.replaces:
+                try:
+                    await self.client.chat_update(
+                        channel=channel, ts=message.replaces, text=text, blocks=body
+                    )
+                    return Delivered(message_id=message.replaces, conversation=channel)
+                except SlackApiError as exc:
+                    if exc.response.get("error") not in (
+                        "message_not_found",
+                        "cant_update_message",
+                        "edit_window_closed",
+                    ):
+                        raise
+            if target.kind == "room" and audience:
+                await self.client.chat_postEphemeral(
+                    channel=channel, user=str(audience), text=text, blocks=body
+                )
+                return Delivered(conversation=channel)
+            posted = await self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=body,
+                thread_ts=message.thread,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+            ts = str(posted["ts"])
+            for f in message.files:
+                if self.hub.blobs is None or not self.hub.blobs.exists(f.blob_id):
+                    continue
+                await self.client.files_upload_v2(
+                    channel=channel,
+                    file=str(self.hub.blobs.path(f.blob_id)),
+                    filename=f.name,
+                    title=f.name,
+                    thread_ts=ts,
+                )
+            return Delivered(message_id=ts, conversation=channel)
+        except SlackApiError as exc:
+            return self._failure(exc, target)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return DeliveryFailed(f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _failure(exc: SlackApiError, target: Target) -> SendResult:
+        response = exc.response
+        if response.status_code == 429:
+            retry = (
+                response.headers.get("Retry-After") or response.headers.get("retry-after") or "1"
+            )
+            try:
+                return RateLimited(retry_after=float(retry))
+            except ValueError:
+                return RateLimited(retry_after=1.0)
+        error = str(response.get("error") or exc)
+        if error in _GONE:
+            return DeliveryFailed(error, permanent=True, unreachable=target.kind == "dm")
+        return DeliveryFailed(error, permanent=error in _PERMANENT)
+
+
+__all__ = ["NotYet", "SlackAdapter"]

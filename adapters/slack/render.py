@@ -1,0 +1,208 @@
+"""Outbound translation: neutral messages and homes as Block Kit. Pure functions.
+
+Slack's limits (https://api.slack.com/reference/block-kit): at most 50 blocks in a
+message and 100 in a view; a section's text 3,000 characters; a field 2,000 and ten
+fields a section; a button's label 75 and its value 2,000; 25 elements in an actions
+block. What does not fit is cut with an ellipsis, never refused, and every message
+carries a plain-text `text` for notifications and clients without blocks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from bot.home import Home
+from bot.i18n import Translator
+from bot.markup import Span, parse, to_plain
+from bot.message import Button, Message
+
+MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_SECTION = 3000
+MAX_FIELD = 2000
+MAX_FIELDS = 10
+MAX_BUTTON_LABEL = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ACTIONS = 25
+MAX_FALLBACK = 3000
+ACTION_PREFIX = "pw:"
+_SAFE_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
+
+Block = dict[str, Any]
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, as its docs ask."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _span(span: Span) -> str:
+    text = escape(span.text)
+    if span.url and _SAFE_SCHEME.match(span.url):
+        url = span.url.replace("|", "%7C").replace(">", "%3E")
+        text = f"<{url}|{text.replace('|', '¦')}>" if span.text != span.url else f"<{url}>"
+    elif span.url:
+        text = escape(f"{span.text} ({span.url})")
+    stripped = text.strip()
+    if not stripped:
+        return text
+    # Emphasis markers must touch the words: keep outer spaces outside them.
+    lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
+    if span.italic:
+        stripped = f"_{stripped}_"
+    if span.bold:
+        stripped = f"*{stripped}*"
+    return lead + stripped + trail
+
+
+def mrkdwn(source: str) -> str:
+    """The markup subset as Slack mrkdwn."""
+    lines = []
+    for block in parse(source):
+        body = "".join(_span(s) for s in block.spans)
+        prefix = {"p": "", "li": "• ", "quote": "> "}[block.kind]
+        lines.append(prefix + body)
+    return "\n".join(lines)
+
+
+def _sections(text: str) -> list[Block]:
+    """mrkdwn text as sections within the length limit, split between lines."""
+    out: list[Block] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > MAX_SECTION:  # one enormous line: split it hard
+            if current:
+                out.append(_section(current))
+                current = ""
+            out.append(_section(line[:MAX_SECTION]))
+            line = line[MAX_SECTION:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > MAX_SECTION:
+            out.append(_section(current))
+            current = line
+        else:
+            current = candidate
+    if current.strip():
+        out.append(_section(current))
+    return out
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text or " "}}
+
+
+def button_value(button: Button) -> str:
+    return cut(f"{button.action}|{button.value}", MAX_BUTTON_VALUE)
+
+
+def parse_button_value(value: str) -> tuple[str, str] | None:
+    action, sep, rest = value.partition("|")
+    return (action, rest) if sep and action else None
+
+
+def _buttons(buttons: Iterable[Button], start: int = 0) -> list[Block]:
+    blocks: list[Block] = []
+    elements: list[dict[str, Any]] = []
+    for i, b in enumerate(buttons, start):
+        element: dict[str, Any] = {
+            "type": "button",
+            "action_id": f"{ACTION_PREFIX}{i}",
+            "text": {"type": "plain_text", "text": cut(b.label, MAX_BUTTON_LABEL), "emoji": True},
+            "value": button_value(b),
+        }
+        if b.style != "default":
+            element["style"] = b.style
+        elements.append(element)
+        if len(elements) == MAX_ACTIONS:
+            blocks.append({"type": "actions", "elements": elements})
+            elements = []
+    if elements:
+        blocks.append({"type": "actions", "elements": elements})
+    return blocks
+
+
+def blocks(message: Message) -> list[Block]:
+    out: list[Block] = []
+    if message.title:
+        out += _sections(
+            "\n".join(f"*{line}*" if line else "" for line in mrkdwn(message.title).split("\n"))
+        )
+    if message.text:
+        out += _sections(mrkdwn(message.text))
+    fields = [
+        {"type": "mrkdwn", "text": cut(f"*{mrkdwn(f.label)}*\n{mrkdwn(f.value)}", MAX_FIELD)}
+        for f in message.fields
+    ]
+    for i in range(0, len(fields), MAX_FIELDS):
+        out.append({"type": "section", "fields": fields[i : i + MAX_FIELDS]})
+    actions = _buttons(message.buttons)
+    room = MAX_BLOCKS - len(actions)
+    if len(out) > room:
+        out = [*out[: room - 1], {"type": "context", "elements": [{"type": "mrkdwn", "text": "…"}]}]
+    return out + actions
+
+
+def fallback(message: Message) -> str:
+    """The plain text Slack shows in notifications and where blocks cannot show."""
+    parts = [to_plain(message.title)] if message.title else []
+    if message.text:
+        parts.append(to_plain(message.text))
+    return cut(escape("\n".join(parts)) or "…", MAX_FALLBACK)
+
+
+# --- App Home -----------------------------------------------------------------------
+
+MODES = ("instant", "daily", "weekly", "mute")
+
+
+def home_view(home: Home, t: Translator) -> dict[str, Any]:
+    """The Home tab: the person's groups with notify buttons, then the newest posts."""
+    view: list[Block] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": cut(to_plain(t("home.title")), 150)},
+        },
+        _section(mrkdwn(t("home.hello", handle=home.handle))),
+        {"type": "divider"},
+        _section(f"*{mrkdwn(t('home.groups'))}*"),
+    ]
+    if not home.groups:
+        view.append(_section(mrkdwn(t("home.no_groups"))))
+    for g in home.groups:
+        mode_name = mrkdwn(t(f"notify.mode.{g.mode}"))
+        view.append(_section(f"*{escape(g.name)}* ({escape(g.slug)}) · {mode_name}"))
+        buttons = [
+            Button(
+                label=to_plain(t(f"notify.mode.{mode}")),
+                action="notify.set",
+                value=f"{g.slug}:{mode}",
+                style="primary" if mode == g.mode else "default",
+            )
+            for mode in MODES
+        ]
+        view += _buttons(buttons, start=len(view) * 10)
+        if len(view) > MAX_VIEW_BLOCKS - 20:
+            view.append(_section("…"))
+            break
+    view += [{"type": "divider"}, _section(f"*{mrkdwn(t('home.posts'))}*")]
+    if not home.posts:
+        view.append(_section(mrkdwn(t("home.no_posts"))))
+    for p in home.posts:
+        when = t.datetime(p.created_at, home.timezone)
+        head = mrkdwn(
+            t("home.post", item=p.item, group=p.group, author=p.author or "feed", when=when)
+        )
+        body = escape(cut(p.text.strip().split("\n")[0], 300)) if p.text.strip() else ""
+        link = f"<{p.url}|{escape(cut(p.title or p.url, 200))}>" if p.url else ""
+        text = "\n".join(x for x in (head, body, link) if x)
+        view.append(_section(cut(text, MAX_SECTION)))
+    view.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("home.footer"))}]}
+    )
+    return {"type": "home", "blocks": view[:MAX_VIEW_BLOCKS]}

@@ -1,0 +1,88 @@
+"""A person's home: their groups with notify modes and the newest posts they may see.
+
+The core decides what is in it (through the policy, like every read path); adapters
+with a home screen (Slack's App Home) render it natively.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.commands.common import show_id
+from bot.core import Core
+from bot.policy import Policy
+
+POSTS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class HomeGroup:
+    slug: str
+    name: str
+    mode: str  # instant | daily | weekly | mute
+    moderator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HomePost:
+    item: str  # "#12"
+    group: str
+    author: str  # a handle, or "" for a feed entry
+    text: str
+    url: str | None
+    title: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    handle: str
+    language: str
+    timezone: str
+    role: str
+    groups: tuple[HomeGroup, ...]
+    posts: tuple[HomePost, ...]
+
+
+def home_of(core: Core, platform: str, external_id: str) -> Home | None:
+    """The home of the person behind an account; None for an unknown or inactive one."""
+    with core.db.uow() as uow:
+        account = uow.people.account(platform, external_id)
+        person = uow.people.get(account.person_id) if account else None
+        if person is None or not person.active:
+            return None
+        policy = Policy(uow, person)
+        memberships = {m.group_id: m for m in uow.groups.memberships_of(person.id)}
+        groups = [g for g in uow.groups.by_ids(memberships) if policy.can_see(g)]
+        groups.sort(key=lambda g: g.name.lower())
+        by_id = {g.id: g for g in groups}
+        items = uow.items.newest_in(list(by_id), POSTS)
+        authors = {p.id: p for p in uow.people.by_ids(i.author_id for i in items)}
+        return Home(
+            handle=person.handle,
+            language=core.language_of(person),
+            timezone=core.timezone_of(person),
+            role=str(person.role),
+            groups=tuple(
+                HomeGroup(
+                    slug=g.slug,
+                    name=g.name,
+                    mode=str(memberships[g.id].notify),
+                    moderator=memberships[g.id].moderator,
+                )
+                for g in groups
+            ),
+            posts=tuple(
+                HomePost(
+                    item=show_id(i.id, "item"),
+                    group=by_id[i.group_id].name,
+                    author=authors[i.author_id].handle if i.author_id in authors else "",
+                    text=i.text,
+                    url=i.url,
+                    title=i.title,
+                    created_at=i.created_at,
+                )
+                for i in items
+            ),
+        )

@@ -1,0 +1,206 @@
+"""Slack: Block Kit within Slack's limits, mrkdwn escaping, payloads as events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from adapters.slack import inbound
+from adapters.slack.inbound import SlackUser, plain_text, user_from_info
+from adapters.slack.render import blocks, fallback, home_view, mrkdwn
+from bot.events import ButtonPressed, CommandInvoked, MessageReceived, ReactionAdded
+from bot.home import Home, HomeGroup, HomePost
+from bot.i18n import Translator
+from bot.markup import bold, esc, italic, link
+from bot.message import Button, Message, MessageField
+
+ALICE = SlackUser(id="U1", name="alice", display_name="Alice", locale="de-DE", trust="member")
+
+
+def test_markup_as_mrkdwn_escapes_what_slack_reads() -> None:
+    text = esc("a < b & c > d *not bold*") + "\n" + bold("Bold") + " " + italic("it")
+    assert mrkdwn(text) == "a &lt; b &amp; c &gt; d *not bold*\n*Bold* _it_"
+    assert mrkdwn(link("https://example.com/a?b=1|2", "the <label>")) == (
+        "<https://example.com/a?b=1%7C2|the &lt;label&gt;>"
+    )
+    assert mrkdwn(link("javascript:alert(1)", "x")) == "x (javascript:alert(1%29)"
+
+
+def test_message_blocks_keep_slacks_limits() -> None:
+    message = Message(
+        title=esc("bob in Marketing"),
+        text=esc("x" * 7000),
+        fields=tuple(MessageField(label=f"f{i}", value="v") for i in range(12)),
+        buttons=tuple(
+            Button(label="L" * 100, action="share.pick", value=f"{i}:1") for i in range(30)
+        ),
+    )
+    out = blocks(message)
+    assert len(out) <= 50
+    for block in out:
+        if block["type"] == "section" and "text" in block:
+            assert len(block["text"]["text"]) <= 3000
+        if block["type"] == "section" and "fields" in block:
+            assert len(block["fields"]) <= 10
+        if block["type"] == "actions":
+            assert len(block["elements"]) <= 25
+            for element in block["elements"]:
+                assert len(element["text"]["text"]) <= 75
+                assert element["action_id"].startswith("pw:")
+    ids = [e["action_id"] for b in out if b["type"] == "actions" for e in b["elements"]]
+    assert len(ids) == 30
+    assert len(set(ids)) == 30
+    assert fallback(message).startswith("bob in Marketing")
+
+
+def test_too_many_blocks_are_cut_with_an_ellipsis() -> None:
+    text = "\n".join(esc("y" * 2990) for _ in range(80))
+    out = blocks(Message(text=text, buttons=(Button(label="OK", action="a", value="1"),)))
+    assert len(out) == 50
+    assert out[-2]["type"] == "context"
+    assert out[-1]["type"] == "actions"
+
+
+def test_home_view() -> None:
+    home = Home(
+        handle="alice",
+        language="de",
+        timezone="Europe/Berlin",
+        role="member",
+        groups=(HomeGroup(slug="marketing", name="Marketing", mode="daily", moderator=False),),
+        posts=(
+            HomePost(
+                item="#3",
+                group="Marketing",
+                author="bob",
+                text="Poster <b>",
+                url="https://example.com/p",
+                title="Poster",
+                created_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+            ),
+        ),
+    )
+    view = home_view(home, Translator("de"))
+    assert view["type"] == "home"
+    flat = str(view)
+    assert "Deine Gruppen" in flat
+    assert "Poster &lt;b&gt;" in flat
+    buttons = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert [b["text"]["text"] for b in buttons] == ["sofort", "täglich", "wöchentlich", "stumm"]
+    assert [b.get("style") for b in buttons] == [None, "primary", None, None]
+    assert buttons[0]["value"] == "notify.set|marketing:instant"
+
+
+def test_users_info_decides_first_contact() -> None:
+    member = user_from_info({"id": "U1", "name": "a", "team_id": "T1", "locale": "de-DE"}, "T1")
+    guest = user_from_info({"id": "U2", "name": "g", "team_id": "T1", "is_restricted": True}, "T1")
+    single = user_from_info({"id": "U3", "team_id": "T1", "is_ultra_restricted": True}, "T1")
+    foreign = user_from_info({"id": "U4", "name": "f", "team_id": "T9"}, "T1")
+    assert (member.trust, member.locale) == ("member", "de-DE")
+    assert guest.trust == single.trust == foreign.trust == "external"
+
+
+def test_slack_text_as_typed() -> None:
+    assert plain_text("see <https://example.com/x|example.com/x> &amp; <@U1|alice>") == (
+        "see https://example.com/x & @alice"
+    )
+
+
+def test_slash_command_in_a_channel_and_in_a_dm() -> None:
+    body = {
+        "user_id": "U1",
+        "channel_id": "C1",
+        "channel_name": "marketing",
+        "text": "share marketing <https://example.com/p> Poster",
+        "trigger_id": "T123",
+    }
+    found = inbound.slash_command(body)
+    event = found.event(ALICE)
+    assert isinstance(event, CommandInvoked)
+    assert (event.name, event.arguments) == ("share", "marketing https://example.com/p Poster")
+    assert not event.meta.conversation.direct
+    assert event.meta.actor.language == "de-DE"
+    empty = inbound.slash_command({**body, "text": "", "channel_id": "D1"})
+    assert empty.command == ("help", "")
+    assert empty.conversation.direct
+
+
+def test_events_as_pinwall_events() -> None:
+    message = inbound.message_event(
+        {
+            "event_id": "Ev1",
+            "event": {
+                "type": "message",
+                "channel": "C1",
+                "channel_type": "channel",
+                "user": "U1",
+                "text": "Unser Schaufenster",
+                "ts": "1700000000.000200",
+                "thread_ts": "1700000000.000100",
+            },
+        },
+        "UBOT",
+    )
+    assert message is not None
+    event = message.event(ALICE)
+    assert isinstance(event, MessageReceived)
+    assert event.meta.event_id == "Ev1"
+    assert event.reply_to is not None
+    assert event.reply_to.message_id == "1700000000.000100"
+    # a mention in a channel comes as app_mention too: the message event is not taken
+    mention = {"event": {"channel": "C1", "user": "U1", "text": "<@UBOT> help", "ts": "1"}}
+    assert inbound.message_event(mention, "UBOT") is None
+    as_command = inbound.app_mention({"event_id": "Ev2", **mention}, "UBOT")
+    assert as_command is not None
+    assert as_command.command == ("help", "")
+    edited = {"event": {"subtype": "message_changed", "channel": "C1", "ts": "2"}}
+    assert inbound.message_event(edited, "UBOT") is None
+
+    reaction = inbound.reaction_added(
+        {
+            "event_id": "Ev3",
+            "event": {
+                "user": "U1",
+                "reaction": "white_check_mark",
+                "item": {"type": "message", "channel": "C1", "ts": "5.1"},
+            },
+        }
+    )
+    assert reaction is not None
+    r = reaction.event(ALICE)
+    assert isinstance(r, ReactionAdded)
+    assert r.emoji == "✅"
+
+
+def test_button_and_shortcut() -> None:
+    pressed = inbound.block_action(
+        {
+            "user": {"id": "U1"},
+            "trigger_id": "tr",
+            "channel": {"id": "D1"},
+            "container": {"type": "message", "message_ts": "9.9", "channel_id": "D1"},
+            "actions": [{"action_id": "pw:0", "value": "share.pick|3:1", "action_ts": "10.0"}],
+        }
+    )
+    assert pressed is not None
+    event = pressed.event(ALICE)
+    assert isinstance(event, ButtonPressed)
+    assert (event.action, event.value) == ("share.pick", "3:1")
+    assert event.message is not None
+    assert event.message.message_id == "9.9"
+    assert event.meta.conversation.direct
+    foreign = {"user": {"id": "U1"}, "actions": [{"action_id": "other", "value": "x|y"}]}
+    assert inbound.block_action(foreign) is None
+
+    shortcut = inbound.share_shortcut(
+        {
+            "user": {"id": "U1"},
+            "trigger_id": "tr2",
+            "message": {"text": "Look <https://example.com/a>", "ts": "1.0"},
+            "channel": {"id": "C1"},
+        }
+    )
+    shared = shortcut.event(ALICE)
+    assert isinstance(shared, MessageReceived)
+    assert shared.intent == "share"
+    assert shared.text == "Look https://example.com/a"
+    assert shared.meta.conversation.direct
