@@ -168,8 +168,9 @@ class SlackAdapter:
     def healthy(self) -> bool:
         if not self.bot_user_id:
             return False
-        if self._socket is not None:
-            return bool(getattr(self._socket.client, "is_connected", lambda: True)())
+        if self._socket is not None:  # the Socket Mode websocket is open
+            session = getattr(self._socket.client, "current_session", None)
+            return session is not None and not session.closed
         return True
 
     def routes(self) -> list[BaseRoute]:

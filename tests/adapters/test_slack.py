@@ -1,0 +1,461 @@
+"""The Slack adapter in HTTP mode over real HTTP: signed requests into Pinwall's
+/slack/events, the Web API answered by FakeSlack, a console member beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+
+from adapters.console import ConsoleAdapter
+from adapters.slack import SlackAdapter
+from bot.clock import SystemClock
+from bot.core import Core, CoreSettings
+from bot.http import create_app
+from bot.runtime import Hub
+from bot.signing import UrlSigner
+from bot.wiring import COMMAND_PREFIXES
+from jobs.delivery import DeliveryPolicy, DeliveryWorker
+from jobs.ratelimit import PlatformLimits, RateLimiter
+from store.blobs import BlobStore
+from store.db import Database
+from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack, SlackRequests
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+class SlackPinwall:
+    def __init__(
+        self, db: Database, fake: FakeSlack, data: Path, *, mode: Literal["http", "socket"] = "http"
+    ) -> None:
+        self.db, self.fake = db, fake
+        self.core = Core(
+            db,
+            SystemClock(),
+            CoreSettings(
+                admins=frozenset({("console", "admin")}), command_prefixes=COMMAND_PREFIXES
+            ),
+        )
+        self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("k"))
+        self.adapter = SlackAdapter(
+            self.hub,
+            bot_token=BOT_TOKEN,
+            app_token=APP_TOKEN,
+            signing_secret=SECRET,
+            mode=mode,
+            api_url=fake.api_url,
+        )
+        self.out = io.StringIO()
+        self.console = ConsoleAdapter(
+            self.hub, stdin=io.StringIO(), stdout=self.out, interactive=False
+        )
+        self.hub.register(self.adapter)
+        self.hub.register(self.console)
+        limits = {"slack": PlatformLimits(), "console": PlatformLimits()}
+        self.worker = DeliveryWorker(
+            self.hub, DeliveryPolicy(idle_poll=0.05, base_backoff=0.1), RateLimiter(limits)
+        )
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.server: uvicorn.Server | None = None
+        self.slack: SlackRequests | None = None
+
+    async def start(self) -> None:
+        await self.adapter.start()
+        self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
+        if self.adapter.mode == "socket":
+            return
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        config = uvicorn.Config(
+            create_app(self.hub, self.adapter.routes()), log_level="warning", lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self._tasks.append(asyncio.create_task(self.server.serve(sockets=[sock])))
+        while not self.server.started:  # noqa: ASYNC110 - uvicorn has no event for it
+            await asyncio.sleep(0.01)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/slack/events"
+        self.slack = SlackRequests(url, SECRET, fake=self.fake)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self.server is not None:
+            self.server.should_exit = True
+        for task in self._tasks:
+            await task
+        await self.adapter.stop()
+        self.hub.close()
+
+    async def on_console(self, who: str, *lines: str) -> None:
+        self.console.person, self.console.room = who, None
+        for line in lines:
+            await self.console.handle_line(line)
+            await self.worker.drain()
+
+    def printed(self, who: str) -> list[str]:
+        messages: list[str] = []
+        for line in self.out.getvalue().splitlines():
+            if line.startswith("["):
+                messages.append(line)
+            elif line.startswith("  ") and messages:
+                messages[-1] += "\n" + line
+        return [m for m in messages if m.startswith(f"[{who}] ")]
+
+    async def printed_eventually(self, who: str, needle: str, within: float = 5.0) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            found = [m for m in self.printed(who) if needle in m]
+            if found:
+                return found[-1]
+            if loop.time() > deadline:
+                raise AssertionError(f"no [{who}] line with {needle!r} in:\n{self.out.getvalue()}")
+            await asyncio.sleep(0.02)
+
+    async def settled(self) -> None:
+        """Everything recorded is applied and delivered."""
+        for _ in range(3):
+            await self.hub.apply_recorded()
+            await self.worker.drain()
+
+    def count(self, model: Any) -> int:
+        with self.db.uow() as uow:
+            return int(uow.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.fixture
+def fake() -> Any:
+    with FakeSlack() as server:
+        server.add_user("U1ALICE", "alice", real_name="Alice Meier", locale="de-DE")
+        server.add_user("U2BOB", "bob", real_name="Bob", locale="en-US")
+        server.add_user("U3GUEST", "gus", real_name="Gus Agency", is_restricted=True)
+        server.add_channel("C1MARKET", "marketing", members=["U1ALICE", "U2BOB", "UBOT"])
+        yield server
+        assert server.errors == []
+
+
+@pytest.fixture
+async def sp(sqlite_db: Database, fake: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackPinwall]:
+    pinwall = SlackPinwall(sqlite_db, fake, tmp_path)
+    await pinwall.start()
+    try:
+        yield pinwall
+    finally:
+        await pinwall.close()
+
+
+def texts(posted: list[Any]) -> str:
+    return "\n".join(str(p.text) + str(p.blocks) for p in posted)
+
+
+async def test_a_share_from_slack_reaches_a_console_member(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.on_console("carla", "/join marketing", "/notify marketing instant")
+    answer = await sp.slack.slash_command("U1ALICE", "D0ALICE", "join marketing")
+    assert answer.status_code == 200
+    answer = await sp.slack.slash_command(
+        "U1ALICE", "D0ALICE", "share marketing https://example.com/poster Plakat am Bahnhof"
+    )
+    assert answer.status_code == 200
+    post = await sp.printed_eventually("carla", "Plakat am Bahnhof")
+    assert post.startswith("[carla] alice via Slack in Marketing:")
+    await fake.wait_for_async(lambda: "Geteilt als #1" in texts(fake.posted), what="the answer")
+
+
+async def test_bad_signature_and_stale_timestamp_change_nothing(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    bad = await sp.slack.slash_command(
+        "U1ALICE", "D0ALICE", "group create evil Evil", bad_signature=True
+    )
+    stale = await sp.slack.slash_command(
+        "U1ALICE", "D0ALICE", "group create evil Evil", timestamp_offset=-400
+    )
+    event = sp.slack.message_event("U1ALICE", "D0ALICE", "hello")
+    forged = await sp.slack.event(event, bad_signature=True)
+    assert (bad.status_code, stale.status_code, forged.status_code) == (401, 401, 401)
+    await sp.settled()
+    assert sp.count(InboxEvent) == 0
+    assert sp.count(OutboxMessage) == 0
+    assert "chat.postMessage" not in fake.calls
+
+
+async def test_a_retried_event_takes_effect_once(sp: SlackPinwall, fake: FakeSlack) -> None:
+    assert sp.slack is not None
+    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.slack.slash_command("U1ALICE", "D0ALICE", "join marketing")
+    event = sp.slack.message_event("U1ALICE", "D0ALICE", "Preisliste https://example.com/prices")
+    answers = [await sp.slack.event(event, event_id="Ev0RETRY1", retry_num=n) for n in (None, 1, 2)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    await sp.settled()
+    await fake.wait_for_async(lambda: "In welcher Gruppe" in texts(fake.posted))
+    await sp.settled()
+    questions = [p for p in fake.posted if "In welcher Gruppe" in texts([p])]
+    assert len(questions) == 1
+    with sp.db.uow() as uow:
+        ids = uow.session.scalars(
+            select(InboxEvent.event_id).where(InboxEvent.platform == "slack")
+        ).all()
+    assert [i for i in ids if not i.startswith("cmd:")] == ["Ev0RETRY1"]
+
+
+async def test_the_ack_returns_before_slow_work_finishes(
+    sp: SlackPinwall, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert sp.slack is not None
+    applied = asyncio.Event()
+    real = sp.hub.apply_recorded
+
+    async def slow_apply() -> int:
+        await asyncio.sleep(2.0)  # the work after the ack takes long
+        done = await real()
+        applied.set()
+        return done
+
+    monkeypatch.setattr(sp.hub, "apply_recorded", slow_apply)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = await sp.slack.slash_command("U1ALICE", "D0ALICE", "groups")
+    took = loop.time() - started
+    assert answer.status_code == 200
+    assert took < 1.0  # acknowledged at once ...
+    assert sp.count(InboxEvent) == 1  # ... after the command was recorded
+    await asyncio.wait_for(applied.wait(), 5)
+    await sp.worker.drain()
+    await fake.wait_for_async(lambda: "chat.postMessage" in fake.calls, what="the answer")
+
+
+def button_of(posted: Any, label: str) -> tuple[str, str]:
+    """(action_id, value) of the button labelled `label` in a posted message's blocks."""
+    for block in posted.blocks or []:
+        for element in block.get("elements", []):
+            if element.get("type") == "button" and element["text"]["text"] == label:
+                return str(element["action_id"]), str(element["value"])
+    raise AssertionError(f"no button {label!r} in {posted.blocks}")
+
+
+async def question_to(fake: FakeSlack, channel: str, needle: str) -> Any:
+    await fake.wait_for_async(
+        lambda: any(needle in texts([p]) for p in fake.messages_in(channel)), what=needle
+    )
+    return [p for p in fake.messages_in(channel) if needle in texts([p])][-1]
+
+
+async def test_a_file_sent_to_the_bot_is_shared_by_button_and_the_question_shows_the_outcome(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    dm = fake.dm_channel("U1ALICE")
+    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.on_console("carla", "/join marketing", "/notify marketing instant")
+    await sp.slack.slash_command("U1ALICE", dm, "join marketing")
+    flyer = b"%PDF-1.4 a flyer of the competition"
+    shared = fake.user_uploads("U1ALICE", "flyer.pdf", flyer, "application/pdf")
+    event = sp.slack.message_event("U1ALICE", dm, "Flyer der Konkurrenz", files=[shared])
+    assert (await sp.slack.event(event)).status_code == 200
+    question = await question_to(fake, dm, "In welcher Gruppe")
+    action_id, value = button_of(question, "Marketing")
+    pressed = await sp.slack.block_action("U1ALICE", dm, question.ts, action_id, value)
+    assert pressed.status_code == 200
+    await fake.wait_for_async(
+        lambda: any("Geteilt als #1" in texts([u]) for u in fake.updates), what="the update"
+    )
+    [shown] = [p for p in fake.messages_in(dm) if p.ts == question.ts]
+    assert "Geteilt als #1 in Marketing" in texts([shown])
+    assert not any(b["type"] == "actions" for b in shown.blocks or [])
+    post = await sp.printed_eventually("carla", "Flyer der Konkurrenz")
+    assert "📎 flyer.pdf" in post
+    assert "F" in shared["id"]
+    assert any(d[1] for d in fake.downloads)
+    with sp.db.uow() as uow:
+        [blob_id] = uow.session.scalars(select(ItemFile.blob_id)).all()
+    assert sp.hub.blobs is not None
+    assert sp.hub.blobs.read(blob_id) == flyer
+
+
+async def test_files_in_deliveries_are_uploaded_natively(sp: SlackPinwall, fake: FakeSlack) -> None:
+    assert sp.slack is not None
+    dm = fake.dm_channel("U1ALICE")
+    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.slack.slash_command("U1ALICE", dm, "join marketing")
+    await sp.slack.slash_command("U1ALICE", dm, "notify marketing instant")
+    # Bobby shares a picture on Slack; Alice, on instant, gets it uploaded to her DM.
+    fake.add_user("U5BOBBY", "bobby", locale="en-US")
+    await sp.slack.slash_command("U5BOBBY", fake.dm_channel("U5BOBBY"), "join marketing")
+    data = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+    upload = fake.user_uploads("U5BOBBY", "poster.png", data, "image/png")
+    event = sp.slack.message_event("U5BOBBY", fake.dm_channel("U5BOBBY"), "Poster", files=[upload])
+    await sp.slack.event(event)
+    question = await question_to(fake, fake.dm_channel("U5BOBBY"), "Which group")
+    action_id, value = button_of(question, "Marketing")
+    await sp.slack.block_action(
+        "U5BOBBY", fake.dm_channel("U5BOBBY"), question.ts, action_id, value
+    )
+    await fake.wait_for_async(lambda: any(f.channel == dm for f in fake.uploaded), 5)
+    [sent] = [f for f in fake.uploaded if f.channel == dm]
+    assert (sent.name, sent.data) == ("poster.png", data)
+
+
+async def test_command_errors_in_a_channel_are_ephemeral_and_mentions_work(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    await sp.slack.slash_command("U2BOB", "C1MARKET", "join nowhere", channel_name="marketing")
+    await fake.wait_for_async(lambda: len(fake.ephemerals) == 1, what="the ephemeral error")
+    [error] = fake.ephemerals
+    assert (error.channel, error.user) == ("C1MARKET", "U2BOB")
+    assert "There is no group" in texts([error])
+    mention = sp.slack.app_mention("U2BOB", "C1MARKET", "groups")
+    await sp.slack.event(mention)
+    await fake.wait_for_async(lambda: len(fake.ephemerals) == 2, what="the answer to @Pinwall")
+    assert not [p for p in fake.posted if p.channel == "C1MARKET" and p.kind == "message"]
+
+
+async def test_guests_are_externals(sp: SlackPinwall, fake: FakeSlack) -> None:
+    assert sp.slack is not None
+    await sp.slack.slash_command("U3GUEST", fake.dm_channel("U3GUEST"), "group create ours Ours")
+    await fake.wait_for_async(lambda: "Guests and partners" in texts(fake.posted))
+    await sp.slack.slash_command("U3GUEST", fake.dm_channel("U3GUEST"), "whoami")
+    await sp.settled()
+    with sp.db.uow() as uow:
+        guest = uow.people.by_handle("gus")
+        assert guest is not None
+        assert guest.role == "guest"
+
+
+async def test_app_home_shows_groups_and_changes_notify_modes(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.on_console("admin", "/share marketing https://example.com/a Erster Beitrag")
+    await sp.slack.slash_command("U1ALICE", fake.dm_channel("U1ALICE"), "join marketing")
+    await sp.slack.event(sp.slack.app_home_opened("U1ALICE"))
+    await fake.wait_for_async(lambda: "U1ALICE" in fake.home_views, what="the home")
+    home = str(fake.home_views["U1ALICE"])
+    assert "Deine Gruppen" in home
+    assert "Erster Beitrag" in home
+    answer = await sp.slack.home_action("U1ALICE", "pw:0", "notify.set|marketing:instant")
+    assert answer.status_code == 200
+    await fake.wait_for_async(lambda: "sofort" in texts(fake.posted), what="the confirmation")
+
+    def instant_is_primary() -> bool:
+        view = fake.home_views.get("U1ALICE", {})
+        buttons = [
+            e for b in view.get("blocks", []) if b["type"] == "actions" for e in b["elements"]
+        ]
+        return any(b["value"].endswith(":instant") and b.get("style") == "primary" for b in buttons)
+
+    await fake.wait_for_async(instant_is_primary, what="the home republished")
+
+
+async def test_reactions_on_a_relayed_post_count_and_429_is_honoured(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    # Alice creates the group (so she moderates it) and connects her channel to it.
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "group create marketing Marketing", channel_name="marketing"
+    )
+    await sp.settled()
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
+    )
+    await sp.on_console("admin", "/join marketing")
+    await sp.settled()
+    fake.rate_limit(seconds=1, count=2, method="chat.postMessage")
+    await sp.on_console("admin", "/share marketing Neuer Katalog")
+    await fake.wait_for_async(
+        lambda: any("Neuer Katalog" in texts([p]) for p in fake.messages_in("C1MARKET")),
+        10,
+    )
+    assert fake.early == []
+    assert sum(r.status == 429 for r in fake.requests) == 2
+    [relayed] = [p for p in fake.messages_in("C1MARKET") if "Neuer Katalog" in texts([p])]
+    await sp.slack.event(sp.slack.reaction_added("U2BOB", "+1", "C1MARKET", relayed.ts))
+    await sp.settled()
+    with sp.db.uow() as uow:
+        stats = uow.items.stats([1])
+    assert stats[1].reactions == 1
+
+
+async def test_a_deactivated_slack_user_gets_no_more_deliveries(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    await sp.slack.slash_command("U2BOB", fake.dm_channel("U2BOB"), "whoami")
+    await sp.settled()
+    gone = fake.update_user("U2BOB", deleted=True)
+    await sp.slack.event(sp.slack.user_change(gone))
+    with sp.db.uow() as uow:
+        account = uow.people.account("slack", "U2BOB")
+        assert account is not None
+        assert not account.reachable
+    assert sp.count(Account) == 1
+
+
+async def test_share_to_pinwall_shortcut(sp: SlackPinwall, fake: FakeSlack) -> None:
+    assert sp.slack is not None
+    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.slack.slash_command("U2BOB", fake.dm_channel("U2BOB"), "join marketing")
+    message = {
+        "type": "message",
+        "user": "U1ALICE",
+        "ts": "1700000000.000900",
+        "text": "Spannender Artikel <https://example.com/story>",
+    }
+    answer = await sp.slack.message_shortcut("U2BOB", "C1MARKET", message)
+    assert answer.status_code == 200
+    question = await question_to(fake, fake.dm_channel("U2BOB"), "Which group")
+    action_id, value = button_of(question, "Marketing")
+    await sp.slack.block_action("U2BOB", fake.dm_channel("U2BOB"), question.ts, action_id, value)
+    await sp.settled()
+    with sp.db.uow() as uow:
+        [url] = uow.session.scalars(select(Item.url)).all()
+    assert url == "https://example.com/story"
+
+
+async def test_socket_mode_records_then_acks_and_applies(
+    sqlite_db: Database, fake: FakeSlack, tmp_path: Path
+) -> None:
+    pinwall = SlackPinwall(sqlite_db, fake, tmp_path, mode="socket")
+    await pinwall.start()
+    try:
+        await fake.wait_for_async(lambda: fake.socket_connections == 1, what="the connection")
+        await pinwall.on_console("admin", "/group create marketing Marketing")
+        await pinwall.on_console("carla", "/join marketing", "/notify marketing instant")
+        command = {
+            "token": "x",
+            "team_id": "T0PINWALL",
+            "user_id": "U2BOB",
+            "user_name": "bob",
+            "channel_id": fake.dm_channel("U2BOB"),
+            "channel_name": "directmessage",
+            "command": "/pinwall",
+            "api_app_id": "A0PINWALL",
+            "response_url": f"{fake.url}/commands/1",
+        }
+        for n, text in enumerate(("join marketing", "share marketing Über Socket Mode")):
+            envelope = fake.socket_push(
+                "slash_commands", {**command, "text": text, "trigger_id": f"t{n}"}
+            )
+            await fake.wait_for_async(
+                lambda e=envelope: e in [a.get("envelope_id") for a in fake.acks]
+            )
+        await pinwall.printed_eventually("carla", "Über Socket Mode")
+        assert pinwall.adapter.healthy()
+    finally:
+        await pinwall.close()
