@@ -202,7 +202,20 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
         link = f"<{p.url}|{escape(cut(p.title or p.url, 200))}>" if p.url else ""
         text = "\n".join(x for x in (head, body, link) if x)
         view.append(_section(cut(text, MAX_SECTION)))
-    view.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("home.footer"))}]}
-    )
+    view += [
+        {"type": "divider"},
+        _section(f"*{mrkdwn(t('home.settings'))}*"),
+        _section(
+            mrkdwn(
+                t(
+                    "home.settings_line",
+                    language=t(f"language.{home.language}"),
+                    timezone=home.timezone,
+                    daily=sum(g.mode == "daily" for g in home.groups),
+                    weekly=sum(g.mode == "weekly" for g in home.groups),
+                )
+            )
+        ),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("home.footer"))}]},
+    ]
     return {"type": "home", "blocks": view[:MAX_VIEW_BLOCKS]}
