@@ -58,11 +58,10 @@ def resolve(
     Returns None when the actor may not use Pinwall; they have been answered then.
     """
     actor = event.meta.actor
-    account = uow.people.account(actor.platform, actor.external_id)
-    if account is not None:
-        person = uow.people.get(account.person_id)
-        assert person is not None  # accounts cascade with their person
-        _refresh(core, person, account, actor, now)
+    known = uow.people.actor(actor.platform, actor.external_id)
+    if known is not None:
+        account, person = known
+        _refresh(core, uow, person, account, actor, now)
         if not person.active:
             raise UserError("error.deactivated")
         return person, account
@@ -90,7 +89,8 @@ def resolve(
             return None  # chatter or a reaction of a stranger in a room: not for us
         t = Translator(normalize_language(actor.language) or core.settings.default_language)
         key = "access.needs_invite" if name != "start" else "access.start_without_code"
-        core.answer(uow, event, Message(text=t(key)), None, now)
+        prefix = core.settings.command_prefixes.get(actor.platform, "/")
+        core.answer(uow, event, Message(text=t(key, how=f"{prefix}redeem CODE")), None, now)
         return None
     return _create(uow, actor, role, now)
 
@@ -152,13 +152,18 @@ def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now:
     )
 
 
-def _refresh(core: Core, person: Person, account: Account, actor: Actor, now: datetime) -> None:
+def _refresh(
+    core: Core, uow: UnitOfWork, person: Person, account: Account, actor: Actor, now: datetime
+) -> None:
+    changes: dict[str, object] = {}
     if now - account.last_seen_at > LAST_SEEN_PRECISION:  # not a write on every event
-        account.last_seen_at = now
+        changes["last_seen_at"] = now
     if not account.reachable:  # blocked the bot once, and now writes again
-        account.reachable = True
+        changes["reachable"] = True
     if actor.display_name and account.display_name != actor.display_name:
-        account.display_name = actor.display_name
+        changes["display_name"] = actor.display_name
+    if changes:
+        uow.people.update_account(account, **changes)
     hint = normalize_language(actor.language)
     if hint and person.language_hint != hint:
         person.language_hint = hint

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     default_timezone: str = "Europe/Berlin"
     console: Literal["auto", "on", "off"] = "auto"
     fetch_allowlist: str = ""
+    link_previews: bool = True  # off: shared links keep their URL as title, nothing fetched
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     slack_bot_token: SecretStr | None = None
@@ -142,6 +143,37 @@ class Settings(BaseSettings):
                     raise ValueError(f"{entry!r} is neither a host nor a CIDR") from None
         return value
 
+    @field_validator("matrix_homeserver")
+    @classmethod
+    def _matrix_homeserver(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be the homeserver's http:// or https:// URL")
+        return value
+
+    @field_validator("matrix_user_id")
+    @classmethod
+    def _matrix_user(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"@[^:\s]+:\S+", value):
+            raise ValueError("must be a full Matrix user id, like @pinwall:example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _matrix_complete(self) -> Settings:
+        # Raised as it is (not a ValueError), so that the message names the setting.
+        if self.matrix_homeserver is None:
+            return self
+        if not self.matrix_user_id:
+            raise ConfigError(
+                "PINWALL_MATRIX_USER_ID: missing; the bot's Matrix user id, like "
+                "@pinwall:example.org (PINWALL_MATRIX_HOMESERVER is set)"
+            )
+        if self.matrix_access_token is None and self.matrix_password is None:
+            raise ConfigError(
+                "PINWALL_MATRIX_ACCESS_TOKEN: missing; set it or PINWALL_MATRIX_PASSWORD "
+                "for the bot to log in (PINWALL_MATRIX_HOMESERVER is set)"
+            )
+        return self
+
     # --- derived ------------------------------------------------------------------
 
     def admin_accounts(self) -> frozenset[tuple[str, str]]:
@@ -162,6 +194,10 @@ class Settings(BaseSettings):
     @property
     def matrix_configured(self) -> bool:
         return self.matrix_homeserver is not None
+
+    def matrix_member_server_list(self) -> list[str]:
+        """PINWALL_MATRIX_MEMBER_SERVERS; empty means the bot's own server."""
+        return [e.strip().lower() for e in self.matrix_member_servers.split(",") if e.strip()]
 
     @property
     def messengers(self) -> list[str]:

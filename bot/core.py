@@ -22,7 +22,7 @@ from bot.events import (
     dump_event,
     load_event,
 )
-from bot.i18n import Translator, normalize_language
+from bot.i18n import Translator, normalize_language, translator_for
 from bot.markup import Markup, esc
 from bot.message import Message, Target, dump_message
 from bot.policy import Policy
@@ -30,7 +30,6 @@ from store.db import Database
 from store.models import (
     Account,
     InboxStatus,
-    OutboxMessage,
     Person,
     Role,
     Room,
@@ -176,7 +175,7 @@ class Core:
         return self.settings.default_language
 
     def translator(self, person: Person | None) -> Translator:
-        return Translator(self.language_of(person))
+        return translator_for(self.language_of(person))
 
     def timezone_of(self, person: Person) -> str:
         return person.timezone or self.settings.default_timezone
@@ -204,19 +203,21 @@ class Core:
         *,
         item_id: int | None = None,
     ) -> None:
-        uow.outbox.add(
-            OutboxMessage(
-                created_at=now,
-                platform=target.platform,
-                target_kind=target.kind,
-                target=target.address,
-                person_id=person_id,
-                item_id=item_id,
-                payload={"t": "msg", "m": dump_message(message)},
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-            )
+        uow.outbox.insert_many(
+            [
+                {
+                    "created_at": now,
+                    "platform": target.platform,
+                    "target_kind": target.kind,
+                    "target": target.address,
+                    "person_id": person_id,
+                    "item_id": item_id,
+                    "payload": {"t": "msg", "m": dump_message(message)},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+            ]
         )
 
     def answer(

@@ -7,18 +7,21 @@ late link preview still shows and a person removed meanwhile gets nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.i18n import Translator
-from bot.markup import Markup, link
+from bot.markup import Markup, italic, link
 from bot.message import Button, FileRef, Message, load_message
 from bot.policy import may_receive
-from store.models import Group, Item, OutboxMessage, Person
+from store.models import Group, Item, Person
 from store.uow import UnitOfWork
 
 if TYPE_CHECKING:
     from bot.core import Core
+
+PREVIEW_DESCRIPTION_MAX = 300  # of a link preview's description, in a post
 
 PLATFORM_NAMES = {
     "console": "Console",
@@ -55,12 +58,12 @@ def fan_out(
             }
         )
 
-    for room in uow.rooms.bridged(item.group_id):
-        if room.id != exclude_room_id:
-            add(room.platform, "room", room.external_id, None)
-    recipients = [p for p in uow.groups.instant_recipients(item.group_id) if p != item.author_id]
-    for person_id, account in uow.people.preferred_accounts(recipients).items():
-        add(account.platform, "dm", account.external_id, person_id)
+    for room_id, platform, external_id in uow.rooms.bridged_addresses(item.group_id):
+        if room_id != exclude_room_id:
+            add(platform, "room", external_id, None)
+    for person_id, (platform, external_id) in uow.groups.instant_accounts(item.group_id).items():
+        if person_id != item.author_id:
+            add(platform, "dm", external_id, person_id)
     uow.outbox.insert_many(rows)  # one statement for a group of a thousand
     return len(rows)
 
@@ -91,6 +94,14 @@ def item_message(
     if item.url:
         label = item.title if item.title and item.title != item.url else item.url
         lines.append(link(item.url, label))
+        # The link preview, once jobs.previews stored it (rendered at send time).
+        description = " ".join((item.description or "").split())
+        if description:
+            if len(description) > PREVIEW_DESCRIPTION_MAX:
+                description = description[: PREVIEW_DESCRIPTION_MAX - 1].rstrip() + "…"
+            lines.append(t("item.text", text=description))
+        if item.site_name and item.site_name.strip():
+            lines.append(italic(" ".join(item.site_name.split())))
     return Message(
         title=title,
         text="\n".join(lines),
@@ -103,14 +114,58 @@ def item_message(
     )
 
 
+class OutboxRow(Protocol):
+    """What rendering needs of an outbox message (a claimed row, or the stored one)."""
+
+    @property
+    def platform(self) -> str: ...
+    @property
+    def target_kind(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def person_id(self) -> int | None: ...
+    @property
+    def item_id(self) -> int | None: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+
+
 class Renderer:
     """Turns an outbox row into the message to send, or None when it must not be sent."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
 
+    def prepare(self, uow: UnitOfWork, rows: Sequence[OutboxRow], cache: dict[Any, Any]) -> None:
+        """Loads what rendering a batch of rows needs in a few queries, into `cache`: the
+        posts with their groups and authors, the readers, and their memberships."""
+        item_ids = {
+            r.item_id for r in rows if r.item_id is not None and r.payload.get("t") == "item"
+        }
+        for item_id in item_ids - {k[1] for k in cache if k[0] == "item"}:
+            self._post(uow, item_id, cache)
+        for item_id in item_ids:
+            post = cache[("item", item_id)]
+            if post is None:
+                continue
+            group_id = post[1].id
+            readers = {
+                r.person_id
+                for r in rows
+                if r.person_id is not None
+                and r.item_id == item_id
+                and ("membership", r.person_id, group_id) not in cache
+            }
+            for person_id in readers:
+                cache[("reader", person_id)] = None
+                cache[("membership", person_id, group_id)] = None
+            for person, membership in uow.groups.people_in(group_id, readers):
+                cache[("reader", person.id)] = person
+                cache[("membership", person.id, group_id)] = membership
+
     def render(
-        self, uow: UnitOfWork, row: OutboxMessage, cache: dict[Any, Any] | None = None
+        self, uow: UnitOfWork, row: OutboxRow, cache: dict[Any, Any] | None = None
     ) -> Message | None:
         """`cache` lives for one claimed batch: a fan-out's rows share item, group, author."""
         kind = row.payload.get("t")
@@ -120,31 +175,47 @@ class Renderer:
             return self._item(uow, row, {} if cache is None else cache)
         return None
 
-    def _item(self, uow: UnitOfWork, row: OutboxMessage, cache: dict[Any, Any]) -> Message | None:
-        assert row.item_id is not None
-        post = cache.get(("item", row.item_id))
-        if post is None:
-            item = uow.items.get(row.item_id)
-            group = uow.groups.get(item.group_id) if item else None
-            if item is None or group is None:
-                return None
-            author = uow.people.get(item.author_id) if item.author_id else None
-            files = tuple(
-                FileRef(
-                    blob_id=blob.id,
-                    name=f.name,
-                    mime_type=blob.mime_type,
-                    image=blob.mime_type.startswith("image/"),
-                )
-                for f, blob in uow.blobs.files_of(item.id)
+    def _post(
+        self, uow: UnitOfWork, item_id: int, cache: dict[Any, Any]
+    ) -> tuple[Item, Group, Person | None, tuple[FileRef, ...]] | None:
+        key = ("item", item_id)
+        if key in cache:
+            post: tuple[Item, Group, Person | None, tuple[FileRef, ...]] | None = cache[key]
+            return post
+        found = uow.items.with_group_and_author(item_id)
+        if found is None:
+            cache[key] = None
+            return None
+        item, group, author = found
+        files = tuple(
+            FileRef(
+                blob_id=blob.id,
+                name=f.name,
+                mime_type=blob.mime_type,
+                image=blob.mime_type.startswith("image/"),
             )
-            post = cache[("item", row.item_id)] = (item, group, author, files)
+            for f, blob in uow.blobs.files_of(item.id)
+        )
+        post = cache[key] = (item, group, author, files)
+        return post
+
+    def _item(self, uow: UnitOfWork, row: OutboxRow, cache: dict[Any, Any]) -> Message | None:
+        assert row.item_id is not None
+        post = self._post(uow, row.item_id, cache)
+        if post is None:
+            return None
         item, group, author, files = post
-        reader = uow.people.get(row.person_id) if row.person_id else None
+        reader: Person | None = None
         if row.person_id is not None:
             # A member's copy: they must still see the group and be in it (left since?).
-            membership = uow.groups.membership(row.person_id, group.id)
-            if reader is None or not may_receive(reader, group, membership):
+            reader_key = ("reader", row.person_id)
+            if reader_key not in cache:
+                cache[reader_key] = uow.people.get(row.person_id)
+            reader = cache[reader_key]
+            membership_key = ("membership", row.person_id, group.id)
+            if membership_key not in cache:
+                cache[membership_key] = uow.groups.membership(row.person_id, group.id)
+            if reader is None or not may_receive(reader, group, cache[membership_key]):
                 return None
         elif row.target_kind == "room":
             room = uow.rooms.find(row.platform, row.target)
@@ -157,4 +228,5 @@ class Renderer:
             message = cache[key] = item_message(
                 t, item, group, author, target_platform=row.platform, files=files
             )
+        assert isinstance(message, Message)
         return message

@@ -48,6 +48,9 @@ class Policy:
     def __init__(self, uow: UnitOfWork, person: Person) -> None:
         self.uow = uow
         self.person = person
+        # Memberships learnt one group at a time (with the group, in one query), until
+        # all of them are needed.
+        self._membership_of: dict[int, Membership | None] = {}
 
     @property
     def role(self) -> Role:
@@ -66,24 +69,37 @@ class Policy:
         return {m.group_id: m for m in self.uow.groups.memberships_of(self.person.id)}
 
     def membership(self, group: Group) -> Membership | None:
+        if "_memberships" not in self.__dict__ and group.id in self._membership_of:
+            return self._membership_of[group.id]
         return self._memberships.get(group.id)
 
     def forget_memberships(self) -> None:
         """After this person joined or left a group in the same unit of work."""
         self.__dict__.pop("_memberships", None)
+        self._membership_of.clear()
+
+    def visible_groups(self) -> list[Group]:
+        """The groups this person may see, by slug."""
+        rows = self.uow.groups.all_for(self.person.id)
+        if "_memberships" not in self.__dict__:
+            self.__dict__["_memberships"] = {g.id: m for g, m in rows if m is not None}
+        joined = self._memberships
+        return [g for g, _ in rows if may_see(self.person, g, joined.get(g.id))]
 
     def visible_group_ids(self) -> frozenset[int]:
-        return visible_ids(self.person, self.uow.groups.all(), self._memberships.values())
+        return frozenset(g.id for g in self.visible_groups())
 
     def can_see(self, group: Group) -> bool:
         return may_see(self.person, group, self.membership(group))
 
     def group(self, slug: str) -> Group:
         """The group named `slug`, if this person may see it."""
-        group = self.uow.groups.by_slug(slug.removeprefix("#"))
-        if group is None or not self.can_see(group):
+        found = self.uow.groups.by_slug_for(slug.removeprefix("#"), self.person.id)
+        if found is not None:
+            self._membership_of[found[0].id] = found[1]
+        if found is None or not self.can_see(found[0]):
             raise UserError("error.group_not_found", group=slug)
-        return group
+        return found[0]
 
     def item(self, item_id: int) -> tuple[Item, Group]:
         item = self.uow.items.get(item_id)

@@ -34,10 +34,11 @@ from store.locks import AlreadyRunning, InstanceLock
 if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
     from jobs.delivery import DeliveryWorker
+    from jobs.previews import PreviewWorker
 
 log = logging.getLogger("pinwall")
 
-BUILT_ADAPTERS = ("telegram", "slack")
+BUILT_ADAPTERS = ("telegram", "slack", "matrix")
 COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
 
 
@@ -86,12 +87,15 @@ class Program:
     worker: DeliveryWorker
     console: ConsoleAdapter | None
     lock: InstanceLock
+    previews: PreviewWorker | None = None  # link previews, through the guarded client
 
 
 def build(
     settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None
 ) -> Program:
     from jobs.delivery import DeliveryPolicy, DeliveryWorker
+    from jobs.fetch import GuardedClient
+    from jobs.previews import PreviewWorker
     from jobs.ratelimit import RateLimiter, limits_from_settings
 
     for name in settings.messengers:
@@ -124,6 +128,8 @@ def build(
         hub.register(_telegram(settings, hub))
     if settings.slack_configured:
         hub.register(_slack(settings, hub))
+    if settings.matrix_configured:
+        hub.register(_matrix(settings, hub))
     console = None
     if settings.console_enabled:
         from adapters.console import ConsoleAdapter
@@ -144,7 +150,14 @@ def build(
         ),
         RateLimiter(limits_from_settings(settings.rate_limits)),
     )
-    return Program(settings, db, core, hub, worker, console, lock)
+    previews = (
+        PreviewWorker(
+            hub, GuardedClient(allowlist=settings.fetch_allowlist, public_url=settings.public_url)
+        )
+        if settings.link_previews
+        else None
+    )
+    return Program(settings, db, core, hub, worker, console, lock, previews)
 
 
 def _telegram(settings: Settings, hub: Hub) -> MessengerAdapter:
@@ -175,6 +188,22 @@ def _slack(settings: Settings, hub: Hub) -> MessengerAdapter:
         signing_secret=secret.get_secret_value() if secret else None,
         mode=settings.slack_mode,
         api_url=settings.slack_api_url,
+    )
+
+
+def _matrix(settings: Settings, hub: Hub) -> MessengerAdapter:
+    from adapters.matrix import MatrixAdapter
+
+    assert settings.matrix_homeserver is not None
+    assert settings.matrix_user_id is not None
+    token, password = settings.matrix_access_token, settings.matrix_password
+    return MatrixAdapter(
+        hub,
+        homeserver=settings.matrix_homeserver,
+        user_id=settings.matrix_user_id,
+        access_token=token.get_secret_value() if token else None,
+        password=password.get_secret_value() if password else None,
+        member_servers=settings.matrix_member_server_list(),
     )
 
 
@@ -235,6 +264,7 @@ async def serve(program: Program) -> int:
 
     started: list[MessengerAdapter] = []
     worker_task: asyncio.Task[None] | None = None
+    previews_task: asyncio.Task[None] | None = None
     try:
         for adapter in hub.adapters.values():
             await adapter.start()  # a ConfigError here stops Pinwall, cleanly
@@ -248,6 +278,8 @@ async def serve(program: Program) -> int:
         if recovered:
             log.info("applied %d events recorded before a restart", recovered)
         worker_task = asyncio.create_task(worker.run(stop))
+        if program.previews is not None:
+            previews_task = asyncio.create_task(program.previews.run(stop))
 
         if program.console is not None:
             console_task = asyncio.create_task(program.console.run(drain=worker.drain))
@@ -266,6 +298,8 @@ async def serve(program: Program) -> int:
         stop.set()
         if worker_task is not None:
             await worker_task  # finishes the pass in flight
+        if previews_task is not None:
+            await previews_task  # gives back the fetches in flight
         for adapter in started:
             await adapter.stop()
         server.should_exit = True

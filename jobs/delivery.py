@@ -19,7 +19,7 @@ from bot.message import Delivered, DeliveryFailed, Message, RateLimited, SendRes
 from bot.runtime import Hub
 from jobs.ratelimit import RateLimiter
 from store.models import OutboxStatus
-from store.uow import UnitOfWork
+from store.uow import OutboxState, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +94,25 @@ class DeliveryWorker:
                 platforms=platforms,
             )
             cache: dict[Any, Any] = {}
+            try:
+                self.hub.renderer.prepare(uow, rows, cache)
+            except Exception:  # rendered one by one then, where a bad row shows as such
+                log.exception("preparing %d outbox messages for rendering failed", len(rows))
+                cache.clear()
             for row in rows:
                 try:
                     message = self.hub.renderer.render(uow, row, cache)
                 except Exception as exc:  # one bad row must not stop the whole outbox
                     log.exception("rendering outbox message %s failed", row.id)
-                    row.status, row.claimed_until = OutboxStatus.DEAD, None
-                    row.last_error = f"render: {type(exc).__name__}: {exc}"[:2000]
+                    uow.outbox.update_row(
+                        row.id,
+                        status=OutboxStatus.DEAD,
+                        claimed_until=None,
+                        last_error=f"render: {type(exc).__name__}: {exc}"[:2000],
+                    )
                     continue
                 if message is None:
-                    row.status, row.claimed_until = OutboxStatus.SKIPPED, None
+                    uow.outbox.update_row(row.id, status=OutboxStatus.SKIPPED, claimed_until=None)
                     continue
                 target = Target(
                     row.platform, "dm" if row.target_kind == "dm" else "room", row.target
@@ -128,49 +137,76 @@ class DeliveryWorker:
         """Records the outcomes of several sends in one transaction."""
         now = self.hub.clock.now()
         with self.hub.db.uow() as uow:
+            # Deliveries, the common case, are written in two statements for all of them.
+            sent: list[tuple[int, str | None]] = []
+            refs: list[dict[str, Any]] = []
             for claimed, result in results:
-                self._record_one(uow, claimed, result, now)
+                if isinstance(result, Delivered):
+                    sent.append((claimed.id, result.message_id))
+                    if result.message_id and claimed.item_id is not None:
+                        refs.append(
+                            {
+                                "platform": claimed.target.platform,
+                                "conversation": result.conversation or claimed.target.address,
+                                "message_id": result.message_id,
+                                "item_id": claimed.item_id,
+                                "outbox_id": claimed.id,
+                                "created_at": now,
+                            }
+                        )
+            failed = [(c, r) for c, r in results if not isinstance(r, Delivered)]
+            if failed:
+                states = uow.outbox.states(claimed.id for claimed, _ in failed)
+                for claimed, result in failed:
+                    row = states.get(claimed.id)
+                    if row is not None:  # else: gone meanwhile (purged)
+                        assert not isinstance(result, Delivered)
+                        self._record_one(uow, claimed, row, result, now)
+            uow.outbox.mark_sent(sent, now)
+            uow.outbox.add_refs(refs)
             uow.commit()
 
     def _record_one(
-        self, uow: UnitOfWork, claimed: Claimed, result: SendResult, now: datetime
+        self,
+        uow: UnitOfWork,
+        claimed: Claimed,
+        row: OutboxState,
+        result: RateLimited | DeliveryFailed,
+        now: datetime,
     ) -> None:
-        row = uow.outbox.get(claimed.id)
-        if row is None:
-            return
-        row.claimed_until = None
+        """A send that did not go through: when to try again, if at all."""
         outcome = self.outcome(claimed, result)
         match result:
-            case Delivered(message_id=message_id, conversation=conversation):
-                row.status, row.sent_at = OutboxStatus.SENT, now
-                row.platform_message_id = message_id
-                row.last_error = None
-                if message_id and claimed.item_id is not None:
-                    uow.outbox.add_ref(
-                        platform=row.platform,
-                        conversation=conversation or row.target,
-                        message_id=message_id,
-                        item_id=claimed.item_id,
-                        outbox_id=row.id,
-                        now=now,
-                    )
             case RateLimited(retry_after=retry_after):
                 # Not a failure: it does not count towards the dead letter.
-                row.attempts = max(0, row.attempts - 1)
-                row.status = OutboxStatus.PENDING
-                row.next_attempt_at = now + timedelta(seconds=max(0.0, retry_after))
-                row.last_error = f"rate limited for {retry_after:.1f}s"
+                uow.outbox.update_row(
+                    row.id,
+                    claimed_until=None,
+                    attempts=max(0, row.attempts - 1),
+                    status=OutboxStatus.PENDING,
+                    next_attempt_at=now + timedelta(seconds=max(0.0, retry_after)),
+                    last_error=f"rate limited for {retry_after:.1f}s",
+                )
             case DeliveryFailed(reason=reason, unreachable=unreachable):
-                row.last_error = reason[:2000]
                 if unreachable and row.person_id is not None:
                     account = uow.people.account(row.platform, row.target)
                     if account is not None:
-                        account.reachable = False
+                        uow.people.update_account(account, reachable=False)
                 if outcome == "dead":
-                    row.status = OutboxStatus.DEAD
+                    uow.outbox.update_row(
+                        row.id,
+                        claimed_until=None,
+                        last_error=reason[:2000],
+                        status=OutboxStatus.DEAD,
+                    )
                 else:
-                    row.status = OutboxStatus.PENDING
-                    row.next_attempt_at = now + timedelta(seconds=self.policy.backoff(row.attempts))
+                    uow.outbox.update_row(
+                        row.id,
+                        claimed_until=None,
+                        last_error=reason[:2000],
+                        status=OutboxStatus.PENDING,
+                        next_attempt_at=now + timedelta(seconds=self.policy.backoff(row.attempts)),
+                    )
 
     def _release(self, ids: list[int], delay: float = 0.0) -> None:
         """Puts claimed messages back unsent (not an attempt), due again after `delay`."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +34,67 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_engine(url: str) -> Engine:
+class _Checkpointer:
+    """Copies committed pages from the WAL back into the database file, on its own thread.
+
+    SQLite does that in whichever commit takes the WAL past `wal_autocheckpoint` pages,
+    and with synchronous=NORMAL that commit then also syncs the WAL and the database
+    file: a pause of milliseconds every few hundred commits, in some unlucky request.
+    Here a PASSIVE checkpoint runs shortly after commits instead, beside the writers
+    (WAL allows that); the automatic one stays as the backstop it was.
+    """
+
+    def __init__(self, path: str, pause: float = 0.05) -> None:
+        self._path = path
+        self._pause = pause  # commits that follow within it share one checkpoint
+        self._due = threading.Event()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def committed(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None and not self._closed:
+                    self._thread = threading.Thread(
+                        target=self._run, name="pinwall-wal-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+        self._due.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        try:
+            while True:
+                self._due.wait()
+                if self._closed:
+                    return
+                time.sleep(self._pause)
+                self._due.clear()
+                if self._closed:  # close() came during the pause: its wake-up was cleared
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # the next commit's automatic one does it then
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+        self._due.set()
+        if thread is not None:
+            thread.join(timeout=10)
+
+
+def _sqlite_engine(url: str) -> tuple[Engine, _Checkpointer | None]:
     parsed = make_url(url)
+    checkpointer = None
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        checkpointer = _Checkpointer(parsed.database)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -55,7 +114,13 @@ def _sqlite_engine(url: str) -> Engine:
         # writer fails at once with "database is locked", whatever the busy timeout.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    return engine
+    if checkpointer is not None:
+
+        @event.listens_for(engine, "commit")
+        def _on_commit(_conn: Any) -> None:
+            checkpointer.committed()
+
+    return engine, checkpointer
 
 
 def _sqlite_pragma(conn: Connection, pragma: str) -> None:
@@ -75,8 +140,9 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = make_url(self.url).get_backend_name() == "sqlite"
+        self._checkpointer: _Checkpointer | None = None
         if self.is_sqlite:
-            self.engine = _sqlite_engine(self.url)
+            self.engine, self._checkpointer = _sqlite_engine(self.url)
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine.echo = echo
@@ -172,4 +238,6 @@ class Database:
         return None
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()

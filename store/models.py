@@ -88,6 +88,17 @@ class ItemKind(enum.StrEnum):
     FEED_ENTRY = "feed_entry"
 
 
+class PreviewStatus(enum.StrEnum):
+    """Where a link's preview stands. A link starts with none (NULL): its preview is due."""
+
+    FETCHING = "fetch1"  # the first try runs; preview_at: until when the claim holds
+    RETRY = "retry"  # the first try failed; the second is due at preview_at
+    REFETCHING = "fetch2"  # the second try runs
+    DONE = "done"  # stored (it may have found nothing better than the URL)
+    FAILED = "failed"  # gave up: the post shows its URL
+    SKIPPED = "skipped"  # shared before previews existed
+
+
 class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENDING = "sending"
@@ -186,7 +197,11 @@ class Item(Base):
     """A post of a group: a link, a note, a file or a feed entry."""
 
     __tablename__ = "items"
-    __table_args__ = (Index("ix_items_group_id_id", "group_id", "id"),)
+    __table_args__ = (
+        Index("ix_items_group_id_id", "group_id", "id"),
+        # The preview worker's look-up: links whose preview is due (see PreviewStatus).
+        Index("ix_items_kind_preview_status", "kind", "preview_status", "preview_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
@@ -200,6 +215,13 @@ class Item(Base):
     source_platform: Mapped[str | None] = mapped_column(String(16))
     source_room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
+    # The link preview (jobs.previews); `title` holds its title, else the URL.
+    description: Mapped[str | None] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    site_name: Mapped[str | None] = mapped_column(String(200))
+    canonical_url: Mapped[str | None] = mapped_column(String(2048))
+    preview_status: Mapped[str | None] = mapped_column(String(8))  # PreviewStatus
+    preview_at: Mapped[datetime | None]  # when fetched; or when a claim/retry falls due
 
 
 class Comment(Base):
@@ -388,3 +410,60 @@ class ItemFile(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     blob_id: Mapped[str] = mapped_column(ForeignKey("blobs.id"), index=True)
     name: Mapped[str] = mapped_column(String(255))
+
+
+class Cursor(Base):
+    """A position or a flag an adapter keeps across restarts (Matrix: its sync token)."""
+
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class DirectChat(Base):
+    """A platform conversation that is the direct chat between the bot and one person
+    (Matrix: a room invited into as a direct chat); the newest one is where DMs go."""
+
+    __tablename__ = "direct_chats"
+    __table_args__ = (Index("ix_direct_chats_platform_address", "platform", "address"),)
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    conversation: Mapped[str] = mapped_column(String(255), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255))  # the person's account id
+    created_at: Mapped[datetime]
+
+
+class ButtonPrompt(Base):
+    """The buttons of a message the bot sent where the platform has none (Matrix): a
+    reaction or a numbered answer to the message presses one, also after a restart."""
+
+    __tablename__ = "button_prompts"
+    __table_args__ = (
+        UniqueConstraint("platform", "conversation", "message_id"),
+        Index("ix_button_prompts_conversation", "platform", "conversation", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    conversation: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[str] = mapped_column(String(255))
+    # [{"key": "1️⃣", "label", "action", "value", "reaction": the bot's reaction event}]
+    buttons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    post: Mapped[bool] = mapped_column(Boolean, default=False)  # the message shows a post
+    created_at: Mapped[datetime]
+
+
+class Upload(Base):
+    """A stored file uploaded to a messenger's server once; later sends reuse its URI."""
+
+    __tablename__ = "uploads"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    server: Mapped[str] = mapped_column(String(255), primary_key=True)
+    blob_id: Mapped[str] = mapped_column(
+        ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    uri: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime]

@@ -17,25 +17,38 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
+    CursorResult,
+    Executable,
+    Insert,
+    String,
+    Table,
     and_,
+    bindparam,
     delete,
     exists,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from store.blobs import StoredBlob
 from store.models import (
     Account,
     AuditEntry,
     Blob,
+    ButtonPrompt,
     Comment,
+    Cursor,
+    DirectChat,
     Draft,
     Group,
     InboxEvent,
@@ -44,6 +57,7 @@ from store.models import (
     InviteGroup,
     Item,
     ItemFile,
+    ItemKind,
     LinkCode,
     Membership,
     MessageRef,
@@ -51,10 +65,12 @@ from store.models import (
     OutboxMessage,
     OutboxStatus,
     Person,
+    PreviewStatus,
     Prompt,
     Reaction,
     Role,
     Room,
+    Upload,
 )
 
 CODE_ALPHABET = string.ascii_letters + string.digits
@@ -76,20 +92,155 @@ def handle_base(name: str) -> str:
     return base.strip("._-")[:32].strip("._-") or "user"
 
 
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+# The hot path runs prebuilt Core statements on the session's connection: SQLAlchemy
+# compiles each once and then only binds parameters, with no ORM bookkeeping on the way.
+_people = _table(Person)
+_accounts = _table(Account)
+_groups = _table(Group)
+_memberships = _table(Membership)
+_rooms = _table(Room)
+_items = _table(Item)
+_comments = _table(Comment)
+_reactions = _table(Reaction)
+_outbox = _table(OutboxMessage)
+_refs = _table(MessageRef)
+
+
+@dataclass(frozen=True, slots=True)
+class _InsertPlan:
+    stmt: Insert
+    columns: tuple[tuple[str, Any], ...]  # (attribute, value when not set)
+    server_defaults: frozenset[str]  # left out when not set: the database fills them in
+    returns_id: bool
+
+
+_INSERT_PLANS: dict[type[Any], _InsertPlan] = {}
+
+
+def _insert_plan(model: type[Any]) -> _InsertPlan:
+    plan = _INSERT_PLANS.get(model)
+    if plan is None:
+        table = _table(model)
+        columns: list[tuple[str, Any]] = []
+        server_defaults: set[str] = set()
+        returns_id = False
+        for column in table.columns:
+            if column.primary_key and column.autoincrement is not False and column.key == "id":
+                returns_id = True
+                continue
+            if column.server_default is not None:
+                server_defaults.add(column.key)
+            default = column.default
+            if default is not None and not default.is_scalar:
+                raise TypeError(f"{model.__name__}.{column.key}: only scalar defaults")
+            columns.append((column.key, getattr(default, "arg", None)))
+        stmt = insert(table).returning(table.c.id) if returns_id else insert(table)
+        plan = _INSERT_PLANS[model] = _InsertPlan(
+            stmt, tuple(columns), frozenset(server_defaults), returns_id
+        )
+    return plan
+
+
+_CONNECTION = "pinwall.connection"  # in Session.info: (transaction, its connection)
+
+
 class _Repo:
     def __init__(self, session: Session) -> None:
         self.s = session
+
+    def _run(
+        self, stmt: Executable, params: dict[str, Any] | list[dict[str, Any]] | None = None
+    ) -> CursorResult[*tuple[Any, ...]]:
+        """A Core statement on this unit of work's connection, past the ORM. Pending ORM
+        changes are flushed first (when autoflush is on), as an ORM query would."""
+        session = self.s
+        if session.autoflush:
+            session.flush()
+        return self._connection().execute(stmt, params)
+
+    def _connection(self) -> Connection:
+        """The session's connection in its current transaction (asked for once in it)."""
+        session = self.s
+        transaction = session.get_transaction()
+        known = session.info.get(_CONNECTION)
+        if transaction is not None and known is not None and known[0] is transaction:
+            connection: Connection = known[1]
+            return connection
+        connection = session.connection()
+        session.info[_CONNECTION] = (session.get_transaction(), connection)
+        return connection
+
+    def _expire(self, model: type[Any], ids: Iterable[Any]) -> None:
+        """Objects of these rows loaded in this session show what a Core statement wrote
+        (they load again when next used)."""
+        identity_map = self.s.identity_map
+        if not identity_map:
+            return
+        for pk in ids:
+            obj = identity_map.get(identity_key(model, pk))
+            if obj is not None:
+                self.s.expire(obj)
+
+    def _add_now(self, obj: Any) -> None:
+        """INSERTs a new object at once with one prebuilt statement, without a flush of
+        the unit of work, and makes it persistent in the session as add() + flush() do.
+        Columns left unset get their scalar default (or NULL), on the object too; ones
+        with a server default get that."""
+        plan = _insert_plan(type(obj))
+        state = obj.__dict__
+        values: dict[str, Any] = {}
+        for key, default in plan.columns:
+            if key not in state:
+                if key in plan.server_defaults:
+                    continue  # loaded when first used, as after an ORM flush
+                setattr(obj, key, default)
+            values[key] = state[key]
+        result = self._run(plan.stmt, values)
+        if plan.returns_id:
+            obj.id = result.scalar_one()
+        make_transient_to_detached(obj)
+        self.s.add(obj)
+
+
+_ACTOR = (
+    select(Account, Person)
+    .join(Person, Person.id == Account.person_id)
+    .where(
+        Account.platform == bindparam("platform"),
+        Account.external_id == bindparam("external_id"),
+    )
+)
+_PEOPLE_BY_IDS = select(Person).where(Person.id.in_(bindparam("ids", expanding=True)))
+_ACCOUNT_UPDATE = update(_accounts).where(_accounts.c.id == bindparam("account_id"))
 
 
 class PersonRepository(_Repo):
     def get(self, person_id: int) -> Person | None:
         return self.s.get(Person, person_id)
 
+    def actor(self, platform: str, external_id: str) -> tuple[Account, Person] | None:
+        """An account and its person, in one query."""
+        row = self.s.execute(_ACTOR, {"platform": platform, "external_id": external_id}).first()
+        return None if row is None else (row[0], row[1])
+
+    def update_account(self, account: Account, **values: Any) -> None:
+        """Writes these columns of an account at once (one UPDATE, no flush of the unit
+        of work); the object shows them as its stored state."""
+        self._run(_ACCOUNT_UPDATE, {"account_id": account.id, **values})
+        for key, value in values.items():
+            set_committed_value(account, key, value)
+
     def by_ids(self, ids: Iterable[int | None]) -> Sequence[Person]:
         wanted = {i for i in ids if i is not None}
         if not wanted:
             return []
-        return self.s.scalars(select(Person).where(Person.id.in_(wanted))).all()
+        return self.s.scalars(_PEOPLE_BY_IDS, {"ids": list(wanted)}).all()
 
     def by_handle(self, handle: str) -> Person | None:
         return self.s.scalar(select(Person).where(Person.handle == handle.lower()))
@@ -250,9 +401,60 @@ class PersonRepository(_Repo):
         s.expire_all()
 
 
+def _with_membership_of_person() -> Any:
+    return select(Group, Membership).outerjoin(
+        Membership,
+        and_(Membership.group_id == Group.id, Membership.person_id == bindparam("person_id")),
+    )
+
+
+_GROUP_FOR = _with_membership_of_person().where(Group.slug == bindparam("slug"))
+_GROUPS_FOR = _with_membership_of_person().order_by(Group.slug)
+_PEOPLE_IN = (
+    select(Person, Membership)
+    .outerjoin(
+        Membership,
+        and_(Membership.person_id == Person.id, Membership.group_id == bindparam("group_id")),
+    )
+    .where(Person.id.in_(bindparam("person_ids", expanding=True)))
+)
+_MEMBER_COUNTS = (
+    select(_memberships.c.group_id, func.count())
+    .join(_people, _people.c.id == _memberships.c.person_id)
+    .where(_memberships.c.group_id.in_(bindparam("group_ids", expanding=True)), _people.c.active)
+    .group_by(_memberships.c.group_id)
+)
+_MEMBERSHIP_DELETE = delete(_memberships).where(
+    _memberships.c.person_id == bindparam("person_id"),
+    _memberships.c.group_id == bindparam("group_id"),
+)
+_INSTANT_ACCOUNTS = (
+    select(_accounts.c.person_id, _accounts.c.platform, _accounts.c.external_id)
+    .join(_memberships, _memberships.c.person_id == _accounts.c.person_id)
+    .join(_people, _people.c.id == _memberships.c.person_id)
+    .where(
+        _memberships.c.group_id == bindparam("group_id"),
+        _memberships.c.notify == NotifyMode.INSTANT.value,
+        _people.c.active,
+        _accounts.c.reachable.is_(True),
+    )
+    .order_by(_accounts.c.person_id, _accounts.c.last_seen_at.desc(), _accounts.c.id.desc())
+)
+
+
 class GroupRepository(_Repo):
     def get(self, group_id: int) -> Group | None:
         return self.s.get(Group, group_id)
+
+    def by_slug_for(self, slug: str, person_id: int) -> tuple[Group, Membership | None] | None:
+        """The group named `slug` and this person's membership of it, in one query."""
+        row = self.s.execute(_GROUP_FOR, {"slug": slug.lower(), "person_id": person_id}).first()
+        return None if row is None else (row[0], row[1])
+
+    def all_for(self, person_id: int) -> list[tuple[Group, Membership | None]]:
+        """Every group, by slug, with this person's membership of it, in one query."""
+        rows = self.s.execute(_GROUPS_FOR, {"person_id": person_id}).all()
+        return [(g, m) for g, m in rows]
 
     def by_slug(self, slug: str) -> Group | None:
         return self.s.scalar(select(Group).where(Group.slug == slug.lower()))
@@ -291,6 +493,16 @@ class GroupRepository(_Repo):
     def membership(self, person_id: int, group_id: int) -> Membership | None:
         return self.s.get(Membership, (person_id, group_id))
 
+    def people_in(
+        self, group_id: int, person_ids: Iterable[int]
+    ) -> list[tuple[Person, Membership | None]]:
+        """These people (those that exist) with their membership of one group, in one query."""
+        ids = list(person_ids)
+        if not ids:
+            return []
+        rows = self.s.execute(_PEOPLE_IN, {"group_id": group_id, "person_ids": ids}).all()
+        return [(p, m) for p, m in rows]
+
     def memberships_of(self, person_id: int) -> Sequence[Membership]:
         return self.s.scalars(select(Membership).where(Membership.person_id == person_id)).all()
 
@@ -307,13 +519,7 @@ class GroupRepository(_Repo):
         ids = list(group_ids)
         if not ids:
             return {}
-        rows = self.s.execute(
-            select(Membership.group_id, func.count())
-            .join(Person, Person.id == Membership.person_id)
-            .where(Membership.group_id.in_(ids), Person.active)
-            .group_by(Membership.group_id)
-        ).all()
-        return dict(rows)
+        return {g: int(n) for g, n in self._run(_MEMBER_COUNTS, {"group_ids": ids})}
 
     def add_member(
         self, person_id: int, group_id: int, *, now: datetime, moderator: bool = False
@@ -325,13 +531,26 @@ class GroupRepository(_Repo):
             moderator=moderator,
             joined_at=now,
         )
-        self.s.add(m)
-        self.s.flush()
+        self._add_now(m)
         return m
 
     def remove_member(self, membership: Membership) -> None:
-        self.s.delete(membership)
-        self.s.flush()
+        self._run(
+            _MEMBERSHIP_DELETE,
+            {"person_id": membership.person_id, "group_id": membership.group_id},
+        )
+        if membership in self.s:
+            self.s.expunge(membership)
+
+    def instant_accounts(self, group_id: int) -> dict[int, tuple[str, str]]:
+        """Each active member who gets the group's posts instantly, with their most
+        recently used reachable account as (platform, external id): one query."""
+        chosen: dict[int, tuple[str, str]] = {}
+        for person_id, platform, external_id in self._run(
+            _INSTANT_ACCOUNTS, {"group_id": group_id}
+        ):
+            chosen.setdefault(person_id, (platform, external_id))
+        return chosen
 
     def instant_recipients(self, group_id: int) -> Sequence[int]:
         return self.s.scalars(
@@ -345,14 +564,22 @@ class GroupRepository(_Repo):
         ).all()
 
 
+_ROOM = select(Room).where(
+    Room.platform == bindparam("platform"), Room.external_id == bindparam("external_id")
+)
+_BRIDGED = (
+    select(_rooms.c.id, _rooms.c.platform, _rooms.c.external_id)
+    .where(_rooms.c.group_id == bindparam("group_id"))
+    .order_by(_rooms.c.id)
+)
+
+
 class RoomRepository(_Repo):
     def get(self, room_id: int) -> Room | None:
         return self.s.get(Room, room_id)
 
     def find(self, platform: str, external_id: str) -> Room | None:
-        return self.s.scalar(
-            select(Room).where(Room.platform == platform, Room.external_id == external_id)
-        )
+        return self.s.scalar(_ROOM, {"platform": platform, "external_id": external_id})
 
     def get_or_create(
         self, platform: str, external_id: str, *, name: str | None, now: datetime
@@ -367,6 +594,10 @@ class RoomRepository(_Repo):
     def bridged(self, group_id: int) -> Sequence[Room]:
         return self.s.scalars(select(Room).where(Room.group_id == group_id).order_by(Room.id)).all()
 
+    def bridged_addresses(self, group_id: int) -> list[tuple[int, str, str]]:
+        """(room id, platform, external id) of the rooms bridged to the group, by id."""
+        return [(i, p, e) for i, p, e in self._run(_BRIDGED, {"group_id": group_id})]
+
 
 @dataclass(frozen=True, slots=True)
 class ItemStats:
@@ -374,14 +605,76 @@ class ItemStats:
     reactions: int
 
 
+@dataclass(frozen=True, slots=True)
+class ItemLine:
+    """A post as a list shows it: with its author's handle and how many responses."""
+
+    id: int
+    text: str
+    url: str | None
+    title: str | None
+    created_at: datetime
+    author_handle: str | None
+    comments: int
+    reactions: int
+
+
+_ITEM_LINES = (
+    select(
+        _items.c.id,
+        _items.c.text,
+        _items.c.url,
+        _items.c.title,
+        _items.c.created_at,
+        _people.c.handle,
+        select(func.count())
+        .where(_comments.c.item_id == _items.c.id)
+        .correlate(_items)
+        .scalar_subquery(),
+        select(func.count())
+        .where(_reactions.c.item_id == _items.c.id)
+        .correlate(_items)
+        .scalar_subquery(),
+    )
+    .select_from(_items)
+    .outerjoin(_people, _people.c.id == _items.c.author_id)
+    .where(_items.c.group_id == bindparam("group_id"))
+    .order_by(_items.c.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def _claim_of(attempt: int) -> PreviewStatus:
+    """The preview status that holds the claim of a link preview's first or second try."""
+    return PreviewStatus.FETCHING if attempt == 1 else PreviewStatus.REFETCHING
+
+
+_ITEM_GROUP_AUTHOR = (
+    select(Item, Group, Person)
+    .join(Group, Group.id == Item.group_id)
+    .outerjoin(Person, Person.id == Item.author_id)
+    .where(Item.id == bindparam("item_id"))
+)
+
+
 class ItemRepository(_Repo):
     def get(self, item_id: int) -> Item | None:
         return self.s.get(Item, item_id)
 
     def add(self, item: Item) -> Item:
-        self.s.add(item)
-        self.s.flush()
+        self._add_now(item)
         return item
+
+    def with_group_and_author(self, item_id: int) -> tuple[Item, Group, Person | None] | None:
+        """A post with its group and its author (None for a feed's), in one query."""
+        row = self.s.execute(_ITEM_GROUP_AUTHOR, {"item_id": item_id}).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def lines(self, group_id: int, limit: int) -> list[ItemLine]:
+        """The newest posts of a group with their authors and counts, in one query."""
+        return [
+            ItemLine(*row) for row in self._run(_ITEM_LINES, {"group_id": group_id, "limit": limit})
+        ]
 
     def newest(self, group_id: int, limit: int) -> Sequence[Item]:
         return self.s.scalars(
@@ -446,6 +739,109 @@ class ItemRepository(_Repo):
     def remove_reaction(self, reaction: Reaction) -> None:
         self.s.delete(reaction)
         self.s.flush()
+
+    # --- link previews (jobs.previews) ---------------------------------------------
+
+    def claim_previews(
+        self, now: datetime, limit: int, lease: timedelta
+    ) -> list[tuple[int, str, int]]:
+        """Links whose preview is due, claimed until `now + lease`: (id, url, try 1 or 2).
+
+        Due: never tried; a retry whose time has come; a claim that ran out (its process
+        died), which counts as a failed try. Claims are conditional updates, so two
+        instances never fetch the same link.
+        """
+        status = Item.preview_status
+        due = self.s.execute(
+            select(Item.id, Item.url, status)
+            .where(
+                Item.kind == ItemKind.LINK,
+                or_(
+                    status.is_(None),
+                    and_(
+                        status.in_(
+                            [
+                                PreviewStatus.RETRY,
+                                PreviewStatus.FETCHING,
+                                PreviewStatus.REFETCHING,
+                            ]
+                        ),
+                        Item.preview_at <= now,
+                    ),
+                ),
+            )
+            .order_by(Item.id)
+            .limit(limit)
+        ).all()
+        claimed: list[tuple[int, str, int]] = []
+        for item_id, url, was in due:
+            attempt = 1 if was is None else 2
+            if was == PreviewStatus.REFETCHING or not url:
+                new, until = PreviewStatus.FAILED, now  # the second try never came back
+            elif attempt == 1:
+                new, until = PreviewStatus.FETCHING, now + lease
+            else:
+                new, until = PreviewStatus.REFETCHING, now + lease
+            taken = self._set_preview(item_id, was, preview_status=new, preview_at=until)
+            if taken and url and new != PreviewStatus.FAILED:
+                claimed.append((item_id, url, attempt))
+        return claimed
+
+    def store_preview(
+        self,
+        item_id: int,
+        attempt: int,
+        now: datetime,
+        *,
+        title: str | None,
+        description: str | None,
+        image_url: str | None,
+        site_name: str | None,
+        canonical_url: str | None,
+    ) -> bool:
+        """Stores a fetched preview while the claim of `attempt` holds; a title of None
+        leaves the URL as the title."""
+        values: dict[str, Any] = {
+            "description": description,
+            "image_url": image_url,
+            "site_name": site_name,
+            "canonical_url": canonical_url,
+            "preview_status": PreviewStatus.DONE,
+            "preview_at": now,
+        }
+        if title:
+            values["title"] = title
+        return self._set_preview(item_id, _claim_of(attempt), **values)
+
+    def preview_failed(
+        self, item_id: int, attempt: int, now: datetime, retry_at: datetime | None
+    ) -> bool:
+        """A try failed: another at `retry_at`, or (None) the post keeps its URL as title."""
+        if retry_at is None:
+            return self._set_preview(
+                item_id, _claim_of(attempt), preview_status=PreviewStatus.FAILED, preview_at=now
+            )
+        return self._set_preview(
+            item_id, _claim_of(attempt), preview_status=PreviewStatus.RETRY, preview_at=retry_at
+        )
+
+    def release_preview(self, item_id: int, attempt: int, now: datetime) -> bool:
+        """Gives a claim back untried (shutting down): due again at once."""
+        back = None if attempt == 1 else PreviewStatus.RETRY
+        return self._set_preview(item_id, _claim_of(attempt), preview_status=back, preview_at=now)
+
+    def _set_preview(self, item_id: int, expected: str | None, **values: Any) -> bool:
+        status = _items.c.preview_status
+        result = self._run(
+            update(_items)
+            .where(
+                _items.c.id == item_id,
+                status.is_(None) if expected is None else status == expected,
+            )
+            .values(**values)
+        )
+        self._expire(Item, [item_id])
+        return result.rowcount == 1
 
 
 class InviteRepository(_Repo):
@@ -579,6 +975,9 @@ class ConversationStateRepository(_Repo):
         return prompt
 
 
+_INBOX_RECORD: dict[str, Executable] = {}  # by dialect: INSERT ... ON CONFLICT DO NOTHING
+
+
 class InboxRepository(_Repo):
     def record(
         self,
@@ -599,16 +998,17 @@ class InboxRepository(_Repo):
             "received_at": now,
             "applied_at": now if status != InboxStatus.RECEIVED else None,
         }
-        dialect_insert = (
-            pg_insert if self.s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        )
-        stmt = (
-            dialect_insert(InboxEvent)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-            .returning(InboxEvent.id)
-        )
-        return self.s.execute(stmt).scalar()
+        conn = self._connection()
+        stmt = _INBOX_RECORD.get(conn.dialect.name)
+        if stmt is None:
+            dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+            stmt = _INBOX_RECORD[conn.dialect.name] = (
+                dialect_insert(_table(InboxEvent))
+                .on_conflict_do_nothing(index_elements=["platform", "event_id"])
+                .returning(_table(InboxEvent).c.id)
+            )
+        result: int | None = self._run(stmt, values).scalar()
+        return result
 
     def mark(
         self, row_id: int, status: InboxStatus, now: datetime, error: str | None = None
@@ -644,11 +1044,17 @@ class InboxRepository(_Repo):
 _UNFINISHED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
 
-def _due(m: type[OutboxMessage], now: datetime) -> ColumnElement[bool]:
+# The statuses as SQL literals, not parameters: a plan PostgreSQL caches for a prepared
+# statement then still knows which status it looks for (and can use an index on it).
+_PENDING = literal_column(f"'{OutboxStatus.PENDING.value}'", String)
+_SENDING = literal_column(f"'{OutboxStatus.SENDING.value}'", String)
+
+
+def _due(m: type[OutboxMessage], now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Ready to be claimed: pending and due, or claimed and the lease ran out."""
     return or_(
-        and_(m.status == OutboxStatus.PENDING, m.next_attempt_at <= now),
-        and_(m.status == OutboxStatus.SENDING, m.claimed_until < now),
+        and_(m.status == _PENDING, m.next_attempt_at <= now),
+        and_(m.status == _SENDING, m.claimed_until < now),
     )
 
 
@@ -661,8 +1067,133 @@ def _earlier_unfinished(
         earlier.target_kind == m.target_kind,
         earlier.target == m.target,
         earlier.id < m.id,
-        earlier.status.in_(_UNFINISHED),
+        # Two comparisons rather than IN: no list to expand into the SQL on each run
+        # (SQLite and PostgreSQL plan both alike).
+        or_(earlier.status == _PENDING, earlier.status == _SENDING),
     )
+
+
+_OUTBOX_INSERT = insert(_outbox)
+_OUTBOX_UPDATE = update(_outbox).where(_outbox.c.id == bindparam("outbox_id"))
+# by dialect, and whether for all platforms (None), one, or several ("in")
+_CLAIM: dict[tuple[str, str | None], Executable] = {}
+
+
+_CLAIMED_COLUMNS = (
+    _outbox.c.id,
+    _outbox.c.platform,
+    _outbox.c.target_kind,
+    _outbox.c.target,
+    _outbox.c.person_id,
+    _outbox.c.item_id,
+    _outbox.c.payload,
+    _outbox.c.attempts,
+)
+
+
+def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
+    """PostgreSQL: the due rows, locked (claimed with _MARK_CLAIMED after _in_order).
+    Elsewhere: one UPDATE ... RETURNING that claims them (the attempt counted)."""
+    stmt = _CLAIM.get((dialect, by_platform))
+    if stmt is None:
+        now = bindparam("now", type_=OutboxMessage.next_attempt_at.type)
+        m = OutboxMessage if dialect == "postgresql" else aliased(OutboxMessage)
+        earlier = aliased(OutboxMessage)
+        q = select(*_CLAIMED_COLUMNS if m is OutboxMessage else (m.id,)).where(
+            _due(m, now),
+            ~exists().where(_earlier_unfinished(earlier, m), ~_due(earlier, now)),
+        )
+        if by_platform == "one":
+            q = q.where(m.platform == bindparam("one_platform"))
+        elif by_platform == "in":
+            q = q.where(m.platform.in_(bindparam("platforms", expanding=True)))
+        q = q.order_by(m.id).limit(bindparam("limit"))
+        if dialect == "postgresql":
+            # Several instances claim at once; a row another one holds is skipped.
+            stmt = q.with_for_update(skip_locked=True)
+        else:
+            stmt = (
+                update(_outbox)
+                .where(_outbox.c.id.in_(q.scalar_subquery()))
+                .values(
+                    status=OutboxStatus.SENDING.value,
+                    claimed_until=bindparam("until"),
+                    attempts=_outbox.c.attempts + 1,
+                )
+                .returning(*_CLAIMED_COLUMNS)
+            )
+        _CLAIM[(dialect, by_platform)] = stmt
+    return stmt
+
+
+_UNFINISHED_BEFORE = select(
+    _outbox.c.id, _outbox.c.platform, _outbox.c.target_kind, _outbox.c.target
+).where(
+    _outbox.c.status.in_([s.value for s in _UNFINISHED]),
+    _outbox.c.id < bindparam("before"),
+    _outbox.c.target.in_(bindparam("targets", expanding=True)),
+    _outbox.c.id.not_in(bindparam("chosen", expanding=True)),
+)
+_MARK_CLAIMED = (
+    update(_outbox)
+    .where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=OutboxStatus.SENDING.value,
+        claimed_until=bindparam("until"),
+        attempts=_outbox.c.attempts + 1,
+    )
+)
+_OUTBOX_STATES = select(
+    _outbox.c.id, _outbox.c.platform, _outbox.c.target, _outbox.c.person_id, _outbox.c.attempts
+).where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
+_MARK_SENT = (
+    update(_outbox)
+    .where(_outbox.c.id == bindparam("outbox_id"))
+    .values(
+        status=OutboxStatus.SENT.value,
+        sent_at=bindparam("sent_at"),
+        platform_message_id=bindparam("message_id"),
+        claimed_until=None,
+        last_error=None,
+    )
+)
+# A ref of a delivered message, written only if the message is still there (purged
+# meanwhile: nothing to point at).
+_REF_COLUMNS = ("platform", "conversation", "message_id", "item_id", "created_at")
+_REF_INSERT = insert(_refs).from_select(
+    [*_REF_COLUMNS, "outbox_id"],
+    select(
+        *(bindparam(c, type_=_refs.c[c].type) for c in _REF_COLUMNS),
+        _outbox.c.id,
+    ).where(_outbox.c.id == bindparam("outbox_id")),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """An outbox message as claimed for sending (its state after the claim)."""
+
+    id: int
+    platform: str
+    target_kind: str
+    target: str
+    person_id: int | None
+    item_id: int | None
+    payload: dict[str, Any]
+    attempts: int
+    claimed_until: datetime
+    status: str = OutboxStatus.SENDING
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxState:
+    """What recording a send's outcome needs of its message."""
+
+    id: int
+    platform: str
+    target: str
+    person_id: int | None
+    attempts: int
 
 
 class OutboxRepository(_Repo):
@@ -673,42 +1204,63 @@ class OutboxRepository(_Repo):
         self.s.add_all(messages)
 
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
-        """Bulk insert of outbox rows given as column values (ids are not needed back)."""
+        """Inserts outbox rows given as column values (every row the same columns), in
+        order, with one prebuilt statement (ids are not needed back)."""
         if rows:
-            self.s.execute(insert(OutboxMessage), rows)
+            self._run(_OUTBOX_INSERT, rows)
 
     def get(self, outbox_id: int) -> OutboxMessage | None:
         return self.s.get(OutboxMessage, outbox_id)
 
     def claim_due(
         self, now: datetime, *, limit: int, lease: timedelta, platforms: Iterable[str] | None = None
-    ) -> Sequence[OutboxMessage]:
+    ) -> list[ClaimedRow]:
         """Claims due messages for sending: pending ones, and ones whose lease ran out.
 
         Messages to one conversation go out in the order they were written: a message is
         claimed only when every earlier unfinished message to its conversation is claimed
         with it (one that waits for a retry or is being sent elsewhere holds the rest back).
         """
-        earlier = aliased(OutboxMessage)
-        q = select(OutboxMessage).where(
-            _due(OutboxMessage, now),
-            ~exists().where(_earlier_unfinished(earlier, OutboxMessage), ~_due(earlier, now)),
-        )
+        dialect = self._connection().dialect.name
+        until = now + lease
+        params: dict[str, Any] = {"now": now, "limit": limit, "until": until}
+        by_platform: str | None = None
         if platforms is not None:
-            q = q.where(OutboxMessage.platform.in_(list(platforms)))
-        q = q.order_by(OutboxMessage.id).limit(limit)
-        if self.s.bind is not None and self.s.bind.dialect.name == "postgresql":
-            # Several instances claim at once; a row another one holds is skipped.
-            q = q.with_for_update(skip_locked=True)
-        rows = self._in_order(self.s.scalars(q).all())
-        for row in rows:
-            row.status = OutboxStatus.SENDING
-            row.claimed_until = now + lease
-            row.attempts += 1
-        self.s.flush()
-        return rows
+            names = list(platforms)
+            if len(names) == 1:
+                by_platform, params["one_platform"] = "one", names[0]
+            else:
+                by_platform, params["platforms"] = "in", names
+        rows = self._run(_claim_statement(dialect, by_platform), params).all()
+        counted = 1  # the attempt this claim makes, where not counted in the rows yet
+        if dialect == "postgresql":
+            rows = self._in_order(rows)
+            if rows:
+                self._run(_MARK_CLAIMED, {"ids": [r.id for r in rows], "until": until})
+        else:
+            # Claimed in one statement: claims are serialized (SQLite has one writer), so
+            # an earlier unfinished message of a selected one was due and selected too.
+            rows = sorted(rows, key=lambda r: int(r.id))
+            counted = 0
+        if not rows:
+            return []
+        self._expire(OutboxMessage, [r.id for r in rows])
+        return [
+            ClaimedRow(
+                id=r.id,
+                platform=r.platform,
+                target_kind=r.target_kind,
+                target=r.target,
+                person_id=r.person_id,
+                item_id=r.item_id,
+                payload=r.payload,
+                attempts=r.attempts + counted,
+                claimed_until=until,
+            )
+            for r in rows
+        ]
 
-    def _in_order(self, rows: Sequence[OutboxMessage]) -> list[OutboxMessage]:
+    def _in_order(self, rows: Sequence[Any]) -> list[Any]:
         """Drops rows behind an earlier unfinished row of their conversation that was not
         selected with them: one locked by a concurrent claim (SKIP LOCKED skipped it)."""
         if not rows:
@@ -716,19 +1268,10 @@ class OutboxRepository(_Repo):
         chosen = {row.id for row in rows}
         targets = {row.target for row in rows}
         blocked_from: dict[tuple[str, str, str], int] = {}
-        others = self.s.execute(
-            select(
-                OutboxMessage.id,
-                OutboxMessage.platform,
-                OutboxMessage.target_kind,
-                OutboxMessage.target,
-            ).where(
-                OutboxMessage.status.in_(_UNFINISHED),
-                OutboxMessage.id < max(chosen),
-                OutboxMessage.target.in_(targets),
-                OutboxMessage.id.not_in(chosen),
-            )
-        ).all()
+        others = self._run(
+            _UNFINISHED_BEFORE,
+            {"before": max(chosen), "targets": list(targets), "chosen": list(chosen)},
+        )
         for row_id, platform, kind, target in others:
             key = (platform, kind, target)
             blocked_from[key] = min(row_id, blocked_from.get(key, row_id))
@@ -737,6 +1280,30 @@ class OutboxRepository(_Repo):
             for row in rows
             if row.id < blocked_from.get((row.platform, row.target_kind, row.target), row.id + 1)
         ]
+
+    def states(self, outbox_ids: Iterable[int]) -> dict[int, OutboxState]:
+        """The messages among these that still exist, in one query."""
+        ids = list(outbox_ids)
+        if not ids:
+            return {}
+        return {
+            row.id: OutboxState(row.id, row.platform, row.target, row.person_id, row.attempts)
+            for row in self._run(_OUTBOX_STATES, {"ids": ids})
+        }
+
+    def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """(outbox id, platform message id) of messages delivered: sent, in one statement."""
+        if sent:
+            self._run(
+                _MARK_SENT,
+                [{"outbox_id": i, "message_id": m, "sent_at": now} for i, m in sent],
+            )
+            self._expire(OutboxMessage, [i for i, _ in sent])
+
+    def update_row(self, outbox_id: int, **values: Any) -> None:
+        """Sets these columns of one message (one UPDATE, no flush of the unit of work)."""
+        self._run(_OUTBOX_UPDATE, {"outbox_id": outbox_id, **values})
+        self._expire(OutboxMessage, [outbox_id])
 
     def release(self, outbox_id: int, *, until: datetime | None = None) -> None:
         """Puts a claimed message back unsent, not counted as an attempt (an earlier one
@@ -845,6 +1412,12 @@ class OutboxRepository(_Repo):
             )
         )
 
+    def add_refs(self, refs: list[dict[str, Any]]) -> None:
+        """Refs of delivered messages given as column values (all of them), at once; one
+        of a message that is gone by now is left out."""
+        if refs:
+            self._run(_REF_INSERT, refs)
+
     def room_copies(self, item_id: int) -> Sequence[MessageRef]:
         """Where an item shows in rooms: the bridged copies and the message it came from."""
         direct = select(OutboxMessage.id).where(OutboxMessage.target_kind == "dm")
@@ -865,6 +1438,14 @@ class OutboxRepository(_Repo):
                 MessageRef.message_id == message_id,
             )
         )
+
+
+_FILES_OF = (
+    select(ItemFile, Blob)
+    .join(Blob, Blob.id == ItemFile.blob_id)
+    .where(ItemFile.item_id == bindparam("item_id"))
+    .order_by(ItemFile.position)
+)
 
 
 class BlobRepository(_Repo):
@@ -890,12 +1471,7 @@ class BlobRepository(_Repo):
         self.s.flush()
 
     def files_of(self, item_id: int) -> Sequence[tuple[ItemFile, Blob]]:
-        rows = self.s.execute(
-            select(ItemFile, Blob)
-            .join(Blob, Blob.id == ItemFile.blob_id)
-            .where(ItemFile.item_id == item_id)
-            .order_by(ItemFile.position)
-        ).all()
+        rows = self.s.execute(_FILES_OF, {"item_id": item_id}).all()
         return [(f, b) for f, b in rows]
 
     def shown_in_groups(self, blob_id: str) -> list[int]:
@@ -930,6 +1506,137 @@ class AuditRepository(_Repo):
         return self.s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)).all()
 
 
+class CursorRepository(_Repo):
+    """Named positions and flags adapters keep across restarts (a sync token)."""
+
+    def get(self, name: str) -> str | None:
+        row = self.s.get(Cursor, name)
+        return row.value if row is not None else None
+
+    def set(self, name: str, value: str, now: datetime) -> None:
+        row = self.s.get(Cursor, name)
+        if row is None:
+            self.s.add(Cursor(name=name, value=value, updated_at=now))
+        else:
+            row.value, row.updated_at = value, now
+        self.s.flush()
+
+    def delete(self, name: str) -> None:
+        self.s.execute(delete(Cursor).where(Cursor.name == name))
+
+
+class DirectChatRepository(_Repo):
+    """Which platform conversations are direct chats with one person."""
+
+    def add(self, platform: str, conversation: str, address: str, now: datetime) -> None:
+        row = self.s.get(DirectChat, (platform, conversation))
+        if row is None:
+            self.s.add(
+                DirectChat(
+                    platform=platform, conversation=conversation, address=address, created_at=now
+                )
+            )
+        else:
+            row.address = address
+        self.s.flush()
+
+    def find(self, platform: str, conversation: str) -> DirectChat | None:
+        return self.s.get(DirectChat, (platform, conversation))
+
+    def newest_for(self, platform: str, address: str) -> str | None:
+        """The conversation a direct message to this person goes to."""
+        return self.s.scalar(
+            select(DirectChat.conversation)
+            .where(DirectChat.platform == platform, DirectChat.address == address)
+            .order_by(DirectChat.created_at.desc())
+            .limit(1)
+        )
+
+    def drop(self, platform: str, conversation: str) -> None:
+        self.s.execute(
+            delete(DirectChat).where(
+                DirectChat.platform == platform, DirectChat.conversation == conversation
+            )
+        )
+
+
+class ButtonPromptRepository(_Repo):
+    """The buttons of sent messages on platforms that show them as reactions or numbers."""
+
+    def add(
+        self,
+        *,
+        platform: str,
+        conversation: str,
+        message_id: str,
+        buttons: list[dict[str, Any]],
+        post: bool,
+        now: datetime,
+    ) -> None:
+        row = self.get(platform, conversation, message_id)
+        if row is None:
+            self.s.add(
+                ButtonPrompt(
+                    platform=platform,
+                    conversation=conversation,
+                    message_id=message_id,
+                    buttons=buttons,
+                    post=post,
+                    created_at=now,
+                )
+            )
+        else:
+            row.buttons, row.post = buttons, post
+        self.s.flush()
+
+    def get(self, platform: str, conversation: str, message_id: str) -> ButtonPrompt | None:
+        return self.s.scalar(
+            select(ButtonPrompt).where(
+                ButtonPrompt.platform == platform,
+                ButtonPrompt.conversation == conversation,
+                ButtonPrompt.message_id == message_id,
+            )
+        )
+
+    def newest(self, platform: str, conversation: str) -> ButtonPrompt | None:
+        return self.s.scalar(
+            select(ButtonPrompt)
+            .where(ButtonPrompt.platform == platform, ButtonPrompt.conversation == conversation)
+            .order_by(ButtonPrompt.id.desc())
+            .limit(1)
+        )
+
+    def drop(self, prompt: ButtonPrompt) -> None:
+        self.s.delete(prompt)
+        self.s.flush()
+
+    def prune(self, platform: str, before: datetime) -> int:
+        result = self.s.execute(
+            delete(ButtonPrompt).where(
+                ButtonPrompt.platform == platform, ButtonPrompt.created_at < before
+            )
+        )
+        return int(getattr(result, "rowcount", 0))
+
+
+class UploadRepository(_Repo):
+    """Files already uploaded to a messenger's server, by blob: uploaded once, reused."""
+
+    def uri(self, platform: str, server: str, blob_id: str) -> str | None:
+        row = self.s.get(Upload, (platform, server, blob_id))
+        return row.uri if row is not None else None
+
+    def remember(self, platform: str, server: str, blob_id: str, uri: str, now: datetime) -> None:
+        row = self.s.get(Upload, (platform, server, blob_id))
+        if row is None:
+            self.s.add(
+                Upload(platform=platform, server=server, blob_id=blob_id, uri=uri, created_at=now)
+            )
+        else:
+            row.uri = uri
+        self.s.flush()
+
+
 class UnitOfWork:
     """Repositories over one session; `commit()` makes their changes durable together."""
 
@@ -947,6 +1654,10 @@ class UnitOfWork:
         self.outbox = OutboxRepository(session)
         self.audit = AuditRepository(session)
         self.blobs = BlobRepository(session)
+        self.cursors = CursorRepository(session)
+        self.direct_chats = DirectChatRepository(session)
+        self.prompts = ButtonPromptRepository(session)
+        self.uploads = UploadRepository(session)
 
     def flush(self) -> None:
         self.session.flush()

@@ -24,7 +24,7 @@ def _visibility_label(ctx: Ctx, group: Group) -> Markup:
 
 @command("groups")
 def on_groups(ctx: Ctx, cmd: Command) -> None:
-    visible = ctx.uow.groups.by_ids(ctx.policy.visible_group_ids())
+    visible = ctx.policy.visible_groups()
     if not visible:
         ctx.reply("groups.none" if not ctx.policy.is_external else "groups.none_external")
         return

@@ -126,32 +126,29 @@ def on_share(ctx: Ctx, cmd: Command) -> None:
 def on_items(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     limit = min(cmd.arg("n") or ITEMS_DEFAULT, ITEMS_MAX)
-    items = ctx.uow.items.newest(group.id, max(limit, 1))
+    items = ctx.uow.items.lines(group.id, max(limit, 1))
     if not items:
         ctx.reply("items.none", group=group.name)
         return
-    stats = ctx.uow.items.stats(i.id for i in items)
-    authors = {p.id: p for p in ctx.uow.people.by_ids(i.author_id for i in items)}
     tz = ctx.core.timezone_of(ctx.person)
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
-        author = authors.get(item.author_id or 0)
         summary = item.text.strip().split("\n")[0][:120]
         lines.append(
             ctx.t(
                 "items.line",
                 item=show_id(item.id, "item"),
-                author=author.handle if author else "feed",
+                author=item.author_handle or "feed",
                 when=ctx.t.datetime(item.created_at, tz),
                 text=summary,
             )
         )
         if item.url:
             lines.append(Markup("  ") + link(item.url, item.title or item.url))
-        s = stats[item.id]
-        if s.comments or s.reactions:
+        if item.comments or item.reactions:
             lines.append(
-                Markup("  ") + ctx.t("items.stats", comments=s.comments, reactions=s.reactions)
+                Markup("  ")
+                + ctx.t("items.stats", comments=item.comments, reactions=item.reactions)
             )
     ctx.reply_markup(Markup("\n".join(lines)))
 

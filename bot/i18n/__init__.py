@@ -74,3 +74,13 @@ class Translator:
         if self.language == "de":
             return local.strftime("%d.%m.%Y %H:%M")
         return local.strftime("%Y-%m-%d %H:%M")
+
+
+def translator_for(language: str) -> Translator:
+    """The translator of a language, made once per process: it only reads its catalogs."""
+    return _translator(language if language in LANGUAGES else "en")
+
+
+@cache
+def _translator(language: str) -> Translator:
+    return Translator(language)

@@ -95,7 +95,7 @@ async def test_franchisee_joins_by_deep_link_and_shares_a_photo_from_the_phone(
 async def test_strangers_get_only_the_explanation(tg: TelegramPinwall, fake: FakeTelegram) -> None:
     fake.user_sends_text(GRETA, None, "hello, what is this?")
     explained = await tg.bot_said(GRETA.id, "invite")
-    assert "/start CODE" in (explained.text or "")
+    assert "/redeem CODE" in (explained.text or "")
     fake.user_starts(GRETA)
     await fake.wait_for_async(lambda: len(fake.sent_to(GRETA.id)) == 2)
     fake.user_sends_command(GRETA, None, "groups")

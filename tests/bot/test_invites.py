@@ -49,9 +49,9 @@ async def test_a_stranger_without_an_invite_is_told_how_to_get_in(world: World) 
     before = world.snapshot()
     for line in ("hello", "/groups", "/help", "/join marketing"):
         out = await say_on(world, telegram, "4711", line)
-        assert out.text("4711") == en("access.needs_invite"), line
+        assert out.text("4711") == en("access.needs_invite", how="/redeem CODE"), line
     out = await say_on(world, telegram, "4711", "/start")
-    assert out.text("4711") == en("access.start_without_code")
+    assert out.text("4711") == en("access.start_without_code", how="/redeem CODE")
     assert world.snapshot() == before
 
 
@@ -59,7 +59,7 @@ async def test_a_stranger_is_answered_in_the_messengers_language(world: World) -
     before = world.snapshot()
     world.adapter.trust = "unknown"
     out = await world.say("greta", "hallo", language="de")
-    assert out.text("greta") == de("access.needs_invite")
+    assert out.text("greta") == de("access.needs_invite", how="/redeem CODE")
     out = await world.say("greta", "/redeem NOTACODE00", language="de")
     assert out.text("greta") == de("error.invite_invalid")
     assert world.snapshot() == before

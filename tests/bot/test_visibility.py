@@ -259,7 +259,7 @@ async def test_a_stranger_in_a_bridged_room_is_neither_relayed_nor_answered(
     assert (await world.say("stranger", "hi", room="elsewhere")).sent == []
     # a command is asked of the bot: that is answered, in the stranger's language
     out = await world.say("stranger", "/groups", room="lobby", language="de")
-    assert out.text("lobby") == de("access.needs_invite")
+    assert out.text("lobby") == de("access.needs_invite", how="/redeem CODE")
     assert world.snapshot() == before
 
     world.adapter.trust = "member"

@@ -19,6 +19,8 @@ PINWALL = [sys.executable, "-m", "bot.cli"]
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINWALL_")}
     env["PINWALL_HTTP_PORT"] = "0"
+    # Shares of example.com must not fetch a preview: tests never reach the internet.
+    env["PINWALL_LINK_PREVIEWS"] = "off"
     env.update(extra)
     return env
 
