@@ -94,7 +94,8 @@ def _sqlite_engine(url: str) -> tuple[Engine, _Checkpointer | None]:
     checkpointer = None
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        checkpointer = _Checkpointer(parsed.database)
+        if not parsed.query and not parsed.database.startswith("file:"):  # a plain path
+            checkpointer = _Checkpointer(parsed.database)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -134,6 +135,15 @@ def _sqlite_pragma(conn: Connection, pragma: str) -> None:
         cur.close()
 
 
+def _postgres_connect_args(url: str) -> dict[str, Any]:
+    """No server-side prepared statements (unless the URL asks for them): PostgreSQL then
+    plans each statement for the data as it is. A prepared statement's cached generic
+    plan can be one made while the outbox was nearly empty (a sequential scan inside the
+    claim's anti-join), kept until the next ANALYZE: claims took several times as long
+    once the outbox had grown."""
+    return {} if "prepare_threshold" in make_url(url).query else {"prepare_threshold": None}
+
+
 class Database:
     """One database: the engine, its sessions and its migrations."""
 
@@ -144,7 +154,13 @@ class Database:
         if self.is_sqlite:
             self.engine, self._checkpointer = _sqlite_engine(self.url)
         else:
-            self.engine = create_engine(self.url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            self.engine = create_engine(
+                self.url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                connect_args=_postgres_connect_args(self.url),
+            )
         self.engine.echo = echo
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         # SQLite has one writer; threads of this process queue here instead of polling

@@ -1067,9 +1067,9 @@ def _earlier_unfinished(
         earlier.target_kind == m.target_kind,
         earlier.target == m.target,
         earlier.id < m.id,
-        # Two comparisons rather than IN: no list to expand into the SQL on each run
-        # (SQLite and PostgreSQL plan both alike).
-        or_(earlier.status == _PENDING, earlier.status == _SENDING),
+        # IN, so that an index on (conversation, status, id) finds them (PostgreSQL does
+        # not for two ORed comparisons); of literals, so there is no list to expand.
+        earlier.status.in_([_PENDING, _SENDING]),
     )
 
 

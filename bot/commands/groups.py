@@ -30,20 +30,21 @@ def on_groups(ctx: Ctx, cmd: Command) -> None:
         return
     counts = ctx.uow.groups.member_counts(g.id for g in visible)
     lines: list[str] = [ctx.t("groups.header", count=len(visible))]
+    # The same few labels and marks on every line: translated once each.
+    kinds: dict[tuple[str, bool], Markup] = {}
+    marks = {
+        None: "",
+        False: " " + ctx.t("groups.member_mark"),
+        True: " " + ctx.t("groups.moderator_mark"),
+    }
     for g in visible:
         m = ctx.policy.membership(g)
-        mark = ""
-        if m is not None:
-            mark = " " + ctx.t("groups.moderator_mark" if m.moderator else "groups.member_mark")
+        kind = kinds.get((g.visibility, g.admits_externals))
+        if kind is None:
+            kind = kinds[(g.visibility, g.admits_externals)] = _visibility_label(ctx, g)
         lines.append(
-            ctx.t(
-                "groups.line",
-                slug=g.slug,
-                name=g.name,
-                kind=_visibility_label(ctx, g),
-                count=counts.get(g.id, 0),
-            )
-            + mark
+            ctx.t("groups.line", slug=g.slug, name=g.name, kind=kind, count=counts.get(g.id, 0))
+            + marks[None if m is None else bool(m.moderator)]
         )
     ctx.reply_markup(Markup("\n".join(lines)))
 

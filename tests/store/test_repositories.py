@@ -27,6 +27,7 @@ from store.models import (
     ItemKind,
     LinkCode,
     Membership,
+    MessageRef,
     NotifyMode,
     OutboxMessage,
     OutboxStatus,
@@ -602,3 +603,123 @@ def test_concurrent_claims_keep_a_conversation_with_one_session(db: Database) ->
     assert alice[:2] in (a, b)
     assert set(a + b) - set(alice[:2]) <= {bob}
     assert {status_of(db, i) for i in alice[2:]} == {"pending"}
+
+
+# --- the Core paths of the hot repositories ----------------------------------------------
+
+
+def test_an_added_item_is_persistent_with_its_defaults(db: Database) -> None:
+    with db.uow() as uow:
+        ann = add_person(uow, "ann")
+        group = add_group(uow, "news", ann)
+        item = uow.items.add(
+            Item(group_id=group.id, author_id=ann.id, kind=ItemKind.NOTE, created_at=NOW)
+        )
+        assert item.id is not None
+        assert item in uow.session
+        assert uow.items.get(item.id) is item  # the session's own object, no second one
+        assert (item.text, item.url) == ("", None)
+        item.title = "changed later"  # tracked as for any loaded object
+        uow.commit()
+        item_id = item.id
+    with db.uow() as uow:
+        stored = uow.items.get(item_id)
+        assert stored is not None
+        assert (stored.text, stored.title) == ("", "changed later")
+
+
+def test_leaving_and_joining_again_in_one_unit_of_work(db: Database) -> None:
+    with db.uow() as uow:
+        ann = add_person(uow, "ann")
+        group = add_group(uow, "news", ann)
+        membership = uow.groups.add_member(ann.id, group.id, now=NOW)
+        assert uow.groups.membership(ann.id, group.id) is membership
+        uow.groups.remove_member(membership)
+        assert uow.groups.membership(ann.id, group.id) is None
+        again = uow.groups.add_member(ann.id, group.id, now=NOW, moderator=True)
+        assert uow.groups.membership(ann.id, group.id) is again
+        uow.commit()
+        ids = (ann.id, group.id)
+    with db.uow() as uow:
+        stored = uow.groups.membership(*ids)
+        assert stored is not None
+        assert stored.moderator
+
+
+def test_item_lines_carry_authors_and_counts(db: Database) -> None:
+    with db.uow() as uow:
+        ann, ben = add_person(uow, "ann"), add_person(uow, "ben")
+        group = add_group(uow, "news", ann)
+        first = add_item(uow, group, ann, "first")
+        second = add_item(uow, group, ben, "second")
+        feed = uow.items.add(
+            Item(group_id=group.id, author_id=None, kind=ItemKind.NOTE, text="fed", created_at=NOW)
+        )
+        uow.items.add_comment(
+            Comment(item_id=first.id, author_id=ben.id, text="nice", created_at=NOW)
+        )
+        uow.items.add_reaction(first.id, ben.id, "👍", NOW)
+        uow.items.add_reaction(first.id, ann.id, "👍", NOW)
+        uow.commit()
+        lines = uow.items.lines(group.id, 2)
+        assert [(line.id, line.author_handle) for line in lines] == [
+            (feed.id, None),
+            (second.id, "ben"),
+        ]
+        (oldest,) = [line for line in uow.items.lines(group.id, 10) if line.id == first.id]
+        assert (oldest.text, oldest.comments, oldest.reactions) == ("first", 1, 2)
+        assert oldest.created_at == NOW
+
+
+def test_refs_of_messages_purged_meanwhile_are_left_out(db: Database) -> None:
+    with db.uow() as uow:
+        ann = add_person(uow, "ann")
+        item = add_item(uow, add_group(uow, "news", ann), ann)
+        kept, purged = queue(uow, "kept"), queue(uow, "purged")
+        uow.commit()
+    with db.uow() as uow:
+        uow.session.execute(text("DELETE FROM outbox WHERE id = :id"), {"id": purged})
+        uow.outbox.mark_sent([(kept, "m1"), (purged, "m2")], NOW)
+        uow.outbox.add_refs(
+            [
+                {
+                    "platform": "memory",
+                    "conversation": target,
+                    "message_id": message_id,
+                    "item_id": item.id,
+                    "outbox_id": outbox_id,
+                    "created_at": NOW,
+                }
+                for outbox_id, target, message_id in [
+                    (kept, "kept", "m1"),
+                    (purged, "purged", "m2"),
+                ]
+            ]
+        )
+        uow.commit()
+    with db.uow() as uow:
+        refs = uow.session.scalars(select(MessageRef).where(MessageRef.item_id == item.id))
+        assert [(r.outbox_id, r.message_id) for r in refs] == [(kept, "m1")]
+        row = uow.outbox.get(kept)
+        assert row is not None
+        assert (row.status, row.platform_message_id, row.sent_at) == ("sent", "m1", NOW)
+
+
+def test_an_account_update_is_written_and_shown(db: Database) -> None:
+    later = NOW + timedelta(hours=1)
+    with db.uow() as uow:
+        ann = add_person(uow, "ann")
+        uow.commit()
+    with db.uow() as uow:
+        found = uow.people.actor("memory", f"ext-{ann.id}")
+        assert found is not None
+        account, person = found
+        assert person.id == ann.id
+        uow.people.update_account(account, last_seen_at=later, reachable=False)
+        assert (account.last_seen_at, account.reachable) == (later, False)
+        assert not uow.session.dirty  # written already, nothing left to flush
+        uow.commit()
+    with db.uow() as uow:
+        (stored,) = uow.people.accounts_of(ann.id)
+        assert (stored.last_seen_at, stored.reachable) == (later, False)
+        assert uow.people.actor("memory", "nobody") is None

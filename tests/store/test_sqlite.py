@@ -7,6 +7,7 @@ Database object, in real life another process) writes to the same file.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -130,3 +131,42 @@ def test_reads_see_what_the_other_database_committed(sqlite_db: Database) -> Non
         assert audit_count(cli) == 3
     finally:
         cli.dispose()
+
+
+def checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "pinwall-wal-checkpoint"]
+
+
+def test_wal_checkpoints_run_beside_the_writers_and_stop_with_the_database(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    before = set(checkpoint_threads())
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('db') / 'pinwall.db'}")
+    db.upgrade()
+    try:
+        write_entries(db, 1, 20)
+        (thread,) = set(checkpoint_threads()) - before
+        assert thread.is_alive()
+        write_entries(db, 1, 1)  # and at once (in its pause after a commit) ...
+    finally:
+        started = time.monotonic()
+        db.dispose()  # ... it stops without waiting out anything
+    assert time.monotonic() - started < 5
+    assert not thread.is_alive()
+    again = Database(db.url)
+    try:
+        assert audit_count(again) == 21
+    finally:
+        again.dispose()
+
+
+def test_no_checkpoint_thread_for_a_database_in_memory() -> None:
+    before = set(checkpoint_threads())
+    db = Database("sqlite://")
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            conn.commit()
+        assert set(checkpoint_threads()) == before
+    finally:
+        db.dispose()
