@@ -26,6 +26,7 @@ from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
 from store.db import Database
+from tests.e2e.test_console import lines_to
 from tests.fakes.telegram import FakeTelegram, TgUser
 
 NO_LIMITS = {"telegram": PlatformLimits(), "console": PlatformLimits()}
@@ -131,13 +132,7 @@ class TelegramPinwall:
 
     def printed(self, who: str) -> list[str]:
         """What the console printed to `[who]`, one entry per message."""
-        messages: list[str] = []
-        for line in self.out.getvalue().splitlines():
-            if line.startswith("["):
-                messages.append(line)
-            elif line.startswith("  ") and messages:
-                messages[-1] += "\n" + line
-        return [m for m in messages if m.startswith(f"[{who}] ")]
+        return lines_to(self.out.getvalue(), who)
 
     async def printed_eventually(self, who: str, needle: str, within: float = 5.0) -> str:
         deadline = asyncio.get_running_loop().time() + within
@@ -514,13 +509,7 @@ class MatrixPinwall:
             await self.worker.drain()
 
     def printed(self, who: str) -> list[str]:
-        messages: list[str] = []
-        for line in self.out.getvalue().splitlines():
-            if line.startswith("["):
-                messages.append(line)
-            elif line.startswith("  ") and messages:
-                messages[-1] += "\n" + line
-        return [m for m in messages if m.startswith(f"[{who}] ")]
+        return lines_to(self.out.getvalue(), who)
 
     async def printed_eventually(self, who: str, needle: str, within: float = 10.0) -> str:
         deadline = asyncio.get_running_loop().time() + within

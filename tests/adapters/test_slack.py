@@ -27,6 +27,7 @@ from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
 from store.db import Database
 from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage
+from tests.e2e.test_console import lines_to
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack, SlackRequests
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -102,13 +103,7 @@ class SlackPinwall:
             await self.worker.drain()
 
     def printed(self, who: str) -> list[str]:
-        messages: list[str] = []
-        for line in self.out.getvalue().splitlines():
-            if line.startswith("["):
-                messages.append(line)
-            elif line.startswith("  ") and messages:
-                messages[-1] += "\n" + line
-        return [m for m in messages if m.startswith(f"[{who}] ")]
+        return lines_to(self.out.getvalue(), who)
 
     async def printed_eventually(self, who: str, needle: str, within: float = 5.0) -> str:
         loop = asyncio.get_running_loop()
