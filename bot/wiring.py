@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, TextIO
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
     from jobs.delivery import DeliveryWorker
     from jobs.previews import PreviewWorker
+    from jobs.scheduler import Tick
 
 log = logging.getLogger("pinwall")
 
@@ -88,6 +89,8 @@ class Program:
     console: ConsoleAdapter | None
     lock: InstanceLock
     previews: PreviewWorker | None = None  # link previews, through the guarded client
+    # Periodic jobs (digests, feed polls, ...), ticked by APScheduler where the lock is held.
+    ticks: list[Tick] = field(default_factory=list)
 
 
 def build(
@@ -157,7 +160,8 @@ def build(
         if settings.link_previews
         else None
     )
-    return Program(settings, db, core, hub, worker, console, lock, previews)
+    ticks: list[Tick] = []
+    return Program(settings, db, core, hub, worker, console, lock, previews, ticks)
 
 
 def _telegram(settings: Settings, hub: Hub) -> MessengerAdapter:
@@ -265,6 +269,7 @@ async def serve(program: Program) -> int:
     started: list[MessengerAdapter] = []
     worker_task: asyncio.Task[None] | None = None
     previews_task: asyncio.Task[None] | None = None
+    ticker_task: asyncio.Task[None] | None = None
     try:
         for adapter in hub.adapters.values():
             await adapter.start()  # a ConfigError here stops Pinwall, cleanly
@@ -280,6 +285,11 @@ async def serve(program: Program) -> int:
         worker_task = asyncio.create_task(worker.run(stop))
         if program.previews is not None:
             previews_task = asyncio.create_task(program.previews.run(stop))
+        if program.ticks:
+            from jobs.scheduler import Ticker
+
+            ticker = Ticker(program.db, program.core.clock, program.ticks)
+            ticker_task = asyncio.create_task(ticker.run(stop))
 
         if program.console is not None:
             console_task = asyncio.create_task(program.console.run(drain=worker.drain))
@@ -300,6 +310,8 @@ async def serve(program: Program) -> int:
             await worker_task  # finishes the pass in flight
         if previews_task is not None:
             await previews_task  # gives back the fetches in flight
+        if ticker_task is not None:
+            await ticker_task  # lets the jobs in flight finish
         for adapter in started:
             await adapter.stop()
         server.should_exit = True

@@ -467,3 +467,12 @@ class Upload(Base):
     )
     uri: Mapped[str] = mapped_column(String(1024))
     created_at: Mapped[datetime]
+
+
+# --- feeds (migration 0007) --------------------------------------------------------------
+
+
+# --- digests (migration 0008) ------------------------------------------------------------
+
+
+# --- proposals and outlets (migration 0009) ----------------------------------------------

@@ -27,10 +27,17 @@ def _flatten(prefix: str, table: dict[str, Any], out: dict[str, Any]) -> None:
 
 @cache
 def catalog(language: str) -> dict[str, Any]:
-    with (_HERE / f"{language}.toml").open("rb") as f:
-        data = tomllib.load(f)
+    """`<language>.toml`, then one `<language>.<topic>.toml` per capability (feeds,
+    digests, ...); a key defined twice is a mistake and stops the program."""
     flat: dict[str, Any] = {}
-    _flatten("", data, flat)
+    paths = [_HERE / f"{language}.toml", *sorted(_HERE.glob(f"{language}.*.toml"))]
+    for path in paths:
+        with path.open("rb") as f:
+            part: dict[str, Any] = {}
+            _flatten("", tomllib.load(f), part)
+        if twice := sorted(set(part) & set(flat)):
+            raise RuntimeError(f"{path.name} defines keys defined before: {', '.join(twice)}")
+        flat.update(part)
     return flat
 
 
