@@ -1,0 +1,1 @@
+"""Publishing to outlets: one `Publisher` per configured outlet (see `jobs.outlets.base`)."""

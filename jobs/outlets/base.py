@@ -1,0 +1,66 @@
+"""What every outlet's publisher implements, and how it reports an outcome.
+
+A publisher makes one call per attempt. The caller records the attempt before the
+call and the outcome after it; the error class tells it what to do next:
+`TransientPublishError` (nothing was posted: retry with backoff),
+`UncertainPublishError` (it may have been posted, e.g. a timeout after sending: an
+admin decides, never retried blindly), `PermanentPublishError` (refused: report).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    name: str
+    mime_type: str
+    path: Path  # in the blob store
+    size: int
+    alt: str = ""
+
+
+@dataclass(frozen=True)
+class Publication:
+    proposal_id: int
+    text: str
+    link: str | None  # the shared item's URL, when the proposal carries one
+    media: tuple[MediaFile, ...]
+    # Stable for one approved revision of one proposal; sent where the outlet takes one
+    # (Mastodon's Idempotency-Key header), so a repeated call cannot post twice.
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class Published:
+    remote_id: str
+    url: str | None  # the public link to the post, when the outlet has one
+
+
+class PublishError(Exception):
+    """An attempt that did not publish; `str()` is a short reason for people."""
+
+
+class TransientPublishError(PublishError):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class UncertainPublishError(PublishError):
+    pass
+
+
+class PermanentPublishError(PublishError):
+    pass
+
+
+class Publisher(Protocol):
+    name: str
+
+    async def publish(self, publication: Publication) -> Published: ...
+
+    async def aclose(self) -> None: ...
