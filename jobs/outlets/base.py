@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bot.outlets import OutletSpec
+    from store.db import Database
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,19 @@ class Publisher(Protocol):
     async def publish(self, publication: Publication) -> Published: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutletContext:
+    """What a publisher may use besides its spec."""
+
+    db: Database
+    public_url: str | None
+    data_dir: Path
+    timeout: float = 30.0  # seconds for one publish call
+
+
+class PublisherFactory(Protocol):
+    """Each `jobs.outlets.<kind>` module has `create: PublisherFactory`."""
+
+    def __call__(self, spec: OutletSpec, context: OutletContext) -> Publisher: ...
