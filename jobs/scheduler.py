@@ -93,7 +93,8 @@ class Ticker:
         try:
             await stop.wait()
         finally:
-            scheduler.shutdown(wait=False)
+            scheduler.pause()  # no new runs; shutdown would cancel the ones in flight
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
+            scheduler.shutdown(wait=False)
             await asyncio.to_thread(self.singleton.release)

@@ -279,3 +279,23 @@ def test_dates_follow_the_time_zone_and_summer_time() -> None:
 )
 def test_normalize_language(code: str | None, language: str | None) -> None:
     assert normalize_language(code) == language
+
+
+def test_a_topic_catalog_may_not_redefine_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.i18n as i18n
+
+    (tmp_path / "en.toml").write_text('[greeting]\nhello = "Hello"\n')
+    (tmp_path / "en.feeds.toml").write_text('[feed]\nadded = "Added"\n')
+    monkeypatch.setattr(i18n, "_HERE", tmp_path)
+    i18n.catalog.cache_clear()
+    try:
+        assert i18n.catalog("en") == {"greeting.hello": "Hello", "feed.added": "Added"}
+        (tmp_path / "en.more.toml").write_text('[greeting]\nhello = "Hi"\n')
+        i18n.catalog.cache_clear()
+        with pytest.raises(RuntimeError, match=r"en\.more\.toml defines keys defined before"):
+            i18n.catalog("en")
+    finally:
+        monkeypatch.undo()
+        i18n.catalog.cache_clear()
