@@ -160,7 +160,7 @@ _USAGES = (
     "reject <proposal> <reason...>",
     "revise <proposal> <text...>",
     "withdraw <proposal>",
-    "search <words...>",
+    "search <words...> [--page <n:int>]",
     "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <n:int>]",
     "invites",
     "revoke <code>",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -476,3 +478,29 @@ class Upload(Base):
 
 
 # --- proposals and outlets (migration 0009) ----------------------------------------------
+
+
+# --- search (migration 0010) -------------------------------------------------------------
+
+
+class SearchDoc(Base):
+    """One searchable post or comment: its stemmed terms (store.search). On SQLite an
+    FTS5 table (`search_fts`, not mapped: see UNMAPPED_TABLES) indexes `terms`; on
+    PostgreSQL `terms` is a tsvector with a GIN index (made by the migration only)."""
+
+    __tablename__ = "search_docs"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "item" | "comment"
+    ref_id: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    group_id: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime]
+    terms: Mapped[str] = mapped_column(Text().with_variant(TSVECTOR(), "postgresql"))
+
+
+# Tables and indexes the migrations create that no model maps (SQLite's FTS5 index and
+# its shadow tables, PostgreSQL's GIN index of the terms); the drift check between
+# models and migrations leaves them out.
+UNMAPPED_TABLES = re.compile(r"^(search_fts(_.*)?|ix_search_docs_terms)$")

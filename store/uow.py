@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from store import search
 from store.blobs import StoredBlob
 from store.models import (
     Account,
@@ -662,7 +663,9 @@ class ItemRepository(_Repo):
         return self.s.get(Item, item_id)
 
     def add(self, item: Item) -> Item:
+        """A new post, findable by search from the same transaction on."""
         self._add_now(item)
+        search.index_item(self.s, item)
         return item
 
     def with_group_and_author(self, item_id: int) -> tuple[Item, Group, Person | None] | None:
@@ -712,6 +715,9 @@ class ItemRepository(_Repo):
     def add_comment(self, comment: Comment) -> Comment:
         self.s.add(comment)
         self.s.flush()
+        item = self.s.get(Item, comment.item_id)
+        if item is not None:
+            search.index_comment(self.s, comment, item.group_id)
         return comment
 
     def comments(self, item_id: int) -> Sequence[Comment]:
@@ -811,7 +817,10 @@ class ItemRepository(_Repo):
         }
         if title:
             values["title"] = title
-        return self._set_preview(item_id, _claim_of(attempt), **values)
+        stored = self._set_preview(item_id, _claim_of(attempt), **values)
+        if stored and (item := self.s.get(Item, item_id)) is not None:
+            search.index_item(self.s, item, update=True)  # the preview's words are findable
+        return stored
 
     def preview_failed(
         self, item_id: int, attempt: int, now: datetime, retry_at: datetime | None
@@ -1658,6 +1667,7 @@ class UnitOfWork:
         self.direct_chats = DirectChatRepository(session)
         self.prompts = ButtonPromptRepository(session)
         self.uploads = UploadRepository(session)
+        self.search = search.SearchRepository(session)
 
     def flush(self) -> None:
         self.session.flush()

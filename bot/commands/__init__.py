@@ -1,5 +1,5 @@
 """Command and button handlers; importing this package registers them with the core."""
 
-from bot.commands import admin, groups, help, invites, people, sharing
+from bot.commands import admin, groups, help, invites, people, search, sharing
 
-__all__ = ["admin", "groups", "help", "invites", "people", "sharing"]
+__all__ = ["admin", "groups", "help", "invites", "people", "search", "sharing"]

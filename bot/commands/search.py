@@ -1,0 +1,98 @@
+"""search: posts and comments from every messenger, ranked, paged, only from groups the
+reader may see (the policy decides which; store.search finds and ranks)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.commands.common import show_id
+from bot.core import Ctx, command
+from bot.errors import UserError
+from bot.grammar import Command
+from bot.markup import Markup
+from store.models import Comment, Item
+from store.search import query_groups
+
+PAGE = 10
+SNIPPET = 140
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1].rstrip() + "…"
+
+
+@command("search")
+def on_search(ctx: Ctx, cmd: Command) -> None:
+    query = str(cmd.arg("words")).strip()
+    page = int(cmd.flags.get("page", 1))
+    if page < 1:
+        raise UserError("error.not_a_number", param="--page", value=page, usage_of="search")
+    if not query_groups(query):
+        raise UserError("search.no_words", usage_of="search")
+    groups = {g.id: g for g in ctx.policy.visible_groups()}
+    hits, total = ctx.uow.search.search(query, list(groups), limit=PAGE, offset=(page - 1) * PAGE)
+    if not hits:
+        ctx.reply("search.none" if total == 0 else "search.past_end", query=query, total=total)
+        return
+    items = {
+        i.id: i
+        for i in ctx.uow.session.scalars(select(Item).where(Item.id.in_({h.item_id for h in hits})))
+    }
+    comment_ids = [h.ref_id for h in hits if h.kind == "comment"]
+    comments = {
+        c.id: c
+        for c in (
+            ctx.uow.session.scalars(select(Comment).where(Comment.id.in_(comment_ids)))
+            if comment_ids
+            else ()
+        )
+    }
+    authors = {
+        p.id: p.handle
+        for p in ctx.uow.people.by_ids(
+            {i.author_id for i in items.values()} | {c.author_id for c in comments.values()}
+        )
+    }
+    pages = (total + PAGE - 1) // PAGE
+    lines: list[str] = [ctx.t("search.header", query=query, count=total)]
+    for hit in hits:
+        item = items.get(hit.item_id)
+        if item is None or item.group_id not in groups:
+            continue  # deleted, or moved out of sight since it was indexed
+        group = groups[item.group_id].name
+        if hit.kind == "comment" and (comment := comments.get(hit.ref_id)) is not None:
+            lines.append(
+                ctx.t(
+                    "search.comment_line",
+                    item=show_id(item.id, "item"),
+                    group=group,
+                    author=authors.get(comment.author_id or 0, "?"),
+                    text=_snippet(comment.text),
+                )
+            )
+            continue
+        title = item.title if item.title and item.title != item.url else ""
+        text = _snippet(" — ".join(p for p in (title, item.text.strip()) if p) or item.url or "")
+        lines.append(
+            ctx.t(
+                "search.item_line",
+                item=show_id(item.id, "item"),
+                group=group,
+                author=authors.get(item.author_id or 0, "feed"),
+                text=text,
+            )
+        )
+    if pages > 1:
+        prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+        lines.append(
+            ctx.t(
+                "search.pages",
+                page=page,
+                pages=pages,
+                more=f"{prefix}search {query} --page {page + 1}" if page < pages else "",
+            )
+            if page < pages
+            else ctx.t("search.last_page", page=page, pages=pages)
+        )
+    ctx.reply_markup(Markup("\n".join(lines)))
