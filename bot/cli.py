@@ -1,4 +1,4 @@
-"""The `pinwall` command for operators: run, config, db, outbox, doctor."""
+"""The `pinwall` command for operators: run, config, db, outbox, doctor, people, privacy."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
+from bot import cli_people
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
 
 LATER = {
-    "people": "people lifecycle",
-    "privacy": "privacy export and forget",
     "audit": "audit export",
     "feeds": "feed import and export (OPML)",
 }
@@ -46,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     pg.add_argument("--days", type=int, default=7)
     pg.add_argument("--dead", action="store_true", help="dead messages too")
     sub.add_parser("doctor", help="check settings, database and schema")
+    cli_people.add_parsers(sub)
     for name, what in LATER.items():
         later = sub.add_parser(name, help=f"{what} (not in this build yet)")
         later.add_argument("rest", nargs="*")
@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _outbox(settings, args)
         if command == "doctor":
             return _doctor(settings)
+        if command in ("people", "privacy"):
+            return cli_people.run(settings, args)
         print(f"pinwall {command}: {LATER[command]} is not part of this build yet", file=sys.stderr)
         return 2
     except ConfigError as err:

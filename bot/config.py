@@ -69,6 +69,16 @@ class Settings(BaseSettings):
     file_max_mb: int = Field(50, ge=1, le=2048)
     # [rate_limits.telegram] overall = 30, per_dm = 1, per_room = 0.33 (messages a second)
     rate_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # `pinwall privacy forget`: a forgotten person's posts and comments stay without
+    # their author ("anonymize") or are deleted.
+    privacy_forget_posts: Literal["anonymize", "delete"] = "anonymize"
+    # Days to keep each kind of content, 0 keeps it; applied hourly by a scheduled job.
+    # In pinwall.toml also as a table: [retention] feed_entries_days = 180, ...
+    retention_feed_entries_days: int = Field(180, ge=0, le=36500)
+    retention_posts_days: int = Field(0, ge=0, le=36500)
+    retention_audit_days: int = Field(0, ge=0, le=36500)
+    # Received messenger events are kept only to recognise redeliveries.
+    retention_inbox_days: int = Field(30, ge=1, le=36500)
 
     @classmethod
     def settings_customise_sources(
@@ -156,6 +166,16 @@ class Settings(BaseSettings):
         if value is not None and not re.fullmatch(r"@[^:\s]+:\S+", value):
             raise ValueError("must be a full Matrix user id, like @pinwall:example.org")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retention_table(cls, data: Any) -> Any:
+        """`[retention] posts_days = 365` in pinwall.toml is `retention_posts_days`."""
+        if isinstance(data, dict) and isinstance(data.get("retention"), dict):
+            data = dict(data)
+            for key, value in data.pop("retention").items():
+                data.setdefault(f"retention_{key}", value)
+        return data
 
     @model_validator(mode="after")
     def _matrix_complete(self) -> Settings:

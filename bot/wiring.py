@@ -161,6 +161,11 @@ def build(
         else None
     )
     ticks: list[Tick] = []
+    from jobs.retention import EVERY, Retention, RetentionJob
+    from jobs.scheduler import Tick
+
+    retention = RetentionJob(db, Retention.from_settings(settings))
+    ticks.append(Tick("retention", every=EVERY, run=retention.tick))
     return Program(settings, db, core, hub, worker, console, lock, previews, ticks)
 
 

@@ -1,0 +1,122 @@
+"""Retention: content older than its kind's limit is deleted, by a scheduled job.
+
+Per kind (settings `retention_*_days`, 0 keeps): feed entries, posts (with their
+comments, reactions and search entries, by cascade), audit entries, and received
+messenger events (kept only to recognise a redelivery). Deleting goes in batches, each
+its own short transaction, so a first run over years of data never holds the database
+for long; what a run deleted is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from bot.config import Settings
+from store.db import Database
+from store.models import AuditEntry, InboxEvent, InboxStatus, Item, ItemKind
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+EVERY = 3600.0  # seconds between runs
+
+
+@dataclass(frozen=True)
+class Retention:
+    feed_entries_days: int = 180
+    posts_days: int = 0
+    audit_days: int = 0
+    inbox_days: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Retention:
+        return cls(
+            settings.retention_feed_entries_days,
+            settings.retention_posts_days,
+            settings.retention_audit_days,
+            settings.retention_inbox_days,
+        )
+
+
+def _batches(db: Database, model: Any, id_column: Any, *where: Any) -> int:
+    deleted = 0
+    while True:
+        with db.uow() as uow:
+            ids = list(uow.session.scalars(select(id_column).where(*where).limit(BATCH)))
+            if not ids:
+                return deleted
+            uow.session.execute(
+                delete(model).where(id_column.in_(ids)),
+                execution_options={"synchronize_session": False},
+            )
+            uow.commit()
+        deleted += len(ids)
+        if len(ids) < BATCH:
+            return deleted
+
+
+def apply(db: Database, retention: Retention, now: datetime) -> dict[str, int]:
+    """Deletes what is past its time; returns how many of each kind."""
+    done: dict[str, int] = {}
+
+    def cutoff(days: int) -> datetime:
+        return now - timedelta(days=days)
+
+    if retention.feed_entries_days:
+        done["feed_entries"] = _batches(
+            db,
+            Item,
+            Item.id,
+            Item.kind == ItemKind.FEED_ENTRY,
+            Item.created_at < cutoff(retention.feed_entries_days),
+        )
+    if retention.posts_days:
+        done["posts"] = _batches(
+            db,
+            Item,
+            Item.id,
+            Item.kind != ItemKind.FEED_ENTRY,
+            Item.created_at < cutoff(retention.posts_days),
+        )
+    if retention.audit_days:
+        done["audit_entries"] = _batches(
+            db, AuditEntry, AuditEntry.id, AuditEntry.at < cutoff(retention.audit_days)
+        )
+    done["received_events"] = _batches(
+        db,
+        InboxEvent,
+        InboxEvent.id,
+        InboxEvent.status != InboxStatus.RECEIVED,  # one not yet applied waits for its turn
+        InboxEvent.received_at < cutoff(retention.inbox_days),
+    )
+    done = {k: v for k, v in done.items() if v}
+    if done:
+        with db.uow() as uow:
+            uow.audit.add(
+                at=now,
+                actor_id=None,
+                action="retention.applied",
+                subject="retention",
+                details={"deleted": done, "policy": retention.__dict__},
+            )
+            uow.commit()
+        log.info("retention: deleted %s", ", ".join(f"{v} {k}" for k, v in done.items()))
+    return done
+
+
+class RetentionJob:
+    """The scheduler's tick: the database work in a worker thread."""
+
+    def __init__(self, db: Database, retention: Retention) -> None:
+        self.db = db
+        self.retention = retention
+
+    async def tick(self, now: datetime) -> dict[str, int]:
+        import asyncio
+
+        return await asyncio.to_thread(apply, self.db, self.retention, now)
