@@ -16,6 +16,7 @@ from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdd
 from bot.grammar import Command
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target
+from bot.policy import may_see
 from store.blobs import StoredBlob
 from store.models import Comment, Group, Item, ItemKind, Room
 
@@ -171,7 +172,12 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
     ctx.reply("comment.done", item=show_id(item.id, "item"))
     _relay_comment(ctx, item, text)
     author = ctx.uow.people.get(item.author_id) if item.author_id else None
-    if author is not None and author.id != ctx.person.id and author.active:
+    if (
+        author is not None
+        and author.id != ctx.person.id
+        # The author may have lost sight of the group since (removed, or never allowed).
+        and may_see(author, group, ctx.uow.groups.membership(author.id, group.id))
+    ):
         ctx.tell(
             author,
             "comment.told",

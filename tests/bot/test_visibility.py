@@ -267,3 +267,11 @@ async def test_a_stranger_in_a_bridged_room_is_neither_relayed_nor_answered(
     assert en("items.stats", comments=0, reactions=1) not in listing
     assert "who is this bot?" not in listing
     assert "#1 · @alice" in listing
+
+
+async def test_a_removed_partner_is_not_told_of_comments_on_their_old_post(world: World) -> None:
+    await _partner_paul(world)
+    await world.say("paul", "/share franchise Shop window photos")
+    await world.say("admin", "/remove paul franchise")
+    out = await world.say("admin", "/comment #3 Great photos, thanks")
+    assert out.addresses == ["admin"]

@@ -1,0 +1,259 @@
+"""Visibility, proven on random worlds (hypothesis): whoever asks, through whatever read
+path — groups, members, items, comments, search, deliveries, buttons — nobody is ever
+shown anything of a group they may not see, and everyone sees what they may.
+
+The worlds mix every role (member, gatekeeper, admin, guest, partner), every kind of
+group (open, closed, secret; with or without externals), arbitrary memberships (even
+ones the commands would never make, such as a partner's in a group without externals),
+instant and daily members, posts and comments. The rule the answers are checked
+against is written out here from DESIGN.md, independently of bot.policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, text
+
+from store.db import Database
+from store.models import Base, Comment, Item, ItemKind, NotifyMode, Role
+from tests.bot.conversation import en
+from tests.harness import Said, World
+
+ROLES = [Role.MEMBER, Role.GATEKEEPER, Role.ADMIN, Role.GUEST, Role.PARTNER]
+VISIBILITIES = ["open", "closed", "secret"]
+COMMON = "zebra"  # in every post and comment: one search finds them all
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    visibility: str
+    externals: bool
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    groups: tuple[GroupSpec, ...]
+    roles: tuple[Role, ...]  # person i is "p{i}"
+    members: frozenset[tuple[int, int]]  # (person, group)
+    instant: frozenset[tuple[int, int]]
+    posts: tuple[tuple[int, int], ...]  # (group, author) — post j is "post{j}"
+    comments: tuple[tuple[int, int], ...]  # (post, author) — comment k is "note{k}"
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> WorldSpec:
+    groups = tuple(
+        GroupSpec(draw(st.sampled_from(VISIBILITIES)), draw(st.booleans()))
+        for _ in range(draw(st.integers(1, 4)))
+    )
+    roles = tuple(draw(st.lists(st.sampled_from(ROLES), min_size=2, max_size=5)))
+    pairs = [(p, g) for p in range(len(roles)) for g in range(len(groups))]
+    members = frozenset(draw(st.lists(st.sampled_from(pairs), unique=True, max_size=len(pairs))))
+    instant = frozenset(m for m in members if draw(st.booleans()))
+    posts = tuple(
+        draw(
+            st.lists(
+                st.tuples(st.integers(0, len(groups) - 1), st.integers(0, len(roles) - 1)),
+                max_size=6,
+            )
+        )
+    )
+    comments: tuple[tuple[int, int], ...] = ()
+    if posts:
+        comments = tuple(
+            draw(
+                st.lists(
+                    st.tuples(st.integers(0, len(posts) - 1), st.integers(0, len(roles) - 1)),
+                    max_size=3,
+                )
+            )
+        )
+    return WorldSpec(groups, roles, members, instant, posts, comments)
+
+
+def may_see(spec: WorldSpec, person: int, group: int) -> bool:
+    """DESIGN.md "Roles, groups and visibility", written out again as the oracle."""
+    role, g = spec.roles[person], spec.groups[group]
+    member = (person, group) in spec.members
+    if role is Role.ADMIN:
+        return True
+    if role in (Role.GUEST, Role.PARTNER):
+        return member and g.externals
+    return member if g.visibility == "secret" else True
+
+
+def slug(group: int) -> str:
+    return f"grp{group}x"
+
+
+def name(group: int) -> str:
+    return f"Team{group}q"
+
+
+def build(world: World, spec: WorldSpec) -> None:
+    """The world, written straight into the store (faster than talking it into being)."""
+    now = world.clock.now()
+    with world.db.uow() as uow:
+        people = []
+        for i, role in enumerate(spec.roles):
+            person = uow.people.create(name=f"p{i}", role=role, now=now)
+            uow.people.add_account(person, platform="memory", external_id=f"p{i}", now=now)
+            people.append(person)
+        groups = [
+            uow.groups.create(
+                slug=slug(i),
+                name=name(i),
+                visibility=g.visibility,
+                admits_externals=g.externals,
+                created_by=people[0].id,
+                now=now,
+            )
+            for i, g in enumerate(spec.groups)
+        ]
+        for p, g in sorted(spec.members):
+            m = uow.groups.add_member(people[p].id, groups[g].id, now=now)
+            if (p, g) in spec.instant:
+                m.notify = NotifyMode.INSTANT
+        items = [
+            uow.items.add(
+                Item(
+                    group_id=groups[g].id,
+                    author_id=people[a].id,
+                    kind=ItemKind.NOTE,
+                    text=f"post{j} {COMMON}",
+                    created_at=now,
+                )
+            )
+            for j, (g, a) in enumerate(spec.posts)
+        ]
+        for k, (j, a) in enumerate(spec.comments):
+            uow.items.add_comment(
+                Comment(
+                    item_id=items[j].id,
+                    author_id=people[a].id,
+                    text=f"note{k} {COMMON}",
+                    created_at=now,
+                )
+            )
+        uow.commit()
+
+
+def secrets_of(spec: WorldSpec, group: int) -> list[str]:
+    """Words that only someone who may see `group` may ever be shown."""
+    words = [slug(group), name(group)]
+    words += [f"post{j}" for j, (g, _) in enumerate(spec.posts) if g == group]
+    words += [f"note{k}" for k, (j, _) in enumerate(spec.comments) if spec.posts[j][0] == group]
+    return words
+
+
+def leaks(text_: str, words: list[str]) -> list[str]:
+    return [w for w in words if re.search(rf"\b{re.escape(w)}\b", text_)]
+
+
+def clear(db: Database) -> None:
+    if db.is_sqlite:
+        with db.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(delete(table))
+    else:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+class Watch:
+    """Talks to the world as its people and checks every message anyone receives."""
+
+    def __init__(self, world: World, spec: WorldSpec) -> None:
+        self.world = world
+        self.spec = spec
+        groups = range(len(spec.groups))
+        self.hidden = {
+            f"p{p}": [w for g in groups if not may_see(spec, p, g) for w in secrets_of(spec, g)]
+            for p in range(len(spec.roles))
+        }
+
+    async def say(self, who: str, line: str, *, names: int | None = None) -> Said:
+        """`line` from `who`; `names` is a group the line names (echoed back, not leaked)."""
+        said = await self.world.say(who, line)
+        for sent in said.sent:
+            reader = sent.target.address
+            words = self.hidden[reader]
+            if reader == who and names is not None:
+                words = [w for w in words if w != slug(names)]
+            shown = Said([sent]).text(reader)
+            assert not leaks(shown, words), (who, line, reader, shown)
+        return said
+
+
+async def check(db: Database, spec: WorldSpec) -> None:
+    world = World(db, admins=())
+    try:
+        build(world, spec)
+        watch = Watch(world, spec)
+        everyone = range(len(spec.roles))
+        groups = range(len(spec.groups))
+        for p in everyone:
+            who = f"p{p}"
+            await watch.say(who, "/groups")
+            await watch.say(who, f"/search {COMMON}")
+            await watch.say(who, "/whoami")
+            await watch.say(who, f"plain {COMMON} message starting the share flow")
+            for g in groups:
+                for line in (f"/items {slug(g)}", f"/members {slug(g)}"):
+                    said = await watch.say(who, line, names=g)
+                    if not may_see(spec, p, g):  # exactly what a group that does not exist gets
+                        assert said.text(who) == en("error.group_not_found", group=slug(g))
+                    elif line.startswith("/items"):  # ... and the visible is shown
+                        for j, (pg, _) in enumerate(spec.posts):
+                            if pg == g:
+                                assert f"post{j}" in said.text(who), (who, said.text(who))
+            for j in range(len(spec.posts)):
+                await watch.say(who, f"/comment #{j + 1} {COMMON} reply by {who}")
+        # Deliveries: a post reaches only members who may see its group.
+        for g in groups:
+            for p in everyone:
+                said = await watch.say(f"p{p}", f"/share {slug(g)} fresh{g} {COMMON}", names=g)
+                for sent in said.sent:
+                    reader = int(sent.target.address.removeprefix("p"))
+                    if reader != p:
+                        assert may_see(spec, reader, g), (sent.target.address, g)
+                        assert (reader, g) in spec.members
+    finally:
+        world.close()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_nobody_is_shown_anything_of_a_group_they_may_not_see(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if backend == "sqlite":
+        db = Database(f"sqlite:///{tmp_path_factory.mktemp('props') / 'pinwall.db'}")
+        db.upgrade()
+    else:
+        db = request.getfixturevalue("_pg_migrated")
+
+    @settings(
+        max_examples=20,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )
+    @given(worlds())
+    def property_(spec: WorldSpec) -> None:
+        clear(db)
+        asyncio.run(check(db, spec))
+
+    try:
+        property_()
+    finally:
+        if backend == "sqlite":
+            db.dispose()
