@@ -9,15 +9,12 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from bot import cli_people
+from bot import cli_feeds, cli_people
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
 
-LATER = {
-    "audit": "audit export",
-    "feeds": "feed import and export (OPML)",
-}
+LATER: dict[str, str] = {}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     pg.add_argument("--days", type=int, default=7)
     pg.add_argument("--dead", action="store_true", help="dead messages too")
     sub.add_parser("doctor", help="check settings, database and schema")
+    au = sub.add_parser("audit", help="the audit log (append-only)")
+    au_sub = au.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    ex = au_sub.add_parser("export", help="every entry, oldest first, as CSV or JSON")
+    ex.add_argument("--format", choices=["csv", "json"], default="csv")
+    ex.add_argument("-o", "--output", help="write to this file (default: standard output)")
     cli_people.add_parsers(sub)
+    cli_feeds.add_parsers(sub)
     for name, what in LATER.items():
         later = sub.add_parser(name, help=f"{what} (not in this build yet)")
         later.add_argument("rest", nargs="*")
@@ -72,8 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _outbox(settings, args)
         if command == "doctor":
             return _doctor(settings)
+        if command == "audit":
+            return _audit_export(settings, args)
         if command in ("people", "privacy"):
             return cli_people.run(settings, args)
+        if command == "feeds":
+            return cli_feeds.run(settings, args)
         print(f"pinwall {command}: {LATER[command]} is not part of this build yet", file=sys.stderr)
         return 2
     except ConfigError as err:
@@ -145,6 +152,48 @@ def _outbox(settings: Settings, args: argparse.Namespace) -> int:
                 f"attempts={row.attempts} next={row.next_attempt_at:%Y-%m-%d %H:%M:%S}"
                 + (f" error={row.last_error}" if row.last_error else "")
             )
+    return 0
+
+
+def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    import csv
+    import io
+
+    from bot.wiring import open_database
+
+    db = open_database(settings)
+    with db.uow() as uow:
+        entries = uow.proposals.audit_entries()
+        handles = uow.proposals.handles(e.actor_id for e in entries)
+        rows = [
+            {
+                "id": e.id,
+                "at": e.at.isoformat(),
+                "actor_id": e.actor_id,
+                "actor": handles.get(e.actor_id) if e.actor_id is not None else None,
+                "action": e.action,
+                "subject": e.subject,
+                "details": e.details,
+            }
+            for e in entries
+        ]
+    db.dispose()
+    if args.format == "json":
+        text = json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    else:
+        buffer = io.StringIO()
+        fields = ["id", "at", "actor_id", "actor", "action", "subject", "details"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "details": json.dumps(row["details"], ensure_ascii=False)})
+        text = buffer.getvalue()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        print(f"{len(rows)} audit entries written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -11,8 +11,10 @@ import ipaddress
 import os
 import re
 import secrets
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -24,6 +26,9 @@ from pydantic_settings import (
 )
 
 from bot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bot.outlets import OutletSettings
 
 PREFIX = "PINWALL_"
 
@@ -69,6 +74,10 @@ class Settings(BaseSettings):
     file_max_mb: int = Field(50, ge=1, le=2048)
     # [rate_limits.telegram] overall = 30, per_dm = 1, per_room = 0.33 (messages a second)
     rate_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # [outlets.NAME] kind = "mastodon", quorum = 2, and the kind's options; the secret
+    # from PINWALL_OUTLET_<NAME>_TOKEN (see bot.outlets; the newsroom is always there)
+    outlets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    proposal_expiry_days: int = Field(7, ge=1, le=365)
     # `pinwall privacy forget`: a forgotten person's posts and comments stay without
     # their author ("anonymize") or are deleted.
     privacy_forget_posts: Literal["anonymize", "delete"] = "anonymize"
@@ -194,6 +203,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _outlets_valid(self) -> Settings:
+        outlet_settings(self)  # raises ConfigError naming the setting
+        return self
+
     # --- derived ------------------------------------------------------------------
 
     def admin_accounts(self) -> frozenset[tuple[str, str]]:
@@ -261,6 +275,8 @@ class Settings(BaseSettings):
                 out[name] = f"{scheme}://{user}:********@{host}" if ":" in creds else value
             else:
                 out[name] = str(value) if isinstance(value, Path) else value
+        outlets = outlet_settings(self).outlets
+        out["outlet_tokens"] = {o.name: "********" for o in outlets if o.token}
         return out
 
 
@@ -274,3 +290,76 @@ def load_settings(**overrides: Any) -> Settings:
             name = PREFIX + "_".join(str(p) for p in e["loc"]).upper()
             problems.append(f"{name}: {e['msg']}")
         raise ConfigError("; ".join(problems)) from None
+
+
+# --- outlets ---------------------------------------------------------------------------
+
+_OUTLET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# Kinds whose publisher needs a secret (telegram_channel may use PINWALL_TELEGRAM_TOKEN).
+_TOKEN_KINDS = frozenset({"mastodon", "bluesky", "webhook"})
+
+
+def outlet_token_variable(name: str) -> str:
+    return f"{PREFIX}OUTLET_{name.upper()}_TOKEN"
+
+
+def outlet_settings(settings: Settings) -> OutletSettings:
+    """The `[outlets.NAME]` tables as specs (the newsroom always among them); a wrong
+    table raises ConfigError naming the setting."""
+    from bot.outlets import (
+        DEFAULT_LIMITS,
+        KINDS,
+        NEWSROOM,
+        NEWSROOM_SPEC,
+        OutletSettings,
+        OutletSpec,
+    )
+
+    specs: list[OutletSpec] = []
+    for raw_name, table in settings.outlets.items():
+        setting = f"{PREFIX}OUTLETS_{raw_name.upper()}"
+        name = raw_name.lower()
+        if not _OUTLET_NAME.match(name):
+            raise ConfigError(
+                f"{setting}: {raw_name!r} is not an outlet name (1 to 32 lowercase letters, "
+                "digits or _, starting with a letter)"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{setting}: must be a table like [outlets.{name}] kind = ...")
+        options = dict(table)
+        kind = options.pop("kind", NEWSROOM if name == NEWSROOM else None)
+        if kind not in KINDS:
+            raise ConfigError(f"{setting}_KIND: {kind!r} is not one of {', '.join(KINDS)}")
+        if name == NEWSROOM and kind != NEWSROOM:
+            raise ConfigError(f"{setting}_KIND: the outlet newsroom is the built-in Atom feed")
+        if "token" in options:
+            raise ConfigError(
+                f"{setting}_TOKEN: secrets do not belong in pinwall.toml; "
+                f"set {outlet_token_variable(name)} in the environment"
+            )
+        quorum = options.pop("quorum", 1)
+        if not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= 20:
+            raise ConfigError(f"{setting}_QUORUM: must be a whole number from 1 to 20")
+        limits = DEFAULT_LIMITS[kind]
+        if "max_length" in options:
+            max_length = options.pop("max_length")
+            if not isinstance(max_length, int) or max_length < 1:
+                raise ConfigError(f"{setting}_MAX_LENGTH: must be a positive whole number")
+            if limits.max_length is not None:
+                max_length = min(max_length, limits.max_length)
+            limits = replace(limits, max_length=max_length)
+        token = os.environ.get(outlet_token_variable(name)) or None
+        if kind == "telegram_channel" and token is None and settings.telegram_token is not None:
+            token = settings.telegram_token.get_secret_value()
+        if token is None and (kind in _TOKEN_KINDS or kind == "telegram_channel"):
+            raise ConfigError(
+                f"{outlet_token_variable(name)}: missing; the {kind} outlet {name} needs it"
+            )
+        if kind == "webhook":
+            url = options.get("url")
+            if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+                raise ConfigError(f"{setting}_URL: the webhook's http:// or https:// URL")
+        specs.append(OutletSpec(name, kind, options, token, quorum, limits))
+    if not any(s.name == NEWSROOM for s in specs):
+        specs.insert(0, NEWSROOM_SPEC)
+    return OutletSettings(tuple(specs), timedelta(days=settings.proposal_expiry_days))

@@ -25,12 +25,14 @@ from bot.events import (
 from bot.i18n import Translator, normalize_language, translator_for
 from bot.markup import Markup, esc
 from bot.message import Message, Target, dump_message
+from bot.outlets import OutletSettings
 from bot.policy import Policy
 from store.db import Database
 from store.models import (
     Account,
     InboxStatus,
     Person,
+    Prompt,
     Role,
     Room,
 )
@@ -52,6 +54,7 @@ class CoreSettings:
     # {"telegram": "https://t.me/pinwall_bot?start={code}"}. Adapters fill this in as
     # they start (only then do they know their bot's name).
     invite_links: dict[str, str] = field(default_factory=dict)
+    outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
 
 
 @dataclass
@@ -126,9 +129,13 @@ ReactionHandler = Callable[[Ctx, ReactionAdded], None]
 
 COMMANDS: dict[str, Handler] = {}
 ACTIONS: dict[str, ActionHandler] = {}
-# Plain messages and reactions have one handler each (bot.commands.sharing).
+# Plain messages have one handler (bot.commands.sharing); reactions go to each handler
+# (posts' likes, approval cards); a plain direct message that answers what the bot asked
+# for goes to the handler of that question's kind ("comment", a rejection's reason, ...).
 ON_MESSAGE: list[MessageHandler] = []
 ON_REACTION: list[ReactionHandler] = []
+PromptHandler = Callable[["Ctx", Prompt, str], None]
+ON_PROMPT: dict[str, PromptHandler] = {}
 
 
 def on_message(fn: MessageHandler) -> MessageHandler:
@@ -137,8 +144,20 @@ def on_message(fn: MessageHandler) -> MessageHandler:
 
 
 def on_reaction(fn: ReactionHandler) -> ReactionHandler:
-    ON_REACTION[:] = [fn]
+    if fn not in ON_REACTION:
+        ON_REACTION.append(fn)
     return fn
+
+
+def on_prompt(*kinds: str) -> Callable[[PromptHandler], PromptHandler]:
+    """Registers the handler of the answers to the bot's questions of these kinds."""
+
+    def register(fn: PromptHandler) -> PromptHandler:
+        for kind in kinds:
+            ON_PROMPT[kind] = fn
+        return fn
+
+    return register
 
 
 def command(key: str) -> Callable[[Handler], Handler]:
@@ -387,8 +406,9 @@ class Core:
             case CommandInvoked(name=name, arguments=arguments):
                 self.run_command(ctx, name, arguments)
             case MessageReceived():
-                for handle_message in ON_MESSAGE:
-                    handle_message(ctx, event)
+                if not self._answers_prompt(ctx, event):
+                    for handle_message in ON_MESSAGE:
+                        handle_message(ctx, event)
             case ButtonPressed(action=name, value=value):
                 handler = ACTIONS.get(name)
                 if handler is None:
@@ -397,6 +417,30 @@ class Core:
             case ReactionAdded():
                 for handle_reaction in ON_REACTION:
                     handle_reaction(ctx, event)
+
+    def _answers_prompt(self, ctx: Ctx, event: MessageReceived) -> bool:
+        """A plain direct message (not a command, not a share) after the bot asked the
+        person something is the answer: the question is taken and its handler runs."""
+        text = event.text.strip()
+        if (
+            not event.meta.conversation.direct
+            or event.intent != "message"
+            or not text
+            or grammar.first_word(text) in grammar.COMMAND_NAMES
+        ):
+            return False
+        prompt = ctx.uow.state.take_prompt(ctx.person.id)
+        handler = ON_PROMPT.get(prompt.kind) if prompt is not None else None
+        if prompt is None or handler is None:
+            return False
+        try:
+            with ctx.uow.session.begin_nested():  # a refused answer changes nothing ...
+                handler(ctx, prompt, text)
+        except UserError as err:
+            # ... but is answered without raising, so that the question stays taken:
+            # raising would roll its removal back and trap every later message here.
+            ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform))
+        return True
 
     def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:
         cmd = grammar.parse(name, arguments)

@@ -145,7 +145,7 @@ _USAGES = (
     "share <group> <content...>",
     "items <group> [n:int]",
     "comment <item> <text...>",
-    "notify <group> {mode:instant|daily|weekly|mute}",
+    "notify <group> {mode:instant|daily|weekly|mute} [--feeds]",
     "feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]",
     "feed list [group]",
     "feed remove <feed>",

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from bot.commands.common import show_id
 from bot.core import Core
+from bot.digest import Times, clock_time, next_digest
 from bot.policy import Policy
 
 POSTS = 10
@@ -43,6 +44,13 @@ class Home:
     role: str
     groups: tuple[HomeGroup, ...]
     posts: tuple[HomePost, ...]
+    # Digest times in the person's zone ("08:00"; weekly_day 0 = Monday), whether they
+    # are paused, and when the next digest comes (None while paused).
+    daily_at: str = "08:00"
+    weekly_day: int = 0
+    weekly_at: str = "08:00"
+    digests_paused: bool = False
+    next_digest: datetime | None = None
 
 
 def home_of(core: Core, platform: str, external_id: str) -> Home | None:
@@ -59,7 +67,14 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
         by_id = {g.id: g for g in groups}
         items = uow.items.newest_in(list(by_id), POSTS)
         authors = {p.id: p for p in uow.people.by_ids(i.author_id for i in items)}
+        schedule = uow.digests.schedule(person.id)
+        times = Times.of(schedule)
         return Home(
+            daily_at=clock_time(times.daily_minute),
+            weekly_day=times.weekly_day,
+            weekly_at=clock_time(times.weekly_minute),
+            digests_paused=times.paused,
+            next_digest=next_digest(schedule, core.timezone_of(person), core.clock.now()),
             handle=person.handle,
             language=core.language_of(person),
             timezone=core.timezone_of(person),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -35,6 +35,20 @@ class Metrics:
         self.oldest_pending = Gauge(
             "pinwall_outbox_oldest_pending_seconds",
             "Age of the oldest pending message",
+            registry=self.registry,
+        )
+
+        self.approval_turnaround = Histogram(
+            "pinwall_approval_turnaround_seconds",
+            "From a proposal (or its revision) to the gatekeepers' decision, by outcome",
+            ["outcome"],
+            buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
+            registry=self.registry,
+        )
+        self.publish_outcomes = Counter(
+            "pinwall_publish_outcomes",
+            "Attempts to publish to an outlet, by outcome",
+            ["outlet", "outcome"],
             registry=self.registry,
         )
 

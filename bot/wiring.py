@@ -20,7 +20,7 @@ import uvicorn
 from starlette.routing import BaseRoute
 
 from bot.clock import Clock, SystemClock
-from bot.config import Settings
+from bot.config import Settings, outlet_settings
 from bot.core import Core, CoreSettings
 from bot.errors import ConfigError
 from bot.http import create_app
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
     from jobs.delivery import DeliveryWorker
     from jobs.previews import PreviewWorker
+    from jobs.publish import PublishJob
     from jobs.scheduler import Tick
 
 log = logging.getLogger("pinwall")
@@ -75,6 +76,7 @@ def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> 
             admins=frozenset(admins),
             command_prefixes=COMMAND_PREFIXES,
             public_url=settings.public_url,
+            outlets=outlet_settings(settings),
         ),
     )
 
@@ -161,12 +163,35 @@ def build(
         else None
     )
     ticks: list[Tick] = []
-    from jobs.retention import EVERY, Retention, RetentionJob
+    from jobs.digests import DigestJob
     from jobs.scheduler import Tick
+
+    ticks.append(Tick("digests", every=30, run=DigestJob(hub).tick))
+    from jobs.feeds import FeedPoller
+
+    feeds = FeedPoller(
+        hub, GuardedClient(allowlist=settings.fetch_allowlist, public_url=settings.public_url)
+    )
+    ticks.append(Tick("feeds", every=2, run=feeds.tick))  # free until a feed is due or added
+    from jobs.retention import EVERY, Retention, RetentionJob
 
     retention = RetentionJob(db, Retention.from_settings(settings))
     ticks.append(Tick("retention", every=EVERY, run=retention.tick))
+    ticks.append(_publish_job(settings, hub).tick())  # approved proposals, to their outlets
     return Program(settings, db, core, hub, worker, console, lock, previews, ticks)
+
+
+def _publish_job(settings: Settings, hub: Hub) -> PublishJob:
+    """The publishing tick, with a publisher per outlet made now: a wrong outlet setting
+    stops the start with one line, not the first publication."""
+    from jobs.outlets import create_publisher
+    from jobs.outlets.base import OutletContext
+    from jobs.publish import PublishJob
+
+    context = OutletContext(db=hub.db, public_url=settings.public_url, data_dir=settings.data_dir)
+    outlets = hub.core.settings.outlets
+    publishers = {spec.name: create_publisher(spec, context) for spec in outlets.outlets}
+    return PublishJob(hub, outlets, context, publishers=publishers)
 
 
 def _telegram(settings: Settings, hub: Hub) -> MessengerAdapter:
@@ -265,6 +290,9 @@ async def serve(program: Program) -> int:
     sock = _bind(settings)
     host, port = sock.getsockname()[:2]
     routes = [route for a in hub.adapters.values() for route in _routes_of(a)]
+    from jobs.outlets.newsroom import feed_routes
+
+    routes += feed_routes(hub, program.core.settings.outlets, settings.public_url)
     app = create_app(hub, routes)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)

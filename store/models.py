@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
@@ -177,6 +178,9 @@ class Membership(Base):
     notify: Mapped[str] = mapped_column(String(8), default=NotifyMode.DAILY)
     moderator: Mapped[bool] = mapped_column(Boolean, default=False)
     joined_at: Mapped[datetime]
+    # With notify instant: feed entries come instantly too (`notify <group> instant --feeds`);
+    # otherwise they go to digests only (migration 0007).
+    instant_feeds: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Room(Base):
@@ -474,10 +478,234 @@ class Upload(Base):
 # --- feeds (migration 0007) --------------------------------------------------------------
 
 
+class Feed(Base):
+    """An RSS/Atom feed a group subscribes to; its entries become the group's posts.
+
+    Polled by jobs.feeds when `next_poll_at` is due and it is not paused. `checked` is
+    False until the first fetch, which may replace `url` by a feed the page links to.
+    """
+
+    __tablename__ = "feeds"
+    __table_args__ = (
+        UniqueConstraint("group_id", "url"),
+        Index("ix_feeds_paused_at_next_poll_at", "paused_at", "next_poll_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2048))
+    title: Mapped[str | None] = mapped_column(String(300))
+    site_url: Mapped[str | None] = mapped_column(String(2048))
+    added_by: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    include_words: Mapped[list[str]] = mapped_column(JSON, default=list)
+    exclude_words: Mapped[list[str]] = mapped_column(JSON, default=list)
+    to_rooms: Mapped[bool] = mapped_column(Boolean, default=False)
+    checked: Mapped[bool] = mapped_column(Boolean, default=False)
+    etag: Mapped[str | None] = mapped_column(String(255))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    next_poll_at: Mapped[datetime]
+    last_polled_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)  # "kind" or "kind:detail"
+    last_error_at: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row
+    failing_since: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    entries_seen: Mapped[int] = mapped_column(Integer, default=0)  # posts it brought in
+    created_at: Mapped[datetime]
+
+
+class FeedEntryKey(Base):
+    """What makes a feed entry the same article, per group (see jobs.feeds.entry_keys):
+    an entry with a key already here is not posted again, from any feed of the group."""
+
+    __tablename__ = "feed_entry_keys"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # kind + SHA-256, hex
+    item_id: Mapped[int | None] = mapped_column(
+        ForeignKey("items.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime]
+
+
 # --- digests (migration 0008) ------------------------------------------------------------
 
 
+class DigestSchedule(Base):
+    """A person's digest times (in their time zone) and when each digest is next due (UTC).
+
+    Made when first needed (the digest tick makes one for everyone with a daily or weekly
+    group who has none yet, so people from before digests existed get one too). The due
+    times are recomputed when the person changes a time or their time zone; NULL while
+    paused ("digest off").
+    """
+
+    __tablename__ = "digest_schedules"
+    __table_args__ = (
+        Index("ix_digest_schedules_daily_due", "daily_due"),
+        Index("ix_digest_schedules_weekly_due", "weekly_due"),
+    )
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    daily_minute: Mapped[int] = mapped_column(Integer, default=8 * 60)  # minutes after midnight
+    weekly_day: Mapped[int] = mapped_column(Integer, default=0)  # 0 = Monday ... 6 = Sunday
+    weekly_minute: Mapped[int] = mapped_column(Integer, default=8 * 60)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    daily_due: Mapped[datetime | None]
+    weekly_due: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class DigestWatermark(Base):
+    """The newest post of a group that a person's digests have covered (one row per person
+    and group, not one per post): the next digest holds the group's posts after it."""
+
+    __tablename__ = "digest_watermarks"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    last_item_id: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
 # --- proposals and outlets (migration 0009) ----------------------------------------------
+
+
+class ProposalStatus(enum.StrEnum):
+    """Where a proposal stands. pending -> approved -> publishing -> published, with
+    the ways off it: rejected, changes (the author is asked to revise), withdrawn,
+    expired; failed (the outlet refused) and uncertain (it may have been posted: an
+    admin decides, it is never repeated blindly)."""
+
+    PENDING = "pending"
+    CHANGES = "changes"
+    APPROVED = "approved"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+
+
+class Proposal(Base):
+    """A post proposed for an outlet; gatekeepers decide on each revision of it."""
+
+    __tablename__ = "proposals"
+    __table_args__ = (
+        # The publish tick's look-ups: approved ones due, pending ones expiring.
+        Index("ix_proposals_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_proposals_status_expires_at", "status", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outlet: Mapped[str] = mapped_column(String(32))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
+    publish_at: Mapped[datetime | None]  # None: as soon as approved
+    status: Mapped[str] = mapped_column(String(12), default=ProposalStatus.PENDING)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    revised_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None] = mapped_column(Integer)  # a person id, kept when forgotten
+    reason: Mapped[str | None] = mapped_column(Text)  # of a rejection or a change request
+    # Publishing: each attempt is recorded (attempt_started_at) before the outlet is
+    # called, and its outcome after; an attempt found started with no outcome was cut
+    # short by a crash.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    attempt_started_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    remote_id: Mapped[str | None] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(String(2048))
+    published_at: Mapped[datetime | None]
+
+
+class ProposalVote(Base):
+    """One gatekeeper's vote on one revision: a double click counts once."""
+
+    __tablename__ = "proposal_votes"
+    __table_args__ = (UniqueConstraint("proposal_id", "revision", "gatekeeper_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    gatekeeper_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    vote: Mapped[str] = mapped_column(String(8))  # approve, reject, changes
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class ApprovalCard(Base):
+    """Where an approval card of a proposal was sent, so every copy can be updated once
+    it is decided; the platform's message id is the outbox row's once delivered."""
+
+    __tablename__ = "approval_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(
+        ForeignKey("proposals.id", ondelete="CASCADE"), index=True
+    )
+    outbox_id: Mapped[int | None] = mapped_column(
+        ForeignKey("outbox.id", ondelete="SET NULL"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(16))
+    target_kind: Mapped[str] = mapped_column(String(8))
+    target: Mapped[str] = mapped_column(String(255))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    revision: Mapped[int] = mapped_column(Integer)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)  # shows the outcome
+    created_at: Mapped[datetime]
+
+
+class GatekeeperRoom(Base):
+    """A room where an admin said `bridge gatekeepers`: approval cards go there."""
+
+    __tablename__ = "gatekeeper_rooms"
+
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime]
+
+
+class NewsroomEntry(Base):
+    """A post published to a newsroom outlet (the public Atom feed Pinwall serves)."""
+
+    __tablename__ = "newsroom_entries"
+    __table_args__ = (
+        # The publication's idempotency key: publishing it again finds this entry.
+        UniqueConstraint("outlet", "key"),
+        Index("ix_newsroom_entries_outlet_published_at", "outlet", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outlet: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(128))
+    proposal_id: Mapped[int | None] = mapped_column(ForeignKey("proposals.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(String(2048))
+    published_at: Mapped[datetime]
 
 
 # --- search (migration 0010) -------------------------------------------------------------

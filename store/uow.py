@@ -42,6 +42,8 @@ from sqlalchemy.orm.util import identity_key
 
 from store import search
 from store.blobs import StoredBlob
+from store.digests import DigestRepository
+from store.feeds import FeedRepository
 from store.models import (
     Account,
     AuditEntry,
@@ -73,6 +75,7 @@ from store.models import (
     Room,
     Upload,
 )
+from store.proposals import ProposalRepository
 
 CODE_ALPHABET = string.ascii_letters + string.digits
 
@@ -1668,6 +1671,9 @@ class UnitOfWork:
         self.prompts = ButtonPromptRepository(session)
         self.uploads = UploadRepository(session)
         self.search = search.SearchRepository(session)
+        self.proposals = ProposalRepository(session)
+        self.digests = DigestRepository(session)
+        self.feeds = FeedRepository(session)
 
     def flush(self) -> None:
         self.session.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.home import Home
 from bot.i18n import Translator
@@ -216,6 +217,25 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
                 )
             )
         ),
+        _section(mrkdwn(_digest_line(home, t))),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("home.footer"))}]},
     ]
     return {"type": "home", "blocks": view[:MAX_VIEW_BLOCKS]}
+
+
+def _digest_line(home: Home, t: Translator) -> str:
+    """The person's digest times, or that they are paused."""
+    params = {
+        "daily": home.daily_at,
+        "day": t(f"digest.day.{home.weekly_day}"),
+        "weekly": home.weekly_at,
+    }
+    if home.digests_paused or home.next_digest is None:
+        return t("digest.home_paused", **params)
+    local = home.next_digest.astimezone(ZoneInfo(home.timezone))
+    upcoming = t(
+        "digest.when",
+        day=t(f"digest.day.{local.weekday()}"),
+        when=t.datetime(home.next_digest, home.timezone),
+    )
+    return t("digest.home", next=upcoming, **params)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 
 from bot.commands.common import find_person
+from bot.commands.proposals import bridge_gatekeepers
 from bot.core import Ctx, action, command
+from bot.digest import notify_changed
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.markup import Markup
@@ -159,8 +161,13 @@ def on_notify(ctx: Ctx, cmd: Command) -> None:
     if membership is None:
         raise UserError("error.not_member", group=group.name)
     mode = NotifyMode(cmd.arg("mode"))
+    feeds = bool(cmd.flags.get("feeds"))  # feed entries instantly too (else: digests)
+    if feeds and mode is not NotifyMode.INSTANT:
+        raise UserError("error.notify_feeds_instant_only", usage_of="notify")
+    notify_changed(ctx.uow, membership, mode, ctx.now)  # digests: from the newest post on
     membership.notify = mode
-    ctx.reply(f"notify.{mode.value}", group=group.name)
+    membership.instant_feeds = feeds
+    ctx.reply("notify.instant_feeds" if feeds else f"notify.{mode.value}", group=group.name)
 
 
 @action("notify.set")
@@ -173,7 +180,8 @@ def on_notify_button(ctx: Ctx, value: str) -> None:
 @command("bridge")
 def on_bridge(ctx: Ctx, cmd: Command) -> None:
     if str(cmd.arg("group")).lower() == "gatekeepers":
-        raise UserError("error.not_available_yet", command="bridge gatekeepers")
+        bridge_gatekeepers(ctx)  # approval cards come to this room
+        return
     room = ctx.room()
     if room is None:
         raise UserError("error.bridge_in_room")

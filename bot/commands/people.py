@@ -6,8 +6,10 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.commands.common import find_person
+from bot.commands.digests import times_line
 from bot.core import Ctx, command
 from bot.delivery import PLATFORM_NAMES
+from bot.digest import timezone_changed
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.i18n import Translator
@@ -30,7 +32,7 @@ def on_whoami(ctx: Ctx, cmd: Command) -> None:
         if m is not None:
             mode = ctx.t(f"notify.mode.{m.notify}")
             groups.append(f"{g.slug} ({mode})")
-    ctx.reply(
+    text = ctx.t(
         "whoami.text",
         handle=person.handle,
         role=ctx.t(f"role.name.{person.role}"),
@@ -39,6 +41,8 @@ def on_whoami(ctx: Ctx, cmd: Command) -> None:
         accounts=accounts,
         groups=", ".join(groups) or "-",
     )
+    digests = times_line(ctx.t, ctx.uow.digests.schedule(person.id), "digest.whoami")
+    ctx.reply_markup(Markup(f"{text}\n{digests}"))
 
 
 @command("settings language")
@@ -56,6 +60,7 @@ def on_settings_timezone(ctx: Ctx, cmd: Command) -> None:
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
         raise UserError("error.bad_timezone", zone=zone, usage_of="settings timezone") from None
     ctx.person.timezone = zone
+    timezone_changed(ctx.uow, ctx.person, zone, ctx.now)  # digests: 08:00 there now
     ctx.reply("settings.timezone_set", zone=zone, now=ctx.t.datetime(ctx.now, zone))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot import grammar
 from bot.commands.common import parse_id, show_id
-from bot.core import Ctx, action, command, on_message, on_reaction
+from bot.core import Ctx, action, command, on_message, on_prompt, on_reaction
 from bot.delivery import fan_out
 from bot.errors import UserError
 from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdded
@@ -18,7 +18,7 @@ from bot.markup import Markup, link
 from bot.message import Button, Message, Target
 from bot.policy import may_see
 from store.blobs import StoredBlob
-from store.models import Comment, Group, Item, ItemKind, Room
+from store.models import Comment, Group, Item, ItemKind, Prompt, Room
 
 URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
 MAX_TEXT = 8000
@@ -228,20 +228,16 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
         if word in grammar.COMMAND_NAMES:
             ctx.core.run_command(ctx, word, text[len(word) :])
             return
-        prompt = ctx.uow.state.take_prompt(ctx.person.id)
-        if prompt is not None and prompt.kind == "comment":
-            try:
-                item, group = ctx.policy.item(prompt.ref)
-            except UserError as err:
-                # Answered without raising, so that the stale prompt stays taken: raising
-                # would roll its removal back and trap every later message here.
-                ctx.reply_markup(ctx.core.error_text(err, ctx.t, ctx.platform))
-                return
-            add_comment(ctx, item, group, text)
-            return
         _start_share_flow(ctx, text, file_dicts(event.attachments))
         return
     _on_room_message(ctx, event, text)
+
+
+@on_prompt("comment")
+def on_comment_answer(ctx: Ctx, prompt: Prompt, text: str) -> None:
+    """The comment the person was asked for (the Comment button) is their next message."""
+    item, group = ctx.policy.item(prompt.ref)
+    add_comment(ctx, item, group, text)
 
 
 def _start_share_flow(ctx: Ctx, text: str, files: list[dict[str, Any]]) -> None:

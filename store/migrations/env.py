@@ -18,8 +18,8 @@ context.configure(
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
     # SQLite's FTS5 index and its shadow tables are made by a migration, not by a model.
-    include_name=lambda name, type_, _parents: not (
-        type_ in ("table", "index") and name is not None and UNMAPPED_TABLES.match(name)
+    include_name=lambda name, type_, _parents: (
+        not (type_ in ("table", "index") and name is not None and UNMAPPED_TABLES.match(name))
     ),
 )
 with context.begin_transaction():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from adapters.slack import inbound
@@ -88,6 +89,16 @@ def test_home_view() -> None:
     assert [b["text"]["text"] for b in buttons] == ["sofort", "täglich", "wöchentlich", "stumm"]
     assert [b.get("style") for b in buttons] == [None, "primary", None, None]
     assert buttons[0]["value"] == "notify.set|marketing:instant"
+    # The digest times, in the person's zone, and when the next digest comes.
+    digests = replace(
+        home, weekly_day=4, weekly_at="17:00", next_digest=datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
+    )
+    assert (
+        "Deine Zusammenfassungen: täglich um *08:00 Uhr*, wöchentlich am *Freitag* um *17:00 Uhr*."
+        " Die nächste: Samstag, 28.11.2026 08:00."
+    ) in str(home_view(digests, Translator("de")))
+    paused = str(home_view(replace(home, digests_paused=True), Translator("en")))
+    assert "Your digests are *paused* (daily at 08:00, weekly on Monday at 08:00)." in paused
 
 
 def test_users_info_decides_first_contact() -> None:

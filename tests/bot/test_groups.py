@@ -178,7 +178,7 @@ async def test_a_bad_notify_mode_shows_the_choices_and_the_usage(world: World) -
     assert text == with_usage(
         "en",
         en("error.bad_choice", value="sometimes", choices="instant, daily, weekly, mute"),
-        "/notify <group> instant|daily|weekly|mute",
+        "/notify <group> instant|daily|weekly|mute [--feeds]",
     )
 
 

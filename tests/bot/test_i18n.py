@@ -12,9 +12,11 @@ import pytest
 
 from bot import grammar
 from bot.commands.common import _ID as ID_PREFIXES
+from bot.commands.feeds import PROBLEM_KINDS as FEED_PROBLEMS
 from bot.i18n import LANGUAGES, Translator, catalog, normalize_language
 from bot.markup import Markup, bold, to_plain
-from store.models import NotifyMode, Role, Visibility
+from bot.outlets import KINDS as OUTLET_KINDS
+from store.models import NotifyMode, ProposalStatus, Role, Visibility
 
 ROOT = Path(__file__).resolve().parents[2]
 PLURAL_FORMS = {"zero", "one", "other"}
@@ -107,6 +109,12 @@ EXPANSIONS: dict[str, list[str]] = {
     "notify.mode.{}": [m.value for m in NotifyMode],
     "help.{}": [s.key for s in grammar.SPECS],
     "language.{}": list(LANGUAGES),
+    "status.{}": [s.value for s in ProposalStatus],  # of a proposal
+    "outlets.kind.{}": list(OUTLET_KINDS),
+    "outlets.{}": ["characters", "graphemes"],  # the units outlets measure in
+    "feeds.error.{}": list(FEED_PROBLEMS),
+    "digest.day.{}": [str(day) for day in range(7)],  # 0 = Monday
+    "digest.title.{}": ["daily", "weekly", "now"],
 }
 
 

@@ -97,7 +97,7 @@ async def test_whoami_tells_handle_role_language_zone_accounts_and_groups(world:
         timezone="Europe/Berlin",
         accounts="memory (alice)",
         groups="marketing (instant)",
-    )
+    ) + "\n" + en("digest.whoami", daily="08:00", day="Monday", weekly="08:00")
     out = await world.say("admin", "/whoami")
     assert "board (daily), marketing (daily)" in out.text("admin")
     assert "@admin (admin)" in out.text("admin")

@@ -146,6 +146,7 @@ _RATE_LIMITED = frozenset(
         "sendMessage",
         "sendPhoto",
         "sendDocument",
+        "sendMediaGroup",
         "editMessageText",
         "editMessageCaption",
         "editMessageReplyMarkup",
@@ -1176,6 +1177,7 @@ class FakeTelegram:
         callback_answer_timeout: float = 15.0,
         first_update_id: int = 100_000_001,
         latency: float = 0.0,
+        answer_delay: float = 0.0,
     ) -> None:
         if not _TOKEN_SHAPE.fullmatch(token):
             raise ValueError("a bot token looks like 123456:ABC-def")
@@ -1187,6 +1189,9 @@ class FakeTelegram:
         self.limits = limits
         self.callback_answer_timeout = callback_answer_timeout
         self.latency = latency
+        # Seconds a call's answer is held back after the call was carried out (a client
+        # timing out meanwhile cannot know its message is out).
+        self.answer_delay = answer_delay
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -1242,6 +1247,7 @@ class FakeTelegram:
                 ("sendMessage", self._send_message),
                 ("sendPhoto", self._send_photo),
                 ("sendDocument", self._send_document),
+                ("sendMediaGroup", self._send_media_group),
                 ("sendChatAction", self._send_chat_action),
                 ("getFile", self._get_file),
                 ("answerCallbackQuery", self._answer_callback_query),
@@ -1479,6 +1485,13 @@ class FakeTelegram:
     def add_user(self, user: TgUser) -> None:
         with self._lock:
             self._users[user.id] = user
+
+    def add_channel(self, chat: TgChat, *, admin: bool = True) -> None:
+        """A channel the bot was made an administrator of (may post), or not (403)."""
+        if chat.type != "channel":
+            raise ValueError("add_channel takes a TgChat.channel(...)")
+        with self._lock:
+            self._chat_state(chat).bot_status = "administrator" if admin else "left"
 
     def block(self, chat_id: int, description: str = "bot was blocked by the user") -> None:
         """From now on sends to chat_id answer 403 "Forbidden: <description>"."""
@@ -1984,6 +1997,8 @@ class FakeTelegram:
             data = json.dumps(payload, ensure_ascii=False).encode()
         else:
             status, data = 404, json.dumps(_NOT_FOUND.payload()).encode()
+        if self.answer_delay:
+            time.sleep(self.answer_delay)
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", content_type)
@@ -2248,6 +2263,8 @@ class FakeTelegram:
     def _check_can_post(self, state: _Chat) -> None:
         if state.blocked:
             raise _forbidden(state.blocked)
+        if state.chat.type == "channel" and state.bot_status != "administrator":
+            raise _forbidden("bot is not a member of the channel chat")
         if state.chat.is_group and state.bot_status in ("left", "kicked"):
             kind = "supergroup chat" if state.chat.type == "supergroup" else "group chat"
             if state.bot_status == "kicked":
@@ -2430,6 +2447,9 @@ class FakeTelegram:
         if not flood_checked:
             self._check_flood(method, state.chat.id, state.chat.is_group)
         msg = self._new_message(state, self.bot_user.to_api(), content, kind)
+        if state.chat.type == "channel":  # a channel post is the channel's, not the bot's
+            del msg["from"]
+            msg["sender_chat"] = state.chat.to_api()
         state.by_bot.add(msg["message_id"])
         self._sent.append(
             SentMessage(
@@ -2612,6 +2632,117 @@ class FakeTelegram:
                 "document",
                 flood_checked=True,
             )
+
+    def _send_media_group(self, p: _Params) -> list[dict[str, Any]]:
+        """An album: each item its own message with a shared media_group_id. Documents
+        group only with documents (and audio with audio); photos with videos."""
+        items = p.json("media", "media")
+        if items is None:
+            raise _bad_request('parameter "media" is required')
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise _bad_request("can't parse media JSON object")
+        if not items:
+            raise _bad_request("there are no messages to send")
+        if len(items) > 10:
+            raise _bad_request("too many messages to send as an album")
+        kinds = {str(i.get("type")) for i in items}
+        if not kinds <= {"photo", "document"}:
+            raise _bad_request(f"can't parse InputMedia: type {sorted(kinds)} is not supported")
+        if len(kinds) > 1:
+            raise _bad_request("document can't be mixed with other media types")
+        [kind] = kinds
+        parts = []
+        for n, item in enumerate(items, 1):
+            sub = _Params(
+                {
+                    k: _json_to_text(item[k]) or ""
+                    for k in ("caption", "parse_mode", "caption_entities")
+                    if k in item
+                },
+                {},
+            )
+            caption, raw_caption, entities = self._caption(sub)
+            media = item.get("media")
+            if not isinstance(media, str):
+                raise _bad_request("can't parse InputMedia: media not found")
+            data, upload, existing = self._input_file(_Params({kind: media}, p.files), kind, kind)
+            size = image_size(data) if kind == "photo" and existing is None else None
+            if kind == "photo" and existing is None and size is None:
+                raise _bad_request(
+                    f'failed to send message #{n} with the error message "IMAGE_PROCESS_FAILED"'
+                )
+            parts.append(
+                (
+                    caption,
+                    raw_caption,
+                    entities,
+                    sub.text("parse_mode"),
+                    data,
+                    upload,
+                    existing,
+                    size,
+                )
+            )
+        with self._lock:
+            state = self._resolve_chat(p)
+            self._check_can_post(state)
+            reply = self._reply_to(p, state)
+            self._check_flood("sendMediaGroup", state.chat.id, state.chat.is_group)
+            group_id = str(next(self._file_counter) * 7919 + 13_000_000_000_000_000)
+            messages = []
+            for caption, raw_caption, entities, parse_mode, data, upload, existing, size in parts:
+                content: dict[str, Any] = {"media_group_id": group_id}
+                if reply is not None:
+                    content["reply_to_message"] = reply
+                if kind == "photo":
+                    if existing is not None:
+                        largest = self._files[existing.sizes[-1]] if existing.sizes else existing
+                        content["photo"] = [
+                            self._photo_size_object(self._files[i]) for i in existing.sizes
+                        ]
+                    else:
+                        assert size is not None
+                        content["photo"] = self._store_photo(data, size[1], size[2])
+                        largest = self._files[content["photo"][-1]["file_id"]]
+                    file_name, mime = (upload.filename if upload else None), "image/jpeg"
+                else:
+                    if existing is not None:
+                        largest = existing
+                    else:
+                        assert upload is not None
+                        name = upload.filename or "document"
+                        mime = upload.content_type.split(";")[0].strip().lower()
+                        if not mime or mime == "application/octet-stream":
+                            mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+                        largest = self._store_file("document", data, file_name=name, mime_type=mime)
+                    content["document"] = self._document_object(largest)
+                    file_name, mime = largest.file_name, largest.mime_type or ""
+                if caption:
+                    content["caption"] = caption
+                    if entities:
+                        content["caption_entities"] = entities
+                messages.append(
+                    self._post(
+                        "sendMediaGroup",
+                        state,
+                        content,
+                        {
+                            "text": None,
+                            "raw_text": None,
+                            "parse_mode": parse_mode,
+                            "entities": entities,
+                            "caption": caption,
+                            "raw_caption": raw_caption,
+                            "file_id": largest.file_id,
+                            "file_sha256": hashlib.sha256(data).hexdigest(),
+                            "file_name": file_name,
+                            "mime_type": mime,
+                        },
+                        kind,
+                        flood_checked=True,
+                    )
+                )
+            return messages
 
     def _send_chat_action(self, p: _Params) -> bool:
         action = (p.text("action") or "").strip().lower()

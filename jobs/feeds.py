@@ -1,0 +1,719 @@
+"""Feed polling: RSS/Atom entries become posts of their group.
+
+A scheduler tick (`FeedPoller.tick`) claims the feeds whose poll is due and fetches
+them, up to `concurrency` at once, through the guarded client with a conditional GET
+(ETag / Last-Modified: a 304 costs one small request). The body the client fetched is
+parsed by feedparser from memory — feedparser never fetches anything itself — after a
+check that refuses any document declaring XML entities, so entity expansion (a
+"billion laughs") cannot happen whatever the parser would do with it.
+
+The first fetch of a new feed also discovers: an HTML page is searched for
+``<link rel="alternate" type="application/rss+xml|application/atom+xml">`` and the
+feed's URL replaced by the (resolved) link. Its outcome is told to the person who
+added the feed; a feed that cannot work (no feed at that page, not a feed, refused by
+the guard, gone) is removed then. Later, a feed that fails again and again is backed
+off, and paused after `pause_after_failures` failures or `pause_after` of failing;
+its adder is told.
+
+De-duplication, per group, across all its feeds (`entry_keys`): an entry is the same
+article as one posted before when its entry id, or else its canonical link, is known
+in the group; an entry with neither id nor link is matched by the hash of its title
+and summary. Ids that look global (URLs, URNs, tags: anything with a colon) count
+across feeds; bare ones ("42") only within their feed.
+
+All new entries of one feed become items in one transaction with the feed's new state
+and the messages they cause. Entries go to digests; instantly only to members on
+instant notify who asked for feeds (`notify <group> instant --feeds`), and to the
+group's bridged rooms for feeds added with `--to-rooms`.
+
+Intervals adapt: a poll that brought new entries halves the interval, one that did
+not makes it 1.5 times longer, within `min_interval` .. `max_interval`; a
+Cache-Control max-age (or a Retry-After) longer than that is honoured within the same
+bounds. Errors back off exponentially from `min_interval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import hashlib
+import html
+import io
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import feedparser
+
+from bot.commands.common import show_id
+from bot.commands.feeds import clean_url, describe_problem
+from bot.message import Message
+from bot.policy import may_see
+from bot.runtime import Hub
+from jobs.fetch import FetchError, FetchRefused, FetchResult, GuardedClient
+from store.models import Feed, Item, ItemKind
+from store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+FEED_MAX_BYTES = 5 * 1024 * 1024
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, text/html;q=0.5, */*;q=0.1"
+)
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+FEED_LINK_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml"})
+TITLE_MAX, SUMMARY_MAX, FEED_TITLE_MAX = 500, 500, 300
+MAX_NEW_PER_POLL = 100  # the newest entries of a poll that are considered
+
+
+# --- what a poll found ----------------------------------------------------------------------
+
+
+class FeedProblem(Exception):
+    """Why a feed gave nothing usable. `kind` names a catalog text (feeds.error.<kind>);
+    `permanent` problems end a new feed at its first check."""
+
+    def __init__(
+        self,
+        kind: str,
+        detail: str = "",
+        *,
+        permanent: bool = False,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+    @property
+    def code(self) -> str:
+        """As stored in feeds.last_error."""
+        return f"{self.kind}:{self.detail}"[:500] if self.detail else self.kind
+
+
+@dataclass(frozen=True)
+class Entry:
+    title: str
+    link: str | None
+    summary: str
+    entry_id: str | None
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str | None
+    site_url: str | None
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True)
+class Polled:
+    """The outcome of fetching one feed (no database involved yet)."""
+
+    feed_id: int
+    url: str | None = None  # set when discovery replaced the feed's URL
+    parsed: ParsedFeed | None = None  # None: not modified
+    etag: str | None = None
+    last_modified: str | None = None
+    max_age: int | None = None
+    problem: FeedProblem | None = None
+
+
+# --- reading feeds ----------------------------------------------------------------------------
+
+_ENTITY = re.compile(rb"<!\s*ENTITY", re.IGNORECASE)
+_WIDE = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00", "utf-16-le"),
+    (b"\x00<", "utf-16-be"),
+)
+
+
+def declares_entities(body: bytes) -> bool:
+    """Whether the document declares XML entities (in any encoding a feed may use)."""
+    for mark, encoding in _WIDE:
+        if body.startswith(mark):
+            text = body.decode(encoding, errors="replace")
+            return _ENTITY.search(text.encode("utf-8", errors="replace")) is not None
+    return _ENTITY.search(body) is not None
+
+
+_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)[\s>]", re.I | re.S)
+_FEED_MARK = re.compile(rb"<(rss|feed|rdf:RDF)[\s>]", re.I)
+
+
+def _skip_bom(body: bytes) -> bytes:
+    return body[3:] if body.startswith(codecs.BOM_UTF8) else body
+
+
+def is_html(body: bytes, content_type: str) -> bool:
+    """An HTML page rather than a feed (by its start; a feed served as text/html counts as
+    a feed when it looks like one)."""
+    head = _skip_bom(body[:2048])
+    if _HTML_START.match(head):
+        return True
+    return content_type in HTML_TYPES and not _FEED_MARK.search(head)
+
+
+class _AlternateParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base: str | None = None
+        self.feeds: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "").strip() for k, v in attrs}
+        if tag == "base" and a.get("href") and self.base is None:
+            self.base = a["href"]
+        elif (
+            tag == "link"
+            and "alternate" in a.get("rel", "").lower().split()
+            and a.get("type", "").lower() in FEED_LINK_TYPES
+            and a.get("href")
+        ):
+            self.feeds.append(a["href"])
+
+
+def discover(page: bytes, charset: str | None, url: str) -> str | None:
+    """The first feed an HTML page links to as an alternate, as an absolute URL."""
+    from jobs.previews import decode_html
+
+    parser = _AlternateParser()
+    with contextlib.suppress(Exception):  # a broken page has no usable link, nothing more
+        parser.feed(decode_html(page[: 512 * 1024], charset))
+        parser.close()
+    base = urljoin(url, parser.base) if parser.base else url
+    for href in parser.feeds:
+        found = clean_url(urljoin(base, href))
+        if found is not None:
+            return found
+    return None
+
+
+_TAG = re.compile(r"<[^>]*>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def plain_text(value: str | None, limit: int) -> str:
+    """HTML (as feedparser sanitized it) as one line of plain text, at most `limit` long."""
+    if not value:
+        return ""
+    text = html.unescape(_TAG.sub(" ", value)) if "<" in value or "&" in value else value
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
+    """The feed in `body` (fetched from `url`); FeedProblem when it is none, or when it
+    declares entities (refused before any parsing)."""
+    if declares_entities(body):
+        raise FeedProblem("entities", permanent=True)
+    data = feedparser.parse(
+        io.BytesIO(body),  # a stream: feedparser must not take it for a URL or a path
+        response_headers={
+            "content-location": url,
+            "content-type": content_type or "application/xml",
+        },
+    )
+    entries = data.get("entries") or []
+    if not data.get("version") and not entries:
+        raise FeedProblem("not_a_feed", permanent=True)
+    meta = data.get("feed") or {}
+    out: list[Entry] = []
+    for e in entries[:MAX_NEW_PER_POLL]:
+        link = clean_url(e.get("link"))
+        title = plain_text(e.get("title"), TITLE_MAX)
+        summary = plain_text(e.get("summary"), SUMMARY_MAX)
+        entry_id = (e.get("id") or "").strip()[:1000] or None
+        if not (title or link or summary):
+            continue
+        out.append(Entry(title=title, link=link, summary=summary, entry_id=entry_id))
+    return ParsedFeed(
+        title=plain_text(meta.get("title"), FEED_TITLE_MAX) or None,
+        site_url=clean_url(meta.get("link")),
+        entries=tuple(out),
+    )
+
+
+# --- the same article -------------------------------------------------------------------------
+
+_TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid)$", re.I)
+
+
+def canonical_link(url: str) -> str:
+    """A link as the same article's other links would be: lower-case scheme and host,
+    no default port, no fragment, no tracking parameters, no trailing slash."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    netloc = (
+        host
+        if port is None or (scheme, port) in (("http", 80), ("https", 443))
+        else (f"{host}:{port}")
+    )
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, True) if not _TRACKING.match(k)])
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+def _digest(kind: str, value: str) -> str:
+    return kind + hashlib.sha256(value.encode("utf-8", errors="replace")).hexdigest()[:63]
+
+
+@dataclass(frozen=True)
+class EntryKeys:
+    match: tuple[str, ...]  # any of these known in the group: the entry is a duplicate
+    record: tuple[str, ...]  # remembered for the entries that come later
+
+
+def entry_keys(feed_id: int, entry: Entry) -> EntryKeys:
+    ident = link = None
+    if entry.entry_id:
+        scoped = entry.entry_id if ":" in entry.entry_id else f"F{feed_id}:{entry.entry_id}"
+        ident = _digest("i", scoped)
+    if entry.link:
+        link = _digest("l", canonical_link(entry.link))
+    content = _digest("h", " ".join(f"{entry.title}\n{entry.summary}".lower().split()))
+    strong = tuple(k for k in (ident, link) if k)
+    return EntryKeys(match=strong or (content,), record=(*strong, content))
+
+
+def _word_pattern(words: Sequence[str]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    return re.compile(
+        "|".join(rf"(?<!\w){re.escape(w.lower())}(?!\w)" for w in words), re.IGNORECASE
+    )
+
+
+def wanted(entry: Entry, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Plain words (no patterns), case-insensitive, whole words, in title and summary: one
+    include word must be there (when there are any) and no exclude word."""
+    text = f"{entry.title}\n{entry.summary}"
+    inc, exc = _word_pattern(include), _word_pattern(exclude)
+    if inc is not None and not inc.search(text):
+        return False
+    return exc is None or not exc.search(text)
+
+
+# --- fetching ----------------------------------------------------------------------------------
+
+
+def _max_age(result: FetchResult) -> int | None:
+    m = re.search(r"max-age\s*=\s*(\d+)", result.headers.get("Cache-Control", ""), re.I)
+    return int(m.group(1)) if m else None
+
+
+def _retry_after(result: FetchResult, now: datetime) -> int | None:
+    value = (result.headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return int(value)
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return max(0, int((parsedate_to_datetime(value) - now).total_seconds()))
+    return None
+
+
+@dataclass(frozen=True)
+class PollTarget:
+    """What a poll needs of a feed (a snapshot; the row is not held meanwhile)."""
+
+    id: int
+    url: str
+    etag: str | None
+    last_modified: str | None
+    checked: bool
+
+
+async def _get(client: GuardedClient, url: str, target: PollTarget | None) -> FetchResult:
+    try:
+        return await client.get(
+            url,
+            etag=target.etag if target else None,
+            last_modified=target.last_modified if target else None,
+            max_bytes=FEED_MAX_BYTES,
+            accept=ACCEPT,
+        )
+    except FetchRefused as exc:
+        raise FeedProblem("refused", exc.reason, permanent=True) from None
+    except FetchError as exc:
+        raise FeedProblem("unreachable", exc.reason) from None
+
+
+def _check_status(result: FetchResult, now: datetime) -> None:
+    if result.ok or result.not_modified:
+        return
+    raise FeedProblem(
+        "http",
+        str(result.status),
+        permanent=result.status in (401, 403, 404, 410),
+        retry_after=_retry_after(result, now) if result.status in (429, 503) else None,
+    )
+
+
+async def _parse(result: FetchResult) -> ParsedFeed:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        None, parse_feed, result.body, result.url, result.content_type
+    )
+
+
+async def poll(client: GuardedClient, target: PollTarget, now: datetime) -> Polled:
+    """Fetches one feed (discovering it from a page at its first check) and parses it."""
+    try:
+        result = await _get(client, target.url, target if target.checked else None)
+        _check_status(result, now)
+        if result.not_modified:
+            return Polled(target.id, max_age=_max_age(result))
+        new_url = None
+        if is_html(result.body, result.content_type):
+            if target.checked:
+                raise FeedProblem("html")
+            new_url = discover(result.body, result.charset, result.url)
+            if new_url is None:
+                raise FeedProblem("no_feed", permanent=True)
+            result = await _get(client, new_url, None)
+            _check_status(result, now)
+            if is_html(result.body, result.content_type):
+                raise FeedProblem("html", permanent=True)
+        parsed = await _parse(result)
+        return Polled(
+            target.id,
+            url=new_url,
+            parsed=parsed,
+            etag=(result.etag or "")[:255] or None,
+            last_modified=(result.last_modified or "")[:64] or None,
+            max_age=_max_age(result),
+        )
+    except FeedProblem as problem:
+        return Polled(target.id, problem=problem)
+    except Exception as exc:  # a parser bug must not stop the other feeds
+        log.exception("feed F%d (%s) failed", target.id, target.url)
+        return Polled(target.id, problem=FeedProblem("unreachable", type(exc).__name__))
+
+
+# --- the poller ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedPolicy:
+    concurrency: int = 20  # fetches at once
+    batch: int = 500  # feeds claimed at once
+    lease: timedelta = timedelta(minutes=10)  # a claimed feed not stored by then is due again
+    first_interval: timedelta = timedelta(minutes=30)
+    min_interval: timedelta = timedelta(minutes=10)
+    max_interval: timedelta = timedelta(hours=6)
+    pause_after_failures: int = 10
+    pause_after: timedelta = timedelta(hours=24)
+    look_every: timedelta = timedelta(minutes=1)  # without a wake-up: for feeds added elsewhere
+
+
+@dataclass
+class _State:
+    next_due: datetime | None = None
+    looked_at: datetime | None = None
+    running: set[int] = field(default_factory=set)
+
+
+class FeedPoller:
+    """Polls due feeds: `tick(now)` is the scheduler's job (tests call it directly).
+
+    Ticked often (every few seconds), it costs nothing until a feed is due: it knows
+    when the next one is, and looks again when woken (every event the hub applies may
+    have added a feed) or after `look_every`.
+    """
+
+    def __init__(self, hub: Hub, client: GuardedClient, policy: FeedPolicy | None = None) -> None:
+        self.hub = hub
+        self.client = client
+        self.policy = policy or FeedPolicy()
+        self._state = _State()
+        self._wake = asyncio.Event()
+        hub.add_waker(self._wake)
+        self._store_lock = asyncio.Lock()
+
+    def _should_look(self, now: datetime) -> bool:
+        s = self._state
+        if (
+            self._wake.is_set()
+            or s.next_due is None
+            or s.looked_at is None
+            or now >= s.next_due
+            or now - s.looked_at >= self.policy.look_every
+        ):
+            self._wake.clear()
+            return True
+        return False
+
+    async def tick(self, now: datetime) -> int:
+        """Polls every feed due at `now`; returns how many."""
+        if not self._should_look(now):
+            return 0
+        total = 0
+        while True:
+            claimed = await self.hub.call(self._claim, now)
+            if not claimed:
+                break
+            total += len(claimed)
+            await self._poll_all(claimed, now)
+            if len(claimed) < self.policy.batch:
+                break
+        self._state.next_due = await self.hub.call(self._next_due)
+        self._state.looked_at = now
+        if total:
+            woken = self._wake.is_set()  # by an event meanwhile: it may have added a feed
+            self.hub.wake()  # the delivery worker: messages wait
+            if not woken:
+                self._wake.clear()  # that wake-up was ours
+        return total
+
+    async def _poll_all(self, targets: Sequence[PollTarget], now: datetime) -> None:
+        gate = asyncio.Semaphore(self.policy.concurrency)
+
+        async def one(target: PollTarget) -> None:
+            async with gate:
+                polled = await poll(self.client, target, now)
+            async with self._store_lock:
+                try:
+                    await self.hub.call(self._store, polled, now)
+                except Exception:
+                    log.exception("storing what feed F%d gave failed", target.id)
+
+        async with self.client:
+            await asyncio.gather(*(one(t) for t in targets))
+
+    # --- store side (the hub's DB thread) ----------------------------------------------
+
+    def _claim(self, now: datetime) -> list[PollTarget]:
+        with self.hub.db.uow() as uow:
+            feeds = uow.feeds.claim_due(now, self.policy.batch, self.policy.lease)
+            uow.commit()
+        return [PollTarget(f.id, f.url, f.etag, f.last_modified, f.checked) for f in feeds]
+
+    def _next_due(self) -> datetime | None:
+        with self.hub.db.uow() as uow:
+            return uow.feeds.next_due_at()
+
+    def _store(self, polled: Polled, now: datetime) -> None:
+        with self.hub.db.uow() as uow:
+            feed = uow.feeds.lock(polled.feed_id)
+            if feed is None or feed.paused_at is not None:
+                return  # removed (or paused) while it was fetched
+            feed.last_polled_at = now
+            if polled.problem is not None:
+                self._failed(uow, feed, polled.problem, now)
+            else:
+                self._succeeded(uow, feed, polled, now)
+            uow.commit()
+
+    def _clamp(self, seconds: float) -> int:
+        low = self.policy.min_interval.total_seconds()
+        high = self.policy.max_interval.total_seconds()
+        return int(min(max(seconds, low), high))
+
+    def _succeeded(self, uow: UnitOfWork, feed: Feed, polled: Polled, now: datetime) -> None:
+        if polled.url is not None and polled.url != feed.url:
+            other = uow.feeds.by_url(feed.group_id, polled.url)
+            if other is not None:
+                self._tell(uow, feed, "feeds.told.duplicate", now, other=show_id(other.id, "feed"))
+                self._drop(uow, feed, now, "duplicate")
+                return
+            feed.url = polled.url
+        created: list[Item] = []
+        parsed = polled.parsed
+        if parsed is not None:
+            feed.etag, feed.last_modified = polled.etag, polled.last_modified
+            feed.title = parsed.title or feed.title
+            feed.site_url = parsed.site_url or feed.site_url
+            created = self._take(uow, feed, parsed.entries, now)
+        factor = 0.5 if created else 1.5  # busy: more often; quiet: less
+        feed.interval_seconds = self._clamp(feed.interval_seconds * factor)
+        delay = max(feed.interval_seconds, polled.max_age or 0)
+        feed.next_poll_at = now + timedelta(seconds=self._clamp(delay))
+        feed.failures, feed.failing_since = 0, None
+        feed.last_success_at = now
+        feed.entries_seen += len(created)
+        if not feed.checked:
+            feed.checked = True
+            found = len(parsed.entries) if parsed is not None else 0
+            self._tell(uow, feed, "feeds.told.checked", now, count=found, new=len(created))
+        self._fan_out(uow, feed, created, now)
+
+    def _take(
+        self, uow: UnitOfWork, feed: Feed, entries: Iterable[Entry], now: datetime
+    ) -> list[Item]:
+        """The entries new to the group (oldest first) as its posts, their keys kept."""
+        fresh = [
+            e for e in reversed(list(entries)) if wanted(e, feed.include_words, feed.exclude_words)
+        ]
+        keyed = [(e, entry_keys(feed.id, e)) for e in fresh]
+        known = uow.feeds.known_keys(feed.group_id, (k for _, ks in keyed for k in ks.record))
+        created: list[Item] = []
+        key_rows: list[dict[str, Any]] = []
+        for entry, keys in keyed:
+            if any(k in known for k in keys.match):
+                continue
+            item = uow.items.add(
+                Item(
+                    group_id=feed.group_id,
+                    author_id=None,
+                    kind=ItemKind.FEED_ENTRY,
+                    text=entry.summary,
+                    url=entry.link,
+                    title=entry.title or entry.link or None,
+                    source_platform="feed",
+                    created_at=now,
+                    site_name=feed.title,
+                )
+            )
+            created.append(item)
+            for k in keys.record:
+                if k not in known:
+                    known.add(k)
+                    key_rows.append(
+                        {"group_id": feed.group_id, "key": k, "item_id": item.id, "created_at": now}
+                    )
+        uow.feeds.add_keys(key_rows)
+        return created
+
+    def _fan_out(self, uow: UnitOfWork, feed: Feed, items: Sequence[Item], now: datetime) -> None:
+        """Entries reach bridged rooms (for --to-rooms feeds) and instant members who asked
+        for feeds; everyone else gets them in digests."""
+        if not items:
+            return
+        targets: list[tuple[str, str, str, int | None]] = []
+        if feed.to_rooms:
+            targets += [
+                (p, "room", e, None) for _, p, e in uow.rooms.bridged_addresses(feed.group_id)
+            ]
+        readers = uow.feeds.instant_feed_readers(feed.group_id)
+        if readers:
+            accounts = uow.groups.instant_accounts(feed.group_id)
+            targets += [
+                (platform, "dm", external_id, person_id)
+                for person_id, (platform, external_id) in accounts.items()
+                if person_id in readers
+            ]
+        uow.outbox.insert_many(
+            [
+                {
+                    "created_at": now,
+                    "platform": platform,
+                    "target_kind": kind,
+                    "target": address,
+                    "person_id": person_id,
+                    "item_id": item.id,
+                    "payload": {"t": "item"},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+                for item in items
+                for platform, kind, address, person_id in targets
+            ]
+        )
+
+    def _failed(self, uow: UnitOfWork, feed: Feed, problem: FeedProblem, now: datetime) -> None:
+        feed.last_error, feed.last_error_at = problem.code, now
+        feed.failures += 1
+        feed.failing_since = feed.failing_since or now
+        if not feed.checked and problem.permanent:
+            self._tell(uow, feed, "feeds.told.unusable", now, problem=problem)
+            self._drop(uow, feed, now, problem.code)
+            return
+        if not feed.checked and feed.failures == 1:
+            self._tell(uow, feed, "feeds.told.retrying", now, problem=problem)
+        if (
+            feed.failures >= self.policy.pause_after_failures
+            or now - feed.failing_since >= self.policy.pause_after
+        ):
+            feed.paused_at = now
+            self._tell(uow, feed, "feeds.told.paused", now, problem=problem, count=feed.failures)
+            uow.audit.add(
+                at=now,
+                actor_id=None,
+                action="feed.paused",
+                subject=show_id(feed.id, "feed"),
+                details={"error": problem.code, "failures": feed.failures},
+            )
+            return
+        backoff = self.policy.min_interval.total_seconds() * 2 ** min(feed.failures - 1, 16)
+        delay = max(backoff, problem.retry_after or 0)
+        feed.next_poll_at = now + timedelta(seconds=self._clamp(delay))
+
+    def _drop(self, uow: UnitOfWork, feed: Feed, now: datetime, why: str) -> None:
+        uow.audit.add(
+            at=now,
+            actor_id=None,
+            action="feed.removed",
+            subject=show_id(feed.id, "feed"),
+            details={"url": feed.url, "why": why},
+        )
+        uow.feeds.remove(feed)
+
+    def _tell(
+        self,
+        uow: UnitOfWork,
+        feed: Feed,
+        key: str,
+        now: datetime,
+        *,
+        problem: FeedProblem | None = None,
+        **params: Any,
+    ) -> None:
+        """A message to whoever added the feed, if they still may see its group."""
+        if feed.added_by is None:
+            return
+        person = uow.people.get(feed.added_by)
+        group = uow.groups.get(feed.group_id)
+        if person is None or group is None:
+            return
+        if not may_see(person, group, uow.groups.membership(person.id, group.id)):
+            return
+        core = self.hub.core
+        t = core.translator(person)
+        if problem is not None:
+            params["reason"] = describe_problem(t, problem.code)
+        text = t(
+            key,
+            feed=show_id(feed.id, "feed"),
+            title=feed.title or feed.url,
+            url=feed.url,
+            group=group.name,
+            **params,
+        )
+        core.send_to_person(uow, person, Message(text=text), now)
+
+
+__all__ = [
+    "Entry",
+    "FeedPolicy",
+    "FeedPoller",
+    "FeedProblem",
+    "ParsedFeed",
+    "Polled",
+    "canonical_link",
+    "declares_entities",
+    "discover",
+    "entry_keys",
+    "parse_feed",
+    "poll",
+    "wanted",
+]
