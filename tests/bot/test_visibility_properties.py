@@ -1,6 +1,7 @@
 """Visibility, proven on random worlds (hypothesis): whoever asks, through whatever read
-path — groups, members, items, comments, search, deliveries, buttons — nobody is ever
-shown anything of a group they may not see, and everyone sees what they may.
+path — groups, members, items, comments, search, feed lists, digests, deliveries,
+proposals and their approval cards, pending, buttons — nobody is ever shown anything of
+a group they may not see, and everyone sees what they may.
 
 The worlds mix every role (member, gatekeeper, admin, guest, partner), every kind of
 group (open, closed, secret; with or without externals), arbitrary memberships (even
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +23,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, text
 
 from store.db import Database
-from store.models import Base, Comment, Item, ItemKind, NotifyMode, Role
+from store.models import Base, Comment, Feed, Item, ItemKind, NotifyMode, Role
 from tests.bot.conversation import en
 from tests.harness import Said, World
 
@@ -44,6 +46,8 @@ class WorldSpec:
     instant: frozenset[tuple[int, int]]
     posts: tuple[tuple[int, int], ...]  # (group, author) — post j is "post{j}"
     comments: tuple[tuple[int, int], ...]  # (post, author) — comment k is "note{k}"
+    feeds: tuple[tuple[int, int], ...]  # (group, adder) — feed f is titled "feed{f}"
+    entries: tuple[int, ...]  # feed of each feed entry — entry e is "entry{e}"
 
 
 @st.composite
@@ -74,7 +78,18 @@ def worlds(draw: st.DrawFn) -> WorldSpec:
                 )
             )
         )
-    return WorldSpec(groups, roles, members, instant, posts, comments)
+    feeds = tuple(
+        draw(
+            st.lists(
+                st.tuples(st.integers(0, len(groups) - 1), st.integers(0, len(roles) - 1)),
+                max_size=2,
+            )
+        )
+    )
+    entries: tuple[int, ...] = ()
+    if feeds:
+        entries = tuple(draw(st.lists(st.integers(0, len(feeds) - 1), max_size=3)))
+    return WorldSpec(groups, roles, members, instant, posts, comments, feeds, entries)
 
 
 def may_see(spec: WorldSpec, person: int, group: int) -> bool:
@@ -120,6 +135,7 @@ def build(world: World, spec: WorldSpec) -> None:
             m = uow.groups.add_member(people[p].id, groups[g].id, now=now)
             if (p, g) in spec.instant:
                 m.notify = NotifyMode.INSTANT
+        now += timedelta(minutes=1)  # posts after joining: they belong in digests
         items = [
             uow.items.add(
                 Item(
@@ -132,6 +148,33 @@ def build(world: World, spec: WorldSpec) -> None:
             )
             for j, (g, a) in enumerate(spec.posts)
         ]
+        feeds = []
+        for f, (g, a) in enumerate(spec.feeds):
+            feed = Feed(
+                group_id=groups[g].id,
+                url=f"https://news.example.com/feed{f}.xml",
+                title=f"feed{f}",
+                added_by=people[a].id,
+                checked=True,
+                interval_seconds=3600,
+                next_poll_at=now + timedelta(hours=1),
+                created_at=now,
+            )
+            uow.session.add(feed)
+            feeds.append(feed)
+        uow.session.flush()
+        for e, f in enumerate(spec.entries):
+            uow.items.add(
+                Item(
+                    group_id=feeds[f].group_id,
+                    kind=ItemKind.FEED_ENTRY,
+                    text=f"entry{e} {COMMON}",
+                    title=f"entry{e} headline",
+                    url=f"https://news.example.com/entry{e}",
+                    source_platform="feed",
+                    created_at=now,
+                )
+            )
         for k, (j, a) in enumerate(spec.comments):
             uow.items.add_comment(
                 Comment(
@@ -149,6 +192,8 @@ def secrets_of(spec: WorldSpec, group: int) -> list[str]:
     words = [slug(group), name(group)]
     words += [f"post{j}" for j, (g, _) in enumerate(spec.posts) if g == group]
     words += [f"note{k}" for k, (j, _) in enumerate(spec.comments) if spec.posts[j][0] == group]
+    words += [f"feed{f}" for f, (g, _) in enumerate(spec.feeds) if g == group]
+    words += [f"entry{e}" for e, f in enumerate(spec.entries) if spec.feeds[f][0] == group]
     return words
 
 
@@ -205,6 +250,9 @@ async def check(db: Database, spec: WorldSpec) -> None:
             await watch.say(who, f"/search {COMMON}")
             await watch.say(who, "/whoami")
             await watch.say(who, f"plain {COMMON} message starting the share flow")
+            await watch.say(who, "/feed list")
+            await watch.say(who, "/digest now")
+            await watch.say(who, "/pending")
             for g in groups:
                 for line in (f"/items {slug(g)}", f"/members {slug(g)}"):
                     said = await watch.say(who, line, names=g)
@@ -216,6 +264,12 @@ async def check(db: Database, spec: WorldSpec) -> None:
                                 assert f"post{j}" in said.text(who), (who, said.text(who))
             for j in range(len(spec.posts)):
                 await watch.say(who, f"/comment #{j + 1} {COMMON} reply by {who}")
+                # A proposal carrying a post: its cards go to every gatekeeper.
+                await watch.say(who, f"/propose newsroom About this --item #{j + 1}")
+            for f in range(len(spec.feeds)):
+                await watch.say(who, f"/feed remove F{f + 1}")
+        for p in everyone:  # what the proposals became, seen by everyone
+            await watch.say(f"p{p}", "/pending")
         # Deliveries: a post reaches only members who may see its group.
         for g in groups:
             for p in everyone:
