@@ -96,6 +96,9 @@ class ButtonPressed:
     action: str
     value: str
     message: MessageRefIn | None = None
+    # What the person typed with the press, where the platform asks at once (Slack's
+    # modal for a rejection's reason); None for a plain press.
+    text: str | None = None
     type: Literal["button"] = "button"
 
 

@@ -1,4 +1,5 @@
-"""A person's home: their groups with notify modes and the newest posts they may see.
+"""A person's home: their groups with notify modes and the newest posts they may see;
+for gatekeepers and admins also the proposals waiting for their decision.
 
 The core decides what is in it (through the policy, like every read path); adapters
 with a home screen (Slack's App Home) render it natively.
@@ -10,11 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.commands.common import show_id
+from bot.commands.proposals import is_gatekeeper
 from bot.core import Core
 from bot.digest import Times, clock_time, next_digest
 from bot.policy import Policy
+from store.models import ProposalStatus
 
 POSTS = 10
+PROPOSALS = 10  # the oldest ones waiting are shown, with how many more there are
+WAITING_MAX = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,18 @@ class HomePost:
 
 
 @dataclass(frozen=True, slots=True)
+class HomeProposal:
+    """A pending proposal the person may decide: its card's values, for the same buttons."""
+
+    id: int
+    proposal: str  # "P3"
+    revision: int
+    outlet: str
+    author: str  # a handle
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Home:
     handle: str
     language: str
@@ -51,6 +68,11 @@ class Home:
     weekly_at: str = "08:00"
     digests_paused: bool = False
     next_digest: datetime | None = None
+    # Proposals waiting for this person's decision (gatekeepers and admins; never their
+    # own); `decides` says whether they are one, so that "none waiting" can show.
+    decides: bool = False
+    proposals: tuple[HomeProposal, ...] = ()
+    proposals_more: int = 0
 
 
 def home_of(core: Core, platform: str, external_id: str) -> Home | None:
@@ -69,7 +91,32 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
         authors = {p.id: p for p in uow.people.by_ids(i.author_id for i in items)}
         schedule = uow.digests.schedule(person.id)
         times = Times.of(schedule)
+        decides = not policy.is_external and is_gatekeeper(person)
+        waiting = []
+        if decides:  # pending, not their own, not expired, not voted on by them yet
+            now = core.clock.now()
+            waiting = [
+                p
+                for p in uow.proposals.listing([ProposalStatus.PENDING], WAITING_MAX)
+                if p.author_id != person.id
+                and p.expires_at > now
+                and all(v.gatekeeper_id != person.id for v in uow.proposals.votes(p.id, p.revision))
+            ]
+        handles = uow.proposals.handles(p.author_id for p in waiting[:PROPOSALS])
         return Home(
+            decides=decides,
+            proposals=tuple(
+                HomeProposal(
+                    id=p.id,
+                    proposal=show_id(p.id, "proposal"),
+                    revision=p.revision,
+                    outlet=p.outlet,
+                    author=handles.get(p.author_id or 0, "?"),
+                    text=p.text,
+                )
+                for p in waiting[:PROPOSALS]
+            ),
+            proposals_more=max(0, len(waiting) - PROPOSALS),
             daily_at=clock_time(times.daily_minute),
             weekly_day=times.weekly_day,
             weekly_at=clock_time(times.weekly_minute),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -29,11 +30,22 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.slack import inbound
 from adapters.slack.inbound import SHARE_SHORTCUT, Inbound, SlackUser, WantedFile, user_from_info
-from adapters.slack.render import ACTION_PREFIX, blocks, fallback, home_view
+from adapters.slack.render import (
+    ACTION_PREFIX,
+    REASON_BLOCK,
+    REASON_CALLBACK,
+    blocks,
+    fallback,
+    home_view,
+    reason_modal,
+)
+from bot.commands.proposals import decides_now
+from bot.core import Core
 from bot.errors import ConfigError
 from bot.events import InboundFile
 from bot.home import home_of
-from bot.i18n import Translator
+from bot.i18n import Translator, normalize_language
+from bot.markup import to_plain
 from bot.message import (
     Capabilities,
     Delivered,
@@ -123,6 +135,11 @@ class SlackAdapter:
         self._stopping = asyncio.Event()
         self._applier: asyncio.Task[None] | None = None
         self._homes: set[str] = set()  # people whose App Home to publish after applying
+        # People whose App Home lists proposals (gatekeepers, admins): published again
+        # when a card is sent or updated, so that it shows what waits and what was decided.
+        self._deciders: set[str] = set()
+        # Signs the press carried through a reason modal (private_metadata).
+        self._modal_key = hashlib.sha256(b"pinwall-slack-modal:" + bot_token.encode()).digest()
         self._register(command)
 
     # --- lifecycle ----------------------------------------------------------------
@@ -229,10 +246,33 @@ class SlackAdapter:
         @app.action(re.compile("^" + re.escape(ACTION_PREFIX)))
         async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
             found = inbound.block_action(body)
-            await self._take(found)
+            # Reject / Request changes: the reason modal opens now (its trigger is valid
+            # for 3 s); the submission decides. Where it cannot open, the press is
+            # recorded and the core asks by direct message.
+            if found is None or not inbound.wants_reason(found) or not await self._ask(found):
+                await self._take(found)
             if found is not None and found.home:
                 self._homes.add(found.user_id)
             await ack()
+
+        @app.view(REASON_CALLBACK)
+        async def on_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
+            found = inbound.view_submission(body, self._modal_key)
+            if found == "empty":  # only blanks typed: Slack shows this under the field
+                user_id = str((body.get("user") or {}).get("id") or "")
+                t = Translator(await self._language(user_id))
+                await ack(
+                    response_action="errors",
+                    errors={REASON_BLOCK: to_plain(t("reason_modal.empty"))},
+                )
+                return
+            if isinstance(found, Inbound):
+                await self._take(found)
+                if found.home:
+                    self._homes.add(found.user_id)
+            else:
+                log.warning("Slack: a reason modal with unknown or altered metadata, ignored")
+            await ack()  # the modal closes; the outcome comes as a message
 
         @app.shortcut(SHARE_SHORTCUT)
         async def on_share(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -248,7 +288,40 @@ class SlackAdapter:
             return
         attachments = await self._fetch_all(found.files)
         await self.hub.record(found.event(user, attachments))
+        if found.user_id in self._deciders:  # their next event shows their home anew
+            self._homes.add(found.user_id)
         self._work.set()
+
+    async def _ask(self, found: Inbound) -> bool:
+        """Opens the reason modal for a Reject / Request changes press; False where the
+        person may not decide on it now or it could not open (no trigger, expired, Slack
+        down): then the press is recorded and the core answers or asks by message."""
+        assert found.button is not None
+        user = await self.user(found.user_id)
+        if user is None or user.is_bot or user.deleted or not found.trigger_id:
+            return False
+        action, value, _ref = found.button
+        if not await self.hub.call(decides_now, self.hub.core, PLATFORM, found.user_id, value):
+            return False  # the core answers the press: not theirs to decide, or decided
+        t = Translator(await self._language(found.user_id, user.locale))
+        metadata = inbound.reason_metadata(found, self._modal_key)
+        try:
+            await self.client.views_open(
+                trigger_id=found.trigger_id, view=reason_modal(action, value, metadata, t)
+            )
+        except SlackApiError as exc:
+            log.warning("Slack: reason modal not opened (%s)", exc.response.get("error"))
+            return False
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("Slack: reason modal not opened (%s)", exc)
+            return False
+        return True
+
+    async def _language(self, user_id: str, locale: str | None = None) -> str:
+        """The language Pinwall speaks with this person (their setting, else Slack's
+        locale, else the default)."""
+        chosen = await self.hub.call(_language_of, self.hub.core, user_id)
+        return chosen or normalize_language(locale) or self.hub.core.settings.default_language
 
     async def _apply_loop(self) -> None:
         while not self._stopping.is_set():
@@ -361,6 +434,10 @@ class SlackAdapter:
             }
         else:
             view = home_view(home, t)
+        if home is not None and home.decides:
+            self._deciders.add(user_id)
+        else:
+            self._deciders.discard(user_id)
         try:
             await self.client.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
@@ -381,6 +458,11 @@ class SlackAdapter:
         return channel
 
     async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
+        if "proposal" in message.meta:  # an approval card, new or decided
+            self._homes |= self._deciders
+            if target.kind == "dm":
+                self._homes.add(target.address)
+            self._work.set()
         try:
             channel = await self._channel(target)
             text, body = fallback(message), blocks(message)
@@ -443,6 +525,14 @@ class SlackAdapter:
         if error in _GONE:
             return DeliveryFailed(error, permanent=True, unreachable=target.kind == "dm")
         return DeliveryFailed(error, permanent=error in _PERMANENT)
+
+
+def _language_of(core: Core, user_id: str) -> str | None:
+    """The language a known person chose or was given (None for someone unknown)."""
+    with core.db.uow() as uow:
+        account = uow.people.account(PLATFORM, user_id)
+        person = uow.people.get(account.person_id) if account else None
+        return core.language_of(person) if person is not None else None
 
 
 __all__ = ["NotYet", "SlackAdapter"]

@@ -4,14 +4,23 @@ fetches files first."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from adapters.slack.render import ACTION_PREFIX, parse_button_value
+from adapters.slack.render import (
+    ACTION_PREFIX,
+    REASON_ACTIONS,
+    REASON_BLOCK,
+    REASON_INPUT,
+    parse_button_value,
+)
 from bot.events import (
     Actor,
     ButtonPressed,
@@ -109,6 +118,8 @@ class Inbound:
     intent: Literal["message", "share"] = "message"
     files: tuple[WantedFile, ...] = field(default=())
     home: bool = False  # a button on the App Home
+    reason: str | None = None  # typed into the reason modal opened by the button
+    trigger_id: str = ""  # Slack's, valid 3 s, to open a modal with
 
     def event(self, user: SlackUser, attachments: Sequence[InboundFile] = ()) -> Event:
         meta = Meta(
@@ -136,7 +147,9 @@ class Inbound:
             )
         if self.button is not None:
             action, value, message = self.button
-            return ButtonPressed(meta=meta, action=action, value=value, message=message)
+            return ButtonPressed(
+                meta=meta, action=action, value=value, message=message, text=self.reason
+            )
         if self.reaction is not None:
             emoji, message = self.reaction
             return ReactionAdded(meta=meta, emoji=emoji, message=message)
@@ -320,6 +333,76 @@ def block_action(body: dict[str, Any]) -> Inbound | None:
         time=_time(pressed.get("action_ts")),
         button=(action, value, None if home else ref),
         home=home,
+        trigger_id=str(body.get("trigger_id") or ""),
+    )
+
+
+# --- the reason modal (Reject / Request changes by button) ---------------------------
+
+
+def wants_reason(found: Inbound) -> bool:
+    """A press that Slack answers with the reason modal instead of a question by DM."""
+    return found.button is not None and found.button[0] in REASON_ACTIONS
+
+
+def reason_metadata(found: Inbound, key: bytes) -> str:
+    """The press, carried through the modal in its private_metadata and signed, so that
+    the submission decides on exactly what was pressed, where, by whom."""
+    assert found.button is not None
+    action, value, ref = found.button
+    data = {
+        "a": action,
+        "v": value,
+        "u": found.user_id,
+        "c": found.conversation.external_id,
+        "d": found.conversation.direct,
+        "m": ref.message_id if ref else None,
+        "h": found.home,
+    }
+    raw = json.dumps(data, separators=(",", ":"), sort_keys=True)
+    return raw + "." + _mac(raw, key)
+
+
+def _mac(raw: str, key: bytes) -> str:
+    return hmac.new(key, raw.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def view_submission(body: dict[str, Any], key: bytes) -> Inbound | str | None:
+    """The submitted reason modal as the press it answers, with the reason typed; the
+    string "empty" when no reason was typed (Slack shows the error in the modal); None
+    for a modal that is not Pinwall's, was tampered with or submitted by someone else."""
+    view = body.get("view") or {}
+    raw, _, mac = str(view.get("private_metadata") or "").rpartition(".")
+    if not raw or not hmac.compare_digest(mac, _mac(raw, key)):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    user = str((body.get("user") or {}).get("id") or "")
+    if not isinstance(data, dict) or data.get("u") != user or data.get("a") not in REASON_ACTIONS:
+        return None
+    values = (view.get("state") or {}).get("values") or {}
+    typed = ((values.get(REASON_BLOCK) or {}).get(REASON_INPUT) or {}).get("value")
+    reason = str(typed or "").strip()
+    if not reason:
+        return "empty"
+    channel = str(data.get("c") or user)
+    ref = (
+        MessageRefIn(conversation=channel, message_id=str(data["m"]))
+        if data.get("m") and not data.get("h")
+        else None
+    )
+    return Inbound(
+        kind="button",
+        # One submission of one modal: a double submit takes effect once.
+        event_id="view:" + str(view.get("id") or body.get("trigger_id")),
+        user_id=user,
+        conversation=Conversation(external_id=channel, direct=bool(data.get("d"))),
+        time=datetime.now(UTC),
+        button=(str(data["a"]), str(data.get("v") or ""), ref),
+        home=bool(data.get("h")),
+        reason=reason,
     )
 
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.home import Home
+from bot.commands.common import show_id
+from bot.home import Home, HomeProposal
 from bot.i18n import Translator
 from bot.markup import Span, parse, to_plain
 from bot.message import Button, Message
@@ -29,6 +30,15 @@ MAX_BUTTON_VALUE = 2000
 MAX_ACTIONS = 25
 MAX_FALLBACK = 3000
 ACTION_PREFIX = "pw:"
+# Reject / Request changes by button: Slack asks for the reason in a modal at once.
+REASON_ACTIONS = {"proposal.reject": "reject", "proposal.changes": "changes"}
+REASON_CALLBACK = "pw:reason"
+REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
+MAX_MODAL_TITLE = 24  # a modal's title, submit and close labels
+MAX_INPUT_LABEL = 2000
+MAX_PLACEHOLDER = 150
+MAX_REASON = 2000  # what the core keeps of a reason
+MAX_METADATA = 3000
 _SAFE_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 
 Block = dict[str, Any]
@@ -170,9 +180,10 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
             "text": {"type": "plain_text", "text": cut(to_plain(t("home.title")), 150)},
         },
         _section(mrkdwn(t("home.hello", handle=home.handle))),
-        {"type": "divider"},
-        _section(f"*{mrkdwn(t('home.groups'))}*"),
     ]
+    if home.decides:  # what waits for a decision first: it is what a gatekeeper is here for
+        view += _home_proposals(home, t)
+    view += [{"type": "divider"}, _section(f"*{mrkdwn(t('home.groups'))}*")]
     if not home.groups:
         view.append(_section(mrkdwn(t("home.no_groups"))))
     for g in home.groups:
@@ -221,6 +232,96 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
         {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("home.footer"))}]},
     ]
     return {"type": "home", "blocks": view[:MAX_VIEW_BLOCKS]}
+
+
+def _home_proposals(home: Home, t: Translator) -> list[Block]:
+    """The proposals waiting for this gatekeeper, each with the card's three buttons (the
+    same actions, so a press here works as one on the card)."""
+    out: list[Block] = [{"type": "divider"}, _section(f"*{mrkdwn(t('home_proposals.title'))}*")]
+    if not home.proposals:
+        out.append(_section(mrkdwn(t("home_proposals.none"))))
+    for p in home.proposals:
+        out.append(_section(cut(_proposal_text(p, t), MAX_SECTION)))
+        value = f"{p.id}:{p.revision}"
+        buttons = [
+            Button(
+                label=to_plain(t("card.approve")),
+                action="proposal.approve",
+                value=value,
+                style="primary",
+            ),
+            Button(
+                label=to_plain(t("card.reject")),
+                action="proposal.reject",
+                value=value,
+                style="danger",
+            ),
+            Button(label=to_plain(t("card.changes")), action="proposal.changes", value=value),
+        ]
+        out += _buttons(buttons, start=1000 + p.id * 10)
+    if home.proposals_more:
+        out.append(_section(mrkdwn(t("home_proposals.more", count=home.proposals_more))))
+    return out
+
+
+def _proposal_text(p: HomeProposal, t: Translator) -> str:
+    head = mrkdwn(t("home_proposals.line", proposal=p.proposal, outlet=p.outlet, author=p.author))
+    lines = [line for line in p.text.strip().split("\n") if line.strip()]
+    excerpt = cut(" ".join(" ".join(lines).split()), 300)
+    return f"{head}\n> {escape(excerpt)}" if excerpt else head
+
+
+# --- the reason modal ------------------------------------------------------------------
+
+
+def reason_modal(action: str, value: str, metadata: str, t: Translator) -> dict[str, Any]:
+    """The modal that asks a gatekeeper for the reason of a rejection (or of the changes
+    they request); the press travels in its private_metadata."""
+    reject = REASON_ACTIONS[action] == "reject"
+    raw_id = value.partition(":")[0]
+    proposal = show_id(int(raw_id), "proposal") if raw_id.isdigit() else "?"
+
+    def plain(text: str, limit: int) -> dict[str, Any]:
+        return {"type": "plain_text", "text": cut(text, limit), "emoji": True}
+
+    return {
+        "type": "modal",
+        "callback_id": REASON_CALLBACK,
+        "private_metadata": metadata[:MAX_METADATA],
+        "title": plain(
+            to_plain(
+                t("reason_modal.reject_title", proposal=proposal)
+                if reject
+                else t("reason_modal.changes_title", proposal=proposal)
+            ),
+            MAX_MODAL_TITLE,
+        ),
+        "submit": plain(
+            to_plain(t("reason_modal.reject_submit" if reject else "reason_modal.changes_submit")),
+            MAX_MODAL_TITLE,
+        ),
+        "close": plain(to_plain(t("reason_modal.cancel")), MAX_MODAL_TITLE),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": plain(
+                    to_plain(
+                        t("reason_modal.reject_label" if reject else "reason_modal.changes_label")
+                    ),
+                    MAX_INPUT_LABEL,
+                ),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "min_length": 1,
+                    "max_length": MAX_REASON,
+                    "placeholder": plain(to_plain(t("reason_modal.placeholder")), MAX_PLACEHOLDER),
+                },
+            }
+        ],
+    }
 
 
 def _digest_line(home: Home, t: Translator) -> str:

@@ -20,12 +20,13 @@ from bot.commands.common import parse_id, show_id
 from bot.commands.sharing import MAX_TEXT
 from bot.core import Core, Ctx, action, command, on_prompt, on_reaction
 from bot.errors import UserError
-from bot.events import ReactionAdded
+from bot.events import ButtonPressed, ReactionAdded
 from bot.grammar import Command
 from bot.i18n import Translator
 from bot.markup import Markup, esc, link
 from bot.message import Button, Message, Target, dump_message
 from bot.outlets import NEWSROOM_SPEC, OutletSpec, check, publication_text
+from bot.policy import Policy
 from store.models import Person, Prompt, Proposal, ProposalStatus, Role
 from store.proposals import OPEN, UNFINISHED
 from store.uow import UnitOfWork
@@ -35,6 +36,21 @@ AUDIT_DEFAULT, AUDIT_MAX = 20, 100
 APPROVE_EMOJI = frozenset({"✅", "✔️", "☑️", "white_check_mark", "heavy_check_mark"})
 REJECT_EMOJI = frozenset({"❌", "✖️", "x", "no_entry", "heavy_multiplication_x"})
 REASON_PROMPTS = {"p.reject": "reject", "p.changes": "changes"}
+# A decision that sends the proposal back: (audit action, card, told the author, answer).
+DECLINED = {
+    "reject": (
+        "proposal.rejected",
+        "card.rejected",
+        "proposal.told_rejected",
+        "proposal.rejected",
+    ),
+    "changes": (
+        "proposal.changes_requested",
+        "card.changes_requested",
+        "proposal.told_changes",
+        "proposal.changes",
+    ),
+}
 
 
 # --- who and what ----------------------------------------------------------------------
@@ -595,50 +611,11 @@ def decline(ctx: Ctx, proposal: Proposal, revision: int | None, reason: str, kin
     ctx.uow.session.refresh(proposal)
     author = ctx.uow.people.get(proposal.author_id) if proposal.author_id else None
     handle = author.handle if author else "?"
-    if kind == "reject":
-        audit(ctx.uow, ctx.now, ctx.person.id, "proposal.rejected", proposal, reason=reason)
-        close_cards(
-            ctx.core,
-            ctx.uow,
-            proposal,
-            ctx.now,
-            "card.rejected",
-            by=ctx.person.handle,
-            reason=reason,
-        )
-        tell_author(
-            ctx.core,
-            ctx.uow,
-            proposal,
-            ctx.now,
-            "proposal.told_rejected",
-            by=ctx.person.handle,
-            reason=reason,
-        )
-        ctx.reply("proposal.rejected", proposal=ref, author=handle)
-    else:
-        audit(
-            ctx.uow, ctx.now, ctx.person.id, "proposal.changes_requested", proposal, reason=reason
-        )
-        close_cards(
-            ctx.core,
-            ctx.uow,
-            proposal,
-            ctx.now,
-            "card.changes_requested",
-            by=ctx.person.handle,
-            reason=reason,
-        )
-        tell_author(
-            ctx.core,
-            ctx.uow,
-            proposal,
-            ctx.now,
-            "proposal.told_changes",
-            by=ctx.person.handle,
-            reason=reason,
-        )
-        ctx.reply("proposal.changes", proposal=ref, author=handle)
+    action, card, told, answer = DECLINED[kind]
+    audit(ctx.uow, ctx.now, ctx.person.id, action, proposal, reason=reason)
+    close_cards(ctx.core, ctx.uow, proposal, ctx.now, card, by=ctx.person.handle, reason=reason)
+    tell_author(ctx.core, ctx.uow, proposal, ctx.now, told, by=ctx.person.handle, reason=reason)
+    ctx.reply(answer, proposal=ref, author=handle)
 
 
 @command("approve")
@@ -851,16 +828,55 @@ def on_approve_button(ctx: Ctx, value: str) -> None:
     approve(ctx, proposal, revision, None)
 
 
+def decides_now(core: Core, platform: str, external_id: str, value: str) -> bool:
+    """Whether this account's person could decide now on the card with this button value
+    (a gatekeeper, not its author, the revision pending). A platform that asks for the
+    reason in a form of its own (Slack's modal) opens it only then; otherwise the press
+    goes to the core as it is, which explains why not. A read; it grants nothing."""
+    raw_id, _, raw_revision = value.partition(":")
+    if not raw_id.isdigit() or not raw_revision.isdigit():
+        return False
+    with core.db.uow() as uow:
+        account = uow.people.account(platform, external_id)
+        person = uow.people.get(account.person_id) if account else None
+        proposal = uow.proposals.get(int(raw_id))
+        return (
+            person is not None
+            and proposal is not None
+            and is_gatekeeper(person)
+            and not Policy(uow, person).is_external
+            and proposal.author_id != person.id
+            and proposal.revision == int(raw_revision)
+            and proposal.status == ProposalStatus.PENDING
+            and proposal.expires_at > core.clock.now()
+        )
+
+
+def _typed_reason(ctx: Ctx) -> str | None:
+    """The reason typed with the press (a platform that asks at once, like Slack's modal)."""
+    event = ctx.event
+    text = event.text if isinstance(event, ButtonPressed) else None
+    return text if text and text.strip() else None
+
+
 @action("proposal.reject")
 def on_reject_button(ctx: Ctx, value: str) -> None:
     proposal, revision = _card_value(ctx, value)
-    _ask_reason(ctx, proposal, revision, "reject")
+    reason = _typed_reason(ctx)
+    if reason is None:
+        _ask_reason(ctx, proposal, revision, "reject")
+    else:
+        decline(ctx, proposal, revision, reason, "reject")
 
 
 @action("proposal.changes")
 def on_changes_button(ctx: Ctx, value: str) -> None:
     proposal, revision = _card_value(ctx, value)
-    _ask_reason(ctx, proposal, revision, "changes")
+    reason = _typed_reason(ctx)
+    if reason is None:
+        _ask_reason(ctx, proposal, revision, "changes")
+    else:
+        decline(ctx, proposal, revision, reason, "changes")
 
 
 @on_reaction  # beside the posts' likes (bot.commands.sharing)

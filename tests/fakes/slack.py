@@ -15,6 +15,11 @@ URLs that need the bot token (without it: 302 to an HTML sign-in page), Retry-Af
 (apps.connections.open with the xapp token → a websocket that says hello, carries
 envelopes and takes acks).
 
+Modals: views.open takes a trigger_id that SlackRequests issued (unknown: invalid_trigger_id,
+used twice: exchanged_trigger_id, older than 3 s: expired_trigger_id) and a modal view it
+checks (title/submit/close up to 24 characters, submit with input blocks, private_metadata up
+to 3,000); `SlackRequests.view_submission` submits the opened modal with typed values.
+
 Simplified: one workspace, no pagination, no Enterprise Grid, no real permissions/scopes,
 only the Block Kit elements Pinwall uses are checked in depth (others by shape),
 threads are not checked to exist, file shares are synchronous.
@@ -72,6 +77,12 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_HEADER_TEXT = 150
 MAX_ID = 255
 MAX_URL = 3000
+MAX_MODAL_TEXT = 24  # a modal's title, submit and close
+MAX_METADATA = 3000
+MAX_INPUT_LABEL = 2000
+MAX_INPUT_LENGTH = 3000
+MAX_PLACEHOLDER = 150
+TRIGGER_TTL = 3.0  # seconds a trigger_id can open a modal
 
 
 class SlackError(Exception):
@@ -153,6 +164,18 @@ class ApiCall:
     status: int
     error: str | None
     at: float
+
+
+@dataclass
+class OpenedView:
+    """A modal the app opened with views.open (closed once submitted without errors)."""
+
+    id: str
+    user: str
+    trigger_id: str
+    view: dict[str, Any]
+    at: float
+    closed: bool = False
 
 
 @dataclass
@@ -467,10 +490,70 @@ def _block_errors(block: dict[str, Any], where: str) -> list[str]:
         )
     elif kind == "image":
         errors += _image_errors(block, where)
-    elif kind in ("divider", "rich_text", "input", "file", "video", "markdown"):
+    elif kind == "input":
+        errors += _input_errors(block, where)
+    elif kind in ("divider", "rich_text", "file", "video", "markdown"):
         pass
     else:
         errors.append(f"unsupported type: {kind} [json-pointer:{where}/type]")
+    return errors
+
+
+def _input_errors(block: dict[str, Any], where: str) -> list[str]:
+    errors = _text_errors(
+        block.get("label"), f"{where}/label", limit=MAX_INPUT_LABEL, plain_only=True
+    )
+    el = block.get("element")
+    if not isinstance(el, dict):
+        return [*errors, f"must provide an object [json-pointer:{where}/element]"]
+    if el.get("type") != "plain_text_input":
+        return [*errors, *_element_errors(el, f"{where}/element")]
+    action_id = el.get("action_id")
+    if action_id is not None and (not isinstance(action_id, str) or len(action_id) > MAX_ID):
+        errors.append(f"must be less than {MAX_ID + 1} characters [json-pointer:{where}/element]")
+    low, high = el.get("min_length", 0), el.get("max_length", MAX_INPUT_LENGTH)
+    if not isinstance(low, int) or not 0 <= low <= MAX_INPUT_LENGTH:
+        errors.append(f"invalid min_length [json-pointer:{where}/element/min_length]")
+    if not isinstance(high, int) or not 1 <= high <= MAX_INPUT_LENGTH:
+        errors.append(f"invalid max_length [json-pointer:{where}/element/max_length]")
+    elif isinstance(low, int) and low > high:
+        errors.append(f"min_length must not exceed max_length [json-pointer:{where}/element]")
+    if el.get("placeholder") is not None:
+        errors += _text_errors(
+            el["placeholder"],
+            f"{where}/element/placeholder",
+            limit=MAX_PLACEHOLDER,
+            plain_only=True,
+        )
+    return errors
+
+
+def validate_modal(view: Any) -> list[str]:
+    """Slack's error texts for a modal view it would refuse in views.open."""
+    if not isinstance(view, dict):
+        return ["must provide an object [json-pointer:/view]"]
+    errors: list[str] = []
+    if view.get("type") != "modal":
+        errors.append("must be modal [json-pointer:/view/type]")
+    errors += _text_errors(view.get("title"), "/view/title", limit=MAX_MODAL_TEXT, plain_only=True)
+    for key in ("submit", "close"):
+        if view.get(key) is not None:
+            errors += _text_errors(view[key], f"/view/{key}", limit=MAX_MODAL_TEXT, plain_only=True)
+    blocks = view.get("blocks")
+    errors += validate_blocks(blocks, limit=MAX_VIEW_BLOCKS, root="/view/blocks")
+    has_input = isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("type") == "input" for b in blocks
+    )
+    if has_input and view.get("submit") is None:
+        errors.append("must provide submit when using input blocks [json-pointer:/view/submit]")
+    metadata = view.get("private_metadata")
+    if metadata is not None and (not isinstance(metadata, str) or len(metadata) > MAX_METADATA):
+        errors.append(
+            f"must be less than {MAX_METADATA + 1} characters [json-pointer:/view/private_metadata]"
+        )
+    callback_id = view.get("callback_id")
+    if callback_id is not None and (not isinstance(callback_id, str) or len(callback_id) > MAX_ID):
+        errors.append(f"must be less than {MAX_ID + 1} characters [json-pointer:/view/callback_id]")
     return errors
 
 
@@ -511,6 +594,9 @@ class FakeSlack:
         self._updates: list[Update] = []
         self._ephemerals: list[Posted] = []
         self._home_views: dict[str, dict[str, Any]] = {}
+        self._views: list[OpenedView] = []
+        self._triggers: dict[str, tuple[float, str]] = {}  # trigger_id -> (issued, user)
+        self._exchanged: set[str] = set()
         self._uploaded: list[SharedFile] = []
         self._reactions: list[Reaction] = []
         self._early: list[EarlyCall] = []
@@ -532,6 +618,7 @@ class FakeSlack:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "reactions.add": self._reactions_add,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -691,6 +778,7 @@ class FakeSlack:
     updates = _Snapshot[list[Update]]("_updates")
     ephemerals = _Snapshot[list[Posted]]("_ephemerals")
     home_views = _Snapshot[dict[str, dict[str, Any]]]("_home_views")  # user id -> view
+    views = _Snapshot[list[OpenedView]]("_views")  # modals opened with views.open
     uploaded = _Snapshot[list[SharedFile]]("_uploaded")
     reactions = _Snapshot[list[Reaction]]("_reactions")
     early = _Snapshot[list[EarlyCall]]("_early")
@@ -1070,6 +1158,74 @@ class FakeSlack:
             }
         }
 
+    def issue_trigger(self, trigger_id: str, user_id: str = "") -> None:
+        """A trigger_id Slack sent with a person's interaction: it opens one modal, for
+        them, within 3 s."""
+        with self._lock:
+            self._triggers[trigger_id] = (time.monotonic(), user_id)
+
+    def opened_view(self, view_id: str) -> OpenedView | None:
+        with self._lock:
+            found = [v for v in self._views if v.id == view_id]
+            return copy.deepcopy(found[-1]) if found else None
+
+    def close_view(self, view_id: str) -> None:
+        with self._lock:
+            for v in self._views:
+                if v.id == view_id:
+                    v.closed = True
+
+    def _views_open(self, p: _Params) -> dict[str, Any]:
+        trigger = p.text("trigger_id") or p.text("interactivity_pointer")
+        if not trigger:
+            raise SlackError("invalid_arguments")
+        found = self._triggers.get(trigger)
+        if found is None:
+            raise SlackError("invalid_trigger_id")
+        issued, user = found
+        if trigger in self._exchanged:
+            raise SlackError("exchanged_trigger_id")
+        if time.monotonic() - issued > TRIGGER_TTL:
+            raise SlackError("expired_trigger_id")
+        view = p.json("view", "invalid_arguments")
+        problems = validate_modal(view)
+        if problems:
+            raise SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": [f"[ERROR] {e}" for e in problems]},
+            )
+        self._exchanged.add(trigger)
+        view_id = f"V{next(self._ids):010d}"
+        opened = OpenedView(
+            id=view_id, user=user, trigger_id=trigger, view=copy.deepcopy(view), at=time.monotonic()
+        )
+        self._views.append(opened)
+        return {"view": self._view_object(opened)}
+
+    def _view_object(self, opened: OpenedView) -> dict[str, Any]:
+        view = opened.view
+        return {
+            "id": opened.id,
+            "team_id": self.team_id,
+            "type": "modal",
+            "blocks": copy.deepcopy(view.get("blocks") or []),
+            "private_metadata": view.get("private_metadata") or "",
+            "callback_id": view.get("callback_id") or "",
+            "state": {"values": {}},
+            "hash": f"{time.time():.6f}",
+            "title": copy.deepcopy(view.get("title")),
+            "clear_on_close": bool(view.get("clear_on_close")),
+            "notify_on_close": bool(view.get("notify_on_close")),
+            "close": copy.deepcopy(view.get("close")),
+            "submit": copy.deepcopy(view.get("submit")),
+            "previous_view_id": None,
+            "root_view_id": opened.id,
+            "app_id": APP_ID,
+            "external_id": view.get("external_id") or "",
+            "app_installed_team_id": self.team_id,
+            "bot_id": BOT_ID,
+        }
+
     def _reactions_add(self, p: _Params) -> dict[str, Any]:
         state = self._channel(p.required("channel") if p.text("channel") else None)
         ts, name = p.text("timestamp") or "", (p.text("name") or "").strip(":")
@@ -1303,6 +1459,9 @@ class SlackRequests:
         self._counter = itertools.count(1)
         self._last_ts_us = 0
         self.sent: list[tuple[dict[str, str], bytes]] = []
+        # Interactivity payloads as Socket Mode envelopes ("interactive") on the fake's
+        # connection instead of signed POSTs; the ack's payload is the answer's body.
+        self.socket = False
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -1311,9 +1470,12 @@ class SlackRequests:
         self._last_ts_us = us
         return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
-    def _trigger_id(self) -> str:
+    def _trigger_id(self, user_id: str = "") -> str:
         n = next(self._counter)
-        return f"{int(time.time())}{n:04d}.{self.team_id[1:]}.{uuid.uuid4().hex}"
+        trigger = f"{int(time.time())}{n:04d}.{self.team_id[1:]}.{uuid.uuid4().hex}"
+        if self.fake is not None:
+            self.fake.issue_trigger(trigger, user_id)
+        return trigger
 
     def _response_url(self) -> str:
         return (
@@ -1360,7 +1522,27 @@ class SlackRequests:
         return await self.post(body, "application/x-www-form-urlencoded", **options)
 
     async def _payload(self, payload: dict[str, Any], **options: Any) -> httpx.Response:
+        if self.socket:
+            return await self._envelope(payload)
         return await self._form({"payload": json.dumps(payload)}, **options)
+
+    async def _envelope(self, payload: dict[str, Any]) -> httpx.Response:
+        """Sends the payload over Socket Mode and waits for its ack: 200 with the ack's
+        payload as JSON (empty when it has none), as the HTTP answer would be."""
+        if self.fake is None:
+            raise AssertionError("Socket Mode needs the fake")
+        fake = self.fake
+        envelope = await asyncio.to_thread(
+            fake.socket_push, "interactive", payload, accepts_response_payload=True
+        )
+        self.sent.append(({"envelope_id": envelope}, json.dumps(payload).encode()))
+
+        def acked() -> list[dict[str, Any]]:
+            return [a for a in fake.acks if a.get("envelope_id") == envelope]
+
+        await fake.wait_for_async(lambda: bool(acked()), self.timeout, what="the ack")
+        body = acked()[0].get("payload")
+        return httpx.Response(200, json=body) if body else httpx.Response(200)
 
     def _user(self, user_id: str) -> dict[str, Any]:
         return {
@@ -1399,7 +1581,7 @@ class SlackRequests:
             "api_app_id": self.api_app_id,
             "is_enterprise_install": "false",
             "response_url": self._response_url(),
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user_id),
         }
         return await self._form(fields, **options)
 
@@ -1462,7 +1644,7 @@ class SlackRequests:
                 "channel_id": channel_id,
                 "is_ephemeral": ephemeral,
             },
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user_id),
             "team": self._team(),
             "enterprise": None,
             "is_enterprise_install": False,
@@ -1503,7 +1685,7 @@ class SlackRequests:
             "api_app_id": self.api_app_id,
             "token": "verification-token",
             "container": {"type": "view", "view_id": view_id},
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user_id),
             "team": self._team(),
             "enterprise": None,
             "is_enterprise_install": False,
@@ -1518,6 +1700,65 @@ class SlackRequests:
             "actions": [self._action(action_id, value, block_id, el)],
         }
         return await self._payload(payload, **options)
+
+    async def view_submission(
+        self,
+        user_id: str,
+        values: str | Mapping[str, str],
+        *,
+        view_id: str | None = None,
+        allow_closed: bool = False,
+        **options: Any,
+    ) -> httpx.Response:
+        """The person submits the newest open modal opened for them (or `view_id`), typing
+        `values` (one text for every input, or block_id -> text). The modal closes when
+        the app answers without `response_action`, as in Slack; `allow_closed` sends a
+        closed one again (a double click on Submit that got through twice)."""
+        if self.fake is None:
+            raise AssertionError("view_submission needs the fake that opened the modal")
+        opened = [
+            v
+            for v in self.fake.views
+            if (allow_closed or not v.closed)
+            and (v.id == view_id if view_id else v.user == user_id)
+        ]
+        if not opened:
+            raise AssertionError(f"no open modal for {user_id} in {self.fake.views}")
+        view = opened[-1]
+        state: dict[str, Any] = {}
+        for block in view.view.get("blocks") or []:
+            if block.get("type") != "input":
+                continue
+            block_id = str(block.get("block_id"))
+            element = block.get("element") or {}
+            typed = values if isinstance(values, str) else values.get(block_id, "")
+            if not typed and not block.get("optional"):
+                raise AssertionError(f"Slack does not submit a modal with {block_id} empty")
+            state[block_id] = {
+                str(element.get("action_id")): {
+                    "type": element.get("type", "plain_text_input"),
+                    "value": typed or None,
+                }
+            }
+        with self.fake._lock:
+            shown = self.fake._view_object(view)
+        shown["state"] = {"values": state}
+        payload = {
+            "type": "view_submission",
+            "team": self._team(),
+            "user": self._user(user_id),
+            "api_app_id": self.api_app_id,
+            "token": "verification-token",
+            "trigger_id": self._trigger_id(user_id),
+            "view": shown,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+        answer = await self._payload(payload, **options)
+        if answer.status_code == 200 and not (answer.content and "response_action" in answer.text):
+            self.fake.close_view(view.id)
+        return answer
 
     async def message_shortcut(
         self,
@@ -1540,7 +1781,7 @@ class SlackRequests:
             "is_enterprise_install": False,
             "enterprise": None,
             "callback_id": callback_id,
-            "trigger_id": self._trigger_id(),
+            "trigger_id": self._trigger_id(user_id),
             "response_url": self._response_url(),
             "message_ts": message.get("ts"),
             "message": message,
