@@ -1554,13 +1554,15 @@ class FakeTelegram:
         command: str,
         args: str = "",
         *,
-        mention: bool | None = None,
+        mention: bool | str | None = None,
     ) -> Injected:
         """A user sends /command args; in groups as /command@botname args (as a client does
-        when picked from the menu) unless mention=False."""
+        when picked from the menu) unless mention=False; mention="other_bot" addresses
+        another bot."""
         chat = chat or user.chat
         with_mention = chat.is_group if mention is None else mention
-        text = f"/{command}" + (f"@{self.username}" if with_mention else "")
+        addressee = mention if isinstance(mention, str) else self.username
+        text = f"/{command}" + (f"@{addressee}" if with_mention else "")
         return self.user_sends_text(user, chat, text + (f" {args}" if args else ""))
 
     def user_sends_photo(
