@@ -41,6 +41,7 @@ def fan_out(
 ) -> int:
     """Queues the item for every bridged room and every instant member; returns the count."""
     rows: list[dict[str, Any]] = []
+    payload = {"t": "item"}  # one object for all rows: stored as they are, serialized once
 
     def add(platform: str, kind: str, address: str, person_id: int | None) -> None:
         rows.append(
@@ -51,7 +52,7 @@ def fan_out(
                 "target": address,
                 "person_id": person_id,
                 "item_id": item.id,
-                "payload": {"t": "item"},
+                "payload": payload,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -164,14 +165,22 @@ class Renderer:
                 cache[("reader", person.id)] = person
                 cache[("membership", person.id, group_id)] = membership
 
+    @staticmethod
+    def needs_store(row: OutboxRow) -> bool:
+        """Whether rendering the row reads the store (a stored message does not)."""
+        return row.payload.get("t") != "msg"
+
     def render(
-        self, uow: UnitOfWork, row: OutboxRow, cache: dict[Any, Any] | None = None
+        self, uow: UnitOfWork | None, row: OutboxRow, cache: dict[Any, Any] | None = None
     ) -> Message | None:
-        """`cache` lives for one claimed batch: a fan-out's rows share item, group, author."""
+        """`cache` lives for one claimed batch: a fan-out's rows share item, group, author.
+        `uow` may be None for rows that do not need the store (see needs_store)."""
         kind = row.payload.get("t")
         if kind == "msg":
             return load_message(row.payload["m"])
         if kind == "item" and row.item_id is not None:
+            if uow is None:
+                raise ValueError("rendering an item needs a unit of work")
             return self._item(uow, row, {} if cache is None else cache)
         return None
 

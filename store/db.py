@@ -19,11 +19,13 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.uow import UnitOfWork
+from store.uow import OutboxLedger, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Pages in the WAL at which a commit checkpoints itself (the background one should first).
+WAL_AUTOCHECKPOINT = 8000
 
 
 def normalize_url(url: str) -> str:
@@ -41,7 +43,10 @@ class _Checkpointer:
     and with synchronous=NORMAL that commit then also syncs the WAL and the database
     file: a pause of milliseconds every few hundred commits, in some unlucky request.
     Here a PASSIVE checkpoint runs shortly after commits instead, beside the writers
-    (WAL allows that); the automatic one stays as the backstop it was.
+    (WAL allows that); the automatic one stays as a backstop, at WAL_AUTOCHECKPOINT
+    pages: at SQLite's 1,000 a busy writer (a few hundred commands a second, each
+    dirtying dozens of index pages) reached it between two of these checkpoints, and
+    the syncs were back in the requests.
     """
 
     def __init__(self, path: str, pause: float = 0.05) -> None:
@@ -107,13 +112,16 @@ def _sqlite_engine(url: str) -> tuple[Engine, _Checkpointer | None]:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Take the write lock at BEGIN: a deferred transaction that later upgrades to a
         # writer fails at once with "database is locked", whatever the busy timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: every transaction passes here, and a statement through
+        # SQLAlchemy's execution path costs more than the BEGIN itself.
+        conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
     if checkpointer is not None:
 
@@ -187,6 +195,36 @@ class Database:
         finally:
             if lock is not None:
                 lock.release()
+
+    @contextmanager
+    def ledger(self) -> Iterator[OutboxLedger]:
+        """A write transaction for delivery bookkeeping on a plain connection, past the
+        ORM (a unit of work's session costs more than the few statements it wraps). It
+        commits when the block ends and rolls back when it raises."""
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self.engine.begin() as conn:
+                yield OutboxLedger(conn)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextmanager
+    def joined_uow(self, ledger: OutboxLedger) -> Iterator[UnitOfWork]:
+        """A unit of work for reading within a ledger's transaction (rendering what was
+        just claimed). Its commit() does not end that transaction: the ledger's does."""
+        session = Session(
+            bind=ledger.conn,
+            join_transaction_mode="rollback_only",
+            expire_on_commit=False,
+            autoflush=True,
+        )
+        try:
+            yield UnitOfWork(session, backend=self.backend)
+        finally:
+            session.close()
 
     # --- migrations -------------------------------------------------------------
 

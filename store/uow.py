@@ -21,6 +21,7 @@ from sqlalchemy import (
     CursorResult,
     Executable,
     Insert,
+    Integer,
     String,
     Table,
     and_,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    null,
     or_,
     select,
     update,
@@ -39,6 +41,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 from store import search
 from store.blobs import StoredBlob
@@ -987,7 +991,7 @@ class ConversationStateRepository(_Repo):
         return prompt
 
 
-_INBOX_RECORD: dict[str, Executable] = {}  # by dialect: INSERT ... ON CONFLICT DO NOTHING
+_INBOX_RECORD: dict[str, _DriverMany] = {}  # by dialect: INSERT ... ON CONFLICT DO NOTHING
 
 
 class InboxRepository(_Repo):
@@ -1010,16 +1014,21 @@ class InboxRepository(_Repo):
             "received_at": now,
             "applied_at": now if status != InboxStatus.RECEIVED else None,
         }
+        if self.s.autoflush:
+            self.s.flush()
         conn = self._connection()
         stmt = _INBOX_RECORD.get(conn.dialect.name)
         if stmt is None:
             dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            stmt = _INBOX_RECORD[conn.dialect.name] = (
-                dialect_insert(_table(InboxEvent))
+            inbox = _table(InboxEvent)
+            stmt = _INBOX_RECORD[conn.dialect.name] = _DriverMany(
+                dialect_insert(inbox)
+                .values({c: bindparam(c) for c in values})
                 .on_conflict_do_nothing(index_elements=["platform", "event_id"])
-                .returning(_table(InboxEvent).c.id)
+                .returning(inbox.c.id),
+                {c: inbox.c[c].type for c in values},
             )
-        result: int | None = self._run(stmt, values).scalar()
+        result: int | None = stmt.one(conn, values).scalar()
         return result
 
     def mark(
@@ -1085,7 +1094,83 @@ def _earlier_unfinished(
     )
 
 
-_OUTBOX_INSERT = insert(_outbox)
+class _DriverMany:
+    """A prebuilt statement handed to the driver as compiled once per dialect, for one row
+    or many (executemany): the values go through their columns' bind processors here, each
+    distinct value of a batch once (a batch's rows share their time and often their
+    payload), instead of SQLAlchemy processing every parameter of every row. Its bound
+    parameters are named after the columns whose types they take (`types`); ones the
+    statement gives a value itself (a LIMIT's OFFSET 0) keep that value."""
+
+    def __init__(self, stmt: ClauseElement, types: dict[str, Any]) -> None:
+        self.stmt = stmt
+        self.types = types
+        # by dialect: (SQL, parameter names in order or None for named, processors,
+        # the statement's own values)
+        self._compiled: dict[
+            str, tuple[str, tuple[str, ...] | None, dict[str, Any], dict[str, Any]]
+        ] = {}
+
+    def _compile(
+        self, dialect: Any
+    ) -> tuple[str, tuple[str, ...] | None, dict[str, Any], dict[str, Any]]:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            c = self.stmt.compile(dialect=dialect)
+            assert isinstance(c, SQLCompiler)
+            names = tuple(c.positiontup) if c.positiontup is not None else None
+            types = dict(self.types)
+            own: dict[str, Any] = {}
+            for name, bind in c.binds.items():
+                if name in types:
+                    continue
+                if bind.required or bind.callable is not None:
+                    # a value not given per row would be sent as None: refuse
+                    raise TypeError(f"a parameter without a type: {name}")
+                own[name], types[name] = bind.value, bind.type
+            processors = {
+                name: p
+                for name, type_ in types.items()
+                if (p := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
+            }
+            compiled = self._compiled[dialect.name] = (c.string, names, processors, own)
+        return compiled
+
+    def _params(self, dialect: Any, rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+        sql, names, processors, own = self._compile(dialect)
+        if own:
+            rows = [{**own, **row} for row in rows]
+        if not processors:
+            if names is None:
+                return sql, list(rows)
+            return sql, [tuple(row[n] for n in names) for row in rows]
+        memo: dict[tuple[str, int], Any] = {}
+
+        def value(name: str, v: Any) -> Any:
+            process = processors.get(name)
+            if process is None:
+                return v
+            key = (name, id(v))
+            if key not in memo:
+                memo[key] = process(v)
+            return memo[key]
+
+        if names is None:
+            return sql, [{n: value(n, v) for n, v in row.items()} for row in rows]
+        return sql, [tuple(value(n, row[n]) for n in names) for row in rows]
+
+    def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """The statement once per row, in one executemany."""
+        sql, params = self._params(conn.dialect, rows)
+        conn.exec_driver_sql(sql, params)
+
+    def one(self, conn: Connection, row: dict[str, Any]) -> CursorResult[*tuple[Any, ...]]:
+        """The statement for one row, with its result (RETURNING)."""
+        sql, params = self._params(conn.dialect, (row,))
+        return conn.exec_driver_sql(sql, params[0])
+
+
+_OUTBOX_INSERTS: dict[tuple[str, ...], _DriverMany] = {}  # by the columns given
 _OUTBOX_UPDATE = update(_outbox).where(_outbox.c.id == bindparam("outbox_id"))
 # by dialect, and whether for all platforms (None), one, or several ("in")
 _CLAIM: dict[tuple[str, str | None], Executable] = {}
@@ -1138,6 +1223,50 @@ def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
     return stmt
 
 
+# SQLite, one platform (what the delivery worker's lanes claim): the claim's UPDATE ...
+# RETURNING handed to the driver as it is; the rows come back as the driver gives them,
+# only the payload is decoded.
+_CLAIM_ONE_PLATFORM: dict[str, tuple[_DriverMany, Any]] = {}
+
+
+def _claim_one_platform(conn: Connection, params: dict[str, Any]) -> list[Any]:
+    dialect = conn.dialect
+    found = _CLAIM_ONE_PLATFORM.get(dialect.name)
+    if found is None:
+        claim = _claim_statement(dialect.name, "one")
+        assert isinstance(claim, ClauseElement)
+        statement = _DriverMany(
+            claim,
+            {
+                "now": _outbox.c.next_attempt_at.type,
+                "until": _outbox.c.claimed_until.type,
+                "limit": Integer(),
+                "one_platform": _outbox.c.platform.type,
+            },
+        )
+        payload = _outbox.c.payload.type.dialect_impl(dialect).result_processor(dialect, None)
+        found = _CLAIM_ONE_PLATFORM[dialect.name] = (statement, payload)
+    statement, payload = found
+    rows: list[Any] = list(statement.one(conn, params).all())
+    if payload is None:
+        return rows
+    return [_RawClaimed(r[0], r[1], r[2], r[3], r[4], r[5], payload(r[6]), r[7]) for r in rows]
+
+
+@dataclass(slots=True)
+class _RawClaimed:
+    """A claimed row as the driver returned it (the columns of _CLAIMED_COLUMNS)."""
+
+    id: int
+    platform: str
+    target_kind: str
+    target: str
+    person_id: int | None
+    item_id: int | None
+    payload: Any
+    attempts: int
+
+
 _UNFINISHED_BEFORE = select(
     _outbox.c.id, _outbox.c.platform, _outbox.c.target_kind, _outbox.c.target
 ).where(
@@ -1158,27 +1287,133 @@ _MARK_CLAIMED = (
 _OUTBOX_STATES = select(
     _outbox.c.id, _outbox.c.platform, _outbox.c.target, _outbox.c.person_id, _outbox.c.attempts
 ).where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
-_MARK_SENT = (
+_MARK_SENT = _DriverMany(
     update(_outbox)
     .where(_outbox.c.id == bindparam("outbox_id"))
     .values(
-        status=OutboxStatus.SENT.value,
+        status=literal_column(f"'{OutboxStatus.SENT.value}'", String),
         sent_at=bindparam("sent_at"),
         platform_message_id=bindparam("message_id"),
-        claimed_until=None,
-        last_error=None,
-    )
+        claimed_until=null(),
+        last_error=null(),
+    ),
+    {
+        "outbox_id": _outbox.c.id.type,
+        "sent_at": _outbox.c.sent_at.type,
+        "message_id": _outbox.c.platform_message_id.type,
+    },
 )
 # A ref of a delivered message, written only if the message is still there (purged
 # meanwhile: nothing to point at).
 _REF_COLUMNS = ("platform", "conversation", "message_id", "item_id", "created_at")
-_REF_INSERT = insert(_refs).from_select(
-    [*_REF_COLUMNS, "outbox_id"],
-    select(
-        *(bindparam(c, type_=_refs.c[c].type) for c in _REF_COLUMNS),
-        _outbox.c.id,
-    ).where(_outbox.c.id == bindparam("outbox_id")),
+_REF_INSERT = _DriverMany(
+    insert(_refs).from_select(
+        [*_REF_COLUMNS, "outbox_id"],
+        select(
+            *(bindparam(c, type_=_refs.c[c].type) for c in _REF_COLUMNS),
+            _outbox.c.id,
+        ).where(_outbox.c.id == bindparam("outbox_id")),
+    ),
+    {**{c: _refs.c[c].type for c in _REF_COLUMNS}, "outbox_id": _outbox.c.id.type},
 )
+
+
+class OutboxLedger:
+    """The delivery worker's bookkeeping on a plain connection, without an ORM session:
+    claims, and the outcomes of sends that went through. `Database.ledger()` gives one in
+    a transaction of its own; the outbox repository runs the same statements within a
+    unit of work."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def claim_due(
+        self, now: datetime, *, limit: int, lease: timedelta, platforms: Iterable[str] | None = None
+    ) -> list[ClaimedRow]:
+        """Claims due messages for sending: pending ones, and ones whose lease ran out.
+
+        Messages to one conversation go out in the order they were written: a message is
+        claimed only when every earlier unfinished message to its conversation is claimed
+        with it (one that waits for a retry or is being sent elsewhere holds the rest back).
+        """
+        conn = self.conn
+        dialect = conn.dialect.name
+        until = now + lease
+        params: dict[str, Any] = {"now": now, "limit": limit, "until": until}
+        by_platform: str | None = None
+        if platforms is not None:
+            names = list(platforms)
+            if len(names) == 1:
+                by_platform, params["one_platform"] = "one", names[0]
+            else:
+                by_platform, params["platforms"] = "in", names
+        rows: Sequence[Any]
+        if dialect != "postgresql" and by_platform == "one":
+            rows = _claim_one_platform(conn, params)
+        else:
+            rows = conn.execute(_claim_statement(dialect, by_platform), params).all()
+        counted = 1  # the attempt this claim makes, where not counted in the rows yet
+        if dialect == "postgresql":
+            rows = self._in_order(rows)
+            if rows:
+                conn.execute(_MARK_CLAIMED, {"ids": [r.id for r in rows], "until": until})
+        else:
+            # Claimed in one statement: claims are serialized (SQLite has one writer), so
+            # an earlier unfinished message of a selected one was due and selected too.
+            rows = sorted(rows, key=lambda r: int(r.id))
+            counted = 0
+        return [
+            ClaimedRow(
+                id=r.id,
+                platform=r.platform,
+                target_kind=r.target_kind,
+                target=r.target,
+                person_id=r.person_id,
+                item_id=r.item_id,
+                payload=r.payload,
+                attempts=r.attempts + counted,
+                claimed_until=until,
+            )
+            for r in rows
+        ]
+
+    def _in_order(self, rows: Sequence[Any]) -> list[Any]:
+        """Drops rows behind an earlier unfinished row of their conversation that was not
+        selected with them: one locked by a concurrent claim (SKIP LOCKED skipped it)."""
+        if not rows:
+            return []
+        chosen = {row.id for row in rows}
+        targets = {row.target for row in rows}
+        blocked_from: dict[tuple[str, str, str], int] = {}
+        others = self.conn.execute(
+            _UNFINISHED_BEFORE,
+            {"before": max(chosen), "targets": list(targets), "chosen": list(chosen)},
+        )
+        for row_id, platform, kind, target in others:
+            key = (platform, kind, target)
+            blocked_from[key] = min(row_id, blocked_from.get(key, row_id))
+        return [
+            row
+            for row in rows
+            if row.id < blocked_from.get((row.platform, row.target_kind, row.target), row.id + 1)
+        ]
+
+    def update_row(self, outbox_id: int, **values: Any) -> None:
+        """Sets these columns of one message (one UPDATE)."""
+        self.conn.execute(_OUTBOX_UPDATE, {"outbox_id": outbox_id, **values})
+
+    def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
+        """(outbox id, platform message id) of messages delivered: sent, in one statement."""
+        if sent:
+            _MARK_SENT.run(
+                self.conn, [{"outbox_id": i, "message_id": m, "sent_at": now} for i, m in sent]
+            )
+
+    def add_refs(self, refs: list[dict[str, Any]]) -> None:
+        """Refs of delivered messages given as column values (all of them), at once; one
+        of a message that is gone by now is left out."""
+        if refs:
+            _REF_INSERT.run(self.conn, refs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1215,11 +1450,24 @@ class OutboxRepository(_Repo):
     def add_all(self, messages: Iterable[OutboxMessage]) -> None:
         self.s.add_all(messages)
 
+    def _flushed_connection(self) -> Connection:
+        """The connection, after pending ORM changes were flushed (as `_run` does)."""
+        if self.s.autoflush:
+            self.s.flush()
+        return self._connection()
+
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
         """Inserts outbox rows given as column values (every row the same columns), in
         order, with one prebuilt statement (ids are not needed back)."""
         if rows:
-            self._run(_OUTBOX_INSERT, rows)
+            columns = tuple(rows[0])
+            stmt = _OUTBOX_INSERTS.get(columns)
+            if stmt is None:
+                stmt = _OUTBOX_INSERTS[columns] = _DriverMany(
+                    insert(_outbox).values({c: bindparam(c) for c in columns}),
+                    {c: _outbox.c[c].type for c in columns},
+                )
+            stmt.run(self._flushed_connection(), rows)
 
     def get(self, outbox_id: int) -> OutboxMessage | None:
         return self.s.get(OutboxMessage, outbox_id)
@@ -1227,71 +1475,13 @@ class OutboxRepository(_Repo):
     def claim_due(
         self, now: datetime, *, limit: int, lease: timedelta, platforms: Iterable[str] | None = None
     ) -> list[ClaimedRow]:
-        """Claims due messages for sending: pending ones, and ones whose lease ran out.
-
-        Messages to one conversation go out in the order they were written: a message is
-        claimed only when every earlier unfinished message to its conversation is claimed
-        with it (one that waits for a retry or is being sent elsewhere holds the rest back).
-        """
-        dialect = self._connection().dialect.name
-        until = now + lease
-        params: dict[str, Any] = {"now": now, "limit": limit, "until": until}
-        by_platform: str | None = None
-        if platforms is not None:
-            names = list(platforms)
-            if len(names) == 1:
-                by_platform, params["one_platform"] = "one", names[0]
-            else:
-                by_platform, params["platforms"] = "in", names
-        rows = self._run(_claim_statement(dialect, by_platform), params).all()
-        counted = 1  # the attempt this claim makes, where not counted in the rows yet
-        if dialect == "postgresql":
-            rows = self._in_order(rows)
-            if rows:
-                self._run(_MARK_CLAIMED, {"ids": [r.id for r in rows], "until": until})
-        else:
-            # Claimed in one statement: claims are serialized (SQLite has one writer), so
-            # an earlier unfinished message of a selected one was due and selected too.
-            rows = sorted(rows, key=lambda r: int(r.id))
-            counted = 0
-        if not rows:
-            return []
-        self._expire(OutboxMessage, [r.id for r in rows])
-        return [
-            ClaimedRow(
-                id=r.id,
-                platform=r.platform,
-                target_kind=r.target_kind,
-                target=r.target,
-                person_id=r.person_id,
-                item_id=r.item_id,
-                payload=r.payload,
-                attempts=r.attempts + counted,
-                claimed_until=until,
-            )
-            for r in rows
-        ]
-
-    def _in_order(self, rows: Sequence[Any]) -> list[Any]:
-        """Drops rows behind an earlier unfinished row of their conversation that was not
-        selected with them: one locked by a concurrent claim (SKIP LOCKED skipped it)."""
-        if not rows:
-            return []
-        chosen = {row.id for row in rows}
-        targets = {row.target for row in rows}
-        blocked_from: dict[tuple[str, str, str], int] = {}
-        others = self._run(
-            _UNFINISHED_BEFORE,
-            {"before": max(chosen), "targets": list(targets), "chosen": list(chosen)},
+        """Claims due messages for sending (see OutboxLedger.claim_due)."""
+        rows = OutboxLedger(self._flushed_connection()).claim_due(
+            now, limit=limit, lease=lease, platforms=platforms
         )
-        for row_id, platform, kind, target in others:
-            key = (platform, kind, target)
-            blocked_from[key] = min(row_id, blocked_from.get(key, row_id))
-        return [
-            row
-            for row in rows
-            if row.id < blocked_from.get((row.platform, row.target_kind, row.target), row.id + 1)
-        ]
+        if rows:
+            self._expire(OutboxMessage, [r.id for r in rows])
+        return rows
 
     def states(self, outbox_ids: Iterable[int]) -> dict[int, OutboxState]:
         """The messages among these that still exist, in one query."""
@@ -1306,15 +1496,12 @@ class OutboxRepository(_Repo):
     def mark_sent(self, sent: Sequence[tuple[int, str | None]], now: datetime) -> None:
         """(outbox id, platform message id) of messages delivered: sent, in one statement."""
         if sent:
-            self._run(
-                _MARK_SENT,
-                [{"outbox_id": i, "message_id": m, "sent_at": now} for i, m in sent],
-            )
+            OutboxLedger(self._flushed_connection()).mark_sent(sent, now)
             self._expire(OutboxMessage, [i for i, _ in sent])
 
     def update_row(self, outbox_id: int, **values: Any) -> None:
-        """Sets these columns of one message (one UPDATE, no flush of the unit of work)."""
-        self._run(_OUTBOX_UPDATE, {"outbox_id": outbox_id, **values})
+        """Sets these columns of one message (one UPDATE)."""
+        OutboxLedger(self._flushed_connection()).update_row(outbox_id, **values)
         self._expire(OutboxMessage, [outbox_id])
 
     def release(self, outbox_id: int, *, until: datetime | None = None) -> None:
@@ -1428,7 +1615,7 @@ class OutboxRepository(_Repo):
         """Refs of delivered messages given as column values (all of them), at once; one
         of a message that is gone by now is left out."""
         if refs:
-            self._run(_REF_INSERT, refs)
+            OutboxLedger(self._flushed_connection()).add_refs(refs)
 
     def room_copies(self, item_id: int) -> Sequence[MessageRef]:
         """Where an item shows in rooms: the bridged copies and the message it came from."""
@@ -1670,10 +1857,10 @@ class UnitOfWork:
         self.direct_chats = DirectChatRepository(session)
         self.prompts = ButtonPromptRepository(session)
         self.uploads = UploadRepository(session)
-        self.search = search.SearchRepository(session)
         self.proposals = ProposalRepository(session)
         self.digests = DigestRepository(session)
         self.feeds = FeedRepository(session)
+        self.search = search.SearchRepository(session)
 
     def flush(self) -> None:
         self.session.flush()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
 from bot.delivery import fan_out
-from bot.events import MessageRefIn
+from bot.events import MessageReceived, MessageRefIn
 from bot.message import DeliveryFailed, Message, RateLimited, SendResult, Target
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from store.models import (
@@ -401,9 +401,10 @@ async def test_a_delivered_item_is_found_again_by_reactions_and_replies(world: W
         assert found.item_id == item.id
 
     await world.react("alice", to_alice, "🎉")
+    said = world.adapter.event("carol", "Saw it too!", world.clock.now(), room="sales-room")
+    assert isinstance(said, MessageReceived)
     reply = dataclasses.replace(
-        world.adapter.event("carol", "Saw it too!", world.clock.now(), room="sales-room"),
-        reply_to=MessageRefIn(conversation="sales-room", message_id=to_room.message_id),
+        said, reply_to=MessageRefIn(conversation="sales-room", message_id=to_room.message_id)
     )
     await world.hub.submit(reply)
     await drain(world)
@@ -466,3 +467,40 @@ async def test_a_failing_message_holds_back_its_conversation_until_it_is_dead(
     assert texts(world.adapter, "alice") == ["a2"]
     with world.db.uow() as uow:
         assert uow.outbox.counts() == {OutboxStatus.DEAD: 1, OutboxStatus.SENT: 1}
+
+
+# --- bookkeeping ---------------------------------------------------------------------------
+
+
+async def test_a_fan_out_is_recorded_exactly_as_it_was_sent(world: World) -> None:
+    """The outcomes of a big fan-out are written past the ORM: every message is sent once,
+    with the time and message id of its send, and every copy is findable by its ref."""
+    now = world.clock.now()
+    members = [f"member{i:02d}" for i in range(20)]
+    with world.db.uow() as uow:
+        author = add_person(uow, world, "author")
+        group = create_group(uow, world, "allhands", author, Visibility.OPEN)
+        for name in members:
+            person = add_person(uow, world, name)
+            uow.groups.add_member(person.id, group.id, now=now).notify = NotifyMode.INSTANT
+        item = share(uow, world, group, author, "Q3 figures are out")
+        uow.commit()
+    world.clock.advance(5)
+
+    await drain(world)
+
+    sent = {s.target.address: s.message_id for s in world.adapter.sent}
+    assert sorted(sent) == members  # once each, not to the author
+    with world.db.uow() as uow:
+        rows = uow.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        assert {(r.target, r.status, r.attempts) for r in rows} == {
+            (name, OutboxStatus.SENT, 1) for name in members
+        }
+        assert {r.sent_at for r in rows} == {world.clock.now()}  # aware UTC, as written
+        assert {r.target: r.platform_message_id for r in rows} == sent
+        assert all(r.claimed_until is None and r.last_error is None for r in rows)
+        refs = uow.session.scalars(select(MessageRef)).all()
+        assert {(r.conversation, r.message_id, r.item_id, r.created_at) for r in refs} == {
+            (name, sent[name], item.id, world.clock.now()) for name in members
+        }
+        assert {r.outbox_id for r in refs} == {r.id for r in rows}
