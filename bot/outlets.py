@@ -32,6 +32,8 @@ class OutletLimits:
     url_length: int | None = None  # Mastodon counts every URL as 23 characters
     # Telegram: a caption (text with media) is shorter than a message.
     max_length_with_media: int | None = None
+    # The media types it takes, as MIME prefixes ("image/"); None: any.
+    media_types: tuple[str, ...] | None = None
 
 
 # What each kind takes, as its platform documents it (bytes per file).
@@ -39,7 +41,9 @@ DEFAULT_LIMITS: Mapping[str, OutletLimits] = {
     "mastodon": OutletLimits(
         500, "characters", max_media=4, max_media_bytes=16 * MB, url_length=23
     ),
-    "bluesky": OutletLimits(300, "graphemes", max_media=4, max_media_bytes=1_000_000),
+    "bluesky": OutletLimits(
+        300, "graphemes", max_media=4, max_media_bytes=1_000_000, media_types=("image/",)
+    ),
     "telegram_channel": OutletLimits(
         4096, "characters", max_media=10, max_media_bytes=50 * MB, max_length_with_media=1024
     ),
@@ -107,18 +111,27 @@ def publication_text(text: str, link: str | None) -> str:
 
 @dataclass(frozen=True)
 class LimitProblem:
-    """Why a text or its media do not fit: `what` is length, media or media_size."""
+    """Why a text or its media do not fit: `what` is length, media, media_size or
+    media_type (then `kind` is the refused file's type)."""
 
-    what: Literal["length", "media", "media_size"]
+    what: Literal["length", "media", "media_size", "media_type"]
     limit: int
     actual: int
     unit: Unit = "characters"
+    kind: str = ""
 
 
 def check(
-    limits: OutletLimits, text: str, media_sizes: tuple[int, ...] = ()
+    limits: OutletLimits,
+    text: str,
+    media_sizes: tuple[int, ...] = (),
+    media_types: tuple[str, ...] = (),
 ) -> LimitProblem | None:
     """None when the text and its media fit the outlet; else the first limit they break."""
+    if limits.media_types is not None:
+        for mime in media_types:
+            if not mime.startswith(limits.media_types):
+                return LimitProblem("media_type", 0, 0, kind=mime)
     if len(media_sizes) > limits.max_media:
         return LimitProblem("media", limits.max_media, len(media_sizes))
     too_big = [s for s in media_sizes if limits.max_media_bytes and s > limits.max_media_bytes]

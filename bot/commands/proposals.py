@@ -346,15 +346,18 @@ def on_outlets(ctx: Ctx, cmd: Command) -> None:
 
 
 def _check_limits(
-    ctx: Ctx, spec: OutletSpec, text: str, link_: str | None, sizes: list[int]
+    ctx: Ctx, spec: OutletSpec, text: str, link_: str | None, media: list[tuple[int, str]]
 ) -> None:
     if not text.strip():
         raise UserError("error.proposal_empty", usage_of="propose")
     if len(text) > MAX_TEXT:
         raise UserError("error.text_too_long", max=MAX_TEXT)
-    problem = check(spec.limits, publication_text(text, link_), tuple(sizes))
+    sizes, types = tuple(m[0] for m in media), tuple(m[1] for m in media)
+    problem = check(spec.limits, publication_text(text, link_), sizes, types)
     if problem is None:
         return
+    if problem.what == "media_type":
+        raise UserError("error.proposal_media_type", outlet=spec.name, kind=problem.kind)
     if problem.what == "length":
         raise UserError(
             "error.proposal_too_long",
@@ -382,12 +385,15 @@ def _size(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB" if n >= 1_000_000 else f"{n // 1000} kB"
 
 
-def _item_attachment(ctx: Ctx, proposal_item: int | None) -> tuple[str | None, list[int]]:
+def _item_attachment(
+    ctx: Ctx, proposal_item: int | None
+) -> tuple[str | None, list[tuple[int, str]]]:
+    """The item's link and its files' (size, MIME type)."""
     if proposal_item is None:
         return None, []
     item, _ = ctx.policy.item(proposal_item)
-    sizes = [blob.size for _, blob in ctx.uow.blobs.files_of(item.id)]
-    return item.url, sizes
+    media = [(blob.size, blob.mime_type) for _, blob in ctx.uow.blobs.files_of(item.id)]
+    return item.url, media
 
 
 @command("propose")
@@ -399,8 +405,8 @@ def on_propose(ctx: Ctx, cmd: Command) -> None:
         raise UserError("error.outlet_not_found", outlet=cmd.arg("outlet"))
     text = str(cmd.arg("text") or "").strip()
     item_id = parse_id(str(cmd.flags["item"]), "item") if cmd.flags.get("item") else None
-    link_, sizes = _item_attachment(ctx, item_id)
-    _check_limits(ctx, spec, text, link_, sizes)
+    link_, media = _item_attachment(ctx, item_id)
+    _check_limits(ctx, spec, text, link_, media)
     zone = ctx.core.timezone_of(ctx.person)
     publish_at = None
     if cmd.flags.get("at"):
@@ -655,8 +661,8 @@ def on_revise(ctx: Ctx, cmd: Command) -> None:
     if spec is None:
         raise UserError("error.outlet_not_found", outlet=proposal.outlet)
     text = str(cmd.arg("text") or "").strip()
-    link_, sizes = _item_attachment(ctx, proposal.item_id)
-    _check_limits(ctx, spec, text, link_, sizes)
+    link_, media = _item_attachment(ctx, proposal.item_id)
+    _check_limits(ctx, spec, text, link_, media)
     close_cards(ctx.core, ctx.uow, proposal, ctx.now, "card.revised", author=ctx.person.handle)
     expires = ctx.now + ctx.core.settings.outlets.expiry
     if proposal.publish_at is not None:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from adapters.memory import Sent
 from bot.markup import to_plain
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec, measure
+from store.blobs import StoredBlob
 from store.models import ProposalStatus, ProposalVote
 from tests.bot.conversation import en, other_messenger, refused, say_on
 from tests.harness import World
@@ -416,3 +417,20 @@ async def test_two_threads_approving_and_rejecting_at_once_yield_one_outcome(
     assert len(votes) == 1  # the loser's vote was refused with everything else it did
     told = [s for s in world.adapter.to("alice") if "P1 for newsroom was" in s.message.text]
     assert len(told) == 1
+
+
+async def test_an_outlet_that_takes_only_images_refuses_a_post_with_a_pdf(world: World) -> None:
+    with_outlets(world, OutletSpec("sky", "bluesky", token="t", limits=DEFAULT_LIMITS["bluesky"]))
+    await gatekeepers(world, "bob")
+    await world.say("alice", "/group create marketing Marketing")
+    await world.say("alice", "/share marketing Flyer as PDF")
+    await world.say("alice", "/share marketing Flyer as picture")
+    with world.db.uow() as uow:
+        for item_id, blob, mime in ((1, "b" * 64, "application/pdf"), (2, "c" * 64, "image/png")):
+            uow.blobs.record(StoredBlob(blob, 1000, mime), world.clock.now())
+            uow.blobs.attach(item_id, [(blob, "flyer")])
+        uow.commit()
+    told = await refused(world, "alice", "/propose sky Our flyer --item #1")
+    assert told == en("error.proposal_media_type", outlet="sky", kind="application/pdf")
+    ok = await world.say("alice", "/propose sky Our flyer --item #2")
+    assert "waits for the gatekeepers" in ok.text("alice")
