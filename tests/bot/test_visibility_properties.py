@@ -1,7 +1,7 @@
 """Visibility, proven on random worlds (hypothesis): whoever asks, through whatever read
 path — groups, members, items, comments, search, feed lists, digests, deliveries,
-proposals and their approval cards, pending, buttons — nobody is ever shown anything of
-a group they may not see, and everyone sees what they may.
+proposals and their approval cards, pending, the App Home, buttons — nobody is ever
+shown anything of a group they may not see, and everyone sees what they may.
 
 The worlds mix every role (member, gatekeeper, admin, guest, partner), every kind of
 group (open, closed, secret; with or without externals), arbitrary memberships (even
@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, text
 
+from bot.home import home_of
 from store.db import Database
 from store.models import Base, Comment, Feed, Item, ItemKind, NotifyMode, Role
 from tests.bot.conversation import en
@@ -270,6 +271,10 @@ async def check(db: Database, spec: WorldSpec) -> None:
                 await watch.say(who, f"/feed remove F{f + 1}")
         for p in everyone:  # what the proposals became, seen by everyone
             await watch.say(f"p{p}", "/pending")
+            # The home a messenger shows (Slack's App Home): groups, posts, pending proposals.
+            home = home_of(world.core, "memory", f"p{p}")
+            assert home is not None
+            assert not leaks(repr(home), watch.hidden[f"p{p}"]), home
         # Deliveries: a post reaches only members who may see its group.
         for g in groups:
             for p in everyone:
