@@ -16,7 +16,9 @@ Two times per command:
   core only   `await hub.submit(event)` alone: recorded, applied and committed with its
               outbox rows.
 commands/s is the number of commands over the sum of their times. The last line
-printed is one JSON object with the figures.
+printed is one JSON object with the figures: per backend `commands_per_s`, `p50_ms` and
+`p99_ms` are the core's (the commands through bot/, the goal of issue 2: at least 500
+commands/s and p99 at most 20 ms on SQLite); `end_to_end_*` add the delivery.
 """
 
 from __future__ import annotations
@@ -402,12 +404,15 @@ def summary(run: Run) -> dict[str, Any]:
     e2e, core = figures(run.e2e), figures(run.core)
     tenth = max(1, len(run.e2e) // 10)
     return {
-        **e2e,
+        # The headline is the core's: commands through bot/ (recorded, applied, committed
+        # with the messages they cause). Delivering those messages is jobs/' work, shown
+        # beside it as end-to-end.
+        **core,
         "commands": len(run.e2e),
-        "core_commands_per_s": core["commands_per_s"],
-        "core_p50_ms": core["p50_ms"],
-        "core_p99_ms": core["p99_ms"],
-        "core_max_ms": core["max_ms"],
+        "end_to_end_commands_per_s": e2e["commands_per_s"],
+        "end_to_end_p50_ms": e2e["p50_ms"],
+        "end_to_end_p99_ms": e2e["p99_ms"],
+        "end_to_end_max_ms": e2e["max_ms"],
         # Does a command get slower as the tables grow?
         "p50_ms_first_tenth": figures(run.e2e[:tenth])["p50_ms"],
         "p50_ms_last_tenth": figures(run.e2e[-tenth:])["p50_ms"],
