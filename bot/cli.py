@@ -1,4 +1,5 @@
-"""The `pinwall` command for operators: run, config, db, outbox, doctor, people, privacy."""
+"""The `pinwall` command for operators: run, config, db, outbox, doctor, audit, people,
+privacy, feeds."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from bot import cli_feeds, cli_people
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
-
-LATER: dict[str, str] = {}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -49,9 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", help="write to this file (default: standard output)")
     cli_people.add_parsers(sub)
     cli_feeds.add_parsers(sub)
-    for name, what in LATER.items():
-        later = sub.add_parser(name, help=f"{what} (not in this build yet)")
-        later.add_argument("rest", nargs="*")
     return p
 
 
@@ -79,10 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit_export(settings, args)
         if command in ("people", "privacy"):
             return cli_people.run(settings, args)
-        if command == "feeds":
-            return cli_feeds.run(settings, args)
-        print(f"pinwall {command}: {LATER[command]} is not part of this build yet", file=sys.stderr)
-        return 2
+        assert command == "feeds", command  # argparse admits only the commands above
+        return cli_feeds.run(settings, args)
     except ConfigError as err:
         print(f"pinwall: {err}", file=sys.stderr)
         return 2
