@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bot.config import Settings
+from store.blobs import BlobStore
 from store.models import Account, Membership, Person, Role
 
 GRANTABLE = [Role.MEMBER.value, Role.GATEKEEPER.value, Role.ADMIN.value]
@@ -100,6 +101,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             handle = person.handle
             outcome = privacy.forget(uow, person, now, posts=posts)
             uow.commit()
+            store = BlobStore(settings.data_dir / "blobs")
+            for blob_id in outcome.files:  # after the commit: a rollback keeps the files
+                store.delete(blob_id)
             print(f"{handle} forgotten, now {person.handle} (posts: {posts}); {outcome.summary()}")
             return 0
     except privacy.PrivacyError as err:

@@ -27,6 +27,7 @@ from store.models import (
     AuditEntry,
     Base,
     Comment,
+    Draft,
     InboxEvent,
     InboxStatus,
     Invite,
@@ -123,6 +124,8 @@ class Outcome:
     """What an operation changed, table by table, for the operator's summary."""
 
     counts: dict[str, int] = field(default_factory=dict)
+    # Stored files nothing refers to any more: removed from the blob store after commit.
+    files: list[str] = field(default_factory=list)
 
     def add(self, what: str, n: int) -> None:
         if n:
@@ -264,7 +267,16 @@ def forget(uow: UnitOfWork, person: Person, now: datetime, *, posts: PostsPolicy
         )
         outcome.add("received events deleted", n)
 
+    # Files of their posts (if deleted) and of their unfinished shares.
+    maybe_unused = {
+        f.get("blob_id")
+        for files in s.scalars(select(Draft.files).where(Draft.person_id == person.id))
+        for f in files or ()
+    } - {None}
     if posts == "delete":
+        maybe_unused |= uow.blobs.of_items(
+            s.scalars(select(Item.id).where(Item.author_id == person.id))
+        )
         comment_ids = list(s.scalars(select(Comment.id).where(Comment.author_id == person.id)))
         if comment_ids:
             s.execute(
@@ -291,6 +303,11 @@ def forget(uow: UnitOfWork, person: Person, now: datetime, *, posts: PostsPolicy
         else:
             n = _changed(s, update(table).where(column == person.id).values({column.name: None}))
             outcome.add(f"{table.name} unlinked", n)
+
+    s.flush()
+    outcome.files = sorted(uow.blobs.unreferenced(str(b) for b in maybe_unused))
+    uow.blobs.forget(outcome.files)
+    outcome.add("files deleted", len(outcome.files))
 
     # The audit log: same entries, the pseudonym where the handle was.
     entries = s.scalars(

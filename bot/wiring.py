@@ -175,7 +175,7 @@ def build(
     ticks.append(Tick("feeds", every=2, run=feeds.tick))  # free until a feed is due or added
     from jobs.retention import EVERY, Retention, RetentionJob
 
-    retention = RetentionJob(db, Retention.from_settings(settings))
+    retention = RetentionJob(db, Retention.from_settings(settings), hub.blobs)
     ticks.append(Tick("retention", every=EVERY, run=retention.tick))
     ticks.append(_publish_job(settings, hub).tick())  # approved proposals, to their outlets
     return Program(settings, db, core, hub, worker, console, lock, previews, ticks)

@@ -4,11 +4,13 @@ Per kind (settings `retention_*_days`, 0 keeps): feed entries, posts (with their
 comments, reactions and search entries, by cascade), audit entries, and received
 messenger events (kept only to recognise a redelivery). Deleting goes in batches, each
 its own short transaction, so a first run over years of data never holds the database
-for long; what a run deleted is written to the audit log.
+for long; what a run deleted is written to the audit log. Stored files that nothing refers
+to any more (their posts deleted) are removed from the blob store too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,12 +19,14 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from bot.config import Settings
+from store.blobs import BlobStore
 from store.db import Database
 from store.models import AuditEntry, InboxEvent, InboxStatus, Item, ItemKind
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+FILE_GRACE = timedelta(days=1)
 EVERY = 3600.0  # seconds between runs
 
 
@@ -60,7 +64,25 @@ def _batches(db: Database, model: Any, id_column: Any, *where: Any) -> int:
             return deleted
 
 
-def apply(db: Database, retention: Retention, now: datetime) -> dict[str, int]:
+def collect_files(db: Database, store: BlobStore, now: datetime) -> int:
+    """Deletes the stored files no post and no unfinished share refers to any more (their
+    posts deleted, by retention or `privacy forget`), once they are a day old: a file a
+    messenger adapter has just stored is referenced only when its share is applied."""
+    candidates = list(store.stored_before((now - FILE_GRACE).timestamp()))
+    removed = 0
+    for start in range(0, len(candidates), BATCH):
+        with db.uow() as uow:
+            gone = uow.blobs.unreferenced(candidates[start : start + BATCH])
+            uow.blobs.forget(gone)
+            uow.commit()
+        for blob_id in gone:  # the records first: a crash here leaves a file, not a hole
+            removed += store.delete(blob_id)
+    return removed
+
+
+def apply(
+    db: Database, retention: Retention, now: datetime, store: BlobStore | None = None
+) -> dict[str, int]:
     """Deletes what is past its time; returns how many of each kind."""
     done: dict[str, int] = {}
 
@@ -94,6 +116,8 @@ def apply(db: Database, retention: Retention, now: datetime) -> dict[str, int]:
         InboxEvent.status != InboxStatus.RECEIVED,  # one not yet applied waits for its turn
         InboxEvent.received_at < cutoff(retention.inbox_days),
     )
+    if store is not None:
+        done["files"] = collect_files(db, store, now)
     done = {k: v for k, v in done.items() if v}
     if done:
         with db.uow() as uow:
@@ -112,11 +136,10 @@ def apply(db: Database, retention: Retention, now: datetime) -> dict[str, int]:
 class RetentionJob:
     """The scheduler's tick: the database work in a worker thread."""
 
-    def __init__(self, db: Database, retention: Retention) -> None:
+    def __init__(self, db: Database, retention: Retention, store: BlobStore | None = None) -> None:
         self.db = db
         self.retention = retention
+        self.store = store
 
     async def tick(self, now: datetime) -> dict[str, int]:
-        import asyncio
-
-        return await asyncio.to_thread(apply, self.db, self.retention, now)
+        return await asyncio.to_thread(apply, self.db, self.retention, now, self.store)

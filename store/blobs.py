@@ -10,7 +10,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -139,3 +139,22 @@ class BlobStore:
 
     def read(self, blob_id: str) -> bytes:
         return self.path(blob_id).read_bytes()
+
+    def stored_before(self, cutoff: float) -> Iterator[str]:
+        """The ids of the files last written before `cutoff` (a Unix time)."""
+        if not self.root.is_dir():
+            return
+        for top in self.root.iterdir():
+            if top == self.tmp or not top.is_dir():
+                continue
+            for path in top.glob("*/*"):
+                if valid_blob_id(path.name) and path.stat().st_mtime < cutoff:
+                    yield path.name
+
+    def delete(self, blob_id: str) -> bool:
+        """Removes a file (its last reference went); False when it was not there."""
+        try:
+            self.path(blob_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -1673,6 +1673,36 @@ class BlobRepository(_Repo):
         rows = self.s.execute(_FILES_OF, {"item_id": item_id}).all()
         return [(f, b) for f, b in rows]
 
+    def unreferenced(self, blob_ids: Iterable[str]) -> set[str]:
+        """Those of these files that no post and no unfinished share refers to any more."""
+        candidates = set(blob_ids)
+        if not candidates:
+            return set()
+        used = set(
+            self.s.scalars(
+                select(ItemFile.blob_id).where(ItemFile.blob_id.in_(candidates)).distinct()
+            )
+        )
+        for files in self.s.scalars(select(Draft.files)):
+            used.update(f.get("blob_id") for f in files or ())
+        return candidates - used
+
+    def forget(self, blob_ids: Iterable[str]) -> int:
+        """Deletes the records of files (their uploads to messengers go with them)."""
+        ids = list(blob_ids)
+        if not ids:
+            return 0
+        result = self.s.execute(
+            delete(Blob).where(Blob.id.in_(ids)), execution_options={"synchronize_session": False}
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    def of_items(self, item_ids: Iterable[int]) -> set[str]:
+        ids = list(item_ids)
+        if not ids:
+            return set()
+        return set(self.s.scalars(select(ItemFile.blob_id).where(ItemFile.item_id.in_(ids))))
+
     def shown_in_groups(self, blob_id: str) -> list[int]:
         """The groups whose posts carry this file (who may fetch it)."""
         return list(

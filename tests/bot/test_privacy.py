@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from jobs.retention import Retention, apply
+from store.blobs import BlobStore
 from store.models import AuditEntry, Comment, InboxEvent, Item, OutboxMessage, Person
 from tests.bot.conversation import en
+from tests.fakes.telegram import png_bytes
 from tests.harness import World
 
 Pinwall = Callable[..., tuple[int, str, str]]
@@ -231,3 +233,47 @@ async def test_retention_deletes_by_kind_and_age(world: World) -> None:
         texts = [i.text for i in uow.session.scalars(select(Item))]
         assert texts == ["Poster draft for the station"]
         assert uow.audit.newest(1)[0].action == "retention.applied"
+
+
+def _attach(world: World, store: BlobStore, item_id: int, *files: bytes) -> list[str]:
+    blobs = [store.put(data) for data in files]
+    with world.db.uow() as uow:
+        for blob in blobs:
+            uow.blobs.record(blob, world.clock.now())
+        uow.blobs.attach(item_id, [(blob.id, "poster.png") for blob in blobs])
+        uow.commit()
+    return [blob.id for blob in blobs]
+
+
+async def test_forget_with_deleted_posts_removes_their_files_unless_shared(
+    world: World, pinwall: Pinwall, tmp_path: Path
+) -> None:
+    await _marketing(world)
+    await world.say("bob", "/share marketing The same poster, reposted")
+    store = BlobStore(tmp_path / "data" / "blobs")
+    hers, shared = _attach(world, store, 1, png_bytes(4, 4), png_bytes(8, 8))
+    _attach(world, store, 2, png_bytes(8, 8))  # bob's post carries the same file
+
+    code, out, _ = pinwall("privacy", "forget", "alice", "--yes", "--posts", "delete")
+    assert code == 0
+    assert "files deleted 1" in out
+    assert not store.exists(hers)
+    assert store.exists(shared)
+    with world.db.uow() as uow:
+        assert uow.blobs.get(hers) is None
+        assert uow.blobs.get(shared) is not None
+
+
+async def test_retention_removes_the_files_of_deleted_posts(world: World, tmp_path: Path) -> None:
+    await _marketing(world)
+    store = BlobStore(tmp_path / "blobs")
+    [blob] = _attach(world, store, 1, png_bytes(4, 4))
+    stray = store.put(b"a download whose share never happened").id
+    now = world.clock.now()
+    assert apply(world.db, Retention(posts_days=1), now, store) == {}  # the post is young
+    later = now + timedelta(days=400)
+    done = apply(world.db, Retention(posts_days=365), later, store)
+    assert done["posts"] == 1
+    assert done["files"] == 2
+    assert not store.exists(blob)
+    assert not store.exists(stray)
