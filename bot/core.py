@@ -304,11 +304,12 @@ class Core:
             uow.commit()
             return row_id is not None
 
-    def apply_recorded(self, limit: int = 100) -> int:
-        """Applies events that were recorded but not yet applied (also after a crash)."""
+    def apply_recorded(self, limit: int = 100, received_before: datetime | None = None) -> int:
+        """Applies events that were recorded but not yet applied (also after a crash);
+        `received_before` leaves the newest to the adapter that is applying them now."""
         done = 0
         with self.db.uow() as uow:
-            ids = [row.id for row in uow.inbox.unapplied(limit)]
+            ids = [row.id for row in uow.inbox.unapplied(limit, received_before)]
         for row_id in ids:
             with self.db.uow() as uow:
                 row = uow.inbox.lock(row_id)

@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from bot.core import Core
@@ -175,8 +176,8 @@ class Hub:
             self.metrics.events.labels(event.meta.platform, "duplicate").inc()
         return fresh
 
-    async def apply_recorded(self) -> int:
-        done = await self.call(self.core.apply_recorded)
+    async def apply_recorded(self, received_before: datetime | None = None) -> int:
+        done = await self.call(self.core.apply_recorded, 100, received_before)
         if done:
             self.metrics.events.labels("all", "applied").inc(done)
             self.wake()

@@ -13,7 +13,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 import uvicorn
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pinwall")
 
 BUILT_ADAPTERS = ("telegram", "slack", "matrix")
+STRAGGLER_AGE = timedelta(seconds=30)
 COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
 
 
@@ -175,6 +176,12 @@ def build(
     ticks.append(Tick("feeds", every=2, run=feeds.tick))  # free until a feed is due or added
     from jobs.retention import EVERY, Retention, RetentionJob
 
+    async def apply_stragglers(now: datetime) -> int:
+        """Events recorded (and acknowledged to their messenger) whose applying failed for
+        a passing reason are applied here, not only at the next start."""
+        return await hub.apply_recorded(received_before=now - STRAGGLER_AGE)
+
+    ticks.append(Tick("inbox", every=STRAGGLER_AGE.total_seconds(), run=apply_stragglers))
     retention = RetentionJob(db, Retention.from_settings(settings), hub.blobs)
     ticks.append(Tick("retention", every=EVERY, run=retention.tick))
     ticks.append(_publish_job(settings, hub).tick())  # approved proposals, to their outlets

@@ -1053,13 +1053,13 @@ class InboxRepository(_Repo):
             q = q.with_for_update(skip_locked=True)
         return self.s.scalar(q)
 
-    def unapplied(self, limit: int = 100) -> Sequence[InboxEvent]:
-        return self.s.scalars(
-            select(InboxEvent)
-            .where(InboxEvent.status == InboxStatus.RECEIVED)
-            .order_by(InboxEvent.id)
-            .limit(limit)
-        ).all()
+    def unapplied(
+        self, limit: int = 100, received_before: datetime | None = None
+    ) -> Sequence[InboxEvent]:
+        query = select(InboxEvent).where(InboxEvent.status == InboxStatus.RECEIVED)
+        if received_before is not None:
+            query = query.where(InboxEvent.received_at < received_before)
+        return self.s.scalars(query.order_by(InboxEvent.id).limit(limit)).all()
 
 
 _UNFINISHED = (OutboxStatus.PENDING, OutboxStatus.SENDING)

@@ -61,6 +61,7 @@ from store.models import (
 )
 from store.uow import UnitOfWork
 from tests.fakes.platform import FakePlatform, FakePlatformAdapter
+from tests.harness import World
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("telegram", "slack", "matrix")
@@ -738,3 +739,22 @@ async def test_a_graceful_stop_finishes_the_sends_in_flight_and_keeps_the_rest(
         f"{by_status[OutboxStatus.SENT]} sent, {by_status[OutboxStatus.PENDING]} pending, "
         f"0 sending"
     )
+
+
+async def test_a_recorded_event_whose_applying_failed_is_applied_by_the_next_tick(
+    world: World,
+) -> None:
+    """An adapter recorded and acknowledged an event, then applying it failed for a
+    passing reason: the scheduler's inbox tick applies it, once it is older than the
+    events adapters are still applying themselves."""
+    event = world.adapter.event("alice", "/group create late Late", world.clock.now())
+    assert await world.hub.record(event)
+    newest = world.adapter.event("bob", "/groups", world.clock.now())
+    world.clock.advance(31)
+    assert await world.hub.record(newest)
+    cutoff = world.clock.now() - timedelta(seconds=30)
+    assert await world.hub.apply_recorded(received_before=cutoff) == 1
+    assert await world.hub.apply_recorded(received_before=cutoff) == 0
+    with world.db.uow() as uow:
+        assert uow.groups.by_slug("late") is not None
+    assert await world.hub.apply_recorded() == 1  # the newest, at its turn
