@@ -6,7 +6,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import access, grammar
@@ -39,6 +39,14 @@ from store.models import (
 from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+
+# How long a reaction on a message Pinwall does not know yet may wait for that message's
+# send to be recorded (see Core._reaction_too_early).
+REACTION_WAIT = timedelta(minutes=2)
+
+
+class Deferred(Exception):
+    """The event cannot be applied yet: it stays recorded and a later tick applies it."""
 
 
 @dataclass(frozen=True)
@@ -306,7 +314,8 @@ class Core:
 
     def apply_recorded(self, limit: int = 100, received_before: datetime | None = None) -> int:
         """Applies events that were recorded but not yet applied (also after a crash);
-        `received_before` leaves the newest to the adapter that is applying them now."""
+        `received_before` leaves the newest to the adapter that is applying them now.
+        Returns how many were applied (an event that must wait longer is not counted)."""
         done = 0
         with self.db.uow() as uow:
             ids = [row.id for row in uow.inbox.unapplied(limit, received_before)]
@@ -315,21 +324,29 @@ class Core:
                 row = uow.inbox.lock(row_id)
                 if row is None or row.status != InboxStatus.RECEIVED:
                     continue
-                self._apply_in(uow, row_id, load_event(row.payload), self.clock.now(), mark=True)
-                done += 1
+                done += self._apply_in(
+                    uow, row_id, load_event(row.payload), self.clock.now(), mark=True
+                )
         return done
 
     def _apply_in(
         self, uow: UnitOfWork, row_id: int, event: Event, now: datetime, *, mark: bool
-    ) -> None:
-        """Applies the event; on a UserError or a crash, keeps nothing but the answer."""
+    ) -> bool:
+        """Applies the event; on a UserError or a crash, keeps nothing but the answer.
+        False when it must wait (Deferred): then it stays recorded, not applied."""
         meta = event.meta
         try:
             self._dispatch(uow, event, now)
             if mark:
                 uow.inbox.mark(row_id, InboxStatus.APPLIED, now)
             uow.commit()
-            return
+            return True
+        except Deferred:
+            uow.rollback()
+            if not mark:  # the rollback took the row written as applied: record it anew
+                uow.inbox.record(meta.platform, meta.event_id, dump_event(event), now)
+                uow.commit()
+            return False
         except UserError as err:
             uow.rollback()
             failure: UserError | None = err
@@ -364,6 +381,7 @@ class Core:
             text = t("error.incident", incident=incident)
         self.answer(uow, event, Message(text=text), person.id if person else None, now)
         uow.commit()
+        return True
 
     def _inbox_id(self, uow: UnitOfWork, event: Event) -> int:
         row = uow.inbox.get(event.meta.platform, event.meta.event_id)
@@ -416,8 +434,22 @@ class Core:
                     raise UserError("error.button_expired")
                 handler(ctx, value)
             case ReactionAdded():
+                if self._reaction_too_early(uow, event, now):
+                    raise Deferred
                 for handle_reaction in ON_REACTION:
                     handle_reaction(ctx, event)
+
+    def _reaction_too_early(self, uow: UnitOfWork, event: ReactionAdded, now: datetime) -> bool:
+        """A reaction on a message Pinwall does not know yet, while a send on that
+        messenger is in flight: the reacted message may be the one being sent (its id is
+        recorded once the send is), so the reaction waits for the next inbox tick rather
+        than being lost. Not for ever: after REACTION_WAIT it is taken as it is."""
+        if now - event.meta.time > REACTION_WAIT:
+            return False
+        m = event.message
+        if uow.outbox.find_ref(event.meta.platform, m.conversation, m.message_id) is not None:
+            return False
+        return uow.outbox.sending_on(event.meta.platform)
 
     def _answers_prompt(self, ctx: Ctx, event: MessageReceived) -> bool:
         """A plain direct message (not a command, not a share) after the bot asked the

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pinwall")
 
 BUILT_ADAPTERS = ("telegram", "slack", "matrix")
-STRAGGLER_AGE = timedelta(seconds=30)
+STRAGGLER_AGE = timedelta(seconds=10)
 COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
 
 

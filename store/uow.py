@@ -1629,6 +1629,19 @@ class OutboxRepository(_Repo):
             .order_by(MessageRef.id)
         ).all()
 
+    def sending_on(self, platform: str) -> bool:
+        """Whether a message to this messenger is being sent right now (claimed, its
+        outcome not yet recorded)."""
+        found = self.s.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.platform == platform,
+            )
+            .limit(1)
+        )
+        return found is not None
+
     def find_ref(self, platform: str, conversation: str, message_id: str) -> MessageRef | None:
         return self.s.scalar(
             select(MessageRef).where(

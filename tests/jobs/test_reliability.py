@@ -41,6 +41,7 @@ from bot.core import Core
 from bot.events import Event
 from bot.message import Message, Target
 from bot.runtime import Hub
+from bot.wiring import STRAGGLER_AGE
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, Rate, RateLimiter
 from store.db import Database
@@ -758,3 +759,55 @@ async def test_a_recorded_event_whose_applying_failed_is_applied_by_the_next_tic
     with world.db.uow() as uow:
         assert uow.groups.by_slug("late") is not None
     assert await world.hub.apply_recorded() == 1  # the newest, at its turn
+
+
+async def test_a_reaction_on_a_message_still_being_recorded_waits_instead_of_being_lost(
+    world: World,
+) -> None:
+    """A ✅ can arrive between a send and the record of its message id: while a send on
+    that messenger is in flight, a reaction on an unknown message waits for the inbox
+    tick; then it counts on the post the message turned out to be."""
+    await world.say("admin", "/group create marketing Marketing")
+    await world.say("alice", "/join marketing")
+    await world.say("alice", "/notify marketing instant")
+    await world.say("bob", "/join marketing")
+    await world.say("bob", "/share marketing Poster draft")
+    [copy] = [s for s in world.adapter.to("alice") if s.message.meta.get("item") == 1]
+    now = world.clock.now()
+    with world.db.uow() as uow:  # as if that copy's send were still being recorded
+        ref = uow.outbox.find_ref("memory", "alice", copy.message_id)
+        assert ref is not None
+        uow.session.delete(ref)
+        in_flight = uow.session.get(OutboxMessage, ref.outbox_id)
+        assert in_flight is not None
+        in_flight.status = OutboxStatus.SENDING
+        uow.commit()
+
+    await world.hub.submit(world.adapter.react("alice", copy, "👍", now))
+    with world.db.uow() as uow:
+        assert uow.inbox.unapplied() != []  # recorded, waiting
+        assert uow.items.stats([1])[1].reactions == 0
+        uow.outbox.add_ref(
+            platform="memory",
+            conversation="alice",
+            message_id=copy.message_id,
+            item_id=1,
+            outbox_id=in_flight.id,
+            now=now,
+        )
+        uow.session.get(OutboxMessage, in_flight.id).status = OutboxStatus.SENT  # type: ignore[union-attr]
+        uow.commit()
+    world.clock.advance(11)
+    assert await world.hub.apply_recorded(received_before=world.clock.now() - STRAGGLER_AGE) == 1
+    with world.db.uow() as uow:
+        assert uow.items.stats([1])[1].reactions == 1
+
+
+async def test_a_reaction_on_an_unknown_message_with_nothing_in_flight_is_taken_at_once(
+    world: World,
+) -> None:
+    await world.say("admin", "/group create marketing Marketing")
+    [answer] = world.adapter.to("admin")
+    await world.hub.submit(world.adapter.react("admin", answer, "👍", world.clock.now()))
+    with world.db.uow() as uow:
+        assert uow.inbox.unapplied() == []
