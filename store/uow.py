@@ -625,6 +625,7 @@ class ItemLine:
     author_handle: str | None
     comments: int
     reactions: int
+    site_name: str | None = None  # a feed entry's feed
 
 
 _ITEM_LINES = (
@@ -643,6 +644,7 @@ _ITEM_LINES = (
         .where(_reactions.c.item_id == _items.c.id)
         .correlate(_items)
         .scalar_subquery(),
+        _items.c.site_name,
     )
     .select_from(_items)
     .outerjoin(_people, _people.c.id == _items.c.author_id)

@@ -76,10 +76,10 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
         text = _snippet(" — ".join(p for p in (title, item.text.strip()) if p) or item.url or "")
         lines.append(
             ctx.t(
-                "search.item_line",
+                "search.item_line" if item.author_id else "search.feed_line",
                 item=show_id(item.id, "item"),
                 group=group,
-                author=authors.get(item.author_id or 0, "feed"),
+                author=authors.get(item.author_id or 0, item.site_name or "Feed"),
                 text=text,
             )
         )

@@ -137,11 +137,11 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         summary = item.text.strip().split("\n")[0][:120]
         lines.append(
             ctx.t(
-                "items.line",
+                "items.line" if item.author_handle else "items.line_feed",
                 item=show_id(item.id, "item"),
-                author=item.author_handle or "feed",
+                author=item.author_handle or item.site_name or "Feed",
                 when=ctx.t.datetime(item.created_at, tz),
-                text=summary,
+                text=summary or item.title or "",
             )
         )
         if item.url:

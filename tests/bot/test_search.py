@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from store.models import Item, ItemKind
 from store.search import query_groups, stems, terms_of
 from tests.bot.conversation import en, other_messenger, refused, say_on
 from tests.harness import World
@@ -165,3 +166,26 @@ async def test_search_syntax_in_a_query_is_only_words(world: World) -> None:
         "NEAR station",
     ):
         assert "#1" in (await world.say("alice", f"/search {query}")).text("alice"), query
+
+
+async def test_a_feed_entry_is_shown_with_its_feed_not_as_a_person(world: World) -> None:
+    await _boards(world)
+    with world.db.uow() as uow:
+        uow.items.add(
+            Item(
+                group_id=1,
+                kind=ItemKind.FEED_ENTRY,
+                text="Neue Plakate überall",
+                title="Plakatwoche",
+                url="https://news.example.com/1",
+                site_name="Acme News",
+                source_platform="feed",
+                created_at=world.clock.now(),
+            )
+        )
+        uow.commit()
+    found = (await world.say("alice", "/search plakat")).text("alice")
+    assert "#1 · Marketing · Acme News: Plakatwoche — Neue Plakate überall" in found
+    listing = (await world.say("alice", "/items marketing")).text("alice")
+    assert "#1 · Acme News · " in listing
+    assert "@" not in listing.splitlines()[1]
