@@ -50,13 +50,16 @@ from store.digests import DigestRepository
 from store.feeds import FeedRepository
 from store.models import (
     Account,
+    ApprovalCard,
     AuditEntry,
     Blob,
     ButtonPrompt,
     Comment,
     Cursor,
+    DigestWatermark,
     DirectChat,
     Draft,
+    Feed,
     Group,
     InboxEvent,
     InboxStatus,
@@ -74,6 +77,8 @@ from store.models import (
     Person,
     PreviewStatus,
     Prompt,
+    Proposal,
+    ProposalVote,
     Reaction,
     Role,
     Room,
@@ -404,6 +409,49 @@ class PersonRepository(_Repo):
             update(OutboxMessage)
             .where(OutboxMessage.person_id == source.id)
             .values(person_id=target.id)
+        )
+        # Proposals stay theirs (four eyes: the linked person still may not approve their
+        # own), and so do their votes, cards and the feeds they added.
+        s.execute(
+            update(Proposal).where(Proposal.author_id == source.id).values(author_id=target.id)
+        )
+        s.execute(
+            update(ApprovalCard)
+            .where(ApprovalCard.person_id == source.id)
+            .values(person_id=target.id)
+        )
+        s.execute(update(Feed).where(Feed.added_by == source.id).values(added_by=target.id))
+        voted = aliased(ProposalVote)
+        s.execute(
+            delete(ProposalVote)
+            .where(
+                ProposalVote.gatekeeper_id == source.id,
+                exists().where(
+                    voted.gatekeeper_id == target.id,
+                    voted.proposal_id == ProposalVote.proposal_id,
+                    voted.revision == ProposalVote.revision,
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        s.execute(
+            update(ProposalVote)
+            .where(ProposalVote.gatekeeper_id == source.id)
+            .values(gatekeeper_id=target.id)
+            .execution_options(synchronize_session=False)
+        )
+        # What their digests already covered, where the target's did not track the group.
+        marked = aliased(DigestWatermark)
+        s.execute(
+            update(DigestWatermark)
+            .where(
+                DigestWatermark.person_id == source.id,
+                ~exists().where(
+                    marked.person_id == target.id, marked.group_id == DigestWatermark.group_id
+                ),
+            )
+            .values(person_id=target.id)
+            .execution_options(synchronize_session=False)
         )
         s.execute(delete(Person).where(Person.id == source.id))
         s.expire_all()

@@ -15,7 +15,7 @@ from bot.markup import to_plain
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec, measure
 from store.blobs import StoredBlob
 from store.models import ProposalStatus, ProposalVote
-from tests.bot.conversation import en, other_messenger, refused, say_on
+from tests.bot.conversation import code_in, en, other_messenger, refused, say_on
 from tests.harness import World
 
 
@@ -434,3 +434,21 @@ async def test_an_outlet_that_takes_only_images_refuses_a_post_with_a_pdf(world:
     assert told == en("error.proposal_media_type", outlet="sky", kind="application/pdf")
     ok = await world.say("alice", "/propose sky Our flyer --item #2")
     assert "waits for the gatekeepers" in ok.text("alice")
+
+
+async def test_linking_accounts_keeps_proposals_and_votes_with_the_person(world: World) -> None:
+    """Alice proposes from her Slack account (a person of its own until linked), then links
+    it to her main account, a gatekeeper's: four eyes still see her as the author."""
+    slack = other_messenger(world, "slack")
+    await gatekeepers(world, "alice", "bob")
+    await say_on(world, slack, "U1", "/propose newsroom Our new store")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    await say_on(world, slack, "U1", f"/link {code}")
+    assert await refused(world, "alice", "/approve P1") == en("error.own_proposal")
+    with world.db.uow() as uow:
+        proposal = uow.proposals.get(1)
+        alice = uow.people.by_handle("alice")
+        assert proposal is not None
+        assert alice is not None
+        assert proposal.author_id == alice.id
+    assert "approved" in (await world.say("bob", "/approve P1")).text("bob")
