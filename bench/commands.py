@@ -35,16 +35,14 @@ import pstats
 import random
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from adapters.memory import MemoryAdapter
 from bot.clock import FakeClock
@@ -54,9 +52,10 @@ from jobs.delivery import DeliveryWorker
 from store.db import Database
 from store.models import InboxEvent, InboxStatus, Item, Membership
 
-PG_ADMIN_URL = os.environ.get(
-    "PINWALL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+# bench/ is not an installed package: run as a script, the repository root is needed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch import PG_ADMIN_URL, postgres_unreachable, scratch_database
+
 SEED = 20261127
 PEOPLE = 200
 GROUP_NAMES = (
@@ -336,49 +335,9 @@ def check(db: Database, town: Town, *, shares: int) -> None:
         raise SystemExit("benchmark run went wrong: " + "; ".join(problems))
 
 
-def run_sqlite(n: int, profile: Path | None) -> Run:
-    with tempfile.TemporaryDirectory(prefix="pinwall-bench-") as tmp:
-        db = Database(f"sqlite:///{Path(tmp) / 'pinwall.db'}")
-        try:
-            db.upgrade()
-            return asyncio.run(run_backend("sqlite", db, n, profile))
-        finally:
-            db.dispose()
-
-
-def postgres_unreachable() -> str | None:
-    try:
-        engine = create_engine(
-            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-            connect_args={"connect_timeout": 3},
-        )
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-    return None
-
-
-def run_postgresql(n: int, profile: Path | None) -> Run:
-    name = f"pinwall_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        db = Database(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
-        try:
-            db.upgrade()
-            return asyncio.run(run_backend("postgresql", db, n, profile))
-        finally:
-            db.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def run_on(backend: str, n: int, profile: Path | None) -> Run:
+    with scratch_database(backend) as db:
+        return asyncio.run(run_backend(backend, db, n, profile))
 
 
 # --- figures -------------------------------------------------------------------------
@@ -521,11 +480,11 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     out: dict[str, dict[str, Any] | None] = {"sqlite": None, "postgresql": None}
     if args.backend in ("sqlite", "both"):
-        runs.append(run_sqlite(args.commands, profile_path("sqlite")))
+        runs.append(run_on("sqlite", args.commands, profile_path("sqlite")))
     if args.backend in ("postgresql", "both"):
         reason = postgres_unreachable()
         if reason is None:
-            runs.append(run_postgresql(args.commands, profile_path("postgresql")))
+            runs.append(run_on("postgresql", args.commands, profile_path("postgresql")))
         else:
             print(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({reason}): no figures for it")
     for run in runs:

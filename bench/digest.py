@@ -24,17 +24,14 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import random
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from adapters.memory import MemoryAdapter
 from bot.clock import FakeClock
@@ -56,9 +53,10 @@ from store.models import (
     Reaction,
 )
 
-PG_ADMIN_URL = os.environ.get(
-    "PINWALL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+# bench/ is not an installed package: run as a script, the repository root is needed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.scratch import PG_ADMIN_URL, postgres_unreachable, scratch_database
+
 SEED = 20261127
 GROUPS = 20
 POSTS_PER_GROUP = 200
@@ -231,49 +229,9 @@ async def run_backend(backend: str, db: Database, people: int) -> dict[str, Any]
     }
 
 
-def run_sqlite(people: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="pinwall-bench-") as tmp:
-        db = Database(f"sqlite:///{Path(tmp) / 'pinwall.db'}")
-        try:
-            db.upgrade()
-            return asyncio.run(run_backend("sqlite", db, people))
-        finally:
-            db.dispose()
-
-
-def postgres_unreachable() -> str | None:
-    try:
-        engine = create_engine(
-            PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-            connect_args={"connect_timeout": 3},
-        )
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-    return None
-
-
-def run_postgresql(people: int) -> dict[str, Any]:
-    name = f"pinwall_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        db = Database(f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}")
-        try:
-            db.upgrade()
-            return asyncio.run(run_backend("postgresql", db, people))
-        finally:
-            db.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def run_on(backend: str, people: int) -> dict[str, Any]:
+    with scratch_database(backend) as db:
+        return asyncio.run(run_backend(backend, db, people))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,11 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     runs: dict[str, dict[str, Any] | None] = {"sqlite": None, "postgresql": None}
     if args.backend in ("sqlite", "both"):
-        runs["sqlite"] = run_sqlite(args.people)
+        runs["sqlite"] = run_on("sqlite", args.people)
     if args.backend in ("postgresql", "both"):
         reason = postgres_unreachable()
         if reason is None:
-            runs["postgresql"] = run_postgresql(args.people)
+            runs["postgresql"] = run_on("postgresql", args.people)
         else:
             print(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({reason}): no figures for it")
     print(f"{'backend':<12}{'build_s':>10}{'load_s':>10}{'digests':>10}{'ms/digest':>12}")
