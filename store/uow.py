@@ -359,13 +359,12 @@ class PersonRepository(_Repo):
         """Move everything of `source` to `target` (account linking), then delete source.
 
         Accounts, posts, comments, reactions, drafts, memberships (a moderator stays one),
-        invites and groups they created, and messages queued for them move; a pending
+        invites and groups they created, messages queued for them, their proposals, votes,
+        approval cards, the feeds they added and what their digests covered move (four
+        eyes: the linked person still may not approve their own proposal); a pending
         prompt and a link code of the source go with it.
         """
         s = self.s
-        s.execute(update(Account).where(Account.person_id == source.id).values(person_id=target.id))
-        s.execute(update(Item).where(Item.author_id == source.id).values(author_id=target.id))
-        s.execute(update(Comment).where(Comment.author_id == source.id).values(author_id=target.id))
         for m in s.scalars(select(Membership).where(Membership.person_id == source.id)).all():
             existing = s.get(Membership, (target.id, m.group_id))
             if existing is None:
@@ -382,79 +381,44 @@ class PersonRepository(_Repo):
                 existing.moderator = existing.moderator or m.moderator
             s.delete(m)
         s.flush()
-        # Reactions move too, but one the target already made on the item stays single.
-        theirs = aliased(Reaction)
-        s.execute(
-            delete(Reaction)
-            .where(
-                Reaction.person_id == source.id,
-                exists().where(
-                    theirs.person_id == target.id,
-                    theirs.item_id == Reaction.item_id,
-                    theirs.emoji == Reaction.emoji,
-                ),
-            )
-            .execution_options(synchronize_session=False)
+        for column in (
+            Account.person_id,
+            Item.author_id,
+            Comment.author_id,
+            Draft.person_id,
+            Invite.created_by,
+            Group.created_by,
+            OutboxMessage.person_id,
+            Proposal.author_id,
+            ApprovalCard.person_id,
+            Feed.added_by,
+        ):
+            s.execute(update(column.class_).where(column == source.id).values({column: target.id}))
+        # Where the target already has the same row (a reaction to the same post, a vote on
+        # the same revision, a digest watermark of the same group), the target's stays.
+        self._move_unless_taken(Reaction, "person_id", ("item_id", "emoji"), source, target)
+        self._move_unless_taken(
+            ProposalVote, "gatekeeper_id", ("proposal_id", "revision"), source, target
         )
-        s.execute(
-            update(Reaction)
-            .where(Reaction.person_id == source.id)
-            .values(person_id=target.id)
-            .execution_options(synchronize_session=False)
-        )
-        s.execute(update(Draft).where(Draft.person_id == source.id).values(person_id=target.id))
-        s.execute(update(Invite).where(Invite.created_by == source.id).values(created_by=target.id))
-        s.execute(update(Group).where(Group.created_by == source.id).values(created_by=target.id))
-        s.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.person_id == source.id)
-            .values(person_id=target.id)
-        )
-        # Proposals stay theirs (four eyes: the linked person still may not approve their
-        # own), and so do their votes, cards and the feeds they added.
-        s.execute(
-            update(Proposal).where(Proposal.author_id == source.id).values(author_id=target.id)
-        )
-        s.execute(
-            update(ApprovalCard)
-            .where(ApprovalCard.person_id == source.id)
-            .values(person_id=target.id)
-        )
-        s.execute(update(Feed).where(Feed.added_by == source.id).values(added_by=target.id))
-        voted = aliased(ProposalVote)
-        s.execute(
-            delete(ProposalVote)
-            .where(
-                ProposalVote.gatekeeper_id == source.id,
-                exists().where(
-                    voted.gatekeeper_id == target.id,
-                    voted.proposal_id == ProposalVote.proposal_id,
-                    voted.revision == ProposalVote.revision,
-                ),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        s.execute(
-            update(ProposalVote)
-            .where(ProposalVote.gatekeeper_id == source.id)
-            .values(gatekeeper_id=target.id)
-            .execution_options(synchronize_session=False)
-        )
-        # What their digests already covered, where the target's did not track the group.
-        marked = aliased(DigestWatermark)
-        s.execute(
-            update(DigestWatermark)
-            .where(
-                DigestWatermark.person_id == source.id,
-                ~exists().where(
-                    marked.person_id == target.id, marked.group_id == DigestWatermark.group_id
-                ),
-            )
-            .values(person_id=target.id)
-            .execution_options(synchronize_session=False)
-        )
+        self._move_unless_taken(DigestWatermark, "person_id", ("group_id",), source, target)
         s.execute(delete(Person).where(Person.id == source.id))
         s.expire_all()
+
+    def _move_unless_taken(
+        self, model: Any, person: str, keys: tuple[str, ...], source: Person, target: Person
+    ) -> None:
+        theirs = aliased(model)
+        owner = getattr(model, person)
+        taken = exists().where(
+            getattr(theirs, person) == target.id,
+            *(getattr(theirs, k) == getattr(model, k) for k in keys),
+        )
+        options = {"synchronize_session": False}
+        self.s.execute(delete(model).where(owner == source.id, taken), execution_options=options)
+        self.s.execute(
+            update(model).where(owner == source.id).values({person: target.id}),
+            execution_options=options,
+        )
 
 
 def _with_membership_of_person() -> Any:

@@ -20,6 +20,7 @@ from sqlalchemy import event, select, text
 from store.db import Database
 from store.models import (
     Comment,
+    DigestWatermark,
     Draft,
     Group,
     InboxEvent,
@@ -416,6 +417,20 @@ def test_merge_moves_everything_to_the_target_and_deletes_the_source(db: Databas
         uow.state.add_draft(source.id, "draft", "memory", NOW)
         uow.state.set_prompt(source.id, "comment", item.id, NOW)
         uow.links.create(source.id, NOW + timedelta(minutes=5))
+        # What digests covered: the target's own watermark of a group stays.
+        uow.session.add_all(
+            [
+                DigestWatermark(
+                    person_id=source.id, group_id=only_source.id, last_item_id=7, updated_at=NOW
+                ),
+                DigestWatermark(
+                    person_id=source.id, group_id=both.id, last_item_id=9, updated_at=NOW
+                ),
+                DigestWatermark(
+                    person_id=target.id, group_id=both.id, last_item_id=5, updated_at=NOW
+                ),
+            ]
+        )
         queued = uow.outbox.get(queue(uow, f"ext-{source.id}"))
         assert queued is not None
         queued.person_id = source.id
@@ -460,6 +475,11 @@ def test_merge_moves_everything_to_the_target_and_deletes_the_source(db: Databas
         assert set(session.scalars(select(Group.created_by))) == {t}
         assert uow.state.take_prompt(s) is None
         assert session.scalars(select(LinkCode)).all() == []
+        marks = {
+            (w.person_id, w.group_id, w.last_item_id)
+            for w in session.scalars(select(DigestWatermark))
+        }
+        assert marks == {(t, ids["only_source"], 7), (t, ids["both"], 5)}
 
 
 # --- the outbox -----------------------------------------------------------------------------
