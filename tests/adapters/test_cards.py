@@ -406,8 +406,15 @@ async def test_slack_app_home_lists_pending_proposals_for_gatekeepers_only(
         lambda: "No proposals are waiting for you." in str(slack.home_views.get("U2BOB")),
         what="the home without the decided proposal",
     )
-    card = next(p for p in slack.messages_in(dm) if "P1" in texts([p]))
-    assert "Rejected by @bob: Not for the public" in texts([card])
+    # The card is updated by its own delivery, which may come after the home's.
+    await slack.wait_for_async(
+        lambda: any(
+            "Rejected by @bob: Not for the public" in texts([p])
+            for p in slack.messages_in(dm)
+            if "P1" in texts([p])
+        ),
+        what="the card showing the rejection",
+    )
 
 
 async def test_slack_home_approve_button_decides_like_the_cards(
