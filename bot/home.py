@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.commands.common import show_id
-from bot.commands.proposals import is_gatekeeper
 from bot.core import Core
 from bot.digest import Times, clock_time, next_digest
-from bot.policy import Policy
+from bot.policy import Policy, is_gatekeeper
 from store.models import ProposalStatus
 
 POSTS = 10

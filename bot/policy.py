@@ -30,6 +30,11 @@ def may_see(person: Person, group: Group, membership: Membership | None) -> bool
     return True
 
 
+def is_gatekeeper(person: Person) -> bool:
+    """Whether the person decides on proposals for public outlets (admins do too)."""
+    return person.active and person.role_enum in (Role.GATEKEEPER, Role.ADMIN)
+
+
 def may_receive(person: Person, group: Group, membership: Membership | None) -> bool:
     """Whether a member's copy of a group post may go to them (they may have left)."""
     return membership is not None and may_see(person, group, membership)
@@ -131,6 +136,19 @@ class Policy:
     def require_moderator(self, group: Group) -> None:
         if not self.can_moderate(group):
             raise UserError("error.moderators_only", group=group.name)
+
+    def require_gatekeeper(self) -> None:
+        if not is_gatekeeper(self.person):
+            raise UserError("error.gatekeepers_only")
+
+    def require_feed_adder(self, group: Group) -> None:
+        """Feeds are added by internal members of the group (admins anywhere they see)."""
+        self.require_internal()
+        if not self.is_admin and self.membership(group) is None:
+            raise UserError("error.join_first", group=group.name, slug=group.slug)
+
+    def may_remove_feed(self, added_by: int | None, group: Group) -> bool:
+        return added_by == self.person.id or self.can_moderate(group)
 
     def require_post(self, group: Group) -> None:
         if not self.can_post(group):

@@ -105,10 +105,8 @@ def new_feed(
 
 @command("feed add")
 def on_feed_add(ctx: Ctx, cmd: Command) -> None:
-    ctx.policy.require_internal()
     group = ctx.policy.group(cmd.arg("group"))
-    if not ctx.policy.is_admin and ctx.policy.membership(group) is None:
-        raise UserError("error.join_first", group=group.name, slug=group.slug)
+    ctx.policy.require_feed_adder(group)
     url = feed_url(cmd.arg("url"))
     include = filter_words(cmd.flags.get("include"))
     exclude = filter_words(cmd.flags.get("exclude"))
@@ -218,7 +216,7 @@ def on_feed_remove(ctx: Ctx, cmd: Command) -> None:
     group = ctx.uow.groups.get(feed.group_id) if feed is not None else None
     if feed is None or group is None or not ctx.policy.can_see(group):
         raise UserError("error.feed_not_found", feed=show_id(feed_id, "feed"))
-    if feed.added_by != ctx.person.id and not ctx.policy.can_moderate(group):
+    if not ctx.policy.may_remove_feed(feed.added_by, group):
         raise UserError("error.feed_not_allowed", feed=show_id(feed_id, "feed"), group=group.name)
     title = feed.title or feed.url
     ctx.uow.feeds.remove(feed)

@@ -26,7 +26,7 @@ from bot.i18n import Translator
 from bot.markup import Markup, esc, link
 from bot.message import Button, Message, Target, dump_message
 from bot.outlets import NEWSROOM_SPEC, OutletSpec, check, publication_text
-from bot.policy import Policy
+from bot.policy import Policy, is_gatekeeper
 from store.models import Person, Prompt, Proposal, ProposalStatus, Role
 from store.proposals import OPEN, UNFINISHED
 from store.uow import UnitOfWork
@@ -54,10 +54,6 @@ DECLINED = {
 
 
 # --- who and what ----------------------------------------------------------------------
-
-
-def is_gatekeeper(person: Person) -> bool:
-    return person.active and person.role_enum in (Role.GATEKEEPER, Role.ADMIN)
 
 
 def outlet_spec(core: Core, name: str) -> OutletSpec:
@@ -463,11 +459,6 @@ def on_propose(ctx: Ctx, cmd: Command) -> None:
 # --- deciding --------------------------------------------------------------------------
 
 
-def _require_gatekeeper(ctx: Ctx) -> None:
-    if not is_gatekeeper(ctx.person):
-        raise UserError("error.gatekeepers_only")
-
-
 def _check_open(ctx: Ctx, proposal: Proposal, revision: int | None) -> None:
     """Only a pending proposal, at the revision the card showed, can be decided; one past
     its expiry is expired (the tick records it so soon)."""
@@ -484,7 +475,7 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
     ref = show_id(proposal.id, "proposal")
     if proposal.author_id == ctx.person.id:
         raise UserError("error.own_proposal")
-    _require_gatekeeper(ctx)
+    ctx.policy.require_gatekeeper()
     if proposal.status in (ProposalStatus.UNCERTAIN, ProposalStatus.FAILED) and ctx.policy.is_admin:
         _admin_retry(ctx, proposal)
         return
@@ -579,7 +570,7 @@ def decline(ctx: Ctx, proposal: Proposal, revision: int | None, reason: str, kin
         raise UserError(
             "error.own_proposal_reject", proposal=ref, prefix=_prefix(ctx.core, ctx.platform)
         )
-    _require_gatekeeper(ctx)
+    ctx.policy.require_gatekeeper()
     reason = reason.strip()[:2000]
     if (
         proposal.status == ProposalStatus.UNCERTAIN
@@ -805,13 +796,13 @@ def _from_card(ctx: Ctx, proposal_id: int) -> Proposal:
     if proposal is None:
         raise UserError("error.button_expired")
     if proposal.author_id != ctx.person.id:
-        _require_gatekeeper(ctx)
+        ctx.policy.require_gatekeeper()
     return proposal
 
 
 def _ask_reason(ctx: Ctx, proposal: Proposal, revision: int, kind: str) -> None:
     """Reject or request changes by button or reaction: the next DM line is the reason."""
-    _require_gatekeeper(ctx)
+    ctx.policy.require_gatekeeper()
     ref = show_id(proposal.id, "proposal")
     if proposal.author_id == ctx.person.id:
         raise UserError(
