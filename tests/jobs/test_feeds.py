@@ -379,7 +379,11 @@ async def test_the_same_article_from_two_feeds_is_one_post(world: World, feeds: 
     await world.say("alice", f"/feed add news {two}")
     poller = poller_of(world)
     await tick(world, poller)
-    assert sorted(i.title or "" for i in items(world)) == ["Launch", "Only A", "Only B"]
+    # Both feeds are fetched at once; whichever answers first brings the article.
+    titles = sorted(i.title or "" for i in items(world))
+    launch = titles[0]
+    assert launch in ("Launch", "Launch (wire)")
+    assert titles == [launch, "Only A", "Only B"]
     # A changed feed (no 304) with the old entries again adds only what is new.
     feeds.put(
         "/a.xml",
@@ -391,11 +395,11 @@ async def test_the_same_article_from_two_feeds_is_one_post(world: World, feeds: 
     )
     world.clock.advance(hours=7)
     await tick(world, poller)
-    assert sorted(i.title or "" for i in items(world)) == ["Launch", "Only A", "Only B", "Third"]
+    assert sorted(i.title or "" for i in items(world)) == [launch, "Only A", "Only B", "Third"]
     a, b = feed_row(world, 1), feed_row(world, 2)
     assert a is not None
     assert b is not None
-    assert (a.entries_seen, b.entries_seen) == (3, 1)
+    assert (a.entries_seen, b.entries_seen) == ((3, 1) if launch == "Launch" else (2, 2))
 
 
 async def test_errors_back_off_and_a_failing_feed_is_paused_and_reported(
