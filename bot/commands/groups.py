@@ -12,7 +12,7 @@ from bot.digest import notify_changed
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.markup import Markup
-from store.models import Group, NotifyMode, Visibility
+from store.models import Group, NotifyMode, Person, Visibility
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 
@@ -105,7 +105,27 @@ def on_leave(ctx: Ctx, cmd: Command) -> None:
     if membership is None:
         raise UserError("error.not_member", group=group.name)
     ctx.uow.groups.remove_member(membership)
-    ctx.reply("leave.done", group=group.name)
+    heir = _hand_over(ctx, group) if membership.moderator else None
+    if heir is None:
+        ctx.reply("leave.done", group=group.name)
+    else:
+        ctx.reply("leave.done_handed_over", group=group.name, heir=heir.handle)
+        ctx.tell(heir, "leave.heir", group=group.name, handle=ctx.person.handle)
+
+
+def _hand_over(ctx: Ctx, group: Group) -> Person | None:
+    """A group whose last moderator left is moderated by its longest-standing internal
+    member from then on (nobody could name a moderator otherwise); returns that member."""
+    rest = ctx.uow.groups.members(group.id)
+    if any(m.moderator for _, m in rest):
+        return None
+    heirs = [(p, m) for p, m in rest if not p.role_enum.is_external]
+    if not heirs:
+        return None  # admins still moderate every group
+    heir, membership = min(heirs, key=lambda pm: (pm[1].joined_at, pm[0].id))
+    membership.moderator = True
+    ctx.audit("moderator.handed_over", group.slug, person=heir.id)
+    return heir
 
 
 @command("members")
@@ -152,6 +172,9 @@ def on_remove(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("remove.done", handle=person.handle, group=group.name)
     if person.id != ctx.person.id:
         ctx.tell(person, "remove.told", group=group.name)
+    heir = _hand_over(ctx, group) if membership.moderator else None
+    if heir is not None:
+        ctx.tell(heir, "leave.heir", group=group.name, handle=person.handle)
 
 
 @command("notify")

@@ -122,6 +122,27 @@ async def test_leaving_a_group(world: World) -> None:
     assert text == en("error.not_member", group="Marketing")
 
 
+async def test_the_last_moderator_leaving_hands_the_group_to_its_longest_member(
+    world: World,
+) -> None:
+    await world.say("alice", "/group create design Design")
+    await world.say("bob", "/join design")
+    await world.say("carol", "/join design")
+    out = await world.say("alice", "/leave design")
+    assert out.text("alice") == en("leave.done_handed_over", group="Design", heir="bob")
+    assert out.text("bob") == en("leave.heir", group="Design", handle="alice")
+    assert out.addresses == ["alice", "bob"]
+    out = await world.say("carol", "/members design")
+    assert out.text("carol") == en(
+        "members.list", group="Design", count=2, names="@bob (moderator), @carol"
+    )
+    # bob moderates now: he may remove; removing him (the last moderator) hands it on again.
+    out = await world.say("admin", "/remove bob design")
+    assert out.text("carol") == en("leave.heir", group="Design", handle="bob")
+    out = await world.say("carol", "/leave design")
+    assert out.text("carol") == en("leave.done", group="Design")
+
+
 async def test_any_member_may_create_a_group_and_moderate_it(world: World) -> None:
     await world.say("alice", "/group create design Design")
     await world.say("bob", "/whoami")
