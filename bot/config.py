@@ -253,6 +253,21 @@ class Settings(BaseSettings):
         """PINWALL_SECRET_KEY, or one generated once into the data dir."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
+    def links_url(self) -> str | None:
+        """Where links Pinwall hands out (newsroom entries) point: PINWALL_PUBLIC_URL, else
+        the local HTTP address — a working link on this machine, as on a console demo."""
+        if self.public_url:
+            return self.public_url
+        if self.http_port == 0:
+            return None  # a free port, unknown until bound
+        try:
+            anywhere = ipaddress.ip_address(self.http_host).is_unspecified  # 0.0.0.0, ::
+        except ValueError:
+            anywhere = False  # a host name
+        host = "localhost" if anywhere else self.http_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.http_port}"
+
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()

@@ -195,7 +195,7 @@ def _publish_job(settings: Settings, hub: Hub) -> PublishJob:
     from jobs.outlets.base import OutletContext
     from jobs.publish import PublishJob
 
-    context = OutletContext(db=hub.db, public_url=settings.public_url, data_dir=settings.data_dir)
+    context = OutletContext(db=hub.db, public_url=settings.links_url(), data_dir=settings.data_dir)
     outlets = hub.core.settings.outlets
     publishers = {spec.name: create_publisher(spec, context) for spec in outlets.outlets}
     return PublishJob(hub, outlets, context, publishers=publishers)
@@ -299,7 +299,7 @@ async def serve(program: Program) -> int:
     routes = [route for a in hub.adapters.values() for route in _routes_of(a)]
     from jobs.outlets.newsroom import feed_routes
 
-    routes += feed_routes(hub, program.core.settings.outlets, settings.public_url)
+    routes += feed_routes(hub, program.core.settings.outlets, settings.links_url())
     app = create_app(hub, routes)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)

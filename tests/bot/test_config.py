@@ -107,3 +107,17 @@ def test_console_auto_turns_off_when_a_messenger_is_configured(
     assert not load_settings().console_enabled
     monkeypatch.setenv("PINWALL_CONSOLE", "on")
     assert load_settings().console_enabled
+
+
+def test_links_point_at_the_public_url_else_at_the_local_http_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().links_url() == "http://127.0.0.1:8080"
+    monkeypatch.setenv("PINWALL_HTTP_HOST", "0.0.0.0")
+    assert load_settings().links_url() == "http://localhost:8080"
+    monkeypatch.setenv("PINWALL_HTTP_HOST", "::1")
+    assert load_settings().links_url() == "http://[::1]:8080"
+    monkeypatch.setenv("PINWALL_HTTP_PORT", "0")
+    assert load_settings().links_url() is None  # a free port: not known before binding
+    monkeypatch.setenv("PINWALL_PUBLIC_URL", "https://pinwall.example.com")
+    assert load_settings().links_url() == "https://pinwall.example.com"
