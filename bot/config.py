@@ -249,10 +249,6 @@ class Settings(BaseSettings):
     def console_enabled(self) -> bool:
         return self.console == "on" or (self.console == "auto" and not self.messengers)
 
-    def secret_key_value(self) -> str:
-        """PINWALL_SECRET_KEY, or one generated once into the data dir."""
-        if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
     def links_url(self) -> str | None:
         """Where links Pinwall hands out (newsroom entries) point: PINWALL_PUBLIC_URL, else
         the local HTTP address — a working link on this machine, as on a console demo."""
@@ -268,6 +264,10 @@ class Settings(BaseSettings):
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.http_port}"
 
+    def secret_key_value(self) -> str:
+        """PINWALL_SECRET_KEY, or one generated once into the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
