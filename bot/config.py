@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     retention_audit_days: int = Field(0, ge=0, le=36500)
     # Received messenger events are kept only to recognise redeliveries.
     retention_inbox_days: int = Field(30, ge=1, le=36500)
+    # Per-person read tracking (who was shown which post; `items` then shows a count).
+    # Off unless an admin switches it on: works councils ask that no one's reading be
+    # recorded by default (issue 9). Switching it off again erases what was recorded.
+    read_tracking: bool = False
 
     @classmethod
     def settings_customise_sources(

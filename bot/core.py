@@ -63,6 +63,7 @@ class CoreSettings:
     # they start (only then do they know their bot's name).
     invite_links: dict[str, str] = field(default_factory=dict)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
+    read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
 
 
 @dataclass

@@ -78,6 +78,7 @@ def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> 
             command_prefixes=COMMAND_PREFIXES,
             public_url=settings.public_url,
             outlets=outlet_settings(settings),
+            read_tracking=settings.read_tracking,
         ),
     )
 

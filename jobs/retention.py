@@ -2,10 +2,12 @@
 
 Per kind (settings `retention_*_days`, 0 keeps): feed entries, posts (with their
 comments, reactions and search entries, by cascade), audit entries, and received
-messenger events (kept only to recognise a redelivery). Deleting goes in batches, each
-its own short transaction, so a first run over years of data never holds the database
-for long; what a run deleted is written to the audit log. Stored files that nothing refers
-to any more (their posts deleted) are removed from the blob store too.
+messenger events (kept only to recognise a redelivery); and, while read tracking is off
+(PINWALL_READ_TRACKING, issue 9), every recorded read, so that switching it off erases
+what it recorded. Deleting goes in batches, each its own short transaction, so a first
+run over years of data never holds the database for long; what a run deleted is written
+to the audit log. Stored files that nothing refers to any more (their posts deleted) are
+removed from the blob store too.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, tuple_
 
 from bot.config import Settings
 from store.blobs import BlobStore
 from store.db import Database
-from store.models import AuditEntry, InboxEvent, InboxStatus, Item, ItemKind
+from store.models import AuditEntry, InboxEvent, InboxStatus, Item, ItemKind, ItemRead
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class Retention:
     posts_days: int = 0
     audit_days: int = 0
     inbox_days: int = 30
+    read_tracking: bool = False  # off: every recorded read is deleted
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Retention:
@@ -44,23 +47,29 @@ class Retention:
             settings.retention_posts_days,
             settings.retention_audit_days,
             settings.retention_inbox_days,
+            settings.read_tracking,
         )
 
 
-def _batches(db: Database, model: Any, id_column: Any, *where: Any) -> int:
+def _batches(db: Database, model: Any, key: Any, *where: Any) -> int:
+    """Deletes the rows of `model` that match `where`, BATCH at a time; `key` is its
+    primary key column, or a tuple of them."""
+    columns = key if isinstance(key, tuple) else (key,)
+    match = tuple_(*columns) if len(columns) > 1 else columns[0]
     deleted = 0
     while True:
         with db.uow() as uow:
-            ids = list(uow.session.scalars(select(id_column).where(*where).limit(BATCH)))
-            if not ids:
+            rows = uow.session.execute(select(*columns).where(*where).limit(BATCH)).all()
+            if not rows:
                 return deleted
+            keys = [tuple(r) for r in rows] if len(columns) > 1 else [r[0] for r in rows]
             uow.session.execute(
-                delete(model).where(id_column.in_(ids)),
+                delete(model).where(match.in_(keys)),
                 execution_options={"synchronize_session": False},
             )
             uow.commit()
-        deleted += len(ids)
-        if len(ids) < BATCH:
+        deleted += len(rows)
+        if len(rows) < BATCH:
             return deleted
 
 
@@ -116,6 +125,8 @@ def apply(
         InboxEvent.status != InboxStatus.RECEIVED,  # one not yet applied waits for its turn
         InboxEvent.received_at < cutoff(retention.inbox_days),
     )
+    if not retention.read_tracking:
+        done["item_reads"] = _batches(db, ItemRead, (ItemRead.item_id, ItemRead.person_id))
     if store is not None:
         done["files"] = collect_files(db, store, now)
     done = {k: v for k, v in done.items() if v}

@@ -732,3 +732,22 @@ class SearchDoc(Base):
 # its shadow tables, PostgreSQL's GIN index of the terms); the drift check between
 # models and migrations leaves them out.
 UNMAPPED_TABLES = re.compile(r"^(search_fts(_.*)?|ix_search_docs_terms)$")
+
+
+# --- read tracking (issue 9) ---------------------------------------------------------------
+
+
+class ItemRead(Base):
+    """That a person was shown a post (by `items` or `search`), the first time only.
+    Written only while an admin has switched read tracking on (PINWALL_READ_TRACKING);
+    retention erases every row while it is off. Shown only as a count, never by name."""
+
+    __tablename__ = "item_reads"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    first_read_at: Mapped[datetime]

@@ -68,6 +68,7 @@ from store.models import (
     Item,
     ItemFile,
     ItemKind,
+    ItemRead,
     LinkCode,
     Membership,
     MessageRef,
@@ -85,6 +86,7 @@ from store.models import (
     Upload,
 )
 from store.proposals import ProposalRepository
+from store.reads import ReadRepository
 
 CODE_ALPHABET = string.ascii_letters + string.digits
 
@@ -360,9 +362,9 @@ class PersonRepository(_Repo):
 
         Accounts, posts, comments, reactions, drafts, memberships (a moderator stays one),
         invites and groups they created, messages queued for them, their proposals, votes,
-        approval cards, the feeds they added and what their digests covered move (four
-        eyes: the linked person still may not approve their own proposal); a pending
-        prompt and a link code of the source go with it.
+        approval cards, the feeds they added, what their digests covered and the posts they
+        were shown (read tracking) move (four eyes: the linked person still may not approve
+        their own proposal); a pending prompt and a link code of the source go with it.
         """
         s = self.s
         for m in s.scalars(select(Membership).where(Membership.person_id == source.id)).all():
@@ -395,12 +397,14 @@ class PersonRepository(_Repo):
         ):
             s.execute(update(column.class_).where(column == source.id).values({column: target.id}))
         # Where the target already has the same row (a reaction to the same post, a vote on
-        # the same revision, a digest watermark of the same group), the target's stays.
+        # the same revision, a digest watermark of the same group, a read of the same post),
+        # the target's stays.
         self._move_unless_taken(Reaction, "person_id", ("item_id", "emoji"), source, target)
         self._move_unless_taken(
             ProposalVote, "gatekeeper_id", ("proposal_id", "revision"), source, target
         )
         self._move_unless_taken(DigestWatermark, "person_id", ("group_id",), source, target)
+        self._move_unless_taken(ItemRead, "person_id", ("item_id",), source, target)
         s.execute(delete(Person).where(Person.id == source.id))
         s.expire_all()
 
@@ -1918,6 +1922,7 @@ class UnitOfWork:
         self.digests = DigestRepository(session)
         self.feeds = FeedRepository(session)
         self.search = search.SearchRepository(session)
+        self.reads = ReadRepository(session)
 
     def flush(self) -> None:
         self.session.flush()

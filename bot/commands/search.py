@@ -56,6 +56,7 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
     }
     pages = (total + PAGE - 1) // PAGE
     lines: list[str] = [ctx.t("search.header", query=query, count=total)]
+    shown: list[int] = []  # posts on this page (a comment hit shows the comment, not its post)
     for hit in hits:
         item = items.get(hit.item_id)
         if item is None or item.group_id not in groups:
@@ -72,6 +73,7 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
                 )
             )
             continue
+        shown.append(item.id)
         title = item.title if item.title and item.title != item.url else ""
         text = _snippet(" — ".join(p for p in (title, item.text.strip()) if p) or item.url or "")
         lines.append(
@@ -83,6 +85,8 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
                 text=text,
             )
         )
+    if ctx.core.settings.read_tracking:  # off: nothing recorded (issue 9)
+        ctx.uow.reads.record(ctx.person.id, shown, ctx.now)
     if pages > 1:
         prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
         lines.append(

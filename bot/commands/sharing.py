@@ -131,6 +131,10 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     if not items:
         ctx.reply("items.none", group=group.name)
         return
+    readers: dict[int, int] = {}
+    if ctx.core.settings.read_tracking:  # off: nothing recorded, nothing shown (issue 9)
+        ctx.uow.reads.record(ctx.person.id, [item.id for item in items], ctx.now)
+        readers = ctx.uow.reads.counts([item.id for item in items])
     tz = ctx.core.timezone_of(ctx.person)
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
@@ -146,11 +150,11 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         )
         if item.url:
             lines.append(Markup("  ") + link(item.url, item.title or item.url))
-        if item.comments or item.reactions:
-            lines.append(
-                Markup("  ")
-                + ctx.t("items.stats", comments=item.comments, reactions=item.reactions)
-            )
+        stats = {"comments": item.comments, "reactions": item.reactions}
+        if read_by := readers.get(item.id, 0):
+            lines.append(Markup("  ") + ctx.t("items.stats_read", **stats, readers=read_by))
+        elif item.comments or item.reactions:
+            lines.append(Markup("  ") + ctx.t("items.stats", **stats))
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
