@@ -87,6 +87,9 @@ class MessageReceived:
     # "share": the person asked to share this message (Slack's "Share to Pinwall"
     # shortcut): the share flow, never a command or a comment.
     intent: Literal["message", "share"] = "message"
+    # The platform's id of files sent together (a Telegram album arrives as one message
+    # per photo): in a direct chat they make one share flow, not one question each.
+    album: str | None = None
     type: Literal["message"] = "message"
 
 

@@ -303,6 +303,8 @@ class Draft(Base):
     files: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     source_platform: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
+    # The album it was started by: the album's other files join this draft.
+    album: Mapped[str | None] = mapped_column(String(64))
 
 
 class Prompt(Base):

@@ -974,6 +974,7 @@ class ConversationStateRepository(_Repo):
         source_platform: str,
         now: datetime,
         files: list[dict[str, Any]] | None = None,
+        album: str | None = None,
     ) -> Draft:
         draft = Draft(
             person_id=person_id,
@@ -981,6 +982,7 @@ class ConversationStateRepository(_Repo):
             files=files or [],
             source_platform=source_platform,
             created_at=now,
+            album=album,
         )
         self.s.add(draft)
         self.s.flush()
@@ -988,6 +990,12 @@ class ConversationStateRepository(_Repo):
 
     def draft(self, draft_id: int) -> Draft | None:
         return self.s.get(Draft, draft_id)
+
+    def album_draft(self, person_id: int, album: str) -> Draft | None:
+        """The person's draft that the first file of this album started, while it waits."""
+        return self.s.scalars(
+            select(Draft).where(Draft.person_id == person_id, Draft.album == album).limit(1)
+        ).first()
 
     def drop_draft(self, draft: Draft) -> None:
         self.s.delete(draft)

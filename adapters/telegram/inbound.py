@@ -59,6 +59,7 @@ class Inbound:
     reply_to: MessageRefIn | None = None
     # A button press answers Telegram's spinner with this id (answerCallbackQuery).
     callback_id: str | None = None
+    album: str | None = None  # media_group_id
 
     def event(self, attachments: Sequence[InboundFile] = ()) -> Event:
         if self.button is not None:
@@ -79,6 +80,7 @@ class Inbound:
             attachments=tuple(attachments),
             reply_to=self.reply_to,
             message_id=self.message_id,
+            album=self.album,
         )
 
 
@@ -198,4 +200,5 @@ def translate(update: Update, me: Bot, codec: CallbackCodec, now: datetime) -> I
             if reply is not None and not message.is_topic_message
             else None
         ),
+        album=message.media_group_id,
     )

@@ -232,7 +232,7 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
         if word in grammar.COMMAND_NAMES:
             ctx.core.run_command(ctx, word, text[len(word) :])
             return
-        _start_share_flow(ctx, text, file_dicts(event.attachments))
+        _start_share_flow(ctx, text, file_dicts(event.attachments), album=event.album)
         return
     _on_room_message(ctx, event, text)
 
@@ -244,8 +244,15 @@ def on_comment_answer(ctx: Ctx, prompt: Prompt, text: str) -> None:
     add_comment(ctx, item, group, text)
 
 
-def _start_share_flow(ctx: Ctx, text: str, files: list[dict[str, Any]]) -> None:
+def _start_share_flow(
+    ctx: Ctx, text: str, files: list[dict[str, Any]], album: str | None = None
+) -> None:
     if not text and not files:
+        return
+    waiting = ctx.uow.state.album_draft(ctx.person.id, album) if album else None
+    if waiting is not None:  # the album's question was asked with its first file
+        waiting.files = [*waiting.files, *files]
+        waiting.text = waiting.text or text[:MAX_TEXT]  # the caption may be on any photo
         return
     groups = ctx.policy.postable_groups()
     if not groups:
@@ -254,7 +261,7 @@ def _start_share_flow(ctx: Ctx, text: str, files: list[dict[str, Any]]) -> None:
         )
         return
     draft = ctx.uow.state.add_draft(
-        ctx.person.id, text[:MAX_TEXT], ctx.platform, ctx.now, files=files
+        ctx.person.id, text[:MAX_TEXT], ctx.platform, ctx.now, files=files, album=album
     )
     buttons = tuple(
         Button(label=g.name, action="share.pick", value=f"{draft.id}:{g.id}") for g in groups

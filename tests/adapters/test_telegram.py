@@ -92,6 +92,38 @@ async def test_franchisee_joins_by_deep_link_and_shares_a_photo_from_the_phone(
     assert tg.hub.blobs.read(blob_id) == photo
 
 
+async def test_an_album_of_photos_is_one_question_and_one_post(
+    db: Database, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    async with running(db, fake, tmp_path) as tg:
+        await tg.on_console("admin", "/group create marketing Marketing --externals")
+        code = await invite_code(tg, "/invite partner marketing")
+        fake.user_starts(FRANZ, code)
+        await tg.bot_said(FRANZ.id, "Willkommen bei Pinwall")
+
+        photos = [png_bytes(64, 48), png_bytes(32, 32), png_bytes(16, 24)]
+        fake.user_sends_album(FRANZ, None, photos, caption="Schaufenster Filiale Nord")
+        question = await tg.bot_said(FRANZ.id, "In welcher Gruppe")
+        # Every photo was taken in before the press (each had its own update).
+        await fake.wait_for_async(lambda: not fake.pending_updates(), what="all taken")
+        fake.user_presses(FRANZ, None, question.message_id, button(question, "Marketing"))
+        await fake.wait_for_async(
+            lambda: any(e.message_id == question.message_id for e in fake.edits), what="the edit"
+        )
+        shown = fake.message(FRANZ.id, question.message_id)
+        assert shown is not None
+        assert shown["text"] == "Geteilt als #1 in Marketing."
+        asked = [m for m in fake.sent_to(FRANZ.id) if "In welcher Gruppe" in (m.text or "")]
+        assert len(asked) == 1  # one question for the album, not one per photo
+
+    with db.uow() as uow:
+        [text] = uow.session.scalars(select(Item.text)).all()
+        blobs = uow.session.scalars(select(ItemFile.blob_id).order_by(ItemFile.position)).all()
+    assert text == "Schaufenster Filiale Nord"
+    assert tg.hub.blobs is not None
+    assert [tg.hub.blobs.read(b) for b in blobs] == photos
+
+
 async def test_strangers_get_only_the_explanation(tg: TelegramPinwall, fake: FakeTelegram) -> None:
     fake.user_sends_text(GRETA, None, "hello, what is this?")
     explained = await tg.bot_said(GRETA.id, "invite")

@@ -1230,6 +1230,7 @@ class FakeTelegram:
         self._downloads: list[str] = []
 
         self._flood_rules: list[_FloodRule] = []
+        self._albums_sent: list[str] = []
         self._blocks: dict[int, _Block] = {}
         self._block_all: _Block | None = None
         self._buckets: dict[int, _Bucket] = {}
@@ -1573,6 +1574,7 @@ class FakeTelegram:
         caption: str | None = None,
         *,
         reply_to: int | None = None,
+        album: str | None = None,
     ) -> Injected:
         with self._cond:
             state = self._chat_state(chat or user.chat, user)
@@ -1582,8 +1584,23 @@ class FakeTelegram:
             self._add_reply(state, content, reply_to)
             content["photo"] = self._store_photo(data, width, height)
             self._add_caption(content, caption)
+            if album is not None:
+                content["media_group_id"] = album
             msg = self._new_message(state, user.to_api(), content)
             return self._deliver("message", msg, self._bot_sees(state, msg))
+
+    def user_sends_album(
+        self, user: TgUser, chat: TgChat | None, photos: list[bytes], caption: str | None = None
+    ) -> list[Injected]:
+        """Several photos picked at once: as Telegram delivers an album, one message per
+        photo sharing a media_group_id, the caption on the first."""
+        with self._lock:
+            album = str(10_000_000 + len(self._albums_sent))
+            self._albums_sent.append(album)
+        return [
+            self.user_sends_photo(user, chat, data, caption if i == 0 else None, album=album)
+            for i, data in enumerate(photos)
+        ]
 
     def user_sends_document(
         self,
