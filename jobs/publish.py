@@ -25,8 +25,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.commands.proposals import (
+    approvers,
     audit,
     expire_due,
+    handle_list,
     show_outcome,
     tell_admins,
     tell_author,
@@ -325,9 +327,9 @@ class PublishJob:
     ) -> None:
         """The gatekeepers' cards show who approved it and how publishing went."""
         lines: list[tuple[str, dict[str, Any]]] = []
-        approver = uow.people.get(proposal.decided_by) if proposal.decided_by else None
-        if approver is not None:
-            lines.append(("card.approved", {"by": approver.handle}))
+        approved_by = approvers(uow, proposal)
+        if approved_by:
+            lines.append(("card.approved", {"by": handle_list(approved_by)}))
         lines.append(line)
         show_outcome(self.core, uow, proposal, now, lines, every=True)
 

@@ -12,6 +12,7 @@ transaction.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +28,7 @@ from bot.markup import Markup, esc, link
 from bot.message import Button, Message, Target, dump_message
 from bot.outlets import NEWSROOM_SPEC, OutletSpec, check, publication_text
 from bot.policy import Policy, is_gatekeeper
-from store.models import Person, Prompt, Proposal, ProposalStatus, Role
+from store.models import ApprovalCard, Person, Prompt, Proposal, ProposalStatus, Role
 from store.proposals import OPEN, UNFINISHED
 from store.uow import UnitOfWork
 
@@ -73,6 +74,16 @@ def _find(ctx: Ctx, raw: str, *, lock: bool = False) -> Proposal:
 
 def _status(t: Translator, proposal: Proposal) -> Markup:
     return t(f"status.{proposal.status}")
+
+
+def _pending_status(ctx: Ctx, proposal: Proposal) -> Markup:
+    """The status, with the approvals so far where an outlet needs more than one."""
+    status = _status(ctx.t, proposal)
+    need = outlet_spec(ctx.core, proposal.outlet).quorum
+    if proposal.status != ProposalStatus.PENDING or need < 2:
+        return status
+    have = _approvals(ctx.uow, proposal)
+    return ctx.t("pending.votes", status=status, have=have, need=need)
 
 
 def _prefix(core: Core, platform: str) -> str:
@@ -142,8 +153,13 @@ def card_message(
     buttons: tuple[Button, ...] = ()
     if outcome is None:
         if spec.quorum > 1:
-            have = _approvals(uow, proposal)
-            lines.append(t("card.votes", have=have, need=spec.quorum))
+            so_far = approvers(uow, proposal)
+            if so_far:
+                lines.append(
+                    t("card.votes_by", have=len(so_far), need=spec.quorum, by=handle_list(so_far))
+                )
+            else:
+                lines.append(t("card.votes", have=0, need=spec.quorum))
         lines.append(t("card.hint", prefix=_prefix(core, platform), proposal=ref))
         value = f"{proposal.id}:{proposal.revision}"
         buttons = (
@@ -164,9 +180,20 @@ def card_message(
     )
 
 
-def _approvals(uow: UnitOfWork, proposal: Proposal) -> int:
+def approvers(uow: UnitOfWork, proposal: Proposal) -> list[Person]:
+    """Who approved the proposal's current revision, in the order they voted."""
     votes = uow.proposals.votes(proposal.id, proposal.revision)
-    return sum(1 for v in votes if v.vote == "approve")
+    ids = [v.gatekeeper_id for v in votes if v.vote == "approve"]
+    people = {p.id: p for p in uow.people.by_ids(ids)}
+    return [people[i] for i in ids if i in people]
+
+
+def handle_list(people: list[Person]) -> str:
+    return ", ".join("@" + p.handle for p in people)
+
+
+def _approvals(uow: UnitOfWork, proposal: Proposal) -> int:
+    return len(approvers(uow, proposal))
 
 
 def send_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime) -> int:
@@ -230,11 +257,32 @@ def show_outcome(
         ]
     else:
         cards = uow.proposals.open_cards(proposal.id)
+    _update_cards(core, uow, proposal, now, cards, lines)
+    uow.proposals.close_cards(card.id for card, _ in cards)
+
+
+def refresh_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime) -> None:
+    """The open cards, with their buttons, show the approvals so far (a quorum above one):
+    in place, so a card not delivered yet is left as it is."""
+    cards = [(card, mid) for card, mid in uow.proposals.open_cards(proposal.id) if mid]
+    _update_cards(core, uow, proposal, now, cards, None)
+
+
+def _update_cards(
+    core: Core,
+    uow: UnitOfWork,
+    proposal: Proposal,
+    now: datetime,
+    cards: Sequence[tuple[ApprovalCard, str | None]],
+    lines: list[tuple[str, dict[str, Any]]] | None,
+) -> None:
+    """Each card again (replacing its message), with these outcome lines, or with its
+    buttons where `lines` is None — in the language and time zone of whoever holds it."""
     for card, message_id in cards:
         person = uow.people.get(card.person_id) if card.person_id else None
         t = core.translator(person)
         zone = core.timezone_of(person) if person else core.settings.default_timezone
-        outcome = Markup("\n".join(t(key, **params) for key, params in lines))
+        outcome = None if lines is None else Markup("\n".join(t(key, **kw) for key, kw in lines))
         message = card_message(
             core,
             uow,
@@ -247,7 +295,6 @@ def show_outcome(
         )
         target = Target(card.platform, "dm" if card.target_kind == "dm" else "room", card.target)
         core.enqueue(uow, target, message, card.person_id, now)
-    uow.proposals.close_cards(card.id for card, _ in cards)
 
 
 def tell_author(
@@ -501,6 +548,7 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
             vote="approve",
             comment=comment,
         )
+        refresh_cards(ctx.core, ctx.uow, proposal, ctx.now)
         ctx.reply("proposal.vote_counted", proposal=ref, have=have, need=spec.quorum)
         return
     start = max(proposal.publish_at or ctx.now, ctx.now)
@@ -519,7 +567,8 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
     audit(
         ctx.uow, ctx.now, ctx.person.id, "proposal.approved", proposal, comment=comment, votes=have
     )
-    close_cards(ctx.core, ctx.uow, proposal, ctx.now, "card.approved", by=ctx.person.handle)
+    by = handle_list(approvers(ctx.uow, proposal))
+    close_cards(ctx.core, ctx.uow, proposal, ctx.now, "card.approved", by=by)
     if comment:
         tell_author(
             ctx.core,
@@ -527,13 +576,11 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
             proposal,
             ctx.now,
             "proposal.told_approved_comment",
-            by=ctx.person.handle,
+            by=by,
             comment=comment,
         )
     else:
-        tell_author(
-            ctx.core, ctx.uow, proposal, ctx.now, "proposal.told_approved", by=ctx.person.handle
-        )
+        tell_author(ctx.core, ctx.uow, proposal, ctx.now, "proposal.told_approved", by=by)
     zone = ctx.core.timezone_of(ctx.person)
     when = (
         ctx.t("proposal.at", when=ctx.t.datetime(proposal.publish_at, zone))
@@ -726,7 +773,7 @@ def on_pending(ctx: Ctx, cmd: Command) -> None:
                 proposal=show_id(p.id, "proposal"),
                 outlet=p.outlet,
                 author=handles.get(p.author_id or 0, "?"),
-                status=_status(ctx.t, p),
+                status=_pending_status(ctx, p),
                 text=summary,
             )
         )

@@ -115,7 +115,7 @@ async def test_approval_by_button_updates_every_card_and_tells_the_author(world:
         en("proposal.approved", proposal="P1", outlet="newsroom", when="in a moment")
     )
     assert out.text("alice") == en(
-        "proposal.told_approved", proposal="P1", outlet="newsroom", by="bob"
+        "proposal.told_approved", proposal="P1", outlet="newsroom", by="@bob"
     )
     updates = {s.target.address: s.message for s in out.sent if s.message.replaces}
     assert updates["bob"].replaces == bob_card.message_id
@@ -142,9 +142,20 @@ async def test_a_quorum_of_two_needs_two_gatekeepers_and_a_double_vote_counts_on
     with_outlets(world, replace(NEWSROOM_SPEC, name="press", quorum=2))
     await gatekeepers(world, "bob", "carol")
     await world.say("alice", "/propose press Two pairs of eyes")
+    carol_card = card_of(world, "carol")
+    assert en("card.votes", have=0, need=2) in to_plain(carol_card.message.text)
     first = await world.press("bob", card_of(world, "bob"), 0)
-    assert first.text("bob") == en("proposal.vote_counted", proposal="P1", have=1, need=2)
+    assert first.text("bob").endswith(en("proposal.vote_counted", proposal="P1", have=1, need=2))
     assert status(world) == ProposalStatus.PENDING
+    # Both cards now show bob's approval, in place, and still ask for a decision.
+    updates = {s.target.address: s.message for s in first.sent if s.message.replaces}
+    assert updates["carol"].replaces == carol_card.message_id
+    for message in updates.values():
+        assert len(message.buttons) == 3
+        assert en("card.votes_by", have=1, need=2, by="@bob") in to_plain(message.text)
+    pending = (await world.say("carol", "/pending")).text("carol")
+    waiting = en("pending.votes", status=en("status.pending"), have=1, need=2)
+    assert f"@alice · {waiting} · Two pairs of eyes" in pending
 
     told = await refused(world, "bob", "/approve P1")
     assert told == en("error.already_voted", proposal="P1", have=1, need=2)
@@ -155,9 +166,11 @@ async def test_a_quorum_of_two_needs_two_gatekeepers_and_a_double_vote_counts_on
         "proposal.told_approved_comment",
         proposal="P1",
         outlet="press",
-        by="carol",
+        by="@bob, @carol",
         comment="looks good",
     )
+    closed = next(s.message for s in second.to("carol") if s.message.replaces)
+    assert to_plain(closed.text).endswith("✅ Approved by @bob, @carol.")
     assert status(world) == ProposalStatus.APPROVED
 
 
