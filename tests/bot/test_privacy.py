@@ -5,43 +5,19 @@ people used through the bot — on SQLite and PostgreSQL. Plus retention by age.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.cli import main
 from jobs.retention import Retention, apply
 from store.blobs import BlobStore
 from store.models import AuditEntry, Comment, InboxEvent, Item, OutboxMessage, Person
+from tests.bot.conftest import Pinwall
 from tests.bot.conversation import en
 from tests.fakes.telegram import png_bytes
 from tests.harness import World
-
-Pinwall = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def pinwall(
-    world: World,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Pinwall:
-    """Runs `pinwall ARGS...` against the world's database; returns (exit code, out, err)."""
-    monkeypatch.setenv("PINWALL_DATABASE_URL", world.db.url)
-    monkeypatch.setenv("PINWALL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("PINWALL_CONFIG", str(tmp_path / "none.toml"))
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 async def _marketing(world: World) -> None:

@@ -19,6 +19,7 @@ from bot.config import load_settings
 from bot.wiring import build_core
 from jobs.retention import Retention, apply
 from store.models import ItemRead, Person
+from tests.bot.conftest import Pinwall
 from tests.bot.conversation import code_in, de, en, other_messenger, refused, say_on
 from tests.harness import World
 
@@ -233,14 +234,8 @@ async def test_switching_it_off_erases_every_read(
 
 
 async def test_an_export_holds_the_reads_and_forget_removes_them(
-    world: World,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    world: World, tmp_path: Path, pinwall: Pinwall
 ) -> None:
-    monkeypatch.setenv("PINWALL_DATABASE_URL", world.db.url)
-    monkeypatch.setenv("PINWALL_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("PINWALL_CONFIG", str(tmp_path / "none.toml"))
     await _marketing(world)
     track(world)
     await world.say("alice", "/items marketing")
@@ -251,14 +246,14 @@ async def test_an_export_holds_the_reads_and_forget_removes_them(
         alice_id = alice.id
 
     target = tmp_path / "alice.json"
-    assert main(["privacy", "export", "alice", "-o", str(target)]) == 0
+    assert pinwall("privacy", "export", "alice", "-o", str(target))[0] == 0
     exported = json.loads(target.read_text())["item_reads"]
     assert [(r["item_id"], r["person_id"]) for r in exported] == [(1, alice_id), (2, alice_id)]
     assert exported[0]["first_read_at"] == first_read(world, 1, "alice").isoformat()
 
-    capsys.readouterr()
-    assert main(["privacy", "forget", "alice", "--yes"]) == 0
-    assert "item_reads deleted 2" in capsys.readouterr().out
+    code, out, _ = pinwall("privacy", "forget", "alice", "--yes")
+    assert code == 0
+    assert "item_reads deleted 2" in out
     assert reads(world) == [(2, "bob")]
     listing = (await world.say("bob", "/items marketing")).text("bob")
     assert stats_lines(listing) == [
