@@ -38,6 +38,10 @@ class MemoryAdapter:
     trust: Trust = "member"
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(buttons=True))
     command_prefix: str = "/"
+    # Sends the delivery worker may have in flight at once (None: its policy's). Nothing
+    # here leaves the process, so a crash cannot make a send go out twice: a whole batch
+    # may be in flight, and its outcomes are recorded in one transaction.
+    max_in_flight: int | None = 1000
     sent: list[Sent] = field(default_factory=list)
     results: deque[SendResult] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))

@@ -140,7 +140,7 @@ class Renderer:
 
     def prepare(self, uow: UnitOfWork, rows: Sequence[OutboxRow], cache: dict[Any, Any]) -> None:
         """Loads what rendering a batch of rows needs in a few queries, into `cache`: the
-        posts with their groups and authors, the readers, and their memberships."""
+        posts with their groups, authors and files, the readers, and their memberships."""
         item_ids = {
             r.item_id for r in rows if r.item_id is not None and r.payload.get("t") == "item"
         }
@@ -164,6 +164,11 @@ class Renderer:
             for person, membership in uow.groups.people_in(group_id, readers):
                 cache[("reader", person.id)] = person
                 cache[("membership", person.id, group_id)] = membership
+
+    @staticmethod
+    def _bridged(uow: UnitOfWork, group_id: int) -> frozenset[tuple[str, str]]:
+        """(platform, address) of the rooms bridged to the group now."""
+        return frozenset((p, a) for _, p, a in uow.rooms.bridged_addresses(group_id))
 
     @staticmethod
     def needs_store(row: OutboxRow) -> bool:
@@ -191,19 +196,14 @@ class Renderer:
         if key in cache:
             post: tuple[Item, Group, Person | None, tuple[FileRef, ...]] | None = cache[key]
             return post
-        found = uow.items.with_group_and_author(item_id)
+        found = uow.items.to_render(item_id)
         if found is None:
             cache[key] = None
             return None
-        item, group, author = found
+        item, group, author, file_rows = found
         files = tuple(
-            FileRef(
-                blob_id=blob.id,
-                name=f.name,
-                mime_type=blob.mime_type,
-                image=blob.mime_type.startswith("image/"),
-            )
-            for f, blob in uow.blobs.files_of(item.id)
+            FileRef(blob_id=blob_id, name=name, mime_type=mime, image=mime.startswith("image/"))
+            for blob_id, name, mime in file_rows
         )
         post = cache[key] = (item, group, author, files)
         return post
@@ -227,8 +227,10 @@ class Renderer:
             if reader is None or not may_receive(reader, group, cache[membership_key]):
                 return None
         elif row.target_kind == "room":
-            room = uow.rooms.find(row.platform, row.target)
-            if room is None or room.group_id != group.id:
+            bridged_key = ("bridged", group.id)  # one look-up for all rooms of the batch
+            if bridged_key not in cache:
+                cache[bridged_key] = self._bridged(uow, group.id)
+            if (row.platform, row.target) not in cache[bridged_key]:
                 return None  # unbridged since
         t = self.core.translator(reader)
         key = ("message", item.id, t.language, row.platform)

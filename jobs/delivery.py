@@ -32,9 +32,10 @@ class DeliveryPolicy:
     base_backoff: float = 2.0
     max_backoff: float = 3600.0
     idle_poll: float = 1.0
-    # Sends in flight per platform. A send holds its place until its outcome is recorded,
-    # so after a crash at most these are sent again (outcomes that come in while one
-    # transaction records others go in the next one together).
+    # Sends in flight per platform (unless its adapter declares `max_in_flight`). A send
+    # holds its place until its outcome is recorded, so after a crash at most these are
+    # sent again (outcomes that come in while one transaction records others go in the
+    # next one together).
     concurrency: int = 8
     # How far ahead a pass plans: a conversation that must wait longer is put back.
     horizon: float = 2.0
@@ -68,6 +69,13 @@ class DeliveryWorker:
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def _in_flight(self, platform: str) -> int:
+        """Sends of the platform that may be in flight at once: what its adapter declares
+        (an in-process one, that loses nothing in a crash, takes a whole batch: its
+        outcomes are then recorded in one transaction), else the policy's."""
+        declared = getattr(self.hub.adapters.get(platform), "max_in_flight", None)
+        return declared if isinstance(declared, int) and declared > 0 else self.policy.concurrency
 
     def _batch_size(self, platforms: list[str]) -> int:
         """About `horizon` seconds of sending at the platform's pace, at least `batch`."""
@@ -283,6 +291,7 @@ class DeliveryWorker:
             queues.setdefault(claimed.target, deque()).append(claimed)
         busy: set[Target] = set()
         running: set[asyncio.Task[None]] = set()
+        in_flight = self._in_flight(platform)
         finished = asyncio.Event()
 
         # Outcomes waiting to be recorded, and the sends waiting for that (group commit).
@@ -349,7 +358,7 @@ class DeliveryWorker:
             soonest: float | None = None
             deferred: list[tuple[list[int], float]] = []
             for target in list(queues):
-                if target in busy or len(running) >= self.policy.concurrency:
+                if target in busy or len(running) >= in_flight:
                     continue
                 wait = self.limiter.acquire(platform, target.kind, target.address)
                 if wait == 0.0:

@@ -174,6 +174,7 @@ class Database:
         # SQLite has one writer; threads of this process queue here instead of polling
         # the busy handler. PostgreSQL needs no such lock.
         self._write_lock: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        self._conn: Connection | None = None  # SQLite: see _kept
 
     @property
     def backend(self) -> str:
@@ -186,7 +187,11 @@ class Database:
         if lock is not None:
             lock.acquire()
         try:
-            session: Session = self._sessions()
+            # SQLite: on the kept connection (see _kept); the session begins and ends its
+            # own transaction on it.
+            session: Session = (
+                self._sessions() if lock is None else self._sessions(bind=self._kept())
+            )
             try:
                 yield UnitOfWork(session, backend=self.backend)
             finally:
@@ -196,20 +201,29 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    def _kept(self) -> Connection:
+        """SQLite: the one connection that units of work and ledgers take turns on, under
+        the write lock, instead of a checkout from the pool and back for each (which cost
+        more than a transaction's own BEGIN and COMMIT)."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = self.engine.connect()
+        return conn
+
     @contextmanager
     def ledger(self) -> Iterator[OutboxLedger]:
         """A write transaction for delivery bookkeeping on a plain connection, past the
         ORM (a unit of work's session costs more than the few statements it wraps). It
         commits when the block ends and rolls back when it raises."""
         lock = self._write_lock
-        if lock is not None:
-            lock.acquire()
-        try:
+        if lock is None:
             with self.engine.begin() as conn:
                 yield OutboxLedger(conn)
-        finally:
-            if lock is not None:
-                lock.release()
+            return
+        with lock:
+            conn = self._kept()
+            with conn.begin():
+                yield OutboxLedger(conn)
 
     @contextmanager
     def joined_uow(self, ledger: OutboxLedger) -> Iterator[UnitOfWork]:
@@ -292,6 +306,14 @@ class Database:
         return None
 
     def dispose(self) -> None:
+        lock = self._write_lock
+        if lock is not None and lock.acquire(timeout=10):  # not under a running transaction
+            try:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+            finally:
+                lock.release()
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.engine.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
@@ -344,7 +345,19 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
         # A message waits for the earlier unfinished ones of its conversation: found here.
-        Index("ix_outbox_conversation", "target", "platform", "target_kind", "status", "id"),
+        # Only unfinished messages are in it, so it stays small however many were sent: a
+        # claim does not change it, a sent message leaves it, and a fan-out's conversations
+        # share a few pages of it (in one over every message each had its own page). A
+        # query uses it only where its condition says the same, literally (uow._earlier_unfinished).
+        Index(
+            "ix_outbox_unfinished",
+            "target",
+            "platform",
+            "target_kind",
+            "id",
+            sqlite_where=text("status IN ('pending', 'sending')"),
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

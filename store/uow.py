@@ -125,6 +125,8 @@ _comments = _table(Comment)
 _reactions = _table(Reaction)
 _outbox = _table(OutboxMessage)
 _refs = _table(MessageRef)
+_blobs = _table(Blob)
+_item_files = _table(ItemFile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -675,11 +677,16 @@ def _claim_of(attempt: int) -> PreviewStatus:
     return PreviewStatus.FETCHING if attempt == 1 else PreviewStatus.REFETCHING
 
 
-_ITEM_GROUP_AUTHOR = (
-    select(Item, Group, Person)
+# A post with its group, its author (outer: a feed's has none) and its files (blob id,
+# name, MIME type), one row each (or one row of NULLs).
+_ITEM_GROUP_AUTHOR_FILES = (
+    select(Item, Group, Person, _blobs.c.id, _item_files.c.name, _blobs.c.mime_type)
     .join(Group, Group.id == Item.group_id)
     .outerjoin(Person, Person.id == Item.author_id)
+    .outerjoin(_item_files, _item_files.c.item_id == Item.id)
+    .outerjoin(_blobs, _blobs.c.id == _item_files.c.blob_id)
     .where(Item.id == bindparam("item_id"))
+    .order_by(_item_files.c.position)
 )
 
 
@@ -693,10 +700,16 @@ class ItemRepository(_Repo):
         search.index_item(self.s, item)
         return item
 
-    def with_group_and_author(self, item_id: int) -> tuple[Item, Group, Person | None] | None:
-        """A post with its group and its author (None for a feed's), in one query."""
-        row = self.s.execute(_ITEM_GROUP_AUTHOR, {"item_id": item_id}).first()
-        return None if row is None else (row[0], row[1], row[2])
+    def to_render(
+        self, item_id: int
+    ) -> tuple[Item, Group, Person | None, list[tuple[str, str, str]]] | None:
+        """A post with its group, its author (None for a feed's) and (blob id, name, MIME
+        type) of its files in order: what sending it needs, in one query."""
+        rows = self.s.execute(_ITEM_GROUP_AUTHOR_FILES, {"item_id": item_id}).all()
+        if not rows:
+            return None
+        item, group, author = rows[0][0], rows[0][1], rows[0][2]
+        return item, group, author, [(b, n, m) for *_, b, n, m in rows if b is not None]
 
     def lines(self, group_id: int, limit: int) -> list[ItemLine]:
         """The newest posts of a group with their authors and counts, in one query."""
@@ -1088,9 +1101,6 @@ class InboxRepository(_Repo):
         return self.s.scalars(query.order_by(InboxEvent.id).limit(limit)).all()
 
 
-_UNFINISHED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
-
-
 # The statuses as SQL literals, not parameters: a plan PostgreSQL caches for a prepared
 # statement then still knows which status it looks for (and can use an index on it).
 _PENDING = literal_column(f"'{OutboxStatus.PENDING.value}'", String)
@@ -1114,17 +1124,18 @@ def _earlier_unfinished(
         earlier.target_kind == m.target_kind,
         earlier.target == m.target,
         earlier.id < m.id,
-        # IN, so that an index on (conversation, status, id) finds them (PostgreSQL does
-        # not for two ORed comparisons); of literals, so there is no list to expand.
+        # The condition of the partial index ix_outbox_unfinished, as it says it (IN, of
+        # literals): only then do SQLite and PostgreSQL use that index.
         earlier.status.in_([_PENDING, _SENDING]),
     )
 
 
 class _DriverMany:
     """A prebuilt statement handed to the driver as compiled once per dialect, for one row
-    or many (executemany): the values go through their columns' bind processors here, each
-    distinct value of a batch once (a batch's rows share their time and often their
-    payload), instead of SQLAlchemy processing every parameter of every row. Its bound
+    or many (executemany, every row with the same parameters): the values go through their
+    columns' bind processors here, each distinct value of a batch once (a batch's rows
+    share their time and often their payload), instead of SQLAlchemy processing every
+    parameter of every row. Its bound
     parameters are named after the columns whose types they take (`types`); ones the
     statement gives a value itself (a LIMIT's OFFSET 0) keep that value."""
 
@@ -1170,20 +1181,20 @@ class _DriverMany:
             if names is None:
                 return sql, list(rows)
             return sql, [tuple(row[n] for n in names) for row in rows]
-        memo: dict[tuple[str, int], Any] = {}
-
-        def value(name: str, v: Any) -> Any:
+        # Column by column (every row has the same parameters): each distinct value once.
+        keys = names if names is not None else tuple(rows[0])
+        columns: list[list[Any]] = []
+        for name in keys:
+            values = [row[name] for row in rows]
             process = processors.get(name)
-            if process is None:
-                return v
-            key = (name, id(v))
-            if key not in memo:
-                memo[key] = process(v)
-            return memo[key]
-
+            if process is not None:
+                distinct = {id(v): v for v in values}
+                done = {i: process(v) for i, v in distinct.items()}
+                values = [done[id(v)] for v in values]
+            columns.append(values)
         if names is None:
-            return sql, [{n: value(n, v) for n, v in row.items()} for row in rows]
-        return sql, [tuple(value(n, row[n]) for n in names) for row in rows]
+            return sql, [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+        return sql, list(zip(*columns, strict=True))
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """The statement once per row, in one executemany."""
@@ -1296,7 +1307,7 @@ class _RawClaimed:
 _UNFINISHED_BEFORE = select(
     _outbox.c.id, _outbox.c.platform, _outbox.c.target_kind, _outbox.c.target
 ).where(
-    _outbox.c.status.in_([s.value for s in _UNFINISHED]),
+    _outbox.c.status.in_([_PENDING, _SENDING]),  # literals: see _earlier_unfinished
     _outbox.c.id < bindparam("before"),
     _outbox.c.target.in_(bindparam("targets", expanding=True)),
     _outbox.c.id.not_in(bindparam("chosen", expanding=True)),

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from adapters.memory import MemoryAdapter
 from bot.delivery import fan_out
@@ -504,3 +504,65 @@ async def test_a_fan_out_is_recorded_exactly_as_it_was_sent(world: World) -> Non
             (name, sent[name], item.id, world.clock.now()) for name in members
         }
         assert {r.outbox_id for r in refs} == {r.id for r in rows}
+
+
+class Paced(MemoryAdapter):
+    """Each send yields to the event loop a few times, so the lane starts others meanwhile;
+    `most` is how many were in flight at once."""
+
+    in_flight: int = 0
+    most: int = 0
+
+    async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self.in_flight -= 1
+        return await super().send(target, message)
+
+
+async def test_sends_in_flight_are_as_many_as_the_adapter_declares(world: World) -> None:
+    """An adapter may declare how many of its sends may be in flight; one that does not
+    gets the policy's concurrency."""
+    declared = Paced(platform="declared", max_in_flight=3)
+    undeclared = Paced(platform="undeclared", max_in_flight=None)
+    world.hub.register(declared)
+    world.hub.register(undeclared)
+    for n in range(10):
+        enqueue(world, f"u{n}", "hello", platform="declared")
+        enqueue(world, f"u{n}", "hello", platform="undeclared")
+    worker = DeliveryWorker(world.hub, DeliveryPolicy(concurrency=2))
+
+    await drain(world, worker)
+
+    assert (len(declared.sent), declared.most) == (10, 3)
+    assert (len(undeclared.sent), undeclared.most) == (10, 2)
+
+
+async def test_a_fan_out_in_process_is_claimed_and_recorded_in_one_transaction_each(
+    world: World,
+) -> None:
+    """The memory adapter has a whole batch in flight: the outcomes of a fan-out to 20
+    members go in one transaction, after the one that claimed them."""
+    now = world.clock.now()
+    with world.db.uow() as uow:
+        author = add_person(uow, world, "author")
+        group = create_group(uow, world, "allhands", author, Visibility.OPEN)
+        for n in range(20):
+            person = add_person(uow, world, f"member{n:02d}")
+            uow.groups.add_member(person.id, group.id, now=now).notify = NotifyMode.INSTANT
+        share(uow, world, group, author, "Q3 figures are out")
+        uow.commit()
+    commits: list[object] = []
+
+    def committed(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(world.db.engine, "commit", committed)
+    try:
+        await drain(world)
+    finally:
+        event.remove(world.db.engine, "commit", committed)
+    assert len(world.adapter.sent) == 20
+    assert len(commits) == 2

@@ -12,11 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from store.db import Database
 from store.models import Account, AuditEntry
+from store.uow import _claim_statement
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 THREADS, COMMITS = 8, 50
@@ -170,3 +173,67 @@ def test_no_checkpoint_thread_for_a_database_in_memory() -> None:
         assert set(checkpoint_threads()) == before
     finally:
         db.dispose()
+
+
+def subjects(db: Database) -> list[str]:
+    with db.uow() as uow:
+        return list(uow.session.scalars(select(AuditEntry.subject).order_by(AuditEntry.id)))
+
+
+def fail_in_a_unit_of_work(db: Database) -> None:
+    with db.uow() as uow:
+        uow.audit.add(at=NOW, actor_id=1, action="test.write", subject="raised")
+        uow.flush()
+        raise RuntimeError("in the middle")
+
+
+def fail_in_a_ledger(db: Database) -> None:
+    with db.ledger() as ledger:
+        ledger.conn.execute(
+            insert(AuditEntry).values(
+                at=NOW, actor_id=1, action="test.write", subject="ledger raised", details={}
+            )
+        )
+        raise RuntimeError("in the middle")
+
+
+def test_units_of_work_and_ledgers_sharing_a_connection_leave_it_clean(
+    sqlite_db: Database,
+) -> None:
+    """They take turns on one kept connection: what one did not commit (it raised, or just
+    ended) is gone for the next, and the next commits its own."""
+    with pytest.raises(RuntimeError):
+        fail_in_a_unit_of_work(sqlite_db)
+    with sqlite_db.uow() as uow:
+        uow.audit.add(at=NOW, actor_id=1, action="test.write", subject="not committed")
+        uow.flush()
+    with pytest.raises(RuntimeError):
+        fail_in_a_ledger(sqlite_db)
+    with sqlite_db.uow() as uow:
+        uow.audit.add(at=NOW, actor_id=1, action="test.write", subject="committed")
+        uow.commit()
+    other = Database(sqlite_db.url)
+    try:
+        assert subjects(other) == subjects(sqlite_db) == ["committed"]
+    finally:
+        other.dispose()
+    sqlite_db.dispose()  # closes the kept connection; the next unit of work opens another
+    assert subjects(sqlite_db) == ["committed"]
+
+
+def test_a_claim_looks_up_earlier_messages_of_a_conversation_in_the_unfinished_index(
+    sqlite_db: Database,
+) -> None:
+    """ix_outbox_unfinished holds only pending and sending messages; SQLite uses such a
+    partial index only where the query's condition says the same, literally."""
+    claim = _claim_statement("sqlite", "one")
+    assert isinstance(claim, ClauseElement)
+    with sqlite_db.engine.connect() as conn:
+        compiled = claim.compile(dialect=conn.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        assert compiled.positiontup is not None
+        params = (None,) * len(compiled.positiontup)
+        plan = " / ".join(
+            row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
+        )
+    assert "USING INDEX ix_outbox_unfinished (target=? AND platform=? AND target_kind=?" in plan
