@@ -92,6 +92,9 @@ class Delivered:
 @dataclass(frozen=True, slots=True)
 class RateLimited:
     retry_after: float
+    # The limit holds for every conversation of the platform, not only this one (Matrix
+    # limits the bot's account; Telegram and Slack mostly limit a chat or channel).
+    everywhere: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -330,7 +330,11 @@ class DeliveryWorker:
                 result = await self._send(claimed)
                 if isinstance(result, RateLimited):
                     self.limiter.penalize(
-                        platform, target.kind, target.address, result.retry_after, overall=False
+                        platform,
+                        target.kind,
+                        target.address,
+                        result.retry_after,
+                        overall=result.everywhere,
                     )
                 await record(claimed, result)
                 if self.outcome(claimed, result) in ("rate_limited", "retry"):

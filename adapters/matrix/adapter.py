@@ -810,7 +810,8 @@ class MatrixAdapter:
                 return await self._edit(room_id, message, key)
             return await self._post(room_id, message, key)
         except MatrixRateLimited as exc:
-            return RateLimited(retry_after=exc.retry_after)
+            # M_LIMIT_EXCEEDED limits the bot's user, in every room alike.
+            return RateLimited(retry_after=exc.retry_after, everywhere=True)
         except MatrixError as exc:
             if exc.transient:
                 return DeliveryFailed(str(exc))

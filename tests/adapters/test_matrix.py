@@ -363,7 +363,7 @@ async def test_m_limit_exceeded_goes_through_the_outbox_with_retry_after(
         await mx.worker.drain()
     limited = [r for r in results if isinstance(r, RateLimited)]
     assert limited, results
-    assert all(1.0 <= r.retry_after <= 10.0 for r in limited)
+    assert all(1.0 <= r.retry_after <= 10.0 and r.everywhere for r in limited)
     notices = [
         e["content"]["body"]
         for e in boss.from_bot(room, bot.user_id)

@@ -14,6 +14,7 @@ from bot.delivery import fan_out
 from bot.events import MessageReceived, MessageRefIn
 from bot.message import DeliveryFailed, Message, RateLimited, SendResult, Target
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
+from jobs.ratelimit import PlatformLimits, Rate, RateLimiter
 from store.models import (
     Comment,
     Group,
@@ -449,6 +450,28 @@ async def test_a_rate_limited_message_holds_back_its_conversation_only(world: Wo
     world.clock.advance(10)
     await drain(world)
     assert texts(world.adapter, "alice") == ["a1", "a2", "a3", "a4"]
+
+
+async def test_a_limit_on_the_whole_platform_holds_back_every_conversation(
+    world: World,
+) -> None:
+    """Matrix limits the bot's account: its 429 stops sends to other rooms too, until then
+    (a conversation's own 429, above, stops only that conversation)."""
+    seconds = [0.0]
+    limits = {"memory": PlatformLimits(overall=Rate(100, 100), per_dm=Rate(100, 100))}
+    worker = DeliveryWorker(world.hub, limiter=RateLimiter(limits, clock=lambda: seconds[0]))
+    world.adapter.max_in_flight = 1  # one send at a time: bob's comes after alice's 429
+    enqueue(world, "alice", "a1")
+    enqueue(world, "bob", "b1")
+    script(world, RateLimited(retry_after=10, everywhere=True))
+
+    await drain(world, worker)
+    assert world.adapter.sent == []
+
+    seconds[0] += 10
+    world.clock.advance(10)
+    await drain(world, worker)
+    assert (texts(world.adapter, "alice"), texts(world.adapter, "bob")) == (["a1"], ["b1"])
 
 
 async def test_a_failing_message_holds_back_its_conversation_until_it_is_dead(
