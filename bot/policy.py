@@ -35,6 +35,11 @@ def is_gatekeeper(person: Person) -> bool:
     return person.active and person.role_enum in (Role.GATEKEEPER, Role.ADMIN)
 
 
+def may_moderate(person: Person) -> bool:
+    """Whether the person can be a group's moderator at all (guests and partners cannot)."""
+    return person.active and not person.role_enum.is_external
+
+
 def may_receive(person: Person, group: Group, membership: Membership | None) -> bool:
     """Whether a member's copy of a group post may go to them (they may have left)."""
     return membership is not None and may_see(person, group, membership)
@@ -115,7 +120,7 @@ class Policy:
 
     def can_moderate(self, group: Group) -> bool:
         m = self.membership(group)
-        return self.is_admin or (m is not None and m.moderator and not self.is_external)
+        return self.is_admin or (m is not None and m.moderator and may_moderate(self.person))
 
     def can_post(self, group: Group) -> bool:
         return may_receive(self.person, group, self.membership(group))

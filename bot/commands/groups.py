@@ -12,6 +12,7 @@ from bot.digest import notify_changed
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.markup import Markup
+from bot.policy import may_moderate
 from store.models import Group, NotifyMode, Person, Visibility
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
@@ -119,7 +120,7 @@ def _hand_over(ctx: Ctx, group: Group) -> Person | None:
     rest = ctx.uow.groups.members(group.id)
     if any(m.moderator for _, m in rest):
         return None
-    heirs = [(p, m) for p, m in rest if not p.role_enum.is_external]
+    heirs = [(p, m) for p, m in rest if may_moderate(p)]
     if not heirs:
         return None  # admins still moderate every group
     heir, membership = min(heirs, key=lambda pm: (pm[1].joined_at, pm[0].id))
