@@ -300,7 +300,8 @@ async def serve(program: Program) -> int:
     routes = [route for a in hub.adapters.values() for route in _routes_of(a)]
     from jobs.outlets.newsroom import feed_routes
 
-    routes += feed_routes(hub, program.core.settings.outlets, settings.links_url())
+    outlets = program.core.settings.outlets
+    routes += feed_routes(hub, outlets, settings.public_url, settings.links_url())
     app = create_app(hub, routes)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)

@@ -102,8 +102,11 @@ def render_feed(
     public_url: str | None,
     *,
     now: datetime,
+    links_url: str | None = None,
 ) -> bytes:
-    """The Atom 1.0 document of the newest entries (newest first)."""
+    """The Atom 1.0 document of the newest entries (newest first). Its ids are made from
+    PINWALL_PUBLIC_URL alone, so they never change with the HTTP address; its links point
+    at `links_url` (the public URL, else the local address) where given."""
     ET.register_namespace("", ATOM)
 
     def sub(parent: ET.Element, name: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -121,7 +124,7 @@ def render_feed(
     sub(feed, "id", _tag(public_url, spec.name, datetime(2026, 1, 1, tzinfo=UTC), "feed"))
     updated = max((e.published_at for e in entries), default=now)
     sub(feed, "updated", _time(updated))
-    self_url = feed_url(public_url, spec.name)
+    self_url = feed_url(links_url or public_url, spec.name)
     if self_url:
         sub(feed, "link", rel="self", href=self_url, type="application/atom+xml")
     if spec.options.get("site_url"):
@@ -144,7 +147,9 @@ def render_feed(
     return body
 
 
-def feed_routes(hub: Hub, outlets: OutletSettings, public_url: str | None) -> list[Route]:
+def feed_routes(
+    hub: Hub, outlets: OutletSettings, public_url: str | None, links_url: str | None = None
+) -> list[Route]:
     """GET /public/<outlet>.atom for every newsroom outlet (served by Pinwall's app)."""
 
     def _load(name: str) -> bytes | None:
@@ -154,7 +159,7 @@ def feed_routes(hub: Hub, outlets: OutletSettings, public_url: str | None) -> li
         db: Database = hub.db
         with db.uow() as uow:
             entries = uow.proposals.newsroom_entries(spec.name, FEED_ENTRIES)
-            return render_feed(spec, entries, public_url, now=hub.clock.now())
+            return render_feed(spec, entries, public_url, now=hub.clock.now(), links_url=links_url)
 
     async def feed(request: Request) -> Response:
         body = await hub.call(_load, request.path_params["outlet"])

@@ -11,6 +11,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
@@ -25,10 +26,10 @@ from bot.markup import to_plain
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec
 from jobs.outlets import create_publisher
 from jobs.outlets.base import OutletContext
-from jobs.outlets.newsroom import feed_routes
+from jobs.outlets.newsroom import feed_routes, render_feed
 from jobs.outlets.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from jobs.publish import PublishJob
-from store.models import ProposalStatus
+from store.models import NewsroomEntry, ProposalStatus
 from tests.bot.conversation import en
 from tests.harness import World
 
@@ -168,6 +169,20 @@ async def test_the_newsroom_publishes_once_and_its_feed_parses_back(
     metrics = world.hub.metrics.render().decode()
     assert 'pinwall_publish_outcomes_total{outcome="published",outlet="newsroom"} 1.0' in metrics
     assert 'pinwall_approval_turnaround_seconds_count{outcome="approved"} 1.0' in metrics
+
+
+def test_newsroom_ids_stay_when_only_the_local_address_gives_links() -> None:
+    """Without PINWALL_PUBLIC_URL the links point at the local HTTP address, but the ids
+    do not come from it: a changed port must not make readers see every entry anew."""
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    entry = NewsroomEntry(id=1, outlet="newsroom", key="k", text="Hello", published_at=now)
+    local = render_feed(NEWSROOM_SPEC, [entry], None, now=now, links_url="http://127.0.0.1:8080")
+    other = render_feed(NEWSROOM_SPEC, [entry], None, now=now, links_url="http://127.0.0.1:9090")
+    feeds = [feedparser.parse(body) for body in (local, other)]
+    assert [f.entries[0].id for f in feeds] == [
+        "tag:pinwall.invalid,2026-11-27:newsroom/entry/1"
+    ] * 2
+    assert feeds[0].entries[0].link == "http://127.0.0.1:8080/public/newsroom.atom#entry-1"
 
 
 async def test_the_webhook_posts_signed_json_and_reports_the_link(
