@@ -241,6 +241,11 @@ class PersonRepository(_Repo):
     def get(self, person_id: int) -> Person | None:
         return self.s.get(Person, person_id)
 
+    def lock(self, person_id: int) -> None:
+        """What the person does next waits for this unit of work (PostgreSQL; SQLite has
+        one writer anyway): an album's photos, applied at once, join one draft."""
+        self.s.execute(select(Person.id).where(Person.id == person_id).with_for_update())
+
     def actor(self, platform: str, external_id: str) -> tuple[Account, Person] | None:
         """An account and its person, in one query."""
         row = self.s.execute(_ACTOR, {"platform": platform, "external_id": external_id}).first()
@@ -471,6 +476,13 @@ _INSTANT_ACCOUNTS = (
 class GroupRepository(_Repo):
     def get(self, group_id: int) -> Group | None:
         return self.s.get(Group, group_id)
+
+    def lock_membership(self, person_id: int, group_id: int) -> Membership | None:
+        """The membership, read again once its group is locked: membership changes of one
+        group queue behind each other (PostgreSQL; SQLite has one writer anyway), so two
+        moderators leaving at once see each other gone."""
+        self.s.execute(select(Group.id).where(Group.id == group_id).with_for_update())
+        return self.s.get(Membership, (person_id, group_id), populate_existing=True)
 
     def by_slug_for(self, slug: str, person_id: int) -> tuple[Group, Membership | None] | None:
         """The group named `slug` and this person's membership of it, in one query."""

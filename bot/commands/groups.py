@@ -102,7 +102,7 @@ def on_join(ctx: Ctx, cmd: Command) -> None:
 @command("leave")
 def on_leave(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
-    membership = ctx.policy.membership(group)
+    membership = ctx.uow.groups.lock_membership(ctx.person.id, group.id)
     if membership is None:
         raise UserError("error.not_member", group=group.name)
     ctx.uow.groups.remove_member(membership)
@@ -165,7 +165,7 @@ def on_remove(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     ctx.policy.require_moderator(group)
     person = find_person(ctx.uow, cmd.arg("person"))
-    membership = ctx.uow.groups.membership(person.id, group.id)
+    membership = ctx.uow.groups.lock_membership(person.id, group.id)
     if membership is None:
         raise UserError("error.not_member_other", handle=person.handle, group=group.name)
     ctx.uow.groups.remove_member(membership)

@@ -249,7 +249,10 @@ def _start_share_flow(
 ) -> None:
     if not text and not files:
         return
-    waiting = ctx.uow.state.album_draft(ctx.person.id, album) if album else None
+    waiting = None
+    if album:
+        ctx.uow.people.lock(ctx.person.id)  # the album's other photos wait, then join
+        waiting = ctx.uow.state.album_draft(ctx.person.id, album)
     if waiting is not None:  # the album's question was asked with its first file
         waiting.files = [*waiting.files, *files]
         waiting.text = waiting.text or text[:MAX_TEXT]  # the caption may be on any photo
@@ -301,6 +304,7 @@ def _on_room_message(ctx: Ctx, event: MessageReceived, text: str) -> None:
 @action("share.pick")
 def on_share_pick(ctx: Ctx, value: str) -> None:
     draft_id, _, group_id = value.partition(":")
+    ctx.uow.people.lock(ctx.person.id)  # a photo of its album still being added goes first
     draft = ctx.uow.state.draft(int(draft_id)) if draft_id.isdigit() else None
     # A draft is its author's alone: a pressed button of someone else's is stale.
     if draft is None or draft.person_id != ctx.person.id or not group_id.isdigit():

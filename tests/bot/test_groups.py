@@ -3,6 +3,11 @@ add, remove, notify — and the wrong ways to say them, which change nothing."""
 
 from __future__ import annotations
 
+import asyncio
+
+from sqlalchemy import select, update
+
+from store.models import Membership, Person
 from tests.bot.conversation import de, en, refused, with_usage
 from tests.harness import World
 
@@ -141,6 +146,30 @@ async def test_the_last_moderator_leaving_hands_the_group_to_its_longest_member(
     assert out.text("carol") == en("leave.heir", group="Design", handle="bob")
     out = await world.say("carol", "/leave design")
     assert out.text("carol") == en("leave.done", group="Design")
+
+
+async def test_two_last_moderators_leaving_at_once_still_hand_the_group_on(
+    world: World,
+) -> None:
+    """Real threads on both backends: each leave sees the other's (the group is locked)."""
+    await world.say("alice", "/group create design Design")
+    await world.say("bob", "/join design")
+    await world.say("carol", "/join design")
+    with world.db.uow() as uow:
+        uow.session.execute(update(Membership).values(moderator=True))  # alice's, bob's, ...
+        uow.session.execute(
+            update(Membership)
+            .where(Membership.person_id.in_(select(Person.id).where(Person.handle == "carol")))
+            .values(moderator=False)  # ... but not carol's
+        )
+        uow.commit()
+    now = world.clock.now()
+    events = [world.adapter.event(who, "/leave design", now) for who in ("alice", "bob")]
+    await asyncio.gather(*(asyncio.to_thread(world.core.handle, e) for e in events))
+    out = await world.say("carol", "/members design")
+    assert out.text("carol").endswith(
+        en("members.list", group="Design", count=1, names="@carol (moderator)")
+    )
 
 
 async def test_any_member_may_create_a_group_and_moderate_it(world: World) -> None:
