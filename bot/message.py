@@ -46,6 +46,9 @@ class Message:
     # The platform message this one takes the place of: the outcome of a button press
     # shown where the question was. Platforms that cannot edit send it as a new message.
     replaces: str | None = None
+    # Only worth showing in place (a card's running vote count): where the message it
+    # replaces cannot be edited any more, nothing is sent instead of a second copy.
+    edit_only: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
 
 

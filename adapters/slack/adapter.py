@@ -480,6 +480,8 @@ class SlackAdapter:
                         "edit_window_closed",
                     ):
                         raise
+                    if message.edit_only:
+                        return Delivered(conversation=channel)
             if target.kind == "room" and audience:
                 await self.client.chat_postEphemeral(
                     channel=channel, user=str(audience), text=text, blocks=body

@@ -425,6 +425,8 @@ class TelegramAdapter:
                 edited = await self._edit(chat_id, message)
                 if edited is not None:
                     return edited
+                if message.edit_only:
+                    return Delivered(conversation=str(chat_id))
             return await self._post(chat_id, message, key)
         except RetryAfter as exc:
             return RateLimited(retry_after=_seconds(exc.retry_after))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -293,6 +294,8 @@ def _update_cards(
             outcome=outcome,
             replaces=message_id,
         )
+        if lines is None:  # a running count: in place, or not at all
+            message = replace(message, edit_only=True)
         target = Target(card.platform, "dm" if card.target_kind == "dm" else "room", card.target)
         core.enqueue(uow, target, message, card.person_id, now)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
+from bot.message import Delivered, Message, Target
 from store.db import Database
 from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage
 from tests.adapters.conftest import (
@@ -189,6 +190,26 @@ async def test_a_bridged_telegram_group(
         # Updates are taken in order: the other bot's command, sent first, was dropped.
     with sqlite_db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 2
+
+
+async def test_an_edit_only_message_is_dropped_where_its_original_cannot_be_edited(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A card's running vote count is shown in place or not at all; an outcome that
+    cannot replace its message is sent as a new one."""
+    async with running(sqlite_db, fake, tmp_path) as tg:
+        fake.user_starts(FRANZ)
+        await tg.bot_said(FRANZ.id, "Einladung")
+        dm = Target("telegram", "dm", str(FRANZ.id))
+        before = len(fake.sent_to(FRANZ.id))
+        gone = "987654"  # no such message in the chat
+        count = Message(text="Approvals: 1 of 2", replaces=gone, edit_only=True)
+        assert await tg.adapter.send(dm, count) == Delivered(conversation=str(FRANZ.id))
+        assert len(fake.sent_to(FRANZ.id)) == before
+        outcome = await tg.adapter.send(dm, Message(text="Approved", replaces=gone))
+        assert isinstance(outcome, Delivered)
+        assert outcome.message_id is not None
+        assert [s.text for s in fake.sent_to(FRANZ.id)[before:]] == ["Approved"]
 
 
 async def test_long_posts_are_split_within_telegrams_limit(
