@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import (
     CursorResult,
     Executable,
-    Table,
     and_,
     bindparam,
     case,
@@ -41,6 +40,7 @@ from store.models import (
     NotifyMode,
     Person,
     Reaction,
+    table_of,
 )
 
 DIGEST_MODES = (NotifyMode.DAILY.value, NotifyMode.WEEKLY.value)
@@ -48,18 +48,12 @@ DIGEST_MODES = (NotifyMode.DAILY.value, NotifyMode.WEEKLY.value)
 GROUPS_PER_QUERY = 200
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_schedules = _table(DigestSchedule)
-_watermarks = _table(DigestWatermark)
-_items = _table(Item)
-_comments = _table(Comment)
-_reactions = _table(Reaction)
-_people = _table(Person)
+_schedules = table_of(DigestSchedule)
+_watermarks = table_of(DigestWatermark)
+_items = table_of(Item)
+_comments = table_of(Comment)
+_reactions = table_of(Reaction)
+_people = table_of(Person)
 
 _SCHEDULE_COLUMNS = (
     _schedules.c.person_id,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -58,6 +59,13 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
     }
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Table, typed as one: for the prebuilt Core statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Role(enum.StrEnum):

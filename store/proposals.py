@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -29,16 +29,10 @@ from store.models import (
     ProposalVote,
     Role,
     Room,
+    table_of,
 )
 
-
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_votes = _table(ProposalVote)
+_votes = table_of(ProposalVote)
 
 OPEN = (ProposalStatus.PENDING, ProposalStatus.CHANGES)  # waiting for people
 # What `pending` lists: everything not finished yet, and what needs an admin.

@@ -10,15 +10,14 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Table, func, select
+from sqlalchemy import Executable, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from store.models import ItemRead
+from store.models import ItemRead, table_of
 
-_reads = ItemRead.__table__
-assert isinstance(_reads, Table)
+_reads = table_of(ItemRead)
 _RECORD: dict[str, Executable] = {}  # by dialect: INSERT ... ON CONFLICT DO NOTHING
 
 

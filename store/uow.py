@@ -23,7 +23,6 @@ from sqlalchemy import (
     Insert,
     Integer,
     String,
-    Table,
     and_,
     bindparam,
     delete,
@@ -84,6 +83,7 @@ from store.models import (
     Role,
     Room,
     Upload,
+    table_of,
 )
 from store.proposals import ProposalRepository
 from store.reads import ReadRepository
@@ -107,26 +107,20 @@ def handle_base(name: str) -> str:
     return base.strip("._-")[:32].strip("._-") or "user"
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 # The hot path runs prebuilt Core statements on the session's connection: SQLAlchemy
 # compiles each once and then only binds parameters, with no ORM bookkeeping on the way.
-_people = _table(Person)
-_accounts = _table(Account)
-_groups = _table(Group)
-_memberships = _table(Membership)
-_rooms = _table(Room)
-_items = _table(Item)
-_comments = _table(Comment)
-_reactions = _table(Reaction)
-_outbox = _table(OutboxMessage)
-_refs = _table(MessageRef)
-_blobs = _table(Blob)
-_item_files = _table(ItemFile)
+_people = table_of(Person)
+_accounts = table_of(Account)
+_groups = table_of(Group)
+_memberships = table_of(Membership)
+_rooms = table_of(Room)
+_items = table_of(Item)
+_comments = table_of(Comment)
+_reactions = table_of(Reaction)
+_outbox = table_of(OutboxMessage)
+_refs = table_of(MessageRef)
+_blobs = table_of(Blob)
+_item_files = table_of(ItemFile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +137,7 @@ _INSERT_PLANS: dict[type[Any], _InsertPlan] = {}
 def _insert_plan(model: type[Any]) -> _InsertPlan:
     plan = _INSERT_PLANS.get(model)
     if plan is None:
-        table = _table(model)
+        table = table_of(model)
         columns: list[tuple[str, Any]] = []
         server_defaults: set[str] = set()
         returns_id = False
@@ -1071,7 +1065,7 @@ class InboxRepository(_Repo):
         stmt = _INBOX_RECORD.get(conn.dialect.name)
         if stmt is None:
             dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-            inbox = _table(InboxEvent)
+            inbox = table_of(InboxEvent)
             stmt = _INBOX_RECORD[conn.dialect.name] = _DriverMany(
                 dialect_insert(inbox)
                 .values({c: bindparam(c) for c in values})
