@@ -194,7 +194,9 @@ def handle_list(people: list[Person]) -> str:
 
 
 def _approvals(uow: UnitOfWork, proposal: Proposal) -> int:
-    return len(approvers(uow, proposal))
+    """How many approved the current revision (a count: no people loaded)."""
+    votes = uow.proposals.votes(proposal.id, proposal.revision)
+    return sum(1 for v in votes if v.vote == "approve")
 
 
 def send_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime) -> int:
