@@ -26,7 +26,12 @@ class Token:
     quoted: bool = False
 
 
+_WORD = re.compile(r"\S+")
+
+
 def tokenize(text: str) -> list[Token]:
+    if QUOTES.isdisjoint(text):  # the usual case: words between white space
+        return [Token(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:

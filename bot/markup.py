@@ -27,9 +27,14 @@ class Markup(str):
     __slots__ = ()
 
 
+_NEEDS_ESCAPE = re.compile(r"[\\*_\[\]()]|^[>-]", re.MULTILINE)
+
+
 def esc(text: str) -> Markup:
     if isinstance(text, Markup):
         return text
+    if _NEEDS_ESCAPE.search(text) is None:  # most values: a name, a number, a word
+        return Markup(text)
     return Markup(_LINE_START.sub(r"\\\1", _SPECIAL.sub(r"\\\1", text)))
 
 
