@@ -36,6 +36,7 @@ import random
 import subprocess
 import sys
 import time
+import timeit
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -216,6 +217,7 @@ class Run:
     settings: dict[str, str] = field(default_factory=dict)  # of the database, as measured
     deliveries: int = 0
     setup_s: float = 0.0
+    machine_us: float = 0.0  # see machine_speed()
 
 
 class Pinwall:
@@ -277,6 +279,7 @@ async def run_backend(backend: str, db: Database, n: int, profile: Path | None) 
         commands = [town.next_command() for _ in range(n)]
         app.adapter.clear()
         perf = time.perf_counter
+        result.machine_us = machine_speed()
         with profiled(app.hub, profile):
             result.load = os.getloadavg()
             wall_start, cpu_start = perf(), time.process_time()
@@ -299,6 +302,15 @@ async def run_backend(backend: str, db: Database, n: int, profile: Path | None) 
     finally:
         app.close()
     return result
+
+
+def machine_speed() -> float:
+    """Microseconds for `sum(range(1000))`, the best of a few tries, taken just before the
+    timed section. The same code measures very differently on machines of one kind (seen
+    here: 27.6 us on one, 13.3 us on another) and even on one machine (476 and 714
+    commands/s within the hour, same commit, nothing else running): figures from two
+    runs compare only beside this."""
+    return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
 
 
 def database_settings(db: Database) -> dict[str, str]:
@@ -379,6 +391,7 @@ def summary(run: Run) -> dict[str, Any]:
         # CPU per command, robust against other load on the machine
         "cpu_ms_per_command": round(run.cpu / len(run.e2e) * 1000, 2),
         "load_avg_at_start": round(run.load[0], 2),
+        "python_sum1000_us": round(run.machine_us, 1),
         "settings": run.settings,
         "deliveries": run.deliveries,
         "by_kind_p50_ms": {k: figures(v)["p50_ms"] for k, v in sorted(run.by_kind.items())},
@@ -427,7 +440,8 @@ def print_table(runs: list[Run]) -> None:
         )
         print(
             f"{run.backend}: process CPU {run.cpu / len(run.e2e) * 1000:.2f} ms per command "
-            f"(both threads); load average {run.load[0]:.2f} on {os.cpu_count()} CPUs at start"
+            f"(both threads); load average {run.load[0]:.2f} on {os.cpu_count()} CPUs at start; "
+            f"sum(range(1000)) took {run.machine_us:.1f} us (the machine's pace)"
         )
         print(f"{run.backend}: " + ", ".join(f"{k}={v}" for k, v in run.settings.items()))
     print(
