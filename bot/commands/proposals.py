@@ -266,9 +266,40 @@ def show_outcome(
 
 def refresh_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime) -> None:
     """The open cards, with their buttons, show the approvals so far (a quorum above one):
-    in place, so a card not delivered yet is left as it is."""
-    cards = [(card, mid) for card, mid in uow.proposals.open_cards(proposal.id) if mid]
-    _update_cards(core, uow, proposal, now, cards, None)
+    in place where delivered; a card still waiting to be sent (its messenger down or
+    rate-limited) goes out showing them instead of the count it was queued with."""
+    cards = uow.proposals.open_cards(proposal.id)
+    _update_cards(core, uow, proposal, now, [(c, mid) for c, mid in cards if mid], None)
+    for card, message_id in cards:
+        if message_id is None and card.outbox_id is not None:
+            message = _card_for(core, uow, proposal, card, outcome=None, replaces=None)
+            uow.outbox.rewrite_pending(card.outbox_id, {"t": "msg", "m": dump_message(message)})
+
+
+def _card_for(
+    core: Core,
+    uow: UnitOfWork,
+    proposal: Proposal,
+    card: ApprovalCard,
+    *,
+    outcome: list[tuple[str, dict[str, Any]]] | None,
+    replaces: str | None,
+) -> Message:
+    """The card as its holder reads it: in their language and time zone."""
+    person = uow.people.get(card.person_id) if card.person_id else None
+    t = core.translator(person)
+    zone = core.timezone_of(person) if person else core.settings.default_timezone
+    shown = None if outcome is None else Markup("\n".join(t(key, **kw) for key, kw in outcome))
+    return card_message(
+        core,
+        uow,
+        t,
+        proposal,
+        platform=card.platform,
+        timezone=zone,
+        outcome=shown,
+        replaces=replaces,
+    )
 
 
 def _update_cards(
@@ -282,20 +313,7 @@ def _update_cards(
     """Each card again (replacing its message), with these outcome lines, or with its
     buttons where `lines` is None — in the language and time zone of whoever holds it."""
     for card, message_id in cards:
-        person = uow.people.get(card.person_id) if card.person_id else None
-        t = core.translator(person)
-        zone = core.timezone_of(person) if person else core.settings.default_timezone
-        outcome = None if lines is None else Markup("\n".join(t(key, **kw) for key, kw in lines))
-        message = card_message(
-            core,
-            uow,
-            t,
-            proposal,
-            platform=card.platform,
-            timezone=zone,
-            outcome=outcome,
-            replaces=message_id,
-        )
+        message = _card_for(core, uow, proposal, card, outcome=lines, replaces=message_id)
         if lines is None:  # a running count: in place, or not at all
             message = replace(message, edit_only=True)
         target = Target(card.platform, "dm" if card.target_kind == "dm" else "room", card.target)

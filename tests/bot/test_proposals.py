@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from adapters.memory import Sent
 from bot.markup import to_plain
+from bot.message import DeliveryFailed
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec, measure
 from store.blobs import StoredBlob
 from store.models import ProposalStatus, ProposalVote
@@ -171,6 +172,37 @@ async def test_a_quorum_of_two_needs_two_gatekeepers_and_a_double_vote_counts_on
     )
     closed = next(s.message for s in second.to("carol") if s.message.replaces)
     assert to_plain(closed.text).endswith("✅ Approved by @bob, @carol.")
+    assert status(world) == ProposalStatus.APPROVED
+
+
+async def test_a_card_still_waiting_to_be_sent_goes_out_with_the_votes_so_far(
+    world: World,
+) -> None:
+    """carol's messenger is down when the proposal comes: when her card finally goes out,
+    it shows bob's approval, not the "0 of 2" it was queued with."""
+    with_outlets(world, replace(NEWSROOM_SPEC, name="press", quorum=2))
+    telegram = other_messenger(world, "telegram")
+    await say_on(world, telegram, "carol", "/whoami")
+    await world.say("admin", "/role carol gatekeeper")
+    await gatekeepers(world, "bob")
+    telegram.results.append(DeliveryFailed("telegram is down"))
+    await world.say("alice", "/propose press Two pairs of eyes")
+    assert not [s for s in telegram.to("carol") if s.message.meta.get("proposal") == 1]
+
+    await world.press("bob", card_of(world, "bob"), 0)
+    world.clock.advance(minutes=30)  # past the retry's back-off
+    await world.worker.drain()
+    cards = [s for s in telegram.to("carol") if s.message.meta.get("proposal") == 1]
+    assert len(cards) == 1  # the card, once: no second copy, no edit of a card not there
+    card = cards[0].message
+    assert len(card.buttons) == 3
+    assert card.replaces is None
+    assert en("card.votes_by", have=1, need=2, by="@bob") in to_plain(card.text)
+
+    # Her approval by the card she got decides it.
+    done = await world.hub.submit(telegram.press("carol", cards[0], 0, world.clock.now()))
+    await world.worker.drain()
+    assert done
     assert status(world) == ProposalStatus.APPROVED
 
 
