@@ -2,12 +2,14 @@
 
 Item deliveries only reference the item; they are rendered when sent, in the
 recipient's language and after the recipient's visibility is checked again, so a
-late link preview still shows and a person removed meanwhile gets nothing.
+late link preview still shows and a person removed meanwhile gets nothing. Other
+capabilities register renderers of their own references (approval cards: the votes
+so far) in RENDERERS.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -119,6 +121,8 @@ class OutboxRow(Protocol):
     """What rendering needs of an outbox message (a claimed row, or the stored one)."""
 
     @property
+    def id(self) -> int: ...
+    @property
     def platform(self) -> str: ...
     @property
     def target_kind(self) -> str: ...
@@ -130,6 +134,22 @@ class OutboxRow(Protocol):
     def item_id(self) -> int | None: ...
     @property
     def payload(self) -> dict[str, Any]: ...
+
+
+# How a row that references something else is rendered when it is sent; None when it
+# must not go any more.
+RowRenderer = Callable[["Core", UnitOfWork, OutboxRow], Message | None]
+# By payload kind ("t"), registered by the capability that queues such rows
+# (bot.commands.proposals: "card").
+RENDERERS: dict[str, RowRenderer] = {}
+
+
+def renders(kind: str) -> Callable[[RowRenderer], RowRenderer]:
+    def register(fn: RowRenderer) -> RowRenderer:
+        RENDERERS[kind] = fn
+        return fn
+
+    return register
 
 
 class Renderer:
@@ -187,6 +207,11 @@ class Renderer:
             if uow is None:
                 raise ValueError("rendering an item needs a unit of work")
             return self._item(uow, row, {} if cache is None else cache)
+        other = RENDERERS.get(kind) if isinstance(kind, str) else None
+        if other is not None:
+            if uow is None:
+                raise ValueError(f"rendering a {kind} needs a unit of work")
+            return other(self.core, uow, row)
         return None
 
     def _post(

@@ -248,6 +248,10 @@ class ProposalRepository:
         self.s.flush()
         return card
 
+    def card_sent_by(self, outbox_id: int) -> ApprovalCard | None:
+        """The card an outbox message carries."""
+        return self.s.scalar(select(ApprovalCard).where(ApprovalCard.outbox_id == outbox_id))
+
     def open_cards(self, proposal_id: int) -> list[tuple[ApprovalCard, str | None]]:
         """The cards not yet showing an outcome, with the platform message id of each
         where it was delivered."""

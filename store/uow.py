@@ -1672,17 +1672,6 @@ class OutboxRepository(_Repo):
             .order_by(MessageRef.id)
         ).all()
 
-    def rewrite_pending(self, outbox_id: int, payload: dict[str, Any]) -> bool:
-        """Replaces what a message not yet sent will carry; False when it is being sent
-        or was sent already (then it goes out, or went out, as it was)."""
-        result = self._run(
-            update(_outbox)
-            .where(_outbox.c.id == outbox_id, _outbox.c.status == OutboxStatus.PENDING.value)
-            .values(payload=payload)
-        )
-        self._expire(OutboxMessage, [outbox_id])
-        return result.rowcount > 0
-
     def sending_on(self, platform: str) -> bool:
         """Whether a message to this messenger is being sent right now (claimed, its
         outcome not yet recorded)."""

@@ -21,12 +21,13 @@ from zoneinfo import ZoneInfo
 from bot.commands.common import parse_id, show_id
 from bot.commands.sharing import MAX_TEXT
 from bot.core import Core, Ctx, action, command, on_prompt, on_reaction
+from bot.delivery import OutboxRow, renders
 from bot.errors import UserError
 from bot.events import ButtonPressed, ReactionAdded
 from bot.grammar import Command
 from bot.i18n import Translator
 from bot.markup import Markup, esc, link
-from bot.message import Button, Message, Target, dump_message
+from bot.message import Button, Message, Target
 from bot.outlets import NEWSROOM_SPEC, OutletSpec, check, publication_text
 from bot.policy import Policy, is_gatekeeper
 from store.models import ApprovalCard, Person, Prompt, Proposal, ProposalStatus, Role
@@ -220,16 +221,13 @@ def send_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime) -
             if account is not None:
                 targets.append((Target(account.platform, "dm", account.external_id), person))
     for target, recipient in targets:
-        t = core.translator(recipient)
-        zone = core.timezone_of(recipient) if recipient else core.settings.default_timezone
-        message = card_message(core, uow, t, proposal, platform=target.platform, timezone=zone)
         uow.proposals.add_card(
             proposal,
             platform=target.platform,
             target_kind=target.kind,
             target=target.address,
             person_id=recipient.id if recipient else None,
-            payload={"t": "msg", "m": dump_message(message)},
+            payload={"t": "card"},  # rendered when sent: see render_card
             now=now,
         )
     return len(targets)
@@ -266,14 +264,23 @@ def show_outcome(
 
 def refresh_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime) -> None:
     """The open cards, with their buttons, show the approvals so far (a quorum above one):
-    in place where delivered; a card still waiting to be sent (its messenger down or
-    rate-limited) goes out showing them instead of the count it was queued with."""
-    cards = uow.proposals.open_cards(proposal.id)
-    _update_cards(core, uow, proposal, now, [(c, mid) for c, mid in cards if mid], None)
-    for card, message_id in cards:
-        if message_id is None and card.outbox_id is not None:
-            message = _card_for(core, uow, proposal, card, outcome=None, replaces=None)
-            uow.outbox.rewrite_pending(card.outbox_id, {"t": "msg", "m": dump_message(message)})
+    in place where delivered. A card still waiting to be sent (its messenger down or
+    rate-limited) needs nothing: it is rendered when it goes (see render_card)."""
+    cards = [(card, mid) for card, mid in uow.proposals.open_cards(proposal.id) if mid]
+    _update_cards(core, uow, proposal, now, cards, None)
+
+
+@renders("card")
+def render_card(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
+    """An approval card as it is when it goes out, with the approvals so far; nothing
+    once it was decided or revised (the outcome follows as a message of its own)."""
+    card = uow.proposals.card_sent_by(row.id)
+    if card is None or card.closed:
+        return None
+    proposal = uow.proposals.get(card.proposal_id)
+    if proposal is None or proposal.revision != card.revision:
+        return None
+    return _card_for(core, uow, proposal, card, outcome=None, replaces=None)
 
 
 def _card_for(
