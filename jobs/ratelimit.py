@@ -4,7 +4,8 @@ Before a send the worker asks `acquire`: either the send may go now (its tokens 
 taken) or it is told how long until it could. Nothing is reserved in the future, so
 a slow conversation (Telegram's one message a second per chat) never holds up the
 others, and a platform's overall limit holds however many conversations there are.
-A 429 blocks the bucket it hit until its Retry-After has passed.
+A 429 pauses what it hit — the conversation, or the whole platform when the platform
+says so — until its Retry-After has passed, whether or not a limit is configured for it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,6 @@ class TokenBucket:
     rate: Rate
     tokens: float = field(init=False)
     updated: float = field(init=False, default=0.0)
-    blocked_until: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         self.tokens = self.rate.burst
@@ -84,15 +84,16 @@ class TokenBucket:
         self._refill(now)
         # The epsilon keeps float dust from yielding waits too small to pass on a clock.
         missing = 0.0 if self.tokens >= 1 - 1e-9 else (1 - self.tokens) / self.rate.per_second
-        wait = max(missing, self.blocked_until - now)
-        return wait if wait > 1e-6 else 0.0
+        return missing if missing > 1e-6 else 0.0
 
     def take(self) -> None:
         self.tokens -= 1
 
-    def block(self, until: float) -> None:
-        self.blocked_until = max(self.blocked_until, until)
+    def restart_empty(self, at: float) -> None:
+        """After a pause that ends at `at`: no burst then, the tokens refill from there."""
+        self._refill(at)
         self.tokens = min(self.tokens, 0.0)
+        self.updated = max(self.updated, at)
 
 
 class RateLimiter:
@@ -105,30 +106,45 @@ class RateLimiter:
         self.clock = clock
         self._overall: dict[str, TokenBucket] = {}
         self._conversations: dict[tuple[str, str, str], TokenBucket] = {}
+        # Paused by a 429 until then: a platform, or one conversation of it.
+        self._paused: dict[str | tuple[str, str, str], float] = {}
 
-    def _buckets(self, platform: str, kind: str, conversation: str) -> list[TokenBucket]:
+    def _overall_bucket(self, platform: str) -> TokenBucket | None:
         limits = self.limits.get(platform)
-        if limits is None:
-            return []
-        buckets = []
-        if limits.overall is not None:
-            bucket = self._overall.get(platform)
-            if bucket is None:
-                bucket = self._overall[platform] = TokenBucket(limits.overall)
-            buckets.append(bucket)
-        rate = limits.per_room if kind == "room" else limits.per_dm
-        if rate is not None:
-            key = (platform, kind, conversation)
-            bucket = self._conversations.get(key)
-            if bucket is None:
-                bucket = self._conversations[key] = TokenBucket(rate)
-            buckets.append(bucket)
-        return buckets
+        if limits is None or limits.overall is None:
+            return None
+        bucket = self._overall.get(platform)
+        if bucket is None:
+            bucket = self._overall[platform] = TokenBucket(limits.overall)
+        return bucket
+
+    def _conversation_bucket(self, key: tuple[str, str, str]) -> TokenBucket | None:
+        limits = self.limits.get(key[0])
+        rate = None if limits is None else limits.per_room if key[1] == "room" else limits.per_dm
+        if rate is None:
+            return None
+        bucket = self._conversations.get(key)
+        if bucket is None:
+            bucket = self._conversations[key] = TokenBucket(rate)
+        return bucket
+
+    def _pause_left(self, key: str | tuple[str, str, str], now: float) -> float:
+        until = self._paused.get(key)
+        if until is None:
+            return 0.0
+        if until <= now:
+            del self._paused[key]
+            return 0.0
+        return until - now
 
     def acquire(self, platform: str, kind: str, conversation: str) -> float:
         """0 when a send may go now (and counts it); else the seconds until it could."""
         now = self.clock()
-        buckets = self._buckets(platform, kind, conversation)
+        key = (platform, kind, conversation)
+        paused = max(self._pause_left(platform, now), self._pause_left(key, now))
+        if paused > 1e-6:
+            return paused
+        buckets = [b for b in (self._overall_bucket(platform), self._conversation_bucket(key)) if b]
         wait = max((b.wait(now) for b in buckets), default=0.0)
         if wait == 0.0:
             for bucket in buckets:
@@ -138,10 +154,12 @@ class RateLimiter:
     def penalize(
         self, platform: str, kind: str, conversation: str, retry_after: float, *, overall: bool
     ) -> None:
-        """The platform said 429: nothing more to that bucket before Retry-After."""
+        """The platform said 429: nothing more to the conversation (`overall`: to the whole
+        platform) before Retry-After, and no burst right after it."""
         until = self.clock() + max(0.0, retry_after)
-        buckets = self._buckets(platform, kind, conversation)
-        if not overall and len(buckets) > 1:
-            buckets = buckets[1:]  # only the conversation's bucket
-        for bucket in buckets:
-            bucket.block(until)
+        key = (platform, kind, conversation)
+        paused: str | tuple[str, str, str] = platform if overall else key
+        self._paused[paused] = max(self._paused.get(paused, 0.0), until)
+        bucket = self._overall_bucket(platform) if overall else self._conversation_bucket(key)
+        if bucket is not None:
+            bucket.restart_empty(until)

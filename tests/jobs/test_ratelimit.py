@@ -63,6 +63,38 @@ def test_retry_after_blocks_until_then() -> None:
     assert rl.acquire("slack", "room", "C4") == 0
 
 
+def test_a_platform_wide_429_pauses_the_platform_also_without_an_overall_limit() -> None:
+    """`[rate_limits.matrix] overall = 0`: Matrix's M_LIMIT_EXCEEDED still pauses it all."""
+    t = Ticker()
+    rl = RateLimiter(limits_from_settings({"matrix": {"overall": 0}}), t)
+    rl.penalize("matrix", "room", "!a", 4, overall=True)
+    assert rl.acquire("matrix", "room", "!b") == pytest.approx(4.0)
+    assert rl.acquire("matrix", "dm", "!c") == pytest.approx(4.0)
+    assert rl.acquire("slack", "room", "C1") == 0  # another platform goes on
+    t.now += 4
+    assert rl.acquire("matrix", "room", "!b") == 0
+
+
+def test_a_conversations_429_pauses_only_it_also_without_a_per_conversation_limit() -> None:
+    t = Ticker()
+    rl = RateLimiter({"tg": PlatformLimits(overall=Rate(30, 30))}, t)
+    rl.penalize("tg", "dm", "a", 5, overall=False)
+    assert rl.acquire("tg", "dm", "a") == pytest.approx(5.0)
+    assert rl.acquire("tg", "dm", "b") == 0  # the others are not held up
+    t.now += 5
+    assert rl.acquire("tg", "dm", "a") == 0
+
+
+def test_after_a_pause_a_conversation_starts_again_without_a_burst() -> None:
+    t = Ticker()
+    rl = RateLimiter({"slack": PlatformLimits(per_room=Rate(1, 5))}, t)
+    rl.penalize("slack", "room", "C1", 10, overall=False)
+    t.now += 10
+    assert rl.acquire("slack", "room", "C1") == pytest.approx(1.0)  # refilling from then
+    t.now += 1
+    assert rl.acquire("slack", "room", "C1") == 0
+
+
 def test_unknown_platforms_are_unlimited_and_settings_override() -> None:
     rl = RateLimiter(limits_from_settings({"matrix": {"overall": 50}, "slack": {"per_room": 0}}))
     assert all(rl.acquire("console", "dm", "x") == 0 for _ in range(100))
