@@ -5,7 +5,7 @@ taken) or it is told how long until it could. Nothing is reserved in the future,
 a slow conversation (Telegram's one message a second per chat) never holds up the
 others, and a platform's overall limit holds however many conversations there are.
 A 429 pauses what it hit — the conversation, or the whole platform when the platform
-says so — until its Retry-After has passed, whether or not a limit is configured for it.
+says so — until its Retry-After has passed, also where that limit is switched off.
 """
 
 from __future__ import annotations
@@ -89,12 +89,6 @@ class TokenBucket:
     def take(self) -> None:
         self.tokens -= 1
 
-    def restart_empty(self, at: float) -> None:
-        """After a pause that ends at `at`: no burst then, the tokens refill from there."""
-        self._refill(at)
-        self.tokens = min(self.tokens, 0.0)
-        self.updated = max(self.updated, at)
-
 
 class RateLimiter:
     def __init__(
@@ -155,11 +149,10 @@ class RateLimiter:
         self, platform: str, kind: str, conversation: str, retry_after: float, *, overall: bool
     ) -> None:
         """The platform said 429: nothing more to the conversation (`overall`: to the whole
-        platform) before Retry-After, and no burst right after it."""
+        platform) before Retry-After."""
+        if platform not in self.limits:
+            return  # unpaced (in-process: console, memory): the message's retry time holds it
         until = self.clock() + max(0.0, retry_after)
         key = (platform, kind, conversation)
         paused: str | tuple[str, str, str] = platform if overall else key
         self._paused[paused] = max(self._paused.get(paused, 0.0), until)
-        bucket = self._overall_bucket(platform) if overall else self._conversation_bucket(key)
-        if bucket is not None:
-            bucket.restart_empty(until)

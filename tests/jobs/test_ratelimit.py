@@ -85,16 +85,6 @@ def test_a_conversations_429_pauses_only_it_also_without_a_per_conversation_limi
     assert rl.acquire("tg", "dm", "a") == 0
 
 
-def test_after_a_pause_a_conversation_starts_again_without_a_burst() -> None:
-    t = Ticker()
-    rl = RateLimiter({"slack": PlatformLimits(per_room=Rate(1, 5))}, t)
-    rl.penalize("slack", "room", "C1", 10, overall=False)
-    t.now += 10
-    assert rl.acquire("slack", "room", "C1") == pytest.approx(1.0)  # refilling from then
-    t.now += 1
-    assert rl.acquire("slack", "room", "C1") == 0
-
-
 def test_unknown_platforms_are_unlimited_and_settings_override() -> None:
     rl = RateLimiter(limits_from_settings({"matrix": {"overall": 50}, "slack": {"per_room": 0}}))
     assert all(rl.acquire("console", "dm", "x") == 0 for _ in range(100))
