@@ -366,6 +366,16 @@ class OutboxMessage(Base):
             sqlite_where=text("status IN ('pending', 'sending')"),
             postgresql_where=text("status IN ('pending', 'sending')"),
         ),
+        # A lane's claim: its platform's unfinished messages in the order they were
+        # written, so that it stops after a batch however large the backlog
+        # (uow._claim_statement says the condition, literally, too).
+        Index(
+            "ix_outbox_claim",
+            "platform",
+            "id",
+            sqlite_where=text("status IN ('pending', 'sending')"),
+            postgresql_where=text("status IN ('pending', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1240,6 +1240,10 @@ def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
         m = OutboxMessage if dialect == "postgresql" else aliased(OutboxMessage)
         earlier = aliased(OutboxMessage)
         q = select(*_CLAIMED_COLUMNS if m is OutboxMessage else (m.id,)).where(
+            # Literally ix_outbox_claim's condition: the platform's unfinished messages in
+            # order, so a claim stops after its batch (not: every due message, each
+            # checked and then sorted — seconds with a backlog of tens of thousands).
+            m.status.in_([_PENDING, _SENDING]),
             _due(m, now),
             ~exists().where(_earlier_unfinished(earlier, m), ~_due(earlier, now)),
         )
