@@ -212,7 +212,9 @@ class Renderer:
             if uow is None:
                 raise ValueError(f"rendering a {kind} needs a unit of work")
             return other(self.core, uow, row)
-        return None
+        if kind == "item":  # its post was deleted meanwhile
+            return None
+        raise ValueError(f"no renderer for outbox payloads of kind {kind!r}")
 
     def _post(
         self, uow: UnitOfWork, item_id: int, cache: dict[Any, Any]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 
 from adapters.memory import MemoryAdapter
@@ -279,8 +281,15 @@ async def test_an_adapter_that_raises_is_a_failure_and_the_rest_go_out(world: Wo
     assert texts(world.adapter, "alice") == ["three"]
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param({"t": "msg", "m": {"buttons": "not a list of buttons"}}, id="broken"),
+        pytest.param({"t": "poll"}, id="unknown-kind"),
+    ],
+)
 async def test_a_message_that_cannot_be_rendered_is_dead_and_the_rest_go_out(
-    world: World,
+    world: World, payload: dict[str, Any]
 ) -> None:
     with world.db.uow() as uow:
         uow.outbox.add(
@@ -289,7 +298,7 @@ async def test_a_message_that_cannot_be_rendered_is_dead_and_the_rest_go_out(
                 platform="memory",
                 target_kind="dm",
                 target="alice",
-                payload={"t": "msg", "m": {"buttons": "not a list of buttons"}},
+                payload=payload,
                 status=OutboxStatus.PENDING,
                 attempts=0,
                 next_attempt_at=world.clock.now(),
