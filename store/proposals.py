@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -186,6 +186,19 @@ class ProposalRepository:
             .where(ProposalVote.proposal_id == proposal_id, ProposalVote.revision == revision)
             .order_by(ProposalVote.id)
         ).all()
+
+    def approval_counts(self, proposals: Iterable[Proposal]) -> dict[int, int]:
+        """How many approved the current revision of each of these proposals, in one query
+        (a proposal nobody approved yet is not in it)."""
+        revisions = {p.id: p.revision for p in proposals}
+        if not revisions:
+            return {}
+        rows = self.s.execute(
+            select(_votes.c.proposal_id, _votes.c.revision, func.count())
+            .where(_votes.c.proposal_id.in_(revisions), _votes.c.vote == "approve")
+            .group_by(_votes.c.proposal_id, _votes.c.revision)
+        )
+        return {pid: int(n) for pid, revision, n in rows if revisions[pid] == revision}
 
     # --- gatekeepers and their cards -------------------------------------------------
 

@@ -78,14 +78,14 @@ def _status(t: Translator, proposal: Proposal) -> Markup:
     return t(f"status.{proposal.status}")
 
 
-def _pending_status(ctx: Ctx, proposal: Proposal) -> Markup:
-    """The status, with the approvals so far where an outlet needs more than one."""
+def _pending_status(ctx: Ctx, proposal: Proposal, approvals: dict[int, int]) -> Markup:
+    """The status, with the approvals so far (`approvals`, by proposal) where an outlet
+    needs more than one."""
     status = _status(ctx.t, proposal)
     need = outlet_spec(ctx.core, proposal.outlet).quorum
     if proposal.status != ProposalStatus.PENDING or need < 2:
         return status
-    have = _approvals(ctx.uow, proposal)
-    return ctx.t("pending.votes", status=status, have=have, need=need)
+    return ctx.t("pending.votes", status=status, have=approvals.get(proposal.id, 0), need=need)
 
 
 def _prefix(core: Core, platform: str) -> str:
@@ -790,6 +790,9 @@ def on_pending(ctx: Ctx, cmd: Command) -> None:
         ctx.reply("pending.none" if everyone else "pending.mine_none")
         return
     handles = ctx.uow.proposals.handles(p.author_id for p in proposals)
+    approvals = ctx.uow.proposals.approval_counts(
+        p for p in proposals if p.status == ProposalStatus.PENDING
+    )
     lines: list[str] = [
         ctx.t("pending.header" if everyone else "pending.mine_header", count=len(proposals))
     ]
@@ -803,7 +806,7 @@ def on_pending(ctx: Ctx, cmd: Command) -> None:
                 proposal=show_id(p.id, "proposal"),
                 outlet=p.outlet,
                 author=handles.get(p.author_id or 0, "?"),
-                status=_pending_status(ctx, p),
+                status=_pending_status(ctx, p, approvals),
                 text=summary,
             )
         )
