@@ -308,8 +308,9 @@ def machine_speed() -> float:
     """Microseconds for `sum(range(1000))`, the best of a few tries, taken just before the
     timed section. The same code measures very differently on machines of one kind (seen
     here: 27.6 us on one, 13.3 us on another) and even on one machine (476 and 714
-    commands/s within the hour, same commit, nothing else running): figures from two
-    runs compare only beside this."""
+    commands/s within the hour, same commit, nothing else running). A rough gauge only:
+    it shows a slower or busier CPU, not contention for caches and memory, which a tight
+    loop hardly feels (seen: runs 20% apart in commands/s at 12.7 and 13.4 us)."""
     return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
 
 
