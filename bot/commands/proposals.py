@@ -280,6 +280,13 @@ def render_card(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
     proposal = uow.proposals.get(card.proposal_id)
     if proposal is None or proposal.revision != card.revision:
         return None
+    if card.person_id is not None:
+        # Its holder may have stopped deciding meanwhile (their role taken, deactivated),
+        # or become the author (accounts linked): no card, and no outcome later either.
+        holder = uow.people.get(card.person_id)
+        if holder is None or not is_gatekeeper(holder) or holder.id == proposal.author_id:
+            uow.proposals.close_cards([card.id])
+            return None
     return _card_for(core, uow, proposal, card, outcome=None, replaces=None)
 
 

@@ -206,6 +206,27 @@ async def test_a_card_still_waiting_to_be_sent_goes_out_with_the_votes_so_far(
     assert status(world) == ProposalStatus.APPROVED
 
 
+async def test_a_card_waiting_to_be_sent_does_not_go_to_someone_who_stopped_deciding(
+    world: World,
+) -> None:
+    """carol's card waits (her messenger is down) while her gatekeeper role is taken: it
+    never reaches her, nor does the decision."""
+    telegram = other_messenger(world, "telegram")
+    await say_on(world, telegram, "carol", "/whoami")
+    await world.say("admin", "/role carol gatekeeper")
+    await gatekeepers(world, "bob")
+    telegram.results.append(DeliveryFailed("telegram is down"))
+    await world.say("alice", "/propose newsroom Opening hours")
+    await world.say("admin", "/role carol member")
+
+    world.clock.advance(minutes=30)  # past the retry's back-off
+    await world.worker.drain()
+    await world.press("bob", card_of(world, "bob"), 0)
+    await world.worker.drain()
+    assert status(world) == ProposalStatus.APPROVED
+    assert [s for s in telegram.to("carol") if s.message.meta.get("proposal") == 1] == []
+
+
 async def test_reject_by_button_asks_for_the_reason_which_reaches_the_author(
     world: World,
 ) -> None:
