@@ -196,8 +196,7 @@ def handle_list(people: list[Person]) -> str:
 
 def _approvals(uow: UnitOfWork, proposal: Proposal) -> int:
     """How many approved the current revision (a count: no people loaded)."""
-    votes = uow.proposals.votes(proposal.id, proposal.revision)
-    return sum(1 for v in votes if v.vote == "approve")
+    return uow.proposals.approval_counts([proposal]).get(proposal.id, 0)
 
 
 def send_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime) -> int:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from adapters.memory import Sent
+from adapters.memory import MemoryAdapter, Sent
 from bot.markup import to_plain
 from bot.message import DeliveryFailed
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec, measure
@@ -31,6 +31,16 @@ async def gatekeepers(world: World, *names: str) -> None:
         await world.say(name, "/whoami")
         await world.say("admin", f"/role {name} gatekeeper")
     await world.say("alice", "/whoami")
+
+
+async def carol_on_a_messenger_that_is_down(world: World) -> MemoryAdapter:
+    """Gatekeepers bob (here) and carol (on "telegram", whose next send fails)."""
+    telegram = other_messenger(world, "telegram")
+    await say_on(world, telegram, "carol", "/whoami")
+    await world.say("admin", "/role carol gatekeeper")
+    await gatekeepers(world, "bob")
+    telegram.results.append(DeliveryFailed("telegram is down"))
+    return telegram
 
 
 def card_of(world: World, who: str, proposal: int = 1) -> Sent:
@@ -181,11 +191,7 @@ async def test_a_card_still_waiting_to_be_sent_goes_out_with_the_votes_so_far(
     """carol's messenger is down when the proposal comes: when her card finally goes out,
     it shows bob's approval, not the "0 of 2" it was queued with."""
     with_outlets(world, replace(NEWSROOM_SPEC, name="press", quorum=2))
-    telegram = other_messenger(world, "telegram")
-    await say_on(world, telegram, "carol", "/whoami")
-    await world.say("admin", "/role carol gatekeeper")
-    await gatekeepers(world, "bob")
-    telegram.results.append(DeliveryFailed("telegram is down"))
+    telegram = await carol_on_a_messenger_that_is_down(world)
     await world.say("alice", "/propose press Two pairs of eyes")
     assert not [s for s in telegram.to("carol") if s.message.meta.get("proposal") == 1]
 
@@ -211,11 +217,7 @@ async def test_a_card_waiting_to_be_sent_does_not_go_to_someone_who_stopped_deci
 ) -> None:
     """carol's card waits (her messenger is down) while her gatekeeper role is taken: it
     never reaches her, nor does the decision."""
-    telegram = other_messenger(world, "telegram")
-    await say_on(world, telegram, "carol", "/whoami")
-    await world.say("admin", "/role carol gatekeeper")
-    await gatekeepers(world, "bob")
-    telegram.results.append(DeliveryFailed("telegram is down"))
+    telegram = await carol_on_a_messenger_that_is_down(world)
     await world.say("alice", "/propose newsroom Opening hours")
     await world.say("admin", "/role carol member")
 
