@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from functools import cache
 
 import Stemmer  # PyStemmer
-from sqlalchemy import bindparam, text
+from sqlalchemy import DateTime, Integer, String, bindparam, text
 from sqlalchemy.orm import Session
 
+from store.driver import Prebuilt, connection_of
 from store.models import Comment, Item
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -92,15 +93,29 @@ def item_terms(item: Item) -> str:
 
 # --- writing -------------------------------------------------------------------------------
 
+_DOC_TYPES = {
+    "kind": String(),
+    "ref_id": Integer(),
+    "item_id": Integer(),
+    "group_id": Integer(),
+    "created_at": DateTime(),
+    "terms": String(),
+}
 INSERT = {
-    "sqlite": text(
-        "INSERT INTO search_docs (kind, ref_id, item_id, group_id, created_at, terms) "
-        "VALUES (:kind, :ref_id, :item_id, :group_id, :created_at, :terms)"
-    ),
-    "postgresql": text(
-        "INSERT INTO search_docs (kind, ref_id, item_id, group_id, created_at, terms) "
-        "VALUES (:kind, :ref_id, :item_id, :group_id, :created_at, to_tsvector('simple', :terms))"
-    ),
+    dialect: Prebuilt(text(sql), _DOC_TYPES)
+    for dialect, sql in (
+        (
+            "sqlite",
+            "INSERT INTO search_docs (kind, ref_id, item_id, group_id, created_at, terms) "
+            "VALUES (:kind, :ref_id, :item_id, :group_id, :created_at, :terms)",
+        ),
+        (
+            "postgresql",
+            "INSERT INTO search_docs (kind, ref_id, item_id, group_id, created_at, terms) "
+            "VALUES (:kind, :ref_id, :item_id, :group_id, :created_at, "
+            "to_tsvector('simple', :terms))",
+        ),
+    )
 }
 _UPDATE = {
     "sqlite": text("UPDATE search_docs SET terms = :terms WHERE kind = :kind AND ref_id = :ref_id"),
@@ -125,28 +140,32 @@ def index_item(session: Session, item: Item, *, update: bool = False) -> None:
     params = {"kind": "item", "ref_id": item.id, "terms": item_terms(item)}
     if update and session.execute(_UPDATE[dialect], params).rowcount:  # type: ignore[attr-defined]
         return
-    session.execute(
-        INSERT[dialect],
-        params
-        | {
-            "item_id": item.id,
-            "group_id": item.group_id,
-            "created_at": _utc_naive(item.created_at),
-        },
+    INSERT[dialect].run(
+        connection_of(session),
+        [
+            params
+            | {
+                "item_id": item.id,
+                "group_id": item.group_id,
+                "created_at": _utc_naive(item.created_at),
+            }
+        ],
     )
 
 
 def index_comment(session: Session, comment: Comment, group_id: int) -> None:
-    session.execute(
-        INSERT[_dialect(session)],
-        {
-            "kind": "comment",
-            "ref_id": comment.id,
-            "item_id": comment.item_id,
-            "group_id": group_id,
-            "created_at": _utc_naive(comment.created_at),
-            "terms": terms_of(comment.text),
-        },
+    INSERT[_dialect(session)].run(
+        connection_of(session),
+        [
+            {
+                "kind": "comment",
+                "ref_id": comment.id,
+                "item_id": comment.item_id,
+                "group_id": group_id,
+                "created_at": _utc_naive(comment.created_at),
+                "terms": terms_of(comment.text),
+            }
+        ],
     )
 
 

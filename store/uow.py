@@ -11,16 +11,15 @@ import secrets
 import string
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     CursorResult,
     Executable,
-    Insert,
     Integer,
     String,
     and_,
@@ -35,17 +34,18 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, aliased, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Mapper, Session, aliased
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
 
 from store import search
 from store.blobs import StoredBlob
 from store.digests import DigestRepository
+from store.driver import Prebuilt, connection_of
 from store.feeds import FeedRepository
 from store.models import (
     Account,
@@ -125,10 +125,23 @@ _item_files = table_of(ItemFile)
 
 @dataclass(frozen=True, slots=True)
 class _InsertPlan:
-    stmt: Insert
+    table: Any
     columns: tuple[tuple[str, Any], ...]  # (attribute, value when not set)
-    server_defaults: frozenset[str]  # left out when not set: the database fills them in
+    # left out when not set and without a default here: the database fills them in
+    server_defaults: frozenset[str]
     returns_id: bool
+    # by the columns given (the ones with a server default may be left out)
+    statements: dict[tuple[str, ...], Prebuilt] = field(default_factory=dict)
+
+    def statement(self, keys: tuple[str, ...]) -> Prebuilt:
+        stmt = self.statements.get(keys)
+        if stmt is None:
+            table = self.table
+            insert_ = insert(table).values({k: bindparam(k, type_=table.c[k].type) for k in keys})
+            stmt = self.statements[keys] = Prebuilt(
+                insert_.returning(table.c.id) if self.returns_id else insert_
+            )
+        return stmt
 
 
 _INSERT_PLANS: dict[type[Any], _InsertPlan] = {}
@@ -151,14 +164,27 @@ def _insert_plan(model: type[Any]) -> _InsertPlan:
             if default is not None and not default.is_scalar:
                 raise TypeError(f"{model.__name__}.{column.key}: only scalar defaults")
             columns.append((column.key, getattr(default, "arg", None)))
-        stmt = insert(table).returning(table.c.id) if returns_id else insert(table)
         plan = _INSERT_PLANS[model] = _InsertPlan(
-            stmt, tuple(columns), frozenset(server_defaults), returns_id
+            table, tuple(columns), frozenset(server_defaults), returns_id
         )
     return plan
 
 
-_CONNECTION = "pinwall.connection"  # in Session.info: (transaction, its connection)
+T = TypeVar("T")
+_MAPPED: dict[type[Any], tuple[Mapper[Any], tuple[str, ...], tuple[int, ...]]] = {}
+
+
+def _mapped_columns(model: type[Any]) -> tuple[Mapper[Any], tuple[str, ...], tuple[int, ...]]:
+    """A model's mapper, the attribute names of its table's columns in table order, and
+    where its primary key columns are among them."""
+    found = _MAPPED.get(model)
+    if found is None:
+        mapper = sa_inspect(model)
+        columns = list(table_of(model).columns)
+        keys = tuple(mapper.get_property_by_column(c).key for c in columns)
+        pk = tuple(columns.index(c) for c in mapper.primary_key)
+        found = _MAPPED[model] = (mapper, keys, pk)
+    return found
 
 
 class _Repo:
@@ -177,15 +203,46 @@ class _Repo:
 
     def _connection(self) -> Connection:
         """The session's connection in its current transaction (asked for once in it)."""
-        session = self.s
-        transaction = session.get_transaction()
-        known = session.info.get(_CONNECTION)
-        if transaction is not None and known is not None and known[0] is transaction:
-            connection: Connection = known[1]
-            return connection
-        connection = session.connection()
-        session.info[_CONNECTION] = (session.get_transaction(), connection)
-        return connection
+        return connection_of(self.s, flush=False)
+
+    def _flushed_connection(self) -> Connection:
+        """The connection, after pending ORM changes were flushed (as `_run` does)."""
+        return connection_of(self.s)
+
+    def _loaded(self, model: type[T], values: Sequence[Any]) -> T:
+        """The object of `model` whose row has these values (all its table's columns, in
+        order), as an ORM query would give it: the one this session holds already, else
+        a new persistent one in the session, without any SQL."""
+        mapper, keys, pk = _mapped_columns(model)
+        key = mapper.identity_key_from_primary_key(tuple(values[i] for i in pk))
+        held = self.s.identity_map.get(key)
+        if held is not None:
+            return cast(T, held)
+        # What SQLAlchemy's loading does for a row of a new identity (orm/loading.py,
+        # _instance; see _persist): public make_transient_to_detached() + add() cost five
+        # times as much, mostly in cascades there is nothing to cascade to.
+        # tests/store/test_driver.py holds this to the ORM's behaviour.
+        obj = mapper.class_manager.new_instance()
+        state = instance_state(obj)
+        state.dict.update(zip(keys, values, strict=True))
+        self._persist(state, key)
+        return cast(T, obj)
+
+    def _persist(self, state: Any, key: Any) -> None:
+        """Makes a transient object's state persistent in this session under `key`, its
+        values as they are stored."""
+        state.key = key
+        state.identity_token = None
+        state.session_id = self.s.hash_key
+        self.s.identity_map._add_unpresent(state, key)
+        state._commit_all(state.dict, self.s.identity_map)
+
+    def _loaded_or_none(self, model: type[T], values: Sequence[Any]) -> T | None:
+        """As `_loaded`, for the columns of an outer join: None when they are all NULL."""
+        _, _, pk = _mapped_columns(model)
+        if all(values[i] is None for i in pk):
+            return None
+        return self._loaded(model, values)
 
     def _expire(self, model: type[Any], ids: Iterable[Any]) -> None:
         """Objects of these rows loaded in this session show what a Core statement wrote
@@ -208,27 +265,34 @@ class _Repo:
         values: dict[str, Any] = {}
         for key, default in plan.columns:
             if key not in state:
-                if key in plan.server_defaults:
+                if default is None and key in plan.server_defaults:
                     continue  # loaded when first used, as after an ORM flush
                 setattr(obj, key, default)
             values[key] = state[key]
-        result = self._run(plan.stmt, values)
+        stmt = plan.statement(tuple(values))
         if plan.returns_id:
-            obj.id = result.scalar_one()
-        make_transient_to_detached(obj)
-        self.s.add(obj)
+            obj.id = stmt.scalar(self._flushed_connection(), values)
+        else:
+            stmt.run(self._flushed_connection(), [values])
+        mapper, _, _ = _mapped_columns(type(obj))
+        state = instance_state(obj)
+        self._persist(
+            state, mapper.identity_key_from_primary_key(mapper.primary_key_from_instance(obj))
+        )
+        # What the database filled in (server defaults) loads when first used.
+        state._expire_attributes(state.dict, state.unloaded)
 
 
-_ACTOR = (
-    select(Account, Person)
-    .join(Person, Person.id == Account.person_id)
+_ACTOR = Prebuilt(
+    select(_accounts, _people)
+    .join(_people, _people.c.id == _accounts.c.person_id)
     .where(
-        Account.platform == bindparam("platform"),
-        Account.external_id == bindparam("external_id"),
+        _accounts.c.platform == bindparam("platform"),
+        _accounts.c.external_id == bindparam("external_id"),
     )
 )
 _PEOPLE_BY_IDS = select(Person).where(Person.id.in_(bindparam("ids", expanding=True)))
-_ACCOUNT_UPDATE = update(_accounts).where(_accounts.c.id == bindparam("account_id"))
+_ACCOUNT_UPDATES: dict[tuple[str, ...], Prebuilt] = {}  # by the columns written
 
 
 class PersonRepository(_Repo):
@@ -242,13 +306,26 @@ class PersonRepository(_Repo):
 
     def actor(self, platform: str, external_id: str) -> tuple[Account, Person] | None:
         """An account and its person, in one query."""
-        row = self.s.execute(_ACTOR, {"platform": platform, "external_id": external_id}).first()
-        return None if row is None else (row[0], row[1])
+        row = _ACTOR.first(
+            self._flushed_connection(), {"platform": platform, "external_id": external_id}
+        )
+        if row is None:
+            return None
+        split = len(_accounts.columns)
+        return self._loaded(Account, row[:split]), self._loaded(Person, row[split:])
 
     def update_account(self, account: Account, **values: Any) -> None:
         """Writes these columns of an account at once (one UPDATE, no flush of the unit
         of work); the object shows them as its stored state."""
-        self._run(_ACCOUNT_UPDATE, {"account_id": account.id, **values})
+        keys = tuple(values)
+        stmt = _ACCOUNT_UPDATES.get(keys)
+        if stmt is None:
+            stmt = _ACCOUNT_UPDATES[keys] = Prebuilt(
+                update(_accounts)
+                .where(_accounts.c.id == bindparam("account_id", type_=Integer()))
+                .values({k: bindparam(k, type_=_accounts.c[k].type) for k in keys})
+            )
+        stmt.run(self._flushed_connection(), [{"account_id": account.id, **values}])
         for key, value in values.items():
             set_committed_value(account, key, value)
 
@@ -427,14 +504,17 @@ class PersonRepository(_Repo):
 
 
 def _with_membership_of_person() -> Any:
-    return select(Group, Membership).outerjoin(
-        Membership,
-        and_(Membership.group_id == Group.id, Membership.person_id == bindparam("person_id")),
+    return select(_groups, _memberships).outerjoin(
+        _memberships,
+        and_(
+            _memberships.c.group_id == _groups.c.id,
+            _memberships.c.person_id == bindparam("person_id", type_=Integer()),
+        ),
     )
 
 
-_GROUP_FOR = _with_membership_of_person().where(Group.slug == bindparam("slug"))
-_GROUPS_FOR = _with_membership_of_person().order_by(Group.slug)
+_GROUP_FOR = Prebuilt(_with_membership_of_person().where(_groups.c.slug == bindparam("slug")))
+_GROUPS_FOR = Prebuilt(_with_membership_of_person().order_by(_groups.c.slug))
 _PEOPLE_IN = (
     select(Person, Membership)
     .outerjoin(
@@ -453,7 +533,7 @@ _MEMBERSHIP_DELETE = delete(_memberships).where(
     _memberships.c.person_id == bindparam("person_id"),
     _memberships.c.group_id == bindparam("group_id"),
 )
-_INSTANT_ACCOUNTS = (
+_INSTANT_ACCOUNTS = Prebuilt(
     select(_accounts.c.person_id, _accounts.c.platform, _accounts.c.external_id)
     .join(_memberships, _memberships.c.person_id == _accounts.c.person_id)
     .join(_people, _people.c.id == _memberships.c.person_id)
@@ -480,13 +560,19 @@ class GroupRepository(_Repo):
 
     def by_slug_for(self, slug: str, person_id: int) -> tuple[Group, Membership | None] | None:
         """The group named `slug` and this person's membership of it, in one query."""
-        row = self.s.execute(_GROUP_FOR, {"slug": slug.lower(), "person_id": person_id}).first()
-        return None if row is None else (row[0], row[1])
+        row = _GROUP_FOR.first(
+            self._flushed_connection(), {"slug": slug.lower(), "person_id": person_id}
+        )
+        return None if row is None else self._group_and_membership(row)
 
     def all_for(self, person_id: int) -> list[tuple[Group, Membership | None]]:
         """Every group, by slug, with this person's membership of it, in one query."""
-        rows = self.s.execute(_GROUPS_FOR, {"person_id": person_id}).all()
-        return [(g, m) for g, m in rows]
+        rows = _GROUPS_FOR.all(self._flushed_connection(), {"person_id": person_id})
+        return [self._group_and_membership(row) for row in rows]
+
+    def _group_and_membership(self, row: Sequence[Any]) -> tuple[Group, Membership | None]:
+        split = len(_groups.columns)
+        return self._loaded(Group, row[:split]), self._loaded_or_none(Membership, row[split:])
 
     def by_slug(self, slug: str) -> Group | None:
         return self.s.scalar(select(Group).where(Group.slug == slug.lower()))
@@ -578,8 +664,8 @@ class GroupRepository(_Repo):
         """Each active member who gets the group's posts instantly, with their most
         recently used reachable account as (platform, external id): one query."""
         chosen: dict[int, tuple[str, str]] = {}
-        for person_id, platform, external_id in self._run(
-            _INSTANT_ACCOUNTS, {"group_id": group_id}
+        for person_id, platform, external_id in _INSTANT_ACCOUNTS.all(
+            self._flushed_connection(), {"group_id": group_id}
         ):
             chosen.setdefault(person_id, (platform, external_id))
         return chosen
@@ -599,7 +685,7 @@ class GroupRepository(_Repo):
 _ROOM = select(Room).where(
     Room.platform == bindparam("platform"), Room.external_id == bindparam("external_id")
 )
-_BRIDGED = (
+_BRIDGED = Prebuilt(
     select(_rooms.c.id, _rooms.c.platform, _rooms.c.external_id)
     .where(_rooms.c.group_id == bindparam("group_id"))
     .order_by(_rooms.c.id)
@@ -628,7 +714,10 @@ class RoomRepository(_Repo):
 
     def bridged_addresses(self, group_id: int) -> list[tuple[int, str, str]]:
         """(room id, platform, external id) of the rooms bridged to the group, by id."""
-        return [(i, p, e) for i, p, e in self._run(_BRIDGED, {"group_id": group_id})]
+        return [
+            (i, p, e)
+            for i, p, e in _BRIDGED.all(self._flushed_connection(), {"group_id": group_id})
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,7 +741,7 @@ class ItemLine:
     site_name: str | None = None  # a feed entry's feed
 
 
-_ITEM_LINES = (
+_ITEM_LINES = Prebuilt(
     select(
         _items.c.id,
         _items.c.text,
@@ -674,7 +763,7 @@ _ITEM_LINES = (
     .outerjoin(_people, _people.c.id == _items.c.author_id)
     .where(_items.c.group_id == bindparam("group_id"))
     .order_by(_items.c.id.desc())
-    .limit(bindparam("limit"))
+    .limit(bindparam("limit", type_=Integer()))
 )
 
 
@@ -720,7 +809,10 @@ class ItemRepository(_Repo):
     def lines(self, group_id: int, limit: int) -> list[ItemLine]:
         """The newest posts of a group with their authors and counts, in one query."""
         return [
-            ItemLine(*row) for row in self._run(_ITEM_LINES, {"group_id": group_id, "limit": limit})
+            ItemLine(*row)
+            for row in _ITEM_LINES.all(
+                self._flushed_connection(), {"group_id": group_id, "limit": limit}
+            )
         ]
 
     def newest(self, group_id: int, limit: int) -> Sequence[Item]:
@@ -1036,7 +1128,7 @@ class ConversationStateRepository(_Repo):
         return prompt
 
 
-_INBOX_RECORD: dict[str, _DriverMany] = {}  # by dialect: INSERT ... ON CONFLICT DO NOTHING
+_INBOX_RECORD: dict[str, Prebuilt] = {}  # by dialect: INSERT ... ON CONFLICT DO NOTHING
 
 
 class InboxRepository(_Repo):
@@ -1066,14 +1158,14 @@ class InboxRepository(_Repo):
         if stmt is None:
             dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             inbox = table_of(InboxEvent)
-            stmt = _INBOX_RECORD[conn.dialect.name] = _DriverMany(
+            stmt = _INBOX_RECORD[conn.dialect.name] = Prebuilt(
                 dialect_insert(inbox)
                 .values({c: bindparam(c) for c in values})
                 .on_conflict_do_nothing(index_elements=["platform", "event_id"])
                 .returning(inbox.c.id),
                 {c: inbox.c[c].type for c in values},
             )
-        result: int | None = stmt.one(conn, values).scalar()
+        result: int | None = stmt.scalar(conn, values)
         return result
 
     def mark(
@@ -1136,84 +1228,7 @@ def _earlier_unfinished(
     )
 
 
-class _DriverMany:
-    """A prebuilt statement handed to the driver as compiled once per dialect, for one row
-    or many (executemany, every row with the same parameters): the values go through their
-    columns' bind processors here, each distinct value of a batch once (a batch's rows
-    share their time and often their payload), instead of SQLAlchemy processing every
-    parameter of every row. Its bound
-    parameters are named after the columns whose types they take (`types`); ones the
-    statement gives a value itself (a LIMIT's OFFSET 0) keep that value."""
-
-    def __init__(self, stmt: ClauseElement, types: dict[str, Any]) -> None:
-        self.stmt = stmt
-        self.types = types
-        # by dialect: (SQL, parameter names in order or None for named, processors,
-        # the statement's own values)
-        self._compiled: dict[
-            str, tuple[str, tuple[str, ...] | None, dict[str, Any], dict[str, Any]]
-        ] = {}
-
-    def _compile(
-        self, dialect: Any
-    ) -> tuple[str, tuple[str, ...] | None, dict[str, Any], dict[str, Any]]:
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            c = self.stmt.compile(dialect=dialect)
-            assert isinstance(c, SQLCompiler)
-            names = tuple(c.positiontup) if c.positiontup is not None else None
-            types = dict(self.types)
-            own: dict[str, Any] = {}
-            for name, bind in c.binds.items():
-                if name in types:
-                    continue
-                if bind.required or bind.callable is not None:
-                    # a value not given per row would be sent as None: refuse
-                    raise TypeError(f"a parameter without a type: {name}")
-                own[name], types[name] = bind.value, bind.type
-            processors = {
-                name: p
-                for name, type_ in types.items()
-                if (p := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
-            }
-            compiled = self._compiled[dialect.name] = (c.string, names, processors, own)
-        return compiled
-
-    def _params(self, dialect: Any, rows: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
-        sql, names, processors, own = self._compile(dialect)
-        if own:
-            rows = [{**own, **row} for row in rows]
-        if not processors:
-            if names is None:
-                return sql, list(rows)
-            return sql, [tuple(row[n] for n in names) for row in rows]
-        # Column by column (every row has the same parameters): each distinct value once.
-        keys = names if names is not None else tuple(rows[0])
-        columns: list[list[Any]] = []
-        for name in keys:
-            values = [row[name] for row in rows]
-            process = processors.get(name)
-            if process is not None:
-                distinct = {id(v): v for v in values}
-                done = {i: process(v) for i, v in distinct.items()}
-                values = [done[id(v)] for v in values]
-            columns.append(values)
-        if names is None:
-            return sql, [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
-        return sql, list(zip(*columns, strict=True))
-
-    def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """The statement once per row, in one executemany."""
-        sql, params = self._params(conn.dialect, rows)
-        conn.exec_driver_sql(sql, params)
-
-    def one(self, conn: Connection, row: dict[str, Any]) -> CursorResult[*tuple[Any, ...]]:
-        """The statement for one row, with its result (RETURNING)."""
-        sql, params = self._params(conn.dialect, (row,))
-        return conn.exec_driver_sql(sql, params[0])
-
-
-_OUTBOX_INSERTS: dict[tuple[str, ...], _DriverMany] = {}  # by the columns given
+_OUTBOX_INSERTS: dict[tuple[str, ...], Prebuilt] = {}  # by the columns given
 _OUTBOX_UPDATE = update(_outbox).where(_outbox.c.id == bindparam("outbox_id"))
 # by dialect, and whether for all platforms (None), one, or several ("in")
 _CLAIM: dict[tuple[str, str | None], Executable] = {}
@@ -1251,7 +1266,7 @@ def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
             q = q.where(m.platform == bindparam("one_platform"))
         elif by_platform == "in":
             q = q.where(m.platform.in_(bindparam("platforms", expanding=True)))
-        q = q.order_by(m.id).limit(bindparam("limit"))
+        q = q.order_by(m.id).limit(bindparam("limit", type_=Integer()))
         if dialect == "postgresql":
             # Several instances claim at once; a row another one holds is skipped.
             stmt = q.with_for_update(skip_locked=True)
@@ -1273,7 +1288,7 @@ def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
 # SQLite, one platform (what the delivery worker's lanes claim): the claim's UPDATE ...
 # RETURNING handed to the driver as it is; the rows come back as the driver gives them,
 # only the payload is decoded.
-_CLAIM_ONE_PLATFORM: dict[str, tuple[_DriverMany, Any]] = {}
+_CLAIM_ONE_PLATFORM: dict[str, Prebuilt] = {}
 
 
 def _claim_one_platform(conn: Connection, params: dict[str, Any]) -> list[Any]:
@@ -1282,7 +1297,7 @@ def _claim_one_platform(conn: Connection, params: dict[str, Any]) -> list[Any]:
     if found is None:
         claim = _claim_statement(dialect.name, "one")
         assert isinstance(claim, ClauseElement)
-        statement = _DriverMany(
+        statement = Prebuilt(
             claim,
             {
                 "now": _outbox.c.next_attempt_at.type,
@@ -1291,13 +1306,8 @@ def _claim_one_platform(conn: Connection, params: dict[str, Any]) -> list[Any]:
                 "one_platform": _outbox.c.platform.type,
             },
         )
-        payload = _outbox.c.payload.type.dialect_impl(dialect).result_processor(dialect, None)
-        found = _CLAIM_ONE_PLATFORM[dialect.name] = (statement, payload)
-    statement, payload = found
-    rows: list[Any] = list(statement.one(conn, params).all())
-    if payload is None:
-        return rows
-    return [_RawClaimed(r[0], r[1], r[2], r[3], r[4], r[5], payload(r[6]), r[7]) for r in rows]
+        found = _CLAIM_ONE_PLATFORM[dialect.name] = statement
+    return [_RawClaimed(*r) for r in found.all(conn, params)]
 
 
 @dataclass(slots=True)
@@ -1334,7 +1344,7 @@ _MARK_CLAIMED = (
 _OUTBOX_STATES = select(
     _outbox.c.id, _outbox.c.platform, _outbox.c.target, _outbox.c.person_id, _outbox.c.attempts
 ).where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
-_MARK_SENT = _DriverMany(
+_MARK_SENT = Prebuilt(
     update(_outbox)
     .where(_outbox.c.id == bindparam("outbox_id"))
     .values(
@@ -1353,7 +1363,7 @@ _MARK_SENT = _DriverMany(
 # A ref of a delivered message, written only if the message is still there (purged
 # meanwhile: nothing to point at).
 _REF_COLUMNS = ("platform", "conversation", "message_id", "item_id", "created_at")
-_REF_INSERT = _DriverMany(
+_REF_INSERT = Prebuilt(
     insert(_refs).from_select(
         [*_REF_COLUMNS, "outbox_id"],
         select(
@@ -1497,12 +1507,6 @@ class OutboxRepository(_Repo):
     def add_all(self, messages: Iterable[OutboxMessage]) -> None:
         self.s.add_all(messages)
 
-    def _flushed_connection(self) -> Connection:
-        """The connection, after pending ORM changes were flushed (as `_run` does)."""
-        if self.s.autoflush:
-            self.s.flush()
-        return self._connection()
-
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
         """Inserts outbox rows given as column values (every row the same columns), in
         order, with one prebuilt statement (ids are not needed back)."""
@@ -1510,7 +1514,7 @@ class OutboxRepository(_Repo):
             columns = tuple(rows[0])
             stmt = _OUTBOX_INSERTS.get(columns)
             if stmt is None:
-                stmt = _OUTBOX_INSERTS[columns] = _DriverMany(
+                stmt = _OUTBOX_INSERTS[columns] = Prebuilt(
                     insert(_outbox).values({c: bindparam(c) for c in columns}),
                     {c: _outbox.c[c].type for c in columns},
                 )

@@ -6,6 +6,7 @@ Create Date: 2026-11-27 11:05:00
 """
 
 from collections.abc import Sequence
+from typing import cast
 
 import sqlalchemy as sa
 from alembic import op
@@ -97,7 +98,7 @@ def _index_what_exists(postgres: bool) -> None:
             }
         )
     if rows:
-        bind.execute(insert, rows)
+        bind.execute(cast(sa.TextClause, insert.stmt), rows)  # the SQL, with the values as read
 
 
 class _Row:

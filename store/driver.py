@@ -1,0 +1,199 @@
+"""Prebuilt statements handed straight to the database driver.
+
+A command runs a handful of small statements. SQLite does each in a few microseconds;
+SQLAlchemy's way around one (execution context, cursor result, ORM loading) costs
+ten to thirty times that, which made it most of a command's time. The statements of
+the hot path are therefore built once with SQLAlchemy's expression language, compiled
+once per dialect, and then run on the DB-API cursor of the unit of work's own
+connection, inside its transaction: the values go through their columns' bind
+processors and the rows through their result processors, as SQLAlchemy would do it.
+
+Where someone listens to the engine's cursor events (tests that count statements) or
+echo is on, the statement goes SQLAlchemy's whole way instead, so that nothing is
+hidden from them. Errors of the driver are raised as SQLAlchemy's exceptions
+(`sqlalchemy.exc.IntegrityError`, ...), as from any other statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, exc
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...] | None  # positional parameters in order, or None for named
+    binds: dict[str, Callable[[Any], Any]]  # bind processors by parameter
+    own: dict[str, Any]  # values the statement gives itself (a LIMIT's OFFSET 0)
+    results: tuple[Callable[[Any], Any] | None, ...]  # result processors by column
+    processes_results: bool
+
+
+class Prebuilt:
+    """One statement, compiled once per dialect and run on the driver.
+
+    Its bound parameters take the types given in `types` (by name), else the type of
+    the bound parameter itself; a parameter with neither a type nor a value of its own
+    is refused when the statement is first compiled. Expanding parameters (IN lists)
+    are not supported: their SQL depends on the number of values."""
+
+    def __init__(self, stmt: ClauseElement, types: dict[str, Any] | None = None) -> None:
+        self.stmt = stmt
+        self.types = dict(types or {})
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _compile(self, dialect: Any) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is not None:
+            return compiled
+        c = self.stmt.compile(dialect=dialect)
+        assert isinstance(c, SQLCompiler)
+        if c.insert_prefetch or c.update_prefetch:
+            # SQLAlchemy computes these columns' defaults as it executes: give them.
+            missing = [col.key for col in (*c.insert_prefetch, *c.update_prefetch)]
+            raise TypeError(f"columns with Python-side defaults left out: {missing}")
+        types = dict(self.types)
+        own: dict[str, Any] = {}
+        for name, bind in c.binds.items():
+            if bind.expanding:
+                raise TypeError(f"an expanding parameter cannot be prebuilt: {name}")
+            if name in types:
+                continue
+            if not bind.required and bind.callable is None:
+                own[name] = bind.value
+            elif bind.type._isnull:
+                raise TypeError(f"a parameter without a type: {name}")
+            types[name] = bind.type
+        binds = {
+            name: p
+            for name, type_ in types.items()
+            if (p := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
+        }
+        results = tuple(
+            column.type._cached_result_processor(dialect, None) for column in c._result_columns
+        )
+        compiled = self._compiled[dialect.name] = _Compiled(
+            c.string,
+            tuple(c.positiontup) if c.positiontup is not None else None,
+            binds,
+            own,
+            results,
+            any(p is not None for p in results),
+        )
+        return compiled
+
+    def _params(self, compiled: _Compiled, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        names, processors, own = compiled.names, compiled.binds, compiled.own
+        if own:
+            rows = [{**own, **row} for row in rows]
+        if not processors:
+            if names is None:
+                return list(rows)
+            return [tuple(row[n] for n in names) for row in rows]
+        # Column by column (every row has the same parameters): each distinct value once,
+        # as a batch's rows often share their time and payload.
+        keys = names if names is not None else tuple(rows[0])
+        columns: list[list[Any]] = []
+        for name in keys:
+            values = [row[name] for row in rows]
+            process = processors.get(name)
+            if process is not None:
+                if len(values) == 1:
+                    values = [process(values[0])]
+                else:
+                    distinct = {id(v): v for v in values}
+                    done = {i: process(v) for i, v in distinct.items()}
+                    values = [done[id(v)] for v in values]
+            columns.append(values)
+        if names is None:
+            return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
+        return list(zip(*columns, strict=True))
+
+    def _execute(
+        self, conn: Connection, rows: Sequence[dict[str, Any]], *, many: bool
+    ) -> tuple[_Compiled, Any]:
+        compiled = self._compile(conn.dialect)
+        params = self._params(compiled, rows)
+        if _watched(conn):
+            # Through SQLAlchemy, so that its cursor events and echo see the statement.
+            result = conn.exec_driver_sql(compiled.sql, params if many else params[0])
+            return compiled, result.cursor if result.returns_rows else None
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        cursor = dbapi_conn.cursor()
+        try:
+            if many:
+                cursor.executemany(compiled.sql, params)
+            else:
+                cursor.execute(compiled.sql, params[0])
+        except conn.dialect.loaded_dbapi.Error as e:
+            cursor.close()
+            raise exc.DBAPIError.instance(
+                compiled.sql,
+                params if many else params[0],
+                e,
+                conn.dialect.loaded_dbapi.Error,
+                dialect=conn.dialect,
+            ) from e
+        return compiled, cursor
+
+    def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """The statement once per row, in one executemany."""
+        _, cursor = self._execute(conn, rows, many=True)
+        if cursor is not None:
+            cursor.close()
+
+    def all(self, conn: Connection, row: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """The statement for one set of parameters; its rows, as processed tuples."""
+        compiled, cursor = self._execute(conn, (row or {},), many=False)
+        if cursor is None:
+            return []
+        try:
+            fetched = cursor.fetchall() if cursor.description is not None else []
+        finally:
+            cursor.close()
+        if not compiled.processes_results:
+            return [tuple(r) for r in fetched]
+        procs = compiled.results
+        return [
+            tuple(v if p is None else p(v) for p, v in zip(procs, r, strict=True)) for r in fetched
+        ]
+
+    def first(self, conn: Connection, row: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        rows = self.all(conn, row)
+        return rows[0] if rows else None
+
+    def scalar(self, conn: Connection, row: dict[str, Any] | None = None) -> Any:
+        found = self.first(conn, row)
+        return None if found is None else found[0]
+
+
+_CONNECTION = "pinwall.connection"  # in Session.info: (transaction, its connection)
+
+
+def connection_of(session: Session, *, flush: bool = True) -> Connection:
+    """The session's connection in its current transaction (asked for once in it), after
+    pending ORM changes were flushed (when autoflush is on), as an ORM query would."""
+    if flush and session.autoflush:
+        session.flush()
+    transaction = session.get_transaction()
+    known = session.info.get(_CONNECTION)
+    if transaction is not None and known is not None and known[0] is transaction:
+        connection: Connection = known[1]
+        return connection
+    connection = session.connection()
+    session.info[_CONNECTION] = (session.get_transaction(), connection)
+    return connection
+
+
+def _watched(conn: Connection) -> bool:
+    """Someone listens to this connection's statements (cursor events, echo)."""
+    dispatch = conn.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or conn._echo)
