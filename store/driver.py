@@ -32,8 +32,9 @@ class _Compiled:
     names: tuple[str, ...] | None  # positional parameters in order, or None for named
     binds: dict[str, Callable[[Any], Any]]  # bind processors by parameter
     own: dict[str, Any]  # values the statement gives itself (a LIMIT's OFFSET 0)
-    results: tuple[Callable[[Any], Any] | None, ...]  # result processors by column
-    processes_results: bool
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]  # columns' result processors
+    # positional parameters in order with their bind processors (None: named parameters)
+    positional: tuple[tuple[str, Callable[[Any], Any] | None], ...] | None
 
 
 class Prebuilt:
@@ -79,13 +80,14 @@ class Prebuilt:
         results = tuple(
             column.type._cached_result_processor(dialect, None) for column in c._result_columns
         )
+        names = tuple(c.positiontup) if c.positiontup is not None else None
         compiled = self._compiled[dialect.name] = _Compiled(
             c.string,
-            tuple(c.positiontup) if c.positiontup is not None else None,
+            names,
             binds,
             own,
-            results,
-            any(p is not None for p in results),
+            tuple((i, p) for i, p in enumerate(results) if p is not None),
+            None if names is None else tuple((n, binds.get(n)) for n in names),
         )
         return compiled
 
@@ -93,6 +95,9 @@ class Prebuilt:
         names, processors, own = compiled.names, compiled.binds, compiled.own
         if own:
             rows = [{**own, **row} for row in rows]
+        if len(rows) == 1 and compiled.positional is not None:  # most statements
+            row = rows[0]
+            return [tuple([row[n] if p is None else p(row[n]) for n, p in compiled.positional])]
         if not processors:
             if names is None:
                 return list(rows)
@@ -159,12 +164,16 @@ class Prebuilt:
             fetched = cursor.fetchall() if cursor.description is not None else []
         finally:
             cursor.close()
-        if not compiled.processes_results:
+        processed = compiled.processed
+        if not processed:
             return [tuple(r) for r in fetched]
-        procs = compiled.results
-        return [
-            tuple(v if p is None else p(v) for p, v in zip(procs, r, strict=True)) for r in fetched
-        ]
+        rows = []
+        for r in fetched:
+            values = list(r)
+            for i, process in processed:
+                values[i] = process(values[i])
+            rows.append(tuple(values))
+        return rows
 
     def first(self, conn: Connection, row: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
         rows = self.all(conn, row)

@@ -10,10 +10,10 @@ import re
 import secrets
 import string
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -224,18 +224,20 @@ class _Repo:
         # tests/store/test_driver.py holds this to the ORM's behaviour.
         obj = mapper.class_manager.new_instance()
         state = instance_state(obj)
+        # Set past the attribute events: nothing is modified, nothing to commit.
         state.dict.update(zip(keys, values, strict=True))
-        self._persist(state, key)
+        self._persist(state, key, modified=False)
         return cast(T, obj)
 
-    def _persist(self, state: Any, key: Any) -> None:
+    def _persist(self, state: Any, key: Any, *, modified: bool = True) -> None:
         """Makes a transient object's state persistent in this session under `key`, its
         values as they are stored."""
         state.key = key
         state.identity_token = None
         state.session_id = self.s.hash_key
         self.s.identity_map._add_unpresent(state, key)
-        state._commit_all(state.dict, self.s.identity_map)
+        if modified:
+            state._commit_all(state.dict, self.s.identity_map)
 
     def _loaded_or_none(self, model: type[T], values: Sequence[Any]) -> T | None:
         """As `_loaded`, for the columns of an outer join: None when they are all NULL."""
@@ -1930,32 +1932,52 @@ class UploadRepository(_Repo):
         self.s.flush()
 
 
+R = TypeVar("R")
+
+
+class _Repository(Generic[R]):
+    """A repository of the unit of work, made when first used: a unit of work uses a few
+    of them, and making all twenty for each was a measurable part of a command."""
+
+    def __init__(self, make: Callable[[Session], R]) -> None:
+        self.make = make
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    def __get__(self, uow: UnitOfWork, owner: type[Any] | None = None) -> R:
+        repository = uow.__dict__[self.name] = self.make(uow.session)
+        return repository
+
+
 class UnitOfWork:
     """Repositories over one session; `commit()` makes their changes durable together."""
+
+    people = _Repository(PersonRepository)
+    groups = _Repository(GroupRepository)
+    rooms = _Repository(RoomRepository)
+    items = _Repository(ItemRepository)
+    invites = _Repository(InviteRepository)
+    links = _Repository(LinkCodeRepository)
+    state = _Repository(ConversationStateRepository)
+    inbox = _Repository(InboxRepository)
+    outbox = _Repository(OutboxRepository)
+    audit = _Repository(AuditRepository)
+    blobs = _Repository(BlobRepository)
+    cursors = _Repository(CursorRepository)
+    direct_chats = _Repository(DirectChatRepository)
+    prompts = _Repository(ButtonPromptRepository)
+    uploads = _Repository(UploadRepository)
+    proposals = _Repository(ProposalRepository)
+    digests = _Repository(DigestRepository)
+    feeds = _Repository(FeedRepository)
+    search = _Repository(search.SearchRepository)
+    reads = _Repository(ReadRepository)
 
     def __init__(self, session: Session, *, backend: str) -> None:
         self.session = session
         self.backend = backend
-        self.people = PersonRepository(session)
-        self.groups = GroupRepository(session)
-        self.rooms = RoomRepository(session)
-        self.items = ItemRepository(session)
-        self.invites = InviteRepository(session)
-        self.links = LinkCodeRepository(session)
-        self.state = ConversationStateRepository(session)
-        self.inbox = InboxRepository(session)
-        self.outbox = OutboxRepository(session)
-        self.audit = AuditRepository(session)
-        self.blobs = BlobRepository(session)
-        self.cursors = CursorRepository(session)
-        self.direct_chats = DirectChatRepository(session)
-        self.prompts = ButtonPromptRepository(session)
-        self.uploads = UploadRepository(session)
-        self.proposals = ProposalRepository(session)
-        self.digests = DigestRepository(session)
-        self.feeds = FeedRepository(session)
-        self.search = search.SearchRepository(session)
-        self.reads = ReadRepository(session)
 
     def flush(self) -> None:
         self.session.flush()
