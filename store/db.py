@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -94,6 +95,15 @@ class _Checkpointer:
             thread.join(timeout=10)
 
 
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (inbox events, outbox payloads, audit details) through orjson: several per
+# command, each a few times faster than the json module.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+
+
 def _sqlite_engine(url: str) -> tuple[Engine, _Checkpointer | None]:
     parsed = make_url(url)
     checkpointer = None
@@ -101,7 +111,9 @@ def _sqlite_engine(url: str) -> tuple[Engine, _Checkpointer | None]:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         if not parsed.query and not parsed.database.startswith("file:"):  # a plain path
             checkpointer = _Checkpointer(parsed.database)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, **JSON_CODEC
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -168,6 +180,7 @@ class Database:
                 max_overflow=10,
                 pool_pre_ping=True,
                 connect_args=_postgres_connect_args(self.url),
+                **JSON_CODEC,
             )
         self.engine.echo = echo
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
