@@ -209,14 +209,18 @@ class _Repo:
         """The connection, after pending ORM changes were flushed (as `_run` does)."""
         return connection_of(self.s)
 
-    def _loaded(self, model: type[T], values: Sequence[Any]) -> T:
+    def _loaded(self, model: type[T], values: Sequence[Any], *, refresh: bool = False) -> T:
         """The object of `model` whose row has these values (all its table's columns, in
-        order), as an ORM query would give it: the one this session holds already, else
-        a new persistent one in the session, without any SQL."""
+        order), as an ORM query would give it: the one this session holds already (with
+        `refresh`, showing these values, as populate_existing does), else a new
+        persistent one in the session, without any SQL."""
         mapper, keys, pk = _mapped_columns(model)
         key = mapper.identity_key_from_primary_key(tuple(values[i] for i in pk))
         held = self.s.identity_map.get(key)
         if held is not None:
+            if refresh:
+                for name, value in zip(keys, values, strict=True):
+                    set_committed_value(held, name, value)
             return cast(T, held)
         # What SQLAlchemy's loading does for a row of a new identity (orm/loading.py,
         # _instance; see _persist): public make_transient_to_detached() + add() cost five
@@ -525,15 +529,28 @@ _PEOPLE_IN = (
     )
     .where(Person.id.in_(bindparam("person_ids", expanding=True)))
 )
-_MEMBER_COUNTS = (
+# Of every group: one prebuilt statement whatever groups are asked for (a list shows
+# most of them), the counting is the same work.
+_MEMBER_COUNTS = Prebuilt(
     select(_memberships.c.group_id, func.count())
     .join(_people, _people.c.id == _memberships.c.person_id)
-    .where(_memberships.c.group_id.in_(bindparam("group_ids", expanding=True)), _people.c.active)
+    .where(_people.c.active)
     .group_by(_memberships.c.group_id)
 )
-_MEMBERSHIP_DELETE = delete(_memberships).where(
-    _memberships.c.person_id == bindparam("person_id"),
-    _memberships.c.group_id == bindparam("group_id"),
+_MEMBERSHIP_DELETE = Prebuilt(
+    delete(_memberships).where(
+        _memberships.c.person_id == bindparam("person_id"),
+        _memberships.c.group_id == bindparam("group_id"),
+    )
+)
+_MEMBERSHIP = Prebuilt(
+    select(_memberships).where(
+        _memberships.c.person_id == bindparam("person_id"),
+        _memberships.c.group_id == bindparam("group_id"),
+    )
+)
+_LOCK_GROUP = Prebuilt(
+    select(_groups.c.id).where(_groups.c.id == bindparam("group_id")).with_for_update()
 )
 _INSTANT_ACCOUNTS = Prebuilt(
     select(_accounts.c.person_id, _accounts.c.platform, _accounts.c.external_id)
@@ -557,8 +574,11 @@ class GroupRepository(_Repo):
         """The membership, read again once its group is locked: membership changes of one
         group queue behind each other (PostgreSQL; SQLite has one writer anyway), so two
         moderators leaving at once see each other gone."""
-        self.s.execute(select(Group.id).where(Group.id == group_id).with_for_update())
-        return self.s.get(Membership, (person_id, group_id), populate_existing=True)
+        conn = self._flushed_connection()
+        if conn.dialect.name == "postgresql":
+            _LOCK_GROUP.run(conn, [{"group_id": group_id}])
+        row = _MEMBERSHIP.first(conn, {"person_id": person_id, "group_id": group_id})
+        return None if row is None else self._loaded(Membership, row, refresh=True)
 
     def by_slug_for(self, slug: str, person_id: int) -> tuple[Group, Membership | None] | None:
         """The group named `slug` and this person's membership of it, in one query."""
@@ -639,7 +659,9 @@ class GroupRepository(_Repo):
         ids = list(group_ids)
         if not ids:
             return {}
-        return {g: int(n) for g, n in self._run(_MEMBER_COUNTS, {"group_ids": ids})}
+        wanted = set(ids)
+        counts = _MEMBER_COUNTS.all(self._flushed_connection())
+        return {g: int(n) for g, n in counts if g in wanted}
 
     def add_member(
         self, person_id: int, group_id: int, *, now: datetime, moderator: bool = False
@@ -655,9 +677,9 @@ class GroupRepository(_Repo):
         return m
 
     def remove_member(self, membership: Membership) -> None:
-        self._run(
-            _MEMBERSHIP_DELETE,
-            {"person_id": membership.person_id, "group_id": membership.group_id},
+        _MEMBERSHIP_DELETE.run(
+            self._flushed_connection(),
+            [{"person_id": membership.person_id, "group_id": membership.group_id}],
         )
         if membership in self.s:
             self.s.expunge(membership)
