@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -95,13 +96,36 @@ class _Checkpointer:
             thread.join(timeout=10)
 
 
+# orjson takes these to the `default` below, as the json module would not write them.
+_ORJSON_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
 def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, default=_not_json, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        # What orjson refuses and the json module writes (a lone surrogate from a
+        # messenger, an integer beyond 64 bits) is written as before; the rest fails
+        # there as it always did.
+        return json.dumps(value)
+
+
+def _json_loads(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # written by the json module: NaN, lone surrogates
+        return json.loads(text)
 
 
 # JSON columns (inbox events, outbox payloads, audit details) through orjson: several per
-# command, each a few times faster than the json module.
-JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+# command, each a few times faster than the json module, which stays the fallback.
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
 
 
 def _sqlite_engine(url: str) -> tuple[Engine, _Checkpointer | None]:

@@ -138,8 +138,10 @@ class Prebuilt:
                 cursor.executemany(compiled.sql, params)
             else:
                 cursor.execute(compiled.sql, params[0])
-        except conn.dialect.loaded_dbapi.Error as e:
+        except BaseException as e:
             cursor.close()
+            if not isinstance(e, conn.dialect.loaded_dbapi.Error):
+                raise
             raise exc.DBAPIError.instance(
                 compiled.sql,
                 params if many else params[0],

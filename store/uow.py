@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast, overload
 
 from sqlalchemy import (
     ColumnElement,
@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Mapper, Session, aliased
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -223,25 +224,18 @@ class _Repo:
                     set_committed_value(held, name, value)
             return cast(T, held)
         # What SQLAlchemy's loading does for a row of a new identity (orm/loading.py,
-        # _instance; see _persist): public make_transient_to_detached() + add() cost five
+        # _instance): public make_transient_to_detached() + add() cost five
         # times as much, mostly in cascades there is nothing to cascade to.
         # tests/store/test_driver.py holds this to the ORM's behaviour.
         obj = mapper.class_manager.new_instance()
         state = instance_state(obj)
         # Set past the attribute events: nothing is modified, nothing to commit.
         state.dict.update(zip(keys, values, strict=True))
-        self._persist(state, key, modified=False)
-        return cast(T, obj)
-
-    def _persist(self, state: Any, key: Any, *, modified: bool = True) -> None:
-        """Makes a transient object's state persistent in this session under `key`, its
-        values as they are stored."""
         state.key = key
         state.identity_token = None
         state.session_id = self.s.hash_key
         self.s.identity_map._add_unpresent(state, key)
-        if modified:
-            state._commit_all(state.dict, self.s.identity_map)
+        return cast(T, obj)
 
     def _loaded_or_none(self, model: type[T], values: Sequence[Any]) -> T | None:
         """As `_loaded`, for the columns of an outer join: None when they are all NULL."""
@@ -266,6 +260,8 @@ class _Repo:
         the unit of work, and makes it persistent in the session as add() + flush() do.
         Columns left unset get their scalar default (or NULL), on the object too; ones
         with a server default get that."""
+        if instance_state(obj).key is not None:
+            raise InvalidRequestError(f"{obj!r} is stored already")
         plan = _insert_plan(type(obj))
         state = obj.__dict__
         values: dict[str, Any] = {}
@@ -282,9 +278,17 @@ class _Repo:
             stmt.run(self._flushed_connection(), [values])
         mapper, _, _ = _mapped_columns(type(obj))
         state = instance_state(obj)
-        self._persist(
-            state, mapper.identity_key_from_primary_key(mapper.primary_key_from_instance(obj))
-        )
+        # As a flush registers what it inserted (Session._register_persistent): a state
+        # left over from a rollback under the same key gives way, and a rollback of
+        # this transaction (or savepoint) takes the object out of the session again.
+        state.key = mapper.identity_key_from_primary_key(mapper.primary_key_from_instance(obj))
+        state.identity_token = None
+        state.session_id = self.s.hash_key
+        self.s.identity_map.replace(state)
+        state._commit_all(state.dict, self.s.identity_map)
+        transaction = self.s._transaction
+        if transaction is not None:
+            transaction._new[state] = True
         # What the database filled in (server defaults) loads when first used.
         state._expire_attributes(state.dict, state.unloaded)
 
@@ -1968,7 +1972,15 @@ class _Repository(Generic[R]):
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.name = name
 
-    def __get__(self, uow: UnitOfWork, owner: type[Any] | None = None) -> R:
+    @overload
+    def __get__(self, uow: None, owner: type[Any] | None = None) -> _Repository[R]: ...
+
+    @overload
+    def __get__(self, uow: UnitOfWork, owner: type[Any] | None = None) -> R: ...
+
+    def __get__(self, uow: UnitOfWork | None, owner: type[Any] | None = None) -> R | _Repository[R]:
+        if uow is None:
+            return self
         repository = uow.__dict__[self.name] = self.make(uow.session)
         return repository
 

@@ -11,7 +11,17 @@ from sqlalchemy import Integer, bindparam, event, exc, insert, inspect, select
 
 from store.db import Database
 from store.driver import Prebuilt
-from store.models import Group, InboxEvent, Membership, Person, Role, Visibility, table_of
+from store.models import (
+    Group,
+    InboxEvent,
+    Item,
+    ItemKind,
+    Membership,
+    Person,
+    Role,
+    Visibility,
+    table_of,
+)
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 _people = table_of(Person)
@@ -176,3 +186,72 @@ def test_expanding_parameters_are_refused_when_compiled(db: Database) -> None:
     stmt = Prebuilt(select(_people.c.id).where(_people.c.id.in_(bindparam("ids", expanding=True))))
     with db.uow() as uow, pytest.raises(TypeError, match="expanding"):
         stmt.all(uow.people._flushed_connection(), {"ids": [1]})
+
+
+def test_a_rollback_takes_new_rows_out_of_the_session(db: Database) -> None:
+    """As after an ORM flush: a row inserted and rolled back leaves no object behind, and
+    a later row under the same id (SQLite reuses it) is an object of its own."""
+    alice_id, group_id = seed(db)
+    with db.uow() as uow:
+        first = uow.items.add(
+            Item(
+                group_id=group_id,
+                author_id=alice_id,
+                kind=ItemKind.NOTE,
+                text="first",
+                created_at=NOW,
+            )
+        )
+        uow.rollback()
+        assert first not in uow.session
+        second = uow.items.add(
+            Item(
+                group_id=group_id,
+                author_id=alice_id,
+                kind=ItemKind.NOTE,
+                text="second",
+                created_at=NOW,
+            )
+        )
+        assert second is not first
+        assert uow.session.get(Item, second.id) is second
+        assert second.text == "second"
+        with pytest.raises(exc.InvalidRequestError, match="stored already"):
+            uow.items.add(second)
+
+
+def test_a_savepoint_rollback_takes_its_new_rows_out_of_the_session(db: Database) -> None:
+    alice_id, group_id = seed(db)
+    with db.uow() as uow:
+        bob = uow.people.create(name="Bob", role=Role.MEMBER, now=NOW)
+        savepoint = uow.session.begin_nested()
+        membership = uow.groups.add_member(bob.id, group_id, now=NOW)
+        savepoint.rollback()
+        assert membership not in uow.session
+        assert uow.session.get(Membership, (bob.id, group_id)) is None
+        assert uow.groups.membership(alice_id, group_id) is not None
+
+
+def test_json_the_json_module_wrote_or_orjson_refuses_is_kept(db: Database) -> None:
+    """orjson writes JSON columns; what it refuses (a lone surrogate a messenger sent,
+    an integer beyond 64 bits) and what the json module wrote before (NaN) still work."""
+    odd: dict[str, Any] = {"big": 2**70}
+    if db.is_sqlite:  # PostgreSQL's json refuses a lone surrogate itself
+        odd["text"] = "broken emoji \ud83d"
+    with db.uow() as uow:
+        row_id = uow.inbox.record("memory", "odd", odd, NOW)
+        uow.commit()
+    with db.uow() as uow:
+        stored = uow.inbox.get("memory", "odd")
+        assert stored is not None
+        assert stored.id == row_id
+        assert stored.payload == odd
+    if db.is_sqlite:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE inbox_events SET payload = ? WHERE id = ?", ('{"n": NaN}', row_id)
+            )
+        with db.uow() as uow:
+            stored = uow.inbox.get("memory", "odd")
+            assert stored is not None
+            assert str(stored.payload["n"]) == "nan"
