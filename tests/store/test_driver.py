@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, bindparam, event, exc, insert, inspect, select
+from sqlalchemy import Integer, bindparam, event, exc, insert, select
+from sqlalchemy.orm.attributes import instance_state
 
 from store.db import Database
 from store.driver import Prebuilt
@@ -53,7 +54,7 @@ def test_an_actor_is_loaded_as_the_orm_loads_it(db: Database) -> None:
         assert found is not None
         account, person = found
         for obj in (account, person):
-            assert inspect(obj).persistent
+            assert instance_state(obj).persistent
             assert obj in uow.session
         # Every column is loaded, with the types the ORM gives them.
         assert person.handle == "alice"
@@ -193,26 +194,16 @@ def test_a_rollback_takes_new_rows_out_of_the_session(db: Database) -> None:
     a later row under the same id (SQLite reuses it) is an object of its own."""
     alice_id, group_id = seed(db)
     with db.uow() as uow:
-        first = uow.items.add(
-            Item(
-                group_id=group_id,
-                author_id=alice_id,
-                kind=ItemKind.NOTE,
-                text="first",
-                created_at=NOW,
+
+        def note(text: str) -> Item:
+            return Item(
+                group_id=group_id, author_id=alice_id, kind=ItemKind.NOTE, text=text, created_at=NOW
             )
-        )
+
+        first = uow.items.add(note("first"))
         uow.rollback()
         assert first not in uow.session
-        second = uow.items.add(
-            Item(
-                group_id=group_id,
-                author_id=alice_id,
-                kind=ItemKind.NOTE,
-                text="second",
-                created_at=NOW,
-            )
-        )
+        second = uow.items.add(note("second"))
         assert second is not first
         assert uow.session.get(Item, second.id) is second
         assert second.text == "second"
