@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, exc
+from sqlalchemy import Connection, Table, bindparam, exc, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement
@@ -184,6 +185,23 @@ class Prebuilt:
     def scalar(self, conn: Connection, row: dict[str, Any] | None = None) -> Any:
         found = self.first(conn, row)
         return None if found is None else found[0]
+
+
+@cache
+def insert_into(table: Table, columns: tuple[str, ...], *, returning_id: bool = False) -> Prebuilt:
+    """INSERT of these columns, each given as the parameter of its name (built once)."""
+    stmt = insert(table).values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+    return Prebuilt(stmt.returning(table.c.id) if returning_id else stmt)
+
+
+@cache
+def update_by_id(table: Table, columns: tuple[str, ...]) -> Prebuilt:
+    """UPDATE of these columns of the row whose id is the parameter `row_id` (built once)."""
+    return Prebuilt(
+        update(table)
+        .where(table.c.id == bindparam("row_id", type_=table.c.id.type))
+        .values({c: bindparam(c, type_=table.c[c].type) for c in columns})
+    )
 
 
 _CONNECTION = "pinwall.connection"  # in Session.info: (transaction, its connection)

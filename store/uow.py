@@ -11,7 +11,7 @@ import secrets
 import string
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar, cast, overload
 
@@ -46,7 +46,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from store import search
 from store.blobs import StoredBlob
 from store.digests import DigestRepository
-from store.driver import Prebuilt, connection_of
+from store.driver import Prebuilt, connection_of, insert_into, update_by_id
 from store.feeds import FeedRepository
 from store.models import (
     Account,
@@ -131,18 +131,6 @@ class _InsertPlan:
     # left out when not set and without a default here: the database fills them in
     server_defaults: frozenset[str]
     returns_id: bool
-    # by the columns given (the ones with a server default may be left out)
-    statements: dict[tuple[str, ...], Prebuilt] = field(default_factory=dict)
-
-    def statement(self, keys: tuple[str, ...]) -> Prebuilt:
-        stmt = self.statements.get(keys)
-        if stmt is None:
-            table = self.table
-            insert_ = insert(table).values({k: bindparam(k, type_=table.c[k].type) for k in keys})
-            stmt = self.statements[keys] = Prebuilt(
-                insert_.returning(table.c.id) if self.returns_id else insert_
-            )
-        return stmt
 
 
 _INSERT_PLANS: dict[type[Any], _InsertPlan] = {}
@@ -231,11 +219,16 @@ class _Repo:
         state = instance_state(obj)
         # Set past the attribute events: nothing is modified, nothing to commit.
         state.dict.update(zip(keys, values, strict=True))
+        self._attach(state, key)
+        self.s.identity_map._add_unpresent(state, key)
+        return cast(T, obj)
+
+    def _attach(self, state: Any, key: Any) -> None:
+        """Gives a transient state its identity in this session (the caller puts it into
+        the identity map)."""
         state.key = key
         state.identity_token = None
         state.session_id = self.s.hash_key
-        self.s.identity_map._add_unpresent(state, key)
-        return cast(T, obj)
 
     def _loaded_or_none(self, model: type[T], values: Sequence[Any]) -> T | None:
         """As `_loaded`, for the columns of an outer join: None when they are all NULL."""
@@ -271,7 +264,7 @@ class _Repo:
                     continue  # loaded when first used, as after an ORM flush
                 setattr(obj, key, default)
             values[key] = state[key]
-        stmt = plan.statement(tuple(values))
+        stmt = insert_into(plan.table, tuple(values), returning_id=plan.returns_id)
         if plan.returns_id:
             obj.id = stmt.scalar(self._flushed_connection(), values)
         else:
@@ -281,9 +274,9 @@ class _Repo:
         # As a flush registers what it inserted (Session._register_persistent): a state
         # left over from a rollback under the same key gives way, and a rollback of
         # this transaction (or savepoint) takes the object out of the session again.
-        state.key = mapper.identity_key_from_primary_key(mapper.primary_key_from_instance(obj))
-        state.identity_token = None
-        state.session_id = self.s.hash_key
+        self._attach(
+            state, mapper.identity_key_from_primary_key(mapper.primary_key_from_instance(obj))
+        )
         self.s.identity_map.replace(state)
         state._commit_all(state.dict, self.s.identity_map)
         transaction = self.s._transaction
@@ -302,7 +295,6 @@ _ACTOR = Prebuilt(
     )
 )
 _PEOPLE_BY_IDS = select(Person).where(Person.id.in_(bindparam("ids", expanding=True)))
-_ACCOUNT_UPDATES: dict[tuple[str, ...], Prebuilt] = {}  # by the columns written
 
 
 class PersonRepository(_Repo):
@@ -327,15 +319,9 @@ class PersonRepository(_Repo):
     def update_account(self, account: Account, **values: Any) -> None:
         """Writes these columns of an account at once (one UPDATE, no flush of the unit
         of work); the object shows them as its stored state."""
-        keys = tuple(values)
-        stmt = _ACCOUNT_UPDATES.get(keys)
-        if stmt is None:
-            stmt = _ACCOUNT_UPDATES[keys] = Prebuilt(
-                update(_accounts)
-                .where(_accounts.c.id == bindparam("account_id", type_=Integer()))
-                .values({k: bindparam(k, type_=_accounts.c[k].type) for k in keys})
-            )
-        stmt.run(self._flushed_connection(), [{"account_id": account.id, **values}])
+        update_by_id(_accounts, tuple(values)).run(
+            self._flushed_connection(), [{"row_id": account.id, **values}]
+        )
         for key, value in values.items():
             set_committed_value(account, key, value)
 
@@ -1256,7 +1242,6 @@ def _earlier_unfinished(
     )
 
 
-_OUTBOX_INSERTS: dict[tuple[str, ...], Prebuilt] = {}  # by the columns given
 _OUTBOX_UPDATE = update(_outbox).where(_outbox.c.id == bindparam("outbox_id"))
 # by dialect, and whether for all platforms (None), one, or several ("in")
 _CLAIM: dict[tuple[str, str | None], Executable] = {}
@@ -1540,13 +1525,7 @@ class OutboxRepository(_Repo):
         order, with one prebuilt statement (ids are not needed back)."""
         if rows:
             columns = tuple(rows[0])
-            stmt = _OUTBOX_INSERTS.get(columns)
-            if stmt is None:
-                stmt = _OUTBOX_INSERTS[columns] = Prebuilt(
-                    insert(_outbox).values({c: bindparam(c) for c in columns}),
-                    {c: _outbox.c[c].type for c in columns},
-                )
-            stmt.run(self._flushed_connection(), rows)
+            insert_into(_outbox, columns).run(self._flushed_connection(), rows)
 
     def get(self, outbox_id: int) -> OutboxMessage | None:
         return self.s.get(OutboxMessage, outbox_id)
