@@ -20,7 +20,6 @@ last line printed is one JSON object with them per backend.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import random
@@ -33,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.commands import SEED, Pinwall, Town
 from bench.scratch import PG_ADMIN_URL, postgres_unreachable, scratch_database
+from bot.runtime import run_event_loop
 from store.db import Database
 
 
@@ -87,7 +87,7 @@ async def drain_backlog(db: Database, commands: int) -> dict[str, Any]:
 
 def run_on(backend: str, commands: int) -> dict[str, Any]:
     with scratch_database(backend) as db:
-        return asyncio.run(drain_backlog(db, commands))
+        return run_event_loop(drain_backlog(db, commands))
 
 
 def main(argv: list[str] | None = None) -> int:

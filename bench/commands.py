@@ -15,6 +15,9 @@ Two times per command:
               a user sees.
   core only   `await hub.submit(event)` alone: recorded, applied and committed with its
               outbox rows.
+As `pinwall run` does by default on SQLite (PINWALL_CPU_AFFINITY=auto), the event loop
+and the database thread share one CPU; `--cpu-affinity off` lets them move.
+
 commands/s is the number of commands over the sum of their times. The last line
 printed is one JSON object with the figures: per backend `commands_per_s`, `p50_ms` and
 `p99_ms` are the core's (the commands through bot/, the goal of issue 2: at least 500
@@ -48,7 +51,7 @@ from sqlalchemy import func, select
 from adapters.memory import MemoryAdapter
 from bot.clock import FakeClock
 from bot.core import Core, CoreSettings
-from bot.runtime import Hub
+from bot.runtime import Hub, keep_on_one_cpu, run_event_loop
 from jobs.delivery import DeliveryWorker
 from store.db import Database
 from store.models import InboxEvent, InboxStatus, Item, Membership
@@ -298,6 +301,7 @@ async def run_backend(backend: str, db: Database, n: int, profile: Path | None) 
             result.cpu = time.process_time() - cpu_start
         result.deliveries = len(app.adapter.sent)
         result.settings = database_settings(db)
+        result.settings["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
         check(db, town, shares=sum(1 for k, _, _ in warmup + commands if k == "share"))
     finally:
         app.close()
@@ -348,9 +352,19 @@ def check(db: Database, town: Town, *, shares: int) -> None:
         raise SystemExit("benchmark run went wrong: " + "; ".join(problems))
 
 
-def run_on(backend: str, n: int, profile: Path | None) -> Run:
-    with scratch_database(backend) as db:
-        return asyncio.run(run_backend(backend, db, n, profile))
+def run_on(backend: str, n: int, profile: Path | None, cpu_affinity: str = "auto") -> Run:
+    """One backend as `pinwall run` runs it: its event loop, and its CPU affinity
+    (PINWALL_CPU_AFFINITY), undone afterwards."""
+    free = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cpu = keep_on_one_cpu(cpu_affinity, sqlite=backend == "sqlite")
+    try:
+        with scratch_database(backend) as db:
+            run = run_event_loop(run_backend(backend, db, n, profile))
+    finally:
+        if cpu is not None and free is not None:
+            os.sched_setaffinity(0, free)
+    run.settings["cpu_affinity"] = "free" if cpu is None else f"cpu {cpu}"
+    return run
 
 
 # --- figures -------------------------------------------------------------------------
@@ -474,6 +488,12 @@ def code_version() -> str:
     return f"{head}{' with uncommitted changes' if dirty else ''} in {where}"
 
 
+def _affinity(value: str) -> str:
+    if value in ("auto", "off") or value.isdigit():
+        return value
+    raise argparse.ArgumentTypeError("auto, off or a CPU number")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--commands", type=int, default=5000, help="timed commands (5000)")
@@ -483,6 +503,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="PREFIX",
         help="write a cProfile of each timed section to PREFIX.<backend>.pstats",
+    )
+    parser.add_argument(
+        "--cpu-affinity",
+        default="auto",
+        type=_affinity,
+        help="as PINWALL_CPU_AFFINITY: auto (one CPU on SQLite, as `pinwall run`), off, or a CPU",
     )
     args = parser.parse_args(argv)
     if args.commands < 1:
@@ -495,11 +521,13 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     out: dict[str, dict[str, Any] | None] = {"sqlite": None, "postgresql": None}
     if args.backend in ("sqlite", "both"):
-        runs.append(run_on("sqlite", args.commands, profile_path("sqlite")))
+        runs.append(run_on("sqlite", args.commands, profile_path("sqlite"), args.cpu_affinity))
     if args.backend in ("postgresql", "both"):
         reason = postgres_unreachable()
         if reason is None:
-            runs.append(run_on("postgresql", args.commands, profile_path("postgresql")))
+            runs.append(
+                run_on("postgresql", args.commands, profile_path("postgresql"), args.cpu_affinity)
+            )
         else:
             print(f"PostgreSQL not reachable at {PG_ADMIN_URL} ({reason}): no figures for it")
     for run in runs:

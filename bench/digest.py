@@ -21,7 +21,6 @@ and that a second tick sends nothing. On SQLite (a temp file, WAL) and on Postgr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import random
@@ -37,7 +36,7 @@ from adapters.memory import MemoryAdapter
 from bot.clock import FakeClock
 from bot.core import Core, CoreSettings
 from bot.digest import DigestBatch, new_schedule_row
-from bot.runtime import Hub
+from bot.runtime import Hub, run_event_loop
 from jobs.digests import BATCH, DigestJob
 from store.db import Database
 from store.models import (
@@ -231,7 +230,7 @@ async def run_backend(backend: str, db: Database, people: int) -> dict[str, Any]
 
 def run_on(backend: str, people: int) -> dict[str, Any]:
     with scratch_database(backend) as db:
-        return asyncio.run(run_backend(backend, db, people))
+        return run_event_loop(run_backend(backend, db, people))
 
 
 def main(argv: list[str] | None = None) -> int:

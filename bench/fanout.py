@@ -68,7 +68,7 @@ from adapters.memory import MemoryAdapter
 from bot.clock import SystemClock
 from bot.core import Core, CoreSettings
 from bot.message import SendResult
-from bot.runtime import Hub
+from bot.runtime import Hub, run_event_loop
 from jobs.delivery import Claimed, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, Rate, RateLimiter
 from store.db import Database
@@ -466,7 +466,7 @@ def profiled(hub: Hub, path: Path | None) -> Iterator[None]:
 
 def run_on(backend: str, profile: Path | None) -> Run:
     with scratch_database(backend) as db:
-        return asyncio.run(run_backend(backend, db, profile))
+        return run_event_loop(run_backend(backend, db, profile))
 
 
 # --- figures -------------------------------------------------------------------------

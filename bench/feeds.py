@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from bot.clock import FakeClock
 from bot.commands.feeds import new_feed
 from bot.core import Core
-from bot.runtime import Hub
+from bot.runtime import Hub, run_event_loop
 from jobs.feeds import FeedPolicy, FeedPoller, parse_feed
 from jobs.fetch import GuardedClient
 from store.db import Database
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             db.upgrade()
             clock = FakeClock()
             setup(db, clock, f"http://127.0.0.1:{port}", feeds)
-            first, second, items = asyncio.run(polls(db, clock, feeds))
+            first, second, items = run_event_loop(polls(db, clock, feeds))
             db.dispose()
     finally:
         server.terminate()

@@ -4,7 +4,6 @@ privacy, feeds."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -84,11 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(settings: Settings) -> int:
     from bot import wiring
+    from bot.runtime import run_event_loop
 
     wiring.configure_logging(settings.log_level)
     program = wiring.build(settings)
     try:
-        return asyncio.run(wiring.serve(program))
+        return run_event_loop(wiring.serve(program), settings.event_loop)
     except KeyboardInterrupt:
         return 130
 

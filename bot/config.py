@@ -7,6 +7,7 @@ the defaults below. A wrong value stops start-up with one line naming the settin
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     fetch_allowlist: str = ""
     link_previews: bool = True  # off: shared links keep their URL as title, nothing fetched
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # auto: uvloop where installed
+    cpu_affinity: str = "auto"  # auto | off | a CPU number (bot.runtime.keep_on_one_cpu)
 
     slack_bot_token: SecretStr | None = None
     slack_app_token: SecretStr | None = None
@@ -121,6 +124,29 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use e.g. Europe/Berlin)") from None
         return value
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop(cls, value: str) -> str:
+        if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed here (use auto or asyncio)")
+        return value
+
+    @field_validator("cpu_affinity")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in ("auto", "off"):
+            return value
+        if not value.isdigit():
+            raise ValueError("must be auto, off or a CPU number")
+        if not hasattr(os, "sched_getaffinity"):
+            raise ValueError("a CPU number works on Linux only (use auto or off)")
+        allowed = sorted(os.sched_getaffinity(0))
+        if int(value) not in allowed:
+            usable = ", ".join(map(str, allowed))
+            raise ValueError(f"CPU {value} is not one this process may use ({usable})")
+        return str(int(value))
 
     @field_validator("database_url")
     @classmethod

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from pathlib import Path
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from bot.core import Core
 from bot.delivery import Renderer
@@ -30,6 +32,74 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def event_loop_factory(
+    kind: Literal["auto", "uvloop", "asyncio"] = "auto",
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """What makes the event loop of a running Pinwall: uvloop's where it is installed (a
+    dependency on Linux and macOS) unless asyncio's own is asked for; None: asyncio's.
+
+    Every command crosses from the loop to the database thread and back, and uvloop does
+    the loop's part of that (the wake-up, the callbacks, the task's step) in C: about a
+    sixth of a command's time on a 2-core machine (bench/commands.py)."""
+    if kind == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if kind == "uvloop":  # the setting's check refuses it
+            raise
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_event_loop(
+    main: Coroutine[Any, Any, R], kind: Literal["auto", "uvloop", "asyncio"] = "auto"
+) -> R:
+    """asyncio.run() on the event loop `kind` names (see event_loop_factory)."""
+    with asyncio.Runner(loop_factory=event_loop_factory(kind)) as runner:
+        return runner.run(main)
+
+
+def keep_on_one_cpu(setting: str, *, sqlite: bool) -> int | None:
+    """Keeps the calling thread (the event loop's) and the threads it starts from now on
+    (the database thread among them) on one CPU, and returns that CPU; None: left free.
+
+    The loop hands every command to the database thread and takes the outcome back: two
+    wake-ups of a sleeping thread. Across CPUs each is the wake-up of an idle CPU, which on
+    a virtual machine takes the hypervisor 0.1-0.3 ms; on one CPU it is a context switch
+    of microseconds. On SQLite little is given up for that: its work runs on the one
+    database thread anyway, and Python's GIL runs one thread at a time (bench/commands.py:
+    about a sixth more commands a second on a 2-core VM).
+
+    `setting` is PINWALL_CPU_AFFINITY: `auto` does so on SQLite (on Linux, when the
+    process may use two CPUs or more), on the CPU the scheduler runs the thread on now,
+    so that two Pinwalls on one machine are not put on the same one; `off` never; a
+    number pins to that CPU on any backend."""
+    if setting == "off" or not hasattr(os, "sched_setaffinity"):
+        return None
+    if setting == "auto":
+        allowed = os.sched_getaffinity(0)
+        if not sqlite or len(allowed) < 2:
+            return None
+        cpu = _current_cpu()
+        if cpu not in allowed:
+            cpu = max(allowed)
+    else:
+        cpu = int(setting)
+    os.sched_setaffinity(0, {cpu})  # on Linux, 0 is the calling thread
+    return cpu
+
+
+def _current_cpu() -> int | None:
+    """The CPU the calling thread last ran on (Linux: field 39 of its stat)."""
+    try:
+        stat = Path("/proc/thread-self/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[36])  # fields 3... after "pid (comm)"
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

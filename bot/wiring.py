@@ -25,7 +25,7 @@ from bot.core import Core, CoreSettings
 from bot.errors import ConfigError
 from bot.http import create_app
 from bot.ports import MessengerAdapter
-from bot.runtime import Hub
+from bot.runtime import Hub, keep_on_one_cpu
 from bot.signing import UrlSigner
 from store.blobs import BlobStore
 from store.db import Database
@@ -288,6 +288,9 @@ def _unclaim_all(db: Database) -> int:
 
 async def serve(program: Program) -> int:
     settings, hub, worker = program.settings, program.hub, program.worker
+    cpu = keep_on_one_cpu(settings.cpu_affinity, sqlite=program.db.is_sqlite)
+    if cpu is not None:
+        log.info("event loop and database thread on CPU %d (PINWALL_CPU_AFFINITY)", cpu)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     interactive = program.console is not None and program.console.interactive

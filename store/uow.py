@@ -32,6 +32,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy import inspect as sa_inspect
@@ -520,12 +521,17 @@ _PEOPLE_IN = (
     .where(Person.id.in_(bindparam("person_ids", expanding=True)))
 )
 # Of every group: one prebuilt statement whatever groups are asked for (a list shows
-# most of them), the counting is the same work.
+# most of them), the counting is the same work. Memberships of active people are all of
+# them less those of the deactivated: the first count reads only the group index, the
+# second only the few deactivated people. Joining every membership to its person to
+# test `active` made /groups the slowest command (SQLite: 0.5 ms for 850 memberships).
 _MEMBER_COUNTS = Prebuilt(
-    select(_memberships.c.group_id, func.count())
-    .join(_people, _people.c.id == _memberships.c.person_id)
-    .where(_people.c.active)
-    .group_by(_memberships.c.group_id)
+    union_all(
+        select(_memberships.c.group_id, func.count()).group_by(_memberships.c.group_id),
+        select(_memberships.c.group_id, -func.count())
+        .where(_memberships.c.person_id.in_(select(_people.c.id).where(~_people.c.active)))
+        .group_by(_memberships.c.group_id),
+    )
 )
 _MEMBERSHIP_DELETE = Prebuilt(
     delete(_memberships).where(
@@ -650,8 +656,11 @@ class GroupRepository(_Repo):
         if not ids:
             return {}
         wanted = set(ids)
-        counts = _MEMBER_COUNTS.all(self._flushed_connection())
-        return {g: int(n) for g, n in counts if g in wanted}
+        counts: dict[int, int] = {}
+        for group_id, n in _MEMBER_COUNTS.all(self._flushed_connection()):
+            if group_id in wanted:
+                counts[group_id] = counts.get(group_id, 0) + int(n)
+        return counts
 
     def add_member(
         self, person_id: int, group_id: int, *, now: datetime, moderator: bool = False

@@ -8,15 +8,17 @@ the run instead.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from bot.runtime import event_loop_factory
 from store.db import Database
 from store.models import Base
 from tests.harness import World
@@ -46,6 +48,14 @@ def _postgres_reason() -> str | None:
             _PG["reason"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     reason = _PG["reason"]
     return reason if isinstance(reason, str) else None
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """The tests run on the event loop `pinwall run` makes (uvloop's where installed)."""
+    factory = event_loop_factory()
+    return None if factory is None else {"pinwall": factory}
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -68,6 +68,9 @@ def test_another_toml_file_and_secret_files(
         ("PINWALL_ADMINS", "U0123", "is not platform:id"),
         ("PINWALL_FETCH_ALLOWLIST", "10.0.0.0/33", "neither a host nor a CIDR"),
         ("PINWALL_SLACK_MODE", "websocket", "PINWALL_SLACK_MODE:"),
+        ("PINWALL_EVENT_LOOP", "trio", "PINWALL_EVENT_LOOP:"),
+        ("PINWALL_CPU_AFFINITY", "fast", "must be auto, off or a CPU number"),
+        ("PINWALL_CPU_AFFINITY", "4096", "CPU 4096 is not one this process may use"),
     ],
 )
 def test_a_wrong_value_names_the_setting(
@@ -121,3 +124,16 @@ def test_links_point_at_the_public_url_else_at_the_local_http_address(
     assert load_settings().links_url() is None  # a free port: not known before binding
     monkeypatch.setenv("PINWALL_PUBLIC_URL", "https://pinwall.example.com")
     assert load_settings().links_url() == "https://pinwall.example.com"
+
+
+def test_uvloop_asked_for_where_it_is_not_installed_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
+    monkeypatch.setenv("PINWALL_EVENT_LOOP", "uvloop")
+    with pytest.raises(ConfigError, match=r"^PINWALL_EVENT_LOOP: .*uvloop is not installed"):
+        load_settings()
+    monkeypatch.setenv("PINWALL_EVENT_LOOP", "auto")
+    assert load_settings().event_loop == "auto"

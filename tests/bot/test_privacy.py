@@ -83,6 +83,7 @@ async def test_a_deactivated_person_gets_nothing_and_cannot_use_pinwall(
     await _marketing(world)
     out = await world.say("bob", "/invite member marketing")
     code_ = out.to("bob")[0].message.meta["invite_code"]
+    assert _marketing_line(3) in (await world.say("alice", "/groups")).text("alice")
 
     code, out_, _ = pinwall("people", "deactivate", "bob")
     assert code == 0
@@ -92,6 +93,8 @@ async def test_a_deactivated_person_gets_nothing_and_cannot_use_pinwall(
     said = await world.say("alice", "/share marketing Second poster")
     assert said.addresses == ["alice"]  # bob was instant: not any more
     assert (await world.say("bob", "/groups")).text("bob") == en("error.deactivated")
+    # bob is not counted among the members any more
+    assert _marketing_line(2) in (await world.say("alice", "/groups")).text("alice")
     world.adapter.trust = "unknown"
     refused = (await world.say("carol", f"/redeem {code_}")).text("carol")
     assert "carol" not in _handles(world)
@@ -104,6 +107,11 @@ async def test_a_deactivated_person_gets_nothing_and_cannot_use_pinwall(
     assert pinwall("people", "activate", "bob")[0] == 0
     said = await world.say("alice", "/share marketing Third poster")
     assert "bob" in said.addresses
+    assert _marketing_line(3) in (await world.say("alice", "/groups")).text("alice")
+
+
+def _marketing_line(count: int) -> str:
+    return en("groups.line", slug="marketing", name="Marketing", kind="open", count=count)
 
 
 def _handles(world: World) -> list[str]:

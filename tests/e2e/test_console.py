@@ -178,8 +178,9 @@ def test_http_endpoints_answer_while_running(tmp_path: Path) -> None:
             assert proc.stdout is not None
             deadline = time.monotonic() + 30
             address = None
+            logged = []
             while time.monotonic() < deadline and address is None:
-                line = proc.stderr.readline()
+                logged.append(line := proc.stderr.readline())
                 found = re.search(r"HTTP endpoints on (http://[\d.]+:\d+)", line)
                 address = found.group(1) if found else None
             assert address, "no bound address logged"
@@ -193,6 +194,7 @@ def test_http_endpoints_answer_while_running(tmp_path: Path) -> None:
             proc.stdin.write("/groups\n")
             proc.stdin.flush()
             assert proc.stdout.readline().startswith("[admin] There are no groups yet.")
+            _event_loop_and_database_thread_share_one_cpu(proc.pid, "".join(logged))
             metrics = httpx.get(f"{address}/metrics", timeout=5)
             assert metrics.status_code == 200
             assert (
@@ -207,6 +209,25 @@ def test_http_endpoints_answer_while_running(tmp_path: Path) -> None:
                 proc.kill()
 
 
+def _event_loop_and_database_thread_share_one_cpu(pid: int, logged: str) -> None:
+    """PINWALL_CPU_AFFINITY=auto on SQLite: the loop's thread (the main one) and the
+    threads it started (the database thread) on one of the CPUs the process may use."""
+    allowed = os.sched_getaffinity(0)
+    cpus = {
+        int(task.name): (task / "status").read_text().split("Cpus_allowed_list:")[1].split()[0]
+        for task in Path(f"/proc/{pid}/task").iterdir()
+    }
+    if len(allowed) < 2:  # nothing to choose between: left alone
+        assert "PINWALL_CPU_AFFINITY" not in logged
+        return
+    found = re.search(r"event loop and database thread on CPU (\d+)", logged)
+    assert found, logged
+    cpu = found.group(1)
+    assert int(cpu) in allowed
+    assert cpus[pid] == cpu
+    assert sum(1 for tid, listed in cpus.items() if tid != pid and listed == cpu) >= 1
+
+
 @pytest.mark.parametrize(
     ("env", "setting"),
     [
@@ -214,6 +235,7 @@ def test_http_endpoints_answer_while_running(tmp_path: Path) -> None:
         ({"PINWALL_DEFAULT_TIMEZONE": "Mars/Olympus"}, "PINWALL_DEFAULT_TIMEZONE"),
         ({"PINWALL_CONSOLE": "maybe"}, "PINWALL_CONSOLE"),
         ({"PINWALL_DATABASE_URL": "mysql://x"}, "PINWALL_DATABASE_URL"),
+        ({"PINWALL_CPU_AFFINITY": "both"}, "PINWALL_CPU_AFFINITY"),
     ],
 )
 def test_a_wrong_setting_stops_start_with_one_line(
