@@ -132,10 +132,10 @@ class Settings(BaseSettings):
             raise ValueError("uvloop is not installed here (use auto or asyncio)")
         return value
 
-    @field_validator("cpu_affinity")
+    @field_validator("cpu_affinity", mode="before")
     @classmethod
-    def _cpu(cls, value: str) -> str:
-        value = value.strip().lower()
+    def _cpu(cls, value: object) -> str:
+        value = str(value).strip().lower()  # pinwall.toml may give a number
         if value in ("auto", "off"):
             return value
         if not value.isdigit():

@@ -137,3 +137,11 @@ def test_uvloop_asked_for_where_it_is_not_installed_stops_start_up(
         load_settings()
     monkeypatch.setenv("PINWALL_EVENT_LOOP", "auto")
     assert load_settings().event_loop == "auto"
+
+
+def test_cpu_affinity_takes_a_number_from_the_toml_file(tmp_path: Path) -> None:
+    import os
+
+    cpu = min(os.sched_getaffinity(0))
+    (tmp_path / "pinwall.toml").write_text(f"cpu_affinity = {cpu}\n")
+    assert load_settings().cpu_affinity == str(cpu)
