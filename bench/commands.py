@@ -355,15 +355,16 @@ def check(db: Database, town: Town, *, shares: int) -> None:
 def run_on(backend: str, n: int, profile: Path | None, cpu_affinity: str = "auto") -> Run:
     """One backend as `pinwall run` runs it: its event loop, and its CPU affinity
     (PINWALL_CPU_AFFINITY), undone afterwards."""
-    free = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    cpu = keep_on_one_cpu(cpu_affinity, sqlite=backend == "sqlite")
-    try:
-        with scratch_database(backend) as db:
+    with scratch_database(backend) as db:
+        # After the migrations, as in `pinwall run`: the WAL checkpointer they started
+        # stays free.
+        pinned = keep_on_one_cpu(cpu_affinity, sqlite=backend == "sqlite")
+        try:
             run = run_event_loop(run_backend(backend, db, n, profile))
-    finally:
-        if cpu is not None and free is not None:
-            os.sched_setaffinity(0, free)
-    run.settings["cpu_affinity"] = "free" if cpu is None else f"cpu {cpu}"
+        finally:
+            if pinned is not None:
+                os.sched_setaffinity(0, pinned.free)
+    run.settings["cpu_affinity"] = "free" if pinned is None else f"cpu {pinned.cpu}"
     return run
 
 
@@ -489,8 +490,13 @@ def code_version() -> str:
 
 
 def _affinity(value: str) -> str:
-    if value in ("auto", "off") or value.isdigit():
+    if value in ("auto", "off"):
         return value
+    if value.isascii() and value.isdigit():
+        allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        if int(value) in allowed:
+            return value
+        raise argparse.ArgumentTypeError(f"CPU {value} is not one this process may use")
     raise argparse.ArgumentTypeError("auto, off or a CPU number")
 
 

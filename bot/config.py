@@ -138,7 +138,7 @@ class Settings(BaseSettings):
         value = str(value).strip().lower()  # pinwall.toml may give a number
         if value in ("auto", "off"):
             return value
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise ValueError("must be auto, off or a CPU number")
         if not hasattr(os, "sched_getaffinity"):
             raise ValueError("a CPU number works on Linux only (use auto or off)")

@@ -15,7 +15,8 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -63,34 +64,61 @@ def run_event_loop(
         return runner.run(main)
 
 
-def keep_on_one_cpu(setting: str, *, sqlite: bool) -> int | None:
+@dataclass(frozen=True)
+class Pinned:
+    """Where keep_on_one_cpu() put the event loop's thread, and where it was free to run."""
+
+    cpu: int
+    free: frozenset[int]
+
+    def free_executor(self) -> ThreadPoolExecutor:
+        """An executor for the loop's blocking helpers (asyncio.to_thread: hashing an
+        upload, parsing a feed) whose threads run on every CPU again, beside the loop."""
+        return ThreadPoolExecutor(
+            thread_name_prefix="pinwall-free", initializer=_run_on, initargs=(self.free,)
+        )
+
+
+def _run_on(cpus: frozenset[int]) -> None:
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, cpus)
+
+
+def keep_on_one_cpu(setting: str, *, sqlite: bool) -> Pinned | None:
     """Keeps the calling thread (the event loop's) and the threads it starts from now on
-    (the database thread among them) on one CPU, and returns that CPU; None: left free.
+    (the database thread among them) on one CPU; None: left free, as it was.
 
     The loop hands every command to the database thread and takes the outcome back: two
     wake-ups of a sleeping thread. Across CPUs each is the wake-up of an idle CPU, which on
     a virtual machine takes the hypervisor 0.1-0.3 ms; on one CPU it is a context switch
     of microseconds. On SQLite little is given up for that: its work runs on the one
     database thread anyway, and Python's GIL runs one thread at a time (bench/commands.py:
-    about a sixth more commands a second on a 2-core VM).
+    about a sixth more commands a second on a 2-core VM). Threads started before (the WAL
+    checkpointer, started by the migrations' commit) stay free; the caller gives the loop
+    `Pinned.free_executor()` for its blocking helpers.
 
     `setting` is PINWALL_CPU_AFFINITY: `auto` does so on SQLite (on Linux, when the
-    process may use two CPUs or more), on the CPU the scheduler runs the thread on now,
-    so that two Pinwalls on one machine are not put on the same one; `off` never; a
-    number pins to that CPU on any backend."""
+    process may use two CPUs or more), on the CPU the thread runs on at the moment (which
+    one is the scheduler's choice: give two Pinwalls on one machine a number each to keep
+    them apart); `off` never; a number pins to that CPU on any backend. Where the system
+    refuses (a sandbox that forbids the call), Pinwall says so in the log and runs free."""
     if setting == "off" or not hasattr(os, "sched_setaffinity"):
         return None
-    if setting == "auto":
-        allowed = os.sched_getaffinity(0)
-        if not sqlite or len(allowed) < 2:
-            return None
-        cpu = _current_cpu()
-        if cpu not in allowed:
-            cpu = max(allowed)
-    else:
-        cpu = int(setting)
-    os.sched_setaffinity(0, {cpu})  # on Linux, 0 is the calling thread
-    return cpu
+    try:
+        free = frozenset(os.sched_getaffinity(0))
+        if setting == "auto":
+            if not sqlite or len(free) < 2:
+                return None
+            cpu = _current_cpu()
+            if cpu not in free:
+                cpu = max(free)
+        else:
+            cpu = int(setting)
+        os.sched_setaffinity(0, {cpu})  # on Linux, 0 is the calling thread
+    except OSError as exc:
+        log.warning("PINWALL_CPU_AFFINITY=%s: not applied (%s); running free", setting, exc)
+        return None
+    return Pinned(cpu, free)
 
 
 def _current_cpu() -> int | None:

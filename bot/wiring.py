@@ -288,11 +288,13 @@ def _unclaim_all(db: Database) -> int:
 
 async def serve(program: Program) -> int:
     settings, hub, worker = program.settings, program.hub, program.worker
-    cpu = keep_on_one_cpu(settings.cpu_affinity, sqlite=program.db.is_sqlite)
-    if cpu is not None:
-        log.info("event loop and database thread on CPU %d (PINWALL_CPU_AFFINITY)", cpu)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    pinned = keep_on_one_cpu(settings.cpu_affinity, sqlite=program.db.is_sqlite)
+    if pinned is not None:
+        loop.set_default_executor(pinned.free_executor())
+        log.info("event loop and database thread on CPU %d (PINWALL_CPU_AFFINITY)", pinned.cpu)
+    log.info("event loop: %s", type(loop).__module__.split(".")[0])
     interactive = program.console is not None and program.console.interactive
     signals = [signal.SIGTERM] + ([] if interactive else [signal.SIGINT])
     for sig in signals:

@@ -52,10 +52,9 @@ def _postgres_reason() -> str | None:
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
-) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """The tests run on the event loop `pinwall run` makes (uvloop's where installed)."""
-    factory = event_loop_factory()
-    return None if factory is None else {"pinwall": factory}
+    return {"pinwall": event_loop_factory() or asyncio.new_event_loop}
 
 
 def pytest_report_header(config: pytest.Config) -> str:

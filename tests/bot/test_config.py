@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,7 @@ def test_another_toml_file_and_secret_files(
         ("PINWALL_SLACK_MODE", "websocket", "PINWALL_SLACK_MODE:"),
         ("PINWALL_EVENT_LOOP", "trio", "PINWALL_EVENT_LOOP:"),
         ("PINWALL_CPU_AFFINITY", "fast", "must be auto, off or a CPU number"),
+        ("PINWALL_CPU_AFFINITY", "²", "must be auto, off or a CPU number"),
         ("PINWALL_CPU_AFFINITY", "4096", "CPU 4096 is not one this process may use"),
     ],
 )
@@ -139,9 +141,8 @@ def test_uvloop_asked_for_where_it_is_not_installed_stops_start_up(
     assert load_settings().event_loop == "auto"
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux only")
 def test_cpu_affinity_takes_a_number_from_the_toml_file(tmp_path: Path) -> None:
-    import os
-
     cpu = min(os.sched_getaffinity(0))
     (tmp_path / "pinwall.toml").write_text(f"cpu_affinity = {cpu}\n")
     assert load_settings().cpu_affinity == str(cpu)

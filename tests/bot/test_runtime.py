@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from dataclasses import dataclass
 
 import pytest
 
-from bot.runtime import DatabaseThreads, keep_on_one_cpu, run_event_loop
+from bot.runtime import DatabaseThreads, Pinned, keep_on_one_cpu, run_event_loop
 
 
 async def test_calls_run_on_the_database_thread_in_the_order_they_came() -> None:
@@ -75,49 +76,94 @@ async def _loop_module() -> str:
 def test_pinwall_runs_on_uvloop_where_installed_unless_asyncio_is_asked_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import importlib.util
     import sys
 
-    assert run_event_loop(_loop_module()) == "uvloop"
-    assert run_event_loop(_loop_module(), "uvloop") == "uvloop"
+    if importlib.util.find_spec("uvloop") is not None:  # a dependency on Linux and macOS
+        assert run_event_loop(_loop_module()) == "uvloop"
+        assert run_event_loop(_loop_module(), "uvloop") == "uvloop"
     assert run_event_loop(_loop_module(), "asyncio") == "asyncio"
     monkeypatch.setitem(sys.modules, "uvloop", None)  # as if not installed
     assert run_event_loop(_loop_module()) == "asyncio"
 
 
-def _in_a_new_thread(setting: str, *, sqlite: bool) -> tuple[int | None, set[int], set[int]]:
-    """keep_on_one_cpu() in a thread of its own (the test process stays free): what it
-    returned, and the CPUs of that thread and of a database thread it started after."""
-    found: list[tuple[int | None, set[int], set[int]]] = []
+linux_only = pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity"), reason="CPU affinity is set on Linux only"
+)
+
+
+@dataclass
+class _Seen:
+    pinned: Pinned | None
+    loop_cpus: set[int]  # of the thread that called keep_on_one_cpu()
+    db_cpus: set[int]  # of a database thread it started afterwards
+    helper_cpus: set[int]  # of a thread of Pinned.free_executor()
+
+
+def _in_a_new_thread(setting: str, *, sqlite: bool) -> _Seen:
+    """keep_on_one_cpu() in a thread of its own (the test process stays free)."""
+    seen: list[_Seen] = []
+    failed: list[BaseException] = []
 
     def run() -> None:
-        cpu = keep_on_one_cpu(setting, sqlite=sqlite)
-        threads = DatabaseThreads(1, "pinwall-db")
         try:
-            of_db_thread = threads.submit(os.sched_getaffinity, 0).result(timeout=10)
-        finally:
-            threads.shutdown()
-        found.append((cpu, os.sched_getaffinity(0), of_db_thread))
+            pinned = keep_on_one_cpu(setting, sqlite=sqlite)
+            threads = DatabaseThreads(1, "pinwall-db")
+            try:
+                of_db_thread = threads.submit(os.sched_getaffinity, 0).result(timeout=10)
+            finally:
+                threads.shutdown()
+            helper = os.sched_getaffinity(0)
+            if pinned is not None:
+                with pinned.free_executor() as executor:
+                    helper = executor.submit(os.sched_getaffinity, 0).result(timeout=10)
+            seen.append(_Seen(pinned, os.sched_getaffinity(0), of_db_thread, helper))
+        except BaseException as exc:
+            failed.append(exc)
 
     thread = threading.Thread(target=run)
     thread.start()
     thread.join(timeout=10)
-    return found[0]
+    if failed:
+        raise failed[0]
+    return seen[0]
 
 
-def test_on_sqlite_the_loop_and_database_threads_share_one_cpu() -> None:
+@linux_only
+def test_on_sqlite_the_loop_and_database_threads_share_one_cpu_and_helpers_run_free() -> None:
     allowed = os.sched_getaffinity(0)
-    cpu, loop_cpus, db_cpus = _in_a_new_thread("auto", sqlite=True)
-    if len(allowed) < 2:
-        assert (cpu, loop_cpus, db_cpus) == (None, allowed, allowed)
+    seen = _in_a_new_thread("auto", sqlite=True)
+    if len(allowed) < 2:  # nothing to choose between
+        assert seen == _Seen(None, allowed, allowed, allowed)
     else:
-        assert cpu in allowed
-        assert loop_cpus == db_cpus == {cpu}
+        assert seen.pinned is not None
+        assert seen.pinned.cpu in allowed
+        assert seen.pinned.free == allowed
+        assert seen.loop_cpus == seen.db_cpus == {seen.pinned.cpu}
+        assert seen.helper_cpus == allowed
     assert os.sched_getaffinity(0) == allowed  # the caller's thread is left as it was
 
 
+@linux_only
 def test_postgresql_and_off_leave_the_threads_free_and_a_number_pins_anywhere() -> None:
     allowed = os.sched_getaffinity(0)
-    assert _in_a_new_thread("auto", sqlite=False) == (None, allowed, allowed)
-    assert _in_a_new_thread("off", sqlite=True) == (None, allowed, allowed)
+    assert _in_a_new_thread("auto", sqlite=False) == _Seen(None, allowed, allowed, allowed)
+    assert _in_a_new_thread("off", sqlite=True) == _Seen(None, allowed, allowed, allowed)
     first = min(allowed)
-    assert _in_a_new_thread(str(first), sqlite=False) == (first, {first}, {first})
+    seen = _in_a_new_thread(str(first), sqlite=False)
+    assert seen == _Seen(Pinned(first, frozenset(allowed)), {first}, {first}, allowed)
+
+
+@linux_only
+def test_a_system_that_refuses_pinning_gets_a_warning_and_a_free_pinwall(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(pid: int, cpus: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setaffinity", refuse)
+    allowed = os.sched_getaffinity(0)
+    assert keep_on_one_cpu(str(min(allowed)), sqlite=True) is None
+    assert "PINWALL_CPU_AFFINITY" in caplog.text
+    assert "Operation not permitted" in caplog.text
+    assert os.sched_getaffinity(0) == allowed
