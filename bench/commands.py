@@ -50,8 +50,9 @@ from sqlalchemy import func, select
 
 from adapters.memory import MemoryAdapter
 from bot.clock import FakeClock
+from bot.config import parse_cpu_affinity
 from bot.core import Core, CoreSettings
-from bot.runtime import Hub, keep_on_one_cpu, run_event_loop
+from bot.runtime import Hub, keep_on_one_cpu, loop_name, run_event_loop
 from jobs.delivery import DeliveryWorker
 from store.db import Database
 from store.models import InboxEvent, InboxStatus, Item, Membership
@@ -301,7 +302,7 @@ async def run_backend(backend: str, db: Database, n: int, profile: Path | None) 
             result.cpu = time.process_time() - cpu_start
         result.deliveries = len(app.adapter.sent)
         result.settings = database_settings(db)
-        result.settings["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        result.settings["event_loop"] = loop_name(asyncio.get_running_loop())
         check(db, town, shares=sum(1 for k, _, _ in warmup + commands if k == "share"))
     finally:
         app.close()
@@ -490,14 +491,10 @@ def code_version() -> str:
 
 
 def _affinity(value: str) -> str:
-    if value in ("auto", "off"):
-        return value
-    if value.isascii() and value.isdigit():
-        allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-        if int(value) in allowed:
-            return value
-        raise argparse.ArgumentTypeError(f"CPU {value} is not one this process may use")
-    raise argparse.ArgumentTypeError("auto, off or a CPU number")
+    try:
+        return parse_cpu_affinity(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

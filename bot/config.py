@@ -34,6 +34,23 @@ if TYPE_CHECKING:
 PREFIX = "PINWALL_"
 
 
+def parse_cpu_affinity(value: object) -> str:
+    """A PINWALL_CPU_AFFINITY value: auto, off, or a CPU this process may use (Linux),
+    normalized; ValueError says what is wrong. pinwall.toml may give a number."""
+    text = str(value).strip().lower()
+    if text in ("auto", "off"):
+        return text
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError("must be auto, off or a CPU number")
+    if not hasattr(os, "sched_getaffinity"):
+        raise ValueError("a CPU number works on Linux only (use auto or off)")
+    allowed = sorted(os.sched_getaffinity(0))
+    if int(text) not in allowed:
+        usable = ", ".join(map(str, allowed))
+        raise ValueError(f"CPU {int(text)} is not one this process may use ({usable})")
+    return str(int(text))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=PREFIX, extra="ignore", case_sensitive=False, validate_default=True
@@ -135,18 +152,7 @@ class Settings(BaseSettings):
     @field_validator("cpu_affinity", mode="before")
     @classmethod
     def _cpu(cls, value: object) -> str:
-        value = str(value).strip().lower()  # pinwall.toml may give a number
-        if value in ("auto", "off"):
-            return value
-        if not (value.isascii() and value.isdigit()):
-            raise ValueError("must be auto, off or a CPU number")
-        if not hasattr(os, "sched_getaffinity"):
-            raise ValueError("a CPU number works on Linux only (use auto or off)")
-        allowed = sorted(os.sched_getaffinity(0))
-        if int(value) not in allowed:
-            usable = ", ".join(map(str, allowed))
-            raise ValueError(f"CPU {value} is not one this process may use ({usable})")
-        return str(int(value))
+        return parse_cpu_affinity(value)
 
     @field_validator("database_url")
     @classmethod

@@ -25,7 +25,7 @@ from bot.core import Core, CoreSettings
 from bot.errors import ConfigError
 from bot.http import create_app
 from bot.ports import MessengerAdapter
-from bot.runtime import Hub, keep_on_one_cpu
+from bot.runtime import Hub, keep_on_one_cpu, loop_name
 from bot.signing import UrlSigner
 from store.blobs import BlobStore
 from store.db import Database
@@ -294,7 +294,7 @@ async def serve(program: Program) -> int:
     if pinned is not None:
         loop.set_default_executor(pinned.free_executor())
         log.info("event loop and database thread on CPU %d (PINWALL_CPU_AFFINITY)", pinned.cpu)
-    log.info("event loop: %s", type(loop).__module__.split(".")[0])
+    log.info("event loop: %s", loop_name(loop))
     interactive = program.console is not None and program.console.interactive
     signals = [signal.SIGTERM] + ([] if interactive else [signal.SIGINT])
     for sig in signals:
