@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from bot import grammar
-from bot.delivery import PLATFORM_NAMES
-from bot.errors import UserError
+from bot import grammar, linking
+from bot.errors import UserError, WrongCode
 from bot.events import Actor, CommandInvoked, Event, MessageReceived, ReactionAdded
 from bot.i18n import Translator, normalize_language
-from bot.markup import Markup
 from bot.message import Message
 from store.models import Account, Invite, Person, Role
 from store.uow import UnitOfWork
 
 # How fresh "last seen" must be; it only picks the messenger a person hears from.
 LAST_SEEN_PRECISION = timedelta(minutes=1)
+# Wrong link or invite codes an account may try within the window before it must wait.
+CODE_TRIES = 5
+CODE_WINDOW = timedelta(minutes=10)
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -41,13 +43,47 @@ def _addresses_the_bot(event: Event) -> bool:
     return event.meta.conversation.direct and not isinstance(event, ReactionAdded)
 
 
-def valid_invite(uow: UnitOfWork, code: str, now: datetime) -> Invite:
+def valid_invite(uow: UnitOfWork, actor: Actor, code: str, now: datetime) -> Invite:
+    """The invite `code` names, for `actor` to redeem; a wrong code is counted against
+    them (see check_code_tries), and a throttled actor's code is not even looked at."""
+    check_code_tries(uow, actor, now)
     invite = uow.invites.by_code(code.strip())
     if invite is None or invite.revoked_at is not None:
-        raise UserError("error.invite_invalid")
+        raise WrongCode("error.invite_invalid", kind="invite")
     if invite.expires_at <= now or invite.uses >= invite.max_uses:
-        raise UserError("error.invite_used_up")
+        raise WrongCode("error.invite_used_up", kind="invite")
     return invite
+
+
+def check_code_tries(uow: UnitOfWork, actor: Actor, now: datetime) -> None:
+    """Refuses a code without checking it when the account tried CODE_TRIES wrong ones
+    within CODE_WINDOW: guessing link or invite codes is throttled, per account."""
+    tries = uow.links.failures_since(actor.platform, actor.external_id, now - CODE_WINDOW)
+    if len(tries) >= CODE_TRIES:
+        free_at = tries[-CODE_TRIES] + CODE_WINDOW
+        minutes = max(1, math.ceil((free_at - now).total_seconds() / 60))
+        raise UserError("error.too_many_codes", minutes=minutes)
+
+
+def count_wrong_code(
+    core: Core,
+    uow: UnitOfWork,
+    actor: Actor,
+    kind: Literal["link", "invite"],
+    person_id: int | None,
+    now: datetime,
+) -> None:
+    """Records a wrong code of `actor` (in the unit of work that answers them): for the
+    throttle, the audit log and /metrics."""
+    uow.links.failed(actor.platform, actor.external_id, kind, now)
+    uow.audit.add(
+        at=now,
+        actor_id=person_id,
+        action="code.wrong",
+        subject=f"{actor.platform}:{actor.external_id}",
+        details={"kind": kind},
+    )
+    core.metrics.code_failures.labels(kind).inc()
 
 
 def resolve(
@@ -70,12 +106,19 @@ def resolve(
     words = arguments.split()
     code = words[0] if words else ""
     if name == "link" and code:
-        _link_new_account(core, uow, actor, code, now)
+        # Someone Pinwall does not know redeems a link code: the code's owner is asked;
+        # until they say yes this account is nobody's (no rights, no person).
+        check_code_tries(uow, actor, now)
+        linking.request(core, uow, actor, None, code, now)
+        t = Translator(normalize_language(actor.language) or core.settings.default_language)
+        message = Message(text=t("link.asked", minutes=linking.ANSWER_MINUTES))
+        if core.answer(uow, event, message, None, now, private=True):
+            core.point_to_private(uow, event, t, None, now)
         return None
 
     role: Role | None = None
     if name in ("start", "redeem") and code:
-        invite = valid_invite(uow, code, now)
+        invite = valid_invite(uow, actor, code, now)
         invited = Role(invite.role)
         role = Role.MEMBER if actor.trust == "member" else invited
     elif actor.trust in ("member", "local"):
@@ -123,32 +166,6 @@ def _add_account(uow: UnitOfWork, person: Person, actor: Actor, now: datetime) -
         username=actor.username,
         display_name=actor.display_name,
         now=now,
-    )
-
-
-def _link_new_account(core: Core, uow: UnitOfWork, actor: Actor, code: str, now: datetime) -> None:
-    link = uow.links.take(code, now)
-    person = uow.people.get(link.person_id) if link else None
-    if person is None:
-        raise UserError("error.link_code_invalid")
-    _add_account(uow, person, actor, now)
-    uow.audit.add(
-        at=now,
-        actor_id=person.id,
-        action="account.linked",
-        subject=person.handle,
-        details={"platform": actor.platform},
-    )
-    t = core.translator(person)
-    from bot.message import Target
-
-    platform = Markup(PLATFORM_NAMES.get(actor.platform, actor.platform))
-    core.enqueue(
-        uow,
-        Target(actor.platform, "dm", actor.external_id),
-        Message(text=t("link.done", handle=person.handle, platform=platform)),
-        person.id,
-        now,
     )
 
 

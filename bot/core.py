@@ -11,7 +11,7 @@ from typing import Any
 
 from bot import access, grammar
 from bot.clock import Clock
-from bot.errors import UserError
+from bot.errors import UserError, WrongCode
 from bot.events import (
     Actor,
     ButtonPressed,
@@ -25,6 +25,7 @@ from bot.events import (
 from bot.i18n import Translator, normalize_language, translator_for
 from bot.markup import Markup, esc
 from bot.message import Message, Target, dump_message
+from bot.metrics import Metrics
 from bot.outlets import OutletSettings
 from bot.policy import Policy
 from store.db import Database
@@ -62,6 +63,12 @@ class CoreSettings:
     # {"telegram": "https://t.me/pinwall_bot?start={code}"}. Adapters fill this in as
     # they start (only then do they know their bot's name).
     invite_links: dict[str, str] = field(default_factory=dict)
+    # How to open a private chat with the bot, by platform ("https://t.me/pinwall_bot"),
+    # for the line a room gets when an answer went to the asker privately.
+    direct_links: dict[str, str] = field(default_factory=dict)
+    # Platforms that can show a message in a room to one person alone (Slack's ephemeral
+    # messages): a private answer stays in the room there, addressed to the asker.
+    private_in_room: frozenset[str] = frozenset()
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
 
@@ -78,6 +85,10 @@ class Ctx:
     now: datetime
     t: Translator
     policy: Policy
+    # The command's answers are for the asker alone (grammar.Spec.private).
+    private: bool = False
+    # A room was told once that the answers went to the asker's private chat.
+    pointed: bool = False
 
     @property
     def platform(self) -> str:
@@ -109,7 +120,12 @@ class Ctx:
         self.reply_message(Message(text=text))
 
     def reply_message(self, message: Message) -> None:
-        self.core.answer(self.uow, self.event, message, self.person.id, self.now)
+        went_private = self.core.answer(
+            self.uow, self.event, message, self.person.id, self.now, private=self.private
+        )
+        if went_private and not self.pointed:
+            self.pointed = True
+            self.core.point_to_private(self.uow, self.event, self.t, self.person.id, self.now)
 
     def settle(self, key: str, /, **params: Any) -> None:
         """The outcome of a button press, shown in place of the message the button was on
@@ -192,6 +208,7 @@ class Core:
         self.db = db
         self.clock = clock
         self.settings = settings or CoreSettings()
+        self.metrics = Metrics()
 
     # --- language ------------------------------------------------------------------
 
@@ -249,15 +266,44 @@ class Core:
         )
 
     def answer(
-        self, uow: UnitOfWork, event: Event, message: Message, person_id: int | None, now: datetime
-    ) -> None:
+        self,
+        uow: UnitOfWork,
+        event: Event,
+        message: Message,
+        person_id: int | None,
+        now: datetime,
+        *,
+        private: bool = False,
+    ) -> bool:
         """The answer to an event, where it was said. In a shared room, an answer to a
         command or button is meant for the one who asked: `audience` lets a platform with
-        private in-room messages (Slack's ephemeral ones) show it to them alone."""
+        private in-room messages (Slack's ephemeral ones) show it to them alone. A
+        `private` answer (a code, a setting, what the asker's rights let them see) goes
+        to the asker's direct chat on that messenger wherever the room would show it to
+        everyone; True when it went there (the room is then told so, once: see
+        point_to_private)."""
         meta = event.meta
-        if not meta.conversation.direct and isinstance(event, (CommandInvoked, ButtonPressed)):
-            message = replace(message, meta={**message.meta, "audience": meta.actor.external_id})
+        if meta.conversation.direct or not isinstance(event, (CommandInvoked, ButtonPressed)):
+            self.enqueue(uow, self.reply_target(event), message, person_id, now)
+            return False
+        if private and meta.platform not in self.settings.private_in_room:
+            direct = Target(meta.platform, "dm", meta.actor.external_id)
+            self.enqueue(uow, direct, message, person_id, now)
+            return True
+        message = replace(message, meta={**message.meta, "audience": meta.actor.external_id})
         self.enqueue(uow, self.reply_target(event), message, person_id, now)
+        return False
+
+    def point_to_private(
+        self, uow: UnitOfWork, event: Event, t: Translator, person_id: int | None, now: datetime
+    ) -> None:
+        """One line in the room where a command was said: its answer went to the asker's
+        private chat (with the way to open that chat, where a messenger needs one)."""
+        meta = event.meta
+        name = meta.actor.display_name or meta.actor.username or meta.actor.external_id
+        url = self.settings.direct_links.get(meta.platform)
+        text = t("private.sent_open", name=name, url=url) if url else t("private.sent", name=name)
+        self.enqueue(uow, self.reply_target(event), Message(text=text), person_id, now)
 
     def send_to_person(
         self, uow: UnitOfWork, person: Person, message: Message, now: datetime
@@ -376,11 +422,18 @@ class Core:
                 normalize_language(meta.actor.language) or self.settings.default_language
             )
         )
+        person_id = person.id if person else None
         if failure is not None:
             text = self.error_text(failure, t, meta.platform)
+            if isinstance(failure, WrongCode):  # counted after the rollback took the rest
+                access.count_wrong_code(self, uow, meta.actor, failure.kind, person_id, now)
         else:
             text = t("error.incident", incident=incident)
-        self.answer(uow, event, Message(text=text), person.id if person else None, now)
+        private = isinstance(event, CommandInvoked) and grammar.is_private(
+            event.name, event.arguments
+        )
+        if self.answer(uow, event, Message(text=text), person_id, now, private=private):
+            self.point_to_private(uow, event, t, person_id, now)
         uow.commit()
         return True
 
@@ -481,6 +534,7 @@ class Core:
         handler = COMMANDS.get(cmd.key)
         if handler is None:
             raise UserError("error.not_available_yet", command=cmd.key)
+        ctx.private = cmd.spec.private
         handler(ctx, cmd)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 
 class UserError(Exception):
@@ -19,3 +19,12 @@ class UserError(Exception):
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message names the setting."""
+
+
+class WrongCode(UserError):
+    """A link or invite code that does not work: refused like any UserError, and counted
+    against the account that tried it (bot.access throttles guessing)."""
+
+    def __init__(self, key: str, *, kind: Literal["link", "invite"], **params: Any) -> None:
+        super().__init__(key, **params)
+        self.kind: Literal["link", "invite"] = kind

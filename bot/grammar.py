@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bot.errors import UserError
@@ -82,6 +82,9 @@ class Spec:
     params: tuple[Param, ...]
     flags: dict[str, Flag] = field(default_factory=dict)
     hidden: bool = False
+    # Its answer is for the asker alone (a code, a setting, what their rights let them
+    # see): said in a shared room, it is answered in private (see Core.answer).
+    private: bool = False
 
     @property
     def key(self) -> str:
@@ -102,7 +105,7 @@ def _param(text: str, required: bool) -> Param:
     return Param(name, "int" if kind == "int" else "word", required)
 
 
-def spec(usage: str, *, hidden: bool = False) -> Spec:
+def spec(usage: str, *, hidden: bool = False, private: bool = False) -> Spec:
     """Builds a spec from a usage line such as `items <group> [n:int]`."""
     path: list[str] = []
     params: list[Param] = []
@@ -134,7 +137,7 @@ def spec(usage: str, *, hidden: bool = False) -> Spec:
                 raise ValueError(f"literal after parameters in {usage!r}")
             path.append(piece)
     shown = re.sub(r"\{[^:}]*:([^}]*)\}", r"\1", usage).replace(":int", "")
-    return Spec(tuple(path), shown, tuple(params), flags, hidden)
+    return Spec(tuple(path), shown, tuple(params), flags, hidden, private)
 
 
 # The whole grammar of DESIGN.md, in the order help shows it.
@@ -180,7 +183,48 @@ _USAGES = (
     "outbox failed [n:int]",
     "outbox retry [id]",
 )
-SPECS: tuple[Spec, ...] = (*(spec(u) for u in _USAGES), spec("start [code]", hidden=True))
+# Commands whose answers are for the asker alone: codes (link, invite), personal settings,
+# and everything filtered by what the asker may see (a secret group's posts, an admin's
+# log) — said in a shared room, everyone there would read it.
+_PRIVATE = frozenset(
+    {
+        "groups",
+        "members",
+        "items",
+        "notify",
+        "feed list",
+        "digest now",
+        "digest daily",
+        "digest weekly",
+        "digest off",
+        "outlets",
+        "pending",
+        "search",
+        "invite",
+        "invites",
+        "revoke",
+        "redeem",
+        "start",
+        "link",
+        "whoami",
+        "settings language",
+        "settings timezone",
+        "role",
+        "audit",
+        "outbox failed",
+        "outbox retry",
+    }
+)
+
+
+def _private(s: Spec) -> Spec:
+    return replace(s, private=True) if s.key in _PRIVATE else s
+
+
+SPECS: tuple[Spec, ...] = tuple(
+    _private(s) for s in (*(spec(u) for u in _USAGES), spec("start [code]", hidden=True))
+)
+assert {s.key for s in SPECS} >= _PRIVATE, "a private command that the grammar lacks"
 
 COMMAND_NAMES = frozenset(s.name for s in SPECS)
 _BY_NAME: dict[str, list[Spec]] = {}
@@ -320,6 +364,16 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
             "error.too_many_arguments", spec_, extra=tokens[positional[cursor]].value
         )
     return Command(spec_, args, flags)
+
+
+def is_private(name: str, arguments: str) -> bool:
+    """Whether the answer to this command is for the asker alone (unknown or malformed
+    commands are not: their answer is an error message without anything personal)."""
+    candidates = specs_named(name)
+    if len(candidates) == 1 and len(candidates[0].path) == 1:
+        return candidates[0].private
+    sub = first_word(arguments)
+    return any(s.private for s in candidates if s.path[1:2] == (sub,))
 
 
 def first_word(text: str) -> str:

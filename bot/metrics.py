@@ -45,6 +45,12 @@ class Metrics:
             buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
             registry=self.registry,
         )
+        self.code_failures = Counter(
+            "pinwall_code_failures",
+            "Wrong link and invite codes tried, by kind (and tries refused while throttled)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.publish_outcomes = Counter(
             "pinwall_publish_outcomes",
             "Attempts to publish to an outlet, by outcome",

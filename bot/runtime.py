@@ -24,7 +24,6 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from bot.core import Core
 from bot.delivery import Renderer
 from bot.events import Event
-from bot.metrics import Metrics
 from bot.ports import MessengerAdapter
 from bot.signing import UrlSigner
 from store.blobs import BlobStore
@@ -243,7 +242,7 @@ class Hub:
         self.db = core.db
         self.clock = core.clock
         self.renderer = Renderer(core)
-        self.metrics = Metrics()
+        self.metrics = core.metrics
         self.adapters: dict[str, MessengerAdapter] = {}
         self._executor = DatabaseThreads(1 if self.db.is_sqlite else 4, "pinwall-db")
         self._wakers: set[asyncio.Event] = set()

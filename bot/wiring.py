@@ -43,6 +43,8 @@ log = logging.getLogger("pinwall")
 BUILT_ADAPTERS = ("telegram", "slack", "matrix")
 STRAGGLER_AGE = timedelta(seconds=10)
 COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
+# Messengers that show a message in a room to one person alone (Slack's ephemeral ones).
+PRIVATE_IN_ROOM = frozenset({"slack"})
 
 
 def configure_logging(level: str) -> None:
@@ -76,6 +78,7 @@ def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> 
             default_timezone=settings.default_timezone,
             admins=frozenset(admins),
             command_prefixes=COMMAND_PREFIXES,
+            private_in_room=PRIVATE_IN_ROOM,
             public_url=settings.public_url,
             outlets=outlet_settings(settings),
             read_tracking=settings.read_tracking,

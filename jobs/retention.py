@@ -23,12 +23,22 @@ from sqlalchemy import delete, select, tuple_
 from bot.config import Settings
 from store.blobs import BlobStore
 from store.db import Database
-from store.models import AuditEntry, InboxEvent, InboxStatus, Item, ItemKind, ItemRead
+from store.models import (
+    AuditEntry,
+    CodeFailure,
+    InboxEvent,
+    InboxStatus,
+    Item,
+    ItemKind,
+    ItemRead,
+    LinkRequest,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 FILE_GRACE = timedelta(days=1)
+SHORT_LIVED = timedelta(days=1)  # wrong codes and link requests
 EVERY = 3600.0  # seconds between runs
 
 
@@ -124,6 +134,14 @@ def apply(
         InboxEvent.id,
         InboxEvent.status != InboxStatus.RECEIVED,  # one not yet applied waits for its turn
         InboxEvent.received_at < cutoff(retention.inbox_days),
+    )
+    # Wrong codes count for the throttle for minutes, and link requests are answered
+    # within minutes: a day is plenty for looking into either.
+    done["code_failures"] = _batches(
+        db, CodeFailure, CodeFailure.id, CodeFailure.at < now - SHORT_LIVED
+    )
+    done["link_requests"] = _batches(
+        db, LinkRequest, LinkRequest.id, LinkRequest.expires_at < now - SHORT_LIVED
     )
     if not retention.read_tracking:
         done["item_reads"] = _batches(db, ItemRead, (ItemRead.item_id, ItemRead.person_id))

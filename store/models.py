@@ -322,6 +322,46 @@ class LinkCode(Base):
     code: Mapped[str] = mapped_column(String(16), primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime]
+    # The account that asked for the code: where its owner is asked to confirm a link.
+    platform: Mapped[str | None] = mapped_column(String(32))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+
+
+class LinkRequest(Base):
+    """A link code redeemed by an account, waiting for the code's owner to confirm that
+    the account is theirs: until then it links nothing (a leaked code is harmless)."""
+
+    __tablename__ = "link_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    # where the owner was asked (the account that made the code)
+    owner_platform: Mapped[str] = mapped_column(String(32))
+    owner_external_id: Mapped[str] = mapped_column(String(255))
+    # the account that redeemed the code
+    platform: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    username: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    language: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))  # confirmed, denied
+
+
+class CodeFailure(Base):
+    """A wrong link or invite code, by the account that tried it: after a few in a short
+    time that account waits (code guessing is throttled). Kept a day."""
+
+    __tablename__ = "code_failures"
+    __table_args__ = (Index("ix_code_failures_account", "platform", "external_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # link, invite
+    at: Mapped[datetime]
 
 
 class Draft(Base):

@@ -7,8 +7,6 @@ work shares its session, so everything done in it commits (or not) together.
 from __future__ import annotations
 
 import re
-import secrets
-import string
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -46,9 +44,11 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from store import search
 from store.blobs import StoredBlob
+from store.codes import new_code
 from store.digests import DigestRepository
 from store.driver import Prebuilt, connection_of, insert_into, update_by_id
 from store.feeds import FeedRepository
+from store.links import LinkCodeRepository
 from store.models import (
     Account,
     ApprovalCard,
@@ -70,7 +70,6 @@ from store.models import (
     ItemFile,
     ItemKind,
     ItemRead,
-    LinkCode,
     Membership,
     MessageRef,
     NotifyMode,
@@ -89,14 +88,6 @@ from store.models import (
 )
 from store.proposals import ProposalRepository
 from store.reads import ReadRepository
-
-CODE_ALPHABET = string.ascii_letters + string.digits
-
-
-def new_code(length: int = 10) -> str:
-    """A random code of [A-Za-z0-9] only, so it fits a Telegram deep link."""
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(length))
-
 
 _HANDLE_JUNK = re.compile(r"[^a-z0-9._-]+")
 
@@ -1070,34 +1061,6 @@ class InviteRepository(_Repo):
         )
         self.s.refresh(invite)
         return bool(getattr(result, "rowcount", 0))
-
-
-class LinkCodeRepository(_Repo):
-    def create(self, person_id: int, expires_at: datetime) -> LinkCode:
-        self.s.execute(delete(LinkCode).where(LinkCode.person_id == person_id))
-        link = LinkCode(code=new_code(), person_id=person_id, expires_at=expires_at)
-        self.s.add(link)
-        self.s.flush()
-        return link
-
-    def take(self, code: str, now: datetime) -> LinkCode | None:
-        """Returns and consumes a valid code (an expired one is consumed too).
-
-        The row is deleted with a statement whose row count decides: of two concurrent
-        takes of one code, only the one that deleted it gets it.
-        """
-        link = self.s.get(LinkCode, code)
-        if link is None:
-            return None
-        result = self.s.execute(
-            delete(LinkCode)
-            .where(LinkCode.code == code)
-            .execution_options(synchronize_session=False)
-        )
-        self.s.expunge(link)
-        if not getattr(result, "rowcount", 0):
-            return None
-        return link if link.expires_at > now else None
 
 
 class ConversationStateRepository(_Repo):

@@ -186,6 +186,9 @@ class TelegramAdapter:
         self.hub.core.settings.invite_links[PLATFORM] = (
             f"https://t.me/{self.me.username}?start={{code}}"
         )
+        # A bot may not write to someone who never opened its chat: where an answer went
+        # there privately, the room is told how to open it.
+        self.hub.core.settings.direct_links[PLATFORM] = f"https://t.me/{self.me.username}"
         await self._set_commands()
         if self.mode == "webhook":
             url = self.public_url + WEBHOOK_PATH

@@ -112,7 +112,7 @@ def on_revoke(ctx: Ctx, cmd: Command) -> None:
 
 
 def redeem(ctx: Ctx, code: str) -> None:
-    invite = valid_invite(ctx.uow, code, ctx.now)
+    invite = valid_invite(ctx.uow, ctx.event.meta.actor, code, ctx.now)
     if not ctx.uow.invites.redeem(invite):
         raise UserError("error.invite_used_up")
     invited = Role(invite.role)

@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot import linking
+from bot.access import check_code_tries
 from bot.commands.common import find_person
 from bot.commands.digests import times_line
-from bot.core import Ctx, command
+from bot.core import Ctx, action, command
 from bot.delivery import PLATFORM_NAMES
 from bot.digest import timezone_changed
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.i18n import Translator
 from bot.markup import Markup
-from store.models import Role
-
-LINK_CODE_MINUTES = 15
+from store.models import LinkRequest, Role
 
 
 @command("whoami")
@@ -86,31 +86,48 @@ def on_role(ctx: Ctx, cmd: Command) -> None:
 
 @command("link")
 def on_link(ctx: Ctx, cmd: Command) -> None:
-    code = cmd.arg("code")
-    if not code:
-        link = ctx.uow.links.create(ctx.person.id, ctx.now + timedelta(minutes=LINK_CODE_MINUTES))
-        ctx.reply("link.code", code=link.code, minutes=LINK_CODE_MINUTES)
+    """`link`: a code for this person, privately; `link CODE` on another account: asks
+    the code's owner; `link confirm|deny` answers that question where there are no
+    buttons."""
+    word = str(cmd.arg("code") or "").strip()
+    if not word:
+        link = ctx.uow.links.create(
+            ctx.person.id,
+            ctx.now + timedelta(minutes=linking.CODE_MINUTES),
+            platform=ctx.platform,
+            external_id=ctx.account.external_id,
+        )
+        ctx.reply("link.code", code=link.code, minutes=linking.CODE_MINUTES)
         return
-    taken = ctx.uow.links.take(code, ctx.now)
-    target = ctx.uow.people.get(taken.person_id) if taken else None
-    if target is None:
-        raise UserError("error.link_code_invalid")
-    if target.id == ctx.person.id:
-        raise UserError("error.link_same_person")
-    source = ctx.person
-    # The person who made the code keeps their handle; this account joins them.
-    ctx.uow.people.merge(source, target)
-    ctx.uow.audit.add(
-        at=ctx.now,
-        actor_id=target.id,
-        action="account.linked",
-        subject=target.handle,
-        details={"platform": ctx.platform, "merged_person": source.id},
-    )
-    ctx.person = target
-    ctx.t = ctx.core.translator(target)
-    ctx.reply(
-        "link.done",
-        handle=target.handle,
-        platform=Markup(PLATFORM_NAMES.get(ctx.platform, ctx.platform)),
-    )
+    if word.lower() in linking.CONFIRM_WORDS | linking.DENY_WORDS:
+        pending = ctx.uow.links.open_request(ctx.person.id, ctx.now)
+        _answer_link(ctx, pending, confirm=word.lower() in linking.CONFIRM_WORDS)
+        return
+    check_code_tries(ctx.uow, ctx.event.meta.actor, ctx.now)
+    linking.request(ctx.core, ctx.uow, ctx.event.meta.actor, ctx.person, word, ctx.now)
+    ctx.reply("link.asked", minutes=linking.ANSWER_MINUTES)
+
+
+def _answer_link(ctx: Ctx, pending: LinkRequest | None, *, confirm: bool) -> None:
+    key, params = linking.decide(ctx.core, ctx.uow, ctx.person, pending, confirm, ctx.now)
+    ctx.policy.forget_memberships()  # a merge brings the other person's groups
+    ctx.settle(key, **params)
+
+
+@action(linking.CONFIRM_ACTION)
+def on_link_confirm(ctx: Ctx, value: str) -> None:
+    _answer_link(ctx, _request_of(ctx, value), confirm=True)
+
+
+@action(linking.DENY_ACTION)
+def on_link_deny(ctx: Ctx, value: str) -> None:
+    _answer_link(ctx, _request_of(ctx, value), confirm=False)
+
+
+def _request_of(ctx: Ctx, value: str) -> LinkRequest | None:
+    """The request a button is about, if it is this person's to answer (a press by anyone
+    else finds nothing: the question is not theirs)."""
+    pending = ctx.uow.links.get_request(int(value)) if value.isdigit() else None
+    if pending is None or pending.person_id != ctx.person.id:
+        raise UserError("error.button_expired")
+    return pending

@@ -21,7 +21,7 @@ from bot.core import Core, CoreSettings
 from bot.http import create_app
 from bot.runtime import Hub
 from bot.signing import UrlSigner
-from bot.wiring import COMMAND_PREFIXES
+from bot.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
@@ -56,6 +56,7 @@ class TelegramPinwall:
             CoreSettings(
                 admins=frozenset({("console", "admin")}) | admins,
                 command_prefixes=COMMAND_PREFIXES,
+                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("test-key"))
@@ -269,6 +270,10 @@ class Human:
         self._since: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._txn = 0
+        # Join the rooms one is invited to (the bot opening a direct chat), as Element
+        # does when the person accepts.
+        self.accept_invites = False
+        self.invited_to: list[str] = []
 
     @property
     def user_id(self) -> str:
@@ -284,6 +289,10 @@ class Human:
             raise AssertionError(f"the human's sync failed: {resp}")
         for room_id, info in resp.rooms.join.items():
             self.events.setdefault(room_id, []).extend(e.source for e in info.timeline.events)
+        if self.accept_invites:
+            for room_id in resp.rooms.invite:
+                await self.client.join(room_id)
+                self.invited_to.append(room_id)
         self._since = resp.next_batch
 
     async def _loop(self) -> None:
@@ -465,6 +474,7 @@ class MatrixPinwall:
             CoreSettings(
                 admins=frozenset({("console", "admin")}) | admins,
                 command_prefixes=COMMAND_PREFIXES,
+                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("test-key"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from bot.core import Core, CoreSettings
 from bot.http import create_app
 from bot.runtime import Hub
 from bot.signing import UrlSigner
-from bot.wiring import COMMAND_PREFIXES
+from bot.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
@@ -42,7 +43,9 @@ class SlackPinwall:
             db,
             SystemClock(),
             CoreSettings(
-                admins=frozenset({("console", "admin")}), command_prefixes=COMMAND_PREFIXES
+                admins=frozenset({("console", "admin")}),
+                command_prefixes=COMMAND_PREFIXES,
+                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("k"))
@@ -317,6 +320,25 @@ async def test_command_errors_in_a_channel_are_ephemeral_and_mentions_work(
     await sp.slack.event(mention)
     await fake.wait_for_async(lambda: len(fake.ephemerals) == 2, what="the answer to @Pinwall")
     assert not [p for p in fake.posted if p.channel == "C1MARKET" and p.kind == "message"]
+
+
+async def test_personal_answers_in_a_channel_are_ephemeral(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """Issue 18: a link or invite code asked for in a channel is seen by the asker alone."""
+    assert sp.slack is not None
+    await sp.on_console("admin", "/group create marketing Marketing")
+    for line in ("link", "whoami", "invite member marketing", "invites", "settings language de"):
+        await sp.slack.slash_command("U2BOB", "C1MARKET", line, channel_name="marketing")
+    await fake.wait_for_async(lambda: len(fake.ephemerals) == 5, what="five ephemeral answers")
+    assert {(e.channel, e.user) for e in fake.ephemerals} == {("C1MARKET", "U2BOB")}
+    answers = texts(fake.ephemerals)
+    link = re.search(r"Your link code: ([A-Za-z0-9]{10})", answers)
+    assert link, answers
+    await sp.settled()
+    in_channel = texts([p for p in fake.posted if p.channel == "C1MARKET" and p.kind == "message"])
+    assert in_channel == ""
+    assert link.group(1) not in texts([p for p in fake.posted if p.kind == "message"])
 
 
 async def test_guests_are_externals(sp: SlackPinwall, fake: FakeSlack) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from adapters.memory import MemoryAdapter
+from bot.delivery import PLATFORM_NAMES
 from bot.events import Trust
 from bot.i18n import Translator
 from bot.markup import to_plain
@@ -62,3 +64,51 @@ def catalog_text(language: str, key: str, /, **params: object) -> str:
 def with_usage(language: str, text: str, usage: str) -> str:
     """An error answer followed by the usage line of the command."""
     return f"{text}\n{catalog_text(language, 'error.usage', usage=usage)}"
+
+
+async def link_accounts(
+    world: World,
+    owner: str,
+    adapter: MemoryAdapter,
+    account: str,
+    *,
+    language: str = "en",
+    handle: str | None = None,
+) -> None:
+    """`owner` (on the world's messenger) links `account` on `adapter`: a code, redeemed
+    there, confirmed by the owner with the question's first button."""
+    code = code_in((await world.say(owner, "/link")).text(owner), "link.code", language, minutes=15)
+    before = len(world.adapter.sent)
+    asked = await say_on(world, adapter, account, f"/link {code}")
+    assert asked.text(account) == catalog_text(language, "link.asked", minutes=15)
+    question = next(s for s in world.adapter.sent[before:] if s.message.buttons)
+    assert question.target.address == owner
+    before_there = len(adapter.sent)
+    await world.press(owner, question, 0)
+    done = Said(adapter.sent[before_there:]).text(account)
+    platform = PLATFORM_NAMES.get(adapter.platform, adapter.platform)
+    assert done == catalog_text(language, "link.done", handle=handle or owner, platform=platform)
+
+
+async def refused_code(world: World, who: str, line: str, **kwargs: str) -> str:
+    """Says a wrong code in `line`: refused, and nothing changed but the record of the
+    wrong code (for the throttle and the audit log); returns what `who` was told."""
+    before = world.snapshot()
+    out = await world.say(who, line, **kwargs)
+    only_a_wrong_code(world, before, world.adapter.platform, who)
+    assert out.addresses == [who], f"{line!r} was answered to {out.addresses}"
+    return out.text(who)
+
+
+def only_a_wrong_code(
+    world: World, before: dict[str, list[tuple[Any, ...]]], platform: str, account: str
+) -> None:
+    """Since `before`, nothing changed but one wrong code recorded against the account."""
+    after = world.snapshot()
+    new_failures = after["code_failures"][len(before["code_failures"]) :]
+    assert [row[1:3] for row in new_failures] == [(platform, account)]
+    new_audit = after["audit_log"][len(before["audit_log"]) :]
+    assert [(row[3], row[4]) for row in new_audit] == [("code.wrong", f"{platform}:{account}")]
+    for table in ("code_failures", "audit_log"):
+        after[table] = before[table]
+    assert after == before, "a wrong code changed the state"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from bot.markup import to_plain
 from tests.bot.conversation import (
     code_in,
     de,
     en,
+    link_accounts,
     other_messenger,
     refused,
+    refused_code,
     say_on,
     with_usage,
 )
@@ -225,7 +228,23 @@ async def test_link_adds_a_new_messenger_account_to_the_person(world: World) -> 
     code = code_in(out.text("alice"), "link.code", minutes=15)
 
     out = await say_on(world, telegram, "4711", f"/link {code}")
-    assert out.text("4711") == en("link.done", platform="Telegram", handle="alice")
+    assert out.text("4711") == en("link.asked", minutes=15)
+    # nothing is linked yet: the account is nobody's, so it may do nothing
+    out = await say_on(world, telegram, "4711", "/whoami")
+    assert out.text("4711") == en("access.needs_invite", how="/redeem CODE")
+    # alice is asked, on the account that made the code
+    question = world.adapter.to("alice")[-1]
+    assert to_plain(question.message.text) == en(
+        "link.question_new", platform="Telegram", account="4711", minutes=15
+    )
+    assert [b.label for b in question.message.buttons] == [en("link.yes"), en("link.no")]
+    out = await world.press("alice", question, 0)
+    assert out.text("alice") == en(
+        "link.confirmed", platform="Telegram", account="4711", handle="alice"
+    )
+    assert Said(telegram.sent[-1:]).text("4711") == en(
+        "link.done", platform="Telegram", handle="alice"
+    )
 
     out = await say_on(world, telegram, "4711", "/whoami")
     whoami = out.text("4711")
@@ -238,14 +257,95 @@ async def test_link_adds_a_new_messenger_account_to_the_person(world: World) -> 
     assert text == en("error.link_code_invalid")
 
 
+async def test_a_link_code_said_in_a_room_reaches_its_owner_alone(world: World) -> None:
+    """The takeover of issue 18: admin asks for a code in a shared room, mallory is there."""
+    await world.say("admin", "/whoami")
+    out = await world.say("admin", "/link", room="lobby")
+    assert out.addresses == ["admin", "lobby"]
+    code = code_in(out.text("admin"), "link.code", minutes=15)
+    assert code not in out.text("lobby")
+    assert out.text("lobby") == en("private.sent", name="admin")
+
+
+async def test_a_stranger_with_a_leaked_code_gets_nothing_until_the_owner_says_no(
+    world: World,
+) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    await world.say("admin", "/group create secrets Secrets --secret")
+    code = code_in((await world.say("admin", "/link")).text("admin"), "link.code", minutes=15)
+    before = world.snapshot()
+
+    out = await say_on(world, telegram, "666", f"/link {code}")
+    assert out.text("666") == en("link.asked", minutes=15)
+    for line in ("/audit", "/groups", "/items secrets", "/whoami"):
+        out = await say_on(world, telegram, "666", line)
+        assert out.text("666") == en("access.needs_invite", how="/redeem CODE"), line
+    question = world.adapter.to("admin")[-1]
+    out = await world.press("admin", question, 1)  # No
+    assert out.text("admin") == en("link.denied_owner", platform="Telegram", account="666")
+    assert Said(telegram.sent[-1:]).text("666") == en("link.denied")
+    out = await say_on(world, telegram, "666", "/audit")
+    assert out.text("666") == en("access.needs_invite", how="/redeem CODE")
+    after = world.snapshot()
+    assert after["people"] == before["people"]
+    assert after["accounts"] == before["accounts"]
+    # a second press of either button decides nothing more
+    out = await world.press("admin", question, 0)
+    assert out.text("admin") == en("link.already_answered", platform="Telegram", account="666")
+    assert after["accounts"] == world.snapshot()["accounts"]
+
+
+async def test_only_the_codes_owner_can_confirm(world: World) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    await world.say("mallory", "/whoami")
+    code = code_in((await world.say("admin", "/link")).text("admin"), "link.code", minutes=15)
+    await say_on(world, telegram, "666", f"/link {code}")
+    question = world.adapter.to("admin")[-1]
+    before = world.snapshot()
+    out = await world.press("mallory", question, 0)  # a forwarded or forged press
+    assert out.text("mallory") == en("error.button_expired")
+    assert world.snapshot() == before
+    text = await refused(world, "mallory", "/link confirm")
+    assert text == en("error.link_nothing_open", prefix="/")
+
+
+async def test_link_confirm_answers_without_buttons_and_in_german(world: World) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    await world.say("alice", "/settings language de")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", "de", minutes=15)
+    out = await say_on(world, telegram, "4711", f"/link {code}")
+    assert out.text("4711") == en("link.asked", minutes=15)  # the stranger's own language
+    out = await world.say("alice", "/link ja")
+    assert out.text("alice") == de(
+        "link.confirmed", platform="Telegram", account="4711", handle="alice"
+    )
+    assert Said(telegram.sent[-1:]).text("4711") == de(
+        "link.done", platform="Telegram", handle="alice"
+    )
+
+
+async def test_an_unanswered_link_request_expires(world: World) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    await say_on(world, telegram, "4711", f"/link {code}")
+    question = world.adapter.to("alice")[-1]
+    world.clock.advance(minutes=16)
+    before = world.snapshot()
+    out = await world.press("alice", question, 0)
+    assert out.text("alice") == en(
+        "error.link_request_expired", platform="Telegram", account="4711", prefix="/"
+    )
+    assert world.snapshot() == before
+
+
 async def test_direct_messages_go_to_the_messenger_used_last(world: World) -> None:
     telegram = other_messenger(world, "telegram", trust="unknown")
     await world.say("admin", "/group create marketing Marketing")
     await world.say("alice", "/join marketing")
     await world.say("alice", "/notify marketing instant")
-    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    await link_accounts(world, "alice", telegram, "4711")
     world.clock.advance(minutes=1)
-    await say_on(world, telegram, "4711", f"/link {code}")
+    await say_on(world, telegram, "4711", "/whoami")
 
     before = len(telegram.sent)
     out = await world.say("admin", "/share marketing Seen on Telegram?")
@@ -268,7 +368,14 @@ async def test_linking_two_known_accounts_merges_them(world: World) -> None:
     code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
 
     out = await say_on(world, slack, "U1", f"/link {code}")
-    assert out.text("U1") == en("link.done", platform="Slack", handle="alice")
+    assert out.text("U1") == en("link.asked", minutes=15)
+    question = world.adapter.to("alice")[-1]
+    assert to_plain(question.message.text) == en(
+        "link.question", platform="Slack", account="U1", handle="u1", minutes=15
+    )
+    # until alice says yes, @u1 is still someone else
+    assert "@alice" not in (await say_on(world, slack, "U1", "/whoami")).text("U1")
+    await world.press("alice", question, 0)
 
     whoami = (await say_on(world, slack, "U1", "/whoami")).text("U1")
     assert "@alice (member)" in whoami
@@ -286,13 +393,17 @@ async def test_linking_two_known_accounts_merges_them(world: World) -> None:
 async def test_an_invalid_link_code_is_refused(world: World) -> None:
     telegram = other_messenger(world, "telegram", trust="unknown")
     await world.say("alice", "/whoami")
-    text = await refused(world, "alice", "/link NOTACODE00")
+    text = await refused_code(world, "alice", "/link NOTACODE00")
     assert text == en("error.link_code_invalid")
 
     before = world.snapshot()
     out = await say_on(world, telegram, "4711", "/link NOTACODE00")
     assert out.text("4711") == en("error.link_code_invalid")
-    assert world.snapshot() == before
+    after = world.snapshot()
+    assert [r[1:4] for r in after["code_failures"][1:]] == [("telegram", "4711", "link")]
+    assert {k: v for k, v in after.items() if k not in ("code_failures", "audit_log")} == {
+        k: v for k, v in before.items() if k not in ("code_failures", "audit_log")
+    }
 
 
 async def test_a_link_code_expires(world: World) -> None:
@@ -300,10 +411,37 @@ async def test_a_link_code_expires(world: World) -> None:
     await say_on(world, slack, "U1", "/whoami")
     code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
     world.clock.advance(minutes=16)
-    before = world.snapshot()
     out = await say_on(world, slack, "U1", f"/link {code}")
     assert out.text("U1") == en("error.link_code_invalid")
-    assert world.snapshot() == before
+    whoami = (await say_on(world, slack, "U1", "/whoami")).text("U1")
+    assert "@u1 (member)" in whoami
+    assert "Accounts: Slack (U1)\n" in whoami
+
+
+async def test_code_guessing_is_throttled(world: World) -> None:
+    """After 5 wrong codes in 10 minutes the 6th is refused without being checked."""
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    for guess in ("AAAAAAAAA1", "AAAAAAAAA2", "AAAAAAAAA3"):
+        out = await say_on(world, telegram, "666", f"/link {guess}")
+        assert out.text("666") == en("error.link_code_invalid")
+    for guess in ("AAAAAAAAA4", "AAAAAAAAA5"):
+        out = await say_on(world, telegram, "666", f"/start {guess}")
+        assert out.text("666") == en("error.invite_invalid")
+    world.clock.advance(minutes=3)
+    out = await say_on(world, telegram, "666", f"/link {code}")  # the right one, now
+    assert out.text("666") == en("error.too_many_codes", minutes=7)
+    assert world.adapter.to("alice")[-1].message.buttons == ()  # alice was not asked
+    assert world.core.metrics.code_failures.labels("link")._value.get() == 3
+    assert world.core.metrics.code_failures.labels("invite")._value.get() == 2
+    audit = (await world.say("admin", "/audit 10")).text("admin")
+    assert audit.count("code.wrong") == 5
+    # someone else is not held up, and the window moves on
+    out = await say_on(world, telegram, "4711", f"/link {code}")
+    assert out.text("4711") == en("link.asked", minutes=15)
+    world.clock.advance(minutes=8)
+    out = await say_on(world, telegram, "666", "/link AAAAAAAAA6")
+    assert out.text("666") == en("error.link_code_invalid")
 
 
 async def test_your_own_link_code_is_refused(world: World) -> None:

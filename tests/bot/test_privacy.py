@@ -15,7 +15,7 @@ from jobs.retention import Retention, apply
 from store.blobs import BlobStore
 from store.models import AuditEntry, Comment, InboxEvent, Item, OutboxMessage, Person
 from tests.bot.conftest import Pinwall
-from tests.bot.conversation import en
+from tests.bot.conversation import code_in, en, other_messenger, say_on
 from tests.fakes.telegram import png_bytes
 from tests.harness import World
 
@@ -217,6 +217,19 @@ async def test_retention_deletes_by_kind_and_age(world: World) -> None:
         texts = [i.text for i in uow.session.scalars(select(Item))]
         assert texts == ["Poster draft for the station"]
         assert uow.audit.newest(1)[0].action == "retention.applied"
+
+
+async def test_retention_keeps_wrong_codes_and_link_requests_a_day(world: World) -> None:
+    telegram = other_messenger(world, "telegram", trust="unknown")
+    await say_on(world, telegram, "666", "/link WRONGCODE1")
+    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
+    await say_on(world, telegram, "4711", f"/link {code}")
+    now = world.clock.now()
+    assert apply(world.db, Retention(), now + timedelta(hours=23)) == {}
+    done = apply(world.db, Retention(), now + timedelta(hours=25))
+    assert done == {"code_failures": 1, "link_requests": 1}
+    with world.db.uow() as uow:
+        assert uow.links.count_failures() == 0
 
 
 def _attach(world: World, store: BlobStore, item_id: int, *files: bytes) -> list[str]:

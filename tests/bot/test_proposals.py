@@ -16,7 +16,7 @@ from bot.message import DeliveryFailed
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec, measure
 from store.blobs import StoredBlob
 from store.models import ProposalStatus, ProposalVote
-from tests.bot.conversation import code_in, en, other_messenger, refused, say_on
+from tests.bot.conversation import en, link_accounts, other_messenger, refused, say_on
 from tests.harness import World
 
 
@@ -510,8 +510,7 @@ async def test_linking_accounts_keeps_proposals_and_votes_with_the_person(world:
     slack = other_messenger(world, "slack")
     await gatekeepers(world, "alice", "bob")
     await say_on(world, slack, "U1", "/propose newsroom Our new store")
-    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
-    await say_on(world, slack, "U1", f"/link {code}")
+    await link_accounts(world, "alice", slack, "U1")
     assert await refused(world, "alice", "/approve P1") == en("error.own_proposal")
     with world.db.uow() as uow:
         proposal = uow.proposals.get(1)

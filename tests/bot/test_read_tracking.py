@@ -20,7 +20,7 @@ from bot.wiring import build_core
 from jobs.retention import Retention, apply
 from store.models import ItemRead, Person
 from tests.bot.conftest import Pinwall
-from tests.bot.conversation import code_in, de, en, other_messenger, refused, say_on
+from tests.bot.conversation import de, en, link_accounts, other_messenger, refused, say_on
 from tests.harness import World
 
 
@@ -272,9 +272,7 @@ async def test_linking_two_accounts_keeps_their_reads_once(world: World) -> None
     await say_on(world, slack, "U1", "/items marketing")  # #2 and #1, as @u1
     await say_on(world, slack, "U1", "/items sales")  # #3
     world.clock.advance(minutes=1)
-    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
-    out = await say_on(world, slack, "U1", f"/link {code}")
-    assert out.text("U1") == en("link.done", platform="Slack", handle="alice")
+    await link_accounts(world, "alice", slack, "U1")
     assert reads(world) == [(1, "alice"), (2, "alice"), (3, "alice")]
     listing = (await world.say("bob", "/items marketing")).text("bob")
     assert stats_lines(listing)[0] == en("items.stats_read", comments=0, reactions=0, readers=2)

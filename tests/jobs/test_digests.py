@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from bot.markup import to_plain
 from jobs.digests import DigestJob
 from store.db import Database
-from tests.bot.conversation import code_in, en, other_messenger, say_on
+from tests.bot.conversation import en, link_accounts, other_messenger, say_on
 from tests.harness import Said, World
 
 FRIDAY = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)  # the fake clock's start: 09:00 in Berlin
@@ -179,9 +179,9 @@ async def test_a_new_time_zone_moves_the_tick(world: World) -> None:
 async def test_the_digest_goes_to_the_messenger_used_last(world: World) -> None:
     await marketing_with_a_post(world)
     telegram = other_messenger(world, "telegram")
-    code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
-    world.clock.advance(minutes=1)
-    await say_on(world, telegram, "4711", f"/link {code}")
+    await link_accounts(world, "alice", telegram, "4711")
+    world.clock.advance(minutes=2)
+    await say_on(world, telegram, "4711", "/whoami")  # Telegram is used last
     await tick(world)
     world.clock.set(SATURDAY_08_BERLIN)
     before = len(telegram.sent)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import event, select, text
 
+from store.codes import CODE_ALPHABET
 from store.db import Database
 from store.models import (
     Comment,
@@ -37,7 +38,7 @@ from store.models import (
     Role,
     Visibility,
 )
-from store.uow import CODE_ALPHABET, UnitOfWork, handle_base
+from store.uow import UnitOfWork, handle_base
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
