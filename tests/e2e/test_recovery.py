@@ -18,7 +18,7 @@ from bot.clock import FakeClock, SystemClock
 from bot.core import Core
 from bot.wiring import STRAGGLER_AGE
 from store.db import Database
-from store.models import Group, InboxEvent, InboxStatus, OutboxMessage
+from store.models import Group, InboxStatus, OutboxMessage
 from tests.e2e.test_console import PINWALL, _env
 
 
@@ -80,7 +80,9 @@ def test_an_event_recorded_but_not_applied_is_applied_while_pinwall_runs_once(
             PINWALL_LOG_LEVEL="info",
         ),
     )
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     try:
         err.until("scheduler ticking", within=30)
@@ -115,11 +117,11 @@ def test_an_event_recorded_but_not_applied_is_applied_while_pinwall_runs_once(
     assert not [line for line in out.rest() if line.startswith("[bob] ")]  # answered once
     with db.uow() as uow:
         row = uow.inbox.get("console", event.meta.event_id)
-        assert row is not None and row.status == InboxStatus.APPLIED
+        assert row is not None
+        assert row.status == InboxStatus.APPLIED
         assert uow.session.scalar(select(func.count()).select_from(Group)) == 1
         to_bob = select(func.count()).where(OutboxMessage.target == "bob")
         assert uow.session.scalar(to_bob) == 1
-        assert uow.session.scalar(select(func.count()).select_from(InboxEvent)) >= 1
     print(
         f"\n[recorded, not applied, {db.backend}] applied by the running Pinwall {took:.1f}s later"
     )
