@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from telegram import Update
 
 from bot.http import create_app
@@ -474,3 +475,27 @@ async def test_healthz_says_why_telegram_does_not_receive(
         health = await client.get("/healthz")
         assert health.status_code == 503
         assert health.json()["problems"] == {"telegram": "Telegram polling stopped (cancelled)"}
+
+
+async def test_polling_goes_on_when_its_lock_cannot_be_asked_for_a_while(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is away for a moment when the loop asks for the polling lock: the loop
+    says so in /healthz, waits and goes on; it does not end."""
+    async with running(sqlite_db, fake, tmp_path) as tg:
+        await fake.wait_for_async(lambda: fake.polling == 1)
+        real = tg.adapter._singleton.try_acquire
+        failures = iter(range(2))
+
+        def away() -> bool:
+            if next(failures, None) is not None:
+                raise OperationalError("SELECT pg_try_advisory_lock", {}, OSError("gone"))
+            return real()
+
+        monkeypatch.setattr(tg.adapter._singleton, "try_acquire", away)
+        fake.user_sends_text(GRETA, None, "hello")  # ends the waiting getUpdates
+        await fake.wait_for_async(lambda: not tg.adapter.healthy())
+        assert (tg.adapter.problem() or "").startswith("Telegram polling fails: OperationalError")
+        fake.user_sends_text(GRETA, None, "anyone?")
+        await fake.wait_for_async(lambda: len(fake.sent_to(GRETA.id)) == 2, timeout=15)
+        assert tg.adapter.healthy()
