@@ -104,19 +104,13 @@ class TransientError(Exception):
     """An update could not be taken now (network, database); it is tried again later."""
 
 
-def unreadable(data: object) -> str | None:
-    """Why python-telegram-bot cannot decode this update (None: it can), e.g. a callback
-    query whose message lacks its date: "KeyError: 'date'"."""
-    try:
-        Update.de_json(data, None)  # type: ignore[arg-type]  # any JSON value: that is the check
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
 def _kinds(data: dict[str, Any]) -> str:
     """What an update carries ("callback_query"), for a log line without its content."""
     return ", ".join(k for k in data if k != "update_id") or "nothing"
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 class _UpdatesRequest(HTTPXRequest):
@@ -130,9 +124,10 @@ class _UpdatesRequest(HTTPXRequest):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.unreadable: dict[int, str] = {}
+        self.unreadable: dict[int, tuple[str, str]] = {}  # update_id -> (kinds, error)
 
-    def parse_json_payload(self, payload: bytes) -> dict[str, Any]:  # type: ignore[override]  # an instance's, for `unreadable`
+    # The base class's is a staticmethod; this one needs the instance, for `unreadable`.
+    def parse_json_payload(self, payload: bytes) -> dict[str, Any]:  # type: ignore[override]
         data: dict[str, Any] = super().parse_json_payload(payload)
         result = data.get("result")
         if data.get("ok") and isinstance(result, list):
@@ -140,15 +135,16 @@ class _UpdatesRequest(HTTPXRequest):
         return data
 
     def _readable(self, update: Any) -> Any:
-        why = unreadable(update)
-        if why is None:
-            return update
-        update_id = update.get("update_id") if isinstance(update, dict) else None
-        if not isinstance(update_id, int):  # cannot be confirmed by itself; the next one does
-            log.warning("Telegram: an update without an update_id (%s); skipped", why)
-            return None
-        self.unreadable[update_id] = f"{_kinds(update)}: {why}"
-        return {"update_id": update_id}
+        try:
+            Update.de_json(update, None)
+        except Exception as exc:
+            update_id = update.get("update_id") if isinstance(update, dict) else None
+            if not isinstance(update_id, int):  # not to be confirmed alone; the next one does
+                log.warning("Telegram: an update without update_id (%s); skipped", _error(exc))
+                return None
+            self.unreadable[update_id] = (_kinds(update), _error(exc))
+            return {"update_id": update_id}
+        return update
 
 
 @dataclass
@@ -322,7 +318,7 @@ class TelegramAdapter:
             try:
                 polls_here = await self.hub.call(self._singleton.try_acquire)
             except Exception as exc:  # the database is away: so is everything, but not for good
-                self._poll_failing = f"{type(exc).__name__}: {exc}"
+                self._poll_failing = _error(exc)
                 log.warning("Telegram: cannot take the polling lock (%s); trying again", exc)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
@@ -348,13 +344,13 @@ class TelegramAdapter:
                 backoff = min(backoff * 2, 30.0)
                 continue
             except (NetworkError, TimedOut) as exc:  # TimedOut is a NetworkError too
-                self._poll_failing = f"{type(exc).__name__}: {exc}"
+                self._poll_failing = _error(exc)
                 log.warning("Telegram: getUpdates failed (%s); trying again", exc)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             except Exception as exc:  # TelegramError, or a batch PTB could not decode at all
-                self._poll_failing = f"{type(exc).__name__}: {exc}"
+                self._poll_failing = _error(exc)
                 log.exception("Telegram: getUpdates failed; trying again")
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 60.0)
@@ -372,10 +368,9 @@ class TelegramAdapter:
                 # Only now may the offset move past it (sent with the next getUpdates).
                 offset = update.update_id + 1
 
-    def _skip(self, update_id: int, why: str) -> None:
+    def _skip(self, update_id: int, kinds: str, error: str) -> None:
         """An update python-telegram-bot cannot decode: logged, counted and confirmed, so
-        that it neither stops the ones behind it nor comes again. `why`: "kinds: error"."""
-        kinds, _, error = why.partition(": ")
+        that it neither stops the ones behind it nor comes again."""
         log.warning(
             "Telegram: update %s (%s) cannot be read (%s); skipped", update_id, kinds, error
         )
@@ -383,9 +378,9 @@ class TelegramAdapter:
 
     async def _take(self, update: Update) -> bool:
         """Records and applies one update; False when it must be tried again later."""
-        why = self._updates_request.unreadable.pop(update.update_id, None)
-        if why is not None:
-            self._skip(update.update_id, why)
+        unreadable = self._updates_request.unreadable.pop(update.update_id, None)
+        if unreadable is not None:
+            self._skip(update.update_id, *unreadable)
             return True
         try:
             await self.process(update)
@@ -418,12 +413,12 @@ class TelegramAdapter:
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             log.warning("Telegram: refused a webhook body that is not an update from %s", client)
             return PlainTextResponse("bad request", status_code=400)
-        why = unreadable(data)
-        if why is not None:
+        try:
+            update = Update.de_json(data, self.bot)
+        except Exception as exc:
             # Acknowledged: Telegram would send it again and again, holding back the rest.
-            self._skip(data["update_id"], f"{_kinds(data)}: {why}")
+            self._skip(data["update_id"], _kinds(data), _error(exc))
             return Response(status_code=200)
-        update = Update.de_json(data, self.bot)
         if self.me is None:
             return PlainTextResponse("starting", status_code=503)
         if not await self._take(update):
