@@ -19,6 +19,8 @@ LAST_SEEN_PRECISION = timedelta(minutes=1)
 # Wrong link or invite codes an account may try within the window before it must wait.
 CODE_TRIES = 5
 CODE_WINDOW = timedelta(minutes=10)
+# The console's starting person, an admin like those PINWALL_ADMINS lists.
+CONSOLE_ADMIN = ("console", "admin")
 
 if TYPE_CHECKING:
     from bot.core import Core
@@ -169,6 +171,25 @@ def _add_account(uow: UnitOfWork, person: Person, actor: Actor, now: datetime) -
     )
 
 
+def admin_by_setting(
+    uow: UnitOfWork, person: Person, admins: frozenset[tuple[str, str]]
+) -> tuple[str, str] | None:
+    """The person's account that the settings make an admin (PINWALL_ADMINS, or the
+    console's starting person), if any.
+
+    Those accounts are a floor, not a seed: whoever has one is an admin at every event
+    (see _refresh), so a role below admin cannot be given to them — it would silently
+    revert. An operator takes them out of the setting first; that is where they were made
+    admins, and it is what an operator reading the setting expects to hold."""
+    if not admins:
+        return None
+    for account in uow.people.accounts_of(person.id):
+        listed = (account.platform, account.external_id)
+        if listed in admins:
+            return listed
+    return None
+
+
 def _refresh(
     core: Core, uow: UnitOfWork, person: Person, account: Account, actor: Actor, now: datetime
 ) -> None:
@@ -184,5 +205,10 @@ def _refresh(
     hint = normalize_language(actor.language)
     if hint and person.language_hint != hint:
         person.language_hint = hint
+    _admin_floor(core, person, actor)
+
+
+def _admin_floor(core: Core, person: Person, actor: Actor) -> None:
+    """The floor of admin_by_setting: a listed account makes its person an admin."""
     if (actor.platform, actor.external_id) in core.settings.admins and person.role != Role.ADMIN:
         person.role = Role.ADMIN

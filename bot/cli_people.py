@@ -53,7 +53,7 @@ def add_parsers(sub: Any) -> None:
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from bot import privacy
     from bot.clock import SystemClock
-    from bot.wiring import open_database
+    from bot.wiring import configured_admins, open_database
 
     db = open_database(settings)
     now = SystemClock().now()
@@ -65,12 +65,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                     return _list(uow, args)
                 person = privacy.find(uow, args.person)
                 if action == "grant":
-                    before = privacy.set_role(uow, person, Role(args.role), now)
+                    before = privacy.set_role(
+                        uow, person, Role(args.role), now, admins=configured_admins(settings)
+                    )
                     message = f"{person.handle}: {before} -> {args.role}"
                 elif action == "revoke":
                     if person.role != args.role:
                         raise privacy.PrivacyError(f"{person.handle} is not {args.role}")
-                    before = privacy.set_role(uow, person, Role.MEMBER, now)
+                    before = privacy.set_role(
+                        uow, person, Role.MEMBER, now, admins=configured_admins(settings)
+                    )
                     message = f"{person.handle}: {before} -> member"
                 elif action == "deactivate":
                     outcome = privacy.deactivate(uow, person, now)

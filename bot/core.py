@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from bot import access, grammar
 from bot.clock import Clock
@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 # How long a reaction on a message Pinwall does not know yet may wait for that message's
 # send to be recorded (see Core._reaction_too_early).
 REACTION_WAIT = timedelta(minutes=2)
+
+
+# What became of an event given to Core._apply_in: applied (or refused, and answered);
+# left recorded for a later tick; or taken by another instance meanwhile (a redelivery).
+Applied = Literal["done", "later", "elsewhere"]
 
 
 class Deferred(Exception):
@@ -347,8 +352,7 @@ class Core:
             )
             if row_id is None:
                 return False
-            self._apply_in(uow, row_id, event, now, mark=False)
-        return True
+            return self._apply_in(uow, row_id, event, now, mark=False) != "elsewhere"
 
     def record(self, event: Event) -> bool:
         """Records an event durably without applying it (adapters ack after this)."""
@@ -371,29 +375,32 @@ class Core:
                 row = uow.inbox.lock(row_id)
                 if row is None or row.status != InboxStatus.RECEIVED:
                     continue
-                done += self._apply_in(
+                outcome = self._apply_in(
                     uow, row_id, load_event(row.payload), self.clock.now(), mark=True
                 )
+                done += outcome == "done"
         return done
 
     def _apply_in(
         self, uow: UnitOfWork, row_id: int, event: Event, now: datetime, *, mark: bool
-    ) -> bool:
-        """Applies the event; on a UserError or a crash, keeps nothing but the answer.
-        False when it must wait (Deferred): then it stays recorded, not applied."""
+    ) -> Applied:
+        """Applies the event; on a UserError or a crash, keeps nothing but the answer
+        (written with the event's inbox row, in one transaction). "later" when it must
+        wait (Deferred): then it stays recorded, not applied."""
         meta = event.meta
         try:
             self._dispatch(uow, event, now)
             if mark:
                 uow.inbox.mark(row_id, InboxStatus.APPLIED, now)
             uow.commit()
-            return True
+            return "done"
         except Deferred:
             uow.rollback()
             if not mark:  # the rollback took the row written as applied: record it anew
-                uow.inbox.record(meta.platform, meta.event_id, dump_event(event), now)
+                if uow.inbox.record(meta.platform, meta.event_id, dump_event(event), now) is None:
+                    return "elsewhere"
                 uow.commit()
-            return False
+            return "later"
         except UserError as err:
             uow.rollback()
             failure: UserError | None = err
@@ -406,14 +413,25 @@ class Core:
             )
         status = InboxStatus.APPLIED if failure is not None else InboxStatus.FAILED
         error = None if failure is not None else f"incident {incident}"
-        # The rollback took the inbox row with it when it was written in the same
-        # transaction; write it again, now only with the answer.
-        if (
-            mark
-            or uow.inbox.record(meta.platform, meta.event_id, dump_event(event), now, status=status)
-            is None
-        ):
-            uow.inbox.mark(row_id if mark else self._inbox_id(uow, event), status, now, error)
+        # The rollback took the inbox row written in the same transaction, or let go of
+        # the lock on a recorded one: another instance given the same event (a messenger's
+        # redelivery) may have taken it meanwhile. Then the outcome and its answer are
+        # theirs; answering here too would answer it twice.
+        if mark:
+            row = uow.inbox.lock(row_id)
+            if row is None or row.status != InboxStatus.RECEIVED:
+                uow.rollback()
+                return "elsewhere"
+            uow.inbox.mark(row_id, status, now, error)
+        else:
+            new_id = uow.inbox.record(
+                meta.platform, meta.event_id, dump_event(event), now, status=status
+            )
+            if new_id is None:
+                uow.rollback()
+                return "elsewhere"
+            if error is not None:
+                uow.inbox.mark(new_id, status, now, error)
         person = self._known_person(uow, meta.actor)
         t = (
             self.translator(person)
@@ -435,12 +453,7 @@ class Core:
         if self.answer(uow, event, Message(text=text), person_id, now, private=private):
             self.point_to_private(uow, event, t, person_id, now)
         uow.commit()
-        return True
-
-    def _inbox_id(self, uow: UnitOfWork, event: Event) -> int:
-        row = uow.inbox.get(event.meta.platform, event.meta.event_id)
-        assert row is not None
-        return row.id
+        return "done"
 
     def error_text(self, err: UserError, t: Translator, platform: str) -> Markup:
         params = dict(err.params)

@@ -23,8 +23,9 @@ Ranking, per group (documented, so that people can predict it):
 
 — a comment counts more than a reaction (it took more effort), and recency is worth up
 to 10 points, halving every 24 hours, so a fresh post with no responses (10) ranks
-with one from yesterday with a comment and a reaction (5 + 3 + 2). Equal scores: the
-newer post first. The best `PER_GROUP` posts are shown, then "and N more".
+with one from yesterday with a comment and a reaction (5 + 3 + 2). A feed entry's age
+counts from the date its feed gives it (an old article fetched today is not fresh).
+Equal scores: the newer post first. The best `PER_GROUP` posts are shown, then "and N more".
 
 After a digest the person's watermark of each group moves to the newest post the
 digest covered (also the ones behind "and N more", and their own), in the same
@@ -73,7 +74,7 @@ LINE_MAX = 200  # characters of a note's first line in a digest
 
 def score(post: NewPost, now: datetime) -> float:
     """The ranking formula of the module docstring."""
-    age_hours = max(0.0, (now - post.created_at).total_seconds() / 3600)
+    age_hours = max(0.0, (now - post.dated_at).total_seconds() / 3600)
     return float(
         COMMENT_WEIGHT * post.comments
         + REACTION_WEIGHT * post.reactions

@@ -37,7 +37,7 @@ class HomePost:
     text: str
     url: str | None
     title: str | None
-    created_at: datetime
+    dated_at: datetime  # Item.dated_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +142,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
                     text=i.text,
                     url=i.url,
                     title=i.title,
-                    created_at=i.created_at,
+                    dated_at=i.dated_at,
                 )
                 for i in items
             ),

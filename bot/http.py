@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.ports import MessengerAdapter
 from bot.runtime import Hub
 from store.blobs import valid_blob_id
 from store.models import OutboxStatus
@@ -21,13 +22,22 @@ def create_app(hub: Hub, extra_routes: list[BaseRoute] | None = None) -> Starlet
     """The app; adapters add their webhook routes (/slack/events, /telegram/webhook)."""
 
     async def healthz(request: Request) -> JSONResponse:
+        """200 when the database answers and every adapter receives and sends; else 503,
+        with what is wrong under "problems" (an adapter's receiving loop that died, say)."""
         database = await hub.call(hub.db.ping)
         adapters = {name: a.healthy() for name, a in hub.adapters.items()}
-        ok = database and all(adapters.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "degraded", "database": database, "adapters": adapters},
-            status_code=200 if ok else 503,
-        )
+        problems = {name: _problem_of(a) for name, a in hub.adapters.items() if not adapters[name]}
+        if not database:
+            problems["database"] = "does not answer"
+        ok = not problems
+        body: dict[str, object] = {
+            "status": "ok" if ok else "degraded",
+            "database": database,
+            "adapters": adapters,
+        }
+        if problems:
+            body["problems"] = problems
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     def _queue() -> tuple[dict[str, int], float | None]:
         with hub.db.uow() as uow:
@@ -90,3 +100,10 @@ def create_app(hub: Hub, extra_routes: list[BaseRoute] | None = None) -> Starlet
         *(extra_routes or []),
     ]
     return Starlette(routes=routes)
+
+
+def _problem_of(adapter: MessengerAdapter) -> str:
+    """What an unhealthy adapter says is wrong (see bot.ports)."""
+    problem = getattr(adapter, "problem", None)
+    said = problem() if callable(problem) else None
+    return str(said) if said else "not healthy"

@@ -18,7 +18,7 @@ from bot.events import Actor
 from bot.i18n import Translator, normalize_language
 from bot.markup import Markup
 from bot.message import Button, Message, Target
-from store.models import LinkRequest, Person
+from store.models import LinkRequest, Person, Role
 from store.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -170,6 +170,8 @@ def decide(
         if source is not None:
             merged = source.id
             uow.people.merge(source, owner)  # the owner keeps their handle
+    if (pending.platform, pending.external_id) in core.settings.admins:
+        owner.role = Role.ADMIN  # the setting's floor (see access.admin_by_setting)
     uow.audit.add(
         at=now,
         actor_id=owner.id,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+from typing import Any, Protocol
 
 from bot.message import Capabilities, Message, SendResult, Target
 
@@ -25,3 +26,21 @@ class MessengerAdapter(Protocol):
         ...
 
     def healthy(self) -> bool: ...
+
+
+# An adapter may also say what is wrong when it is not healthy, for /healthz:
+#     def problem(self) -> str | None: ...   (None while it receives and sends)
+# (optional, as `routes()` is: an adapter without it is reported "not healthy").
+
+
+def task_problem(task: asyncio.Task[Any] | None, what: str) -> str | None:
+    """Why the loop run by `task` (an adapter's receiving loop) does not run; None while
+    it does. A loop that ended says how: "Telegram polling stopped: KeyError: 'date'"."""
+    if task is None:
+        return f"{what} is not running"
+    if not task.done():
+        return None
+    if task.cancelled():
+        return f"{what} stopped (cancelled)"
+    error = task.exception()
+    return f"{what} stopped: {type(error).__name__}: {error}" if error else f"{what} stopped"

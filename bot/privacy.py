@@ -217,8 +217,18 @@ def _refuse_last_admin(uow: UnitOfWork, person: Person) -> None:
         raise PrivacyError(f"{person.handle} is the last admin; make someone else admin first")
 
 
-def set_role(uow: UnitOfWork, person: Person, role: Role, now: datetime) -> str:
-    """`people grant` and `people revoke`: the new role, audited; the old one returned."""
+def set_role(
+    uow: UnitOfWork,
+    person: Person,
+    role: Role,
+    now: datetime,
+    *,
+    admins: frozenset[tuple[str, str]] = frozenset(),
+) -> str:
+    """`people grant` and `people revoke`: the new role, audited; the old one returned.
+    `admins`: the accounts the settings make admins (bot.access.admin_by_setting)."""
+    from bot.access import CONSOLE_ADMIN, admin_by_setting
+
     if not person.active:
         raise PrivacyError(f"{person.handle} is deactivated")
     if person.role == role:
@@ -229,6 +239,14 @@ def set_role(uow: UnitOfWork, person: Person, role: Role, now: datetime) -> str:
         )
     if person.role == Role.ADMIN:
         _refuse_last_admin(uow, person)
+    listed = admin_by_setting(uow, person, admins) if role != Role.ADMIN else None
+    if listed == CONSOLE_ADMIN:
+        raise PrivacyError(f"{person.handle} is the console's own admin; that role stays")
+    if listed is not None:
+        raise PrivacyError(
+            f"{person.handle} is an admin by PINWALL_ADMINS ({':'.join(listed)}); "
+            "take them out of that setting first"
+        )
     before = person.role
     person.role = role
     uow.audit.add(

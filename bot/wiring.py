@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 import uvicorn
 from starlette.routing import BaseRoute
 
+from bot.access import CONSOLE_ADMIN
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, outlet_settings
 from bot.core import Core, CoreSettings
@@ -67,16 +68,20 @@ def open_database(settings: Settings, *, upgrade: bool = True) -> Database:
     return db
 
 
+def configured_admins(settings: Settings) -> frozenset[tuple[str, str]]:
+    """The accounts that are admins by the settings: PINWALL_ADMINS and the console's
+    starting person (see bot.access.admin_by_setting)."""
+    return settings.admin_accounts() | {CONSOLE_ADMIN}
+
+
 def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> Core:
-    admins = set(settings.admin_accounts())
-    admins.add(("console", "admin"))  # the console's starting person
     return Core(
         db,
         clock or SystemClock(),
         CoreSettings(
             default_language=settings.default_language,
             default_timezone=settings.default_timezone,
-            admins=frozenset(admins),
+            admins=configured_admins(settings),
             command_prefixes=COMMAND_PREFIXES,
             private_in_room=PRIVATE_IN_ROOM,
             public_url=settings.public_url,

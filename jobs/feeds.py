@@ -44,7 +44,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -107,6 +107,7 @@ class Entry:
     link: str | None
     summary: str
     entry_id: str | None
+    date: datetime | None = None  # published, else updated, as the feed says (UTC)
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,18 @@ def plain_text(value: str | None, limit: int) -> str:
     return text
 
 
+def _utc(parsed: Any) -> datetime | None:
+    """feedparser's date (a time.struct_time in UTC) as an aware datetime; None when
+    there is none or it is no real date."""
+    try:
+        if not parsed:
+            return None
+        year, month, day, hour, minute, second = (int(v) for v in parsed[:6])
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
 def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
     """The feed in `body` (fetched from `url`); FeedProblem when it is none, or when it
     declares entities (refused before any parsing)."""
@@ -244,7 +257,8 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> ParsedFeed:
         entry_id = (e.get("id") or "").strip()[:1000] or None
         if not (title or link or summary):
             continue
-        out.append(Entry(title=title, link=link, summary=summary, entry_id=entry_id))
+        date = _utc(e.get("published_parsed")) or _utc(e.get("updated_parsed"))
+        out.append(Entry(title=title, link=link, summary=summary, entry_id=entry_id, date=date))
     return ParsedFeed(
         title=plain_text(meta.get("title"), FEED_TITLE_MAX) or None,
         site_url=clean_url(meta.get("link")),
@@ -412,6 +426,15 @@ async def poll(client: GuardedClient, target: PollTarget, now: datetime) -> Poll
 # --- the poller ----------------------------------------------------------------------------
 
 
+def published(entry: Entry, fetched: datetime) -> datetime | None:
+    """An entry's date as its post keeps it: a date after the fetch (a feed that schedules
+    its posts, or a wrong clock) would list it above everything that comes later, so it is
+    the fetch time; no date, None (the post is then dated by its storing, the fetch)."""
+    if entry.date is None:
+        return None
+    return min(entry.date, fetched)
+
+
 @dataclass(frozen=True)
 class FeedPolicy:
     concurrency: int = 20  # fetches at once
@@ -559,10 +582,17 @@ class FeedPoller:
     def _take(
         self, uow: UnitOfWork, feed: Feed, entries: Iterable[Entry], now: datetime
     ) -> list[Item]:
-        """The entries new to the group (oldest first) as its posts, their keys kept."""
-        fresh = [
-            e for e in reversed(list(entries)) if wanted(e, feed.include_words, feed.exclude_words)
-        ]
+        """The entries new to the group as its posts, their keys kept: numbered oldest
+        first by their own date (clamped to `now`, the fetch); undated ones as fetched now,
+        in the feed's order from its end (feeds list the newest first)."""
+        fresh = sorted(
+            (
+                e
+                for e in reversed(list(entries))
+                if wanted(e, feed.include_words, feed.exclude_words)
+            ),
+            key=lambda e: published(e, now) or now,
+        )
         keyed = [(e, entry_keys(feed.id, e)) for e in fresh]
         known = uow.feeds.known_keys(feed.group_id, (k for _, ks in keyed for k in ks.record))
         created: list[Item] = []
@@ -580,6 +610,7 @@ class FeedPoller:
                     title=entry.title or entry.link or None,
                     source_platform="feed",
                     created_at=now,
+                    published_at=published(entry, now),
                     site_name=feed.title,
                 )
             )

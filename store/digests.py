@@ -87,9 +87,10 @@ class NewPost:
     group_id: int
     author_id: int | None
     kind: str
-    created_at: datetime
+    created_at: datetime  # when it was stored: whether it is new to a member
     comments: int
     reactions: int
+    dated_at: datetime  # Item.dated_at: how recent it is, for the ranking
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,9 @@ _UNSCHEDULED = (
 _WATERMARKS = select(
     _watermarks.c.person_id, _watermarks.c.group_id, _watermarks.c.last_item_id
 ).where(_watermarks.c.person_id.in_(bindparam("ids", expanding=True)))
+
+# Item.dated_at, on the Core table.
+_DATED = func.coalesce(_items.c.published_at, _items.c.created_at)
 
 _COMMENT_COUNT = (
     select(func.count()).where(_comments.c.item_id == _items.c.id).correlate(_items)
@@ -287,11 +291,12 @@ class DigestRepository:
                     _items.c.created_at,
                     _COMMENT_COUNT,
                     _REACTION_COUNT,
+                    _DATED,
                 ).where(or_(*conditions))
             )
-            for item_id, group_id, author_id, kind, created_at, comments, reactions in rows:
+            for item_id, group_id, author_id, kind, created, comments, reactions, dated in rows:
                 counts = (int(comments), int(reactions))
-                out.append(NewPost(item_id, group_id, author_id, kind, created_at, *counts))
+                out.append(NewPost(item_id, group_id, author_id, kind, created, *counts, dated))
         return out
 
     def newest_post_id(self, group_id: int) -> int | None:

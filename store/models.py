@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -21,11 +22,13 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    func,
     text,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -261,6 +264,20 @@ class Item(Base):
     canonical_url: Mapped[str | None] = mapped_column(String(2048))
     preview_status: Mapped[str | None] = mapped_column(String(8))  # PreviewStatus
     preview_at: Mapped[datetime | None]  # when fetched; or when a claim/retry falls due
+    # A feed entry's own date (published, else updated; never after it was fetched); NULL
+    # for other posts and for entries whose feed gives none. See `dated_at`.
+    published_at: Mapped[datetime | None]
+
+    @hybrid_property
+    def dated_at(self) -> datetime:
+        """When the post is from, as lists show and order it: a feed entry's own date,
+        else when it was stored. (Numbers and digest watermarks follow the storing.)"""
+        return self.published_at or self.created_at
+
+    @dated_at.inplace.expression
+    @classmethod
+    def _dated_at(cls) -> ColumnElement[datetime]:
+        return func.coalesce(cls.published_at, cls.created_at)
 
 
 class Comment(Base):

@@ -750,12 +750,15 @@ class ItemLine:
     text: str
     url: str | None
     title: str | None
-    created_at: datetime
+    dated_at: datetime  # Item.dated_at: a feed entry's own date, else when it was stored
     author_handle: str | None
     comments: int
     reactions: int
     site_name: str | None = None  # a feed entry's feed
 
+
+# Item.dated_at, on the Core table: the newest first means by this, then by number.
+_DATED = func.coalesce(_items.c.published_at, _items.c.created_at)
 
 _ITEM_LINES = Prebuilt(
     select(
@@ -763,7 +766,7 @@ _ITEM_LINES = Prebuilt(
         _items.c.text,
         _items.c.url,
         _items.c.title,
-        _items.c.created_at,
+        _DATED,
         _people.c.handle,
         select(func.count())
         .where(_comments.c.item_id == _items.c.id)
@@ -778,7 +781,7 @@ _ITEM_LINES = Prebuilt(
     .select_from(_items)
     .outerjoin(_people, _people.c.id == _items.c.author_id)
     .where(_items.c.group_id == bindparam("group_id"))
-    .order_by(_items.c.id.desc())
+    .order_by(_DATED.desc(), _items.c.id.desc())
     .limit(bindparam("limit", type_=Integer()))
 )
 
@@ -833,7 +836,10 @@ class ItemRepository(_Repo):
 
     def newest(self, group_id: int, limit: int) -> Sequence[Item]:
         return self.s.scalars(
-            select(Item).where(Item.group_id == group_id).order_by(Item.id.desc()).limit(limit)
+            select(Item)
+            .where(Item.group_id == group_id)
+            .order_by(Item.dated_at.desc(), Item.id.desc())
+            .limit(limit)
         ).all()
 
     def newest_in(self, group_ids: Sequence[int], limit: int) -> Sequence[Item]:
@@ -841,7 +847,10 @@ class ItemRepository(_Repo):
         if not group_ids:
             return []
         return self.s.scalars(
-            select(Item).where(Item.group_id.in_(group_ids)).order_by(Item.id.desc()).limit(limit)
+            select(Item)
+            .where(Item.group_id.in_(group_ids))
+            .order_by(Item.dated_at.desc(), Item.id.desc())
+            .limit(limit)
         ).all()
 
     def stats(self, item_ids: Iterable[int]) -> dict[int, ItemStats]:

@@ -91,6 +91,7 @@ from bot.message import (
     SendResult,
     Target,
 )
+from bot.ports import task_problem
 from bot.runtime import Hub
 from store.blobs import BlobTooLarge, sniff
 from store.locks import Singleton
@@ -250,7 +251,7 @@ class MatrixAdapter:
         self._singleton = Singleton(hub.db, "matrix-sync")
         self._stopping = asyncio.Event()
         self._syncer: asyncio.Task[None] | None = None
-        self._sync_failing = False
+        self._sync_failing: str | None = None  # why the last sync failed
         self._since: str | None = None
         self._full_state = True  # the first sync after a start brings every room's state
         self._salt = ""
@@ -333,16 +334,24 @@ class MatrixAdapter:
     async def stop(self) -> None:
         self._stopping.set()
         if self._syncer is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._syncer
+            # A loop that ended of itself (see problem()) is over already: nothing to raise.
+            await asyncio.gather(self._syncer, return_exceptions=True)
             self._syncer = None
         await self.hub.call(self._singleton.release)
         if self.client is not None:
             await self.client.close()
 
     def healthy(self) -> bool:
-        syncing = self._syncer is not None and not self._syncer.done()
-        return syncing and not self._sync_failing
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why Matrix events do not come in (for /healthz); None while they do."""
+        stopped = task_problem(self._syncer, "Matrix sync")
+        if stopped is not None:
+            return stopped
+        if self._sync_failing is not None:
+            return f"Matrix sync fails: {self._sync_failing}"
+        return None
 
     # --- the store (these run on the hub's database thread) ---------------------------
 
@@ -431,13 +440,13 @@ class MatrixAdapter:
     async def _sync_loop(self) -> None:
         backoff = 1.0
         while not self._stopping.is_set():
-            if not self._singleton.held:
-                if not await self.hub.call(self._singleton.try_acquire):
-                    await self._pause(5.0)  # another instance syncs; take over if it stops
-                    continue
-                # Newly in charge: from the stored token, with every room's state.
-                self._since, self._full_state = None, True
-            try:
+            try:  # whatever fails, the loop goes on (a database away: the lock's query too)
+                if not self._singleton.held:
+                    if not await self.hub.call(self._singleton.try_acquire):
+                        await self._pause(5.0)  # another instance syncs; take over if it stops
+                        continue
+                    # Newly in charge: from the stored token, with every room's state.
+                    self._since, self._full_state = None, True
                 if self._since is None:
                     self._since = await self.hub.call(self._cursor, self._since_cursor)
                     if self._since is None:
@@ -450,19 +459,19 @@ class MatrixAdapter:
                     break
                 await self._take(resp, self._since)
                 self._since, self._full_state = str(resp.next_batch), False
-                self._sync_failing = False
+                self._sync_failing = None
                 backoff = 1.0
                 await self._apply()
             except MatrixRateLimited as exc:
                 log.warning("Matrix: sync rate limited for %.1fs", exc.retry_after)
                 await self._pause(exc.retry_after)
             except (MatrixError, TransientError, *NETWORK_ERRORS) as exc:
-                self._sync_failing = True
+                self._sync_failing = f"{type(exc).__name__}: {exc}"
                 log.warning("Matrix: sync failed (%s: %s); trying again", type(exc).__name__, exc)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
-            except Exception:
-                self._sync_failing = True
+            except Exception as exc:
+                self._sync_failing = f"{type(exc).__name__}: {exc}"
                 log.exception("Matrix: sync failed; trying again")
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 60.0)

@@ -55,6 +55,7 @@ from bot.message import (
     SendResult,
     Target,
 )
+from bot.ports import task_problem
 from bot.runtime import Hub
 from store.blobs import BlobTooLarge
 
@@ -177,18 +178,33 @@ class SlackAdapter:
         self._stopping.set()
         self._work.set()
         if self._applier is not None:
-            await self._applier
+            # A loop that ended of itself (see problem()) is over already: nothing to raise.
+            await asyncio.gather(self._applier, return_exceptions=True)
             self._applier = None
         for task in self._downloads.values():
             task.cancel()
 
     def healthy(self) -> bool:
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why Slack's requests do not come in or are not applied (for /healthz); None
+        while they are."""
         if not self.bot_user_id:
-            return False
-        if self._socket is not None:  # the Socket Mode websocket is open
-            session = getattr(self._socket.client, "current_session", None)
-            return session is not None and not session.closed
-        return True
+            return "Slack is not started"
+        stopped = task_problem(self._applier, "Slack's applying of recorded events")
+        if stopped is not None:
+            return stopped
+        if self._socket is not None:
+            client = self._socket.client
+            session = getattr(client, "current_session", None)
+            if session is None or session.closed:
+                return "the Socket Mode connection is closed"
+            # The SDK's task that reconnects a dropped connection: without it, none would be.
+            monitor = getattr(client, "current_session_monitor", None)
+            if monitor is not None and monitor.done():
+                return task_problem(monitor, "the Socket Mode connection's monitor")
+        return None
 
     def routes(self) -> list[BaseRoute]:
         if self.mode != "http":

@@ -206,7 +206,7 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
     if not home.posts:
         view.append(_section(mrkdwn(t("home.no_posts"))))
     for p in home.posts:
-        when = t.datetime(p.created_at, home.timezone)
+        when = t.datetime(p.dated_at, home.timezone)
         head = mrkdwn(
             t("home.post", item=p.item, group=p.group, author=p.author or "feed", when=when)
         )

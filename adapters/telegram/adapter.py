@@ -72,6 +72,7 @@ from bot.message import (
     SendResult,
     Target,
 )
+from bot.ports import task_problem
 from bot.runtime import Hub
 from store.blobs import BlobTooLarge
 from store.locks import Singleton
@@ -101,6 +102,49 @@ def _seconds(value: int | float | timedelta) -> float:
 
 class TransientError(Exception):
     """An update could not be taken now (network, database); it is tried again later."""
+
+
+def _kinds(data: dict[str, Any]) -> str:
+    """What an update carries ("callback_query"), for a log line without its content."""
+    return ", ".join(k for k in data if k != "update_id") or "nothing"
+
+
+def _error(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _UpdatesRequest(HTTPXRequest):
+    """getUpdates' transport: makes an update that python-telegram-bot cannot decode
+    harmless before get_updates decodes the batch.
+
+    get_updates raises for a whole batch when one update in it cannot be decoded, so the
+    offset could never move past it: polling would stop for good. Here such an update is
+    replaced by its bare update_id (an update with nothing in it) and its reason kept in
+    `unreadable`, for the polling loop to log, count and confirm (skip)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.unreadable: dict[int, tuple[str, str]] = {}  # update_id -> (kinds, error)
+
+    # The base class's is a staticmethod; this one needs the instance, for `unreadable`.
+    def parse_json_payload(self, payload: bytes) -> dict[str, Any]:  # type: ignore[override]
+        data: dict[str, Any] = super().parse_json_payload(payload)
+        result = data.get("result")
+        if data.get("ok") and isinstance(result, list):
+            data["result"] = [u for u in map(self._readable, result) if u is not None]
+        return data
+
+    def _readable(self, update: Any) -> Any:
+        try:
+            Update.de_json(update, None)
+        except Exception as exc:
+            update_id = update.get("update_id") if isinstance(update, dict) else None
+            if not isinstance(update_id, int):  # not to be confirmed alone; the next one does
+                log.warning("Telegram: an update without update_id (%s); skipped", _error(exc))
+                return None
+            self.unreadable[update_id] = (_kinds(update), _error(exc))
+            return {"update_id": update_id}
+        return update
 
 
 @dataclass
@@ -149,18 +193,19 @@ class TelegramAdapter:
         self.poll_timeout = poll_timeout
         self.max_download = max_download
         self.codec = CallbackCodec(secret_key.encode())
+        self._updates_request = _UpdatesRequest(connection_pool_size=2)
         self.bot = Bot(
             token,
             base_url=base_url,
             base_file_url=file_base_url(base_url),
             request=HTTPXRequest(connection_pool_size=16, read_timeout=20.0),
-            get_updates_request=HTTPXRequest(connection_pool_size=2),
+            get_updates_request=self._updates_request,
         )
         self.me: Me | None = None
         self._singleton = Singleton(hub.db, "telegram-polling")
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
-        self._poll_failing = False  # the last getUpdates failed
+        self._poll_failing: str | None = None  # why the last getUpdates failed
         self._fetch_failures: dict[int, int] = {}
         # Parts of a long message already out, by outbox key, so a retry sends the rest.
         self._progress: OrderedDict[str, int] = OrderedDict()
@@ -206,19 +251,28 @@ class TelegramAdapter:
     async def stop(self) -> None:
         self._stopping.set()
         if self._poller is not None:
-            await self._poller
+            # A loop that ended of itself (see problem()) is over already: nothing to raise.
+            await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
         await self.hub.call(self._singleton.release)
         with contextlib.suppress(TelegramError):
             await self.bot.shutdown()
 
     def healthy(self) -> bool:
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why Telegram's updates do not come in (for /healthz); None while they do."""
         if self.me is None:
-            return False
+            return "Telegram is not started"
         if self.mode == "webhook":
-            return True
-        polling = self._poller is not None and not self._poller.done()
-        return polling and not self._poll_failing
+            return None  # updates come as requests: nothing of ours to stop
+        stopped = task_problem(self._poller, "Telegram polling")
+        if stopped is not None:
+            return stopped
+        if self._poll_failing is not None:
+            return f"Telegram polling fails: {self._poll_failing}"
+        return None
 
     def routes(self) -> list[BaseRoute]:
         if self.mode != "webhook":
@@ -264,7 +318,15 @@ class TelegramAdapter:
         offset: int | None = None
         backoff = 1.0
         while not self._stopping.is_set():
-            if not await self.hub.call(self._singleton.try_acquire):
+            try:
+                polls_here = await self.hub.call(self._singleton.try_acquire)
+            except Exception as exc:  # the database is away: so is everything, but not for good
+                self._poll_failing = _error(exc)
+                log.warning("Telegram: cannot take the polling lock (%s); trying again", exc)
+                await self._pause(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if not polls_here:
                 await self._pause(5.0)  # another instance polls; take over if it stops
                 continue
             try:
@@ -279,19 +341,19 @@ class TelegramAdapter:
                 await self._pause(_seconds(exc.retry_after))
                 continue
             except Conflict as exc:
-                self._poll_failing = True
+                self._poll_failing = exc.message
                 log.warning("Telegram: getUpdates conflicts (%s); trying again", exc.message)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             except (NetworkError, TimedOut) as exc:  # TimedOut is a NetworkError too
-                self._poll_failing = True
+                self._poll_failing = _error(exc)
                 log.warning("Telegram: getUpdates failed (%s); trying again", exc)
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            except TelegramError:
-                self._poll_failing = True
+            except Exception as exc:  # TelegramError, or a batch PTB could not decode at all
+                self._poll_failing = _error(exc)
                 log.exception("Telegram: getUpdates failed; trying again")
                 await self._pause(backoff)
                 backoff = min(backoff * 2, 60.0)
@@ -299,7 +361,7 @@ class TelegramAdapter:
             if updates is None:
                 break
             backoff = 1.0
-            self._poll_failing = False
+            self._poll_failing = None
             for update in updates:
                 while not await self._take(update):
                     if self._stopping.is_set():
@@ -309,8 +371,20 @@ class TelegramAdapter:
                 # Only now may the offset move past it (sent with the next getUpdates).
                 offset = update.update_id + 1
 
+    def _skip(self, update_id: int, kinds: str, error: str) -> None:
+        """An update python-telegram-bot cannot decode: logged, counted and confirmed, so
+        that it neither stops the ones behind it nor comes again."""
+        log.warning(
+            "Telegram: update %s (%s) cannot be read (%s); skipped", update_id, kinds, error
+        )
+        self.hub.metrics.events.labels(PLATFORM, "undecodable").inc()
+
     async def _take(self, update: Update) -> bool:
         """Records and applies one update; False when it must be tried again later."""
+        unreadable = self._updates_request.unreadable.pop(update.update_id, None)
+        if unreadable is not None:
+            self._skip(update.update_id, *unreadable)
+            return True
         try:
             await self.process(update)
         except TransientError as exc:
@@ -336,10 +410,18 @@ class TelegramAdapter:
         if len(body) > MAX_WEBHOOK_BODY:
             return PlainTextResponse("too large", status_code=413)
         try:
-            update = Update.de_json(json.loads(body), self.bot)
-        except Exception:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             log.warning("Telegram: refused a webhook body that is not an update from %s", client)
             return PlainTextResponse("bad request", status_code=400)
+        try:
+            update = Update.de_json(data, self.bot)
+        except Exception as exc:
+            # Acknowledged: Telegram would send it again and again, holding back the rest.
+            self._skip(data["update_id"], _kinds(data), _error(exc))
+            return Response(status_code=200)
         if self.me is None:
             return PlainTextResponse("starting", status_code=503)
         if not await self._take(update):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import linking
-from bot.access import check_code_tries
+from bot.access import CONSOLE_ADMIN, admin_by_setting, check_code_tries
 from bot.commands.common import find_person
 from bot.commands.digests import times_line
 from bot.core import Ctx, action, command
@@ -75,6 +75,11 @@ def on_role(ctx: Ctx, cmd: Command) -> None:
         )
     if person.role == Role.ADMIN and ctx.uow.people.count_role(Role.ADMIN) <= 1:
         raise UserError("error.last_admin")
+    listed = admin_by_setting(ctx.uow, person, ctx.core.settings.admins)
+    if listed is not None and role != Role.ADMIN:
+        if listed == CONSOLE_ADMIN:
+            raise UserError("error.admin_by_console", handle=person.handle)
+        raise UserError("error.admin_by_setting", handle=person.handle, account=":".join(listed))
     before = person.role
     person.role = role
     ctx.audit("role.changed", person.handle, before=before, after=role.value)

@@ -144,7 +144,7 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
                 "items.line" if item.author_handle else "items.line_feed",
                 item=show_id(item.id, "item"),
                 author=item.author_handle or item.site_name or "Feed",
-                when=ctx.t.datetime(item.created_at, tz),
+                when=ctx.t.datetime(item.dated_at, tz),
                 text=summary or item.title or "",
             )
         )

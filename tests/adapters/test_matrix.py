@@ -10,11 +10,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from adapters.matrix.adapter import MatrixAdapter
 from bot.errors import ConfigError
+from bot.http import create_app
 from bot.message import Button, Delivered, Message, RateLimited, SendResult, Target
 from store.db import Database
 from store.models import InboxEvent, Item, ItemFile, OutboxMessage, Reaction, Upload
@@ -515,3 +517,37 @@ async def test_the_wiring_builds_the_matrix_adapter(tmp_path: Path) -> None:
         program.hub.close()
         program.lock.release()
         program.db.dispose()
+
+
+async def test_healthz_says_why_matrix_does_not_receive(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A sync the homeserver refuses (the bot's token was revoked) and a sync loop that
+    ended are each a 503 with the reason."""
+    bot = synapse.register("pinwall")
+    async with (
+        matrix_running(sqlite_db, synapse, bot, tmp_path) as mx,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(mx.hub)), base_url="http://pinwall"
+        ) as client,
+    ):
+        health = await client.get("/healthz")
+        assert (health.status_code, health.json()["adapters"]["matrix"]) == (200, True)
+        synapse.request("POST", "/_matrix/client/v3/logout", {}, token=bot.access_token)
+        deadline = asyncio.get_running_loop().time() + 20
+        while mx.adapter.healthy():
+            assert asyncio.get_running_loop().time() < deadline, "still healthy"
+            await asyncio.sleep(0.05)
+        health = await client.get("/healthz")
+        assert health.status_code == 503
+        reason = health.json()["problems"]["matrix"]
+        assert reason.startswith("Matrix sync fails: "), reason
+        assert "M_UNKNOWN_TOKEN" in reason, reason
+
+        syncer = mx.adapter._syncer  # ended from outside, as an error nothing expects would
+        assert syncer is not None
+        syncer.cancel()
+        await asyncio.gather(syncer, return_exceptions=True)
+        health = await client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["problems"]["matrix"] == "Matrix sync stopped (cancelled)"

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import func, select
@@ -474,5 +475,40 @@ async def test_socket_mode_records_then_acks_and_applies(
             )
         await pinwall.printed_eventually("carla", "Über Socket Mode")
         assert pinwall.adapter.healthy()
+    finally:
+        await pinwall.close()
+
+
+async def test_healthz_says_why_slack_does_not_receive(
+    sqlite_db: Database, fake: FakeSlack, tmp_path: Path
+) -> None:
+    """Socket Mode's connection dropped by Slack and not open again (a new one is refused
+    meanwhile), and the task that applies what was recorded ended: each a 503 with the
+    reason."""
+    pinwall = SlackPinwall(sqlite_db, fake, tmp_path, mode="socket")
+    await pinwall.start()
+    try:
+        await fake.wait_for_async(lambda: fake.socket_connections == 1, what="the connection")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(pinwall.hub)), base_url="http://pinwall"
+        ) as client:
+            health = await client.get("/healthz")
+            assert (health.status_code, health.json()["adapters"]["slack"]) == (200, True)
+
+            fake.refuse_connections()
+            assert fake.drop_sockets() == 1
+            await fake.wait_for_async(lambda: not pinwall.adapter.healthy(), what="unhealthy")
+            health = await client.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["problems"] == {"slack": "the Socket Mode connection is closed"}
+
+            applier = pinwall.adapter._applier  # ended from outside, as an error would end it
+            assert applier is not None
+            applier.cancel()
+            await asyncio.gather(applier, return_exceptions=True)
+            health = await client.get("/healthz")
+            assert health.json()["problems"] == {
+                "slack": "Slack's applying of recorded events stopped (cancelled)"
+            }
     finally:
         await pinwall.close()

@@ -76,7 +76,7 @@ def test_home_view() -> None:
                 text="Poster <b>",
                 url="https://example.com/p",
                 title="Poster",
-                created_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+                dated_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
             ),
         ),
     )

@@ -4,12 +4,18 @@ webhooks, redeliveries, flood control, blocked bots, big files."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from telegram import Update
 
+from bot.http import create_app
 from bot.message import Delivered, Message, Target
 from store.db import Database
 from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage
@@ -21,7 +27,7 @@ from tests.adapters.conftest import (
     TelegramPinwall,
     running,
 )
-from tests.fakes.telegram import FakeTelegram, TgChat, png_bytes
+from tests.fakes.telegram import FakeTelegram, Injected, TgChat, TgUser, png_bytes
 
 
 def button(sent: object, label: str) -> str:
@@ -274,7 +280,6 @@ async def test_an_update_taken_before_a_crash_is_not_taken_again(
     confirmed = fake.confirmed_offset
     # The next Pinwall takes an update, and "crashes" before its next getUpdates.
     injected = fake.user_sends_text(FRANZ, None, "Preisliste https://example.com/prices")
-    from telegram import Update
 
     async with running(sqlite_db, fake, tmp_path) as tg:
         await tg.adapter.process(Update.de_json(injected.update, tg.adapter.bot))
@@ -368,3 +373,129 @@ async def test_a_forwarded_message_starts_the_share_flow(
         fake.user_presses(FRANZ, None, question.message_id, button(question, "Press"))
         post = await tg.printed_eventually("alice", "Zeitungsartikel über uns")
         assert "https://example.com/artikel" in post
+
+
+# --- updates python-telegram-bot cannot read; /healthz ------------------------------------
+
+
+def unreadable_press(fake: FakeTelegram, user: TgUser) -> Injected:
+    """A button press whose message lacks its date: python-telegram-bot's Update.de_json
+    raises KeyError('date') for it (get_updates raises for its whole batch)."""
+    injected = fake.inject_update(
+        "callback_query",
+        {
+            "id": "4382000000000000001",
+            "from": user.to_api(),
+            "chat_instance": "-1",
+            "data": "x",
+            "message": {"message_id": 1, "chat": {"id": user.id, "type": "private"}},
+        },
+    )
+    with pytest.raises(KeyError):
+        Update.de_json(injected.update, None)
+    return injected
+
+
+async def test_an_update_that_cannot_be_read_is_skipped_and_polling_goes_on(
+    fake: FakeTelegram, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(db, fake, tmp_path) as tg:
+        bad = unreadable_press(fake, GRETA)
+        fake.user_sends_text(GRETA, None, "hello")  # in the same batch, after it
+        await tg.bot_said(GRETA.id, "invite")
+        last = unreadable_press(fake, GRETA)  # the last of its batch
+        assert last.update_id is not None
+        await fake.wait_for_async(lambda: fake.confirmed_offset > last.update_id)
+        fake.user_sends_text(GRETA, None, "still there?")
+        await fake.wait_for_async(lambda: len(fake.sent_to(GRETA.id)) == 2)
+        assert tg.adapter.healthy()
+        metrics = tg.hub.metrics.render().decode()
+    assert 'pinwall_inbound_events_total{platform="telegram",result="undecodable"} 2.0' in metrics
+    skipped = [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert [r.levelname for r in skipped] == ["WARNING", "WARNING"]
+    assert f"update {bad.update_id} (callback_query)" in skipped[0].getMessage()
+    assert "KeyError" in skipped[0].getMessage()
+    with db.uow() as uow:  # only the two readable ones were recorded
+        assert uow.session.scalar(select(func.count()).select_from(InboxEvent)) == 2
+
+
+async def test_a_webhook_update_that_cannot_be_read_is_acknowledged_and_skipped(
+    fake: FakeTelegram, db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answered 200, so Telegram does not send it again and again (it would hold back
+    every update behind it); logged; the next one is taken."""
+    async with running(db, fake, tmp_path, mode="webhook") as tg:
+        bad = unreadable_press(fake, GRETA)
+        assert await fake.post_webhook_async(bad, tg.webhook_url) == 200
+        good = fake.user_sends_text(GRETA, None, "hello")
+        assert await fake.post_webhook_async(good, tg.webhook_url) == 200
+        await tg.bot_said(GRETA.id, "invite")
+    assert fake.pending_updates() == []
+    assert any(
+        f"update {bad.update_id} (callback_query) cannot be read" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_healthz_says_why_telegram_does_not_receive(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A failing getUpdates (a webhook set by someone else: 409) and a polling loop that
+    ended are each a 503 with the reason; the first heals when getUpdates works again."""
+    async with (
+        running(sqlite_db, fake, tmp_path) as tg,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(tg.hub)), base_url="http://pinwall"
+        ) as client,
+    ):
+        health = await client.get("/healthz")
+        assert (health.status_code, health.json()["adapters"]) == (
+            200,
+            {"telegram": True, "console": True},
+        )
+        api = f"{fake.base_url}{fake.token}"
+        async with httpx.AsyncClient() as bot_api:  # another program takes the bot over
+            await bot_api.post(f"{api}/setWebhook", json={"url": "https://elsewhere.example/hook"})
+            await fake.wait_for_async(lambda: not tg.adapter.healthy(), timeout=10)
+            health = await client.get("/healthz")
+            assert health.status_code == 503
+            assert health.json()["status"] == "degraded"
+            assert health.json()["adapters"]["telegram"] is False
+            reason = health.json()["problems"]["telegram"]
+            assert reason.startswith("Telegram polling fails: Conflict"), reason
+            await bot_api.post(f"{api}/deleteWebhook")
+        await fake.wait_for_async(tg.adapter.healthy, timeout=10)
+        assert (await client.get("/healthz")).status_code == 200
+
+        poller = tg.adapter._poller  # ended from outside, as an error nothing expects would
+        assert poller is not None
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        health = await client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["problems"] == {"telegram": "Telegram polling stopped (cancelled)"}
+
+
+async def test_polling_goes_on_when_its_lock_cannot_be_asked_for_a_while(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is away for a moment when the loop asks for the polling lock: the loop
+    says so in /healthz, waits and goes on; it does not end."""
+    async with running(sqlite_db, fake, tmp_path) as tg:
+        await fake.wait_for_async(lambda: fake.polling == 1)
+        real = tg.adapter._singleton.try_acquire
+        failures = iter(range(2))
+
+        def away() -> bool:
+            if next(failures, None) is not None:
+                raise OperationalError("SELECT pg_try_advisory_lock", {}, OSError("gone"))
+            return real()
+
+        monkeypatch.setattr(tg.adapter._singleton, "try_acquire", away)
+        fake.user_sends_text(GRETA, None, "hello")  # ends the waiting getUpdates
+        await fake.wait_for_async(lambda: not tg.adapter.healthy())
+        assert (tg.adapter.problem() or "").startswith("Telegram polling fails: OperationalError")
+        fake.user_sends_text(GRETA, None, "anyone?")
+        await fake.wait_for_async(lambda: len(fake.sent_to(GRETA.id)) == 2, timeout=15)
+        assert tg.adapter.healthy()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from bot.access import CONSOLE_ADMIN
 from bot.markup import to_plain
+from store.db import Database
 from tests.bot.conversation import (
     code_in,
     de,
@@ -215,6 +219,97 @@ async def test_role_refuses_nonsense(world: World) -> None:
     )
     text = await refused(world, "admin", "/role alice admin now")
     assert text.startswith(en("error.too_many_arguments", extra="now"))
+
+
+# --- PINWALL_ADMINS: a floor the role command does not go below --------------------------
+
+
+async def test_an_admin_by_the_setting_is_not_demoted_and_the_admin_is_told_where(
+    db: Database,
+) -> None:
+    """alice is listed in PINWALL_ADMINS: `role` refuses to take her admin role, names
+    the setting and her account, and changes nothing (it would revert at her next event)."""
+    world = World(db, admins=("admin", "alice"))
+    try:
+        await world.say("alice", "/whoami")
+        assert role_of(world, "alice") == "admin"
+        for lower in ("member", "gatekeeper"):
+            text = await refused(world, "admin", f"/role alice {lower}")
+            assert text == en("error.admin_by_setting", handle="alice", account="memory:alice")
+        await world.say("admin", "/settings language de")
+        text = await refused(world, "admin", "/role alice member")
+        assert text == de("error.admin_by_setting", handle="alice", account="memory:alice")
+        text = await refused(world, "alice", "/role alice member")  # herself neither
+        assert text == en("error.admin_by_setting", handle="alice", account="memory:alice")
+        await world.say("alice", "/groups")
+        assert role_of(world, "alice") == "admin"
+    finally:
+        world.close()
+
+
+async def test_an_admin_by_a_linked_account_is_not_demoted_either(world: World) -> None:
+    """The setting lists one of the person's accounts, on another messenger."""
+    telegram = other_messenger(world, "telegram")
+    world.core.settings = replace(
+        world.core.settings, admins=world.core.settings.admins | {("telegram", "555")}
+    )
+    await link_accounts(world, "alice", telegram, "555")
+    assert role_of(world, "alice") == "admin"
+    text = await refused(world, "admin", "/role alice member")
+    assert text == en("error.admin_by_setting", handle="alice", account="telegram:555")
+
+
+async def test_the_consoles_own_admin_keeps_the_role(world: World) -> None:
+    console = other_messenger(world, "console")
+    world.core.settings = replace(
+        world.core.settings, admins=world.core.settings.admins | {CONSOLE_ADMIN}
+    )
+    await say_on(world, console, "admin", "/whoami")  # the console's admin: @admin-2
+    with world.db.uow() as uow:
+        account = uow.people.account(*CONSOLE_ADMIN)
+        assert account is not None
+        person = uow.people.get(account.person_id)
+        assert person is not None
+        handle = person.handle
+    text = await refused(world, "admin", f"/role {handle} member")
+    assert text == en("error.admin_by_console", handle=handle)
+
+
+async def test_an_admin_not_in_the_setting_stays_demoted(world: World) -> None:
+    await world.say("bob", "/whoami")
+    await world.say("admin", "/role bob admin")
+    out = await world.say("admin", "/role bob member")
+    assert out.text("admin") == en("role.done", handle="bob", role="member")
+    await world.say("bob", "/groups")
+    world.clock.advance(3600)
+    await world.say("bob", "/whoami")
+    assert role_of(world, "bob") == "member"
+
+
+async def test_once_the_setting_no_longer_lists_them_an_admin_can_be_demoted(
+    db: Database,
+) -> None:
+    before = World(db, admins=("admin", "alice"))
+    try:
+        await before.say("alice", "/whoami")
+        assert role_of(before, "alice") == "admin"
+    finally:
+        before.close()
+    after = World(db, admins=("admin",))  # restarted without her in PINWALL_ADMINS
+    try:
+        out = await after.say("admin", "/role alice member")
+        assert out.text("admin") == en("role.done", handle="alice", role="member")
+        await after.say("alice", "/groups")
+        assert role_of(after, "alice") == "member"
+    finally:
+        after.close()
+
+
+def role_of(world: World, handle: str) -> str:
+    with world.db.uow() as uow:
+        person = uow.people.by_handle(handle)
+        assert person is not None
+        return str(person.role)
 
 
 # --- link -------------------------------------------------------------------------------

@@ -68,6 +68,34 @@ async def test_grant_and_revoke_a_role_are_audited(world: World, pinwall: Pinwal
     assert actions.count("role.changed") == 2
 
 
+async def test_people_revoke_refuses_an_admin_by_the_setting(
+    world: World, pinwall: Pinwall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's CLI keeps the same floor as `role`: an admin listed in
+    PINWALL_ADMINS stays one until the setting no longer lists them."""
+    await _marketing(world)
+    assert pinwall("people", "grant", "alice", "admin")[0] == 0
+    with world.db.uow() as uow:  # alice on Telegram too, as the setting names her
+        alice = uow.people.by_handle("alice")
+        assert alice is not None
+        uow.people.add_account(
+            alice, platform="telegram", external_id="4711", now=world.clock.now()
+        )
+        uow.commit()
+    monkeypatch.setenv("PINWALL_ADMINS", "telegram:4711, telegram:1")
+    before = world.snapshot()
+    for args in (("revoke", "alice", "admin"), ("grant", "alice", "gatekeeper")):
+        code, _, err = pinwall("people", *args)
+        assert (code, err) == (
+            1,
+            "pinwall people: alice is an admin by PINWALL_ADMINS (telegram:4711); "
+            "take them out of that setting first\n",
+        )
+    assert world.snapshot() == before
+    monkeypatch.setenv("PINWALL_ADMINS", "telegram:1")
+    assert pinwall("people", "revoke", "alice", "admin")[:2] == (0, "alice: admin -> member\n")
+
+
 async def test_an_unknown_person_is_a_clear_error(world: World, pinwall: Pinwall) -> None:
     await _marketing(world)
     before = world.snapshot()

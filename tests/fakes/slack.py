@@ -606,6 +606,7 @@ class FakeSlack:
         self._windows: dict[str | None, float] = {}
 
         self._sockets: list[web.WebSocketResponse] = []
+        self._refusing: str | None = None  # apps.connections.open's error while set
         self._acks: list[dict[str, Any]] = []
         self._tickets: set[str] = set()
 
@@ -873,6 +874,8 @@ class FakeSlack:
                     raise SlackError(
                         "not_allowed_token_type" if token == self.bot_token else "invalid_auth"
                     )
+                if self._refusing is not None:
+                    raise SlackError(self._refusing)
                 return web.json_response(self._connections_open())
             if token == self.app_token:
                 raise SlackError("not_allowed_token_type")
@@ -1422,6 +1425,21 @@ class FakeSlack:
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(ws.send_json(envelope), self._loop).result(timeout=5)
         return envelope_id
+
+    def refuse_connections(self, error: str | None = "internal_error") -> None:
+        """apps.connections.open answers `error` from now on (None: opens them again)."""
+        with self._lock:
+            self._refusing = error
+
+    def drop_sockets(self) -> int:
+        """Closes every Socket Mode connection from Slack's side (as a Slack restart does);
+        returns how many there were."""
+        with self._lock:
+            sockets = list(self._sockets)
+        assert self._loop is not None
+        for ws in sockets:
+            asyncio.run_coroutine_threadsafe(ws.close(), self._loop).result(timeout=5)
+        return len(sockets)
 
 
 # --- signed requests into Pinwall -----------------------------------------------------------

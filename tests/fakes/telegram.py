@@ -1750,6 +1750,13 @@ class FakeTelegram:
             state.blocked = None
             return self._my_chat_member(state, user, "kicked", "member")
 
+    def inject_update(self, kind: str, body: dict[str, Any]) -> Injected:
+        """An update of `kind` carrying `body` as given, not made from the fake's chats: for
+        what the real server sends and a client library cannot read (a callback query whose
+        message lacks its date, say). It is queued and confirmed like any other."""
+        with self._cond:
+            return self._deliver(kind, body, True)
+
     # --- webhook delivery, driven by the test --------------------------------------------------
 
     def webhook_request(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -523,3 +523,139 @@ async def test_instant_members_get_entries_only_when_they_asked(
     with world.db.uow() as uow:
         rows = uow.session.scalar(select(func.count()).select_from(OutboxMessage))
     assert rows
+
+
+# --- dates ----------------------------------------------------------------------------------
+
+
+def rss_dated(*items: tuple[str, str, str | None]) -> bytes:
+    """(guid URL, title, RFC 822 pubDate or None) items, in this order."""
+    parts = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title><link>{guid}</link>"
+        + (f"<pubDate>{date}</pubDate>" if date else "")
+        + f"<description>about {title}</description></item>"
+        for guid, title, date in items
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+        f"<title>ACME News</title><link>https://acme.example/</link>{parts}</channel></rss>"
+    ).encode()
+
+
+def listed(text: str) -> list[tuple[str, str]]:
+    """(number, the date shown) of each post `items` lists, in its order."""
+    return [
+        (line.split(" · ")[0], line.split(" · ")[2].split(": ")[0])
+        for line in text.splitlines()
+        if line.startswith("#")
+    ]
+
+
+async def test_entries_are_numbered_listed_and_shown_by_their_own_date(
+    world: World, feeds: FeedServer
+) -> None:
+    """A feed in no particular order: its entries are numbered oldest first by the date
+    the feed gives them; `items` lists the newest first and shows that date — the fetch
+    time only for an entry without one, and for one dated in the future (clamped)."""
+    await news_group(world)
+    url = feeds.put(
+        "/feed.xml",
+        rss_dated(
+            ("https://acme.example/b", "Tuesday", "Tue, 24 Nov 2026 10:00:00 GMT"),
+            ("https://acme.example/future", "Tomorrow", "Sat, 28 Nov 2026 12:00:00 GMT"),
+            ("https://acme.example/c", "Wednesday", "Wed, 25 Nov 2026 10:00:00 +0000"),
+            ("https://acme.example/undated", "Undated", None),
+            ("https://acme.example/a", "Monday", "Mon, 23 Nov 2026 10:00:00 GMT"),
+        ),
+    )
+    await world.say("bob", f"/feed add news {url}")
+    await tick(world, poller_of(world))  # at 2026-11-27 08:00 UTC (09:00 in Berlin)
+    assert [i.title for i in items(world)][:3] == ["Monday", "Tuesday", "Wednesday"]
+    assert {i.title for i in items(world)[3:]} == {"Tomorrow", "Undated"}
+    listing = (await world.say("bob", "/items news")).text("bob")
+    assert listed(listing)[2:] == [
+        ("#3", "2026-11-25 11:00"),
+        ("#2", "2026-11-24 11:00"),
+        ("#1", "2026-11-23 11:00"),
+    ]
+    assert {when for _, when in listed(listing)[:2]} == {"2026-11-27 09:00"}
+
+    # Later, an entry dated before the others comes in: a higher number, listed by its date.
+    world.clock.advance(hours=7)
+    feeds.put(
+        "/feed.xml",
+        rss_dated(
+            ("https://acme.example/late", "Late news of Sunday", "Sun, 22 Nov 2026 18:00:00 GMT"),
+            ("https://acme.example/c", "Wednesday", "Wed, 25 Nov 2026 10:00:00 +0000"),
+        ),
+    )
+    await tick(world, poller_of(world))
+    listing = (await world.say("bob", "/items news 10")).text("bob")
+    assert listed(listing)[-2:] == [("#1", "2026-11-23 11:00"), ("#6", "2026-11-22 19:00")]
+    assert (await world.say("bob", "/items news 1")).text("bob").count("#6") == 0
+
+
+async def test_an_entry_dated_before_what_a_digest_covered_still_comes_once(
+    world: World, feeds: FeedServer
+) -> None:
+    """Digests remember what they covered by post number (a watermark per person and
+    group), not by date: an entry stored later with an older date is in the next digest,
+    once."""
+    await news_group(world)  # bob's notify mode is daily: entries come in his digest
+    url = feeds.put(
+        "/feed.xml",
+        rss_dated(("https://acme.example/a", "Monday", "Mon, 23 Nov 2026 10:00:00 GMT")),
+    )
+    await world.say("bob", f"/feed add news {url}")
+    poller = poller_of(world)
+    await tick(world, poller)
+    assert "Monday" in (await world.say("bob", "/digest now")).text("bob")
+    world.clock.advance(hours=7)
+    feeds.put(
+        "/feed.xml",
+        rss_dated(
+            ("https://acme.example/late", "Late news of Sunday", "Sun, 22 Nov 2026 18:00:00 GMT"),
+            ("https://acme.example/a", "Monday", "Mon, 23 Nov 2026 10:00:00 GMT"),
+        ),
+    )
+    await tick(world, poller)
+    digest = (await world.say("bob", "/digest now")).text("bob")
+    assert "Late news of Sunday" in digest
+    assert "Monday" not in digest
+    assert (await world.say("bob", "/digest now")).text("bob") == en("digest.nothing_new")
+
+
+def test_an_entrys_date_is_its_published_else_its_updated_date() -> None:
+    parsed = parse_feed(
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        b"<title>W</title><id>urn:w</id><updated>2026-11-27T08:00:00Z</updated>"
+        b"<entry><id>urn:1</id><title>Both</title><published>2026-11-20T10:00:00+01:00"
+        b"</published><updated>2026-11-26T10:00:00Z</updated></entry>"
+        b"<entry><id>urn:2</id><title>Updated</title><updated>2026-11-21T10:00:00Z</updated>"
+        b"</entry><entry><id>urn:3</id><title>None</title></entry></feed>",
+        "https://wire.example/atom",
+    )
+    assert [(e.title, e.date) for e in parsed.entries] == [
+        ("Both", datetime(2026, 11, 20, 9, 0, tzinfo=UTC)),
+        ("Updated", datetime(2026, 11, 21, 10, 0, tzinfo=UTC)),
+        ("None", None),
+    ]
+
+
+async def test_a_digest_ranks_an_entry_by_how_old_its_feed_says_it_is(
+    world: World, feeds: FeedServer
+) -> None:
+    """An article from five days ago, fetched now, is not fresh news: today's share ranks
+    above it (both without comments or reactions)."""
+    await news_group(world)
+    await world.say("alice", "/share news Fresh poster at the station")
+    url = feeds.put(
+        "/feed.xml",
+        rss_dated(("https://acme.example/old", "Old article", "Sun, 22 Nov 2026 08:00:00 GMT")),
+    )
+    await world.say("alice", f"/feed add news {url}")
+    await tick(world, poller_of(world))
+    digest = (await world.say("bob", "/digest now")).text("bob")
+    ranked = [line for line in digest.splitlines() if line.startswith("• #")]
+    assert [line.split(" ")[1] for line in ranked] == ["#1", "#2"], digest
+    assert "Old article" in ranked[1]

@@ -689,7 +689,32 @@ def test_item_lines_carry_authors_and_counts(db: Database) -> None:
         ]
         (oldest,) = [line for line in uow.items.lines(group.id, 10) if line.id == first.id]
         assert (oldest.text, oldest.comments, oldest.reactions) == ("first", 1, 2)
-        assert oldest.created_at == NOW
+        assert oldest.dated_at == NOW
+
+
+def test_item_lines_are_the_newest_by_date_a_feed_entry_by_its_own(db: Database) -> None:
+    """Stored last, but published the day before: listed after the posts of today."""
+    with db.uow() as uow:
+        ann = add_person(uow, "ann")
+        group = add_group(uow, "news", ann)
+        first = add_item(uow, group, ann, "first")
+        entry = uow.items.add(
+            Item(
+                group_id=group.id,
+                kind=ItemKind.FEED_ENTRY,
+                text="yesterday's",
+                created_at=NOW + timedelta(minutes=5),
+                published_at=NOW - timedelta(days=1),
+            )
+        )
+        uow.commit()
+        lines = uow.items.lines(group.id, 10)
+        assert [(line.id, line.dated_at) for line in lines] == [
+            (first.id, NOW),
+            (entry.id, NOW - timedelta(days=1)),
+        ]
+        assert [i.id for i in uow.items.newest(group.id, 10)] == [first.id, entry.id]
+        assert [i.id for i in uow.items.newest_in([group.id], 1)] == [first.id]
 
 
 def test_refs_of_messages_purged_meanwhile_are_left_out(db: Database) -> None:
