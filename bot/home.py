@@ -83,7 +83,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
             return None
         policy = Policy(uow, person)
         memberships = {m.group_id: m for m in uow.groups.memberships_of(person.id)}
-        groups = [g for g in uow.groups.by_ids(memberships) if policy.can_see(g)]
+        groups = [g for g in uow.groups.by_ids(memberships) if policy.can_read(g)]
         groups.sort(key=lambda g: g.name.lower())
         by_id = {g.id: g for g in groups}
         items = uow.items.newest_in(list(by_id), POSTS)

@@ -1,5 +1,5 @@
 """search: posts and comments from every messenger, ranked, paged, only from groups the
-reader may see (the policy decides which; store.search finds and ranks)."""
+reader may read (the policy decides which; store.search finds and ranks)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
         raise UserError("error.not_a_number", param="--page", value=page, usage_of="search")
     if not query_groups(query):
         raise UserError("search.no_words", usage_of="search")
-    groups = {g.id: g for g in ctx.policy.visible_groups()}
+    groups = {g.id: g for g in ctx.policy.readable_groups()}
     hits, total = ctx.uow.search.search(query, list(groups), limit=PAGE, offset=(page - 1) * PAGE)
     if not hits:
         ctx.reply("search.none" if total == 0 else "search.past_end", query=query, total=total)
