@@ -14,6 +14,7 @@ from bot.delivery import fan_out
 from bot.errors import UserError
 from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdded
 from bot.grammar import Command
+from bot.linklabel import link_label
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target
 from bot.policy import may_read
@@ -139,17 +140,18 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
         summary = item.text.strip().split("\n")[0][:120]
+        label = link_label(item.url, item.title) if item.url else item.title
         lines.append(
             ctx.t(
                 "items.line" if item.author_handle else "items.line_feed",
                 item=show_id(item.id, "item"),
                 author=item.author_handle or item.site_name or "Feed",
                 when=ctx.t.datetime(item.created_at, tz),
-                text=summary or item.title or "",
+                text=summary or label or "",
             )
         )
         if item.url:
-            lines.append(Markup("  ") + link(item.url, item.title or item.url))
+            lines.append(Markup("  ") + link(item.url, label))
         stats = {"comments": item.comments, "reactions": item.reactions}
         if read_by := readers.get(item.id, 0):
             lines.append(Markup("  ") + ctx.t("items.stats_read", **stats, readers=read_by))
