@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.i18n import Translator
+from bot.linklabel import link_label
 from bot.markup import Markup, italic, link
 from bot.message import Button, FileRef, Message, load_message
 from bot.policy import may_receive
@@ -95,8 +96,7 @@ def item_message(
     if text:
         lines.append(t("item.text", text=text))
     if item.url:
-        label = item.title if item.title and item.title != item.url else item.url
-        lines.append(link(item.url, label))
+        lines.append(link(item.url, link_label(item.url, item.title)))
         # The link preview, once jobs.previews stored it (rendered at send time).
         description = " ".join((item.description or "").split())
         if description:

@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 
 from bot.delivery import PLATFORM_NAMES
 from bot.i18n import Translator
+from bot.linklabel import link_label
 from bot.markup import Markup, esc, italic, link
 from bot.message import Message, Target
 from bot.policy import may_receive
@@ -386,8 +387,7 @@ def _post_line(t: Translator, line: PostLine, post: NewPost | None) -> Markup:
         # text is the article's summary: its title says enough.
         if text and line.kind != ItemKind.FEED_ENTRY:
             parts.append(esc(text))
-        label = line.title if line.title and line.title != line.url else line.url
-        parts.append(link(line.url, _short(label)))
+        parts.append(link(line.url, _short(link_label(line.url, line.title, limit=LINE_MAX))))
     else:
         parts.append(esc(text or _short(line.title or "") or "…"))
     body = " · ".join(parts)

@@ -13,10 +13,12 @@ from datetime import datetime
 from bot.commands.common import show_id
 from bot.core import Core
 from bot.digest import Times, clock_time, next_digest
+from bot.linklabel import link_label
 from bot.policy import Policy, is_gatekeeper
 from store.models import ProposalStatus
 
 POSTS = 10
+HOME_LABEL_MAX = 200  # a link's label in the App Home
 PROPOSALS = 10  # the oldest ones waiting are shown, with how many more there are
 WAITING_MAX = 50
 
@@ -38,6 +40,7 @@ class HomePost:
     url: str | None
     title: str | None
     dated_at: datetime  # Item.dated_at
+    label: str | None = None  # what the link shows: bot.linklabel.link_label
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +86,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
             return None
         policy = Policy(uow, person)
         memberships = {m.group_id: m for m in uow.groups.memberships_of(person.id)}
-        groups = [g for g in uow.groups.by_ids(memberships) if policy.can_see(g)]
+        groups = [g for g in uow.groups.by_ids(memberships) if policy.can_read(g)]
         groups.sort(key=lambda g: g.name.lower())
         by_id = {g.id: g for g in groups}
         items = uow.items.newest_in(list(by_id), POSTS)
@@ -143,6 +146,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
                     url=i.url,
                     title=i.title,
                     dated_at=i.dated_at,
+                    label=link_label(i.url, i.title, limit=HOME_LABEL_MAX) if i.url else None,
                 )
                 for i in items
             ),

@@ -55,7 +55,7 @@ import feedparser
 from bot.commands.common import show_id
 from bot.commands.feeds import clean_url, describe_problem
 from bot.message import Message
-from bot.policy import may_see
+from bot.policy import may_read
 from bot.runtime import Hub
 from jobs.fetch import FetchError, FetchRefused, FetchResult, GuardedClient
 from store.models import Feed, Item, ItemKind
@@ -709,14 +709,14 @@ class FeedPoller:
         problem: FeedProblem | None = None,
         **params: Any,
     ) -> None:
-        """A message to whoever added the feed, if they still may see its group."""
+        """A message to whoever added the feed, if they still may read its group."""
         if feed.added_by is None:
             return
         person = uow.people.get(feed.added_by)
         group = uow.groups.get(feed.group_id)
         if person is None or group is None:
             return
-        if not may_see(person, group, uow.groups.membership(person.id, group.id)):
+        if not may_read(person, group, uow.groups.membership(person.id, group.id)):
             return
         core = self.hub.core
         t = core.translator(person)

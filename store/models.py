@@ -865,3 +865,39 @@ class ItemRead(Base):
         ForeignKey("people.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     first_read_at: Mapped[datetime]
+
+
+# --- requests to join closed groups (issue 18) ----------------------------------------------
+
+
+class JoinOutcome(enum.StrEnum):
+    APPROVED = "approved"  # by a moderator's button, or their `add` of the requester
+    DECLINED = "declined"
+
+
+class JoinRequest(Base):
+    """A person asked to join a closed group; a moderator (an admin where it has none)
+    decides. Kept after the decision, as its record (who decided, when, how)."""
+
+    __tablename__ = "join_requests"
+    __table_args__ = (
+        # One open request per person and group, also when two `join`s race.
+        Index(
+            "ix_join_requests_pending",
+            "group_id",
+            "person_id",
+            unique=True,
+            sqlite_where=text("decided_at IS NULL"),
+            postgresql_where=text("decided_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    outcome: Mapped[str | None] = mapped_column(String(16))  # JoinOutcome, once decided

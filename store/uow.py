@@ -48,6 +48,7 @@ from store.codes import new_code
 from store.digests import DigestRepository
 from store.driver import Prebuilt, connection_of, insert_into, update_by_id
 from store.feeds import FeedRepository
+from store.join_requests import JoinRequestRepository
 from store.links import LinkCodeRepository
 from store.models import (
     Account,
@@ -428,9 +429,10 @@ class PersonRepository(_Repo):
 
         Accounts, posts, comments, reactions, drafts, memberships (a moderator stays one),
         invites and groups they created, messages queued for them, their proposals, votes,
-        approval cards, the feeds they added, what their digests covered and the posts they
-        were shown (read tracking) move (four eyes: the linked person still may not approve
-        their own proposal); a pending prompt and a link code of the source go with it.
+        approval cards, the feeds they added, what their digests covered, the posts they
+        were shown (read tracking) and their requests to join closed groups move (four
+        eyes: the linked person still may not approve their own proposal); a pending prompt
+        and a link code of the source go with it.
         """
         s = self.s
         for m in s.scalars(select(Membership).where(Membership.person_id == source.id)).all():
@@ -471,6 +473,7 @@ class PersonRepository(_Repo):
         )
         self._move_unless_taken(DigestWatermark, "person_id", ("group_id",), source, target)
         self._move_unless_taken(ItemRead, "person_id", ("item_id",), source, target)
+        JoinRequestRepository(s).move(source.id, target.id)
         s.execute(delete(Person).where(Person.id == source.id))
         s.expire_all()
 
@@ -1970,6 +1973,7 @@ class UnitOfWork:
     feeds = _Repository(FeedRepository)
     search = _Repository(search.SearchRepository)
     reads = _Repository(ReadRepository)
+    join_requests = _Repository(JoinRequestRepository)
 
     def __init__(self, session: Session, *, backend: str) -> None:
         self.session = session

@@ -25,7 +25,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.slack import inbound
@@ -117,6 +117,7 @@ class SlackAdapter:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.bot_token = bot_token
         self.app_token = app_token
+        self._signing_secret = signing_secret
         self.max_download = max_download
         self.client = AsyncWebClient(token=bot_token, base_url=self.api_url)
         self.app = AsyncApp(
@@ -212,9 +213,32 @@ class SlackAdapter:
         handler = AsyncSlackRequestHandler(self.app)
 
         async def events(request: Request) -> Response:
-            return await handler.handle(request)
+            body = await request.body()  # kept by the request: Bolt reads it again
+            problem = inbound.malformed_body(body, request.headers.get("content-type"))
+            if problem is None:
+                return await handler.handle(request)
+            # Bolt would parse it before checking the signature, and fail with a 500.
+            if not self._signed(body, request):
+                return PlainTextResponse("invalid request", status_code=401)
+            log.warning(
+                "refused a signed Slack request with a %s: %s bytes from %s",
+                problem,
+                len(body),
+                request.client.host if request.client else "?",
+            )
+            return PlainTextResponse("malformed request", status_code=400)
 
         return [Route(EVENTS_PATH, events, methods=["POST"])]
+
+    def _signed(self, body: bytes, request: Request) -> bool:
+        """Whether Slack signed the request (its signing secret, within five minutes)."""
+        return self._signing_secret is not None and inbound.signed(
+            body,
+            request.headers.get("x-slack-request-timestamp", ""),
+            request.headers.get("x-slack-signature", ""),
+            self._signing_secret,
+            now=time.time(),
+        )
 
     # --- inbound ------------------------------------------------------------------
 

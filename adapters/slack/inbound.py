@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from adapters.slack.render import (
     ACTION_PREFIX,
@@ -211,6 +212,42 @@ def _files(raw: Sequence[dict[str, Any]] | None) -> tuple[WantedFile, ...]:
             )
         )
     return tuple(out)
+
+
+SIGNATURE_WINDOW = 300  # seconds a signed request is good for (Slack's own advice)
+
+
+def signed(body: bytes, timestamp: str, signature: str, secret: str, *, now: float) -> bool:
+    """Slack's request signature ("v0=" + HMAC-SHA256 of "v0:<timestamp>:<body>"), over
+    the body's bytes as they came: for a body that Bolt cannot read (Bolt checks the
+    others itself, and only on a body it could decode)."""
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > SIGNATURE_WINDOW:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def malformed_body(body: bytes, content_type: str | None) -> str | None:
+    """Why a request body is none that Slack sends, read the way Bolt reads it (JSON when
+    the type says so or it starts with "{"; else a form, whose `payload` field, if any, is
+    JSON): Bolt would fail on it with a 500. None for a body Bolt can read."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    kind = (content_type or "").split(";")[0].strip().lower()
+    raw, what = text, "JSON"
+    if kind != "application/json" and not text.startswith("{"):
+        payload = dict(parse_qsl(text, keep_blank_values=True)).get("payload") if text else None
+        if payload is None:
+            return None  # a slash command's plain form
+        raw, what = payload, "form payload"
+    try:
+        parsed = json.loads(raw)
+    except ValueError as err:
+        return f"malformed {what} ({err})"
+    return None if isinstance(parsed, dict) else f"{what} that is not an object"
 
 
 def slash_command(body: dict[str, Any]) -> Inbound:

@@ -211,7 +211,7 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
             t("home.post", item=p.item, group=p.group, author=p.author or "feed", when=when)
         )
         body = escape(cut(p.text.strip().split("\n")[0], 300)) if p.text.strip() else ""
-        link = f"<{p.url}|{escape(cut(p.title or p.url, 200))}>" if p.url else ""
+        link = f"<{p.url}|{escape(cut(p.label or p.url, 200))}>" if p.url else ""
         text = "\n".join(x for x in (head, body, link) if x)
         view.append(_section(cut(text, MAX_SECTION)))
     view += [

@@ -105,7 +105,7 @@ def new_feed(
 
 @command("feed add")
 def on_feed_add(ctx: Ctx, cmd: Command) -> None:
-    group = ctx.policy.group(cmd.arg("group"))
+    group = ctx.policy.readable_group(cmd.arg("group"))
     ctx.policy.require_feed_adder(group)
     url = feed_url(cmd.arg("url"))
     include = filter_words(cmd.flags.get("include"))
@@ -154,7 +154,7 @@ def on_feed_add(ctx: Ctx, cmd: Command) -> None:
 @command("feed list")
 def on_feed_list(ctx: Ctx, cmd: Command) -> None:
     slug = cmd.arg("group")
-    groups = [ctx.policy.group(slug)] if slug else ctx.policy.visible_groups()
+    groups = [ctx.policy.readable_group(slug)] if slug else ctx.policy.readable_groups()
     by_id = {g.id: g for g in groups}
     feeds = ctx.uow.feeds.of_groups(by_id)
     if not feeds:
@@ -216,6 +216,7 @@ def on_feed_remove(ctx: Ctx, cmd: Command) -> None:
     group = ctx.uow.groups.get(feed.group_id) if feed is not None else None
     if feed is None or group is None or not ctx.policy.can_see(group):
         raise UserError("error.feed_not_found", feed=show_id(feed_id, "feed"))
+    ctx.policy.require_read(group)
     if not ctx.policy.may_remove_feed(feed.added_by, group):
         raise UserError("error.feed_not_allowed", feed=show_id(feed_id, "feed"), group=group.name)
     title = feed.title or feed.url

@@ -1,5 +1,5 @@
 """Groups and memberships: groups, group create, join, leave, members, add, remove,
-notify, bridge."""
+notify, bridge; requests to join closed groups and their moderators' decisions."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from bot.core import Ctx, action, command
 from bot.digest import notify_changed
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.i18n import Translator
 from bot.markup import Markup
+from bot.message import Button, Message
 from bot.policy import may_moderate
-from store.models import Group, NotifyMode, Person, Visibility
+from store.models import Group, JoinOutcome, JoinRequest, NotifyMode, Person, Visibility
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
 
@@ -86,17 +88,132 @@ def on_join(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     if ctx.policy.membership(group) is not None:
         raise UserError("error.already_member", group=group.name)
-    if not ctx.policy.may_join(group):
-        if ctx.policy.is_external:
-            raise UserError("error.group_not_found", group=cmd.arg("group"))
-        moderators = [p.handle for p, m in ctx.uow.groups.members(group.id) if m.moderator]
+    if ctx.policy.may_join(group):
+        ctx.uow.groups.add_member(ctx.person.id, group.id, now=ctx.now)
+        ctx.reply("join.done", group=group.name)
+        return
+    if not ctx.policy.may_ask_to_join(group):  # externals join through invites only
+        raise UserError("error.group_not_found", group=cmd.arg("group"))
+    _ask_to_join(ctx, group)
+
+
+# --- requests to join a closed group --------------------------------------------------
+
+
+def _handles(people: list[Person] | tuple[Person, ...]) -> str:
+    return ", ".join("@" + p.handle for p in people) or "-"
+
+
+def _ask_to_join(ctx: Ctx, group: Group) -> None:
+    """A closed group's `join`: the request is kept, and each of its moderators (the
+    admins where it has none) gets a card to let the person in or decline."""
+    ctx.uow.people.lock(ctx.person.id)  # two `join`s at once make one request
+    deciders = list(ctx.uow.join_requests.deciders(group.id))
+    pending = ctx.uow.join_requests.pending(group.id, ctx.person.id)
+    if pending is not None:  # asked before: no second card
         raise UserError(
-            "error.group_closed",
+            "error.join_pending",
             group=group.name,
-            moderators=", ".join("@" + h for h in moderators) or "-",
+            since=ctx.t.datetime(pending.created_at, ctx.core.timezone_of(ctx.person)),
+            moderators=_handles(deciders),
         )
-    ctx.uow.groups.add_member(ctx.person.id, group.id, now=ctx.now)
-    ctx.reply("join.done", group=group.name)
+    request = ctx.uow.join_requests.add(group.id, ctx.person.id, ctx.now)
+    ctx.audit("join.requested", group.slug, request=request.id)
+    accounts = ctx.uow.people.preferred_accounts([p.id for p in deciders])
+    for decider in deciders:
+        account = accounts.get(decider.id)
+        platform = account.platform if account is not None else ctx.platform
+        prefix = ctx.core.settings.command_prefixes.get(platform, "/")
+        card = _request_card(ctx.core.translator(decider), request, ctx.person, group, prefix)
+        ctx.core.send_to_person(ctx.uow, decider, card, ctx.now)
+    ctx.reply("join.requested", group=group.name, moderators=_handles(deciders))
+
+
+def _request_card(
+    t: Translator, request: JoinRequest, person: Person, group: Group, prefix: str
+) -> Message:
+    text = "\n".join(
+        (
+            t(
+                "join_request.card",
+                name=person.display_name,
+                handle=person.handle,
+                group=group.name,
+            ),
+            t("join_request.hint", prefix=prefix, handle=person.handle, slug=group.slug),
+        )
+    )
+    value = str(request.id)
+    return Message(
+        text=text,
+        buttons=(
+            Button(
+                label=t("join_request.approve"), action="join.approve", value=value, style="primary"
+            ),
+            Button(
+                label=t("join_request.decline"), action="join.decline", value=value, style="danger"
+            ),
+        ),
+    )
+
+
+def _decide(ctx: Ctx, value: str, outcome: JoinOutcome) -> None:
+    """A moderator's decision on a request, by button. Anyone else's press (a forwarded
+    or forged button) is refused and changes nothing; a request decided before says by
+    whom."""
+    request = ctx.uow.join_requests.lock(int(value)) if value.isdigit() else None
+    group = ctx.uow.groups.get(request.group_id) if request is not None else None
+    if request is None or group is None or not ctx.policy.can_see(group):
+        raise UserError("error.button_expired")
+    ctx.policy.require_moderator(group)
+    requester = ctx.uow.people.get(request.person_id)
+    if requester is None or not requester.active:
+        raise UserError("error.button_expired")
+    params = {"handle": requester.handle, "group": group.name}
+    if request.decided_at is not None:
+        by = ctx.uow.people.get(request.decided_by) if request.decided_by else None
+        ctx.settle(
+            "join_request.already_approved"
+            if request.outcome == JoinOutcome.APPROVED
+            else "join_request.already_declined",
+            by=by.handle if by is not None else "?",
+            **params,
+        )
+        return
+    if ctx.uow.groups.lock_membership(requester.id, group.id) is not None:
+        # Let in another way meanwhile (an invite): that settles the request.
+        ctx.uow.join_requests.decide(request, JoinOutcome.APPROVED, ctx.person.id, ctx.now)
+        ctx.settle("join_request.already_member", **params)
+        return
+    ctx.uow.join_requests.decide(request, outcome, ctx.person.id, ctx.now)
+    if outcome is JoinOutcome.DECLINED:
+        ctx.audit("join.declined", group.slug, person=requester.id, request=request.id)
+        ctx.settle("join_request.declined_card", **params)
+        deciders = list(ctx.uow.join_requests.deciders(group.id))
+        ctx.tell(
+            requester, "join_request.declined", group=group.name, moderators=_handles(deciders)
+        )
+        return
+    ctx.uow.groups.add_member(requester.id, group.id, now=ctx.now)
+    ctx.audit("member.added", group.slug, person=requester.id, request=request.id)
+    ctx.settle("join_request.approved_card", **params)
+    ctx.tell(
+        requester,
+        "join_request.approved",
+        handle=ctx.person.handle,
+        group=group.name,
+        slug=group.slug,
+    )
+
+
+@action("join.approve")
+def on_join_approve(ctx: Ctx, value: str) -> None:
+    _decide(ctx, value, JoinOutcome.APPROVED)
+
+
+@action("join.decline")
+def on_join_decline(ctx: Ctx, value: str) -> None:
+    _decide(ctx, value, JoinOutcome.DECLINED)
 
 
 @command("leave")
@@ -131,7 +248,7 @@ def _hand_over(ctx: Ctx, group: Group) -> Person | None:
 
 @command("members")
 def on_members(ctx: Ctx, cmd: Command) -> None:
-    group = ctx.policy.group(cmd.arg("group"))
+    group = ctx.policy.readable_group(cmd.arg("group"))
     members = ctx.uow.groups.members(group.id)
     names = []
     for person, m in members:
@@ -141,7 +258,24 @@ def on_members(ctx: Ctx, cmd: Command) -> None:
         if person.role_enum.is_external:
             entry += " " + ctx.t(f"role.tag.{person.role}")
         names.append(entry)
-    ctx.reply("members.list", group=group.name, count=len(members), names=", ".join(names) or "-")
+    text = ctx.t(
+        "members.list", group=group.name, count=len(members), names=", ".join(names) or "-"
+    )
+    waiting = ctx.uow.join_requests.pending_in(group.id) if ctx.policy.can_moderate(group) else ()
+    if waiting:  # what the moderators' cards ask, also without buttons
+        text = Markup(
+            text
+            + "\n"
+            + ctx.t(
+                "join_request.waiting",
+                count=len(waiting),
+                names=_handles(tuple(p for _, p in waiting)),
+                prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+                first=waiting[0][1].handle,
+                slug=group.slug,
+            )
+        )
+    ctx.reply_markup(text)
 
 
 @command("add")
@@ -154,6 +288,7 @@ def on_add(ctx: Ctx, cmd: Command) -> None:
     if ctx.uow.groups.membership(person.id, group.id) is not None:
         raise UserError("error.already_member_other", handle=person.handle, group=group.name)
     ctx.uow.groups.add_member(person.id, group.id, now=ctx.now)
+    ctx.uow.join_requests.settle(group.id, person.id, ctx.person.id, ctx.now)  # asked before
     ctx.audit("member.added", group.slug, person=person.id)
     ctx.reply("add.done", handle=person.handle, group=group.name)
     if person.id != ctx.person.id:

@@ -27,7 +27,7 @@ def on_whoami(ctx: Ctx, cmd: Command) -> None:
         for a in ctx.uow.people.accounts_of(person.id)
     )
     groups = []
-    for g in ctx.uow.groups.by_ids(ctx.policy.visible_group_ids()):
+    for g in ctx.uow.groups.by_ids(ctx.policy.readable_group_ids()):
         m = ctx.policy.membership(g)
         if m is not None:
             mode = ctx.t(f"notify.mode.{m.notify}")

@@ -1,5 +1,5 @@
 """search: posts and comments from every messenger, ranked, paged, only from groups the
-reader may see (the policy decides which; store.search finds and ranks)."""
+reader may read (the policy decides which; store.search finds and ranks)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from bot.commands.common import show_id
 from bot.core import Ctx, command
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.linklabel import link_label
 from bot.markup import Markup
 from store.models import Comment, Item
 from store.search import query_groups
@@ -30,7 +31,7 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
         raise UserError("error.not_a_number", param="--page", value=page, usage_of="search")
     if not query_groups(query):
         raise UserError("search.no_words", usage_of="search")
-    groups = {g.id: g for g in ctx.policy.visible_groups()}
+    groups = {g.id: g for g in ctx.policy.readable_groups()}
     hits, total = ctx.uow.search.search(query, list(groups), limit=PAGE, offset=(page - 1) * PAGE)
     if not hits:
         ctx.reply("search.none" if total == 0 else "search.past_end", query=query, total=total)
@@ -74,7 +75,12 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
             )
             continue
         shown.append(item.id)
-        title = item.title if item.title and item.title != item.url else ""
+        # The title first, shortened so that the snippet keeps the host beside it.
+        title = (
+            link_label(item.url, item.title, limit=SNIPPET - 1) if item.url else item.title or ""
+        )
+        if title == item.url:  # no title, or one that poses as an address: the URL shows
+            title = ""
         text = _snippet(" — ".join(p for p in (title, item.text.strip()) if p) or item.url or "")
         lines.append(
             ctx.t(

@@ -14,9 +14,10 @@ from bot.delivery import fan_out
 from bot.errors import UserError
 from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdded
 from bot.grammar import Command
+from bot.linklabel import link_label
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target
-from bot.policy import may_see
+from bot.policy import may_read
 from store.blobs import StoredBlob
 from store.models import Comment, Group, Item, ItemKind, Prompt, Room
 
@@ -125,7 +126,7 @@ def on_share(ctx: Ctx, cmd: Command) -> None:
 
 @command("items")
 def on_items(ctx: Ctx, cmd: Command) -> None:
-    group = ctx.policy.group(cmd.arg("group"))
+    group = ctx.policy.readable_group(cmd.arg("group"))
     limit = min(cmd.arg("n") or ITEMS_DEFAULT, ITEMS_MAX)
     items = ctx.uow.items.lines(group.id, max(limit, 1))
     if not items:
@@ -139,17 +140,18 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
         summary = item.text.strip().split("\n")[0][:120]
+        label = link_label(item.url, item.title) if item.url else item.title
         lines.append(
             ctx.t(
                 "items.line" if item.author_handle else "items.line_feed",
                 item=show_id(item.id, "item"),
                 author=item.author_handle or item.site_name or "Feed",
                 when=ctx.t.datetime(item.dated_at, tz),
-                text=summary or item.title or "",
+                text=summary or label or "",
             )
         )
         if item.url:
-            lines.append(Markup("  ") + link(item.url, item.title or item.url))
+            lines.append(Markup("  ") + link(item.url, label))
         stats = {"comments": item.comments, "reactions": item.reactions}
         if read_by := readers.get(item.id, 0):
             lines.append(Markup("  ") + ctx.t("items.stats_read", **stats, readers=read_by))
@@ -180,7 +182,7 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
         author is not None
         and author.id != ctx.person.id
         # The author may have lost sight of the group since (removed, or never allowed).
-        and may_see(author, group, ctx.uow.groups.membership(author.id, group.id))
+        and may_read(author, group, ctx.uow.groups.membership(author.id, group.id))
     ):
         ctx.tell(
             author,
@@ -277,7 +279,7 @@ def _on_room_message(ctx: Ctx, event: MessageReceived, text: str) -> None:
     if room is None or room.group_id is None or not (text or event.attachments):
         return
     group = ctx.uow.groups.get(room.group_id)
-    if group is None or not ctx.policy.can_see(group):
+    if group is None or not ctx.policy.can_read(group):
         return  # someone in the room who may not post to the group: not relayed
     if event.reply_to is not None:
         ref = ctx.uow.outbox.find_ref(
@@ -348,6 +350,6 @@ def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
     if group_item is None:
         return
     group = ctx.uow.groups.get(group_item.group_id)
-    if group is None or not ctx.policy.can_see(group):
+    if group is None or not ctx.policy.can_read(group):
         return
     ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)

@@ -551,3 +551,50 @@ async def test_healthz_says_why_matrix_does_not_receive(
         health = await client.get("/healthz")
         assert health.status_code == 503
         assert health.json()["problems"]["matrix"] == "Matrix sync stopped (cancelled)"
+
+
+async def test_a_closed_group_is_members_only_and_a_reaction_on_the_request_lets_in(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Issue 18 on Matrix: a member of the homeserver reads nothing of a closed group she is
+    not in, is told to ask with "!pw join", asks; the moderator's card comes to his direct
+    chat with the reactions as its buttons, and his 1️⃣ lets her in."""
+    bot = synapse.register("pinwall")
+    async with (
+        humans(synapse, "boss", "mia") as [boss, mia],
+        matrix_running(sqlite_db, synapse, bot, tmp_path),
+    ):
+        boss_dm, mia_dm = await boss.dm(bot.user_id), await mia.dm(bot.user_id)
+        await boss.say(boss_dm, "group create sales Sales --closed")
+        await boss.bot_said(boss_dm, bot.user_id, "Group sales (Sales) created")
+        await boss.say(boss_dm, "share sales Q4 pipeline review")
+        await boss.bot_said(boss_dm, bot.user_id, "Shared as #1")
+        moderator = boss.user.localpart
+
+        await mia.say(mia_dm, "items sales")
+        closed = await mia.bot_said(mia_dm, bot.user_id, "Sales is a closed group")
+        assert f"Its moderators: @{moderator}." in closed["content"]["body"]
+        assert "send: !pw join sales" in closed["content"]["body"]
+        await mia.say(mia_dm, "comment #1 me too")
+
+        def refusals() -> int:
+            bodies = [e["content"]["body"] for e in mia.from_bot(mia_dm, bot.user_id)]
+            return sum("Sales is a closed group" in b for b in bodies)
+
+        await mia.wait_for(mia_dm, lambda _e: refusals() == 2, what="a second refusal")
+
+        await mia.say(mia_dm, "join sales")
+        await mia.bot_said(mia_dm, bot.user_id, "I asked its moderators")
+        card = await boss.bot_said(boss_dm, bot.user_id, "asks to join Sales")
+        assert "1️⃣ Let in" in card["content"]["body"]
+        assert "2️⃣ Decline" in card["content"]["body"]
+        await wait_keys(boss, boss_dm, bot.user_id, card["event_id"], 2)
+        await boss.react(boss_dm, card["event_id"], "1️⃣")
+        await boss.wait_for(
+            boss_dm,
+            lambda e: "is now a member of Sales" in str(e.get("content", {}).get("body", "")),
+            what="the card showing the outcome",
+        )
+        await mia.bot_said(mia_dm, bot.user_id, f"@{moderator} let you into Sales")
+        await mia.say(mia_dm, "items sales")
+        await mia.bot_said(mia_dm, bot.user_id, "Q4 pipeline review")

@@ -512,3 +512,39 @@ async def test_healthz_says_why_slack_does_not_receive(
             }
     finally:
         await pinwall.close()
+
+
+async def test_signed_but_malformed_requests_get_400_are_logged_and_change_nothing(
+    sp: SlackPinwall, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert sp.slack is not None
+    form = "application/x-www-form-urlencoded"
+    bodies = [
+        (b'{"type": "event_callback", "event": {', "application/json"),  # cut short
+        (b'{"type": "event_callback"} trailing', "application/json"),
+        (b"[1, 2, 3]", "application/json"),  # JSON, but no object
+        (b"\xff\xfe{}", "application/json"),  # not UTF-8
+        (b"payload=%7B%22type%22%3A+%22block_actions%22", form),  # interactivity, cut short
+        (b"payload=%5B%5D", form),  # a payload that is no object
+    ]
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "signed Slack request" in r.getMessage()]
+
+    with caplog.at_level("WARNING", logger="adapters.slack.adapter"):
+        answers = [await sp.slack.post(body, kind) for body, kind in bodies]
+        assert [a.status_code for a in answers] == [400] * len(bodies)
+        assert len(logged()) == len(bodies)
+        assert "malformed JSON" in logged()[0]
+        assert "malformed form payload" in logged()[4]
+        # Unsigned, the same bodies are refused as any forged request is: 401, unlogged.
+        forged = [await sp.slack.post(body, kind, bad_signature=True) for body, kind in bodies]
+        assert [a.status_code for a in forged] == [401] * len(bodies)
+        assert len(logged()) == len(bodies)
+    await sp.settled()
+    assert sp.count(InboxEvent) == 0
+    assert sp.count(OutboxMessage) == 0
+    assert "chat.postMessage" not in fake.calls
+    # ... and the endpoint still serves what is well formed.
+    answer = await sp.slack.slash_command("U1ALICE", "D0ALICE", "groups")
+    assert answer.status_code == 200

@@ -101,6 +101,29 @@ def test_home_view() -> None:
     assert "Your digests are *paused* (daily at 08:00, weekly on Monday at 08:00)." in paused
 
 
+def test_home_view_links_show_the_label_the_core_made() -> None:
+    """bot.home labels each link (bot.linklabel); the view never shows a bare title."""
+    post = HomePost(
+        item="#3",
+        group="Marketing",
+        author="bob",
+        text="Look",
+        url="http://evil.example/login",
+        title="https://www.bank.example/login",
+        created_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        label="http://evil.example/login",
+    )
+    home = Home(
+        handle="alice", language="en", timezone="Europe/Berlin", role="member", groups=(), posts=()
+    )
+    flat = str(home_view(replace(home, posts=(post,)), Translator("en")))
+    assert "<http://evil.example/login|http://evil.example/login>" in flat
+    assert "bank.example" not in flat
+    titled = replace(post, title="Poster", label="Poster (evil.example)")
+    flat = str(home_view(replace(home, posts=(titled,)), Translator("en")))
+    assert "<http://evil.example/login|Poster (evil.example)>" in flat
+
+
 def test_users_info_decides_first_contact() -> None:
     member = user_from_info({"id": "U1", "name": "a", "team_id": "T1", "locale": "de-DE"}, "T1")
     guest = user_from_info({"id": "U2", "name": "g", "team_id": "T1", "is_restricted": True}, "T1")

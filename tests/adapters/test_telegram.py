@@ -499,3 +499,40 @@ async def test_polling_goes_on_when_its_lock_cannot_be_asked_for_a_while(
         fake.user_sends_text(GRETA, None, "anyone?")
         await fake.wait_for_async(lambda: len(fake.sent_to(GRETA.id)) == 2, timeout=15)
         assert tg.adapter.healthy()
+
+
+async def test_a_closed_group_is_members_only_and_its_moderator_lets_people_in_by_button(
+    tg: TelegramPinwall, fake: FakeTelegram
+) -> None:
+    await tg.on_console("admin", "/group create marketing Marketing")
+    for user in (BOSS, GRETA):  # two employees on Telegram
+        fake.user_starts(user, await invite_code(tg, "/invite member marketing"))
+    await tg.bot_said(BOSS.id, "Willkommen")
+    await tg.bot_said(GRETA.id, "Welcome")
+    fake.user_sends_command(BOSS, None, "group", "create sales Sales --closed")
+    await tg.bot_said(BOSS.id, "Gruppe sales")
+    fake.user_sends_command(BOSS, None, "share", "sales Q4 pipeline review")
+    await tg.bot_said(BOSS.id, "#1")
+
+    closed = "Sales is a closed group: its posts and members are for its members only."
+    for command, args in [("items", "sales"), ("members", "sales"), ("comment", "#1 me too")]:
+        before = len(fake.sent_to(GRETA.id))
+        fake.user_sends_command(GRETA, None, command, args)
+        await fake.wait_for_async(lambda b=before: len(fake.sent_to(GRETA.id)) > b)
+        answer = fake.sent_to(GRETA.id)[-1].text or ""
+        assert answer.startswith(closed), (command, answer)
+        assert "Its moderators: @boss. To ask them to let you in, send: /join sales" in answer
+    fake.user_sends_command(GRETA, None, "search", "pipeline")
+    await tg.bot_said(GRETA.id, "Nothing found for “pipeline”")
+
+    fake.user_sends_command(GRETA, None, "join", "sales")
+    await tg.bot_said(GRETA.id, "I asked its moderators (@boss)")
+    card = await tg.bot_said(BOSS.id, "möchte Sales beitreten")
+    fake.user_presses(BOSS, None, card.message_id, button(card, "Aufnehmen"))
+    await fake.wait_for_async(
+        lambda: "ist jetzt Mitglied von Sales" in str(fake.message(BOSS.id, card.message_id)),
+        what="the card showing the outcome",
+    )
+    await tg.bot_said(GRETA.id, "@boss let you into Sales")
+    fake.user_sends_command(GRETA, None, "items", "sales")
+    await tg.bot_said(GRETA.id, "Q4 pipeline review")

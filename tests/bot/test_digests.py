@@ -201,7 +201,8 @@ async def test_feed_entries_are_in_digests_with_shares(world: World) -> None:
     out = await world.say("alice", "/digest now")
     assert digest_of(out, "alice")[1:] == [
         en("digest.group", group="Marketing", count=2),
-        "• #2 Trade press: poster wins award (https://news.example.com/a) · Trade News",
+        "• #2 Trade press: poster wins award (news.example.com) (https://news.example.com/a)"
+        " · Trade News",
         "• #1 a share · @bob",
     ]
 
@@ -458,7 +459,7 @@ async def test_on_instant_the_feed_entries_come_in_the_digest_unless_asked_for(
     out = await world.say("alice", "/digest now")
     assert digest_of(out, "alice")[1:] == [
         en("digest.group", group="Marketing", count=1),
-        "• #2 Trade press (https://news.example.com/11) · Feed",
+        "• #2 Trade press (news.example.com) (https://news.example.com/11) · Feed",
     ]
     await world.say("alice", "/notify marketing instant --feeds")
     await feed_entry(world, "marketing", "More press")

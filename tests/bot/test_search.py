@@ -185,7 +185,9 @@ async def test_a_feed_entry_is_shown_with_its_feed_not_as_a_person(world: World)
         )
         uow.commit()
     found = (await world.say("alice", "/search plakat")).text("alice")
-    assert "#1 · Marketing · Acme News: Plakatwoche — Neue Plakate überall" in found
+    assert (
+        "#1 · Marketing · Acme News: Plakatwoche (news.example.com) — Neue Plakate überall" in found
+    )
     listing = (await world.say("alice", "/items marketing")).text("alice")
     assert "#1 · Acme News · " in listing
     assert "@" not in listing.splitlines()[1]

@@ -1,7 +1,9 @@
 """Visibility, proven on random worlds (hypothesis): whoever asks, through whatever read
 path — groups, members, items, comments, search, feed lists, digests, deliveries,
 proposals and their approval cards, pending, the App Home, buttons — nobody is ever
-shown anything of a group they may not see, and everyone sees what they may.
+shown anything of a group they may not see, nor anything in a group they may not read
+(a closed group they are not in: listed, but members only), and everyone sees what they
+may.
 
 The worlds mix every role (member, gatekeeper, admin, guest, partner), every kind of
 group (open, closed, secret; with or without externals), arbitrary memberships (even
@@ -94,7 +96,8 @@ def worlds(draw: st.DrawFn) -> WorldSpec:
 
 
 def may_see(spec: WorldSpec, person: int, group: int) -> bool:
-    """DESIGN.md "Roles, groups and visibility", written out again as the oracle."""
+    """DESIGN.md "Roles, groups and visibility", written out again as the oracle: whether
+    the group is listed to the person."""
     role, g = spec.roles[person], spec.groups[group]
     member = (person, group) in spec.members
     if role is Role.ADMIN:
@@ -102,6 +105,20 @@ def may_see(spec: WorldSpec, person: int, group: int) -> bool:
     if role in (Role.GUEST, Role.PARTNER):
         return member and g.externals
     return member if g.visibility == "secret" else True
+
+
+def may_read(spec: WorldSpec, person: int, group: int) -> bool:
+    """... and whether they may read what is in it: closed groups are members only."""
+    if spec.roles[person] is Role.ADMIN:
+        return True
+    if spec.groups[group].visibility == "open":
+        return may_see(spec, person, group)
+    return may_see(spec, person, group) and (person, group) in spec.members
+
+
+def moderators(spec: WorldSpec) -> str:
+    """Who the members-only answer names: nobody moderates these groups, so the admins."""
+    return ", ".join(f"@p{p}" for p, r in enumerate(spec.roles) if r is Role.ADMIN) or "-"
 
 
 def slug(group: int) -> str:
@@ -190,8 +207,12 @@ def build(world: World, spec: WorldSpec) -> None:
 
 def secrets_of(spec: WorldSpec, group: int) -> list[str]:
     """Words that only someone who may see `group` may ever be shown."""
-    words = [slug(group), name(group)]
-    words += [f"post{j}" for j, (g, _) in enumerate(spec.posts) if g == group]
+    return [slug(group), name(group), *contents_of(spec, group)]
+
+
+def contents_of(spec: WorldSpec, group: int) -> list[str]:
+    """Words that only someone who may read `group` may ever be shown."""
+    words = [f"post{j}" for j, (g, _) in enumerate(spec.posts) if g == group]
     words += [f"note{k}" for k, (j, _) in enumerate(spec.comments) if spec.posts[j][0] == group]
     words += [f"feed{f}" for f, (g, _) in enumerate(spec.feeds) if g == group]
     words += [f"entry{e}" for e, f in enumerate(spec.entries) if spec.feeds[f][0] == group]
@@ -222,6 +243,12 @@ class Watch:
         groups = range(len(spec.groups))
         self.hidden = {
             f"p{p}": [w for g in groups if not may_see(spec, p, g) for w in secrets_of(spec, g)]
+            + [
+                w
+                for g in groups
+                if may_see(spec, p, g) and not may_read(spec, p, g)
+                for w in contents_of(spec, g)
+            ]
             for p in range(len(spec.roles))
         }
 
@@ -259,7 +286,14 @@ async def check(db: Database, spec: WorldSpec) -> None:
                     said = await watch.say(who, line, names=g)
                     if not may_see(spec, p, g):  # exactly what a group that does not exist gets
                         assert said.text(who) == en("error.group_not_found", group=slug(g))
-                    elif line.startswith("/items"):  # ... and the visible is shown
+                    elif not may_read(spec, p, g):  # listed, but members only
+                        assert said.text(who) == en(
+                            "error.members_only",
+                            group=name(g),
+                            slug=slug(g),
+                            moderators=moderators(spec),
+                        )
+                    elif line.startswith("/items"):  # ... and the readable is shown
                         for j, (pg, _) in enumerate(spec.posts):
                             if pg == g:
                                 assert f"post{j}" in said.text(who), (who, said.text(who))
@@ -282,7 +316,7 @@ async def check(db: Database, spec: WorldSpec) -> None:
                 for sent in said.sent:
                     reader = int(sent.target.address.removeprefix("p"))
                     if reader != p:
-                        assert may_see(spec, reader, g), (sent.target.address, g)
+                        assert may_read(spec, reader, g), (sent.target.address, g)
                         assert (reader, g) in spec.members
     finally:
         world.close()

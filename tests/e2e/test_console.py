@@ -136,6 +136,57 @@ def test_secret_groups_and_partner_invites(tmp_path: Path) -> None:
     assert "There is no group marketing" in pat[3]
 
 
+def test_a_closed_group_is_for_members_and_joined_by_request(tmp_path: Path) -> None:
+    done = pinwall(
+        tmp_path,
+        "/group create sales Sales --closed\n"
+        "/share sales Q4 pipeline review https://crm.example/q4\n"
+        "/as alice\n"
+        "/groups\n"
+        "/items sales\n"
+        "/members sales\n"
+        "/comment #1 me too\n"
+        "/search pipeline\n"
+        "/join sales\n"
+        "/join sales\n"
+        "/as admin\n"
+        "/press 1\n"
+        "/as alice\n"
+        "/items sales\n"
+        "/as bob\n"
+        "/settings language de\n"
+        "/items sales\n"
+        "/join sales\n"
+        "/as admin\n"
+        "/press 2\n",
+    )
+    assert done.returncode == 0, done.stderr
+    closed = (
+        "[alice] Sales is a closed group: its posts and members are for its members only. "
+        "Its moderators: @admin. To ask them to let you in, send: /join sales"
+    )
+    alice = lines_to(done.stdout, "alice")
+    assert "sales — Sales (closed, 1 member)" in alice[0]
+    assert alice[1:4] == [closed] * 3
+    assert alice[4] == "[alice] Nothing found for “pipeline” in the groups you can see."
+    assert alice[5].startswith("[alice] Sales is a closed group, so I asked its moderators")
+    assert alice[6].startswith("[alice] You already asked to join Sales")
+    assert alice[7].startswith("[alice] @admin let you into Sales.")
+    assert "Q4 pipeline review" in alice[8]
+    admin = lines_to(done.stdout, "admin")
+    assert admin[2] == (
+        "[admin] alice (@alice) asks to join Sales.\n"
+        "  Or: /add alice sales\n"
+        "  [1] Let in  [2] Decline"
+    )
+    assert len([m for m in admin if "asks to join" in m]) == 2  # alice, then bob: one card each
+    assert admin[3] == "[admin] ✅ @alice is now a member of Sales: you let them in."
+    assert admin[-1] == "[admin] ❌ You declined the request of @bob to join Sales."
+    bob = lines_to(done.stdout, "bob")
+    assert bob[1].startswith("[bob] Sales ist eine geschlossene Gruppe: Beiträge und Mitglieder")
+    assert bob[-1].startswith("[bob] Deine Anfrage, Sales beizutreten, wurde diesmal abgelehnt.")
+
+
 def test_share_flow_rooms_and_outbox(tmp_path: Path) -> None:
     done = pinwall(
         tmp_path,

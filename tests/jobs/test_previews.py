@@ -251,7 +251,8 @@ async def test_a_share_is_answered_at_once_and_shown_with_its_preview_later(
         message = world.hub.renderer.render(uow, row)
     assert message is not None
     assert to_plain(message.text) == (
-        f"Look\nThe new poster & its story ({url})\nOur campaign starts today.\nACME News"
+        f"Look\nThe new poster & its story (127.0.0.1) ({url})\nOur campaign starts today."
+        "\nACME News"
     )
 
 
@@ -270,7 +271,8 @@ async def test_a_delivery_sent_after_the_preview_shows_it(
     sent = [s for s in world.adapter.sent[before:] if s.target.address == "alice"]
     assert len(sent) == 1
     assert to_plain(sent[0].message.text) == (
-        f"Look\nThe new poster & its story ({url})\nOur campaign starts today.\nACME News"
+        f"Look\nThe new poster & its story (127.0.0.1) ({url})\nOur campaign starts today."
+        "\nACME News"
     )
 
 
@@ -438,5 +440,5 @@ async def test_the_console_answers_at_once_and_lists_the_preview_later(
     assert lines[share + 1] == f"  {url}"  # before the preview: the URL as title
     assert "[bob] Shared as #1 in Marketing." in lines
     listing = lines[lines.index("[bob] Marketing — the newest post:") :]
-    assert f"    The new poster & its story ({url})" in listing
+    assert f"    The new poster & its story (127.0.0.1) ({url})" in listing
     assert [r.path for r in server.requests] == ["/poster"]
