@@ -110,7 +110,7 @@ def test_home_view_links_show_the_label_the_core_made() -> None:
         text="Look",
         url="http://evil.example/login",
         title="https://www.bank.example/login",
-        created_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
+        dated_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC),
         label="http://evil.example/login",
     )
     home = Home(
