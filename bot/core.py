@@ -64,6 +64,10 @@ class CoreSettings:
     invite_links: dict[str, str] = field(default_factory=dict)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
+    # Seconds the copies of a shared link wait for its preview before they go (0: link
+    # previews are off, or nobody fetches them here); the preview worker lets them go as
+    # soon as it has the preview.
+    preview_wait: float = 0.0
 
 
 @dataclass

@@ -40,10 +40,13 @@ def fan_out(
     *,
     now: datetime,
     exclude_room_id: int | None = None,
+    hold_until: datetime | None = None,
 ) -> int:
-    """Queues the item for every bridged room and every instant member; returns the count."""
+    """Queues the item for every bridged room and every instant member; returns the count.
+    `hold_until`: the copies wait until then (for the link preview) unless let go earlier."""
     rows: list[dict[str, Any]] = []
     payload = {"t": "item"}  # one object for all rows: stored as they are, serialized once
+    due = hold_until or now
 
     def add(platform: str, kind: str, address: str, person_id: int | None) -> None:
         rows.append(
@@ -57,7 +60,7 @@ def fan_out(
                 "payload": payload,
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": now,
+                "next_attempt_at": due,
             }
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from bot import grammar
@@ -103,7 +104,15 @@ def post(
             outbox_id=None,
             now=ctx.now,
         )
-    fan_out(ctx.uow, item, now=ctx.now, exclude_room_id=room.id if room else None)
+    # A link's copies wait a moment for its preview, so that live copies show it too.
+    wait = ctx.core.settings.preview_wait if kind == ItemKind.LINK else 0.0
+    fan_out(
+        ctx.uow,
+        item,
+        now=ctx.now,
+        exclude_room_id=room.id if room else None,
+        hold_until=ctx.now + timedelta(seconds=wait) if wait > 0 else None,
+    )
     return item
 
 

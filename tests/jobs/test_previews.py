@@ -406,17 +406,18 @@ async def test_a_claim_whose_process_died_counts_as_a_try(
     assert (item(world).preview_status, item(world).title) == (PreviewStatus.DONE, "Card title")
 
 
-async def test_the_console_answers_at_once_and_lists_the_preview_later(
+async def test_the_console_answers_at_once_and_the_live_copy_shows_the_preview(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    """`pinwall run` as the acceptance conversation runs it, with previews on: the share
-    prints with its URL at once; after a wait the listing shows the page's title."""
+    """`pinwall run` as the acceptance conversation runs it, with previews on: the share is
+    answered at once, and alice's live copy waits the moment it takes to fetch the page,
+    so it shows the page's title (issue 19), before the next line is read."""
     url = server.route("/poster", respond(200, OPENGRAPH, HTML))
     script = (
         "/group create marketing Marketing\n"
         "/as alice\n/join marketing\n/notify marketing instant\n"
         f"/as bob\n/join marketing\n/share marketing {url} Look\n"
-        "/wait 1.5\n/items marketing\n"
+        "/items marketing\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINWALL_")}
     env.update(PINWALL_HTTP_PORT="0", PINWALL_FETCH_ALLOWLIST="127.0.0.1")
@@ -434,9 +435,15 @@ async def test_the_console_answers_at_once_and_lists_the_preview_later(
     out, err = await asyncio.wait_for(proc.communicate(script.encode()), 60)
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
+    answer = lines.index("[bob] Shared as #1 in Marketing.")
     share = lines.index("[alice] bob in Marketing: Look")
-    assert lines[share + 1] == f"  {url}"  # before the preview: the URL as title
-    assert "[bob] Shared as #1 in Marketing." in lines
-    listing = lines[lines.index("[bob] Marketing — the newest post:") :]
-    assert f"    The new poster & its story ({url})" in listing
+    assert answer < share  # the answer does not wait for the preview
+    assert lines[share + 1 : share + 4] == [
+        f"  The new poster & its story ({url})",
+        "  Our campaign starts today.",
+        "  ACME News",
+    ]
+    listing = lines.index("[bob] Marketing — the newest post:")
+    assert share < listing  # the copy was out before the next line was read
+    assert f"    The new poster & its story ({url})" in lines[listing:]
     assert [r.path for r in server.requests] == ["/poster"]
