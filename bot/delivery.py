@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.authors import forgotten
 from bot.i18n import Translator
 from bot.markup import Markup, italic, link
 from bot.message import Button, FileRef, Message, load_message
@@ -83,7 +84,12 @@ def item_message(
     target_platform: str,
     files: tuple[FileRef, ...] = (),
 ) -> Message:
-    by = author.handle if author else PLATFORM_NAMES.get(item.source_platform or "", "Pinwall")
+    if author is not None:
+        by = author.handle
+    elif forgotten(item.kind, item.author_id):
+        by = str(t("author.former_member"))
+    else:
+        by = PLATFORM_NAMES.get(item.source_platform or "", "Pinwall")
     if item.source_platform and item.source_platform != target_platform and author:
         by = str(
             t(

@@ -766,6 +766,7 @@ class ItemLine:
     comments: int
     reactions: int
     site_name: str | None = None  # a feed entry's feed
+    kind: str | None = None  # ItemKind: without an author, a feed entry's or a forgotten one's
 
 
 _ITEM_LINES = Prebuilt(
@@ -785,6 +786,7 @@ _ITEM_LINES = Prebuilt(
         .correlate(_items)
         .scalar_subquery(),
         _items.c.site_name,
+        _items.c.kind,
     )
     .select_from(_items)
     .outerjoin(_people, _people.c.id == _items.c.author_id)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot import grammar
+from bot.authors import author_label
 from bot.commands.common import parse_id, show_id
 from bot.core import Ctx, action, command, on_message, on_prompt, on_reaction
 from bot.delivery import fan_out
@@ -152,7 +153,12 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
             ctx.t(
                 "items.line" if item.author_handle else "items.line_feed",
                 item=show_id(item.id, "item"),
-                author=item.author_handle or item.site_name or "Feed",
+                author=item.author_handle
+                or (
+                    author_label(ctx.t, None)
+                    if item.kind != ItemKind.FEED_ENTRY
+                    else item.site_name or "Feed"
+                ),
                 when=ctx.t.datetime(item.created_at, tz),
                 text=summary or item.title or "",
             )
