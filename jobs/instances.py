@@ -82,8 +82,11 @@ class Heartbeat:
         self.hub = hub
         self.policy = policy or HeartbeatPolicy()
         self.id = uuid.uuid4().hex
-        self.home = home_of(data_dir) if data_dir is not None else f"{socket.gethostname()}:-"
+        self.home = home_of(data_dir) if data_dir is not None else ""
         self._lock = _HomeLock(data_dir / "instance.lock") if data_dir is not None else None
+        # The home it registers with: only while it holds the home's lock, so that a
+        # restart there knows every earlier instance of that home is gone ("": none).
+        self._registered_home = ""
 
     # --- store side (the hub's DB thread) -------------------------------------------
 
@@ -91,7 +94,10 @@ class Heartbeat:
         """Registers this instance and takes back the claims of earlier ones known to be
         gone; returns how many it took back."""
         db, now = self.hub.db, self.hub.clock.now()
-        sole = self._lock is not None and self._lock.acquire()
+        sole = bool(self.home) and self._lock is not None and self._lock.acquire()
+        if not sole and self.home:
+            log.info("another Pinwall runs in this data directory; sharing its work")
+        self._registered_home = self.home if sole else ""
         with db.uow() as uow:
             if db.is_sqlite:
                 # This process holds the instance lock: every claim is a dead process's.
@@ -101,7 +107,7 @@ class Heartbeat:
                 earlier = uow.instances.of_home(self.home, besides=self.id) if sole else []
                 taken = uow.outbox.take_back(earlier)
             uow.instances.drop(earlier)
-            uow.instances.register(self.id, home=self.home, pid=os.getpid(), now=now)
+            uow.instances.register(self.id, home=self._registered_home, pid=os.getpid(), now=now)
             uow.commit()
         if taken:
             log.info("took back %d deliveries a stopped Pinwall had in flight", taken)
@@ -115,7 +121,9 @@ class Heartbeat:
             if not uow.instances.beat(self.id, now):
                 # Declared gone while alive (a stall longer than gone_after): back again.
                 log.warning("this Pinwall's heartbeat was found stale; registering again")
-                uow.instances.register(self.id, home=self.home, pid=os.getpid(), now=now)
+                uow.instances.register(
+                    self.id, home=self._registered_home, pid=os.getpid(), now=now
+                )
             silent = [
                 i
                 for i in uow.instances.silent_since(now - timedelta(seconds=self.policy.gone_after))
