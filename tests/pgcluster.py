@@ -89,6 +89,19 @@ class Cluster:
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w",
                   "-t", "60", "start")  # fmt: skip
+        self._until_accepting()
+
+    def _until_accepting(self, within: float = 30.0) -> None:
+        """pg_ctl waits for the server's socket file; clients here come over TCP."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"PostgreSQL does not accept on port {self.port}") from None
+                time.sleep(0.02)
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")

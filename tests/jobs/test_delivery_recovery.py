@@ -296,7 +296,7 @@ async def test_an_idle_lane_sleeps_until_the_next_message_falls_due(db: Database
         # One claim at the start, two for "now" (the second finds nothing), two for
         # "later" at its time: none in between.
         assert worker.claims <= 5, worker.claims
-        assert row_of(db, later).status == OutboxStatus.SENT
+        await until(lambda: row_of(db, later).status == OutboxStatus.SENT, within=1.0)
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
