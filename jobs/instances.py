@@ -28,7 +28,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -57,7 +57,11 @@ class _HomeLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> bool:
-        handle = self.path.open("a+")
+        try:
+            handle = self.path.open("a+")
+        except OSError as exc:  # a read-only data directory: no take-back at start then
+            log.warning("cannot lock %s (%s); claims wait for their heartbeat", self.path, exc)
+            return False
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -87,6 +91,7 @@ class Heartbeat:
         # The home it registers with: only while it holds the home's lock, so that a
         # restart there knows every earlier instance of that home is gone ("": none).
         self._registered_home = ""
+        self._beaten_at: datetime | None = None  # its last heartbeat that was written
 
     # --- store side (the hub's DB thread) -------------------------------------------
 
@@ -109,14 +114,22 @@ class Heartbeat:
             uow.instances.drop(earlier)
             uow.instances.register(self.id, home=self._registered_home, pid=os.getpid(), now=now)
             uow.commit()
+        self._beaten_at = now
         if taken:
             log.info("took back %d deliveries a stopped Pinwall had in flight", taken)
         return taken
 
     def beat(self) -> int:
         """The heartbeat, and the claims of instances gone silent taken back; returns how
-        many were taken back."""
+        many were taken back.
+
+        Only an instance whose own heartbeat went on looks for silent ones: after the
+        database was away for a while every heartbeat is old, and the first instance back
+        must not take the claims of the others, which are alive and about to beat."""
         now = self.hub.clock.now()
+        last, steady = self._beaten_at, False
+        if last is not None:
+            steady = (now - last).total_seconds() <= 2 * self.policy.every
         with self.hub.db.uow() as uow:
             if not uow.instances.beat(self.id, now):
                 # Declared gone while alive (a stall longer than gone_after): back again.
@@ -124,14 +137,14 @@ class Heartbeat:
                 uow.instances.register(
                     self.id, home=self._registered_home, pid=os.getpid(), now=now
                 )
-            silent = [
-                i
-                for i in uow.instances.silent_since(now - timedelta(seconds=self.policy.gone_after))
-                if i != self.id
-            ]
+            silent = []
+            if steady:
+                gone = now - timedelta(seconds=self.policy.gone_after)
+                silent = [i for i in uow.instances.silent_since(gone) if i != self.id]
             taken = uow.outbox.take_back(silent)
             uow.instances.drop(silent)
             uow.commit()
+        self._beaten_at = now
         if silent:
             log.info(
                 "took back %d deliveries of %d Pinwall instance(s) whose heartbeat stopped",

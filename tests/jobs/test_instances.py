@@ -169,11 +169,12 @@ async def test_a_silent_instances_claims_are_taken_back_by_the_next_heartbeat(
     alice, bob, carol = queue(world, "alice", "bob", "carol")
     claimed(world, {alice: dies.id, bob: looks.id, carol: lives.id})
 
-    clock.advance(seconds=POLICY.every)
-    lives.beat()
-    assert looks.beat() == 0  # 3 s of silence: not gone yet
+    for _ in range(3):  # 9 s of silence: not gone yet
+        clock.advance(seconds=POLICY.every)
+        lives.beat()
+        assert looks.beat() == 0
     assert row(world, alice).status == OutboxStatus.SENDING
-    clock.advance(seconds=POLICY.gone_after - POLICY.every + 1)  # 11 s since its last beat
+    clock.advance(seconds=POLICY.every)  # 12 s since its last beat
     assert looks.beat() == 1  # the first to look takes them back
     back = row(world, alice)
     assert (back.status, back.attempts, back.takebacks) == (OutboxStatus.PENDING, 0, 1)
@@ -183,6 +184,32 @@ async def test_a_silent_instances_claims_are_taken_back_by_the_next_heartbeat(
 
     assert dies.beat() == 0  # it was only stalled: back among the instances
     assert dies.id in registered(db)
+    world.close()
+
+
+@postgres_only
+async def test_after_the_database_was_away_nobody_takes_the_claims_of_live_instances(
+    db: Database, tmp_path: Path, hubs: list[tuple[Hub, Heartbeat]]
+) -> None:
+    """Every heartbeat stopped while the database was away (longer than gone_after): the
+    first instance back does not take the others' claims; they beat again in time."""
+    world = World(db)
+    clock = world.clock
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, first = instance(db, clock, hubs, tmp_path / "a")
+    _, second = instance(db, clock, hubs, tmp_path / "b")
+    first.start()
+    second.start()
+    [alice] = queue(world, "alice")
+    claimed(world, {alice: second.id})
+    clock.advance(seconds=30)  # nobody could write a heartbeat meanwhile
+    assert first.beat() == 0
+    clock.advance(seconds=1)
+    second.beat()
+    clock.advance(seconds=POLICY.every)
+    assert first.beat() == 0
+    assert row(world, alice).claimed_by == second.id
     world.close()
 
 
@@ -203,7 +230,10 @@ async def test_the_heartbeat_loop_wakes_the_delivery_worker_for_what_it_took_bac
     looks.start()
     [alice] = queue(world, "alice")
     claimed(world, {alice: dies.id})
-    clock.advance(seconds=11)
+    for _ in range(3):
+        clock.advance(seconds=POLICY.every)
+        looks.beat()
+    clock.advance(seconds=2)  # 11 s since the silent one's last beat
     woken = asyncio.Event()
     hub.add_waker(woken)
     stop = asyncio.Event()
