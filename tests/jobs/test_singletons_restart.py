@@ -15,14 +15,18 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from bot.clock import SystemClock
 from jobs.scheduler import Tick, Ticker
 from store.db import Database, normalize_url
 from store.locks import Singleton
+from tests.adapters.conftest import TelegramPinwall
+from tests.fakes.telegram import FakeTelegram
 from tests.pgcluster import Cluster, throwaway_cluster
 
 PERIOD = 0.5  # seconds between due times of the job
@@ -59,10 +63,11 @@ def test_a_holder_notices_the_lock_it_lost_in_a_restart(cluster: Cluster) -> Non
         two.dispose()
 
 
-def restart_and_take(cluster: Cluster, ticker: Ticker) -> tuple[float, bool]:
-    """Restarts the server and has `ticker` take the scheduler's lock right after."""
+def restart_and_take(cluster: Cluster, taker: Ticker | Singleton) -> tuple[float, bool]:
+    """Restarts the server and has `taker` take its lock right after."""
     away = cluster.restart()
-    return away, ticker.singleton.try_acquire()
+    lock = taker.singleton if isinstance(taker, Ticker) else taker
+    return away, lock.try_acquire()
 
 
 class DueJob:
@@ -150,3 +155,40 @@ async def test_two_instances_with_a_restart_between_them_run_each_due_time_once(
     dues = sorted(per_due)
     assert all(abs(later - earlier - PERIOD) < 1e-6 for earlier, later in itertools.pairwise(dues))
     assert len(dues) >= (elapsed - away) / PERIOD - 4  # none skipped: it kept up
+
+
+async def test_telegram_polling_stops_while_another_instance_holds_its_lock(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The Telegram adapter polls; PostgreSQL restarts and another instance takes the
+    polling lock: the adapter finishes the poll under way and polls no more (two pollers
+    would fight over getUpdates); once the lock is free again, it polls again."""
+    admin = create_engine(normalize_url(cluster.url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("DROP DATABASE IF EXISTS pinwall_telegram WITH (FORCE)"))
+        conn.execute(text("CREATE DATABASE pinwall_telegram"))
+    admin.dispose()
+    url = make_url(cluster.url).set(database="pinwall_telegram").render_as_string(False)
+    db, other_db = Database(url), Database(url)
+    db.upgrade()
+    with FakeTelegram() as fake:
+        pinwall = TelegramPinwall(db, fake, tmp_path)  # polls with a 1 s long poll
+        await pinwall.start()
+        try:
+            await fake.wait_for_async(lambda: fake.polling == 1, 10, "the first poll")
+            other = Singleton(other_db, "telegram-polling")
+            away, taken = restart_and_take(cluster, other)
+            assert taken
+            await asyncio.sleep(1.5)  # the poll under way ends (1 s)
+            polls = fake.calls.count("getUpdates")
+            await asyncio.sleep(2.0)
+            assert fake.calls.count("getUpdates") == polls  # not one more
+            assert fake.polling == 0
+
+            await asyncio.to_thread(other.release)  # the other instance stops
+            await fake.wait_for_async(lambda: fake.polling == 1, 10, "polling again")
+        finally:
+            await pinwall.close()
+            db.dispose()
+            other_db.dispose()
+    print(f"\n[telegram polling across a restart] PostgreSQL away {away:.2f} s")
