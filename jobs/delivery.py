@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.dead_letters import DeadLetter, is_notice, tell_admins
+from bot.dead_letters import NOTICE, DeadLetter, is_notice, tell_admins
 from bot.message import Delivered, DeliveryFailed, Message, RateLimited, SendResult, Target
 from bot.runtime import Hub
 from jobs.ratelimit import RateLimiter
@@ -78,7 +78,7 @@ class Claimed:
     @property
     def notice(self) -> bool:
         """An admins' notice of dead letters (one that dies is not told about)."""
-        return self.message is not None and self.message.meta.get("notice") == "dead_letters"
+        return self.message is not None and self.message.meta.get("notice") == NOTICE
 
 
 class DeliveryWorker:
@@ -529,9 +529,11 @@ class DeliveryWorker:
                         self._idle.set()
                 if sent:
                     continue
-                idle = await self._idle_for(platform)
-                if idle <= 0.0 or wake.is_set():
+                if wake.is_set():
                     continue
+                # Something due that this pass did not get (another instance holds the
+                # way to it for a moment): look again shortly, not in a tight loop.
+                idle = await self._idle_for(platform) or 0.05
                 waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
                 _, pending = await asyncio.wait(
                     waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED
