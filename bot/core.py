@@ -76,6 +76,10 @@ class CoreSettings:
     private_in_room: frozenset[str] = frozenset()
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
+    # Seconds the copies of a shared link wait for its preview before they go (0: link
+    # previews are off, or nobody fetches them here); the preview worker lets them go as
+    # soon as it has the preview.
+    preview_wait: float = 0.0
 
 
 @dataclass

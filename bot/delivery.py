@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.authors import forgotten
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, italic, link
@@ -41,10 +42,13 @@ def fan_out(
     *,
     now: datetime,
     exclude_room_id: int | None = None,
+    hold_until: datetime | None = None,
 ) -> int:
-    """Queues the item for every bridged room and every instant member; returns the count."""
+    """Queues the item for every bridged room and every instant member; returns the count.
+    `hold_until`: the copies wait until then (for the link preview) unless let go earlier."""
     rows: list[dict[str, Any]] = []
     payload = {"t": "item"}  # one object for all rows: stored as they are, serialized once
+    due = hold_until or now
 
     def add(platform: str, kind: str, address: str, person_id: int | None) -> None:
         rows.append(
@@ -58,7 +62,7 @@ def fan_out(
                 "payload": payload,
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": now,
+                "next_attempt_at": due,
             }
         )
 
@@ -81,7 +85,12 @@ def item_message(
     target_platform: str,
     files: tuple[FileRef, ...] = (),
 ) -> Message:
-    by = author.handle if author else PLATFORM_NAMES.get(item.source_platform or "", "Pinwall")
+    if author is not None:
+        by = author.handle
+    elif forgotten(item.kind, item.author_id):
+        by = str(t("author.former_member"))
+    else:
+        by = PLATFORM_NAMES.get(item.source_platform or "", "Pinwall")
     if item.source_platform and item.source_platform != target_platform and author:
         by = str(
             t(

@@ -395,6 +395,8 @@ def _post_line(t: Translator, line: PostLine, post: NewPost | None) -> Markup:
         by = esc("@" + line.author_handle)
     elif line.kind == ItemKind.FEED_ENTRY and line.site_name and line.site_name.strip():
         by = italic(" ".join(line.site_name.split()))
+    elif line.kind != ItemKind.FEED_ENTRY:  # its author was forgotten
+        by = t("author.former_member")
     else:
         by = esc(PLATFORM_NAMES.get(line.source_platform or "", "Pinwall"))
     extras = [by]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.authors import forgotten
 from bot.commands.common import show_id
 from bot.core import Core
 from bot.digest import Times, clock_time, next_digest
@@ -35,12 +36,13 @@ class HomeGroup:
 class HomePost:
     item: str  # "#12"
     group: str
-    author: str  # a handle, or "" for a feed entry
+    author: str  # a handle, or "" for a feed entry or a forgotten author's post
     text: str
     url: str | None
     title: str | None
     dated_at: datetime  # Item.dated_at
     label: str | None = None  # what the link shows: bot.linklabel.link_label
+    former_member: bool = False  # its author was forgotten (privacy forget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,7 @@ class HomeProposal:
     proposal: str  # "P3"
     revision: int
     outlet: str
-    author: str  # a handle
+    author: str  # a handle, or "" when its author was forgotten
     text: str
 
 
@@ -113,7 +115,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
                     proposal=show_id(p.id, "proposal"),
                     revision=p.revision,
                     outlet=p.outlet,
-                    author=handles.get(p.author_id or 0, "?"),
+                    author=handles.get(p.author_id or 0, ""),
                     text=p.text,
                 )
                 for p in waiting[:PROPOSALS]
@@ -147,6 +149,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
                     title=i.title,
                     dated_at=i.dated_at,
                     label=link_label(i.url, i.title, limit=HOME_LABEL_MAX) if i.url else None,
+                    former_member=forgotten(i.kind, i.author_id),
                 )
                 for i in items
             ),

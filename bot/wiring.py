@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -35,6 +36,7 @@ from store.locks import AlreadyRunning, InstanceLock
 if TYPE_CHECKING:
     from adapters.console import ConsoleAdapter
     from jobs.delivery import DeliveryWorker
+    from jobs.instances import Heartbeat
     from jobs.previews import PreviewWorker
     from jobs.publish import PublishJob
     from jobs.scheduler import Tick
@@ -43,6 +45,8 @@ log = logging.getLogger("pinwall")
 
 BUILT_ADAPTERS = ("telegram", "slack", "matrix")
 STRAGGLER_AGE = timedelta(seconds=10)
+# Seconds the copies of a shared link wait for its preview (PINWALL_LINK_PREVIEWS on).
+PREVIEW_WAIT = 2.0
 COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
 # Messengers that show a message in a room to one person alone (Slack's ephemeral ones).
 PRIVATE_IN_ROOM = frozenset({"slack"})
@@ -87,6 +91,7 @@ def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> 
             public_url=settings.public_url,
             outlets=outlet_settings(settings),
             read_tracking=settings.read_tracking,
+            preview_wait=PREVIEW_WAIT if settings.link_previews else 0.0,
         ),
     )
 
@@ -103,6 +108,8 @@ class Program:
     previews: PreviewWorker | None = None  # link previews, through the guarded client
     # Periodic jobs (digests, feed polls, ...), ticked by APScheduler where the lock is held.
     ticks: list[Tick] = field(default_factory=list)
+    # This instance's id (on its claims) and heartbeat; claims of gone ones taken back.
+    heartbeat: Heartbeat | None = None
 
 
 def build(
@@ -110,6 +117,7 @@ def build(
 ) -> Program:
     from jobs.delivery import DeliveryPolicy, DeliveryWorker
     from jobs.fetch import GuardedClient
+    from jobs.instances import Heartbeat
     from jobs.previews import PreviewWorker
     from jobs.ratelimit import RateLimiter, limits_from_settings
 
@@ -157,6 +165,7 @@ def build(
             language=settings.default_language,
         )
         hub.register(console)
+    heartbeat = Heartbeat(hub, data_dir=settings.data_dir)
     worker = DeliveryWorker(
         hub,
         DeliveryPolicy(
@@ -164,6 +173,7 @@ def build(
             lease=timedelta(seconds=settings.outbox_lease_seconds),
         ),
         RateLimiter(limits_from_settings(settings.rate_limits)),
+        instance=heartbeat.id,
     )
     previews = (
         PreviewWorker(
@@ -194,7 +204,7 @@ def build(
     retention = RetentionJob(db, Retention.from_settings(settings), hub.blobs)
     ticks.append(Tick("retention", every=EVERY, run=retention.tick))
     ticks.append(_publish_job(settings, hub).tick())  # approved proposals, to their outlets
-    return Program(settings, db, core, hub, worker, console, lock, previews, ticks)
+    return Program(settings, db, core, hub, worker, console, lock, previews, ticks, heartbeat)
 
 
 def _publish_job(settings: Settings, hub: Hub) -> PublishJob:
@@ -287,13 +297,6 @@ def _routes_of(adapter: MessengerAdapter) -> list[BaseRoute]:
     return list(routes()) if callable(routes) else []
 
 
-def _unclaim_all(db: Database) -> int:
-    with db.uow() as uow:
-        n = uow.outbox.unclaim_all()
-        uow.commit()
-    return n
-
-
 async def serve(program: Program) -> int:
     settings, hub, worker = program.settings, program.hub, program.worker
     stop = asyncio.Event()
@@ -325,15 +328,16 @@ async def serve(program: Program) -> int:
     worker_task: asyncio.Task[None] | None = None
     previews_task: asyncio.Task[None] | None = None
     ticker_task: asyncio.Task[None] | None = None
+    heartbeat_task: asyncio.Task[None] | None = None
     try:
         for adapter in hub.adapters.values():
             await adapter.start()  # a ConfigError here stops Pinwall, cleanly
             started.append(adapter)
-        if program.db.is_sqlite:
-            # This process holds the instance lock: claims still open are a dead process's.
-            unclaimed = await hub.call(_unclaim_all, program.db)
-            if unclaimed:
-                log.info("took back %d deliveries a stopped Pinwall had in flight", unclaimed)
+        if program.heartbeat is not None:
+            # Claims of earlier instances of this home (SQLite: of any) are taken back at
+            # once; those of other instances when their heartbeat stops.
+            await hub.call(program.heartbeat.start)
+            heartbeat_task = asyncio.create_task(program.heartbeat.run(stop))
         recovered = await hub.apply_recorded()
         if recovered:
             log.info("applied %d events recorded before a restart", recovered)
@@ -347,7 +351,14 @@ async def serve(program: Program) -> int:
             ticker_task = asyncio.create_task(ticker.run(stop))
 
         if program.console is not None:
-            console_task = asyncio.create_task(program.console.run(drain=worker.drain))
+            hold = program.core.settings.preview_wait
+            if interactive or not hold:
+                drain = worker.drain
+            else:
+                # A line's deliveries include a shared link's copies, which wait for its
+                # preview a moment: a script sees them before the next line's output.
+                drain = functools.partial(worker.drain, wait_up_to=hold)
+            console_task = asyncio.create_task(program.console.run(drain=drain))
             stop_task = asyncio.create_task(stop.wait())
             await asyncio.wait({console_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
@@ -367,6 +378,9 @@ async def serve(program: Program) -> int:
             await previews_task  # gives back the fetches in flight
         if ticker_task is not None:
             await ticker_task  # lets the jobs in flight finish
+        if heartbeat_task is not None and program.heartbeat is not None:
+            await heartbeat_task
+            await program.heartbeat.stop()  # after the worker gave back what it claimed
         for adapter in started:
             await adapter.stop()
         server.should_exit = True

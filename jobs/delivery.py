@@ -1,7 +1,11 @@
 """The delivery worker: sends what the core committed to the outbox, and records the outcome.
 
 One lane per platform sends in parallel across conversations, each conversation in
-the order its messages were written, within the platform's limits (jobs.ratelimit).
+the order its messages were written, within the platform's limits (jobs.ratelimit). A
+message that has failed twice stops holding back the later ones of its conversation
+(store.uow.HOLDS_BACK_UNTIL_FAILED); it keeps retrying with backoff and ends as a dead
+letter that the admins are told about (bot.dead_letters). An idle lane sleeps until the
+next message falls due, or until the hub wakes it because new ones were written.
 """
 
 from __future__ import annotations
@@ -15,11 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.dead_letters import NOTICE, DeadLetter, is_notice, tell_admins
 from bot.message import Delivered, DeliveryFailed, Message, RateLimited, SendResult, Target
 from bot.runtime import Hub
 from jobs.ratelimit import RateLimiter
 from store.models import OutboxStatus
-from store.uow import ClaimedRow, OutboxLedger, OutboxState, UnitOfWork
+from store.uow import (
+    HOLDS_BACK_UNTIL_FAILED,
+    ClaimedRow,
+    OutboxLedger,
+    OutboxState,
+    UnitOfWork,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +40,15 @@ class DeliveryPolicy:
     batch: int = 50
     lease: timedelta = timedelta(minutes=2)  # a claimed message not reported by then is retried
     max_attempts: int = 8
+    # A message whose claim was taken back this often (its sending process died each
+    # time: kill -9, a crash it may cause itself) is dead, not sent again and again.
+    max_takebacks: int = 3
     base_backoff: float = 2.0
     max_backoff: float = 3600.0
-    idle_poll: float = 1.0
+    # The longest an idle lane sleeps: it wakes when the next message falls due, or when
+    # the hub says new ones were written; this catches writes it is not told about
+    # (another process: `pinwall outbox retry`, another instance's take-back).
+    idle_poll: float = 30.0
     # Sends in flight per platform (unless its adapter declares `max_in_flight`). A send
     # holds its place until its outcome is recorded, so after a crash at most these are
     # sent again (outcomes that come in while one transaction records others go in the
@@ -58,14 +75,26 @@ class Claimed:
     # instance may claim it again, and it must not find it still being sent here.
     send_by: datetime | None = None
 
+    @property
+    def notice(self) -> bool:
+        """An admins' notice of dead letters (one that dies is not told about)."""
+        return self.message is not None and self.message.meta.get("notice") == NOTICE
+
 
 class DeliveryWorker:
     def __init__(
-        self, hub: Hub, policy: DeliveryPolicy | None = None, limiter: RateLimiter | None = None
+        self,
+        hub: Hub,
+        policy: DeliveryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        *,
+        instance: str | None = None,
     ) -> None:
         self.hub = hub
         self.policy = policy or DeliveryPolicy()
         self.limiter = limiter or RateLimiter()
+        # The running instance (jobs.instances.Heartbeat.id) its claims are marked with.
+        self.instance = instance
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -98,8 +127,12 @@ class DeliveryWorker:
                 limit=self._batch_size(platforms),
                 lease=self.policy.lease,
                 platforms=platforms,
+                by=self.instance,
             )
-            if not any(self.hub.renderer.needs_store(row) for row in rows):
+            if not any(
+                self.hub.renderer.needs_store(row) or row.takebacks >= self.policy.max_takebacks
+                for row in rows
+            ):
                 return self._render(None, ledger, rows, now)  # answers: no ORM session
             with self.hub.db.joined_uow(ledger) as uow:
                 return self._render(uow, ledger, rows, now)
@@ -115,6 +148,7 @@ class DeliveryWorker:
         send_by = now + self.policy.lease / 2
         out: list[Claimed] = []
         cache: dict[Any, Any] = {}
+        dead: list[DeadLetter] = []
         if uow is not None:
             try:
                 self.hub.renderer.prepare(uow, rows, cache)
@@ -122,23 +156,39 @@ class DeliveryWorker:
                 log.exception("preparing %d outbox messages for rendering failed", len(rows))
                 cache.clear()
         for row in rows:
+            if row.takebacks >= self.policy.max_takebacks:
+                error = f"taken back {row.takebacks} times: its sends never finished"
+                log.error("outbox message %s is dead: %s", row.id, error)
+                self._dead(ledger, row, error, dead)
+                continue
             try:
                 message = self.hub.renderer.render(uow, row, cache)
             except Exception as exc:  # one bad row must not stop the whole outbox
                 log.exception("rendering outbox message %s failed", row.id)
-                ledger.update_row(
-                    row.id,
-                    status=OutboxStatus.DEAD,
-                    claimed_until=None,
-                    last_error=f"render: {type(exc).__name__}: {exc}"[:2000],
-                )
+                self._dead(ledger, row, f"render: {type(exc).__name__}: {exc}", dead)
                 continue
             if message is None:
                 ledger.update_row(row.id, status=OutboxStatus.SKIPPED, claimed_until=None)
                 continue
             target = Target(row.platform, "dm" if row.target_kind == "dm" else "room", row.target)
             out.append(Claimed(row.id, target, message, row.item_id, row.attempts, send_by))
+        if dead:
+            if uow is not None:
+                tell_admins(self.hub.core, uow, dead, now)
+                uow.flush()
+            else:
+                with self.hub.db.joined_uow(ledger) as joined:
+                    tell_admins(self.hub.core, joined, dead, now)
+                    joined.flush()
         return out
+
+    @staticmethod
+    def _dead(ledger: OutboxLedger, row: ClaimedRow, error: str, dead: list[DeadLetter]) -> None:
+        ledger.update_row(
+            row.id, status=OutboxStatus.DEAD, claimed_until=None, last_error=error[:2000]
+        )
+        if not is_notice(row.payload):
+            dead.append(DeadLetter(row.id, row.platform, row.target, row.attempts, error))
 
     def outcome(self, claimed: Claimed, result: SendResult) -> str:
         """What a send's result means for its message (decided without the store)."""
@@ -183,13 +233,19 @@ class DeliveryWorker:
             return
         with self.hub.db.uow() as uow:
             states = uow.outbox.states(claimed.id for claimed, _ in failed)
+            dead: list[DeadLetter] = []
             for claimed, result in failed:
                 row = states.get(claimed.id)
                 if row is not None:  # else: gone meanwhile (purged)
-                    self._record_one(uow, claimed, row, result, now)
+                    letter = self._record_one(uow, claimed, row, result, now)
+                    if letter is not None:
+                        dead.append(letter)
             uow.outbox.mark_sent(sent, now)
             uow.outbox.add_refs(refs)
+            tell_admins(self.hub.core, uow, dead, now)  # with the dead letters, at once
             uow.commit()
+        if dead:
+            self.hub.wake()  # the admins' notices wait in the outbox
 
     def _record_one(
         self,
@@ -198,8 +254,9 @@ class DeliveryWorker:
         row: OutboxState,
         result: RateLimited | DeliveryFailed,
         now: datetime,
-    ) -> None:
-        """A send that did not go through: when to try again, if at all."""
+    ) -> DeadLetter | None:
+        """A send that did not go through: when to try again, if at all. Returns the dead
+        letter it made, if the admins are to be told."""
         outcome = self.outcome(claimed, result)
         match result:
             case RateLimited(retry_after=retry_after):
@@ -224,6 +281,9 @@ class DeliveryWorker:
                         last_error=reason[:2000],
                         status=OutboxStatus.DEAD,
                     )
+                    # Someone who blocked the bot is marked unreachable: no fault to fix.
+                    if not unreachable and not claimed.notice:
+                        return DeadLetter(row.id, row.platform, row.target, row.attempts, reason)
                 else:
                     uow.outbox.update_row(
                         row.id,
@@ -232,6 +292,7 @@ class DeliveryWorker:
                         status=OutboxStatus.PENDING,
                         next_attempt_at=now + timedelta(seconds=self.policy.backoff(row.attempts)),
                     )
+        return None
 
     def _release(self, ids: list[int], delay: float = 0.0) -> None:
         """Puts claimed messages back unsent (not an attempt), due again after `delay`."""
@@ -337,8 +398,12 @@ class DeliveryWorker:
                         overall=result.everywhere,
                     )
                 await record(claimed, result)
-                if self.outcome(claimed, result) in ("rate_limited", "retry"):
-                    # Its later messages must not overtake it: back they go.
+                outcome = self.outcome(claimed, result)
+                if outcome == "rate_limited" or (
+                    outcome == "retry" and claimed.attempts < HOLDS_BACK_UNTIL_FAILED
+                ):
+                    # Its later messages must not overtake it: back they go. (One that
+                    # has failed often enough lets them go ahead, see claim_due.)
                     rest = queues.pop(target, deque())
                     if rest:
                         await self.hub.call(self._release, [c.id for c in rest])
@@ -464,11 +529,32 @@ class DeliveryWorker:
                         self._idle.set()
                 if sent:
                     continue
+                if wake.is_set():
+                    continue
+                # Something due that this pass did not get (another instance holds the
+                # way to it for a moment): look again shortly, not in a tight loop.
+                idle = await self._idle_for(platform) or 0.05
                 waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())}
                 _, pending = await asyncio.wait(
-                    waiters, timeout=self.policy.idle_poll, return_when=asyncio.FIRST_COMPLETED
+                    waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED
                 )
                 for waiter in pending:
                     waiter.cancel()
         finally:
             self.hub.remove_waker(wake)
+
+    async def _idle_for(self, platform: str) -> float:
+        """Seconds an idle lane may sleep: until its next message falls due (or a claim's
+        lease runs out), at most idle_poll."""
+        try:
+            due = await self.hub.call(self._next_due, platform)
+        except Exception:
+            log.exception("looking up the next delivery for %s failed", platform)
+            return min(1.0, self.policy.idle_poll)
+        if due is None:
+            return self.policy.idle_poll
+        wait = (due - self.hub.clock.now()).total_seconds()
+        if wait <= 0.0:
+            return 0.0
+        # A timer may fire a little early: a claim then would find nothing due yet.
+        return min(wait + 0.002, self.policy.idle_poll)

@@ -3,8 +3,12 @@
 A share is answered at once with the URL as the post's title; this worker then picks
 the links whose preview is due, fetches each through the guarded client (HTML only,
 the first 512 KB), and stores what it found in one transaction. Deliveries are
-rendered when sent, so one sent after that shows the preview. A failed fetch is tried
-once more later; after that, or after a refusal, the post keeps its URL as title.
+rendered when sent, so one sent after that shows the preview. The post's copies wait
+for it a moment (CoreSettings.preview_wait, 2 s): the worker lets them go in the same
+transaction that stores the preview, or finds that it will not come, so live copies
+show it when the page answers quickly and are held no longer than that when it does
+not. A failed fetch is tried once more later; after that, or after a refusal, the
+post keeps its URL as title.
 
 OpenGraph first, then Twitter cards, then plain HTML (<title>, meta description,
 link rel=canonical), read by the standard library's HTML parser.
@@ -17,13 +21,16 @@ import codecs
 import contextlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from bot.runtime import Hub
 from jobs.fetch import FetchError, FetchFailed, FetchRefused, GuardedClient
+from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +258,15 @@ class PreviewWorker:
             uow.commit()
         return claimed
 
-    def _store(self, item_id: int, attempt: int, preview: Preview) -> None:
+    def _let_go(self, uow: UnitOfWork, item_id: int) -> int:
+        """The post's copies held back for its preview go now (see fan_out)."""
+        wait = self.hub.core.settings.preview_wait
+        if wait <= 0:
+            return 0
+        now = self.hub.clock.now()
+        return uow.outbox.release_held(item_id, now, now + timedelta(seconds=wait))
+
+    def _store(self, item_id: int, attempt: int, preview: Preview) -> int:
         with self.hub.db.uow() as uow:
             uow.items.store_preview(
                 item_id,
@@ -263,15 +278,24 @@ class PreviewWorker:
                 site_name=preview.site_name,
                 canonical_url=preview.canonical_url,
             )
+            released = self._let_go(uow, item_id)
             uow.commit()
+        return released
 
-    def _failed(self, item_id: int, attempt: int, retry: bool) -> None:
+    def _failed(self, item_id: int, attempt: int, retry: bool) -> int:
         now = self.hub.clock.now()
         with self.hub.db.uow() as uow:
             uow.items.preview_failed(
                 item_id, attempt, now, now + self.policy.retry_after if retry else None
             )
+            released = self._let_go(uow, item_id)  # without a preview, but not held longer
             uow.commit()
+        return released
+
+    async def _finish(self, fn: Callable[..., int], *args: Any) -> None:
+        """Runs _store or _failed; copies it let go wake the delivery worker."""
+        if await self.hub.call(fn, *args):
+            self.hub.wake()
 
     def _release(self, claims: list[tuple[int, int]]) -> None:
         now = self.hub.clock.now()
@@ -290,7 +314,7 @@ class PreviewWorker:
                 preview = await fetch_preview(self.client, url)
             except FetchRefused:
                 self._running.pop(item_id, None)
-                await self.hub.call(self._failed, item_id, attempt, False)  # logged by the client
+                await self._finish(self._failed, item_id, attempt, False)  # logged by the client
                 return
             except FetchError as exc:
                 self._running.pop(item_id, None)
@@ -302,16 +326,16 @@ class PreviewWorker:
                     url,
                     "; trying once more later" if retry else "",
                 )
-                await self.hub.call(self._failed, item_id, attempt, retry)
+                await self._finish(self._failed, item_id, attempt, retry)
                 return
             except Exception:
                 self._running.pop(item_id, None)
                 log.exception("link preview of post %d (%s) failed", item_id, url)
-                await self.hub.call(self._failed, item_id, attempt, False)
+                await self._finish(self._failed, item_id, attempt, False)
                 return
             # Cancelled (stopping): it stays in _running, and run() gives its claim back.
             self._running.pop(item_id, None)
-            await self.hub.call(self._store, item_id, attempt, preview)
+            await self._finish(self._store, item_id, attempt, preview)
 
     async def pass_once(self) -> int:
         """Claims a batch of the links whose preview is due and fetches them, a few at a

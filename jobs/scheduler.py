@@ -9,7 +9,10 @@ clock instead of waiting.
 
 On PostgreSQL the ticks run only where the advisory lock "scheduler" is held, so
 several instances never send a digest twice; another instance takes over when the
-holder stops.
+holder stops. The holder checks that it still holds the lock before every tick (the
+lock dies with its connection when PostgreSQL restarts, and another instance may have
+taken it since): a tick where it does not is skipped, and ticking resumes when the lock
+is its own again.
 """
 
 from __future__ import annotations
@@ -50,12 +53,29 @@ class Ticker:
         self.ticks = tuple(ticks)
         self.singleton = Singleton(db, LOCK_NAME)
         self._running: set[asyncio.Task[None]] = set()
+        self._in_charge = True  # as far as the last check knew
 
-    async def _call(self, tick: Tick) -> None:
+    async def _holds_lock(self) -> bool:
+        """Whether this instance still holds (or holds again) the scheduler's lock."""
+        if self.db.is_sqlite:
+            return True
+        held = await asyncio.to_thread(self.singleton.try_acquire)
+        if held != self._in_charge:
+            self._in_charge = held
+            if held:
+                log.info("scheduler: this instance holds the lock again; ticking")
+            else:
+                log.warning("scheduler: another instance holds the lock; not ticking here")
+        return held
+
+    async def _call(self, tick: Tick, *, locked: bool = False) -> None:
+        """Runs one tick; `locked`: only while this instance holds the scheduler's lock."""
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)
         try:
+            if locked and not await self._holds_lock():
+                return  # the instance that holds it runs this tick
             await tick.run(self.clock.now())
         except Exception:
             log.exception("scheduled job %s failed; it runs again at its next tick", tick.name)
@@ -81,6 +101,7 @@ class Ticker:
                 self._call,
                 IntervalTrigger(seconds=tick.every),
                 args=[tick],
+                kwargs={"locked": True},
                 id=tick.name,
                 name=tick.name,
                 next_run_time=datetime.now().astimezone(),  # at once: what fell due while down

@@ -476,6 +476,28 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     platform_message_id: Mapped[str | None] = mapped_column(String(255))
+    # The instance (Instance.id) whose claim holds the message while it is being sent: a
+    # claim of an instance that is gone is taken back without waiting for its lease.
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    # How often a claim of it was taken back unfinished (its instance died, or its lease
+    # ran out). Not a failed attempt, but a message whose sends keep dying is dead after
+    # DeliveryPolicy.max_takebacks. (A server default only: the prebuilt inserts of
+    # store.driver leave it out.)
+    takebacks: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class Instance(Base):
+    """A running Pinwall (`pinwall run`), alive as long as its heartbeat goes on."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # The host and data directory it runs in: a Pinwall started there again knows the
+    # earlier ones of the same home are gone (see jobs.instances).
+    home: Mapped[str] = mapped_column(String(1024))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
 
 
 class MessageRef(Base):

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -37,7 +38,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.orm import Mapper, Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Mapper, Session, aliased
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.expression import ClauseElement
@@ -48,6 +49,7 @@ from store.codes import new_code
 from store.digests import DigestRepository
 from store.driver import Prebuilt, connection_of, insert_into, update_by_id
 from store.feeds import FeedRepository
+from store.instances import InstanceRepository
 from store.join_requests import JoinRequestRepository
 from store.links import LinkCodeRepository
 from store.models import (
@@ -758,6 +760,7 @@ class ItemLine:
     comments: int
     reactions: int
     site_name: str | None = None  # a feed entry's feed
+    kind: str | None = None  # ItemKind: without an author, a feed entry's or a forgotten one's
 
 
 # Item.dated_at, on the Core table: the newest first means by this, then by number.
@@ -780,6 +783,7 @@ _ITEM_LINES = Prebuilt(
         .correlate(_items)
         .scalar_subquery(),
         _items.c.site_name,
+        _items.c.kind,
     )
     .select_from(_items)
     .outerjoin(_people, _people.c.id == _items.c.author_id)
@@ -1213,10 +1217,30 @@ def _due(m: type[OutboxMessage], now: datetime | ColumnElement[datetime]) -> Col
     )
 
 
+# A message that has failed this often no longer holds back the later messages of its
+# conversation: they go ahead while it keeps retrying (a file the room cannot take must
+# not keep a text post waiting for minutes).
+HOLDS_BACK_UNTIL_FAILED = 2
+
+
+def _holds_back(
+    status: ColumnElement[str] | InstrumentedAttribute[str],
+    attempts: ColumnElement[int] | InstrumentedAttribute[int],
+) -> ColumnElement[bool]:
+    """An unfinished message with these columns still holds back the later ones of its
+    conversation: it failed fewer than HOLDS_BACK_UNTIL_FAILED times. A claimed message's
+    attempt is under way (counted, its outcome not known yet): it failed one time less."""
+    return or_(
+        attempts < HOLDS_BACK_UNTIL_FAILED,
+        and_(status == _SENDING, attempts <= HOLDS_BACK_UNTIL_FAILED),
+    )
+
+
 def _earlier_unfinished(
     earlier: type[OutboxMessage], m: type[OutboxMessage]
 ) -> ColumnElement[bool]:
-    """`earlier` is an unfinished message to the same conversation as `m`, written before it."""
+    """`earlier` is an unfinished message to the same conversation as `m`, written before it,
+    that holds it back."""
     return and_(
         earlier.platform == m.platform,
         earlier.target_kind == m.target_kind,
@@ -1225,6 +1249,8 @@ def _earlier_unfinished(
         # The condition of the partial index ix_outbox_unfinished, as it says it (IN, of
         # literals): only then do SQLite and PostgreSQL use that index.
         earlier.status.in_([_PENDING, _SENDING]),
+        # Read from the row the index found, as the due check below is: no other plan.
+        _holds_back(earlier.status, earlier.attempts),
     )
 
 
@@ -1242,7 +1268,18 @@ _CLAIMED_COLUMNS = (
     _outbox.c.item_id,
     _outbox.c.payload,
     _outbox.c.attempts,
+    _outbox.c.takebacks,
 )
+# A claim that finds a message still claimed (its lease ran out: the instance that held
+# it died or hangs) takes it back: that is not another attempt, but counts as a take-back.
+_RECLAIMED = _outbox.c.status == _SENDING
+_CLAIM_VALUES: dict[str, Any] = {
+    "status": OutboxStatus.SENDING.value,
+    "claimed_until": bindparam("until"),
+    "claimed_by": bindparam("by"),
+    "attempts": _outbox.c.attempts + case((_RECLAIMED, 0), else_=1),
+    "takebacks": _outbox.c.takebacks + case((_RECLAIMED, 1), else_=0),
+}
 
 
 def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
@@ -1253,7 +1290,8 @@ def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
         now = bindparam("now", type_=OutboxMessage.next_attempt_at.type)
         m = OutboxMessage if dialect == "postgresql" else aliased(OutboxMessage)
         earlier = aliased(OutboxMessage)
-        q = select(*_CLAIMED_COLUMNS if m is OutboxMessage else (m.id,)).where(
+        columns = (*_CLAIMED_COLUMNS, m.status) if m is OutboxMessage else (m.id,)
+        q = select(*columns).where(
             # Literally ix_outbox_claim's condition: the platform's unfinished messages in
             # order, so a claim stops after its batch (not: every due message, each
             # checked and then sorted — seconds with a backlog of tens of thousands).
@@ -1273,11 +1311,7 @@ def _claim_statement(dialect: str, by_platform: str | None) -> Executable:
             stmt = (
                 update(_outbox)
                 .where(_outbox.c.id.in_(q.scalar_subquery()))
-                .values(
-                    status=OutboxStatus.SENDING.value,
-                    claimed_until=bindparam("until"),
-                    attempts=_outbox.c.attempts + 1,
-                )
+                .values(**_CLAIM_VALUES)
                 .returning(*_CLAIMED_COLUMNS)
             )
         _CLAIM[(dialect, by_platform)] = stmt
@@ -1301,6 +1335,7 @@ def _claim_one_platform(conn: Connection, params: dict[str, Any]) -> list[Any]:
             {
                 "now": _outbox.c.next_attempt_at.type,
                 "until": _outbox.c.claimed_until.type,
+                "by": _outbox.c.claimed_by.type,
                 "limit": Integer(),
                 "one_platform": _outbox.c.platform.type,
             },
@@ -1321,6 +1356,7 @@ class _RawClaimed:
     item_id: int | None
     payload: Any
     attempts: int
+    takebacks: int
 
 
 _UNFINISHED_BEFORE = select(
@@ -1330,16 +1366,22 @@ _UNFINISHED_BEFORE = select(
     _outbox.c.id < bindparam("before"),
     _outbox.c.target.in_(bindparam("targets", expanding=True)),
     _outbox.c.id.not_in(bindparam("chosen", expanding=True)),
+    _holds_back(_outbox.c.status, _outbox.c.attempts),
 )
 _MARK_CLAIMED = (
     update(_outbox)
     .where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        status=OutboxStatus.SENDING.value,
-        claimed_until=bindparam("until"),
-        attempts=_outbox.c.attempts + 1,
-    )
+    .values(**_CLAIM_VALUES)
 )
+# Claims given back unfinished (their instance is gone): pending again, the attempt they
+# had counted not counted, the take-back counted.
+_TAKE_BACK_VALUES: dict[str, Any] = {
+    "status": OutboxStatus.PENDING.value,
+    "claimed_until": None,
+    "claimed_by": None,
+    "attempts": case((_outbox.c.attempts > 0, _outbox.c.attempts - 1), else_=0),
+    "takebacks": _outbox.c.takebacks + 1,
+}
 _OUTBOX_STATES = select(
     _outbox.c.id, _outbox.c.platform, _outbox.c.target, _outbox.c.person_id, _outbox.c.attempts
 ).where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
@@ -1384,18 +1426,26 @@ class OutboxLedger:
         self.conn = conn
 
     def claim_due(
-        self, now: datetime, *, limit: int, lease: timedelta, platforms: Iterable[str] | None = None
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        platforms: Iterable[str] | None = None,
+        by: str | None = None,
     ) -> list[ClaimedRow]:
-        """Claims due messages for sending: pending ones, and ones whose lease ran out.
+        """Claims due messages for sending, for the instance `by`: pending ones, and ones
+        whose lease ran out (taken back: not another attempt, but a take-back).
 
         Messages to one conversation go out in the order they were written: a message is
         claimed only when every earlier unfinished message to its conversation is claimed
-        with it (one that waits for a retry or is being sent elsewhere holds the rest back).
+        with it (one that waits for a retry or is being sent elsewhere holds the rest back),
+        unless that one has failed HOLDS_BACK_UNTIL_FAILED times already.
         """
         conn = self.conn
         dialect = conn.dialect.name
         until = now + lease
-        params: dict[str, Any] = {"now": now, "limit": limit, "until": until}
+        params: dict[str, Any] = {"now": now, "limit": limit, "until": until, "by": by}
         by_platform: str | None = None
         if platforms is not None:
             names = list(platforms)
@@ -1408,30 +1458,24 @@ class OutboxLedger:
             rows = _claim_one_platform(conn, params)
         else:
             rows = conn.execute(_claim_statement(dialect, by_platform), params).all()
-        counted = 1  # the attempt this claim makes, where not counted in the rows yet
         if dialect == "postgresql":
             rows = self._in_order(rows)
             if rows:
-                conn.execute(_MARK_CLAIMED, {"ids": [r.id for r in rows], "until": until})
-        else:
-            # Claimed in one statement: claims are serialized (SQLite has one writer), so
-            # an earlier unfinished message of a selected one was due and selected too.
-            rows = sorted(rows, key=lambda r: int(r.id))
-            counted = 0
-        return [
-            ClaimedRow(
-                id=r.id,
-                platform=r.platform,
-                target_kind=r.target_kind,
-                target=r.target,
-                person_id=r.person_id,
-                item_id=r.item_id,
-                payload=r.payload,
-                attempts=r.attempts + counted,
-                claimed_until=until,
-            )
-            for r in rows
-        ]
+                conn.execute(_MARK_CLAIMED, {"ids": [r.id for r in rows], "until": until, "by": by})
+            # Selected before the claim: what it counts is added here as it did in SQL.
+            return [
+                _claimed_row(
+                    r,
+                    until,
+                    attempts=r.attempts + (r.status != OutboxStatus.SENDING),
+                    takebacks=r.takebacks + (r.status == OutboxStatus.SENDING),
+                )
+                for r in rows
+            ]
+        # Claimed in one statement: claims are serialized (SQLite has one writer), so an
+        # earlier unfinished message of a selected one was due and selected too.
+        rows = sorted(rows, key=lambda r: int(r.id))
+        return [_claimed_row(r, until, attempts=r.attempts, takebacks=r.takebacks) for r in rows]
 
     def _in_order(self, rows: Sequence[Any]) -> list[Any]:
         """Drops rows behind an earlier unfinished row of their conversation that was not
@@ -1486,6 +1530,22 @@ class ClaimedRow:
     attempts: int
     claimed_until: datetime
     status: str = OutboxStatus.SENDING
+    takebacks: int = 0
+
+
+def _claimed_row(r: Any, until: datetime, *, attempts: int, takebacks: int) -> ClaimedRow:
+    return ClaimedRow(
+        id=r.id,
+        platform=r.platform,
+        target_kind=r.target_kind,
+        target=r.target,
+        person_id=r.person_id,
+        item_id=r.item_id,
+        payload=r.payload,
+        attempts=attempts,
+        claimed_until=until,
+        takebacks=takebacks,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1517,11 +1577,17 @@ class OutboxRepository(_Repo):
         return self.s.get(OutboxMessage, outbox_id)
 
     def claim_due(
-        self, now: datetime, *, limit: int, lease: timedelta, platforms: Iterable[str] | None = None
+        self,
+        now: datetime,
+        *,
+        limit: int,
+        lease: timedelta,
+        platforms: Iterable[str] | None = None,
+        by: str | None = None,
     ) -> list[ClaimedRow]:
         """Claims due messages for sending (see OutboxLedger.claim_due)."""
         rows = OutboxLedger(self._flushed_connection()).claim_due(
-            now, limit=limit, lease=lease, platforms=platforms
+            now, limit=limit, lease=lease, platforms=platforms, by=by
         )
         if rows:
             self._expire(OutboxMessage, [r.id for r in rows])
@@ -1560,14 +1626,43 @@ class OutboxRepository(_Repo):
                 row.next_attempt_at = until
             self.s.flush()
 
-    def unclaim_all(self) -> int:
-        """Claims of a process that is gone (SQLite: this is the only instance)."""
-        result = self.s.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.status == OutboxStatus.SENDING)
-            .values(status=OutboxStatus.PENDING, claimed_until=None)
+    def release_held(self, item_id: int, now: datetime, latest: datetime) -> int:
+        """The copies of a post held back for its link preview (due after `now`, by
+        `latest`) due now: the preview is in, or will not come."""
+        result = self._run(
+            update(_outbox)
+            .where(
+                # Through ix_outbox_status_next_attempt_at: only what falls due by `latest`.
+                _outbox.c.status == _PENDING,
+                _outbox.c.next_attempt_at > now,
+                _outbox.c.next_attempt_at <= latest,
+                _outbox.c.item_id == item_id,
+                _outbox.c.attempts == 0,
+            )
+            .values(next_attempt_at=now)
         )
-        return int(getattr(result, "rowcount", 0))
+        return int(result.rowcount)
+
+    def unclaim_all(self) -> int:
+        """Takes back every claim: they are a process's that is gone (SQLite: this is the
+        only instance). Not counted as attempts; counted as take-backs."""
+        result = self._run(
+            update(_outbox).where(_outbox.c.status == _SENDING).values(**_TAKE_BACK_VALUES)
+        )
+        self.s.expire_all()
+        return int(result.rowcount)
+
+    def take_back(self, instances: Sequence[str]) -> int:
+        """Takes back the claims of these instances, which are gone (as unclaim_all)."""
+        if not instances:
+            return 0
+        result = self._run(
+            update(_outbox)
+            .where(_outbox.c.status == _SENDING, _outbox.c.claimed_by.in_(list(instances)))
+            .values(**_TAKE_BACK_VALUES)
+        )
+        self.s.expire_all()
+        return int(result.rowcount)
 
     def next_due_at(self, platforms: Iterable[str]) -> datetime | None:
         """When the next message for one of these platforms falls due (or its lease ends).
@@ -1974,6 +2069,7 @@ class UnitOfWork:
     search = _Repository(search.SearchRepository)
     reads = _Repository(ReadRepository)
     join_requests = _Repository(JoinRequestRepository)
+    instances = _Repository(InstanceRepository)
 
     def __init__(self, session: Session, *, backend: str) -> None:
         self.session = session

@@ -441,10 +441,13 @@ class MatrixAdapter:
         backoff = 1.0
         while not self._stopping.is_set():
             try:  # whatever fails, the loop goes on (a database away: the lock's query too)
-                if not self._singleton.held:
-                    if not await self.hub.call(self._singleton.try_acquire):
-                        await self._pause(5.0)  # another instance syncs; take over if it stops
-                        continue
+                # Checked before every sync: the lock dies with its connection when
+                # PostgreSQL restarts, and another instance may sync by now.
+                before = self._singleton.acquisitions
+                if not await self.hub.call(self._singleton.try_acquire):
+                    await self._pause(5.0)  # another instance syncs; take over if it stops
+                    continue
+                if self._singleton.acquisitions != before:
                     # Newly in charge: from the stored token, with every room's state.
                     self._since, self._full_state = None, True
                 if self._since is None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.authors import author_label
 from bot.commands.common import show_id
 from bot.home import Home, HomeProposal
 from bot.i18n import Translator
@@ -207,9 +208,11 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
         view.append(_section(mrkdwn(t("home.no_posts"))))
     for p in home.posts:
         when = t.datetime(p.dated_at, home.timezone)
-        head = mrkdwn(
-            t("home.post", item=p.item, group=p.group, author=p.author or "feed", when=when)
-        )
+        if p.author:
+            author = f"@{p.author}"
+        else:
+            author = author_label(t, None) if p.former_member else "feed"
+        head = mrkdwn(t("home.post", item=p.item, group=p.group, author=author, when=when))
         body = escape(cut(p.text.strip().split("\n")[0], 300)) if p.text.strip() else ""
         link = f"<{p.url}|{escape(cut(p.label or p.url, 200))}>" if p.url else ""
         text = "\n".join(x for x in (head, body, link) if x)
@@ -265,7 +268,8 @@ def _home_proposals(home: Home, t: Translator) -> list[Block]:
 
 
 def _proposal_text(p: HomeProposal, t: Translator) -> str:
-    head = mrkdwn(t("home_proposals.line", proposal=p.proposal, outlet=p.outlet, author=p.author))
+    author = author_label(t, p.author or None)
+    head = mrkdwn(t("home_proposals.line", proposal=p.proposal, outlet=p.outlet, author=author))
     lines = [line for line in p.text.strip().split("\n") if line.strip()]
     excerpt = cut(" ".join(" ".join(lines).split()), 300)
     return f"{head}\n> {escape(excerpt)}" if excerpt else head

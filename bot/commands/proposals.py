@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.authors import author_label
 from bot.commands.common import parse_id, show_id
 from bot.commands.sharing import MAX_TEXT
 from bot.core import Core, Ctx, action, command, on_prompt, on_reaction
@@ -142,7 +143,7 @@ def card_message(
     ref = show_id(proposal.id, "proposal")
     author = uow.people.get(proposal.author_id) if proposal.author_id else None
     lines: list[str] = [
-        t("card.by", author=author.handle if author else "?"),
+        t("card.by", author=author_label(t, author.handle if author else None)),
         _quote(proposal.text),
     ]
     item = uow.items.get(proposal.item_id) if proposal.item_id else None
@@ -690,7 +691,7 @@ def decline(ctx: Ctx, proposal: Proposal, revision: int | None, reason: str, kin
         raise UserError("error.proposal_decided", proposal=ref, status=_status(ctx.t, proposal))
     ctx.uow.session.refresh(proposal)
     author = ctx.uow.people.get(proposal.author_id) if proposal.author_id else None
-    handle = author.handle if author else "?"
+    handle = author_label(ctx.t, author.handle if author else None)
     action, card, told, answer = DECLINED[kind]
     audit(ctx.uow, ctx.now, ctx.person.id, action, proposal, reason=reason)
     close_cards(ctx.core, ctx.uow, proposal, ctx.now, card, by=ctx.person.handle, reason=reason)
@@ -737,7 +738,9 @@ def on_revise(ctx: Ctx, cmd: Command) -> None:
     text = str(cmd.arg("text") or "").strip()
     link_, media = _item_attachment(ctx, proposal.item_id)
     _check_limits(ctx, spec, text, link_, media)
-    close_cards(ctx.core, ctx.uow, proposal, ctx.now, "card.revised", author=ctx.person.handle)
+    close_cards(
+        ctx.core, ctx.uow, proposal, ctx.now, "card.revised", author=f"@{ctx.person.handle}"
+    )
     expires = ctx.now + ctx.core.settings.outlets.expiry
     if proposal.publish_at is not None:
         expires = min(expires, proposal.publish_at)
@@ -776,7 +779,9 @@ def on_withdraw(ctx: Ctx, cmd: Command) -> None:
     ctx.uow.session.refresh(proposal)
     audit(ctx.uow, ctx.now, ctx.person.id, "proposal.withdrawn", proposal)
     # Every card of this revision: an approved one showed its decision already.
-    lines: list[tuple[str, dict[str, Any]]] = [("card.withdrawn", {"author": ctx.person.handle})]
+    lines: list[tuple[str, dict[str, Any]]] = [
+        ("card.withdrawn", {"author": f"@{ctx.person.handle}"})
+    ]
     show_outcome(ctx.core, ctx.uow, proposal, ctx.now, lines, every=True)
     ctx.reply("proposal.withdrawn", proposal=ref)
 
@@ -811,7 +816,7 @@ def on_pending(ctx: Ctx, cmd: Command) -> None:
                 "pending.line",
                 proposal=show_id(p.id, "proposal"),
                 outlet=p.outlet,
-                author=handles.get(p.author_id or 0, "?"),
+                author=author_label(ctx.t, handles.get(p.author_id or 0)),
                 status=_pending_status(ctx, p, approvals),
                 text=summary,
             )
@@ -898,7 +903,7 @@ def _ask_reason(ctx: Ctx, proposal: Proposal, revision: int, kind: str) -> None:
     ctx.uow.state.set_prompt(ctx.person.id, f"p.{kind}", proposal.id, ctx.now)
     author = ctx.uow.people.get(proposal.author_id) if proposal.author_id else None
     key = "proposal.reason_reject" if kind == "reject" else "proposal.reason_changes"
-    params = {"proposal": ref, "author": author.handle if author else "?"}
+    params = {"proposal": ref, "author": author_label(ctx.t, author.handle if author else None)}
     if ctx.in_direct_chat:
         ctx.reply(key, **params)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from bot.authors import author_label, forgotten
 from bot.commands.common import show_id
 from bot.core import Ctx, command
 from bot.errors import UserError
@@ -69,7 +70,7 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
                     "search.comment_line",
                     item=show_id(item.id, "item"),
                     group=group,
-                    author=authors.get(comment.author_id or 0, "?"),
+                    author=author_label(ctx.t, authors.get(comment.author_id or 0)),
                     text=_snippet(comment.text),
                 )
             )
@@ -82,14 +83,14 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
         if title == item.url:  # no title, or one that poses as an address: the URL shows
             title = ""
         text = _snippet(" — ".join(p for p in (title, item.text.strip()) if p) or item.url or "")
+        if item.author_id:
+            key, author = "search.item_line", authors.get(item.author_id, "")
+        elif forgotten(item.kind, item.author_id):
+            key, author = "search.feed_line", author_label(ctx.t, None)
+        else:
+            key, author = "search.feed_line", item.site_name or "Feed"
         lines.append(
-            ctx.t(
-                "search.item_line" if item.author_id else "search.feed_line",
-                item=show_id(item.id, "item"),
-                group=group,
-                author=authors.get(item.author_id or 0, item.site_name or "Feed"),
-                text=text,
-            )
+            ctx.t(key, item=show_id(item.id, "item"), group=group, author=author, text=text)
         )
     if ctx.core.settings.read_tracking:  # off: nothing recorded (issue 9)
         ctx.uow.reads.record(ctx.person.id, shown, ctx.now)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from bot import grammar
+from bot.authors import author_label
 from bot.commands.common import parse_id, show_id
 from bot.core import Ctx, action, command, on_message, on_prompt, on_reaction
 from bot.delivery import fan_out
@@ -104,7 +106,15 @@ def post(
             outbox_id=None,
             now=ctx.now,
         )
-    fan_out(ctx.uow, item, now=ctx.now, exclude_room_id=room.id if room else None)
+    # A link's copies wait a moment for its preview, so that live copies show it too.
+    wait = ctx.core.settings.preview_wait if kind == ItemKind.LINK else 0.0
+    fan_out(
+        ctx.uow,
+        item,
+        now=ctx.now,
+        exclude_room_id=room.id if room else None,
+        hold_until=ctx.now + timedelta(seconds=wait) if wait > 0 else None,
+    )
     return item
 
 
@@ -145,7 +155,12 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
             ctx.t(
                 "items.line" if item.author_handle else "items.line_feed",
                 item=show_id(item.id, "item"),
-                author=item.author_handle or item.site_name or "Feed",
+                author=item.author_handle
+                or (
+                    author_label(ctx.t, None)
+                    if item.kind != ItemKind.FEED_ENTRY
+                    else item.site_name or "Feed"
+                ),
                 when=ctx.t.datetime(item.dated_at, tz),
                 text=summary or label or "",
             )

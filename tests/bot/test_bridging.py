@@ -198,7 +198,8 @@ async def test_admins_list_and_retry_failed_deliveries(world: World) -> None:
     await world.say("bob", "/join marketing")
     telegram.results.append(DeliveryFailed("bot was blocked", permanent=True))
     out = await world.say("bob", "/share marketing Hello")
-    assert out.addresses == ["bob"]
+    assert out.addresses == ["bob", "admin"]  # the admin is told of the dead letter at once
+    assert out.text("admin").startswith("A delivery failed for good:")
     assert telegram.to("alice")[-1].message.text != "Hello"  # that send failed for good
     failed = await world.say("admin", "/outbox failed")
     assert "1 delivery failed for good:" in failed.text("admin")

@@ -235,7 +235,7 @@ async def test_reject_by_button_asks_for_the_reason_which_reaches_the_author(
     await gatekeepers(world, "bob")
     await world.say("alice", "/propose newsroom Sunday sale")
     asked = await world.press("bob", card_of(world, "bob"), 1)
-    assert asked.text("bob") == en("proposal.reason_reject", proposal="P1", author="alice")
+    assert asked.text("bob") == en("proposal.reason_reject", proposal="P1", author="@alice")
     assert status(world) == ProposalStatus.PENDING
 
     out = await world.say("bob", "We don't open on Sundays")

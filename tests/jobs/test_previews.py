@@ -9,14 +9,22 @@ import gzip
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from adapters.memory import MemoryAdapter
+from bot.clock import SystemClock
+from bot.core import Core, CoreSettings
 from bot.markup import to_plain
+from bot.runtime import Hub
+from bot.wiring import PREVIEW_WAIT
+from jobs.delivery import DeliveryWorker
 from jobs.fetch import FetchFailed, GuardedClient
 from jobs.previews import (
     Preview,
@@ -26,6 +34,7 @@ from jobs.previews import (
     fetch_preview,
     parse_html,
 )
+from store.db import Database
 from store.models import Item, OutboxMessage, PreviewStatus
 from tests.harness import World
 from tests.jobs.test_fetch import LocalServer, Request, respond, stream
@@ -408,17 +417,18 @@ async def test_a_claim_whose_process_died_counts_as_a_try(
     assert (item(world).preview_status, item(world).title) == (PreviewStatus.DONE, "Card title")
 
 
-async def test_the_console_answers_at_once_and_lists_the_preview_later(
+async def test_the_console_answers_at_once_and_the_live_copy_shows_the_preview(
     server: LocalServer, tmp_path: Path
 ) -> None:
-    """`pinwall run` as the acceptance conversation runs it, with previews on: the share
-    prints with its URL at once; after a wait the listing shows the page's title."""
+    """`pinwall run` as the acceptance conversation runs it, with previews on: the share is
+    answered at once, and alice's live copy waits the moment it takes to fetch the page,
+    so it shows the page's title (issue 19), before the next line is read."""
     url = server.route("/poster", respond(200, OPENGRAPH, HTML))
     script = (
         "/group create marketing Marketing\n"
         "/as alice\n/join marketing\n/notify marketing instant\n"
         f"/as bob\n/join marketing\n/share marketing {url} Look\n"
-        "/wait 1.5\n/items marketing\n"
+        "/items marketing\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PINWALL_")}
     env.update(PINWALL_HTTP_PORT="0", PINWALL_FETCH_ALLOWLIST="127.0.0.1")
@@ -436,9 +446,119 @@ async def test_the_console_answers_at_once_and_lists_the_preview_later(
     out, err = await asyncio.wait_for(proc.communicate(script.encode()), 60)
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
+    answer = lines.index("[bob] Shared as #1 in Marketing.")
     share = lines.index("[alice] bob in Marketing: Look")
-    assert lines[share + 1] == f"  {url}"  # before the preview: the URL as title
-    assert "[bob] Shared as #1 in Marketing." in lines
-    listing = lines[lines.index("[bob] Marketing — the newest post:") :]
-    assert f"    The new poster & its story (127.0.0.1) ({url})" in listing
+    assert answer < share  # the answer does not wait for the preview
+    assert lines[share + 1 : share + 4] == [
+        f"  The new poster & its story (127.0.0.1) ({url})",
+        "  Our campaign starts today.",
+        "  ACME News",
+    ]
+    listing = lines.index("[bob] Marketing — the newest post:")
+    assert share < listing  # the copy was out before the next line was read
+    assert f"    The new poster & its story (127.0.0.1) ({url})" in lines[listing:]
     assert [r.path for r in server.requests] == ["/poster"]
+
+
+# --- live copies wait for the preview, a little (issue 19) ----------------------------------
+
+
+@dataclass
+class Live:
+    """A Pinwall on the system clock, with its delivery and preview workers running."""
+
+    hub: Hub
+    adapter: MemoryAdapter
+
+    async def say(self, who: str, text: str) -> None:
+        await self.hub.submit(self.adapter.event(who, text, self.hub.clock.now()))
+
+    def copies(self, who: str) -> list[str]:
+        return [to_plain(s.message.text) for s in self.adapter.to(who)]
+
+
+@pytest.fixture
+async def live(db: Database) -> AsyncIterator[Live]:
+    core = Core(db, SystemClock(), CoreSettings(admins=frozenset({("memory", "admin")}),
+                                                preview_wait=PREVIEW_WAIT))  # fmt: skip
+    hub = Hub(core)
+    adapter = MemoryAdapter()
+    hub.register(adapter)
+    stop = asyncio.Event()
+    async with GuardedClient(allowlist=LOOPBACK, total_timeout=10.0) as client:
+        tasks = [
+            asyncio.create_task(DeliveryWorker(hub).run(stop)),
+            asyncio.create_task(PreviewWorker(hub, client).run(stop)),
+        ]
+        world = Live(hub, adapter)
+        for who, line in [
+            ("admin", "/group create marketing Marketing"),
+            ("alice", "/join marketing"),
+            ("alice", "/notify marketing instant"),
+            ("bob", "/join marketing"),
+        ]:
+            await world.say(who, line)
+        for _ in range(500):  # until the answers to all that are out
+            if not await hub.call(unfinished, db):
+                break
+            await asyncio.sleep(0.01)
+        adapter.sent.clear()
+        try:
+            yield world
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            hub.close()
+
+
+def unfinished(db: Database) -> int:
+    with db.uow() as uow:
+        counts = uow.outbox.counts()
+    return counts.get("pending", 0) + counts.get("sending", 0)
+
+
+async def until_sent(live: Live, who: str, within: float) -> float:
+    """Seconds until `who` got something (fails after `within`)."""
+    started = time.monotonic()
+    while not live.adapter.to(who):
+        assert time.monotonic() - started < within, f"nothing for {who} in {within} s"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def test_a_live_copy_shows_the_preview_when_the_page_answers_in_time(
+    live: Live, server: LocalServer
+) -> None:
+    url = server.route("/poster", respond(200, OPENGRAPH, HTML))
+    started = time.monotonic()
+    await live.say("bob", f"/share marketing Look {url}")
+    answered = await until_sent(live, "bob", 1.0)
+    took = await until_sent(live, "alice", PREVIEW_WAIT + 1.0) + answered
+    assert live.copies("bob") == ["Shared as #1 in Marketing."]
+    assert live.copies("alice") == [
+        f"Look\nThe new poster & its story ({url})\nOur campaign starts today.\nACME News"
+    ]
+    assert took < PREVIEW_WAIT  # let go when the preview came, not at the bound
+    assert answered < 0.5
+    assert time.monotonic() - started < PREVIEW_WAIT + 0.5
+
+
+async def test_a_slow_page_holds_the_live_copy_no_longer_than_the_bound(
+    live: Live, server: LocalServer
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(request: Request, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        await respond(200, b"<title>Too late</title>", HTML)(request, writer)
+
+    url = server.route("/slow", slow)
+    try:
+        await live.say("bob", f"/share marketing {url}")
+        answered = await until_sent(live, "bob", 1.0)
+        assert answered < 0.5  # the answer to the sharer does not wait
+        waited = await until_sent(live, "alice", PREVIEW_WAIT + 1.0) + answered
+        assert PREVIEW_WAIT - 0.1 <= waited < PREVIEW_WAIT + 0.5
+        assert live.copies("alice") == [url]  # without the preview, which has not come
+    finally:
+        release.set()
