@@ -536,7 +536,8 @@ async def test_a_live_copy_shows_the_preview_when_the_page_answers_in_time(
     took = await until_sent(live, "alice", PREVIEW_WAIT + 1.0) + answered
     assert live.copies("bob") == ["Shared as #1 in Marketing."]
     assert live.copies("alice") == [
-        f"Look\nThe new poster & its story (127.0.0.1) ({url})\nOur campaign starts today.\nACME News"
+        f"Look\nThe new poster & its story (127.0.0.1) ({url})\n"
+        "Our campaign starts today.\nACME News"
     ]
     assert took < PREVIEW_WAIT  # let go when the preview came, not at the bound
     assert answered < 0.5
