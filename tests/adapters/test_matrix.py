@@ -245,7 +245,7 @@ async def test_a_restart_neither_replays_nor_loses_events(
                 synced.set()
                 raise asyncio.CancelledError
 
-            mx.adapter._take = dies  # type: ignore[method-assign]
+            mx.adapter.sync._take = dies  # type: ignore[method-assign]
             await boss.say(dm, "whoami")
             await asyncio.wait_for(synced.wait(), 10)
         assert mx.adapter._syncer is None
@@ -269,7 +269,7 @@ async def test_a_restart_neither_replays_nor_loses_events(
                     if uow.session.scalar(select(func.count()).select_from(Item)) == 7:
                         break
                 await asyncio.sleep(0.05)
-            mx.adapter._apply = dies_before_applying  # type: ignore[method-assign]
+            mx.adapter.sync._apply = dies_before_applying  # type: ignore[method-assign]
             await boss.say(dm, "groups")
             await asyncio.wait_for(recorded.wait(), 10)
 
