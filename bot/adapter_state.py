@@ -148,6 +148,17 @@ class AdapterState:
             person = uow.people.get(account.person_id) if account else None
             return person is not None and person.active
 
+    async def language_of(self, platform: str, external_id: str) -> str | None:
+        """The language Pinwall speaks with the account's person (chosen, or given by the
+        messenger); None for someone it does not know."""
+        return await self._run(self._language_of, platform, external_id)
+
+    def _language_of(self, platform: str, external_id: str) -> str | None:
+        with self.db.uow() as uow:
+            account = uow.people.account(platform, external_id)
+            person = uow.people.get(account.person_id) if account else None
+            return self.core.language_of(person) if person is not None else None
+
     # --- buttons shown as reactions or numbers ------------------------------------------
 
     async def button_prompt(
