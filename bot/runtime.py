@@ -14,19 +14,21 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
+from bot.adapter_state import AdapterState, BatchChange, write_change
 from bot.core import Core
 from bot.delivery import Renderer
-from bot.events import Event
+from bot.events import Event, dump_event
 from bot.ports import MessengerAdapter
 from bot.signing import UrlSigner
 from store.blobs import BlobStore
+from store.locks import Singleton
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +248,16 @@ class Hub:
         self.adapters: dict[str, MessengerAdapter] = {}
         self._executor = DatabaseThreads(1 if self.db.is_sqlite else 4, "pinwall-db")
         self._wakers: set[asyncio.Event] = set()
+        # What adapters keep in the store besides events (cursors, button prompts, ...).
+        self.state = AdapterState(core, self._executor)
 
     def register(self, adapter: MessengerAdapter) -> None:
         self.adapters[adapter.platform] = adapter
+
+    def singleton(self, name: str) -> Singleton:
+        """The lock of work that runs on one instance only (an adapter's receiving loop);
+        its methods touch the store: run them with `call`."""
+        return Singleton(self.db, name)
 
     async def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Runs store-touching code off the event loop."""
@@ -274,10 +283,38 @@ class Hub:
 
     async def record(self, event: Event) -> bool:
         """Records an event durably; the adapter acknowledges the platform after this."""
-        fresh = await self.call(self.core.record, event)
-        if not fresh:
-            self.metrics.events.labels(event.meta.platform, "duplicate").inc()
-        return fresh
+        return await self.record_batch([event]) == 1
+
+    async def record_batch(
+        self, events: Sequence[Event], changes: Sequence[BatchChange] = ()
+    ) -> int:
+        """Records a batch of events durably together with the `changes` that go with it
+        (the cursor that moves past the batch), in one transaction, and returns how many
+        events were new (a redelivered one is recorded once). Only after this may the
+        messenger learn that the batch arrived (an acknowledgement, the next offset);
+        `apply_recorded` then applies them."""
+        fresh, told = await self.call(self._record_batch, events, changes)
+        for event, new in zip(events, fresh, strict=True):
+            if not new:
+                self.metrics.events.labels(event.meta.platform, "duplicate").inc()
+        if told:
+            self.wake()
+        return sum(fresh)
+
+    def _record_batch(
+        self, events: Sequence[Event], changes: Sequence[BatchChange]
+    ) -> tuple[list[bool], bool]:
+        now = self.clock.now()
+        told = False
+        with self.db.uow() as uow:
+            fresh = [
+                uow.inbox.record(e.meta.platform, e.meta.event_id, dump_event(e), now) is not None
+                for e in events
+            ]
+            for change in changes:
+                told = write_change(self.core, uow, change, now) or told
+            uow.commit()
+        return fresh, told
 
     async def apply_recorded(self, received_before: datetime | None = None) -> int:
         done = await self.call(self.core.apply_recorded, 100, received_before)

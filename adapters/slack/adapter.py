@@ -40,7 +40,6 @@ from adapters.slack.render import (
     reason_modal,
 )
 from bot.commands.proposals import decides_now
-from bot.core import Core
 from bot.errors import ConfigError
 from bot.events import InboundFile
 from bot.home import home_of
@@ -360,7 +359,7 @@ class SlackAdapter:
     async def _language(self, user_id: str, locale: str | None = None) -> str:
         """The language Pinwall speaks with this person (their setting, else Slack's
         locale, else the default)."""
-        chosen = await self.hub.call(_language_of, self.hub.core, user_id)
+        chosen = await self.hub.state.language_of(PLATFORM, user_id)
         return chosen or normalize_language(locale) or self.hub.core.settings.default_language
 
     async def _apply_loop(self) -> None:
@@ -567,14 +566,6 @@ class SlackAdapter:
         if error in _GONE:
             return DeliveryFailed(error, permanent=True, unreachable=target.kind == "dm")
         return DeliveryFailed(error, permanent=error in _PERMANENT)
-
-
-def _language_of(core: Core, user_id: str) -> str | None:
-    """The language a known person chose or was given (None for someone unknown)."""
-    with core.db.uow() as uow:
-        account = uow.people.account(PLATFORM, user_id)
-        person = uow.people.get(account.person_id) if account else None
-        return core.language_of(person) if person is not None else None
 
 
 __all__ = ["NotYet", "SlackAdapter"]

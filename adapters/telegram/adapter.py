@@ -1,28 +1,17 @@
-"""The Telegram adapter's I/O: the Bot API through python-telegram-bot, polling or webhook.
-
-Pinwall polls by itself rather than with python-telegram-bot's Updater: the Updater
-confirms a batch (by asking for the next offset) as soon as it has fetched it, before
-its updates are handled, so a crash would lose them. Here an update is recorded and
-applied (`hub.submit`) before the offset that confirms it is ever sent; a crash
-before that gets the update again from Telegram, and the inbox, keyed by the bot's
-id and the update id, makes the second arrival a no-op.
+"""The Telegram adapter: python-telegram-bot's Bot (start, stop, health, the command menu)
+and sending; receiving (polling or the webhook) is receive.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from telegram import (
     Bot,
@@ -37,18 +26,17 @@ from telegram import Message as TgMessage
 from telegram.constants import FileSizeLimit, ParseMode
 from telegram.error import (
     BadRequest,
-    Conflict,
     Forbidden,
     InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
-    TimedOut,
 )
 from telegram.request import HTTPXRequest
 
-from adapters.telegram.inbound import ALLOWED_UPDATES, WantedFile, translate
+from adapters.telegram.inbound import ALLOWED_UPDATES
 from adapters.telegram.inbound import Bot as Me
+from adapters.telegram.receive import PLATFORM, TelegramReceiver, UpdatesRequest, seconds
 from adapters.telegram.render import (
     MAX_CAPTION,
     CallbackCodec,
@@ -58,8 +46,7 @@ from adapters.telegram.render import (
 from bot import grammar
 from bot.core import COMMANDS
 from bot.errors import ConfigError
-from bot.events import InboundFile
-from bot.i18n import Translator, normalize_language
+from bot.i18n import Translator
 from bot.markup import to_plain
 from bot.message import (
     Button,
@@ -74,77 +61,18 @@ from bot.message import (
 )
 from bot.ports import task_problem
 from bot.runtime import Hub
-from store.blobs import BlobTooLarge
-from store.locks import Singleton
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105  (a header name)
 MAX_DOWNLOAD = int(FileSizeLimit.FILESIZE_DOWNLOAD)  # what a bot may fetch: 20 MB
-MAX_WEBHOOK_BODY = 1024 * 1024
-FETCH_ATTEMPTS = 3  # downloads of one update's files before it is answered as unavailable
 MENU_LANGUAGES = ("en", "de")
-
-T = TypeVar("T")
 
 
 def file_base_url(base_url: str) -> str:
     """https://api.telegram.org/bot -> https://api.telegram.org/file/bot"""
     head, sep, tail = base_url.rstrip("/").rpartition("/")
     return f"{head}/file/{tail}" if sep else base_url + "/file"
-
-
-def _seconds(value: int | float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-class TransientError(Exception):
-    """An update could not be taken now (network, database); it is tried again later."""
-
-
-def _kinds(data: dict[str, Any]) -> str:
-    """What an update carries ("callback_query"), for a log line without its content."""
-    return ", ".join(k for k in data if k != "update_id") or "nothing"
-
-
-def _error(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-class _UpdatesRequest(HTTPXRequest):
-    """getUpdates' transport: makes an update that python-telegram-bot cannot decode
-    harmless before get_updates decodes the batch.
-
-    get_updates raises for a whole batch when one update in it cannot be decoded, so the
-    offset could never move past it: polling would stop for good. Here such an update is
-    replaced by its bare update_id (an update with nothing in it) and its reason kept in
-    `unreadable`, for the polling loop to log, count and confirm (skip)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.unreadable: dict[int, tuple[str, str]] = {}  # update_id -> (kinds, error)
-
-    # The base class's is a staticmethod; this one needs the instance, for `unreadable`.
-    def parse_json_payload(self, payload: bytes) -> dict[str, Any]:  # type: ignore[override]
-        data: dict[str, Any] = super().parse_json_payload(payload)
-        result = data.get("result")
-        if data.get("ok") and isinstance(result, list):
-            data["result"] = [u for u in map(self._readable, result) if u is not None]
-        return data
-
-    def _readable(self, update: Any) -> Any:
-        try:
-            Update.de_json(update, None)
-        except Exception as exc:
-            update_id = update.get("update_id") if isinstance(update, dict) else None
-            if not isinstance(update_id, int):  # not to be confirmed alone; the next one does
-                log.warning("Telegram: an update without update_id (%s); skipped", _error(exc))
-                return None
-            self.unreadable[update_id] = (_kinds(update), _error(exc))
-            return {"update_id": update_id}
-        return update
 
 
 @dataclass
@@ -190,23 +118,30 @@ class TelegramAdapter:
         self.base_url = base_url
         self.webhook_secret = webhook_secret or ""
         self.public_url = (public_url or "").rstrip("/")
-        self.poll_timeout = poll_timeout
-        self.max_download = max_download
         self.codec = CallbackCodec(secret_key.encode())
-        self._updates_request = _UpdatesRequest(connection_pool_size=2)
+        updates_request = UpdatesRequest(connection_pool_size=2)
         self.bot = Bot(
             token,
             base_url=base_url,
             base_file_url=file_base_url(base_url),
             request=HTTPXRequest(connection_pool_size=16, read_timeout=20.0),
-            get_updates_request=self._updates_request,
+            get_updates_request=updates_request,
         )
         self.me: Me | None = None
-        self._singleton = Singleton(hub.db, "telegram-polling")
+        self._singleton = hub.singleton("telegram-polling")
         self._stopping = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
-        self._poll_failing: str | None = None  # why the last getUpdates failed
-        self._fetch_failures: dict[int, int] = {}
+        self.receiver = TelegramReceiver(
+            hub,
+            self.bot,
+            updates_request,
+            self.codec,
+            self._singleton,
+            self._stopping,
+            poll_timeout=poll_timeout,
+            max_download=max_download,
+            webhook_secret=self.webhook_secret,
+        )
         # Parts of a long message already out, by outbox key, so a retry sends the rest.
         self._progress: OrderedDict[str, int] = OrderedDict()
         # Telegram's file id of each blob uploaded once: later sends reuse it.
@@ -227,7 +162,7 @@ class TelegramAdapter:
                 f"PINWALL_TELEGRAM_BASE_URL: cannot reach the Bot API at {self.base_url} ({exc})"
             ) from None
         user = self.bot.bot
-        self.me = Me(id=user.id, username=user.username or "")
+        self.me = self.receiver.me = Me(id=user.id, username=user.username or "")
         self.hub.core.settings.invite_links[PLATFORM] = (
             f"https://t.me/{self.me.username}?start={{code}}"
         )
@@ -245,7 +180,7 @@ class TelegramAdapter:
             # getUpdates and a webhook exclude each other; polling mode means no webhook.
             await self.bot.delete_webhook()
             self._stopping.clear()
-            self._poller = asyncio.create_task(self._poll(), name="telegram-polling")
+            self._poller = asyncio.create_task(self.receiver.poll(), name="telegram-polling")
             log.info("Telegram: @%s polls for updates", self.me.username)
 
     async def stop(self) -> None:
@@ -270,14 +205,14 @@ class TelegramAdapter:
         stopped = task_problem(self._poller, "Telegram polling")
         if stopped is not None:
             return stopped
-        if self._poll_failing is not None:
-            return f"Telegram polling fails: {self._poll_failing}"
+        if self.receiver.failing is not None:
+            return f"Telegram polling fails: {self.receiver.failing}"
         return None
 
     def routes(self) -> list[BaseRoute]:
         if self.mode != "webhook":
             return []
-        return [Route(WEBHOOK_PATH, self._webhook, methods=["POST"])]
+        return [Route(WEBHOOK_PATH, self.receiver.webhook, methods=["POST"])]
 
     async def _set_commands(self) -> None:
         """The command menu in English (the default) and German."""
@@ -295,208 +230,9 @@ class TelegramAdapter:
                 commands, language_code=None if language == "en" else language
             )
 
-    # --- inbound: polling ---------------------------------------------------------
-
-    async def _until_stopped(self, coro: Coroutine[Any, Any, T]) -> T | None:
-        """Awaits `coro` unless Pinwall stops first (then it is cancelled: None)."""
-        task = asyncio.ensure_future(coro)
-        stop = asyncio.ensure_future(self._stopping.wait())
-        done, _ = await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            stop.cancel()
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TelegramError):
-            await task
-        return None
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-
-    async def _poll(self) -> None:
-        offset: int | None = None
-        backoff = 1.0
-        while not self._stopping.is_set():
-            try:
-                polls_here = await self.hub.call(self._singleton.try_acquire)
-            except Exception as exc:  # the database is away: so is everything, but not for good
-                self._poll_failing = _error(exc)
-                log.warning("Telegram: cannot take the polling lock (%s); trying again", exc)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            if not polls_here:
-                await self._pause(5.0)  # another instance polls; take over if it stops
-                continue
-            try:
-                updates = await self._until_stopped(
-                    self.bot.get_updates(
-                        offset=offset,
-                        timeout=timedelta(seconds=self.poll_timeout),
-                        allowed_updates=list(ALLOWED_UPDATES),
-                    )
-                )
-            except RetryAfter as exc:
-                await self._pause(_seconds(exc.retry_after))
-                continue
-            except Conflict as exc:
-                self._poll_failing = exc.message
-                log.warning("Telegram: getUpdates conflicts (%s); trying again", exc.message)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except (NetworkError, TimedOut) as exc:  # TimedOut is a NetworkError too
-                self._poll_failing = _error(exc)
-                log.warning("Telegram: getUpdates failed (%s); trying again", exc)
-                await self._pause(backoff)
-                backoff = min(backoff * 2, 30.0)
-                continue
-            except Exception as exc:  # TelegramError, or a batch PTB could not decode at all
-                self._poll_failing = _error(exc)
-                log.exception("Telegram: getUpdates failed; trying again")
-                await self._pause(backoff)
-                backoff = min(backoff * 2, 60.0)
-                continue
-            if updates is None:
-                break
-            backoff = 1.0
-            self._poll_failing = None
-            for update in updates:
-                while not await self._take(update):
-                    if self._stopping.is_set():
-                        return  # not confirmed: Telegram sends it again after the restart
-                    await self._pause(backoff)
-                    backoff = min(backoff * 2, 30.0)
-                # Only now may the offset move past it (sent with the next getUpdates).
-                offset = update.update_id + 1
-
-    def _skip(self, update_id: int, kinds: str, error: str) -> None:
-        """An update python-telegram-bot cannot decode: logged, counted and confirmed, so
-        that it neither stops the ones behind it nor comes again."""
-        log.warning(
-            "Telegram: update %s (%s) cannot be read (%s); skipped", update_id, kinds, error
-        )
-        self.hub.metrics.events.labels(PLATFORM, "undecodable").inc()
-
-    async def _take(self, update: Update) -> bool:
-        """Records and applies one update; False when it must be tried again later."""
-        unreadable = self._updates_request.unreadable.pop(update.update_id, None)
-        if unreadable is not None:
-            self._skip(update.update_id, *unreadable)
-            return True
-        try:
-            await self.process(update)
-        except TransientError as exc:
-            log.warning("Telegram: update %s not taken yet (%s)", update.update_id, exc)
-            return False
-        except Exception:
-            # A bug in translating this one update must not stop every later one.
-            log.exception("Telegram: update %s could not be translated; skipped", update.update_id)
-        return True
-
-    # --- inbound: webhook ---------------------------------------------------------
-
-    async def _webhook(self, request: Request) -> Response:
-        client = request.client.host if request.client else "?"
-        given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), self.webhook_secret.encode()):
-            log.warning("Telegram: refused a webhook call with a wrong secret from %s", client)
-            return PlainTextResponse("forbidden", status_code=403)
-        if int(request.headers.get("content-length") or 0) > MAX_WEBHOOK_BODY:
-            log.warning("Telegram: refused an oversized webhook body from %s", client)
-            return PlainTextResponse("too large", status_code=413)
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BODY:
-            return PlainTextResponse("too large", status_code=413)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            log.warning("Telegram: refused a webhook body that is not an update from %s", client)
-            return PlainTextResponse("bad request", status_code=400)
-        try:
-            update = Update.de_json(data, self.bot)
-        except Exception as exc:
-            # Acknowledged: Telegram would send it again and again, holding back the rest.
-            self._skip(data["update_id"], _kinds(data), _error(exc))
-            return Response(status_code=200)
-        if self.me is None:
-            return PlainTextResponse("starting", status_code=503)
-        if not await self._take(update):
-            return PlainTextResponse("try again", status_code=503)  # Telegram retries
-        return Response(status_code=200)
-
-    # --- inbound: one update ------------------------------------------------------
-
     async def process(self, update: Update) -> None:
-        assert self.me is not None
-        inbound = translate(update, self.me, self.codec, self.hub.clock.now())
-        query = update.callback_query
-        if inbound is None:
-            if query is not None and query.data is not None:
-                log.warning(
-                    "Telegram: refused button data that Pinwall did not sign, from user %s",
-                    query.from_user.id,
-                )
-                t = Translator(normalize_language(query.from_user.language_code) or "en")
-                await self._answer(query.id, to_plain(t("error.button_expired")))
-            return
-        attachments = [await self._fetch(update.update_id, w) for w in inbound.files]
-        try:
-            await self.hub.submit(inbound.event(attachments))
-        except Exception as exc:  # the store is away: Telegram keeps the update meanwhile
-            raise TransientError(f"not recorded: {exc}") from exc
-        self._fetch_failures.pop(update.update_id, None)
-        if inbound.callback_id is not None:
-            await self._answer(inbound.callback_id)
-
-    async def _answer(self, callback_id: str, text: str | None = None) -> None:
-        try:
-            await self.bot.answer_callback_query(callback_id, text=text)
-        except TelegramError as exc:  # too old, or answered already: the press still counts
-            log.info("Telegram: callback %s not answered (%s)", callback_id, exc)
-
-    async def _fetch(self, update_id: int, wanted: WantedFile) -> InboundFile:
-        """Downloads a file a person sent into the blob store."""
-
-        def refused(why: Literal["too_large", "unavailable"], limit: int | None) -> InboundFile:
-            return InboundFile(
-                name=wanted.name,
-                blob_id="",
-                mime_type=wanted.mime_type,
-                size=wanted.size,
-                refused=why,
-                limit=limit,
-            )
-
-        blobs = self.hub.blobs
-        limit = min(self.max_download, blobs.max_bytes if blobs else self.max_download)
-        if blobs is None or (wanted.size is not None and wanted.size > limit):
-            return refused("too_large", limit)
-        try:
-            tg_file = await self.bot.get_file(wanted.file_id)
-            if tg_file.file_size is not None and tg_file.file_size > limit:
-                return refused("too_large", limit)
-            data = await tg_file.download_as_bytearray()
-            blob = await asyncio.to_thread(blobs.put, bytes(data))
-        except BlobTooLarge:
-            return refused("too_large", limit)
-        except BadRequest as exc:
-            if "too big" in exc.message.lower():
-                return refused("too_large", limit)
-            log.warning("Telegram: file of update %s refused (%s)", update_id, exc.message)
-            return refused("unavailable", None)
-        except (NetworkError, OSError) as exc:
-            failures = self._fetch_failures[update_id] = self._fetch_failures.get(update_id, 0) + 1
-            if failures >= FETCH_ATTEMPTS:
-                log.warning("Telegram: gave up fetching a file of update %s (%s)", update_id, exc)
-                return refused("unavailable", None)
-            raise TransientError(f"file download failed: {exc}") from exc
-        return InboundFile(
-            name=wanted.name, blob_id=blob.id, mime_type=blob.mime_type, size=blob.size
-        )
+        """Takes one update in (as polling and the webhook do)."""
+        await self.receiver.process(update)
 
     # --- outbound -----------------------------------------------------------------
 
@@ -514,7 +250,7 @@ class TelegramAdapter:
                     return Delivered(conversation=str(chat_id))
             return await self._post(chat_id, message, key)
         except RetryAfter as exc:
-            return RateLimited(retry_after=_seconds(exc.retry_after))
+            return RateLimited(retry_after=seconds(exc.retry_after))
         except Forbidden as exc:  # blocked by the person, or removed from the group
             return DeliveryFailed(exc.message, permanent=True, unreachable=True)
         except BadRequest as exc:
@@ -669,4 +405,4 @@ class TelegramAdapter:
             cache.popitem(last=False)
 
 
-__all__ = ["TelegramAdapter", "TransientError", "file_base_url"]
+__all__ = ["TelegramAdapter", "file_base_url"]

@@ -206,7 +206,7 @@ from collections.abc import Callable  # noqa: E402
 from nio import AsyncClient, AsyncClientConfig, RoomCreateResponse, RoomPreset  # noqa: E402
 
 from adapters.matrix import MatrixAdapter  # noqa: E402
-from adapters.matrix.adapter import expect  # noqa: E402
+from adapters.matrix.client import expect  # noqa: E402
 from tests.fakes.synapse import MatrixUser, Synapse, SynapseUnavailable  # noqa: E402
 
 MATRIX_NO_LIMITS = {**NO_LIMITS, "matrix": PlatformLimits()}

@@ -19,6 +19,7 @@ from bot.errors import ConfigError
 from bot.http import create_app
 from bot.message import Button, Delivered, Message, RateLimited, SendResult, Target
 from store.db import Database
+from store.locks import Singleton
 from store.models import InboxEvent, Item, ItemFile, OutboxMessage, Reaction, Upload
 from tests.adapters.conftest import Human, MatrixPinwall, humans, matrix_running
 from tests.fakes.synapse import Synapse
@@ -245,7 +246,7 @@ async def test_a_restart_neither_replays_nor_loses_events(
                 synced.set()
                 raise asyncio.CancelledError
 
-            mx.adapter._take = dies  # type: ignore[method-assign]
+            mx.adapter.sync._take = dies  # type: ignore[method-assign]
             await boss.say(dm, "whoami")
             await asyncio.wait_for(synced.wait(), 10)
         assert mx.adapter._syncer is None
@@ -269,7 +270,7 @@ async def test_a_restart_neither_replays_nor_loses_events(
                     if uow.session.scalar(select(func.count()).select_from(Item)) == 7:
                         break
                 await asyncio.sleep(0.05)
-            mx.adapter._apply = dies_before_applying  # type: ignore[method-assign]
+            mx.adapter.sync._apply = dies_before_applying  # type: ignore[method-assign]
             await boss.say(dm, "groups")
             await asyncio.wait_for(recorded.wait(), 10)
 
@@ -517,6 +518,37 @@ async def test_the_wiring_builds_the_matrix_adapter(tmp_path: Path) -> None:
         program.hub.close()
         program.lock.release()
         program.db.dispose()
+
+
+@pytest.mark.parametrize(
+    "db", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+async def test_the_sync_waits_while_another_instance_holds_its_lock(
+    synapse: Synapse, db: Database, tmp_path: Path
+) -> None:
+    """Several instances on PostgreSQL (SQLite serves one): only the one that holds the
+    sync lock syncs (it is asked before every sync); another takes over once it is free."""
+    other_db = Database(db.url)
+    other = Singleton(other_db, "matrix-sync")
+    bot = synapse.register("pinwall")
+    try:
+        assert await asyncio.to_thread(other.try_acquire)
+        async with (
+            humans(synapse, "boss") as [boss],
+            matrix_running(db, synapse, bot, tmp_path) as mx,
+        ):
+            room = await boss.create_room(invite=[bot.user_id], name="Team room")
+            await asyncio.sleep(1.5)
+            assert mx.adapter.healthy()  # waiting for the lock is no failure
+            with pytest.raises(AssertionError, match="joining"):
+                await boss.joined(room, bot.user_id, within=0.5)  # nobody synced the invite
+            await asyncio.to_thread(other.release)  # the other instance stops
+            await boss.joined(room, bot.user_id, within=15.0)
+            await boss.say(room, "!pw help")
+            await boss.bot_said(room, bot.user_id, "!pw groups")
+    finally:
+        other.release()
+        other_db.dispose()
 
 
 async def test_healthz_says_why_matrix_does_not_receive(

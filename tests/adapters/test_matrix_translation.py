@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters.matrix.adapter import MatrixError, MatrixRateLimited, expect
+from adapters.matrix.client import MatrixError, MatrixRateLimited, expect
 from adapters.matrix.inbound import (
     Me,
     RoomView,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -499,6 +500,30 @@ async def test_polling_goes_on_when_its_lock_cannot_be_asked_for_a_while(
         fake.user_sends_text(GRETA, None, "anyone?")
         await fake.wait_for_async(lambda: len(fake.sent_to(GRETA.id)) == 2, timeout=15)
         assert tg.adapter.healthy()
+
+
+async def test_an_update_recorded_while_applying_fails_is_confirmed_and_applied_later(
+    tg: TelegramPinwall, fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded is safe: its offset is confirmed (Telegram does not send it again, its
+    files are not fetched again), and it is applied once the store lets it."""
+    real = tg.hub.apply_recorded
+    failures = iter(range(1))
+
+    async def away(received_before: datetime | None = None) -> int:
+        if next(failures, None) is not None:
+            raise OperationalError("SELECT inbox_events", {}, OSError("gone"))
+        return await real(received_before)
+
+    monkeypatch.setattr(tg.hub, "apply_recorded", away)
+    first = fake.user_sends_text(GRETA, None, "hello")
+    await fake.wait_for_async(lambda: fake.confirmed_offset > first.update_id)
+    assert fake.sent_to(GRETA.id) == []
+    with tg.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(InboxEvent)) == 1
+    fake.user_sends_text(GRETA, None, "anyone?")
+    await fake.wait_for_async(lambda: len(fake.sent_to(GRETA.id)) == 2)
+    assert all("invite" in (s.text or "") for s in fake.sent_to(GRETA.id))
 
 
 async def test_a_closed_group_is_members_only_and_its_moderator_lets_people_in_by_button(
