@@ -16,12 +16,12 @@ import uvicorn
 
 from adapters.console import ConsoleAdapter
 from adapters.telegram import TelegramAdapter
+from app.http import create_app
+from app.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
 from bot.clock import SystemClock
 from bot.core import Core, CoreSettings
-from bot.http import create_app
 from bot.runtime import Hub
 from bot.signing import UrlSigner
-from bot.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore

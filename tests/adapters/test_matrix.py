@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.matrix.adapter import MatrixAdapter
+from app.http import create_app
 from bot.errors import ConfigError
-from bot.http import create_app
 from bot.message import Button, Delivered, Message, RateLimited, SendResult, Target
 from store.db import Database
 from store.models import InboxEvent, Item, ItemFile, OutboxMessage, Reaction, Upload
@@ -495,8 +495,8 @@ def test_settings_name_what_is_missing() -> None:
 
 
 async def test_the_wiring_builds_the_matrix_adapter(tmp_path: Path) -> None:
+    from app.wiring import build
     from bot.config import load_settings
-    from bot.wiring import build
 
     settings = load_settings(
         database_url=f"sqlite:///{tmp_path / 'pinwall.db'}",

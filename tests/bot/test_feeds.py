@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
+from app import cli
 from bot.commands.feeds import new_feed
 from bot.opml import read_opml
 from store.db import Database

@@ -14,9 +14,9 @@ from typing import IO
 from sqlalchemy import func, select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import STRAGGLER_AGE
 from bot.clock import FakeClock, SystemClock
 from bot.core import Core
-from bot.wiring import STRAGGLER_AGE
 from store.db import Database
 from store.models import Group, InboxStatus, OutboxMessage
 from tests.e2e.test_console import PINWALL, _env

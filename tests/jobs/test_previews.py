@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import PREVIEW_WAIT
 from bot.clock import SystemClock
 from bot.core import Core, CoreSettings
 from bot.markup import to_plain
 from bot.runtime import Hub
-from bot.wiring import PREVIEW_WAIT
 from jobs.delivery import DeliveryWorker
 from jobs.fetch import FetchFailed, GuardedClient
 from jobs.previews import (
@@ -435,7 +435,7 @@ async def test_the_console_answers_at_once_and_the_live_copy_shows_the_preview(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "app.cli",
         "run",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -536,7 +536,8 @@ async def test_a_live_copy_shows_the_preview_when_the_page_answers_in_time(
     took = await until_sent(live, "alice", PREVIEW_WAIT + 1.0) + answered
     assert live.copies("bob") == ["Shared as #1 in Marketing."]
     assert live.copies("alice") == [
-        f"Look\nThe new poster & its story (127.0.0.1) ({url})\nOur campaign starts today.\nACME News"
+        f"Look\nThe new poster & its story (127.0.0.1) ({url})\n"
+        "Our campaign starts today.\nACME News"
     ]
     assert took < PREVIEW_WAIT  # let go when the preview came, not at the bound
     assert answered < 0.5

@@ -36,12 +36,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from adapters.memory import MemoryAdapter
+from app.wiring import STRAGGLER_AGE
 from bot.clock import SystemClock
 from bot.core import Core
 from bot.events import Event
 from bot.message import Message, Target
 from bot.runtime import Hub
-from bot.wiring import STRAGGLER_AGE
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, Rate, RateLimiter
 from store.db import Database

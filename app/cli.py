@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from bot import cli_feeds, cli_people
+from app import cli_feeds, cli_people
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from bot import wiring
+    from app import wiring
     from bot.runtime import run_event_loop
 
     wiring.configure_logging(settings.log_level)
@@ -94,7 +94,7 @@ def _run(settings: Settings) -> int:
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.wiring import open_database
+    from app.wiring import open_database
 
     db = open_database(settings, upgrade=False)
     if args.db_command == "upgrade":
@@ -109,8 +109,8 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from app.wiring import open_database
     from bot.clock import SystemClock
-    from bot.wiring import open_database
 
     db = open_database(settings)
     now = SystemClock().now()
@@ -153,7 +153,7 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     import csv
     import io
 
-    from bot.wiring import open_database
+    from app.wiring import open_database
 
     db = open_database(settings)
     with db.uow() as uow:
@@ -192,7 +192,7 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _doctor(settings: Settings) -> int:
-    from bot.wiring import open_database
+    from app.wiring import open_database
 
     problems = 0
     print(

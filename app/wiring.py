@@ -1,6 +1,6 @@
 """Assembles the program: settings, database, core, adapters, HTTP, jobs.
 
-This is the one module of bot/ that may import adapters and jobs; it does so lazily.
+The composition root: the one place that knows every part (see app/__init__.py).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, TextIO
 import uvicorn
 from starlette.routing import BaseRoute
 
+from app.http import create_app
 from bot.access import CONSOLE_ADMIN
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, outlet_settings
 from bot.core import Core, CoreSettings
 from bot.errors import ConfigError
-from bot.http import create_app
 from bot.ports import MessengerAdapter
 from bot.runtime import Hub, keep_on_one_cpu, loop_name
 from bot.signing import UrlSigner
