@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 import uvicorn
 from starlette.routing import BaseRoute
 
+from app.handlers import build_handlers
 from app.http import create_app
 from bot.access import CONSOLE_ADMIN
 from bot.clock import Clock, SystemClock
@@ -78,8 +79,14 @@ def configured_admins(settings: Settings) -> frozenset[tuple[str, str]]:
     return settings.admin_accounts() | {CONSOLE_ADMIN}
 
 
+def make_core(db: Database, clock: Clock, settings: CoreSettings | None = None) -> Core:
+    """The Core with this build's handler table: how `pinwall run` makes it, and how the
+    tests and benchmarks do (with the CoreSettings they need)."""
+    return Core(db, clock, settings, handlers=build_handlers())
+
+
 def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> Core:
-    return Core(
+    return make_core(
         db,
         clock or SystemClock(),
         CoreSettings(

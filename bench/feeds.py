@@ -32,9 +32,9 @@ from pathlib import Path
 import feedparser
 from sqlalchemy import func, select
 
+from app.wiring import make_core
 from bot.clock import FakeClock
 from bot.commands.feeds import new_feed
-from bot.core import Core
 from bot.runtime import Hub, run_event_loop
 from jobs.feeds import FeedPolicy, FeedPoller, parse_feed
 from jobs.fetch import GuardedClient
@@ -154,7 +154,7 @@ def parse_costs(feeds: int, entries: int) -> tuple[float, float]:
 
 
 async def polls(db: Database, clock: FakeClock, feeds: int) -> tuple[float, float, int]:
-    hub = Hub(Core(db, clock))
+    hub = Hub(make_core(db, clock))
     poller = FeedPoller(
         hub, GuardedClient(allowlist="127.0.0.1"), FeedPolicy(batch=max(500, feeds))
     )

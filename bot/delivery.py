@@ -3,8 +3,8 @@
 Item deliveries only reference the item; they are rendered when sent, in the
 recipient's language and after the recipient's visibility is checked again, so a
 late link preview still shows and a person removed meanwhile gets nothing. Other
-capabilities register renderers of their own references (approval cards: the votes
-so far) in RENDERERS.
+capabilities bring renderers of their own references (approval cards: the votes so
+far) in the handler table (bot.handlers).
 """
 
 from __future__ import annotations
@@ -146,19 +146,9 @@ class OutboxRow(Protocol):
 
 
 # How a row that references something else is rendered when it is sent; None when it
-# must not go any more.
+# must not go any more. By payload kind ("t"), in the handler table (Handlers.renderers)
+# of the capability that queues such rows (approval cards: "card").
 RowRenderer = Callable[["Core", UnitOfWork, OutboxRow], Message | None]
-# By payload kind ("t"), registered by the capability that queues such rows
-# (bot.commands.proposals: "card").
-RENDERERS: dict[str, RowRenderer] = {}
-
-
-def renders(kind: str) -> Callable[[RowRenderer], RowRenderer]:
-    def register(fn: RowRenderer) -> RowRenderer:
-        RENDERERS[kind] = fn
-        return fn
-
-    return register
 
 
 class Renderer:
@@ -216,7 +206,7 @@ class Renderer:
             if uow is None:
                 raise ValueError("rendering an item needs a unit of work")
             return self._item(uow, row, {} if cache is None else cache)
-        other = RENDERERS.get(kind) if isinstance(kind, str) else None
+        other = self.core.handlers.renderers.get(kind) if isinstance(kind, str) else None
         if other is not None:
             if uow is None:
                 raise ValueError(f"rendering a {kind} needs a unit of work")

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter, Sent
+from app.wiring import make_core
 from bot.clock import FakeClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.markup import to_plain
 from bot.runtime import Hub
 from jobs.delivery import DeliveryWorker
@@ -63,7 +64,7 @@ class World:
     ) -> None:
         self.db = db
         self.clock = FakeClock()
-        self.core = Core(
+        self.core = make_core(
             db,
             self.clock,
             CoreSettings(

@@ -21,9 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.commands.common import parse_id, show_id
-from bot.core import Ctx, command
+from bot.core import Ctx
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.i18n import Translator
 from bot.markup import Markup, esc
 from store.models import Feed, Group
@@ -103,7 +104,6 @@ def new_feed(
     )
 
 
-@command("feed add")
 def on_feed_add(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.readable_group(cmd.arg("group"))
     ctx.policy.require_feed_adder(group)
@@ -151,7 +151,6 @@ def on_feed_add(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("feeds.added", feed=show_id(feed.id, "feed"), group=group.name)
 
 
-@command("feed list")
 def on_feed_list(ctx: Ctx, cmd: Command) -> None:
     slug = cmd.arg("group")
     groups = [ctx.policy.readable_group(slug)] if slug else ctx.policy.readable_groups()
@@ -209,7 +208,6 @@ def on_feed_list(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
-@command("feed remove")
 def on_feed_remove(ctx: Ctx, cmd: Command) -> None:
     feed_id = parse_id(cmd.arg("feed"), "feed")
     feed = ctx.uow.feeds.get(feed_id)
@@ -235,3 +233,12 @@ def describe_problem(t: Translator, problem: str) -> Markup:
     if kind not in PROBLEM_KINDS:
         kind = "unreachable"
     return t(f"feeds.error.{kind}", detail=detail or "?")
+
+
+HANDLERS = Handlers(
+    commands={
+        "feed add": on_feed_add,
+        "feed list": on_feed_list,
+        "feed remove": on_feed_remove,
+    },
+)

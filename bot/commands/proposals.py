@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo
 from bot.authors import author_label
 from bot.commands.common import parse_id, show_id
 from bot.commands.sharing import MAX_TEXT
-from bot.core import Core, Ctx, action, command, on_prompt, on_reaction
-from bot.delivery import OutboxRow, renders
+from bot.core import Core, Ctx
+from bot.delivery import OutboxRow
 from bot.errors import UserError
 from bot.events import ButtonPressed, ReactionAdded
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.i18n import Translator
 from bot.markup import Markup, esc, link
 from bot.message import Button, Message, Target
@@ -270,7 +271,6 @@ def refresh_cards(core: Core, uow: UnitOfWork, proposal: Proposal, now: datetime
     _update_cards(core, uow, proposal, now, cards, None)
 
 
-@renders("card")
 def render_card(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
     """An approval card as it is when it goes out, with the approvals so far; nothing
     once it was decided or revised (the outcome follows as a message of its own)."""
@@ -394,7 +394,6 @@ def expire_due(core: Core, uow: UnitOfWork, now: datetime) -> int:
 # --- outlets and propose -------------------------------------------------------------
 
 
-@command("outlets")
 def on_outlets(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     outlets = ctx.core.settings.outlets.outlets
@@ -476,7 +475,6 @@ def _item_attachment(
     return item.url, media
 
 
-@command("propose")
 def on_propose(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     name = str(cmd.arg("outlet")).lower()
@@ -699,7 +697,6 @@ def decline(ctx: Ctx, proposal: Proposal, revision: int | None, reason: str, kin
     ctx.reply(answer, proposal=ref, author=handle)
 
 
-@command("approve")
 def on_approve(ctx: Ctx, cmd: Command) -> None:
     proposal = _find(ctx, str(cmd.arg("proposal")), lock=True)
     if proposal.author_id == ctx.person.id:
@@ -708,7 +705,6 @@ def on_approve(ctx: Ctx, cmd: Command) -> None:
     approve(ctx, proposal, None, comment)
 
 
-@command("reject")
 def on_reject(ctx: Ctx, cmd: Command) -> None:
     proposal = _find(ctx, str(cmd.arg("proposal")), lock=True)
     decline(ctx, proposal, None, str(cmd.arg("reason")), "reject")
@@ -725,7 +721,6 @@ def _own(ctx: Ctx, raw: str) -> Proposal:
     return proposal
 
 
-@command("revise")
 def on_revise(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     proposal = _own(ctx, str(cmd.arg("proposal")))
@@ -764,7 +759,6 @@ def on_revise(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("proposal.revised", proposal=ref, revision=proposal.revision)
 
 
-@command("withdraw")
 def on_withdraw(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     proposal = _own(ctx, str(cmd.arg("proposal")))
@@ -789,7 +783,6 @@ def on_withdraw(ctx: Ctx, cmd: Command) -> None:
 # --- pending, audit ----------------------------------------------------------------------
 
 
-@command("pending")
 def on_pending(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     everyone = is_gatekeeper(ctx.person)
@@ -832,7 +825,6 @@ def _details(details: dict[str, Any]) -> str:
     return f" ({text})" if text else ""
 
 
-@command("audit")
 def on_audit(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_admin()
     limit = max(1, min(cmd.arg("n") or AUDIT_DEFAULT, AUDIT_MAX))
@@ -910,7 +902,6 @@ def _ask_reason(ctx: Ctx, proposal: Proposal, revision: int, kind: str) -> None:
         ctx.tell(ctx.person, key, **params)
 
 
-@action("proposal.approve")
 def on_approve_button(ctx: Ctx, value: str) -> None:
     proposal, revision = _card_value(ctx, value)
     approve(ctx, proposal, revision, None)
@@ -947,7 +938,6 @@ def _typed_reason(ctx: Ctx) -> str | None:
     return text if text and text.strip() else None
 
 
-@action("proposal.reject")
 def on_reject_button(ctx: Ctx, value: str) -> None:
     proposal, revision = _card_value(ctx, value)
     reason = _typed_reason(ctx)
@@ -957,7 +947,6 @@ def on_reject_button(ctx: Ctx, value: str) -> None:
         decline(ctx, proposal, revision, reason, "reject")
 
 
-@action("proposal.changes")
 def on_changes_button(ctx: Ctx, value: str) -> None:
     proposal, revision = _card_value(ctx, value)
     reason = _typed_reason(ctx)
@@ -967,7 +956,6 @@ def on_changes_button(ctx: Ctx, value: str) -> None:
         decline(ctx, proposal, revision, reason, "changes")
 
 
-@on_reaction  # beside the posts' likes (bot.commands.sharing)
 def on_card_reaction(ctx: Ctx, event: ReactionAdded) -> None:
     """✅ on an approval card approves, ❌ asks for the reason to reject."""
     emoji = event.emoji.strip().strip(":")
@@ -985,7 +973,6 @@ def on_card_reaction(ctx: Ctx, event: ReactionAdded) -> None:
         _ask_reason(ctx, proposal, card.revision, "reject")
 
 
-@on_prompt(*REASON_PROMPTS)
 def on_reason(ctx: Ctx, prompt: Prompt, text: str) -> None:
     """The reason a gatekeeper was asked for (Reject / Request changes) decides."""
     proposal = _find(ctx, str(prompt.ref), lock=True)
@@ -997,3 +984,25 @@ def on_reason(ctx: Ctx, prompt: Prompt, text: str) -> None:
         )
         return
     decline(ctx, proposal, None, text, REASON_PROMPTS[prompt.kind])
+
+
+HANDLERS = Handlers(
+    commands={
+        "outlets": on_outlets,
+        "propose": on_propose,
+        "approve": on_approve,
+        "reject": on_reject,
+        "revise": on_revise,
+        "withdraw": on_withdraw,
+        "pending": on_pending,
+        "audit": on_audit,
+    },
+    actions={
+        "proposal.approve": on_approve_button,
+        "proposal.reject": on_reject_button,
+        "proposal.changes": on_changes_button,
+    },
+    reactions=(on_card_reaction,),
+    prompts=dict.fromkeys(REASON_PROMPTS, on_reason),
+    renderers={"card": render_card},
+)

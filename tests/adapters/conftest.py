@@ -17,9 +17,9 @@ import uvicorn
 from adapters.console import ConsoleAdapter
 from adapters.telegram import TelegramAdapter
 from app.http import create_app
-from app.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
+from app.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM, make_core
 from bot.clock import SystemClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.runtime import Hub
 from bot.signing import UrlSigner
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
@@ -50,7 +50,7 @@ class TelegramPinwall:
     ) -> None:
         self.db = db
         self.fake = fake
-        self.core = Core(
+        self.core = make_core(
             db,
             SystemClock(),
             CoreSettings(
@@ -468,7 +468,7 @@ class MatrixPinwall:
         self.db = db
         self.synapse = synapse
         self.bot = bot
-        self.core = Core(
+        self.core = make_core(
             db,
             SystemClock(),
             CoreSettings(

@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from adapters.console import ConsoleAdapter
 from adapters.slack import SlackAdapter
 from app.http import create_app
-from app.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
+from app.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM, make_core
 from bot.clock import SystemClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.runtime import Hub
 from bot.signing import UrlSigner
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
@@ -40,7 +40,7 @@ class SlackPinwall:
         self, db: Database, fake: FakeSlack, data: Path, *, mode: Literal["http", "socket"] = "http"
     ) -> None:
         self.db, self.fake = db, fake
-        self.core = Core(
+        self.core = make_core(
             db,
             SystemClock(),
             CoreSettings(

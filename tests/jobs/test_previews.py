@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
-from app.wiring import PREVIEW_WAIT
+from app.wiring import PREVIEW_WAIT, make_core
 from bot.clock import SystemClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.markup import to_plain
 from bot.runtime import Hub
 from jobs.delivery import DeliveryWorker
@@ -479,7 +479,7 @@ class Live:
 
 @pytest.fixture
 async def live(db: Database) -> AsyncIterator[Live]:
-    core = Core(db, SystemClock(), CoreSettings(admins=frozenset({("memory", "admin")}),
+    core = make_core(db, SystemClock(), CoreSettings(admins=frozenset({("memory", "admin")}),
                                                 preview_wait=PREVIEW_WAIT))  # fmt: skip
     hub = Hub(core)
     adapter = MemoryAdapter()
