@@ -71,8 +71,8 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
     from app.wiring import open_database
-    from bot.commands.feeds import clean_url, filter_words, new_feed
     from bot.errors import UserError
+    from bot.feeds import clean_url, filter_words, new_feed
 
     try:
         if args.file == "-":

@@ -34,9 +34,10 @@ from sqlalchemy import func, select
 
 from app.wiring import make_core
 from bot.clock import FakeClock
-from bot.commands.feeds import new_feed
+from bot.feeds import new_feed
 from bot.runtime import Hub, run_event_loop
-from jobs.feeds import FeedPolicy, FeedPoller, parse_feed
+from jobs.feed_read import parse_feed
+from jobs.feeds import FeedPolicy, FeedPoller
 from jobs.fetch import GuardedClient
 from store.db import Database
 from store.models import Item, Role

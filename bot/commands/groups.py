@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 from bot.commands.common import find_person
-from bot.commands.proposals import bridge_gatekeepers
 from bot.core import Ctx
 from bot.digest import notify_changed
 from bot.errors import UserError
@@ -16,6 +15,7 @@ from bot.i18n import Translator
 from bot.markup import Markup
 from bot.message import Button, Message
 from bot.policy import may_moderate
+from bot.proposals import bridge_gatekeepers
 from store.models import Group, JoinOutcome, JoinRequest, NotifyMode, Person, Visibility
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")

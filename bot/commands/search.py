@@ -6,11 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.authors import author_label, forgotten
-from bot.commands.common import show_id
 from bot.core import Ctx
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.handlers import Handlers
+from bot.ids import show_id
 from bot.linklabel import link_label
 from bot.markup import Markup
 from store.models import Comment, Item

@@ -10,13 +10,13 @@ from typing import Any
 
 from bot import grammar
 from bot.authors import author_label
-from bot.commands.common import parse_id, show_id
 from bot.core import Ctx
 from bot.delivery import fan_out
 from bot.errors import UserError
 from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdded
 from bot.grammar import Command
 from bot.handlers import Handlers
+from bot.ids import parse_id, show_id
 from bot.linklabel import link_label
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import cli
-from bot.commands.feeds import new_feed
+from bot.feeds import new_feed
 from bot.opml import read_opml
 from store.db import Database
 from store.models import Role
