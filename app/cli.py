@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from app import cli_feeds, cli_people
-from bot.config import Settings, load_settings
+from app.config import load_settings
+from bot.config import Settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
 
@@ -192,12 +193,13 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _doctor(settings: Settings) -> int:
+    from adapters.console.settings import ConsoleSettings
     from app.wiring import open_database
 
     problems = 0
+    console = settings.console if isinstance(settings, ConsoleSettings) else "off"
     print(
-        f"settings: ok (console {settings.console}, messengers: "
-        f"{', '.join(settings.messengers) or 'none'})"
+        f"settings: ok (console {console}, messengers: {', '.join(settings.messengers) or 'none'})"
     )
     db = open_database(settings, upgrade=False)
     problem = db.problem()

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from bot import access, grammar
 from bot.clock import Clock
+from bot.delivery import CORE_PLATFORM_NAMES
 from bot.errors import UserError, WrongCode
 from bot.events import (
     Actor,
@@ -61,7 +62,9 @@ class CoreSettings:
     default_timezone: str = "Europe/Berlin"
     # (platform, external id) of the accounts that are admins, e.g. ("console", "admin")
     admins: frozenset[tuple[str, str]] = frozenset()
-    # how each messenger spells a command, for usage lines: "/", "/pinwall ", "!pw "
+    # From the messengers' descriptors (app.wiring.make_core), by platform: how each is
+    # named ("Telegram") and spells a command, for usage lines ("/", "/pinwall ", "!pw ")
+    platform_names: Mapping[str, str] = field(default_factory=dict)
     command_prefixes: Mapping[str, str] = field(default_factory=dict)
     public_url: str | None = None
     # Links that redeem an invite on a messenger, by platform, with {code} in them:
@@ -167,6 +170,11 @@ class Core:
         self.db = db
         self.clock = clock
         self.settings = settings or CoreSettings()
+        # "Telegram" for "telegram": the messengers' names, and the core's own (feeds).
+        self.platform_names: Mapping[str, str] = {
+            **CORE_PLATFORM_NAMES,
+            **self.settings.platform_names,
+        }
         # Which function answers what: built by the top floor (app/handlers.py).
         self.handlers = handlers
         self.metrics = Metrics()

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from bot.access import valid_invite
 from bot.core import Ctx
-from bot.delivery import PLATFORM_NAMES
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.handlers import Handlers
@@ -66,7 +65,11 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
     for platform, template in sorted(ctx.core.settings.invite_links.items()):
         url = template.format(code=invite.code)
         lines.append(
-            ctx.t("invite.link", platform=PLATFORM_NAMES.get(platform, platform), url=link(url))
+            ctx.t(
+                "invite.link",
+                platform=ctx.core.platform_names.get(platform, platform),
+                url=link(url),
+            )
         )
     ctx.reply_message(Message(text=Markup("\n".join(lines)), meta={"invite_code": invite.code}))
 

@@ -10,7 +10,6 @@ from bot.access import CONSOLE_ADMIN, admin_by_setting, check_code_tries
 from bot.commands.common import find_person
 from bot.commands.digests import times_line
 from bot.core import Ctx
-from bot.delivery import PLATFORM_NAMES
 from bot.digest import timezone_changed
 from bot.errors import UserError
 from bot.grammar import Command
@@ -23,7 +22,7 @@ from store.models import LinkRequest, Role
 def on_whoami(ctx: Ctx, cmd: Command) -> None:
     person = ctx.person
     accounts = ", ".join(
-        f"{PLATFORM_NAMES.get(a.platform, a.platform)} ({a.username or a.external_id})"
+        f"{ctx.core.platform_names.get(a.platform, a.platform)} ({a.username or a.external_id})"
         for a in ctx.uow.people.accounts_of(person.id)
     )
     groups = []

@@ -14,10 +14,10 @@ from typing import Any, Literal
 import pytest
 import uvicorn
 
-from adapters.console import ConsoleAdapter
-from adapters.telegram import TelegramAdapter
+from adapters.console.adapter import ConsoleAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from app.http import create_app
-from app.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM, make_core
+from app.wiring import make_core
 from bot.clock import SystemClock
 from bot.core import CoreSettings
 from bot.runtime import Hub
@@ -55,8 +55,6 @@ class TelegramPinwall:
             SystemClock(),
             CoreSettings(
                 admins=frozenset({("console", "admin")}) | admins,
-                command_prefixes=COMMAND_PREFIXES,
-                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("test-key"))
@@ -205,8 +203,7 @@ from collections.abc import Callable  # noqa: E402
 
 from nio import AsyncClient, AsyncClientConfig, RoomCreateResponse, RoomPreset  # noqa: E402
 
-from adapters.matrix import MatrixAdapter  # noqa: E402
-from adapters.matrix.adapter import expect  # noqa: E402
+from adapters.matrix.adapter import MatrixAdapter, expect  # noqa: E402
 from tests.fakes.synapse import MatrixUser, Synapse, SynapseUnavailable  # noqa: E402
 
 MATRIX_NO_LIMITS = {**NO_LIMITS, "matrix": PlatformLimits()}
@@ -473,8 +470,6 @@ class MatrixPinwall:
             SystemClock(),
             CoreSettings(
                 admins=frozenset({("console", "admin")}) | admins,
-                command_prefixes=COMMAND_PREFIXES,
-                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("test-key"))

@@ -470,7 +470,7 @@ async def test_login_with_a_password_keeps_one_device_and_a_wrong_token_is_named
 
 
 def test_settings_name_what_is_missing() -> None:
-    from bot.config import load_settings
+    from app.config import load_settings
 
     with pytest.raises(ConfigError, match=r"^PINWALL_MATRIX_USER_ID: missing"):
         load_settings(matrix_homeserver="https://matrix.example.org")
@@ -495,8 +495,8 @@ def test_settings_name_what_is_missing() -> None:
 
 
 async def test_the_wiring_builds_the_matrix_adapter(tmp_path: Path) -> None:
+    from app.config import load_settings
     from app.wiring import build
-    from bot.config import load_settings
 
     settings = load_settings(
         database_url=f"sqlite:///{tmp_path / 'pinwall.db'}",

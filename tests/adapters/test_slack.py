@@ -16,10 +16,10 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from adapters.console import ConsoleAdapter
-from adapters.slack import SlackAdapter
+from adapters.console.adapter import ConsoleAdapter
+from adapters.slack.adapter import SlackAdapter
 from app.http import create_app
-from app.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM, make_core
+from app.wiring import make_core
 from bot.clock import SystemClock
 from bot.core import CoreSettings
 from bot.runtime import Hub
@@ -45,8 +45,6 @@ class SlackPinwall:
             SystemClock(),
             CoreSettings(
                 admins=frozenset({("console", "admin")}),
-                command_prefixes=COMMAND_PREFIXES,
-                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("k"))

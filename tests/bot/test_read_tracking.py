@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from app.cli import main
+from app.config import load_settings
 from app.wiring import build_core
-from bot.config import load_settings
 from jobs.retention import Retention, apply
 from store.models import ItemRead, Person
 from tests.bot.conftest import Pinwall

@@ -19,8 +19,9 @@ import httpx
 import pytest
 from aiohttp import web
 
+from app.config import load_settings
 from app.http import create_app
-from bot.config import load_settings, outlet_settings
+from bot.config import outlet_settings
 from bot.errors import ConfigError
 from bot.markup import to_plain
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec
