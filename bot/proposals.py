@@ -60,6 +60,9 @@ DECLINED = {
 }
 
 
+# --- finding, telling, the audit trail ------------------------------------------------
+
+
 def find_proposal(ctx: Ctx, raw: str, *, lock: bool = False) -> Proposal:
     """The proposal, if this person may see it: gatekeepers and admins all, authors theirs."""
     number = parse_id(raw, "proposal")
@@ -160,6 +163,9 @@ def expire_due(core: Core, uow: UnitOfWork, now: datetime) -> int:
         tell_author(core, uow, proposal, now, "proposal.told_expired")
         done += 1
     return done
+
+
+# --- deciding -------------------------------------------------------------------------
 
 
 def check_open(ctx: Ctx, proposal: Proposal, revision: int | None) -> None:
@@ -344,6 +350,9 @@ def bridge_gatekeepers(ctx: Ctx) -> None:
     ctx.reply("gatekeepers.bridged")
 
 
+# --- decisions from a card: its buttons and reactions ---------------------------------
+
+
 def card_value(ctx: Ctx, value: str) -> tuple[Proposal, int]:
     raw_id, _, raw_revision = value.partition(":")
     if not raw_id.isdigit() or not raw_revision.isdigit():
@@ -405,7 +414,7 @@ def decides_now(core: Core, platform: str, external_id: str, value: str) -> bool
         )
 
 
-# --- the author's own: propose, revise, withdraw -------------------------------------------
+# --- the author's own: propose, revise, withdraw --------------------------------------
 
 
 def create(
