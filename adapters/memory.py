@@ -1,4 +1,8 @@
-"""An in-process adapter for tests and benchmarks: events in, messages out, no I/O."""
+"""An in-process adapter for tests and benchmarks: events in, messages out, no I/O.
+
+Not a messenger: it has no descriptor and `pinwall run` never builds it. It stays in
+adapters/ because bench/ uses it as much as tests/ do, and it is the smallest complete
+implementation of bot.ports.MessengerAdapter."""
 
 from __future__ import annotations
 

@@ -49,9 +49,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import make_core
 from bot.clock import FakeClock
 from bot.config import parse_cpu_affinity
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.runtime import Hub, keep_on_one_cpu, loop_name, run_event_loop
 from jobs.delivery import DeliveryWorker
 from store.db import Database
@@ -231,7 +232,7 @@ class Pinwall:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.clock = FakeClock()
-        self.core = Core(db, self.clock, CoreSettings(admins=frozenset({("memory", "admin")})))
+        self.core = make_core(db, self.clock, CoreSettings(admins=frozenset({("memory", "admin")})))
         self.hub = Hub(self.core)
         self.adapter = MemoryAdapter()
         self.hub.register(self.adapter)

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import make_core
 from bot.clock import FakeClock
 from bot.core import Core, CoreSettings
 from bot.digest import DigestBatch, new_schedule_row
@@ -189,7 +190,7 @@ def load_only(core: Core, now: datetime) -> int:
 async def run_backend(backend: str, db: Database, people: int) -> dict[str, Any]:
     populate(db, people, random.Random(SEED))
     clock = FakeClock(DUE)
-    core = Core(db, clock, CoreSettings())
+    core = make_core(db, clock, CoreSettings())
     hub = Hub(core)
     hub.register(MemoryAdapter())
     try:

@@ -65,8 +65,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from adapters.memory import MemoryAdapter
+from app.wiring import make_core
 from bot.clock import SystemClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.message import SendResult
 from bot.runtime import Hub, run_event_loop
 from jobs.delivery import Claimed, DeliveryWorker
@@ -343,7 +344,7 @@ def tally(
 
 async def run_backend(backend: str, db: Database, profile: Path | None) -> Run:
     run = Run(backend)
-    core = Core(db, SystemClock(), CoreSettings())
+    core = make_core(db, SystemClock(), CoreSettings())
     hub = Hub(core)
     servers: dict[str, FakePlatform] = {}
     adapters: list[FakePlatformAdapter] = []

@@ -32,11 +32,12 @@ from pathlib import Path
 import feedparser
 from sqlalchemy import func, select
 
+from app.wiring import make_core
 from bot.clock import FakeClock
-from bot.commands.feeds import new_feed
-from bot.core import Core
+from bot.feeds import new_feed
 from bot.runtime import Hub, run_event_loop
-from jobs.feeds import FeedPolicy, FeedPoller, parse_feed
+from jobs.feed_read import parse_feed
+from jobs.feeds import FeedPolicy, FeedPoller
 from jobs.fetch import GuardedClient
 from store.db import Database
 from store.models import Item, Role
@@ -154,7 +155,7 @@ def parse_costs(feeds: int, entries: int) -> tuple[float, float]:
 
 
 async def polls(db: Database, clock: FakeClock, feeds: int) -> tuple[float, float, int]:
-    hub = Hub(Core(db, clock))
+    hub = Hub(make_core(db, clock))
     poller = FeedPoller(
         hub, GuardedClient(allowlist="127.0.0.1"), FeedPolicy(batch=max(500, feeds))
     )

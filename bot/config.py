@@ -15,7 +15,7 @@ import secrets
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -29,6 +29,7 @@ from pydantic_settings import (
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
+    from bot.messenger import Messenger
     from bot.outlets import OutletSettings
 
 PREFIX = "PINWALL_"
@@ -52,9 +53,15 @@ def parse_cpu_affinity(value: object) -> str:
 
 
 class Settings(BaseSettings):
+    """The core's settings. Each messenger adds its own in a subclass (its descriptor's
+    `settings`); the top floor's Settings class (app/config.py) inherits from all of them
+    and sets MESSENGERS."""
+
     model_config = SettingsConfigDict(
         env_prefix=PREFIX, extra="ignore", case_sensitive=False, validate_default=True
     )
+    # The messengers of this build (set by app/config.py on the class it composes).
+    MESSENGERS: ClassVar[tuple[Messenger[Any, Any], ...]] = ()
 
     database_url: str = "sqlite:///./pinwall.db"
     data_dir: Path = Path("./pinwall-data")
@@ -65,29 +72,16 @@ class Settings(BaseSettings):
     admins: str = ""
     default_language: Literal["en", "de"] = "en"
     default_timezone: str = "Europe/Berlin"
-    console: Literal["auto", "on", "off"] = "auto"
     fetch_allowlist: str = ""
     link_previews: bool = True  # off: shared links keep their URL as title, nothing fetched
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # auto: uvloop where installed
     cpu_affinity: str = "auto"  # auto | off | a CPU number (bot.runtime.keep_on_one_cpu)
 
-    slack_bot_token: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_signing_secret: SecretStr | None = None
-    slack_mode: Literal["socket", "http"] = "socket"
-    slack_api_url: str = "https://slack.com/api/"
-
+    # The Telegram bot Pinwall speaks as: the Telegram messenger's (adapters/telegram) and
+    # the telegram_channel outlet's (jobs/outlets), which must not depend on each other.
     telegram_token: SecretStr | None = None
-    telegram_mode: Literal["polling", "webhook"] = "polling"
-    telegram_webhook_secret: SecretStr | None = None
     telegram_base_url: str = "https://api.telegram.org/bot"
-
-    matrix_homeserver: str | None = None
-    matrix_user_id: str | None = None
-    matrix_access_token: SecretStr | None = None
-    matrix_password: SecretStr | None = None
-    matrix_member_servers: str = ""
 
     outbox_max_attempts: int = Field(8, ge=1, le=100)
     outbox_lease_seconds: int = Field(120, ge=1, le=3600)
@@ -164,23 +158,14 @@ class Settings(BaseSettings):
     @field_validator("admins")
     @classmethod
     def _admins(cls, value: str) -> str:
+        known = {m.name for m in cls.MESSENGERS}
         for entry in filter(None, (e.strip() for e in value.split(","))):
             platform, sep, ident = entry.partition(":")
-            if not sep or not ident or platform not in ("slack", "telegram", "matrix", "console"):
+            if not sep or not ident or (known and platform not in known):
                 raise ValueError(f"{entry!r} is not platform:id (e.g. slack:U0123)")
         return value
 
-    @field_validator("telegram_webhook_secret")
-    @classmethod
-    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # Telegram's own rule for secret_token; anything else it refuses at setWebhook.
-        if value is not None and not re.fullmatch(
-            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
-        ):
-            raise ValueError("use 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
-        return value
-
-    @field_validator("telegram_base_url", "slack_api_url")
+    @field_validator("telegram_base_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
@@ -198,20 +183,6 @@ class Settings(BaseSettings):
                     raise ValueError(f"{entry!r} is neither a host nor a CIDR") from None
         return value
 
-    @field_validator("matrix_homeserver")
-    @classmethod
-    def _matrix_homeserver(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("https://", "http://")):
-            raise ValueError("must be the homeserver's http:// or https:// URL")
-        return value
-
-    @field_validator("matrix_user_id")
-    @classmethod
-    def _matrix_user(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"@[^:\s]+:\S+", value):
-            raise ValueError("must be a full Matrix user id, like @pinwall:example.org")
-        return value
-
     @model_validator(mode="before")
     @classmethod
     def _retention_table(cls, data: Any) -> Any:
@@ -221,23 +192,6 @@ class Settings(BaseSettings):
             for key, value in data.pop("retention").items():
                 data.setdefault(f"retention_{key}", value)
         return data
-
-    @model_validator(mode="after")
-    def _matrix_complete(self) -> Settings:
-        # Raised as it is (not a ValueError), so that the message names the setting.
-        if self.matrix_homeserver is None:
-            return self
-        if not self.matrix_user_id:
-            raise ConfigError(
-                "PINWALL_MATRIX_USER_ID: missing; the bot's Matrix user id, like "
-                "@pinwall:example.org (PINWALL_MATRIX_HOMESERVER is set)"
-            )
-        if self.matrix_access_token is None and self.matrix_password is None:
-            raise ConfigError(
-                "PINWALL_MATRIX_ACCESS_TOKEN: missing; set it or PINWALL_MATRIX_PASSWORD "
-                "for the bot to log in (PINWALL_MATRIX_HOMESERVER is set)"
-            )
-        return self
 
     @model_validator(mode="after")
     def _outlets_valid(self) -> Settings:
@@ -254,36 +208,9 @@ class Settings(BaseSettings):
         return frozenset(out)
 
     @property
-    def slack_configured(self) -> bool:
-        return self.slack_bot_token is not None
-
-    @property
-    def telegram_configured(self) -> bool:
-        return self.telegram_token is not None
-
-    @property
-    def matrix_configured(self) -> bool:
-        return self.matrix_homeserver is not None
-
-    def matrix_member_server_list(self) -> list[str]:
-        """PINWALL_MATRIX_MEMBER_SERVERS; empty means the bot's own server."""
-        return [e.strip().lower() for e in self.matrix_member_servers.split(",") if e.strip()]
-
-    @property
     def messengers(self) -> list[str]:
-        return [
-            name
-            for name, on in (
-                ("slack", self.slack_configured),
-                ("telegram", self.telegram_configured),
-                ("matrix", self.matrix_configured),
-            )
-            if on
-        ]
-
-    @property
-    def console_enabled(self) -> bool:
-        return self.console == "on" or (self.console == "auto" and not self.messengers)
+        """The messengers configured to run (their credentials set), the console aside."""
+        return [m.name for m in self.MESSENGERS if not m.local and m.is_configured(self)]
 
     def links_url(self) -> str | None:
         """Where links Pinwall hands out (newsroom entries) point: PINWALL_PUBLIC_URL, else
@@ -331,10 +258,14 @@ class Settings(BaseSettings):
         return out
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Loads the settings; a wrong value raises ConfigError naming it in one line."""
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
+def load_settings(cls: type[SettingsT], /, **overrides: Any) -> SettingsT:
+    """Loads the settings of `cls` (the core's Settings, or app.config's: the program's
+    with every messenger's); a wrong value raises ConfigError naming it in one line."""
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as err:
         problems = []
         for e in err.errors():

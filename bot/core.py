@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot import access, grammar
 from bot.clock import Clock
+from bot.delivery import CORE_PLATFORM_NAMES
 from bot.errors import UserError, WrongCode
 from bot.events import (
     Actor,
@@ -22,6 +23,7 @@ from bot.events import (
     dump_event,
     load_event,
 )
+from bot.handlers import Handlers
 from bot.i18n import Translator, normalize_language, translator_for
 from bot.markup import Markup, esc
 from bot.message import Message, Target, dump_message
@@ -33,7 +35,6 @@ from store.models import (
     Account,
     InboxStatus,
     Person,
-    Prompt,
     Role,
     Room,
 )
@@ -61,7 +62,9 @@ class CoreSettings:
     default_timezone: str = "Europe/Berlin"
     # (platform, external id) of the accounts that are admins, e.g. ("console", "admin")
     admins: frozenset[tuple[str, str]] = frozenset()
-    # how each messenger spells a command, for usage lines: "/", "/pinwall ", "!pw "
+    # From the messengers' descriptors (app.wiring.make_core), by platform: how each is
+    # named ("Telegram") and spells a command, for usage lines ("/", "/pinwall ", "!pw ")
+    platform_names: Mapping[str, str] = field(default_factory=dict)
     command_prefixes: Mapping[str, str] = field(default_factory=dict)
     public_url: str | None = None
     # Links that redeem an invite on a messenger, by platform, with {code} in them:
@@ -155,68 +158,25 @@ class Ctx:
         )
 
 
-Handler = Callable[[Ctx, grammar.Command], None]
-ActionHandler = Callable[[Ctx, str], None]
-
-MessageHandler = Callable[[Ctx, MessageReceived], None]
-ReactionHandler = Callable[[Ctx, ReactionAdded], None]
-
-COMMANDS: dict[str, Handler] = {}
-ACTIONS: dict[str, ActionHandler] = {}
-# Plain messages have one handler (bot.commands.sharing); reactions go to each handler
-# (posts' likes, approval cards); a plain direct message that answers what the bot asked
-# for goes to the handler of that question's kind ("comment", a rejection's reason, ...).
-ON_MESSAGE: list[MessageHandler] = []
-ON_REACTION: list[ReactionHandler] = []
-PromptHandler = Callable[["Ctx", Prompt, str], None]
-ON_PROMPT: dict[str, PromptHandler] = {}
-
-
-def on_message(fn: MessageHandler) -> MessageHandler:
-    ON_MESSAGE[:] = [fn]
-    return fn
-
-
-def on_reaction(fn: ReactionHandler) -> ReactionHandler:
-    if fn not in ON_REACTION:
-        ON_REACTION.append(fn)
-    return fn
-
-
-def on_prompt(*kinds: str) -> Callable[[PromptHandler], PromptHandler]:
-    """Registers the handler of the answers to the bot's questions of these kinds."""
-
-    def register(fn: PromptHandler) -> PromptHandler:
-        for kind in kinds:
-            ON_PROMPT[kind] = fn
-        return fn
-
-    return register
-
-
-def command(key: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        COMMANDS[key] = fn
-        return fn
-
-    return register
-
-
-def action(name: str) -> Callable[[ActionHandler], ActionHandler]:
-    def register(fn: ActionHandler) -> ActionHandler:
-        ACTIONS[name] = fn
-        return fn
-
-    return register
-
-
 class Core:
-    def __init__(self, db: Database, clock: Clock, settings: CoreSettings | None = None) -> None:
-        import bot.commands  # noqa: F401  (registers the handlers)
-
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: CoreSettings | None = None,
+        *,
+        handlers: Handlers,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings or CoreSettings()
+        # "Telegram" for "telegram": the messengers' names, and the core's own (feeds).
+        self.platform_names: Mapping[str, str] = {
+            **CORE_PLATFORM_NAMES,
+            **self.settings.platform_names,
+        }
+        # Which function answers what: built by the top floor (app/handlers.py).
+        self.handlers = handlers
         self.metrics = Metrics()
 
     # --- language ------------------------------------------------------------------
@@ -496,18 +456,18 @@ class Core:
             case CommandInvoked(name=name, arguments=arguments):
                 self.run_command(ctx, name, arguments)
             case MessageReceived():
-                if not self._answers_prompt(ctx, event):
-                    for handle_message in ON_MESSAGE:
-                        handle_message(ctx, event)
+                handle_message = self.handlers.message
+                if not self._answers_prompt(ctx, event) and handle_message is not None:
+                    handle_message(ctx, event)
             case ButtonPressed(action=name, value=value):
-                handler = ACTIONS.get(name)
+                handler = self.handlers.actions.get(name)
                 if handler is None:
                     raise UserError("error.button_expired")
                 handler(ctx, value)
             case ReactionAdded():
                 if self._reaction_too_early(uow, event, now):
                     raise Deferred
-                for handle_reaction in ON_REACTION:
+                for handle_reaction in self.handlers.reactions:
                     handle_reaction(ctx, event)
 
     def _reaction_too_early(self, uow: UnitOfWork, event: ReactionAdded, now: datetime) -> bool:
@@ -534,7 +494,7 @@ class Core:
         ):
             return False
         prompt = ctx.uow.state.take_prompt(ctx.person.id)
-        handler = ON_PROMPT.get(prompt.kind) if prompt is not None else None
+        handler = self.handlers.prompts.get(prompt.kind) if prompt is not None else None
         if prompt is None or handler is None:
             return False
         try:
@@ -548,7 +508,7 @@ class Core:
 
     def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:
         cmd = grammar.parse(name, arguments)
-        handler = COMMANDS.get(cmd.key)
+        handler = self.handlers.commands.get(cmd.key)
         if handler is None:
             raise UserError("error.not_available_yet", command=cmd.key)
         ctx.private = cmd.spec.private
@@ -575,4 +535,4 @@ def person_ids(people: Iterable[Person]) -> list[int]:
     return [p.id for p in people]
 
 
-__all__ = ["Core", "CoreSettings", "Ctx", "Role", "action", "command"]
+__all__ = ["Core", "CoreSettings", "Ctx", "Role"]

@@ -3,14 +3,15 @@
 Item deliveries only reference the item; they are rendered when sent, in the
 recipient's language and after the recipient's visibility is checked again, so a
 late link preview still shows and a person removed meanwhile gets nothing. Other
-capabilities register renderers of their own references (approval cards: the votes
-so far) in RENDERERS.
+capabilities bring renderers of their own references (approval cards: the votes so
+far) in the handler table (bot.handlers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.authors import forgotten
@@ -27,13 +28,9 @@ if TYPE_CHECKING:
 
 PREVIEW_DESCRIPTION_MAX = 300  # of a link preview's description, in a post
 
-PLATFORM_NAMES = {
-    "console": "Console",
-    "slack": "Slack",
-    "telegram": "Telegram",
-    "matrix": "Matrix",
-    "feed": "Feed",
-}
+# Where a post came from, as people read it: the messengers' names come from their
+# descriptors (CoreSettings.platform_names); this one is the core's own (feed entries).
+CORE_PLATFORM_NAMES: Mapping[str, str] = MappingProxyType({"feed": "Feed"})
 
 
 def fan_out(
@@ -84,19 +81,20 @@ def item_message(
     *,
     target_platform: str,
     files: tuple[FileRef, ...] = (),
+    platform_names: Mapping[str, str] = CORE_PLATFORM_NAMES,
 ) -> Message:
     if author is not None:
         by = author.handle
     elif forgotten(item.kind, item.author_id):
         by = str(t("author.former_member"))
     else:
-        by = PLATFORM_NAMES.get(item.source_platform or "", "Pinwall")
+        by = platform_names.get(item.source_platform or "", "Pinwall")
     if item.source_platform and item.source_platform != target_platform and author:
         by = str(
             t(
                 "item.via",
                 author=author.handle,
-                platform=PLATFORM_NAMES.get(item.source_platform, item.source_platform),
+                platform=platform_names.get(item.source_platform, item.source_platform),
             )
         )
     title = t("item.title", author=Markup(by), group=group.name)
@@ -146,19 +144,9 @@ class OutboxRow(Protocol):
 
 
 # How a row that references something else is rendered when it is sent; None when it
-# must not go any more.
+# must not go any more. By payload kind ("t"), in the handler table (Handlers.renderers)
+# of the capability that queues such rows (approval cards: "card").
 RowRenderer = Callable[["Core", UnitOfWork, OutboxRow], Message | None]
-# By payload kind ("t"), registered by the capability that queues such rows
-# (bot.commands.proposals: "card").
-RENDERERS: dict[str, RowRenderer] = {}
-
-
-def renders(kind: str) -> Callable[[RowRenderer], RowRenderer]:
-    def register(fn: RowRenderer) -> RowRenderer:
-        RENDERERS[kind] = fn
-        return fn
-
-    return register
 
 
 class Renderer:
@@ -216,7 +204,7 @@ class Renderer:
             if uow is None:
                 raise ValueError("rendering an item needs a unit of work")
             return self._item(uow, row, {} if cache is None else cache)
-        other = RENDERERS.get(kind) if isinstance(kind, str) else None
+        other = self.core.handlers.renderers.get(kind) if isinstance(kind, str) else None
         if other is not None:
             if uow is None:
                 raise ValueError(f"rendering a {kind} needs a unit of work")
@@ -273,7 +261,13 @@ class Renderer:
         message = cache.get(key)
         if message is None:
             message = cache[key] = item_message(
-                t, item, group, author, target_platform=row.platform, files=files
+                t,
+                item,
+                group,
+                author,
+                target_platform=row.platform,
+                files=files,
+                platform_names=self.core.platform_names,
             )
         assert isinstance(message, Message)
         return message

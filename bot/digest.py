@@ -36,13 +36,13 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
-from bot.delivery import PLATFORM_NAMES
+from bot.delivery import CORE_PLATFORM_NAMES
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, esc, italic, link
@@ -378,7 +378,9 @@ def _short(text: str) -> str:
     return flat if len(flat) <= LINE_MAX else flat[: LINE_MAX - 1].rstrip() + "…"
 
 
-def _post_line(t: Translator, line: PostLine, post: NewPost | None) -> Markup:
+def _post_line(
+    t: Translator, line: PostLine, post: NewPost | None, platform_names: Mapping[str, str]
+) -> Markup:
     number = esc(f"#{line.id}")
     text = _short(line.text)
     parts: list[Markup] = []
@@ -398,7 +400,7 @@ def _post_line(t: Translator, line: PostLine, post: NewPost | None) -> Markup:
     elif line.kind != ItemKind.FEED_ENTRY:  # its author was forgotten
         by = t("author.former_member")
     else:
-        by = esc(PLATFORM_NAMES.get(line.source_platform or "", "Pinwall"))
+        by = esc(platform_names.get(line.source_platform or "", "Pinwall"))
     extras = [by]
     if post is not None and post.reactions:
         extras.append(t("digest.reactions", count=post.reactions))
@@ -417,6 +419,7 @@ def render(
     *,
     prefix: str = "/",
     cache: dict[tuple[int, str], Markup] | None = None,
+    platform_names: Mapping[str, str] = CORE_PLATFORM_NAMES,
 ) -> Message:
     """The digest as one neutral message: a title, then per group its best posts.
     `cache`: post lines already rendered, by (post id, language), for a batch."""
@@ -434,7 +437,9 @@ def render(
                 line = lines.get(item_id)
                 if line is None:
                     continue  # deleted meanwhile
-                rendered = cache[(item_id, t.language)] = _post_line(t, line, posts.get(item_id))
+                rendered = cache[(item_id, t.language)] = _post_line(
+                    t, line, posts.get(item_id), platform_names
+                )
             out.append(rendered)
         if part.more:
             out.append(t("digest.more", count=part.more, prefix=prefix, slug=part.group.slug))
@@ -505,6 +510,7 @@ def finish(
             batch.by_id,
             prefix=core.settings.command_prefixes.get(on, "/"),
             cache=batch.rendered,
+            platform_names=core.platform_names,
         )
         messages.append(message)
         if account is not None:

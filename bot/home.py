@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.authors import forgotten
-from bot.commands.common import show_id
 from bot.core import Core
 from bot.digest import Times, clock_time, next_digest
+from bot.ids import show_id
 from bot.linklabel import link_label
 from bot.policy import Policy, is_gatekeeper
 from store.models import ProposalStatus

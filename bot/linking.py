@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bot.delivery import PLATFORM_NAMES
 from bot.errors import UserError, WrongCode
 from bot.events import Actor
 from bot.i18n import Translator, normalize_language
@@ -33,8 +32,8 @@ CONFIRM_WORDS = frozenset({"confirm", "yes", "ja", "bestätigen", "bestaetigen"}
 DENY_WORDS = frozenset({"deny", "no", "nein", "ablehnen", "reject"})
 
 
-def platform_name(platform: str) -> Markup:
-    return Markup(PLATFORM_NAMES.get(platform, platform))
+def platform_name(core: Core, platform: str) -> Markup:
+    return Markup(core.platform_names.get(platform, platform))
 
 
 def account_label(platform: str, username: str | None, display_name: str | None) -> str:
@@ -76,7 +75,7 @@ def request(
     question = Message(
         text=t(
             "link.question",
-            platform=platform_name(actor.platform),
+            platform=platform_name(core, actor.platform),
             account=account_label(actor.platform, actor.username, actor.display_name),
             handle=person.handle if person is not None else "-",
             minutes=ANSWER_MINUTES,
@@ -84,7 +83,7 @@ def request(
         if person is not None
         else t(
             "link.question_new",
-            platform=platform_name(actor.platform),
+            platform=platform_name(core, actor.platform),
             account=account_label(actor.platform, actor.username, actor.display_name),
             minutes=ANSWER_MINUTES,
         ),
@@ -135,7 +134,7 @@ def decide(
     what the owner is told; the redeeming account is told too (in its own language)."""
     if pending is None or pending.person_id != owner.id:
         raise UserError("error.link_nothing_open")
-    platform = platform_name(pending.platform)
+    platform = platform_name(core, pending.platform)
     account = account_label(pending.platform, pending.username, pending.display_name)
     if pending.decided_at is not None:
         return "link.already_answered", {"platform": platform, "account": account}

@@ -1,6 +1,6 @@
 """The digest tick: finds everyone whose daily or weekly digest is due and sends it.
 
-Every `Tick.every` seconds (bot.wiring registers it; APScheduler ticks it where the
+Every `Tick.every` seconds (app.wiring registers it; APScheduler ticks it where the
 scheduler lock is held) `tick(now)`:
 
 1. gives a schedule to everyone with a daily or weekly group who has none yet (new
@@ -125,7 +125,7 @@ def due_kinds(row: ScheduleRow, now: datetime) -> list[Kind]:
 
 
 class DigestJob:
-    """The tick of bot.wiring: `await job.tick(now)`."""
+    """The tick of app.wiring: `await job.tick(now)`."""
 
     def __init__(self, hub: Hub, *, batch: int = BATCH, max_batches: int = MAX_BATCHES) -> None:
         self.hub = hub

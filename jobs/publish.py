@@ -24,17 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.commands.proposals import (
-    approvers,
-    audit,
-    expire_due,
-    handle_list,
-    show_outcome,
-    tell_admins,
-    tell_author,
-)
+from bot.approval_cards import approvers, handle_list, show_outcome
 from bot.errors import ConfigError
 from bot.outlets import IDEMPOTENT_KINDS, OutletSettings, OutletSpec
+from bot.proposals import audit, expire_due, tell_admins, tell_author
 from bot.runtime import Hub
 from jobs.outlets import create_publisher
 from jobs.outlets.base import (

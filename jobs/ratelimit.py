@@ -14,31 +14,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Rate:
-    per_second: float
-    burst: float = 1.0
+from bot.messenger import PlatformLimits, Rate
 
 
-@dataclass(frozen=True)
-class PlatformLimits:
-    overall: Rate | None = None  # across the whole platform (bot or workspace)
-    per_dm: Rate | None = None  # each direct chat
-    per_room: Rate | None = None  # each group, channel or room
-
-
-# From the platforms' documented limits (and what a homeserver grants an exempted bot).
-DEFAULT_LIMITS: dict[str, PlatformLimits] = {
-    "telegram": PlatformLimits(overall=Rate(30, 30), per_dm=Rate(1, 1), per_room=Rate(20 / 60, 3)),
-    "slack": PlatformLimits(overall=Rate(20, 20), per_dm=Rate(1, 1), per_room=Rate(1, 1)),
-    "matrix": PlatformLimits(overall=Rate(10, 10), per_dm=Rate(5, 5), per_room=Rate(5, 5)),
-}
-
-
-def limits_from_settings(overrides: Mapping[str, Mapping[str, float]]) -> dict[str, PlatformLimits]:
-    """`[rate_limits.telegram] overall = 30, per_dm = 1, per_room = 0.33` over the defaults."""
-    limits = dict(DEFAULT_LIMITS)
+def limits_from_settings(
+    defaults: Mapping[str, PlatformLimits], overrides: Mapping[str, Mapping[str, float]]
+) -> dict[str, PlatformLimits]:
+    """`[rate_limits.telegram] overall = 30, per_dm = 1, per_room = 0.33` over the
+    messengers' own limits (their descriptors' `rate_limits`)."""
+    limits = dict(defaults)
     for platform, values in overrides.items():
         base = limits.get(platform, PlatformLimits())
 
@@ -96,7 +80,9 @@ class RateLimiter:
         limits: Mapping[str, PlatformLimits] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
+        # By platform; one not named here is not paced (app.wiring.rate_limits gives the
+        # messengers' own).
+        self.limits = dict(limits or {})
         self.clock = clock
         self._overall: dict[str, TokenBucket] = {}
         self._conversations: dict[tuple[str, str, str], TokenBucket] = {}
@@ -156,3 +142,6 @@ class RateLimiter:
         key = (platform, kind, conversation)
         paused: str | tuple[str, str, str] = platform if overall else key
         self._paused[paused] = max(self._paused.get(paused, 0.0), until)
+
+
+__all__ = ["PlatformLimits", "Rate", "RateLimiter", "TokenBucket", "limits_from_settings"]

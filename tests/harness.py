@@ -13,11 +13,13 @@ from typing import Any
 from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter, Sent
+from app.wiring import make_core, rate_limits
 from bot.clock import FakeClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.markup import to_plain
 from bot.runtime import Hub
 from jobs.delivery import DeliveryWorker
+from jobs.ratelimit import RateLimiter
 from store.db import Database
 from store.models import Base
 
@@ -63,7 +65,7 @@ class World:
     ) -> None:
         self.db = db
         self.clock = FakeClock()
-        self.core = Core(
+        self.core = make_core(
             db,
             self.clock,
             CoreSettings(
@@ -74,7 +76,7 @@ class World:
         self.hub = Hub(self.core)
         self.adapter = MemoryAdapter()
         self.hub.register(self.adapter)
-        self.worker = DeliveryWorker(self.hub)
+        self.worker = DeliveryWorker(self.hub, limiter=RateLimiter(rate_limits()))
 
     async def say(
         self, who: str, text: str, *, room: str | None = None, language: str | None = None

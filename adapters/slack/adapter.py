@@ -39,7 +39,6 @@ from adapters.slack.render import (
     home_view,
     reason_modal,
 )
-from bot.commands.proposals import decides_now
 from bot.errors import ConfigError
 from bot.events import InboundFile
 from bot.home import home_of
@@ -55,6 +54,7 @@ from bot.message import (
     Target,
 )
 from bot.ports import task_problem
+from bot.proposals import decides_now
 from bot.runtime import Hub
 from store.blobs import BlobTooLarge
 

@@ -15,9 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.authors import author_label
-from bot.commands.common import show_id
 from bot.home import Home, HomeProposal
 from bot.i18n import Translator
+from bot.ids import show_id
 from bot.markup import Span, parse, to_plain
 from bot.message import Button, Message
 

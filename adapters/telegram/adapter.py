@@ -44,7 +44,6 @@ from adapters.telegram.render import (
     message_html,
 )
 from bot import grammar
-from bot.core import COMMANDS
 from bot.errors import ConfigError
 from bot.i18n import Translator
 from bot.markup import to_plain
@@ -216,12 +215,13 @@ class TelegramAdapter:
 
     async def _set_commands(self) -> None:
         """The command menu in English (the default) and German."""
+        available = self.hub.core.handlers.commands
         for language in MENU_LANGUAGES:
             t = Translator(language)
             commands: list[BotCommand] = []
             seen: set[str] = set()
             for spec in grammar.SPECS:
-                if spec.hidden or spec.key not in COMMANDS or spec.name in seen:
+                if spec.hidden or spec.key not in available or spec.name in seen:
                     continue
                 seen.add(spec.name)
                 description = to_plain(t(f"help.{spec.key}")).strip()[:256] or spec.name

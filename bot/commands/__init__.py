@@ -1,27 +1,4 @@
-"""Command and button handlers; importing this package registers them with the core."""
-
-from bot.commands import (
-    admin,
-    digests,
-    feeds,
-    groups,
-    help,
-    invites,
-    people,
-    proposals,
-    search,
-    sharing,
-)
-
-__all__ = [
-    "admin",
-    "digests",
-    "feeds",
-    "groups",
-    "help",
-    "invites",
-    "people",
-    "proposals",
-    "search",
-    "sharing",
-]
+"""Command, button, message, reaction and prompt handlers: thin (parse, call a service,
+answer). Each module ends with its part of the handler table (`HANDLERS`); the top floor
+combines them (app/handlers.py). Importing a module registers nothing.
+"""

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from bot.core import Ctx, command
+from bot.core import Ctx
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.markup import Markup
 from store.models import OutboxStatus
 
 FAILED_DEFAULT, FAILED_MAX = 10, 50
 
 
-@command("outbox failed")
 def on_outbox_failed(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_admin()
     limit = min(cmd.arg("n") or FAILED_DEFAULT, FAILED_MAX)
@@ -41,7 +41,6 @@ def on_outbox_failed(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
-@command("outbox retry")
 def on_outbox_retry(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_admin()
     raw = cmd.arg("id")
@@ -50,3 +49,11 @@ def on_outbox_retry(ctx: Ctx, cmd: Command) -> None:
     n = ctx.uow.outbox.retry_dead(ctx.now, [int(raw)] if raw is not None else None)
     ctx.audit("outbox.retried", str(raw or "all"), count=n)
     ctx.reply("outbox.retried", count=n)
+
+
+HANDLERS = Handlers(
+    commands={
+        "outbox failed": on_outbox_failed,
+        "outbox retry": on_outbox_retry,
+    },
+)

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.core import Ctx, command
+from bot.core import Ctx
 from bot.digest import (
     KINDS,
     DigestBatch,
@@ -19,6 +19,7 @@ from bot.digest import (
 )
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.i18n import Translator
 from bot.markup import Markup
 from store.models import DigestSchedule
@@ -97,7 +98,6 @@ def _set(ctx: Ctx, schedule: DigestSchedule, key: str, kind: Kind, **params: obj
     ctx.reply_markup(text)
 
 
-@command("digest daily")
 def on_digest_daily(ctx: Ctx, cmd: Command) -> None:
     minute = parse_time(str(cmd.arg("time")), "digest daily")
     schedule = schedule_of(ctx.uow, ctx.person, ctx.core.timezone_of(ctx.person), ctx.now)
@@ -105,7 +105,6 @@ def on_digest_daily(ctx: Ctx, cmd: Command) -> None:
     _set(ctx, schedule, "digest.daily_set", "daily", time=clock_time(minute))
 
 
-@command("digest weekly")
 def on_digest_weekly(ctx: Ctx, cmd: Command) -> None:
     day = parse_day(str(cmd.arg("day")))
     minute = parse_time(str(cmd.arg("time")), "digest weekly")
@@ -122,7 +121,6 @@ def on_digest_weekly(ctx: Ctx, cmd: Command) -> None:
     )
 
 
-@command("digest off")
 def on_digest_off(ctx: Ctx, cmd: Command) -> None:
     schedule = schedule_of(ctx.uow, ctx.person, ctx.core.timezone_of(ctx.person), ctx.now)
     if schedule.paused:
@@ -132,7 +130,6 @@ def on_digest_off(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("digest.off", prefix=_prefix(ctx))
 
 
-@command("digest now")
 def on_digest_now(ctx: Ctx, cmd: Command) -> None:
     """What is new in the daily and weekly groups, now, as the answer; the watermarks
     move as after a scheduled digest, the due times stay."""
@@ -147,3 +144,13 @@ def on_digest_now(ctx: Ctx, cmd: Command) -> None:
         return
     for message in messages:
         ctx.reply_message(message)
+
+
+HANDLERS = Handlers(
+    commands={
+        "digest daily": on_digest_daily,
+        "digest weekly": on_digest_weekly,
+        "digest off": on_digest_off,
+        "digest now": on_digest_now,
+    },
+)

@@ -15,95 +15,17 @@ hub after every applied event, checks it and tells the adder what it found.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit
+from datetime import datetime
 
-from bot.commands.common import parse_id, show_id
-from bot.core import Ctx, command
+from bot.core import Ctx
 from bot.errors import UserError
+from bot.feeds import MAX_FEEDS_PER_GROUP, describe_problem, feed_url, filter_words, new_feed
 from bot.grammar import Command
-from bot.i18n import Translator
+from bot.handlers import Handlers
+from bot.ids import parse_id, show_id
 from bot.markup import Markup, esc
-from store.models import Feed, Group
-
-URL_MAX = 2048
-MAX_WORDS, WORD_MAX = 20, 50
-MAX_FEEDS_PER_GROUP = 200
-FIRST_INTERVAL = timedelta(minutes=30)
 
 
-def clean_url(value: str | None) -> str | None:
-    """An absolute http(s) URL without spaces and within the length limit, else None."""
-    if not value:
-        return None
-    url = value.strip().strip("<>")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not host or len(url) > URL_MAX:
-        return None
-    if any(c.isspace() or ord(c) < 32 for c in url):
-        return None
-    return url
-
-
-def feed_url(text: str | None, usage_of: str | None = "feed add") -> str:
-    url = clean_url(text)
-    if url is None:
-        params: dict[str, Any] = {"url": text or "", "max": URL_MAX}
-        if usage_of:
-            params["usage_of"] = usage_of
-        raise UserError("error.feed_bad_url", **params)
-    return url
-
-
-def filter_words(values: Sequence[str] | None) -> list[str]:
-    """Plain filter words: split on commas, lower case, each once."""
-    words: list[str] = []
-    for value in values or ():
-        for word in value.split(","):
-            word = " ".join(word.split()).lower()
-            if word and word not in words:
-                words.append(word)
-    if len(words) > MAX_WORDS or any(len(w) > WORD_MAX for w in words):
-        raise UserError("error.feed_words", max=MAX_WORDS, length=WORD_MAX, usage_of="feed add")
-    return words
-
-
-def new_feed(
-    group: Group,
-    url: str,
-    *,
-    added_by: int | None,
-    now: datetime,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    to_rooms: bool = False,
-    title: str | None = None,
-) -> Feed:
-    """A feed not yet checked, due at once."""
-    return Feed(
-        group_id=group.id,
-        url=url,
-        title=title,
-        added_by=added_by,
-        include_words=list(include),
-        exclude_words=list(exclude),
-        to_rooms=to_rooms,
-        checked=False,
-        interval_seconds=int(FIRST_INTERVAL.total_seconds()),
-        next_poll_at=now,
-        failures=0,
-        entries_seen=0,
-        created_at=now,
-    )
-
-
-@command("feed add")
 def on_feed_add(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.readable_group(cmd.arg("group"))
     ctx.policy.require_feed_adder(group)
@@ -151,7 +73,6 @@ def on_feed_add(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("feeds.added", feed=show_id(feed.id, "feed"), group=group.name)
 
 
-@command("feed list")
 def on_feed_list(ctx: Ctx, cmd: Command) -> None:
     slug = cmd.arg("group")
     groups = [ctx.policy.readable_group(slug)] if slug else ctx.policy.readable_groups()
@@ -209,7 +130,6 @@ def on_feed_list(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
-@command("feed remove")
 def on_feed_remove(ctx: Ctx, cmd: Command) -> None:
     feed_id = parse_id(cmd.arg("feed"), "feed")
     feed = ctx.uow.feeds.get(feed_id)
@@ -225,13 +145,10 @@ def on_feed_remove(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("feeds.removed", feed=show_id(feed_id, "feed"), title=title, group=group.name)
 
 
-# What can be wrong with a feed (jobs.feeds.FeedProblem kinds), each a catalog text.
-PROBLEM_KINDS = ("refused", "unreachable", "http", "html", "no_feed", "not_a_feed", "entities")
-
-
-def describe_problem(t: Translator, problem: str) -> Markup:
-    """A feed's stored problem ("kind" or "kind:detail") in the reader's language."""
-    kind, _, detail = problem.partition(":")
-    if kind not in PROBLEM_KINDS:
-        kind = "unreachable"
-    return t(f"feeds.error.{kind}", detail=detail or "?")
+HANDLERS = Handlers(
+    commands={
+        "feed add": on_feed_add,
+        "feed list": on_feed_list,
+        "feed remove": on_feed_remove,
+    },
+)

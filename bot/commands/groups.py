@@ -6,15 +6,16 @@ from __future__ import annotations
 import re
 
 from bot.commands.common import find_person
-from bot.commands.proposals import bridge_gatekeepers
-from bot.core import Ctx, action, command
+from bot.core import Ctx
 from bot.digest import notify_changed
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.i18n import Translator
 from bot.markup import Markup
 from bot.message import Button, Message
 from bot.policy import may_moderate
+from bot.proposals import bridge_gatekeepers
 from store.models import Group, JoinOutcome, JoinRequest, NotifyMode, Person, Visibility
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
@@ -27,7 +28,6 @@ def _visibility_label(ctx: Ctx, group: Group) -> Markup:
     return label
 
 
-@command("groups")
 def on_groups(ctx: Ctx, cmd: Command) -> None:
     visible = ctx.policy.visible_groups()
     if not visible:
@@ -54,7 +54,6 @@ def on_groups(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
-@command("group create")
 def on_group_create(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     slug = str(cmd.arg("slug")).lower().removeprefix("#")
@@ -83,7 +82,6 @@ def on_group_create(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("group.created", slug=slug, name=name, kind=_visibility_label(ctx, group))
 
 
-@command("join")
 def on_join(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     if ctx.policy.membership(group) is not None:
@@ -206,17 +204,14 @@ def _decide(ctx: Ctx, value: str, outcome: JoinOutcome) -> None:
     )
 
 
-@action("join.approve")
 def on_join_approve(ctx: Ctx, value: str) -> None:
     _decide(ctx, value, JoinOutcome.APPROVED)
 
 
-@action("join.decline")
 def on_join_decline(ctx: Ctx, value: str) -> None:
     _decide(ctx, value, JoinOutcome.DECLINED)
 
 
-@command("leave")
 def on_leave(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     membership = ctx.uow.groups.lock_membership(ctx.person.id, group.id)
@@ -246,7 +241,6 @@ def _hand_over(ctx: Ctx, group: Group) -> Person | None:
     return heir
 
 
-@command("members")
 def on_members(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.readable_group(cmd.arg("group"))
     members = ctx.uow.groups.members(group.id)
@@ -278,7 +272,6 @@ def on_members(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(text)
 
 
-@command("add")
 def on_add(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     ctx.policy.require_moderator(group)
@@ -295,7 +288,6 @@ def on_add(ctx: Ctx, cmd: Command) -> None:
         ctx.tell(person, "add.told", handle=ctx.person.handle, group=group.name, slug=group.slug)
 
 
-@command("remove")
 def on_remove(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     ctx.policy.require_moderator(group)
@@ -313,7 +305,6 @@ def on_remove(ctx: Ctx, cmd: Command) -> None:
         ctx.tell(heir, "leave.heir", group=group.name, handle=person.handle)
 
 
-@command("notify")
 def on_notify(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     membership = ctx.policy.membership(group)
@@ -329,14 +320,12 @@ def on_notify(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("notify.instant_feeds" if feeds else f"notify.{mode.value}", group=group.name)
 
 
-@action("notify.set")
 def on_notify_button(ctx: Ctx, value: str) -> None:
     """A notify mode chosen by button (Slack's App Home): the notify command."""
     slug, _, mode = value.partition(":")
     ctx.core.run_command(ctx, "notify", f"{slug} {mode}")
 
 
-@command("bridge")
 def on_bridge(ctx: Ctx, cmd: Command) -> None:
     if str(cmd.arg("group")).lower() == "gatekeepers":
         bridge_gatekeepers(ctx)  # approval cards come to this room
@@ -351,3 +340,23 @@ def on_bridge(ctx: Ctx, cmd: Command) -> None:
     room.group_id = group.id
     ctx.audit("room.bridged", group.slug, platform=room.platform, room=room.external_id)
     ctx.reply("bridge.done", group=group.name)
+
+
+HANDLERS = Handlers(
+    commands={
+        "groups": on_groups,
+        "group create": on_group_create,
+        "join": on_join,
+        "leave": on_leave,
+        "members": on_members,
+        "add": on_add,
+        "remove": on_remove,
+        "notify": on_notify,
+        "bridge": on_bridge,
+    },
+    actions={
+        "join.approve": on_join_approve,
+        "join.decline": on_join_decline,
+        "notify.set": on_notify_button,
+    },
+)

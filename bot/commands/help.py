@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from bot import grammar
-from bot.core import COMMANDS, Ctx, command, localize_usage
+from bot.core import Ctx, localize_usage
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.markup import Markup, bold, esc
 from store.models import Role
 
@@ -31,9 +34,10 @@ _GATEKEEPERS = frozenset({"pending", "approve", "reject"})
 _ADMINS = frozenset({"role", "audit", "outbox failed", "outbox retry"})
 
 
-def for_role(spec: grammar.Spec, role: Role) -> bool:
-    """Whether help lists the command for this role (commands not built yet are left out)."""
-    if spec.hidden or spec.key not in COMMANDS:
+def for_role(spec: grammar.Spec, role: Role, available: Collection[str]) -> bool:
+    """Whether help lists the command for this role (commands without a handler in
+    `available`, the handler table's, are left out)."""
+    if spec.hidden or spec.key not in available:
         return False
     if spec.key in _ADMINS:
         return role is Role.ADMIN
@@ -44,7 +48,6 @@ def for_role(spec: grammar.Spec, role: Role) -> bool:
     return True
 
 
-@command("help")
 def on_help(ctx: Ctx, cmd: Command) -> None:
     prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
     wanted = cmd.arg("command")
@@ -62,8 +65,15 @@ def on_help(ctx: Ctx, cmd: Command) -> None:
         return
     lines: list[str] = [ctx.t("help.header")]
     for s in grammar.SPECS:
-        if for_role(s, role):
+        if for_role(s, role, ctx.core.handlers.commands):
             usage = prefix + localize_usage(s.usage_line, ctx.t)
             lines.append(Markup(f"- {esc(usage)} — {ctx.t(f'help.{s.key}')}"))
     lines.append(ctx.t("help.footer", prefix=prefix))
     ctx.reply_markup(Markup("\n".join(lines)))
+
+
+HANDLERS = Handlers(
+    commands={
+        "help": on_help,
+    },
+)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.access import valid_invite
-from bot.core import Ctx, command
-from bot.delivery import PLATFORM_NAMES
+from bot.core import Ctx
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.markup import Markup, link
 from bot.message import Message
 from store.models import Role
@@ -17,7 +17,6 @@ MAX_USES = 1000
 MAX_DAYS = 365
 
 
-@command("invite")
 def on_invite(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     role = Role(cmd.arg("role"))
@@ -66,12 +65,15 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
     for platform, template in sorted(ctx.core.settings.invite_links.items()):
         url = template.format(code=invite.code)
         lines.append(
-            ctx.t("invite.link", platform=PLATFORM_NAMES.get(platform, platform), url=link(url))
+            ctx.t(
+                "invite.link",
+                platform=ctx.core.platform_names.get(platform, platform),
+                url=link(url),
+            )
         )
     ctx.reply_message(Message(text=Markup("\n".join(lines)), meta={"invite_code": invite.code}))
 
 
-@command("invites")
 def on_invites(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     mine = None if ctx.policy.is_admin else ctx.person.id
@@ -98,7 +100,6 @@ def on_invites(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
-@command("revoke")
 def on_revoke(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     invite = ctx.uow.invites.by_code(str(cmd.arg("code")))
@@ -135,12 +136,10 @@ def redeem(ctx: Ctx, code: str) -> None:
     )
 
 
-@command("redeem")
 def on_redeem(ctx: Ctx, cmd: Command) -> None:
     redeem(ctx, str(cmd.arg("code")))
 
 
-@command("start")
 def on_start(ctx: Ctx, cmd: Command) -> None:
     code = cmd.arg("code")
     if code:
@@ -151,3 +150,14 @@ def on_start(ctx: Ctx, cmd: Command) -> None:
             handle=ctx.person.handle,
             prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
         )
+
+
+HANDLERS = Handlers(
+    commands={
+        "invite": on_invite,
+        "invites": on_invites,
+        "revoke": on_revoke,
+        "redeem": on_redeem,
+        "start": on_start,
+    },
+)

@@ -9,21 +9,20 @@ from bot import linking
 from bot.access import CONSOLE_ADMIN, admin_by_setting, check_code_tries
 from bot.commands.common import find_person
 from bot.commands.digests import times_line
-from bot.core import Ctx, action, command
-from bot.delivery import PLATFORM_NAMES
+from bot.core import Ctx
 from bot.digest import timezone_changed
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
 from bot.i18n import Translator
 from bot.markup import Markup
 from store.models import LinkRequest, Role
 
 
-@command("whoami")
 def on_whoami(ctx: Ctx, cmd: Command) -> None:
     person = ctx.person
     accounts = ", ".join(
-        f"{PLATFORM_NAMES.get(a.platform, a.platform)} ({a.username or a.external_id})"
+        f"{ctx.core.platform_names.get(a.platform, a.platform)} ({a.username or a.external_id})"
         for a in ctx.uow.people.accounts_of(person.id)
     )
     groups = []
@@ -45,14 +44,12 @@ def on_whoami(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup(f"{text}\n{digests}"))
 
 
-@command("settings language")
 def on_settings_language(ctx: Ctx, cmd: Command) -> None:
     ctx.person.language = cmd.arg("language")
     ctx.t = Translator(ctx.person.language or "en")
     ctx.reply("settings.language_set", language=ctx.t(f"language.{ctx.t.language}"))
 
 
-@command("settings timezone")
 def on_settings_timezone(ctx: Ctx, cmd: Command) -> None:
     zone = str(cmd.arg("zone"))
     try:
@@ -64,7 +61,6 @@ def on_settings_timezone(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("settings.timezone_set", zone=zone, now=ctx.t.datetime(ctx.now, zone))
 
 
-@command("role")
 def on_role(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_admin()
     person = find_person(ctx.uow, cmd.arg("person"))
@@ -89,7 +85,6 @@ def on_role(ctx: Ctx, cmd: Command) -> None:
         ctx.tell(person, "role.told", handle=ctx.person.handle, role=t(f"role.name.{role}"))
 
 
-@command("link")
 def on_link(ctx: Ctx, cmd: Command) -> None:
     """`link`: a code for this person, privately; `link CODE` on another account: asks
     the code's owner; `link confirm|deny` answers that question where there are no
@@ -119,12 +114,10 @@ def _answer_link(ctx: Ctx, pending: LinkRequest | None, *, confirm: bool) -> Non
     ctx.settle(key, **params)
 
 
-@action(linking.CONFIRM_ACTION)
 def on_link_confirm(ctx: Ctx, value: str) -> None:
     _answer_link(ctx, _request_of(ctx, value), confirm=True)
 
 
-@action(linking.DENY_ACTION)
 def on_link_deny(ctx: Ctx, value: str) -> None:
     _answer_link(ctx, _request_of(ctx, value), confirm=False)
 
@@ -136,3 +129,18 @@ def _request_of(ctx: Ctx, value: str) -> LinkRequest | None:
     if pending is None or pending.person_id != ctx.person.id:
         raise UserError("error.button_expired")
     return pending
+
+
+HANDLERS = Handlers(
+    commands={
+        "whoami": on_whoami,
+        "settings language": on_settings_language,
+        "settings timezone": on_settings_timezone,
+        "role": on_role,
+        "link": on_link,
+    },
+    actions={
+        linking.CONFIRM_ACTION: on_link_confirm,
+        linking.DENY_ACTION: on_link_deny,
+    },
+)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.authors import author_label, forgotten
-from bot.commands.common import show_id
-from bot.core import Ctx, command
+from bot.core import Ctx
 from bot.errors import UserError
 from bot.grammar import Command
+from bot.handlers import Handlers
+from bot.ids import show_id
 from bot.linklabel import link_label
 from bot.markup import Markup
 from store.models import Comment, Item
@@ -24,7 +25,6 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= SNIPPET else flat[: SNIPPET - 1].rstrip() + "…"
 
 
-@command("search")
 def on_search(ctx: Ctx, cmd: Command) -> None:
     query = str(cmd.arg("words")).strip()
     page = int(cmd.flags.get("page", 1))
@@ -107,3 +107,10 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
             else ctx.t("search.last_page", page=page, pages=pages)
         )
     ctx.reply_markup(Markup("\n".join(lines)))
+
+
+HANDLERS = Handlers(
+    commands={
+        "search": on_search,
+    },
+)

@@ -10,12 +10,13 @@ from typing import Any
 
 from bot import grammar
 from bot.authors import author_label
-from bot.commands.common import parse_id, show_id
-from bot.core import Ctx, action, command, on_message, on_prompt, on_reaction
+from bot.core import Ctx
 from bot.delivery import fan_out
 from bot.errors import UserError
 from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdded
 from bot.grammar import Command
+from bot.handlers import Handlers
+from bot.ids import parse_id, show_id
 from bot.linklabel import link_label
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target
@@ -118,7 +119,6 @@ def post(
     return item
 
 
-@command("share")
 def on_share(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.group(cmd.arg("group"))
     ctx.policy.require_post(group)
@@ -134,7 +134,6 @@ def on_share(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
 
 
-@command("items")
 def on_items(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.readable_group(cmd.arg("group"))
     limit = min(cmd.arg("n") or ITEMS_DEFAULT, ITEMS_MAX)
@@ -229,7 +228,6 @@ def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
         )
 
 
-@command("comment")
 def on_comment(ctx: Ctx, cmd: Command) -> None:
     item, group = ctx.policy.item(parse_id(str(cmd.arg("item")), "item"))
     add_comment(ctx, item, group, str(cmd.arg("text")))
@@ -238,7 +236,6 @@ def on_comment(ctx: Ctx, cmd: Command) -> None:
 # --- plain messages -------------------------------------------------------------------
 
 
-@on_message
 def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
     text = event.text.strip()
     if event.intent == "share":
@@ -254,7 +251,6 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
     _on_room_message(ctx, event, text)
 
 
-@on_prompt("comment")
 def on_comment_answer(ctx: Ctx, prompt: Prompt, text: str) -> None:
     """The comment the person was asked for (the Comment button) is their next message."""
     item, group = ctx.policy.item(prompt.ref)
@@ -318,7 +314,6 @@ def _on_room_message(ctx: Ctx, event: MessageReceived, text: str) -> None:
 # --- buttons and reactions ------------------------------------------------------------
 
 
-@action("share.pick")
 def on_share_pick(ctx: Ctx, value: str) -> None:
     draft_id, _, group_id = value.partition(":")
     ctx.uow.people.lock(ctx.person.id)  # a photo of its album still being added goes first
@@ -335,14 +330,12 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
     ctx.settle("share.done", item=show_id(item.id, "item"), group=group.name)
 
 
-@action("item.comment")
 def on_comment_button(ctx: Ctx, value: str) -> None:
     item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
     ctx.uow.state.set_prompt(ctx.person.id, "comment", item.id, ctx.now)
     ctx.reply("comment.prompt", item=show_id(item.id, "item"))
 
 
-@action("item.like")
 def on_like_button(ctx: Ctx, value: str) -> None:
     item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
     existing = ctx.uow.items.reaction(item.id, ctx.person.id, LIKE)
@@ -354,7 +347,6 @@ def on_like_button(ctx: Ctx, value: str) -> None:
         ctx.reply("like.undone", item=show_id(item.id, "item"))
 
 
-@on_reaction
 def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
     ref = ctx.uow.outbox.find_ref(
         ctx.platform, event.message.conversation, event.message.message_id
@@ -368,3 +360,20 @@ def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
     if group is None or not ctx.policy.can_read(group):
         return
     ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)
+
+
+HANDLERS = Handlers(
+    commands={
+        "share": on_share,
+        "items": on_items,
+        "comment": on_comment,
+    },
+    actions={
+        "share.pick": on_share_pick,
+        "item.comment": on_comment_button,
+        "item.like": on_like_button,
+    },
+    message=on_plain_message,
+    reactions=(on_reaction_added,),
+    prompts={"comment": on_comment_answer},
+)

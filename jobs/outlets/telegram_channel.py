@@ -47,7 +47,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.config import load_settings, outlet_token_variable
+from bot.config import Settings, load_settings, outlet_token_variable
 from bot.errors import ConfigError
 from bot.outlets import OutletSpec, publication_text
 from jobs.outlets.base import (
@@ -235,7 +235,7 @@ def create(spec: OutletSpec, context: OutletContext) -> TelegramChannelPublisher
         )
     token, base_url = spec.token, spec.options.get("base_url")
     if not token or base_url is None:
-        settings = load_settings()  # the bot's own token and Bot API, validated at start
+        settings = load_settings(Settings)  # the bot's own token and Bot API, validated at start
         if not token and settings.telegram_token is not None:
             token = settings.telegram_token.get_secret_value()
         if base_url is None:

@@ -14,14 +14,14 @@ from typing import Any, Literal
 import pytest
 import uvicorn
 
-from adapters.console import ConsoleAdapter
-from adapters.telegram import TelegramAdapter
+from adapters.console.adapter import ConsoleAdapter
+from adapters.telegram.adapter import TelegramAdapter
+from app.http import create_app
+from app.wiring import make_core
 from bot.clock import SystemClock
-from bot.core import Core, CoreSettings
-from bot.http import create_app
+from bot.core import CoreSettings
 from bot.runtime import Hub
 from bot.signing import UrlSigner
-from bot.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
@@ -50,13 +50,11 @@ class TelegramPinwall:
     ) -> None:
         self.db = db
         self.fake = fake
-        self.core = Core(
+        self.core = make_core(
             db,
             SystemClock(),
             CoreSettings(
                 admins=frozenset({("console", "admin")}) | admins,
-                command_prefixes=COMMAND_PREFIXES,
-                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("test-key"))
@@ -205,7 +203,7 @@ from collections.abc import Callable  # noqa: E402
 
 from nio import AsyncClient, AsyncClientConfig, RoomCreateResponse, RoomPreset  # noqa: E402
 
-from adapters.matrix import MatrixAdapter  # noqa: E402
+from adapters.matrix.adapter import MatrixAdapter  # noqa: E402
 from adapters.matrix.client import expect  # noqa: E402
 from tests.fakes.synapse import MatrixUser, Synapse, SynapseUnavailable  # noqa: E402
 
@@ -468,13 +466,11 @@ class MatrixPinwall:
         self.db = db
         self.synapse = synapse
         self.bot = bot
-        self.core = Core(
+        self.core = make_core(
             db,
             SystemClock(),
             CoreSettings(
                 admins=frozenset({("console", "admin")}) | admins,
-                command_prefixes=COMMAND_PREFIXES,
-                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("test-key"))

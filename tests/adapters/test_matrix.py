@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.matrix.adapter import MatrixAdapter
+from app.http import create_app
 from bot.errors import ConfigError
-from bot.http import create_app
 from bot.message import Button, Delivered, Message, RateLimited, SendResult, Target
 from store.db import Database
 from store.locks import Singleton
@@ -471,7 +471,7 @@ async def test_login_with_a_password_keeps_one_device_and_a_wrong_token_is_named
 
 
 def test_settings_name_what_is_missing() -> None:
-    from bot.config import load_settings
+    from app.config import load_settings
 
     with pytest.raises(ConfigError, match=r"^PINWALL_MATRIX_USER_ID: missing"):
         load_settings(matrix_homeserver="https://matrix.example.org")
@@ -496,8 +496,8 @@ def test_settings_name_what_is_missing() -> None:
 
 
 async def test_the_wiring_builds_the_matrix_adapter(tmp_path: Path) -> None:
-    from bot.config import load_settings
-    from bot.wiring import build
+    from app.config import load_settings
+    from app.wiring import build
 
     settings = load_settings(
         database_url=f"sqlite:///{tmp_path / 'pinwall.db'}",

@@ -16,14 +16,14 @@ import pytest
 import uvicorn
 from sqlalchemy import func, select
 
-from adapters.console import ConsoleAdapter
-from adapters.slack import SlackAdapter
+from adapters.console.adapter import ConsoleAdapter
+from adapters.slack.adapter import SlackAdapter
+from app.http import create_app
+from app.wiring import make_core
 from bot.clock import SystemClock
-from bot.core import Core, CoreSettings
-from bot.http import create_app
+from bot.core import CoreSettings
 from bot.runtime import Hub
 from bot.signing import UrlSigner
-from bot.wiring import COMMAND_PREFIXES, PRIVATE_IN_ROOM
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
@@ -40,13 +40,11 @@ class SlackPinwall:
         self, db: Database, fake: FakeSlack, data: Path, *, mode: Literal["http", "socket"] = "http"
     ) -> None:
         self.db, self.fake = db, fake
-        self.core = Core(
+        self.core = make_core(
             db,
             SystemClock(),
             CoreSettings(
                 admins=frozenset({("console", "admin")}),
-                command_prefixes=COMMAND_PREFIXES,
-                private_in_room=PRIVATE_IN_ROOM,
             ),
         )
         self.hub = Hub(self.core, blobs=BlobStore(data / "blobs"), signer=UrlSigner("k"))

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from telegram import Update
 
-from bot.http import create_app
+from app.http import create_app
 from bot.message import Delivered, Message, Target
 from store.db import Database
 from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage

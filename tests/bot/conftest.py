@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from app.cli import main
 from tests.harness import World
 
 Pinwall = Callable[..., tuple[int, str, str]]

@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from adapters.memory import MemoryAdapter
-from bot.delivery import PLATFORM_NAMES
 from bot.events import Trust
 from bot.i18n import Translator
 from bot.markup import to_plain
@@ -86,7 +85,7 @@ async def link_accounts(
     before_there = len(adapter.sent)
     await world.press(owner, question, 0)
     done = Said(adapter.sent[before_there:]).text(account)
-    platform = PLATFORM_NAMES.get(adapter.platform, adapter.platform)
+    platform = world.core.platform_names.get(adapter.platform, adapter.platform)
     assert done == catalog_text(language, "link.done", handle=handle or owner, platform=platform)
 
 

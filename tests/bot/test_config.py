@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_settings
+from app.config import load_settings
 from bot.errors import ConfigError
 
 

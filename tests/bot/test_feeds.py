@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot import cli
-from bot.commands.feeds import new_feed
+from app import cli
+from bot.feeds import new_feed
 from bot.opml import read_opml
 from store.db import Database
 from store.models import Role

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.http import create_app
+from app.http import create_app
 from bot.signing import UrlSigner
 from store.blobs import BlobStore
 from store.db import Database

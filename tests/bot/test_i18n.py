@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bot import grammar
-from bot.commands.common import _ID as ID_PREFIXES
-from bot.commands.feeds import PROBLEM_KINDS as FEED_PROBLEMS
+from bot.feeds import PROBLEM_KINDS as FEED_PROBLEMS
 from bot.i18n import LANGUAGES, Translator, catalog, normalize_language
+from bot.ids import ID_PREFIXES
 from bot.markup import Markup, bold, to_plain
 from bot.outlets import KINDS as OUTLET_KINDS
 from store.models import NotifyMode, ProposalStatus, Role, Visibility

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import make_core
 from bot.clock import SystemClock
 from bot.core import Core
 from bot.events import Event
@@ -26,7 +27,7 @@ def two_cores(db: Database) -> Iterator[tuple[Core, Core]]:
     """Two instances on one database: each its own Database (pool, connections) and Core."""
     other = Database(db.url)
     try:
-        yield Core(db, SystemClock()), Core(other, SystemClock())
+        yield make_core(db, SystemClock()), make_core(other, SystemClock())
     finally:
         other.dispose()
 
@@ -74,7 +75,7 @@ async def test_a_refused_command_sent_again_later_is_acknowledged_not_answered_a
     db: Database,
 ) -> None:
     members(db, "alice")
-    core = Core(db, SystemClock())
+    core = make_core(db, SystemClock())
     [event] = refused_commands(1)
     assert core.handle(event)
     assert answers(db) == 1

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
-from bot.config import load_settings
-from bot.wiring import build_core
+from app.cli import main
+from app.config import load_settings
+from app.wiring import build_core
 from jobs.retention import Retention, apply
 from store.models import ItemRead, Person
 from tests.bot.conftest import Pinwall

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-PINWALL = [sys.executable, "-m", "bot.cli"]
+PINWALL = [sys.executable, "-m", "app.cli"]
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -14,9 +14,8 @@ from typing import IO
 from sqlalchemy import func, select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import STRAGGLER_AGE, make_core
 from bot.clock import FakeClock, SystemClock
-from bot.core import Core
-from bot.wiring import STRAGGLER_AGE
 from store.db import Database
 from store.models import Group, InboxStatus, OutboxMessage
 from tests.e2e.test_console import PINWALL, _env
@@ -95,7 +94,7 @@ def test_an_event_recorded_but_not_applied_is_applied_while_pinwall_runs_once(
         event = MemoryAdapter(platform="console", trust="local").event(
             "bob", "/group create late Late", clock.now()
         )
-        assert Core(db, clock).record(event)
+        assert make_core(db, clock).record(event)
         recorded = time.monotonic()
         answer = out.until("[bob] ", within=2 * STRAGGLER_AGE.total_seconds() + 10)
         took = time.monotonic() - recorded

@@ -27,8 +27,8 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+from app.wiring import make_core
 from bot.clock import SystemClock
-from bot.core import Core
 from bot.runtime import Hub
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import RateLimiter
@@ -55,7 +55,7 @@ def _say(**fields: Any) -> None:
 
 async def main(config: dict[str, Any]) -> int:
     db = Database(config["database"])
-    hub = Hub(Core(db, SystemClock()))
+    hub = Hub(make_core(db, SystemClock()))
     adapters = [
         FakePlatformAdapter(p["name"], p["url"], send_keys=bool(p.get("send_keys", False)))
         for p in config["platforms"]

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import update
 
 from adapters.memory import MemoryAdapter
+from app.wiring import make_core
 from bot.clock import SystemClock
-from bot.core import Core
 from bot.markup import to_plain
 from bot.message import DeliveryFailed, Message, SendResult, Target
 from bot.runtime import Hub
@@ -268,7 +268,7 @@ async def test_an_idle_lane_sleeps_until_the_next_message_falls_due(db: Database
     """With the system clock: a message due in 1.5 s is sent then, with one claim before
     and one at its time (not one a second); a message written meanwhile is sent at once,
     woken by the hub."""
-    hub = Hub(Core(db, SystemClock()))
+    hub = Hub(make_core(db, SystemClock()))
     adapter = MemoryAdapter()
     hub.register(adapter)
     worker = Counting(hub)
@@ -304,7 +304,7 @@ async def test_an_idle_lane_sleeps_until_the_next_message_falls_due(db: Database
 
 
 async def test_an_idle_lane_with_nothing_due_sleeps_up_to_its_longest_nap(db: Database) -> None:
-    hub = Hub(Core(db, SystemClock()))
+    hub = Hub(make_core(db, SystemClock()))
     hub.register(MemoryAdapter())
     worker = Counting(hub, DeliveryPolicy(idle_poll=0.4))
     stop = asyncio.Event()

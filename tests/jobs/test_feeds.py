@@ -12,17 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.markup import to_plain
-from jobs.feeds import (
-    Entry,
-    FeedPolicy,
-    FeedPoller,
-    FeedProblem,
-    canonical_link,
-    declares_entities,
-    entry_keys,
-    parse_feed,
-    wanted,
-)
+from jobs.feed_read import Entry, FeedProblem, declares_entities, parse_feed
+from jobs.feeds import FeedPolicy, FeedPoller, canonical_link, entry_keys, wanted
 from jobs.fetch import GuardedClient
 from store.models import Feed, Item, ItemKind, OutboxMessage
 from tests.bot.conversation import en

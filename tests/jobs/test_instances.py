@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from adapters.memory import MemoryAdapter
+from app.wiring import make_core
 from bot.clock import FakeClock
-from bot.core import Core
 from bot.message import Message, Target
 from bot.runtime import Hub
 from jobs.instances import Heartbeat, HeartbeatPolicy
@@ -43,7 +43,7 @@ def instance(
     db: Database, clock: FakeClock, hubs: list[tuple[Hub, Heartbeat]], data_dir: Path | None
 ) -> tuple[Hub, Heartbeat]:
     """Another running Pinwall on the same database (its own hub, same fake clock)."""
-    hub = Hub(Core(db, clock))
+    hub = Hub(make_core(db, clock))
     hub.register(MemoryAdapter())
     beat = Heartbeat(hub, data_dir=data_dir, policy=POLICY)
     hubs.append((hub, beat))
@@ -98,7 +98,7 @@ async def test_on_sqlite_a_start_takes_back_every_claim_at_once(
     try:
         ids = queue(world, "alice", "bob")
         claim(world, "killed")
-        hub = Hub(Core(sqlite_db, world.clock))
+        hub = Hub(make_core(sqlite_db, world.clock))
         beat = Heartbeat(hub, data_dir=tmp_path, policy=POLICY)
         assert beat.start() == 2
         assert beat._lock is not None

@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import PREVIEW_WAIT, make_core
 from bot.clock import SystemClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.markup import to_plain
 from bot.runtime import Hub
-from bot.wiring import PREVIEW_WAIT
 from jobs.delivery import DeliveryWorker
 from jobs.fetch import FetchFailed, GuardedClient
 from jobs.previews import (
@@ -435,7 +435,7 @@ async def test_the_console_answers_at_once_and_the_live_copy_shows_the_preview(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "app.cli",
         "run",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -479,7 +479,7 @@ class Live:
 
 @pytest.fixture
 async def live(db: Database) -> AsyncIterator[Live]:
-    core = Core(db, SystemClock(), CoreSettings(admins=frozenset({("memory", "admin")}),
+    core = make_core(db, SystemClock(), CoreSettings(admins=frozenset({("memory", "admin")}),
                                                 preview_wait=PREVIEW_WAIT))  # fmt: skip
     hub = Hub(core)
     adapter = MemoryAdapter()

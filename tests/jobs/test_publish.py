@@ -19,9 +19,10 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.config import load_settings, outlet_settings
+from app.config import load_settings
+from app.http import create_app
+from bot.config import outlet_settings
 from bot.errors import ConfigError
-from bot.http import create_app
 from bot.markup import to_plain
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec
 from jobs.outlets import create_publisher

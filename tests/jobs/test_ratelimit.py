@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.messengers import MESSENGERS, default_limits
 from jobs.ratelimit import PlatformLimits, Rate, RateLimiter, limits_from_settings
 
 
@@ -66,7 +67,9 @@ def test_retry_after_blocks_until_then() -> None:
 def test_a_platform_wide_429_pauses_the_platform_also_without_an_overall_limit() -> None:
     """`[rate_limits.matrix] overall = 0`: Matrix's M_LIMIT_EXCEEDED still pauses it all."""
     t = Ticker()
-    rl = RateLimiter(limits_from_settings({"matrix": {"overall": 0}}), t)
+    rl = RateLimiter(
+        limits_from_settings(default_limits(MESSENGERS), {"matrix": {"overall": 0}}), t
+    )
     rl.penalize("matrix", "room", "!a", 4, overall=True)
     assert rl.acquire("matrix", "room", "!b") == pytest.approx(4.0)
     assert rl.acquire("matrix", "dm", "!c") == pytest.approx(4.0)
@@ -86,7 +89,8 @@ def test_a_conversations_429_pauses_only_it_also_without_a_per_conversation_limi
 
 
 def test_unknown_platforms_are_unlimited_and_settings_override() -> None:
-    rl = RateLimiter(limits_from_settings({"matrix": {"overall": 50}, "slack": {"per_room": 0}}))
+    overrides = {"matrix": {"overall": 50}, "slack": {"per_room": 0}}
+    rl = RateLimiter(limits_from_settings(default_limits(MESSENGERS), overrides))
     assert all(rl.acquire("console", "dm", "x") == 0 for _ in range(100))
     assert rl.limits["matrix"].overall == Rate(50, 50)
     assert rl.limits["slack"].per_room is None

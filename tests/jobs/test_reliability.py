@@ -36,12 +36,11 @@ import pytest
 from sqlalchemy import func, select, text
 
 from adapters.memory import MemoryAdapter
+from app.wiring import STRAGGLER_AGE, make_core
 from bot.clock import SystemClock
-from bot.core import Core
 from bot.events import Event
 from bot.message import Message, Target
 from bot.runtime import Hub
-from bot.wiring import STRAGGLER_AGE
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, Rate, RateLimiter
 from store.db import Database
@@ -94,7 +93,7 @@ def add_group(uow: UnitOfWork, slug: str, creator: Person) -> Group:
 
 def enqueue_texts(db: Database, writes: Sequence[tuple[Target, str]]) -> None:
     """Queues plain messages, in this order, as the core does."""
-    core = Core(db, SystemClock())
+    core = make_core(db, SystemClock())
     with db.uow() as uow:
         now = core.clock.now()
         for target, body in writes:
@@ -211,7 +210,7 @@ def test_a_worker_killed_mid_fan_out_leaves_nobody_out(
             room.group_id = group.id
         uow.commit()
     # The share, through the core: the item and its whole fan-out in one transaction.
-    core = Core(sqlite_db, SystemClock())
+    core = make_core(sqlite_db, SystemClock())
     share = MemoryAdapter(platform="telegram").event(
         "tg-announcer",
         "/share allhands https://example.com/q3 Q3 figures are out",
@@ -413,7 +412,7 @@ async def test_ten_thousand_events_a_third_redelivered_take_effect_once(
     slots: list[list[int]] = [[i, i] if i in together else [i] for i in range(distinct)]
     slots += [[i] for i in sorted(again - together)]
     rnd.shuffle(slots)
-    hub = Hub(Core(sqlite_db, SystemClock()))
+    hub = Hub(make_core(sqlite_db, SystemClock()))
     results: dict[int, list[bool]] = defaultdict(list)
     started = time.perf_counter()
     try:
@@ -448,7 +447,7 @@ async def test_redeliveries_to_two_instances_at_the_same_moment_take_effect_once
     workers) at once; on PostgreSQL the two transactions truly race."""
     traffic = make_traffic(db, 400)
     other = Database(db.url)
-    hubs = [Hub(Core(db, SystemClock())), Hub(Core(other, SystemClock()))]
+    hubs = [Hub(make_core(db, SystemClock())), Hub(make_core(other, SystemClock()))]
     try:
         answers = []
         for start in range(0, len(traffic.events), 20):
@@ -481,7 +480,7 @@ async def test_events_recorded_before_a_crash_are_applied_once_after_the_restart
     again = set(rnd.sample(range(len(traffic.events)), int(len(traffic.events) * REDELIVERED)))
     arrivals = list(range(len(traffic.events))) + sorted(again)
     rnd.shuffle(arrivals)
-    before = Hub(Core(db, SystemClock()))
+    before = Hub(make_core(db, SystemClock()))
     fresh_by_event: dict[int, list[bool]] = defaultdict(list)
     try:
         for i in arrivals:
@@ -496,7 +495,7 @@ async def test_events_recorded_before_a_crash_are_applied_once_after_the_restart
     # The restart: new Database objects, Cores and Hubs. SQLite has one instance.
     instances = 1 if db.is_sqlite else 2
     databases = [Database(db.url) for _ in range(instances)]
-    hubs = [Hub(Core(d, SystemClock())) for d in databases]
+    hubs = [Hub(make_core(d, SystemClock())) for d in databases]
 
     async def apply_all(hub: Hub) -> int:
         done = 0
@@ -544,7 +543,7 @@ async def test_a_429_storm_loses_nothing_and_never_comes_back_early(
     each = 6
     # Written interleaved, as traffic is: message k of every conversation, then k + 1.
     enqueue_texts(db, [(t, f"{t.address} #{k}") for k in range(each) for t in conversations])
-    hub = Hub(Core(db, SystemClock()))
+    hub = Hub(make_core(db, SystemClock()))
     hub.register(FakePlatformAdapter("telegram", fake.url))
     limits = PlatformLimits(overall=Rate(500, 50), per_dm=Rate(50, 5), per_room=Rate(50, 5))
     worker = DeliveryWorker(hub, DeliveryPolicy(idle_poll=0.02), RateLimiter({"telegram": limits}))
@@ -595,7 +594,7 @@ async def test_two_workers_on_one_postgresql_send_each_message_once_in_order(
     enqueue_texts(pg_db, order)
 
     databases = [Database(postgres_url), Database(postgres_url)]
-    hubs = [Hub(Core(d, SystemClock())) for d in databases]
+    hubs = [Hub(make_core(d, SystemClock())) for d in databases]
     for hub in hubs:
         for name in ("telegram", "slack"):
             hub.register(FakePlatformAdapter(name, platforms[name].url))
@@ -651,7 +650,7 @@ async def test_a_pass_longer_than_the_lease_is_not_sent_twice_by_another_worker(
     conversations = [Target("slack", "dm", f"U{i:03d}") for i in range(60)]
     enqueue_texts(pg_db, [(t, f"{t.address} #0") for t in conversations])
     databases = [Database(postgres_url), Database(postgres_url)]
-    hubs = [Hub(Core(d, SystemClock())) for d in databases]
+    hubs = [Hub(make_core(d, SystemClock())) for d in databases]
     for hub in hubs:
         hub.register(FakePlatformAdapter("slack", fake.url))
     # A batch of 40 at two sends in flight takes 4 s: twice the lease.
@@ -692,7 +691,7 @@ async def test_a_graceful_stop_finishes_the_sends_in_flight_and_keeps_the_rest(
     idle = platforms["matrix"] = FakePlatform(name="matrix")
     conversations = [Target("slack", "dm", f"U{i:03d}") for i in range(40)]
     enqueue_texts(db, [(t, f"{t.address} #{k}") for k in range(2) for t in conversations])
-    hub = Hub(Core(db, SystemClock()))
+    hub = Hub(make_core(db, SystemClock()))
     hub.register(FakePlatformAdapter("slack", fake.url))
     hub.register(FakePlatformAdapter("matrix", idle.url))  # a lane with nothing to do
     policy = DeliveryPolicy(concurrency=8, idle_poll=0.05)

@@ -51,9 +51,9 @@ def add_parsers(sub: Any) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    from app.wiring import configured_admins, open_database
     from bot import privacy
     from bot.clock import SystemClock
-    from bot.wiring import configured_admins, open_database
 
     db = open_database(settings)
     now = SystemClock().now()

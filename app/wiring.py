@@ -1,6 +1,6 @@
 """Assembles the program: settings, database, core, adapters, HTTP, jobs.
 
-This is the one module of bot/ that may import adapters and jobs; it does so lazily.
+The composition root: the one place that knows every part (see app/__init__.py).
 """
 
 from __future__ import annotations
@@ -13,43 +13,48 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TextIO
+from typing import Any
 
 import uvicorn
 from starlette.routing import BaseRoute
 
+from adapters.console.adapter import ConsoleAdapter
+from app.handlers import build_handlers
+from app.http import create_app
+from app.messengers import MESSENGERS, default_limits
 from bot.access import CONSOLE_ADMIN
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, outlet_settings
 from bot.core import Core, CoreSettings
 from bot.errors import ConfigError
-from bot.http import create_app
+from bot.messenger import Messenger
 from bot.ports import MessengerAdapter
 from bot.runtime import Hub, keep_on_one_cpu, loop_name
 from bot.signing import UrlSigner
+from jobs.delivery import DeliveryPolicy, DeliveryWorker
+from jobs.digests import DigestJob
+from jobs.feeds import FeedPoller
+from jobs.fetch import GuardedClient
+from jobs.instances import Heartbeat
+from jobs.outlets import create_publisher
+from jobs.outlets.base import OutletContext
+from jobs.outlets.newsroom import feed_routes
+from jobs.previews import PreviewWorker
+from jobs.publish import PublishJob
+from jobs.ratelimit import PlatformLimits, RateLimiter, limits_from_settings
+from jobs.retention import EVERY, Retention, RetentionJob
+from jobs.scheduler import Tick, Ticker
 from store.blobs import BlobStore
 from store.db import Database
 from store.locks import AlreadyRunning, InstanceLock
 
-if TYPE_CHECKING:
-    from adapters.console import ConsoleAdapter
-    from jobs.delivery import DeliveryWorker
-    from jobs.instances import Heartbeat
-    from jobs.previews import PreviewWorker
-    from jobs.publish import PublishJob
-    from jobs.scheduler import Tick
-
 log = logging.getLogger("pinwall")
 
-BUILT_ADAPTERS = ("telegram", "slack", "matrix")
 STRAGGLER_AGE = timedelta(seconds=10)
 # Seconds the copies of a shared link wait for its preview (PINWALL_LINK_PREVIEWS on).
 PREVIEW_WAIT = 2.0
-COMMAND_PREFIXES = {"console": "/", "telegram": "/", "slack": "/pinwall ", "matrix": "!pw "}
-# Messengers that show a message in a room to one person alone (Slack's ephemeral ones).
-PRIVATE_IN_ROOM = frozenset({"slack"})
 
 
 def configure_logging(level: str) -> None:
@@ -78,22 +83,49 @@ def configured_admins(settings: Settings) -> frozenset[tuple[str, str]]:
     return settings.admin_accounts() | {CONSOLE_ADMIN}
 
 
+def make_core(
+    db: Database,
+    clock: Clock,
+    settings: CoreSettings | None = None,
+    messengers: tuple[Messenger[Any, Any], ...] = MESSENGERS,
+) -> Core:
+    """The Core with this build's handler table, told by the messengers' descriptors how
+    each is named, how commands are typed there and which show a room message to one
+    person alone: how `pinwall run` makes it, and how the tests and benchmarks do (with
+    the CoreSettings they need)."""
+    settings = replace(
+        settings or CoreSettings(),
+        platform_names={m.name: m.display_name for m in messengers},
+        command_prefixes={m.name: m.command_prefix for m in messengers},
+        private_in_room=frozenset(m.name for m in messengers if m.private_in_room),
+    )
+    return Core(db, clock, settings, handlers=build_handlers())
+
+
 def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> Core:
-    return Core(
+    return make_core(
         db,
         clock or SystemClock(),
         CoreSettings(
             default_language=settings.default_language,
             default_timezone=settings.default_timezone,
             admins=configured_admins(settings),
-            command_prefixes=COMMAND_PREFIXES,
-            private_in_room=PRIVATE_IN_ROOM,
             public_url=settings.public_url,
             outlets=outlet_settings(settings),
             read_tracking=settings.read_tracking,
             preview_wait=PREVIEW_WAIT if settings.link_previews else 0.0,
         ),
+        type(settings).MESSENGERS,
     )
+
+
+def rate_limits(
+    settings: Settings | None = None,
+    messengers: tuple[Messenger[Any, Any], ...] = MESSENGERS,
+) -> dict[str, PlatformLimits]:
+    """The messengers' send limits, with pinwall.toml's [rate_limits.NAME] over them."""
+    overrides = settings.rate_limits if settings is not None else {}
+    return limits_from_settings(default_limits(messengers), overrides)
 
 
 @dataclass
@@ -105,29 +137,22 @@ class Program:
     worker: DeliveryWorker
     console: ConsoleAdapter | None
     lock: InstanceLock
+    routes: list[BaseRoute]  # the messengers' webhooks (/slack/events, /telegram/webhook)
     previews: PreviewWorker | None = None  # link previews, through the guarded client
     # Periodic jobs (digests, feed polls, ...), ticked by APScheduler where the lock is held.
     ticks: list[Tick] = field(default_factory=list)
     # This instance's id (on its claims) and heartbeat; claims of gone ones taken back.
     heartbeat: Heartbeat | None = None
+    # Set by SIGTERM (and SIGINT unless a person types into the console): serve() stops.
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # Where the HTTP endpoints listen, once serve() bound them (port 0 picks a free one).
+    address: tuple[str, int] | None = None
 
 
-def build(
-    settings: Settings, *, stdin: TextIO | None = None, stdout: TextIO | None = None
-) -> Program:
-    from jobs.delivery import DeliveryPolicy, DeliveryWorker
-    from jobs.fetch import GuardedClient
-    from jobs.instances import Heartbeat
-    from jobs.previews import PreviewWorker
-    from jobs.ratelimit import RateLimiter, limits_from_settings
-
-    for name in settings.messengers:
-        if name not in BUILT_ADAPTERS:
-            # The other messenger adapters arrive with their own issues; until then a
-            # configured one must not be silently ignored.
-            raise ConfigError(
-                f"PINWALL_{name.upper()}_*: the {name} adapter is not part of this build yet"
-            )
+def build(settings: Settings) -> Program:
+    """The program of these settings (app.config.load_settings: with their messengers),
+    every configured messenger's adapter built, nothing started yet."""
+    messengers = type(settings).MESSENGERS
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -147,24 +172,15 @@ def build(
         blobs=BlobStore(settings.data_dir / "blobs", max_bytes=settings.file_max_mb * 1024 * 1024),
         signer=UrlSigner(settings.secret_key_value()),
     )
-    if settings.telegram_configured:
-        hub.register(_telegram(settings, hub))
-    if settings.slack_configured:
-        hub.register(_slack(settings, hub))
-    if settings.matrix_configured:
-        hub.register(_matrix(settings, hub))
-    console = None
-    if settings.console_enabled:
-        from adapters.console import ConsoleAdapter
-
-        console = ConsoleAdapter(
-            hub,
-            stdin=stdin,
-            stdout=stdout,
-            history=settings.data_dir / "console_history",
-            language=settings.default_language,
-        )
-        hub.register(console)
+    routes: list[BaseRoute] = []
+    for messenger in messengers:
+        if messenger.is_configured(settings):
+            adapter = messenger.make(settings, hub)
+            hub.register(adapter)
+            routes += messenger.routes(adapter)
+    # The console drives a scripted run (it ends the program at the end of its input).
+    found = hub.adapters.get("console")
+    console = found if isinstance(found, ConsoleAdapter) else None
     heartbeat = Heartbeat(hub, data_dir=settings.data_dir)
     worker = DeliveryWorker(
         hub,
@@ -172,7 +188,7 @@ def build(
             max_attempts=settings.outbox_max_attempts,
             lease=timedelta(seconds=settings.outbox_lease_seconds),
         ),
-        RateLimiter(limits_from_settings(settings.rate_limits)),
+        RateLimiter(rate_limits(settings, messengers)),
         instance=heartbeat.id,
     )
     previews = (
@@ -183,17 +199,11 @@ def build(
         else None
     )
     ticks: list[Tick] = []
-    from jobs.digests import DigestJob
-    from jobs.scheduler import Tick
-
     ticks.append(Tick("digests", every=30, run=DigestJob(hub).tick))
-    from jobs.feeds import FeedPoller
-
     feeds = FeedPoller(
         hub, GuardedClient(allowlist=settings.fetch_allowlist, public_url=settings.public_url)
     )
     ticks.append(Tick("feeds", every=2, run=feeds.tick))  # free until a feed is due or added
-    from jobs.retention import EVERY, Retention, RetentionJob
 
     async def apply_stragglers(now: datetime) -> int:
         """Events recorded (and acknowledged to their messenger) whose applying failed for
@@ -204,67 +214,18 @@ def build(
     retention = RetentionJob(db, Retention.from_settings(settings), hub.blobs)
     ticks.append(Tick("retention", every=EVERY, run=retention.tick))
     ticks.append(_publish_job(settings, hub).tick())  # approved proposals, to their outlets
-    return Program(settings, db, core, hub, worker, console, lock, previews, ticks, heartbeat)
+    return Program(
+        settings, db, core, hub, worker, console, lock, routes, previews, ticks, heartbeat
+    )
 
 
 def _publish_job(settings: Settings, hub: Hub) -> PublishJob:
     """The publishing tick, with a publisher per outlet made now: a wrong outlet setting
     stops the start with one line, not the first publication."""
-    from jobs.outlets import create_publisher
-    from jobs.outlets.base import OutletContext
-    from jobs.publish import PublishJob
-
     context = OutletContext(db=hub.db, public_url=settings.links_url(), data_dir=settings.data_dir)
     outlets = hub.core.settings.outlets
     publishers = {spec.name: create_publisher(spec, context) for spec in outlets.outlets}
     return PublishJob(hub, outlets, context, publishers=publishers)
-
-
-def _telegram(settings: Settings, hub: Hub) -> MessengerAdapter:
-    from adapters.telegram import TelegramAdapter
-
-    assert settings.telegram_token is not None
-    secret = settings.telegram_webhook_secret
-    return TelegramAdapter(
-        hub,
-        token=settings.telegram_token.get_secret_value(),
-        secret_key=settings.secret_key_value(),
-        base_url=settings.telegram_base_url,
-        mode=settings.telegram_mode,
-        webhook_secret=secret.get_secret_value() if secret else None,
-        public_url=settings.public_url,
-    )
-
-
-def _slack(settings: Settings, hub: Hub) -> MessengerAdapter:
-    from adapters.slack import SlackAdapter
-
-    assert settings.slack_bot_token is not None
-    app_token, secret = settings.slack_app_token, settings.slack_signing_secret
-    return SlackAdapter(
-        hub,
-        bot_token=settings.slack_bot_token.get_secret_value(),
-        app_token=app_token.get_secret_value() if app_token else None,
-        signing_secret=secret.get_secret_value() if secret else None,
-        mode=settings.slack_mode,
-        api_url=settings.slack_api_url,
-    )
-
-
-def _matrix(settings: Settings, hub: Hub) -> MessengerAdapter:
-    from adapters.matrix import MatrixAdapter
-
-    assert settings.matrix_homeserver is not None
-    assert settings.matrix_user_id is not None
-    token, password = settings.matrix_access_token, settings.matrix_password
-    return MatrixAdapter(
-        hub,
-        homeserver=settings.matrix_homeserver,
-        user_id=settings.matrix_user_id,
-        access_token=token.get_secret_value() if token else None,
-        password=password.get_secret_value() if password else None,
-        member_servers=settings.matrix_member_server_list(),
-    )
 
 
 class _Server(uvicorn.Server):
@@ -291,15 +252,9 @@ def _bind(settings: Settings) -> socket.socket:
     return sock
 
 
-def _routes_of(adapter: MessengerAdapter) -> list[BaseRoute]:
-    """The webhook routes an adapter serves on Pinwall's HTTP app (if it has any)."""
-    routes = getattr(adapter, "routes", None)
-    return list(routes()) if callable(routes) else []
-
-
 async def serve(program: Program) -> int:
     settings, hub, worker = program.settings, program.hub, program.worker
-    stop = asyncio.Event()
+    stop = program.stop
     loop = asyncio.get_running_loop()
     pinned = keep_on_one_cpu(settings.cpu_affinity, sqlite=program.db.is_sqlite)
     if pinned is not None:
@@ -313,9 +268,8 @@ async def serve(program: Program) -> int:
 
     sock = _bind(settings)
     host, port = sock.getsockname()[:2]
-    routes = [route for a in hub.adapters.values() for route in _routes_of(a)]
-    from jobs.outlets.newsroom import feed_routes
-
+    program.address = (host, port)
+    routes = list(program.routes)
     outlets = program.core.settings.outlets
     routes += feed_routes(hub, outlets, settings.public_url, settings.links_url())
     app = create_app(hub, routes)
@@ -345,8 +299,6 @@ async def serve(program: Program) -> int:
         if program.previews is not None:
             previews_task = asyncio.create_task(program.previews.run(stop))
         if program.ticks:
-            from jobs.scheduler import Ticker
-
             ticker = Ticker(program.db, program.core.clock, program.ticks)
             ticker_task = asyncio.create_task(ticker.run(stop))
 

@@ -47,7 +47,7 @@ def _fail(message: str) -> int:
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.wiring import open_database
+    from app.wiring import open_database
 
     db = open_database(settings)
     with db.uow() as uow:
@@ -70,9 +70,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _import(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.commands.feeds import clean_url, filter_words, new_feed
+    from app.wiring import open_database
     from bot.errors import UserError
-    from bot.wiring import open_database
+    from bot.feeds import clean_url, filter_words, new_feed
 
     try:
         if args.file == "-":

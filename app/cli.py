@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from bot import cli_feeds, cli_people
-from bot.config import Settings, load_settings
+from app import cli_feeds, cli_people
+from app.config import load_settings
+from bot.config import Settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
 
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from bot import wiring
+    from app import wiring
     from bot.runtime import run_event_loop
 
     wiring.configure_logging(settings.log_level)
@@ -94,7 +95,7 @@ def _run(settings: Settings) -> int:
 
 
 def _db(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.wiring import open_database
+    from app.wiring import open_database
 
     db = open_database(settings, upgrade=False)
     if args.db_command == "upgrade":
@@ -109,8 +110,8 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _outbox(settings: Settings, args: argparse.Namespace) -> int:
+    from app.wiring import open_database
     from bot.clock import SystemClock
-    from bot.wiring import open_database
 
     db = open_database(settings)
     now = SystemClock().now()
@@ -153,7 +154,7 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     import csv
     import io
 
-    from bot.wiring import open_database
+    from app.wiring import open_database
 
     db = open_database(settings)
     with db.uow() as uow:
@@ -192,12 +193,13 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _doctor(settings: Settings) -> int:
-    from bot.wiring import open_database
+    from adapters.console.settings import ConsoleSettings
+    from app.wiring import open_database
 
     problems = 0
+    console = settings.console if isinstance(settings, ConsoleSettings) else "off"
     print(
-        f"settings: ok (console {settings.console}, messengers: "
-        f"{', '.join(settings.messengers) or 'none'})"
+        f"settings: ok (console {console}, messengers: {', '.join(settings.messengers) or 'none'})"
     )
     db = open_database(settings, upgrade=False)
     problem = db.problem()

@@ -1,0 +1,77 @@
+"""What a messenger package tells the program about itself: one descriptor, `Messenger`.
+
+Each package in adapters/ exports one (`MESSENGER`), and app/messengers.py lists them:
+that line is all a new messenger adds outside its package. From the descriptors the top
+floor takes the settings (their fields join Settings), builds the adapters that are
+configured, serves their HTTP routes, paces their sends, and tells the core how each
+is named and how commands are typed there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from bot.config import Settings
+from bot.ports import MessengerAdapter
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from bot.runtime import Hub
+
+
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    burst: float = 1.0
+
+
+@dataclass(frozen=True)
+class PlatformLimits:
+    overall: Rate | None = None  # across the whole platform (bot or workspace)
+    per_dm: Rate | None = None  # each direct chat
+    per_room: Rate | None = None  # each group, channel or room
+
+
+S = TypeVar("S", bound=Settings)
+A = TypeVar("A", bound=MessengerAdapter)
+
+
+def no_routes(adapter: Any) -> Sequence[BaseRoute]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Messenger(Generic[S, A]):
+    name: str  # the platform's id in the store and in PINWALL_ADMINS: "telegram"
+    display_name: str  # as people read it: "Telegram"
+    command_prefix: str  # how commands are typed there, for usage lines: "/", "!pw "
+    # Its settings: a subclass of bot.config.Settings with its own PINWALL_* fields and
+    # checks; the top floor's Settings class inherits from every messenger's.
+    settings: type[S]
+    configured: Callable[[S], bool]  # whether it runs (its credentials are set)
+    build: Callable[[S, Hub], A]  # the adapter, not started yet
+    routes: Callable[[A], Sequence[BaseRoute]] = no_routes  # webhooks on Pinwall's HTTP app
+    # It can show a message in a shared room to one person alone (Slack's ephemeral
+    # messages): a private answer then stays in the room, addressed to the asker.
+    private_in_room: bool = False
+    # Send pacing from the platform's documented limits (pinwall.toml's [rate_limits.NAME]
+    # overrides); None: not paced (nothing leaves the process).
+    rate_limits: PlatformLimits | None = None
+    # Runs in this process's terminal (the console), not a service the company runs: not
+    # counted among the configured messengers.
+    local: bool = False
+
+    def own(self, settings: Settings) -> S:
+        """`settings` as this messenger's part of them."""
+        if not isinstance(settings, self.settings):
+            raise TypeError(f"these settings have no {self.name} part ({type(settings)})")
+        return settings
+
+    def is_configured(self, settings: Settings) -> bool:
+        return self.configured(self.own(settings))
+
+    def make(self, settings: Settings, hub: Hub) -> A:
+        return self.build(self.own(settings), hub)
