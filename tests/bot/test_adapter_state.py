@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from adapters.memory import MemoryAdapter
+from app.wiring import make_core
 from bot.adapter_state import ButtonPromptView, ForgetDirectChat, SetCursor, TellOnce
 from bot.clock import FakeClock
-from bot.core import Core, CoreSettings
+from bot.core import CoreSettings
 from bot.events import Event
 from bot.message import Target
 from bot.runtime import Hub
@@ -23,7 +24,7 @@ from store.models import InboxEvent, InboxStatus, OutboxMessage, Role
 
 @pytest.fixture
 async def hub(db: Database) -> AsyncIterator[Hub]:
-    core = Core(db, FakeClock(), CoreSettings(admins=frozenset({("matrix", "@ops:x.org")})))
+    core = make_core(db, FakeClock(), CoreSettings(admins=frozenset({("matrix", "@ops:x.org")})))
     hub = Hub(core)
     try:
         yield hub
