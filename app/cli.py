@@ -204,14 +204,9 @@ def _doctor(settings: Settings) -> int:
     db = open_database(settings, upgrade=False)
     problem = db.problem()
     if problem is None:
-        current, head = db.current_revision(), db.head_revision()
-        state = (
-            "current"
-            if current == head
-            else f"at {current}, newest is {head}: run pinwall db upgrade"
-        )
-        print(f"database: reachable ({db.backend}), schema {state}")
-        problems += current != head
+        schema = db.schema_problem()
+        print(f"database: reachable ({db.backend}), {schema or 'schema current'}")
+        problems += schema is not None
     else:
         print(f"database: NOT reachable ({problem})")
         problems += 1

@@ -47,7 +47,7 @@ from jobs.ratelimit import PlatformLimits, RateLimiter, limits_from_settings
 from jobs.retention import EVERY, Retention, RetentionJob
 from jobs.scheduler import Tick, Ticker
 from store.blobs import BlobStore
-from store.db import Database
+from store.db import Database, SchemaTooNew
 from store.locks import AlreadyRunning, InstanceLock
 
 log = logging.getLogger("pinwall")
@@ -71,6 +71,8 @@ def open_database(settings: Settings, *, upgrade: bool = True) -> Database:
         db = Database(settings.database_url)
         if upgrade:
             db.upgrade()
+    except SchemaTooNew as exc:
+        raise ConfigError(f"PINWALL_DATABASE_URL: {exc}") from None
     except Exception as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigError(f"PINWALL_DATABASE_URL: cannot open the database ({reason})") from None
