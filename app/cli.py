@@ -1,5 +1,5 @@
 """The `pinwall` command for operators: run, config, db, outbox, doctor, audit, people,
-privacy, feeds."""
+privacy, feeds, backup, restore."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from app import cli_feeds, cli_people
+from app import cli_backup, cli_feeds, cli_people
 from app.config import load_settings
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", help="write to this file (default: standard output)")
     cli_people.add_parsers(sub)
     cli_feeds.add_parsers(sub)
+    cli_backup.add_parsers(sub)
     return p
 
 
@@ -73,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(settings)
         if command == "audit":
             return _audit_export(settings, args)
+        if command in ("backup", "restore"):
+            return cli_backup.run(settings, args)
         if command in ("people", "privacy"):
             return cli_people.run(settings, args)
         assert command == "feeds", command  # argparse admits only the commands above
