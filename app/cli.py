@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from app import cli_backup, cli_feeds, cli_people
 from app.config import load_settings
+from app.doctor import doctor
 from bot.config import Settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "outbox":
             return _outbox(settings, args)
         if command == "doctor":
-            return _doctor(settings)
+            return doctor(settings)
         if command == "audit":
             return _audit_export(settings, args)
         if command in ("backup", "restore"):
@@ -193,27 +194,6 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _doctor(settings: Settings) -> int:
-    from adapters.console.settings import ConsoleSettings
-    from app.wiring import open_database
-
-    problems = 0
-    console = settings.console if isinstance(settings, ConsoleSettings) else "off"
-    print(
-        f"settings: ok (console {console}, messengers: {', '.join(settings.messengers) or 'none'})"
-    )
-    db = open_database(settings, upgrade=False)
-    problem = db.problem()
-    if problem is None:
-        schema = db.schema_problem()
-        print(f"database: reachable ({db.backend}), {schema or 'schema current'}")
-        problems += schema is not None
-    else:
-        print(f"database: NOT reachable ({problem})")
-        problems += 1
-    return 1 if problems else 0
 
 
 if __name__ == "__main__":
