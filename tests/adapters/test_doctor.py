@@ -154,3 +154,62 @@ def test_a_schema_from_a_newer_pinwall_is_named(
     code, lines = doctor(capsys)
     assert code == 1
     assert lines[0].startswith("database: PROBLEM the database's schema (0099_future) is newer")
+
+
+def outlets(setup: Path, monkeypatch: pytest.MonkeyPatch, toml: str) -> None:
+    (setup / "pinwall.toml").write_text(toml)
+    monkeypatch.setenv("PINWALL_CONFIG", str(setup / "pinwall.toml"))
+
+
+def test_an_outlet_whose_token_mastodon_refuses_is_named(
+    setup: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mastodon_mock.testing import MockServer
+
+    with MockServer() as mastodon:
+        outlets(
+            setup,
+            monkeypatch,
+            f'[outlets.social]\nkind = "mastodon"\nbase_url = "{mastodon.base_url}"\n',
+        )
+        monkeypatch.setenv("PINWALL_OUTLET_SOCIAL_TOKEN", "alice_token")
+        assert doctor(capsys) == (
+            0,
+            [
+                "database: ok (sqlite, schema current)",
+                "outlet social: ok",
+                "fetch allow-list: empty (links and feeds reach public addresses only)",
+            ],
+        )
+        monkeypatch.setenv("PINWALL_OUTLET_SOCIAL_TOKEN", "revoked")
+        code, lines = doctor(capsys)
+    assert code == 1
+    assert lines[1].startswith("outlet social: PROBLEM Mastodon does not accept the token of")
+    assert lines[2].endswith("and set PINWALL_OUTLET_SOCIAL_TOKEN")
+
+
+def test_a_telegram_channel_the_bot_may_not_post_in_is_named(
+    setup: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fakes.telegram import TgChat
+
+    with FakeTelegram() as telegram:
+        telegram.add_channel(TgChat.channel("Acme News", username="acme_news"), admin=False)
+        telegram.add_channel(TgChat.channel("Acme Intern", username="acme_intern"))
+        monkeypatch.setenv("PINWALL_OUTLET_NEWS_TOKEN", telegram.token)
+        monkeypatch.setenv("PINWALL_OUTLET_INTERN_TOKEN", telegram.token)
+        outlets(
+            setup,
+            monkeypatch,
+            f'[outlets.news]\nkind = "telegram_channel"\nchat = "@acme_news"\n'
+            f'base_url = "{telegram.base_url}"\n'
+            f'[outlets.intern]\nkind = "telegram_channel"\nchat = "@acme_intern"\n'
+            f'base_url = "{telegram.base_url}"\n',
+        )
+        code, lines = doctor(capsys)
+    assert code == 1
+    assert lines[1:4] == [
+        "outlet news: PROBLEM the bot may not post in the channel @acme_news of outlet news",
+        "             → make it an administrator of the channel with the right to post messages",
+        "outlet intern: ok",
+    ]
