@@ -24,6 +24,7 @@ from adapters.console.adapter import ConsoleAdapter
 from app.handlers import build_handlers
 from app.http import create_app
 from app.messengers import MESSENGERS, default_limits
+from app.operator import routes as operator_routes
 from bot.access import CONSOLE_ADMIN
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, outlet_settings
@@ -274,6 +275,8 @@ async def serve(program: Program) -> int:
     routes = list(program.routes)
     outlets = program.core.settings.outlets
     routes += feed_routes(hub, outlets, settings.public_url, settings.links_url())
+    # After the feeds: /public/<outlet> (the newsroom page) would take <outlet>.atom too.
+    routes += operator_routes(hub, settings.secret_key_value(), outlets, settings.public_url)
     app = create_app(hub, routes)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)
