@@ -1,5 +1,5 @@
 """The `pinwall` command for operators: run, config, db, outbox, doctor, audit, people,
-privacy, feeds."""
+privacy, feeds, backup, restore."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from app import cli_feeds, cli_people
+from app import cli_backup, cli_feeds, cli_people
 from app.config import load_settings
+from app.doctor import doctor
 from bot.config import Settings
 from bot.errors import ConfigError
 from store.models import OutboxStatus
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", help="write to this file (default: standard output)")
     cli_people.add_parsers(sub)
     cli_feeds.add_parsers(sub)
+    cli_backup.add_parsers(sub)
     return p
 
 
@@ -70,9 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "outbox":
             return _outbox(settings, args)
         if command == "doctor":
-            return _doctor(settings)
+            return doctor(settings)
         if command == "audit":
             return _audit_export(settings, args)
+        if command in ("backup", "restore"):
+            return cli_backup.run(settings, args)
         if command in ("people", "privacy"):
             return cli_people.run(settings, args)
         assert command == "feeds", command  # argparse admits only the commands above
@@ -190,32 +194,6 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _doctor(settings: Settings) -> int:
-    from adapters.console.settings import ConsoleSettings
-    from app.wiring import open_database
-
-    problems = 0
-    console = settings.console if isinstance(settings, ConsoleSettings) else "off"
-    print(
-        f"settings: ok (console {console}, messengers: {', '.join(settings.messengers) or 'none'})"
-    )
-    db = open_database(settings, upgrade=False)
-    problem = db.problem()
-    if problem is None:
-        current, head = db.current_revision(), db.head_revision()
-        state = (
-            "current"
-            if current == head
-            else f"at {current}, newest is {head}: run pinwall db upgrade"
-        )
-        print(f"database: reachable ({db.backend}), schema {state}")
-        problems += current != head
-    else:
-        print(f"database: NOT reachable ({problem})")
-        problems += 1
-    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from urllib.parse import quote
 
 from starlette.applications import Starlette
@@ -13,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 from bot.ports import MessengerAdapter
 from bot.runtime import Hub
 from store.blobs import valid_blob_id
+from store.figures import Figures, figures
 from store.models import OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -39,19 +41,28 @@ def create_app(hub: Hub, extra_routes: list[BaseRoute] | None = None) -> Starlet
             body["problems"] = problems
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    def _queue() -> tuple[dict[str, int], float | None]:
+    def _read() -> tuple[dict[str, int], datetime | None, Figures]:
         with hub.db.uow() as uow:
-            counts = uow.outbox.counts()
-            oldest = uow.outbox.oldest_pending()
-        age = (hub.clock.now() - oldest).total_seconds() if oldest else 0.0
-        return counts, age
+            return uow.outbox.counts(), uow.outbox.oldest_pending(), figures(uow.session)
 
     async def metrics(request: Request) -> Response:
-        counts, age = await hub.call(_queue)
+        """Prometheus figures; those of the store are read at each scrape."""
+        counts, oldest, found = await hub.call(_read)
+        m, now = hub.metrics, hub.clock.now()
+
+        def age(since: datetime | None) -> float:
+            return max((now - since).total_seconds(), 0.0) if since else 0.0
+
         for status in OutboxStatus:
-            hub.metrics.queue_depth.labels(status.value).set(counts.get(status.value, 0))
-        hub.metrics.oldest_pending.set(age or 0.0)
-        return Response(hub.metrics.render(), media_type="text/plain; version=0.0.4")
+            m.queue_depth.labels(status.value).set(counts.get(status.value, 0))
+        m.oldest_pending.set(age(oldest))
+        for name, adapter in hub.adapters.items():
+            m.adapter_up.labels(name).set(1 if adapter.healthy() else 0)
+        m.feeds_failing.set(found.feeds_failing)
+        m.feed_failing_seconds.set(age(found.oldest_failure))
+        m.proposals_pending.set(found.proposals_pending)
+        m.proposal_waiting_seconds.set(age(found.oldest_proposal))
+        return Response(m.render(), media_type="text/plain; version=0.0.4")
 
     async def files(request: Request) -> Response:
         """A stored file, for whoever holds a valid signed link (messengers fetch these)."""

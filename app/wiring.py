@@ -24,6 +24,7 @@ from adapters.console.adapter import ConsoleAdapter
 from app.handlers import build_handlers
 from app.http import create_app
 from app.messengers import MESSENGERS, default_limits
+from app.operator import routes as operator_routes
 from bot.access import CONSOLE_ADMIN
 from bot.clock import Clock, SystemClock
 from bot.config import Settings, outlet_settings
@@ -47,7 +48,7 @@ from jobs.ratelimit import PlatformLimits, RateLimiter, limits_from_settings
 from jobs.retention import EVERY, Retention, RetentionJob
 from jobs.scheduler import Tick, Ticker
 from store.blobs import BlobStore
-from store.db import Database
+from store.db import Database, SchemaTooNew
 from store.locks import AlreadyRunning, InstanceLock
 
 log = logging.getLogger("pinwall")
@@ -71,6 +72,8 @@ def open_database(settings: Settings, *, upgrade: bool = True) -> Database:
         db = Database(settings.database_url)
         if upgrade:
             db.upgrade()
+    except SchemaTooNew as exc:
+        raise ConfigError(f"PINWALL_DATABASE_URL: {exc}") from None
     except Exception as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigError(f"PINWALL_DATABASE_URL: cannot open the database ({reason})") from None
@@ -272,6 +275,8 @@ async def serve(program: Program) -> int:
     routes = list(program.routes)
     outlets = program.core.settings.outlets
     routes += feed_routes(hub, outlets, settings.public_url, settings.links_url())
+    # After the feeds: /public/<outlet> (the newsroom page) would take <outlet>.atom too.
+    routes += operator_routes(hub, settings.secret_key_value(), outlets, settings.public_url)
     app = create_app(hub, routes)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = _Server(config)

@@ -182,12 +182,14 @@ _USAGES = (
     "audit [n:int]",
     "outbox failed [n:int]",
     "outbox retry [id]",
+    "admin web",
 )
 # Commands whose answers are for the asker alone: codes (link, invite), personal settings,
 # and everything filtered by what the asker may see (a secret group's posts, an admin's
 # log) — said in a shared room, everyone there would read it.
 _PRIVATE = frozenset(
     {
+        "admin web",
         "groups",
         "members",
         "items",

@@ -9,7 +9,7 @@ is named and how commands are typed there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -33,6 +33,14 @@ class PlatformLimits:
     overall: Rate | None = None  # across the whole platform (bot or workspace)
     per_dm: Rate | None = None  # each direct chat
     per_room: Rate | None = None  # each group, channel or room
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What `pinwall doctor` found wrong, and the one thing to do about it."""
+
+    what: str
+    fix: str
 
 
 S = TypeVar("S", bound=Settings)
@@ -60,6 +68,9 @@ class Messenger(Generic[S, A]):
     # Send pacing from the platform's documented limits (pinwall.toml's [rate_limits.NAME]
     # overrides); None: not paced (nothing leaves the process).
     rate_limits: PlatformLimits | None = None
+    # What `pinwall doctor` asks of the platform with these settings (token accepted,
+    # webhook registered, permissions granted), without starting the adapter.
+    check: Callable[[S], Awaitable[Sequence[Problem]]] | None = None
     # Runs in this process's terminal (the console), not a service the company runs: not
     # counted among the configured messengers.
     local: bool = False

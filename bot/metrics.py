@@ -57,6 +57,32 @@ class Metrics:
             ["outlet", "outcome"],
             registry=self.registry,
         )
+        self.adapter_up = Gauge(
+            "pinwall_adapter_up",
+            "1 while the messenger adapter receives and sends (as /healthz says), else 0",
+            ["platform"],
+            registry=self.registry,
+        )
+        self.feeds_failing = Gauge(
+            "pinwall_feeds_failing",
+            "Feeds whose last polls failed (paused ones not counted)",
+            registry=self.registry,
+        )
+        self.feed_failing_seconds = Gauge(
+            "pinwall_feed_failing_seconds",
+            "How long the longest-failing feed has failed (0 when none fails)",
+            registry=self.registry,
+        )
+        self.proposals_pending = Gauge(
+            "pinwall_proposals_pending",
+            "Proposals waiting for their gatekeepers",
+            registry=self.registry,
+        )
+        self.proposal_waiting_seconds = Gauge(
+            "pinwall_proposal_oldest_waiting_seconds",
+            "How long the longest-waiting proposal has waited since made or revised",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import ResolutionError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -188,6 +189,22 @@ def _postgres_connect_args(url: str) -> dict[str, Any]:
     return {} if "prepare_threshold" in make_url(url).query else {"prepare_threshold": None}
 
 
+# The key of the transaction-level advisory lock that migrations take on PostgreSQL.
+MIGRATION_LOCK = 0x70696E77616C6C  # "pinwall"
+
+
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer Pinwall than this one."""
+
+    def __init__(self, current: str, head: str | None) -> None:
+        super().__init__(
+            f"the database's schema ({current}) is newer than this Pinwall knows (newest "
+            f"{head}): run the newer Pinwall, or restore a backup made with this version"
+        )
+        self.current = current
+        self.head = head
+
+
 class Database:
     """One database: the engine, its sessions and its migrations."""
 
@@ -297,6 +314,10 @@ class Database:
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 with conn.begin():
+                    # Instances starting at once migrate one after the other: the first
+                    # runs the migrations, the others wait here and then find nothing to
+                    # do. (SQLite's BEGIN IMMEDIATE serializes them already.)
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
                     yield conn
                 return
             _sqlite_pragma(conn, "PRAGMA foreign_keys=OFF")
@@ -310,10 +331,33 @@ class Database:
                 _sqlite_pragma(conn, "PRAGMA foreign_keys=ON")
 
     def upgrade(self, revision: str = "head") -> None:
+        """Migrates to `revision`; refuses (SchemaTooNew) a database whose schema was made
+        by a newer Pinwall, before changing anything."""
         cfg = self._alembic_config()
         with self.migration_transaction() as conn:
+            self._refuse_unknown(MigrationContext.configure(conn).get_current_revision())
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+
+    def _refuse_unknown(self, current: str | None) -> None:
+        if current is None:
+            return
+        script = ScriptDirectory.from_config(self._alembic_config())
+        try:
+            script.revision_map.get_revision(current)
+        except ResolutionError:
+            raise SchemaTooNew(current, script.get_current_head()) from None
+
+    def schema_problem(self) -> str | None:
+        """Why this Pinwall cannot use the database's schema as it is, or None."""
+        current, head = self.current_revision(), self.head_revision()
+        if current == head:
+            return None
+        try:
+            self._refuse_unknown(current)
+        except SchemaTooNew as exc:
+            return str(exc)
+        return f"schema at {current}, newest is {head}: run pinwall db upgrade"
 
     def downgrade(self, revision: str) -> None:
         cfg = self._alembic_config()

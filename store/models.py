@@ -381,6 +381,20 @@ class CodeFailure(Base):
     at: Mapped[datetime]
 
 
+class WebLogin(Base):
+    """A one-time link into the operator's window (`admin web`), kept as the hash of its
+    token: it works once, for a few minutes, for a person who is still an admin."""
+
+    __tablename__ = "web_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class Draft(Base):
     """Something sent to the bot that waits for the sender to pick a group."""
 

@@ -61,7 +61,12 @@ class Said:
 
 class World:
     def __init__(
-        self, db: Database, *, admins: tuple[str, ...] = ("admin",), default_language: str = "en"
+        self,
+        db: Database,
+        *,
+        admins: tuple[str, ...] = ("admin",),
+        default_language: str = "en",
+        public_url: str | None = None,
     ) -> None:
         self.db = db
         self.clock = FakeClock()
@@ -71,6 +76,7 @@ class World:
             CoreSettings(
                 default_language=default_language,
                 admins=frozenset(("memory", a) for a in admins),
+                public_url=public_url,
             ),
         )
         self.hub = Hub(self.core)

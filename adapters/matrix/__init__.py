@@ -11,10 +11,11 @@ the adapter is built.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from adapters.matrix.settings import MatrixSettings
-from bot.messenger import Messenger, PlatformLimits, Rate
+from bot.messenger import Messenger, PlatformLimits, Problem, Rate
 
 if TYPE_CHECKING:
     from adapters.matrix.adapter import MatrixAdapter
@@ -37,6 +38,12 @@ def _build(settings: MatrixSettings, hub: Hub) -> MatrixAdapter:
     )
 
 
+async def _check(settings: MatrixSettings) -> Sequence[Problem]:
+    from adapters.matrix.doctor import check
+
+    return await check(settings)
+
+
 MESSENGER = Messenger(
     name="matrix",
     display_name="Matrix",
@@ -44,6 +51,7 @@ MESSENGER = Messenger(
     settings=MatrixSettings,
     configured=lambda settings: settings.matrix_configured,
     build=_build,
+    check=_check,
     # Synapse's default for a bot that is not exempted from its rate limit.
     rate_limits=PlatformLimits(overall=Rate(10, 10), per_dm=Rate(5, 5), per_room=Rate(5, 5)),
 )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from adapters.slack.settings import SlackSettings
-from bot.messenger import Messenger, PlatformLimits, Rate
+from bot.messenger import Messenger, PlatformLimits, Problem, Rate
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -44,6 +44,12 @@ def _routes(adapter: SlackAdapter) -> Sequence[BaseRoute]:
     return adapter.routes()  # /slack/events, in HTTP mode
 
 
+async def _check(settings: SlackSettings) -> Sequence[Problem]:
+    from adapters.slack.doctor import check
+
+    return await check(settings)
+
+
 MESSENGER = Messenger(
     name="slack",
     display_name="Slack",
@@ -51,6 +57,7 @@ MESSENGER = Messenger(
     settings=SlackSettings,
     configured=lambda settings: settings.slack_configured,
     build=_build,
+    check=_check,
     routes=_routes,
     private_in_room=True,  # ephemeral messages
     # Slack's documented limits: about one message a second per channel, 20 a second

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from adapters.telegram.settings import TelegramSettings
-from bot.messenger import Messenger, PlatformLimits, Rate
+from bot.messenger import Messenger, PlatformLimits, Problem, Rate
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -49,6 +49,12 @@ def _routes(adapter: TelegramAdapter) -> Sequence[BaseRoute]:
     return adapter.routes()  # /telegram/webhook, in webhook mode
 
 
+async def _check(settings: TelegramSettings) -> Sequence[Problem]:
+    from adapters.telegram.doctor import check
+
+    return await check(settings)
+
+
 MESSENGER = Messenger(
     name="telegram",
     display_name="Telegram",
@@ -56,6 +62,7 @@ MESSENGER = Messenger(
     settings=TelegramSettings,
     configured=lambda settings: settings.telegram_configured,
     build=_build,
+    check=_check,
     routes=_routes,
     # Telegram's documented limits: 30 messages a second overall, one a second per
     # chat, 20 a minute per group.

@@ -1,6 +1,9 @@
-"""Admin commands: the deliveries that keep failing, and sending them again."""
+"""Admin commands: the deliveries that keep failing, sending them again, and a link into
+the operator's window."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from bot.core import Ctx
 from bot.errors import UserError
@@ -8,8 +11,10 @@ from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.markup import Markup
 from store.models import OutboxStatus
+from store.web_logins import new_login
 
 FAILED_DEFAULT, FAILED_MAX = 10, 50
+WEB_LOGIN_TTL = timedelta(minutes=10)
 
 
 def on_outbox_failed(ctx: Ctx, cmd: Command) -> None:
@@ -51,8 +56,21 @@ def on_outbox_retry(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("outbox.retried", count=n)
 
 
+def on_admin_web(ctx: Ctx, cmd: Command) -> None:
+    """A link into the operator's window, for this admin alone, once, for ten minutes."""
+    ctx.policy.require_admin()
+    base = ctx.core.settings.public_url
+    if not base:
+        raise UserError("error.admin_web_no_public_url")
+    token = new_login(ctx.uow.session, ctx.person.id, ctx.now, WEB_LOGIN_TTL)
+    ctx.audit("admin.web_login", ctx.person.handle)
+    minutes = int(WEB_LOGIN_TTL.total_seconds() // 60)
+    ctx.reply("admin_web.link", url=f"{base.rstrip('/')}/admin/login/{token}", minutes=minutes)
+
+
 HANDLERS = Handlers(
     commands={
+        "admin web": on_admin_web,
         "outbox failed": on_outbox_failed,
         "outbox retry": on_outbox_retry,
     },

@@ -31,6 +31,7 @@ from urllib3.exceptions import NewConnectionError
 
 from bot.config import outlet_token_variable
 from bot.errors import ConfigError
+from bot.messenger import Problem
 from bot.outlets import OutletSpec, publication_text
 from jobs.fetch import version
 from jobs.outlets.base import (
@@ -124,6 +125,27 @@ class MastodonPublisher:
     async def aclose(self) -> None:
         self._session.close()
 
+    async def check(self) -> list[Problem]:
+        """For `pinwall doctor`: does the server accept the token (verify_credentials)."""
+        try:
+            await asyncio.to_thread(self.client.account_verify_credentials)
+        except MastodonNetworkError as exc:
+            return [
+                Problem(
+                    f"the Mastodon server of outlet {self.name} does not answer ({exc})",
+                    f"check {_setting_of(self.name, 'base_url')}",
+                )
+            ]
+        except MastodonError as exc:
+            return [
+                Problem(
+                    f"Mastodon does not accept the token of outlet {self.name} ({exc})",
+                    f"create an access token (Preferences > Development, scopes write:statuses "
+                    f"write:media) and set {outlet_token_variable(self.name)}",
+                )
+            ]
+        return []
+
     # --- in the worker thread ----------------------------------------------------
 
     def _publish(self, publication: Publication) -> Published:
@@ -201,7 +223,11 @@ class MastodonPublisher:
 
 def _setting(spec: OutletSpec, key: str) -> str:
     """How a setting of the outlet's [outlets.NAME] table is named in messages."""
-    return f"PINWALL_OUTLETS_{spec.name.upper()}_{key.upper()}"
+    return _setting_of(spec.name, key)
+
+
+def _setting_of(name: str, key: str) -> str:
+    return f"PINWALL_OUTLETS_{name.upper()}_{key.upper()}"
 
 
 def create(spec: OutletSpec, context: OutletContext) -> MastodonPublisher:

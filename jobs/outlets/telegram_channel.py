@@ -49,6 +49,7 @@ from telegram.request import HTTPXRequest
 
 from bot.config import Settings, load_settings, outlet_token_variable
 from bot.errors import ConfigError
+from bot.messenger import Problem
 from bot.outlets import OutletSpec, publication_text
 from jobs.outlets.base import (
     MediaFile,
@@ -113,6 +114,42 @@ class TelegramChannelPublisher:
             await self.bot.shutdown()
         for request in self._requests:  # also when getMe failed and the bot never started
             await request.shutdown()
+
+    async def check(self) -> list[Problem]:
+        """For `pinwall doctor`: is the token accepted, is the channel known to the bot,
+        and may the bot post there."""
+        token_var = outlet_token_variable(self.name)
+        try:
+            await self.bot.initialize()  # getMe
+            self._ready = True
+            chat = await self.bot.get_chat(self.chat)
+            member = await self.bot.get_chat_member(chat.id, self.bot.id)
+        except InvalidToken:
+            return [
+                Problem(
+                    f"Telegram does not accept the bot token of outlet {self.name}",
+                    f"copy it again from @BotFather into {token_var} (or PINWALL_TELEGRAM_TOKEN)",
+                )
+            ]
+        except BadRequest as exc:
+            return [
+                Problem(
+                    f"the channel {self.chat} of outlet {self.name} is unknown to the bot "
+                    f"({exc.message})",
+                    "add the bot to the channel as an administrator, and check the channel's "
+                    "@name or id",
+                )
+            ]
+        except TelegramError as exc:
+            return [Problem(f"outlet {self.name}: Telegram does not answer ({exc})", "try again")]
+        if member.status == "creator" or getattr(member, "can_post_messages", False):
+            return []
+        return [
+            Problem(
+                f"the bot may not post in the channel {self.chat} of outlet {self.name}",
+                "make it an administrator of the channel with the right to post messages",
+            )
+        ]
 
     async def publish(self, publication: Publication) -> Published:
         text = publication_text(publication.text, publication.link)

@@ -44,7 +44,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Literal, Self, TypeVar
@@ -54,7 +54,10 @@ import httpx
 from aiohttp import WSMsgType, web
 from aiohttp.web_request import FileField
 
+from adapters.slack.doctor import required_scopes
+
 BOT_TOKEN = "xoxb-1111-2222-pinwalltest"
+MANIFEST_SCOPES = sorted(required_scopes())
 APP_TOKEN = "xapp-1-A0PINWALL-1-pinwalltest"
 TEAM_ID = "T0PINWALL"
 TEAM_DOMAIN = "pinwall"
@@ -570,8 +573,12 @@ class FakeSlack:
         app_token: str = APP_TOKEN,
         team_id: str = TEAM_ID,
         team_domain: str = TEAM_DOMAIN,
+        scopes: Sequence[str] | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # The bot token's scopes, named in every answer's X-OAuth-Scopes header as Slack
+        # does (default: the ones Pinwall's app manifest asks for).
+        self.scopes = list(MANIFEST_SCOPES if scopes is None else scopes)
         self.app_token = app_token
         self.team_id = team_id
         self.team_domain = team_domain
@@ -892,7 +899,10 @@ class FakeSlack:
                     status=429,
                     headers={"Retry-After": str(retry_after)},
                 )
-            return web.json_response({"ok": True, **handler(params)})
+            return web.json_response(
+                {"ok": True, **handler(params)},
+                headers={"X-OAuth-Scopes": ",".join(self.scopes)},
+            )
         except SlackError as exc:
             call.error = exc.error
             return web.json_response({"ok": False, "error": exc.error, **exc.extra})

@@ -1245,6 +1245,8 @@ class FakeTelegram:
                 ("setWebhook", self._set_webhook),
                 ("deleteWebhook", self._delete_webhook),
                 ("getWebhookInfo", self._get_webhook_info),
+                ("getChat", self._get_chat),
+                ("getChatMember", self._get_chat_member),
                 ("sendMessage", self._send_message),
                 ("sendPhoto", self._send_photo),
                 ("sendDocument", self._send_document),
@@ -2250,6 +2252,50 @@ class FakeTelegram:
             if p.flag("drop_pending_updates"):
                 self._queue.clear()
         return _Result(True, "Webhook was deleted" if had else "Webhook is already deleted")
+
+    def _get_chat(self, p: _Params) -> dict[str, Any]:
+        """ChatFullInfo of a chat the bot knows (a private channel it is not in is "chat
+        not found", as for Telegram)."""
+        state = self._resolve_chat(p)
+        private = state.chat.username is None
+        if state.chat.type == "channel" and state.bot_status != "administrator" and private:
+            raise _bad_request("chat not found")
+        return {**state.chat.to_api(), "accent_color_id": 0, "max_reaction_count": 11}
+
+    def _get_chat_member(self, p: _Params) -> dict[str, Any]:
+        """The bot's own membership (the only one the fake knows): an administrator of a
+        channel may post; anything else is a plain member or gone."""
+        state = self._resolve_chat(p)
+        if p.integer("user_id") != self.bot_user.id:
+            raise _bad_request("member not found")
+        user = self.bot_user.to_api()
+        if state.bot_status != "administrator":
+            status = "left" if state.bot_status in ("left", "kicked") else "member"
+            return {"status": status, "user": user}
+        rights = dict.fromkeys(
+            [
+                "can_manage_chat",
+                "can_delete_messages",
+                "can_manage_video_chats",
+                "can_restrict_members",
+                "can_promote_members",
+                "can_change_info",
+                "can_invite_users",
+                "can_post_stories",
+                "can_edit_stories",
+                "can_delete_stories",
+            ],
+            True,
+        )
+        if state.chat.type == "channel":
+            rights |= {"can_post_messages": True, "can_edit_messages": True}
+        return {
+            "status": "administrator",
+            "user": user,
+            "can_be_edited": False,
+            "is_anonymous": False,
+            **rights,
+        }
 
     def _get_webhook_info(self, p: _Params) -> dict[str, Any]:
         with self._lock:

@@ -197,3 +197,55 @@ def test_posts_written_before_search_existed_are_found_after_the_upgrade(
         assert (total, [(h.kind, h.item_id) for h in hits]) == (1, [("item", 7)])
         hits, total = uow.search.search("poster", [1], limit=10)
         assert (total, [(h.kind, h.ref_id) for h in hits]) == (1, [("comment", 3)])
+
+
+# --- migrations at start: instances starting at once, a newer schema --------------------
+
+
+def test_instances_starting_at_once_migrate_once(empty_db: Database) -> None:
+    """Four instances start against one empty database at the same moment: each one's
+    upgrade returns, and the schema is migrated once (a second run of the first
+    migration would fail on its CREATE TABLE)."""
+    import threading
+
+    others = [Database(empty_db.url) for _ in range(3)]
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def upgrade(db: Database) -> None:
+        start.wait()
+        try:
+            db.upgrade()
+        except BaseException as exc:  # pragma: no cover - what the test looks for
+            failures.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(db,)) for db in [empty_db, *others]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for db in others:
+        db.dispose()
+    assert failures == []
+    assert empty_db.current_revision() == empty_db.head_revision()
+    with empty_db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+
+
+def test_a_schema_from_a_newer_pinwall_is_refused_and_left_alone(empty_db: Database) -> None:
+    from store.db import SchemaTooNew
+
+    empty_db.upgrade()
+    head = empty_db.head_revision()
+    with empty_db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    before = tables(empty_db)
+    with pytest.raises(SchemaTooNew) as refused:
+        empty_db.upgrade()
+    assert str(refused.value) == (
+        f"the database's schema (0099_from_the_future) is newer than this Pinwall knows "
+        f"(newest {head}): run the newer Pinwall, or restore a backup made with this version"
+    )
+    assert tables(empty_db) == before
+    assert empty_db.current_revision() == "0099_from_the_future"
+    assert empty_db.schema_problem() == str(refused.value)
