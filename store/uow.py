@@ -6,8 +6,6 @@ work shares its session, so everything done in it commits (or not) together.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,19 +87,9 @@ from store.models import (
     Upload,
     table_of,
 )
+from store.names import handle_base
 from store.proposals import ProposalRepository
 from store.reads import ReadRepository
-
-_HANDLE_JUNK = re.compile(r"[^a-z0-9._-]+")
-
-
-def handle_base(name: str) -> str:
-    """Lowercase ASCII letters, digits and `._-` of a name: "Jürgen Weiß" → jurgen.weiss."""
-    folded = unicodedata.normalize("NFKD", name.lower().replace("ß", "ss"))
-    ascii_only = folded.encode("ascii", "ignore").decode("ascii")
-    base = _HANDLE_JUNK.sub("", ".".join(ascii_only.split()))
-    return base.strip("._-")[:32].strip("._-") or "user"
-
 
 # The hot path runs prebuilt Core statements on the session's connection: SQLAlchemy
 # compiles each once and then only binds parameters, with no ORM bookkeeping on the way.
