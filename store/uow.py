@@ -86,6 +86,7 @@ from store.models import (
     Room,
     Upload,
     table_of,
+    title_key,
 )
 from store.names import handle_base
 from store.proposals import ProposalRepository
@@ -581,6 +582,10 @@ class GroupRepository(_Repo):
     def by_slug(self, slug: str) -> Group | None:
         return self.s.scalar(select(Group).where(Group.slug == slug.lower()))
 
+    def by_title(self, title: str) -> Group | None:
+        """The group of this title, whatever its case (titles are unique so)."""
+        return self.s.scalar(select(Group).where(Group.title_key == title_key(title)))
+
     def by_ids(self, ids: Iterable[int]) -> Sequence[Group]:
         wanted = list(ids)
         if not wanted:
@@ -901,6 +906,23 @@ class ItemRepository(_Repo):
     def remove_reaction(self, reaction: Reaction) -> None:
         self.s.delete(reaction)
         self.s.flush()
+
+    def reaction_counts(self, item_ids: Iterable[int]) -> dict[int, list[tuple[str, int]]]:
+        """Each post's reactions, counted per emoji: the most given first, then the
+        first given (👍 3, 🎉 1)."""
+        ids = list(item_ids)
+        if not ids:
+            return {}
+        rows = self.s.execute(
+            select(Reaction.item_id, Reaction.emoji, func.count(), func.min(Reaction.id))
+            .where(Reaction.item_id.in_(ids))
+            .group_by(Reaction.item_id, Reaction.emoji)
+            .order_by(Reaction.item_id, func.count().desc(), func.min(Reaction.id))
+        ).all()
+        counts: dict[int, list[tuple[str, int]]] = {}
+        for item_id, emoji, count, _first in rows:
+            counts.setdefault(item_id, []).append((emoji, count))
+        return counts
 
     # --- link previews (jobs.previews) ---------------------------------------------
 
