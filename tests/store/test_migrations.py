@@ -197,3 +197,30 @@ def test_posts_written_before_search_existed_are_found_after_the_upgrade(
         assert (total, [(h.kind, h.item_id) for h in hits]) == (1, [("item", 7)])
         hits, total = uow.search.search("poster", [1], limit=10)
         assert (total, [(h.kind, h.ref_id) for h in hits]) == (1, [("comment", 3)])
+
+
+def test_titles_given_twice_before_get_their_slug_so_that_titles_are_unique(
+    empty_db: Database,
+) -> None:
+    empty_db.upgrade("0018")
+    with empty_db.engine.begin() as conn:
+        for group_id, slug, name in (
+            (1, "sales", "Sales"),
+            (2, "sales-2", "SALES"),
+            (3, "hr", "HR"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO groups (id, slug, name, visibility, admits_externals, created_at) "
+                    "VALUES (:id, :slug, :name, 'open', false, :now)"
+                ),
+                {"id": group_id, "slug": slug, "name": name, "now": NOW.replace(tzinfo=None)},
+            )
+    empty_db.upgrade()
+    with empty_db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, title_key FROM groups ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [
+        ("Sales", "sales"),
+        ("SALES (sales-2)", "sales (sales-2)"),
+        ("HR", "hr"),
+    ]
