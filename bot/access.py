@@ -11,6 +11,7 @@ from bot.errors import UserError, WrongCode
 from bot.events import Actor, CommandInvoked, Event, MessageReceived, ReactionAdded
 from bot.i18n import Translator, normalize_language
 from bot.message import Message
+from store.codes import code_candidates
 from store.models import Account, Invite, Person, Role
 from store.uow import UnitOfWork
 
@@ -29,11 +30,11 @@ if TYPE_CHECKING:
 def _opening_command(event: Event) -> tuple[str, str]:
     """The command an event carries, if any: (name, arguments)."""
     if isinstance(event, CommandInvoked):
-        return event.name.lower(), event.arguments
+        return grammar.canonical_name(event.name), event.arguments
     if isinstance(event, MessageReceived) and event.meta.conversation.direct:
         word = grammar.first_word(event.text)
         if word in grammar.COMMAND_NAMES:
-            return word, event.text.strip()[len(word) :]
+            return grammar.canonical_name(word), event.text.strip()[len(word) :]
     return "", ""
 
 
@@ -49,12 +50,21 @@ def valid_invite(uow: UnitOfWork, actor: Actor, code: str, now: datetime) -> Inv
     """The invite `code` names, for `actor` to redeem; a wrong code is counted against
     them (see check_code_tries), and a throttled actor's code is not even looked at."""
     check_code_tries(uow, actor, now)
-    invite = uow.invites.by_code(code.strip())
+    invite = find_invite(uow, code)
     if invite is None or invite.revoked_at is not None:
         raise WrongCode("error.invite_invalid", kind="invite")
     if invite.expires_at <= now or invite.uses >= invite.max_uses:
         raise WrongCode("error.invite_used_up", kind="invite")
     return invite
+
+
+def find_invite(uow: UnitOfWork, typed: str) -> Invite | None:
+    """The invite a typed code names (in any case, with spaces or dashes), if any."""
+    for code in code_candidates(typed):
+        invite = uow.invites.by_code(code)
+        if invite is not None:
+            return invite
+    return None
 
 
 def check_code_tries(uow: UnitOfWork, actor: Actor, now: datetime) -> None:
@@ -105,8 +115,7 @@ def resolve(
         return person, account
 
     name, arguments = _opening_command(event)
-    words = arguments.split()
-    code = words[0] if words else ""
+    code = arguments.strip()
     if name == "link" and code:
         # Someone Pinwall does not know redeems a link code: the code's owner is asked;
         # until they say yes this account is nobody's (no rights, no person).

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from bot import when, words
 from bot.errors import UserError
 
 QUOTES = frozenset('"“”„')
@@ -56,7 +57,7 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-ParamKind = Literal["word", "int", "choice", "rest"]
+ParamKind = Literal["word", "int", "choice", "rest", "time"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class Param:
 @dataclass(frozen=True, slots=True)
 class Flag:
     name: str  # without the dashes
-    value: Literal["none", "word", "int", "words"]
+    value: Literal["none", "word", "int", "words", "when"]
     group: str | None = None  # flags of one group exclude each other
     value_name: str = ""
 
@@ -102,7 +103,9 @@ def _param(text: str, required: bool) -> Param:
     name, _, kind = text.partition(":")
     if name.endswith("..."):
         return Param(name[:-3], "rest", required)
-    return Param(name, "int" if kind == "int" else "word", required)
+    if kind == "code":  # a code may be typed in groups with spaces: "ABCD EFGH JK"
+        return Param(name, "rest", required)
+    return Param(name, "int" if kind == "int" else "time" if kind == "time" else "word", required)
 
 
 def spec(usage: str, *, hidden: bool = False, private: bool = False) -> Spec:
@@ -117,12 +120,14 @@ def spec(usage: str, *, hidden: bool = False, private: bool = False) -> Spec:
             options = names.split("|")
             group = names if len(options) > 1 else None
             for option in options:
-                kind: Literal["none", "word", "int", "words"] = "none"
+                kind: Literal["none", "word", "int", "words", "when"] = "none"
                 value_name = value.strip("<>")
                 if value:
                     kind = "words" if value_name.endswith("...") else "word"
                     if value_name.endswith(":int"):
                         kind = "int"
+                    if value_name.endswith(":when"):
+                        kind = "when"  # as many words as name a moment (bot/when.py)
                     value_name = value_name.split(":")[0].removesuffix("...")
                 flags[option[2:]] = Flag(option[2:], kind, group, value_name)
         elif piece.startswith("<"):
@@ -136,7 +141,8 @@ def spec(usage: str, *, hidden: bool = False, private: bool = False) -> Spec:
             if params:
                 raise ValueError(f"literal after parameters in {usage!r}")
             path.append(piece)
-    shown = re.sub(r"\{[^:}]*:([^}]*)\}", r"\1", usage).replace(":int", "")
+    shown = re.sub(r"\{[^:}]*:([^}]*)\}", r"\1", usage)
+    shown = re.sub(r":(?:int|time|when|code)(?=[>\]])", "", shown)
     return Spec(tuple(path), shown, tuple(params), flags, hidden, private)
 
 
@@ -158,11 +164,11 @@ _USAGES = (
     "feed list [group]",
     "feed remove <feed>",
     "digest now",
-    "digest daily <time>",
-    "digest weekly <day> <time>",
+    "digest daily <time:time>",
+    "digest weekly <day> <time:time>",
     "digest off",
     "outlets",
-    "propose <outlet> <text...> [--item <item>] [--at <time>]",
+    "propose <outlet> <text...> [--item <item>] [--at <time:when>]",
     "pending",
     "approve <proposal> [comment...]",
     "reject <proposal> <reason...>",
@@ -171,9 +177,9 @@ _USAGES = (
     "search <words...> [--page <n:int>]",
     "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <n:int>]",
     "invites",
-    "revoke <code>",
-    "redeem <code>",
-    "link [code]",
+    "revoke <code:code>",
+    "redeem <code:code>",
+    "link [code:code]",
     "whoami",
     "settings language {language:en|de}",
     "settings timezone <zone>",
@@ -224,18 +230,26 @@ def _private(s: Spec) -> Spec:
 
 
 SPECS: tuple[Spec, ...] = tuple(
-    _private(s) for s in (*(spec(u) for u in _USAGES), spec("start [code]", hidden=True))
+    _private(s) for s in (*(spec(u) for u in _USAGES), spec("start [code:code]", hidden=True))
 )
 assert {s.key for s in SPECS} >= _PRIVATE, "a private command that the grammar lacks"
 
-COMMAND_NAMES = frozenset(s.name for s in SPECS)
 _BY_NAME: dict[str, list[Spec]] = {}
 for _s in SPECS:
     _BY_NAME.setdefault(_s.name, []).append(_s)
+# German names of commands ("teilen" for share, bot/words.py), as written and folded.
+ALIASES = words.command_aliases(_BY_NAME)
+COMMAND_NAMES = frozenset(_BY_NAME) | frozenset(ALIASES)
+
+
+def canonical_name(name: str) -> str:
+    """The command a typed name means: "Teilen" -> share; unknown names as they are."""
+    lowered = name.lower()
+    return ALIASES.get(lowered, ALIASES.get(words.fold(lowered), lowered))
 
 
 def specs_named(name: str) -> list[Spec]:
-    return _BY_NAME.get(name.lower(), [])
+    return _BY_NAME.get(canonical_name(name), [])
 
 
 @dataclass(frozen=True)
@@ -284,10 +298,11 @@ def parse(name: str, arguments: str) -> Command:
     tokens = tokenize(arguments)
     chosen = candidates[0]
     if len(candidates) > 1 or len(chosen.path) > 1:
-        sub = tokens[0].value.lower() if tokens else ""
+        sub = words.subcommand(chosen.name, tokens[0].value) if tokens else ""
         matches = [s for s in candidates if s.path[1] == sub]
         if not matches:
-            raise UserError("error.unknown_subcommand", command=name.lower(), given=sub)
+            given = tokens[0].value.lower() if tokens else ""
+            raise UserError("error.unknown_subcommand", command=chosen.name, given=given)
         chosen = matches[0]
         tokens = tokens[len(chosen.path) - 1 :]
     return _bind(chosen, tokens, arguments)
@@ -312,7 +327,11 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
                 flags[flag.name] = True
                 continue
             values: list[str] = []
-            while i < len(tokens):
+            if flag.value == "when":
+                taken = _moment_words(tokens, i, spec_)
+                if taken:
+                    values, i = [" ".join(t.value for t in tokens[i : i + taken])], i + taken
+            while i < len(tokens) and flag.value != "when":
                 nxt = tokens[i]
                 if (
                     not nxt.quoted
@@ -351,13 +370,22 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
             args[param.name] = _int(tok.value, param.name, spec_)
             cursor += 1
         elif param.kind == "choice":
-            value = tok.value.lower()
-            if value not in param.choices:
+            value = words.choice(tok.value, param.choices)
+            if value is None:
                 raise _usage_error(
                     "error.bad_choice", spec_, value=tok.value, choices=", ".join(param.choices)
                 )
             args[param.name] = value
             cursor += 1
+        elif param.kind == "time":  # "8 Uhr", "8 pm": the clock word after it belongs to it
+            args[param.name] = tok.value
+            cursor += 1
+            if (
+                cursor < len(positional)
+                and words.fold(tokens[positional[cursor]].value) in CLOCK_WORDS
+            ):
+                args[param.name] += " " + tokens[positional[cursor]].value
+                cursor += 1
         else:
             args[param.name] = tok.value
             cursor += 1
@@ -368,13 +396,33 @@ def _bind(spec_: Spec, tokens: list[Token], text: str) -> Command:
     return Command(spec_, args, flags)
 
 
+CLOCK_WORDS = frozenset({"uhr", "h", "am", "pm", "o'clock", "oclock"})
+_MOST_MOMENT_WORDS = 5  # "tomorrow at 9:30 pm", "nächsten Montag um 9 Uhr"
+
+
+def _moment_words(tokens: list[Token], i: int, spec_: Spec) -> int:
+    """How many tokens from i on name a moment together (the longest such run, up to
+    the next option); 1 when none does (the handler then says what it expected)."""
+    end = i
+    while (
+        end < len(tokens)
+        and end - i < _MOST_MOMENT_WORDS
+        and not (tokens[end].value[:2] == "--" and tokens[end].value[2:].lower() in spec_.flags)
+    ):
+        end += 1
+    for stop in range(end, i, -1):
+        if when.is_moment([t.value for t in tokens[i:stop]]):
+            return stop - i
+    return min(1, end - i)
+
+
 def is_private(name: str, arguments: str) -> bool:
     """Whether the answer to this command is for the asker alone (unknown or malformed
     commands are not: their answer is an error message without anything personal)."""
     candidates = specs_named(name)
     if len(candidates) == 1 and len(candidates[0].path) == 1:
         return candidates[0].private
-    sub = first_word(arguments)
+    sub = words.subcommand(candidates[0].name, first_word(arguments)) if candidates else ""
     return any(s.private for s in candidates if s.path[1:2] == (sub,))
 
 

@@ -17,6 +17,7 @@ from bot.events import Actor
 from bot.i18n import Translator, normalize_language
 from bot.markup import Markup
 from bot.message import Button, Message, Target
+from store.codes import code_candidates
 from store.models import LinkRequest, Person, Role
 from store.uow import UnitOfWork
 
@@ -48,7 +49,11 @@ def request(
     """`actor` (`person` when Pinwall knows them) redeemed `code`: its owner is asked.
 
     Raises WrongCode for a code that does not work (the caller's throttle counts it)."""
-    link = uow.links.take(code.strip(), now)
+    link = None
+    for candidate in code_candidates(code):
+        link = uow.links.take(candidate, now)
+        if link is not None:
+            break
     owner = uow.people.get(link.person_id) if link else None
     if link is None or owner is None or not owner.active:
         raise WrongCode("error.link_code_invalid", kind="link")

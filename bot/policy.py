@@ -130,6 +130,8 @@ class Policy:
     def group(self, slug: str) -> Group:
         """The group named `slug`, if it is listed to this person (for join, add, ...)."""
         found = self.uow.groups.by_slug_for(slug.removeprefix("#"), self.person.id)
+        if found is None and (titled := self.uow.groups.by_title(slug)) is not None:
+            found = self.uow.groups.by_slug_for(titled.slug, self.person.id)
         if found is not None:
             self._membership_of[found[0].id] = found[1]
         if found is None or not self.can_see(found[0]):

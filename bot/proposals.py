@@ -12,11 +12,10 @@ transaction.
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from bot import when
 from bot.approval_cards import (
     approvers,
     close_cards,
@@ -81,31 +80,13 @@ def approval_count(uow: UnitOfWork, proposal: Proposal) -> int:
     return uow.proposals.approval_counts([proposal]).get(proposal.id, 0)
 
 
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
-_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%d.%m.%Y %H:%M", "%Y-%m-%d", "%d.%m.%Y")
-
-
-def parse_publish_time(value: str, zone: str, now: datetime) -> datetime:
-    """HH:MM (the next such time), or a date with a time, in the person's time zone."""
-    tz = ZoneInfo(zone)
-    text = " ".join(value.split())
-    local_now = now.astimezone(tz)
-    m = _CLOCK.match(text)
-    if m:
-        hour, minute = int(m.group(1)), int(m.group(2))
-        if hour > 23 or minute > 59:
-            raise UserError("error.bad_publish_time", value=value, usage_of="propose")
-        when = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if when <= local_now:
-            when += timedelta(days=1)
-        return when.astimezone(now.tzinfo)
-    for fmt in _FORMATS:
-        try:
-            naive = datetime.strptime(text, fmt)  # the zone is set below
-        except ValueError:
-            continue
-        return naive.replace(tzinfo=tz).astimezone(now.tzinfo)
-    raise UserError("error.bad_publish_time", value=value, usage_of="propose")
+def parse_publish_time(value: str, zone: str, now: datetime) -> datetime | None:
+    """A moment as people type it (bot/when.py: "morgen 9:00", "Mo 14:00", "24.12. 10:00",
+    ISO, "in 2h"), in the person's time zone; None for "jetzt"/"now" (no schedule)."""
+    found = when.moment(value, zone, now)
+    if found is None:
+        raise UserError("error.bad_publish_time", value=value, usage_of="propose")
+    return found if isinstance(found, datetime) else None
 
 
 def tell_author(

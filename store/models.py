@@ -29,7 +29,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 
 class _SQLiteDateTime(sqlite.DATETIME):
@@ -196,10 +196,23 @@ class Group(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The title case-folded: a title names one group, whatever its case, so groups are
+    # found by slug or title (migration 0019_c1). Set with the name (see _title_key).
+    title_key: Mapped[str] = mapped_column(String(200), unique=True)
     visibility: Mapped[str] = mapped_column(String(8), default=Visibility.OPEN)
     admits_externals: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
+
+    @validates("name")
+    def _title_key(self, _key: str, name: str) -> str:
+        self.title_key = title_key(name)
+        return name
+
+
+def title_key(title: str) -> str:
+    """How a title is compared: "Sales Team", "SALES TEAM" and "sales team" are one."""
+    return " ".join(title.casefold().split())[:200]
 
 
 class Membership(Base):

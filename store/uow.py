@@ -6,8 +6,6 @@ work shares its session, so everything done in it commits (or not) together.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,20 +86,11 @@ from store.models import (
     Room,
     Upload,
     table_of,
+    title_key,
 )
+from store.names import handle_base
 from store.proposals import ProposalRepository
 from store.reads import ReadRepository
-
-_HANDLE_JUNK = re.compile(r"[^a-z0-9._-]+")
-
-
-def handle_base(name: str) -> str:
-    """Lowercase ASCII letters, digits and `._-` of a name: "Jürgen Weiß" → jurgen.weiss."""
-    folded = unicodedata.normalize("NFKD", name.lower().replace("ß", "ss"))
-    ascii_only = folded.encode("ascii", "ignore").decode("ascii")
-    base = _HANDLE_JUNK.sub("", ".".join(ascii_only.split()))
-    return base.strip("._-")[:32].strip("._-") or "user"
-
 
 # The hot path runs prebuilt Core statements on the session's connection: SQLAlchemy
 # compiles each once and then only binds parameters, with no ORM bookkeeping on the way.
@@ -593,6 +582,10 @@ class GroupRepository(_Repo):
     def by_slug(self, slug: str) -> Group | None:
         return self.s.scalar(select(Group).where(Group.slug == slug.lower()))
 
+    def by_title(self, title: str) -> Group | None:
+        """The group of this title, whatever its case (titles are unique so)."""
+        return self.s.scalar(select(Group).where(Group.title_key == title_key(title)))
+
     def by_ids(self, ids: Iterable[int]) -> Sequence[Group]:
         wanted = list(ids)
         if not wanted:
@@ -913,6 +906,23 @@ class ItemRepository(_Repo):
     def remove_reaction(self, reaction: Reaction) -> None:
         self.s.delete(reaction)
         self.s.flush()
+
+    def reaction_counts(self, item_ids: Iterable[int]) -> dict[int, list[tuple[str, int]]]:
+        """Each post's reactions, counted per emoji: the most given first, then the
+        first given (👍 3, 🎉 1)."""
+        ids = list(item_ids)
+        if not ids:
+            return {}
+        rows = self.s.execute(
+            select(Reaction.item_id, Reaction.emoji, func.count(), func.min(Reaction.id))
+            .where(Reaction.item_id.in_(ids))
+            .group_by(Reaction.item_id, Reaction.emoji)
+            .order_by(Reaction.item_id, func.count().desc(), func.min(Reaction.id))
+        ).all()
+        counts: dict[int, list[tuple[str, int]]] = {}
+        for item_id, emoji, count, _first in rows:
+            counts.setdefault(item_id, []).append((emoji, count))
+        return counts
 
     # --- link previews (jobs.previews) ---------------------------------------------
 

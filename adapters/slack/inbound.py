@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+import emoji
+
 from adapters.slack.render import (
     ACTION_PREFIX,
     REASON_ACTIONS,
@@ -54,6 +56,12 @@ EMOJI = {
     "tada": "🎉",
     "eyes": "👀",
 }
+
+
+def reaction_emoji(name: str) -> str:
+    """A Slack reaction's name as the emoji itself ("tada" -> 🎉), so that it counts
+    and shows as that emoji everywhere; a workspace's own emoji keeps its :name:."""
+    return EMOJI.get(name) or emoji.emojize(f":{name}:", language="alias")
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,7 +341,7 @@ def reaction_added(body: dict[str, Any]) -> Inbound | None:
         conversation=Conversation(external_id=channel, direct=_direct(channel)),
         time=_time(event.get("event_ts")),
         reaction=(
-            EMOJI.get(name, f":{name}:"),
+            reaction_emoji(name),
             MessageRefIn(conversation=channel, message_id=str(item.get("ts"))),
         ),
     )

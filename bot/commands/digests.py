@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot import when as when_
 from bot.core import Ctx
 from bot.digest import (
     KINDS,
@@ -24,37 +24,21 @@ from bot.i18n import Translator
 from bot.markup import Markup
 from store.models import DigestSchedule
 
-_TIME = re.compile(r"^([01]?\d|2[0-3])[:.]([0-5]\d)$")
-
-# Day names in English and German, with their usual abbreviations (a trailing dot is
-# ignored): mon, monday, mo, montag, ...
-DAYS: dict[str, int] = {}
-for _number, _names in enumerate(
-    (
-        ("mon", "monday", "mo", "montag"),
-        ("tue", "tues", "tuesday", "di", "die", "dienstag"),
-        ("wed", "wednesday", "mi", "mit", "mittwoch"),
-        ("thu", "thur", "thurs", "thursday", "do", "don", "donnerstag"),
-        ("fri", "friday", "fr", "fre", "freitag"),
-        ("sat", "saturday", "sa", "sam", "samstag", "sonnabend"),
-        ("sun", "sunday", "su", "so", "son", "sonntag"),
-    )
-):
-    for _name in _names:
-        DAYS[_name] = _number
+# Day names in English and German live in bot/when.py (DAYS), with the clock times.
+DAYS = when_.DAYS
 
 
 def parse_time(text: str, usage_of: str) -> int:
-    """ "08:00", "8:00", "8.30" -> minutes after midnight."""
-    m = _TIME.match(text.strip())
-    if m is None:
+    """ "08:00", "8", "8 Uhr", "08.00", "8:30 pm" -> minutes after midnight."""
+    minute = when_.clock_minutes(text)
+    if minute is None:
         raise UserError("digest.bad_time", value=text, usage_of=usage_of)
-    return int(m.group(1)) * 60 + int(m.group(2))
+    return minute
 
 
 def parse_day(text: str) -> int:
     """ "monday", "Mon", "mo.", "Montag" -> 0 (Monday) ... 6 (Sunday)."""
-    day = DAYS.get(text.strip().lower().removesuffix("."))
+    day = when_.weekday(text)
     if day is None:
         raise UserError("digest.bad_day", value=text, usage_of="digest weekly")
     return day

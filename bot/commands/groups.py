@@ -3,8 +3,6 @@ notify, bridge; requests to join closed groups and their moderators' decisions."
 
 from __future__ import annotations
 
-import re
-
 from bot.commands.common import find_person
 from bot.core import Ctx
 from bot.digest import notify_changed
@@ -17,8 +15,7 @@ from bot.message import Button, Message
 from bot.policy import may_moderate
 from bot.proposals import bridge_gatekeepers
 from store.models import Group, JoinOutcome, JoinRequest, NotifyMode, Person, Visibility
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+from store.names import SLUG, slugify
 
 
 def _visibility_label(ctx: Ctx, group: Group) -> Markup:
@@ -54,14 +51,41 @@ def on_groups(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
+def _looks_like_a_title(word: str) -> bool:
+    """ "Sales", "Vertrieb Süd", a quoted "Sales Team": written as people write a title,
+    not as a slug (lower case ASCII), so the words are the title and the slug comes
+    from them."""
+    return any(c.isupper() or not c.isascii() or c.isspace() for c in word)
+
+
+def _free_slug(ctx: Ctx, slug: str) -> str:
+    """The slug, or the first of slug-2, slug-3, ... that no group has."""
+    n, free = 1, slug
+    while ctx.uow.groups.by_slug(free) is not None:
+        n += 1
+        free = f"{slug[: 31 - len(str(n))]}-{n}"
+    return free
+
+
 def on_group_create(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
-    slug = str(cmd.arg("slug")).lower().removeprefix("#")
-    if not SLUG.match(slug):
-        raise UserError("error.bad_slug", slug=cmd.arg("slug"), usage_of="group create")
-    if ctx.uow.groups.by_slug(slug) is not None:
-        raise UserError("error.slug_taken", slug=slug)
-    name = (cmd.arg("name") or slug).strip()[:200]
+    typed = str(cmd.arg("slug")).removeprefix("#")
+    if _looks_like_a_title(typed):  # group create Sales Team -> sales-team, "Sales Team"
+        name = " ".join(f"{typed} {cmd.arg('name') or ''}".split())[:200]
+        slug = slugify(name)
+        if not SLUG.match(slug):
+            raise UserError("error.bad_slug", slug=typed, usage_of="group create")
+        slug = _free_slug(ctx, slug)
+    else:
+        slug = typed.lower()
+        if not SLUG.match(slug):
+            raise UserError("error.bad_slug", slug=cmd.arg("slug"), usage_of="group create")
+        if ctx.uow.groups.by_slug(slug) is not None:
+            raise UserError("error.slug_taken", slug=slug)
+        name = (cmd.arg("name") or slug).strip()[:200]
+    same_title = ctx.uow.groups.by_title(name)
+    if same_title is not None:
+        raise UserError("error.title_taken", name=same_title.name, slug=same_title.slug)
     visibility = (
         Visibility.SECRET
         if cmd.flags.get("secret")

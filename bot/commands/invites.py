@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.access import valid_invite
+from bot.access import find_invite, valid_invite
 from bot.core import Ctx
 from bot.errors import UserError
 from bot.grammar import Command
@@ -102,7 +102,7 @@ def on_invites(ctx: Ctx, cmd: Command) -> None:
 
 def on_revoke(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
-    invite = ctx.uow.invites.by_code(str(cmd.arg("code")))
+    invite = find_invite(ctx.uow, str(cmd.arg("code")))
     if invite is None or not ctx.policy.may_manage_invite(invite.created_by):
         raise UserError("error.invite_not_found", code=cmd.arg("code"))
     if invite.revoked_at is not None:

@@ -146,7 +146,7 @@ def on_propose(ctx: Ctx, cmd: Command) -> None:
     publish_at = None
     if cmd.flags.get("at"):
         publish_at = parse_publish_time(str(cmd.flags["at"]), zone, ctx.now)
-        if publish_at <= ctx.now:
+        if publish_at is not None and publish_at <= ctx.now:
             raise UserError("error.publish_time_past", when=ctx.t.datetime(publish_at, zone))
     proposal, sent = proposals.create(ctx, spec, text, item_id, publish_at)
     ref = show_id(proposal.id, "proposal")

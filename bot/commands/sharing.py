@@ -146,6 +146,7 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         ctx.uow.reads.record(ctx.person.id, [item.id for item in items], ctx.now)
         readers = ctx.uow.reads.counts([item.id for item in items])
     tz = ctx.core.timezone_of(ctx.person)
+    per_emoji = ctx.uow.items.reaction_counts(item.id for item in items if item.reactions)
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
         summary = item.text.strip().split("\n")[0][:120]
@@ -166,12 +167,18 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         )
         if item.url:
             lines.append(Markup("  ") + link(item.url, label))
-        stats = {"comments": item.comments, "reactions": item.reactions}
+        stats = {"comments": item.comments, "reactions": reaction_counts(ctx, per_emoji, item.id)}
         if read_by := readers.get(item.id, 0):
             lines.append(Markup("  ") + ctx.t("items.stats_read", **stats, readers=read_by))
         elif item.comments or item.reactions:
             lines.append(Markup("  ") + ctx.t("items.stats", **stats))
     ctx.reply_markup(Markup("\n".join(lines)))
+
+
+def reaction_counts(ctx: Ctx, per_emoji: dict[int, list[tuple[str, int]]], item_id: int) -> Markup:
+    """A post's reactions, each as itself with its count: "👍 3 · 🎉 1" ("👍 0": none)."""
+    counts = per_emoji.get(item_id) or [(LIKE, 0)]
+    return Markup(" · ".join(ctx.t("items.reaction", emoji=e, count=n) for e, n in counts))
 
 
 def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:

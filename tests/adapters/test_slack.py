@@ -408,6 +408,33 @@ async def test_reactions_on_a_relayed_post_count_and_429_is_honoured(
     assert stats[1].reactions == 1
 
 
+async def test_a_slack_reaction_is_kept_as_its_emoji_and_counted_per_emoji(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """Issue 21: :tada: is 🎉 (it was counted as 👍); a workspace's own emoji keeps its
+    :name:."""
+    assert sp.slack is not None
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "group create Marketing", channel_name="marketing"
+    )
+    await sp.settled()
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
+    )
+    await sp.on_console("admin", "/join marketing")
+    await sp.settled()
+    await sp.on_console("admin", "/share marketing Neuer Katalog")
+    await fake.wait_for_async(
+        lambda: any("Neuer Katalog" in texts([p]) for p in fake.messages_in("C1MARKET")), 10
+    )
+    [relayed] = [p for p in fake.messages_in("C1MARKET") if "Neuer Katalog" in texts([p])]
+    for user, name in (("U2BOB", "tada"), ("U1ALICE", "tada"), ("U2BOB", "partyparrot")):
+        await sp.slack.event(sp.slack.reaction_added(user, name, "C1MARKET", relayed.ts))
+    await sp.settled()
+    with sp.db.uow() as uow:
+        assert uow.items.reaction_counts([1]) == {1: [("🎉", 2), (":partyparrot:", 1)]}
+
+
 async def test_a_deactivated_slack_user_gets_no_more_deliveries(
     sp: SlackPinwall, fake: FakeSlack
 ) -> None:

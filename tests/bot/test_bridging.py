@@ -150,7 +150,7 @@ async def test_a_reaction_on_a_bridged_copy_counts_on_the_post(world: World) -> 
     copy = out.to("lobby")[0]
     await world.react("carol", copy, "🔥", room="lobby")
     items = await world.say("bob", "/items marketing")
-    assert "👍 1" in items.text("bob")
+    assert "🔥 1" in items.text("bob")  # issue 21: as itself (it was counted as 👍 1)
 
 
 async def test_files_are_stored_once_and_shown_with_the_post(world: World, tmp_path: Path) -> None:

@@ -326,7 +326,10 @@ def test_day_names_and_times() -> None:
     assert set(DAYS.values()) == set(range(7))
     assert parse_time("0:00", "digest daily") == 0
     assert parse_time("23:59", "digest daily") == 23 * 60 + 59
-    for bad in ("24:00", "8", "8:5", "08:60", "8am", "-1:00", "08:00:00"):
+    # Issue 21: the hour alone, "8 Uhr" and "8am" are times people type (bot/when.py).
+    for typed, minute in (("8", 480), ("8 Uhr", 480), ("08.00", 480), ("8am", 480)):
+        assert parse_time(typed, "digest daily") == minute, typed
+    for bad in ("24:00", "24", "8:5", "08:60", "13pm", "-1:00", "08:00:00"):
         with pytest.raises(UserError):
             parse_time(bad, "digest daily")
 
@@ -335,7 +338,7 @@ async def test_wrong_times_and_days_are_refused_with_the_usage(world: World) -> 
     await world.say("alice", "/digest daily 07:00")
     for line, text in (
         ("/digest daily 25:00", en("digest.bad_time", value="25:00")),
-        ("/digest daily 8am", en("digest.bad_time", value="8am")),
+        ("/digest daily 13pm", en("digest.bad_time", value="13pm")),
         ("/digest weekly mon 99:00", en("digest.bad_time", value="99:00")),
     ):
         usage = "/digest weekly <day> <HH:MM>" if "weekly" in line else "/digest daily <HH:MM>"

@@ -38,8 +38,15 @@ async def test_create_an_open_group_makes_the_creator_its_moderator(world: World
 
 
 async def test_a_group_without_a_title_is_named_by_its_slug(world: World) -> None:
-    out = await world.say("alice", "/group create Design")
+    out = await world.say("alice", "/group create design")
     assert out.text("alice") == en("group.created", slug="design", name="design", kind="open")
+
+
+async def test_a_title_alone_gets_the_slug_it_suggests(world: World) -> None:
+    # Issue 21: "Design" was taken as the slug "design" (titled "design"); written as a
+    # title, it is one now, and the slug comes from it.
+    out = await world.say("alice", "/group create Design")
+    assert out.text("alice") == en("group.created", slug="design", name="Design", kind="open")
 
 
 async def test_a_quoted_title_keeps_its_words(world: World) -> None:
@@ -281,7 +288,7 @@ async def test_a_bad_or_taken_slug_is_refused(world: World) -> None:
         text = await refused(world, "alice", f"/group create {slug}")
         assert text.startswith(en("error.bad_slug", slug=slug)), slug
         assert "/group create <name>" in text
-    text = await refused(world, "alice", "/group create Marketing Again")
+    text = await refused(world, "alice", "/group create marketing Again")
     assert text == en("error.slug_taken", slug="marketing")
 
 

@@ -249,3 +249,30 @@ def test_a_schema_from_a_newer_pinwall_is_refused_and_left_alone(empty_db: Datab
     assert tables(empty_db) == before
     assert empty_db.current_revision() == "0099_from_the_future"
     assert empty_db.schema_problem() == str(refused.value)
+
+
+def test_titles_given_twice_before_get_their_slug_so_that_titles_are_unique(
+    empty_db: Database,
+) -> None:
+    empty_db.upgrade("0019")
+    with empty_db.engine.begin() as conn:
+        for group_id, slug, name in (
+            (1, "sales", "Sales"),
+            (2, "sales-2", "SALES"),
+            (3, "hr", "HR"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO groups (id, slug, name, visibility, admits_externals, created_at) "
+                    "VALUES (:id, :slug, :name, 'open', false, :now)"
+                ),
+                {"id": group_id, "slug": slug, "name": name, "now": NOW.replace(tzinfo=None)},
+            )
+    empty_db.upgrade()
+    with empty_db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT name, title_key FROM groups ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [
+        ("Sales", "sales"),
+        ("SALES (sales-2)", "sales (sales-2)"),
+        ("HR", "hr"),
+    ]

@@ -191,7 +191,7 @@ def test_handles_are_derived_and_unique(db: Database) -> None:
             for name in ("Alice", "alice", "ALICE", "Bob Smith", "@carol!", "Jürgen Weiß", "???")
         ]
         uow.commit()
-    assert handles == ["alice", "alice2", "alice3", "bob.smith", "carol", "jurgen.weiss", "user"]
+    assert handles == ["alice", "alice2", "alice3", "bob.smith", "carol", "juergen.weiss", "user"]
     with db.uow() as uow:
         assert uow.people.by_handle("Alice2") is not None
         # A name that already looks numbered is kept; the next plain one skips it.
