@@ -119,7 +119,9 @@ class Settings(BaseSettings):
         toml_path = Path(os.environ.get(PREFIX + "CONFIG", "pinwall.toml"))
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         secrets_dir = os.environ.get(PREFIX + "SECRETS_DIR")
-        if secrets_dir:
+        # A container that mounts no secrets has no /run/secrets: settings come from the
+        # environment then, without a warning at every command.
+        if secrets_dir and Path(secrets_dir).is_dir():
             from pydantic_settings import SecretsSettingsSource
 
             sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))

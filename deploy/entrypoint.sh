@@ -11,9 +11,6 @@ case "$1" in
       echo "pinwall: $data is not writable by user $(id -u): mount a volume there that it owns (chown $(id -u) on the host)" >&2
       exit 2
     fi
-    if [ -n "${PINWALL_SECRETS_DIR:-}" ] && [ ! -d "$PINWALL_SECRETS_DIR" ]; then
-      unset PINWALL_SECRETS_DIR  # no secrets mounted: settings from the environment only
-    fi
     exec pinwall "$@"
     ;;
   *)
