@@ -153,6 +153,7 @@ _USAGES = (
     "share <group> <content...>",
     "items <group> [n:int]",
     "comment <item> <text...>",
+    "show <item>",
     "notify <group> {mode:instant|daily|weekly|mute} [--feeds]",
     "feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]",
     "feed list [group]",
@@ -191,6 +192,7 @@ _PRIVATE = frozenset(
         "groups",
         "members",
         "items",
+        "show",
         "notify",
         "feed list",
         "digest now",
@@ -226,10 +228,14 @@ SPECS: tuple[Spec, ...] = tuple(
 )
 assert {s.key for s in SPECS} >= _PRIVATE, "a private command that the grammar lacks"
 
-COMMAND_NAMES = frozenset(s.name for s in SPECS)
+# Other names of a command, in the other language (GLOSSARY.md), answered as it.
+ALIASES = {"zeigen": "show"}
+COMMAND_NAMES = frozenset(s.name for s in SPECS) | frozenset(ALIASES)
 _BY_NAME: dict[str, list[Spec]] = {}
 for _s in SPECS:
     _BY_NAME.setdefault(_s.name, []).append(_s)
+for _alias, _name in ALIASES.items():
+    _BY_NAME[_alias] = _BY_NAME[_name]
 
 
 def specs_named(name: str) -> list[Spec]:
