@@ -36,6 +36,8 @@ INTERNAL = frozenset(
 )
 GATEKEEPERS = frozenset({"pending", "approve", "reject"})
 ADMINS = frozenset({"role", "audit", "outbox failed", "outbox retry"})
+# Why a command is not for someone (help <command> says so): `help.why.<key>`.
+WHY = ("admin", "gatekeeper", "internal")
 
 # The tasks help groups commands by, in the order it shows them, each with its commands
 # (by name: `digest` stands for all its forms) in the order a newcomer needs them.

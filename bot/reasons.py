@@ -97,3 +97,8 @@ def localized_error(t: Translator, params: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("error"), str):
         out["error"] = reason(t, out["error"])
     return out
+
+
+# Every catalog key `reason` may name (tests check both catalogs have them).
+KEYS = (*dict.fromkeys(key for _, key in _PHRASES), "other")
+ADDRESS_KINDS = tuple(_ADDRESSES.values())

@@ -61,7 +61,7 @@ def on_help(ctx: Ctx, cmd: Command) -> None:
             found.append(Markup("  ") + ctx.t(f"help.{s.key}"))
             shown = example(ctx.t, s.key, prefix, values)
             if shown is not None:
-                found.append(ctx.t("help.example", example=shown))
+                found.append(ctx.t("help.example_line", example=shown))
             why = _why_not(s, role)
             if why is not None:
                 found.append(ctx.t("help.not_for_role", why=ctx.t(f"help.why.{why}")))
