@@ -14,12 +14,14 @@ from bot.commands import (
     proposals,
     search,
     sharing,
+    show,
 )
 from bot.handlers import Handlers
 
 # In this order: reactions go to a post's like (sharing) before an approval card's vote.
 PARTS = (
     sharing.HANDLERS,
+    show.HANDLERS,
     proposals.HANDLERS,
     groups.HANDLERS,
     people.HANDLERS,

@@ -23,6 +23,7 @@ from bot.markup import Markup, esc, link
 from bot.message import Button, Message, Target
 from bot.outlets import NEWSROOM_SPEC, OutletSpec
 from bot.policy import is_gatekeeper
+from bot.reasons import localized_error
 from store.models import ApprovalCard, Person, Proposal, Role
 from store.uow import UnitOfWork
 
@@ -211,7 +212,11 @@ def _card_for(
     person = uow.people.get(card.person_id) if card.person_id else None
     t = core.translator(person)
     zone = core.timezone_of(person) if person else core.settings.default_timezone
-    shown = None if outcome is None else Markup("\n".join(t(key, **kw) for key, kw in outcome))
+    shown = (
+        None
+        if outcome is None
+        else Markup("\n".join(t(key, **localized_error(t, kw)) for key, kw in outcome))
+    )
     return card_message(
         core,
         uow,

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot import access, grammar
+from bot import help as help_texts
 from bot.clock import Clock
 from bot.delivery import CORE_PLATFORM_NAMES
 from bot.errors import UserError, WrongCode
@@ -178,6 +179,11 @@ class Core:
         # Which function answers what: built by the top floor (app/handlers.py).
         self.handlers = handlers
         self.metrics = Metrics()
+
+    @property
+    def outlet_names(self) -> list[str]:
+        """The public channels' names, for examples (`propose mastodon ...`)."""
+        return [spec.name for spec in self.settings.outlets.outlets]
 
     # --- language ------------------------------------------------------------------
 
@@ -406,7 +412,10 @@ class Core:
         )
         person_id = person.id if person else None
         if failure is not None:
-            text = self.error_text(failure, t, meta.platform)
+            examples = None
+            if "usage_of" in failure.params or failure.key == "error.unknown_subcommand":
+                examples = help_texts.example_values(uow, person, t, self.outlet_names)
+            text = self.error_text(failure, t, meta.platform, examples)
             if isinstance(failure, WrongCode):  # counted after the rollback took the rest
                 access.count_wrong_code(self, uow, meta.actor, failure.kind, person_id, now)
         else:
@@ -419,18 +428,31 @@ class Core:
         uow.commit()
         return "done"
 
-    def error_text(self, err: UserError, t: Translator, platform: str) -> Markup:
+    def error_text(
+        self,
+        err: UserError,
+        t: Translator,
+        platform: str,
+        examples: Mapping[str, str] | None = None,
+    ) -> Markup:
+        """One layout for every refusal: what happened and why (the catalog's text),
+        then, where the input was wrong, what to do: the usage and one real example
+        (`examples`: the names it uses, see bot.help.example_values)."""
         params = dict(err.params)
         usage_of = params.pop("usage_of", None)
         if err.key == "error.unknown_subcommand":
             usage_of = params["command"]
-        if "param" in params and t.has("param." + params["param"]):
-            params["param"] = t("param." + params["param"])
+        if "param" in params:
+            params["param"] = help_texts.param_name(t, str(params["param"]))
         prefix = self.settings.command_prefixes.get(platform, "/")
         params.setdefault("prefix", prefix)
         text = t(err.key, **params)
         if usage_of:
             text = Markup(f"{text}\n{t('error.usage', usage=self.usage(usage_of, t, platform))}")
+            values = examples if examples is not None else help_texts.example_values(None, None, t)
+            shown = help_texts.example_of(t, usage_of, prefix, values)
+            if shown is not None:
+                text = Markup(f"{text}\n{t('error.example', example=shown)}")
         return text
 
     def _known_person(self, uow: UnitOfWork, actor: Actor) -> Person | None:
@@ -503,7 +525,8 @@ class Core:
         except UserError as err:
             # ... but is answered without raising, so that the question stays taken:
             # raising would roll its removal back and trap every later message here.
-            ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform))
+            examples = help_texts.example_values(ctx.uow, ctx.person, ctx.t, self.outlet_names)
+            ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform, examples))
         return True
 
     def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:

@@ -46,7 +46,7 @@ from bot.delivery import CORE_PLATFORM_NAMES
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, esc, italic, link
-from bot.message import Message, Target
+from bot.message import Button, Message, Target
 from bot.policy import may_receive
 from store.digests import DIGEST_MODES, NewPost, PostLine, ScheduleRow
 from store.models import (
@@ -71,6 +71,7 @@ DEFAULT_MINUTE = 8 * 60
 DEFAULT_DAY = 0  # Monday
 COMMENT_WEIGHT, REACTION_WEIGHT, RECENCY_WEIGHT, HALF_LIFE_HOURS = 3.0, 2.0, 10.0, 24.0
 LINE_MAX = 200  # characters of a note's first line in a digest
+OPEN_BUTTONS_MAX = 10  # posts a digest offers to open with a button (the best first)
 
 
 def score(post: NewPost, now: datetime) -> float:
@@ -427,6 +428,7 @@ def render(
     local = now.astimezone(ZoneInfo(zone))
     day = local.strftime("%d.%m.%Y") if t.language == "de" else local.strftime("%Y-%m-%d")
     out: list[str] = []
+    shown: list[int] = []
     for part in digest.parts:
         if out:
             out.append("")
@@ -441,11 +443,19 @@ def render(
                     t, line, posts.get(item_id), platform_names
                 )
             out.append(rendered)
+            shown.append(item_id)
         if part.more:
             out.append(t("digest.more", count=part.more, prefix=prefix, slug=part.group.slug))
+    # Each post can be opened (its text, comments, and the actions on it: comment,
+    # react, propose) where the messenger has buttons; elsewhere `show #12` does it.
+    opens = tuple(
+        Button(label=str(t("digest.open", item=f"#{i}")), action="item.open", value=str(i))
+        for i in shown[:OPEN_BUTTONS_MAX]
+    )
     return Message(
         title=t(f"digest.title.{digest.kind}", date=day),
         text="\n".join(out),
+        buttons=opens,
         meta={"digest": digest.kind},
     )
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from bot.errors import UserError
 from bot.i18n import Translator
 from bot.markup import Markup
+from bot.reasons import reason
 from store.models import Feed, Group
 
 URL_MAX = 2048
@@ -98,4 +99,6 @@ def describe_problem(t: Translator, problem: str) -> Markup:
     kind, _, detail = problem.partition(":")
     if kind not in PROBLEM_KINDS:
         kind = "unreachable"
+    if kind in ("refused", "unreachable") and detail:
+        return t(f"feeds.error.{kind}", detail=reason(t, detail))
     return t(f"feeds.error.{kind}", detail=detail or "?")

@@ -35,6 +35,7 @@ from bot.markup import Markup
 from bot.message import Message
 from bot.outlets import OutletSpec
 from bot.policy import Policy, is_gatekeeper
+from bot.reasons import localized_error
 from store.models import Proposal, ProposalStatus, Role
 from store.proposals import OPEN
 from store.uow import UnitOfWork
@@ -100,7 +101,8 @@ def tell_author(
     prefix = command_prefix(core, account.platform) if account else "/"
     params.setdefault("proposal", show_id(proposal.id, "proposal"))
     params.setdefault("outlet", proposal.outlet)
-    core.send_to_person(uow, author, Message(text=t(key, prefix=prefix, **params)), now)
+    text = t(key, prefix=prefix, **localized_error(t, params))
+    core.send_to_person(uow, author, Message(text=text), now)
 
 
 def tell_admins(
@@ -113,7 +115,8 @@ def tell_admins(
     for admin in admins:
         account = accounts.get(admin.id)
         prefix = command_prefix(core, account.platform) if account else "/"
-        text = core.translator(admin)(key, prefix=prefix, **params)
+        t = core.translator(admin)
+        text = t(key, prefix=prefix, **localized_error(t, params))
         core.send_to_person(uow, admin, Message(text=text), now)
 
 

@@ -34,10 +34,14 @@ from bot.proposals import (
     parse_publish_time,
     status_label,
 )
-from store.models import Prompt, Proposal, ProposalStatus
-from store.proposals import OPEN, UNFINISHED
+from bot.reasons import reason
+from bot.show import one_line
+from store.models import Prompt, Proposal, ProposalStatus, Role
+from store.proposals import OPEN
 
 PENDING_MAX = 30
+STILL_PENDING = (ProposalStatus.PENDING,)
+STILL_PENDING_ADMIN = (ProposalStatus.PENDING, ProposalStatus.UNCERTAIN)
 AUDIT_DEFAULT, AUDIT_MAX = 20, 100
 
 
@@ -167,7 +171,27 @@ def on_propose(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(answer)
 
 
+def _require_decider(ctx: Ctx, raw: str) -> None:
+    """Deciding is for gatekeepers and admins: anyone else is told so and who decides
+    (an author about their own proposal gets the four-eyes answer instead)."""
+    if is_gatekeeper(ctx.person):
+        return
+    number = parse_id(raw, "proposal")
+    found = ctx.uow.proposals.get(number)
+    if found is not None and found.author_id == ctx.person.id:
+        return
+    prefix = command_prefix(ctx.core, ctx.platform)
+    gatekeepers = ctx.uow.proposals.people_with_role(Role.GATEKEEPER)
+    if gatekeepers:
+        names = ", ".join(f"@{p.handle}" for p in gatekeepers[:5])
+        raise UserError("error.not_gatekeeper", gatekeepers=names, prefix=prefix)
+    admins = ctx.uow.proposals.people_with_role(Role.ADMIN)
+    names = ", ".join(f"@{p.handle}" for p in admins[:5])
+    raise UserError("error.no_gatekeepers", admins=names, prefix=prefix)
+
+
 def on_approve(ctx: Ctx, cmd: Command) -> None:
+    _require_decider(ctx, str(cmd.arg("proposal")))
     proposal = find_proposal(ctx, str(cmd.arg("proposal")), lock=True)
     if proposal.author_id == ctx.person.id:
         raise UserError("error.own_proposal")  # four eyes, also for admins and gatekeepers
@@ -176,6 +200,7 @@ def on_approve(ctx: Ctx, cmd: Command) -> None:
 
 
 def on_reject(ctx: Ctx, cmd: Command) -> None:
+    _require_decider(ctx, str(cmd.arg("proposal")))
     proposal = find_proposal(ctx, str(cmd.arg("proposal")), lock=True)
     decline(ctx, proposal, None, str(cmd.arg("reason")), "reject")
 
@@ -209,10 +234,14 @@ def on_withdraw(ctx: Ctx, cmd: Command) -> None:
 def on_pending(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
     everyone = is_gatekeeper(ctx.person)
+    # Only what still waits for someone: a gatekeeper's decision (and, for admins, a
+    # publication whose outcome they must check); an author's own also while changes
+    # are asked of them. What is decided (approved, publishing, published ...) is not.
     if everyone:
-        proposals = ctx.uow.proposals.listing(UNFINISHED, PENDING_MAX)
+        waiting = STILL_PENDING_ADMIN if ctx.policy.is_admin else STILL_PENDING
+        proposals = ctx.uow.proposals.listing(waiting, PENDING_MAX)
     else:
-        proposals = ctx.uow.proposals.of_author(ctx.person.id, UNFINISHED, PENDING_MAX)
+        proposals = ctx.uow.proposals.of_author(ctx.person.id, OPEN, PENDING_MAX)
     if not proposals:
         ctx.reply("pending.none" if everyone else "pending.mine_none")
         return
@@ -240,12 +269,31 @@ def on_pending(ctx: Ctx, cmd: Command) -> None:
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
-def _details(details: dict[str, Any]) -> str:
-    shown = [f"{k}={v}" for k, v in details.items() if v not in (None, "", [], {})]
-    text = ", ".join(shown)
-    if len(text) > 160:
-        text = text[:159] + "…"
-    return f" ({text})" if text else ""
+def _audit_line(ctx: Ctx, e: Any, handles: dict[int, str], zone: str) -> Markup:
+    """One entry of the audit log as a sentence: who did what, when, and why."""
+    actor = "@" + handles[e.actor_id] if e.actor_id in handles else str(ctx.t("audit.nobody"))
+    subject = str(e.subject)
+    outlet = (e.details or {}).get("outlet")
+    if outlet and subject.startswith("P"):
+        subject = f"{subject} ({outlet})"
+    key = f"audit.did.{e.action}"
+    if ctx.t.has(key):
+        sentence = ctx.t(key, actor=actor, subject=subject)
+    else:
+        sentence = ctx.t("audit.did.other", actor=actor, action=e.action, subject=subject)
+    extra: list[str] = []
+    details = e.details or {}
+    for name in ("reason", "comment"):
+        if isinstance(details.get(name), str) and details[name].strip():
+            extra.append(ctx.t(f"audit.{name}", **{name: one_line(details[name], 160)}))
+    if isinstance(details.get("error"), str) and details["error"].strip():
+        extra.append(ctx.t("audit.error", error=reason(ctx.t, details["error"][:300])))
+    return ctx.t(
+        "audit.sentence",
+        when=ctx.t.datetime(e.at, zone),
+        sentence=sentence,
+        extra=Markup("".join(extra)),
+    )
 
 
 def on_audit(ctx: Ctx, cmd: Command) -> None:
@@ -258,18 +306,7 @@ def on_audit(ctx: Ctx, cmd: Command) -> None:
     handles = ctx.uow.proposals.handles(e.actor_id for e in entries)
     zone = ctx.core.timezone_of(ctx.person)
     lines: list[str] = [ctx.t("audit.header", count=len(entries))]
-    for e in entries:
-        actor = "@" + handles[e.actor_id] if e.actor_id in handles else "Pinwall"
-        lines.append(
-            ctx.t(
-                "audit.line",
-                when=ctx.t.datetime(e.at, zone),
-                actor=actor,
-                action=e.action,
-                subject=e.subject,
-                details=_details(e.details),
-            )
-        )
+    lines.extend(_audit_line(ctx, e, handles, zone) for e in entries)
     ctx.reply_markup(Markup("\n".join(lines)))
 
 

@@ -21,6 +21,7 @@ from bot.linklabel import link_label
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target
 from bot.policy import may_read
+from bot.show import one_line
 from store.blobs import StoredBlob
 from store.models import Comment, Group, Item, ItemKind, Prompt, Room
 
@@ -149,8 +150,8 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     per_emoji = ctx.uow.items.reaction_counts(item.id for item in items if item.reactions)
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     for item in items:
-        summary = item.text.strip().split("\n")[0][:120]
         label = link_label(item.url, item.title) if item.url else item.title
+        summary = one_line(item.text) or one_line(label or "")
         lines.append(
             ctx.t(
                 "items.line" if item.author_handle else "items.line_feed",
@@ -162,7 +163,7 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
                     else item.site_name or "Feed"
                 ),
                 when=ctx.t.datetime(item.dated_at, tz),
-                text=summary or label or "",
+                text=summary,
             )
         )
         if item.url:

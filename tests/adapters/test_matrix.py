@@ -51,7 +51,7 @@ async def test_a_command_in_a_room_gets_its_answer(
         assert mx.adapter.healthy()
         room = await boss.room(bot.user_id)
         await boss.say(room, "!pw help")
-        answer = await boss.bot_said(room, bot.user_id, "!pw groups")
+        answer = await boss.bot_said(room, bot.user_id, "!pw help all")
         assert answer["content"]["format"] == HTML
         assert answer["content"]["msgtype"] == "m.notice"
         # Chatter in a room is no command, and a bare command word there neither.
@@ -402,7 +402,7 @@ async def test_an_encrypted_room_is_told_once_that_the_bot_cannot_read_it(
                 {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "BBBB", "session_id": "x"},
             )
             await boss.say(room, "!pw help")  # unencrypted, so readable: answered
-            await boss.bot_said(room, bot.user_id, "!pw groups")
+            await boss.bot_said(room, bot.user_id, "!pw help all")
     assert sum("encrypted" in e["content"]["body"] for e in boss.from_bot(room, bot.user_id)) == 1
 
 
@@ -545,7 +545,7 @@ async def test_the_sync_waits_while_another_instance_holds_its_lock(
             await asyncio.to_thread(other.release)  # the other instance stops
             await boss.joined(room, bot.user_id, within=15.0)
             await boss.say(room, "!pw help")
-            await boss.bot_said(room, bot.user_id, "!pw groups")
+            await boss.bot_said(room, bot.user_id, "!pw help all")
     finally:
         other.release()
         other_db.dispose()

@@ -193,7 +193,7 @@ async def test_a_bridged_telegram_group(
         fake.user_sends_command(FRANZ, branch, "help", mention="other_bot")
         fake.user_sends_command(FRANZ, branch, "help", mention="pinwall_test_bot")
         await fake.wait_for_async(lambda: len(fake.sent_to(branch.id)) == before + 1)
-        assert fake.sent_to(branch.id)[-1].text.startswith("Was du tun kannst")
+        assert fake.sent_to(branch.id)[-1].text.startswith("Hallo @franz_nord! Das kannst du tun:")
         # Updates are taken in order: the other bot's command, sent first, was dropped.
     with sqlite_db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 2

@@ -104,7 +104,7 @@ async def test_echo_gets_commands_delivery_rate_limits_and_healthz(
     whoami = await say(program, http, "e1", "?whoami")
     assert "@e1 (admin)" in whoami  # PINWALL_ADMINS=echo:e1
     assert "Echo (e1)" in whoami  # its display name
-    help_text = await say(program, http, "e1", "?help")
+    help_text = await say(program, http, "e1", "?help all")
     assert "?group create" in help_text  # usage lines with its prefix
     assert "?share" in help_text
 

@@ -60,9 +60,12 @@ def catalog_text(language: str, key: str, /, **params: object) -> str:
     return to_plain(Translator(language)(key, **params))
 
 
-def with_usage(language: str, text: str, usage: str) -> str:
-    """An error answer followed by the usage line of the command."""
-    return f"{text}\n{catalog_text(language, 'error.usage', usage=usage)}"
+def with_usage(language: str, text: str, usage: str, example: str) -> str:
+    """An error answer followed by the usage line of the command and one example."""
+    return (
+        f"{text}\n{catalog_text(language, 'error.usage', usage=usage)}"
+        f"\n{catalog_text(language, 'error.example', example=example)}"
+    )
 
 
 async def link_accounts(

@@ -342,13 +342,17 @@ async def test_wrong_times_and_days_are_refused_with_the_usage(world: World) -> 
         ("/digest weekly mon 99:00", en("digest.bad_time", value="99:00")),
     ):
         usage = "/digest weekly <day> <HH:MM>" if "weekly" in line else "/digest daily <HH:MM>"
-        assert await refused(world, "alice", line) == with_usage("en", text, usage), line
+        example = "/digest weekly monday 08:00" if "weekly" in line else "/digest daily 08:00"
+        assert await refused(world, "alice", line) == with_usage("en", text, usage, example), line
     text = await refused(world, "alice", "/digest weekly funday 08:00")
     assert text == with_usage(
-        "en", en("digest.bad_day", value="funday"), "/digest weekly <day> <HH:MM>"
+        "en",
+        en("digest.bad_day", value="funday"),
+        "/digest weekly <day> <HH:MM>",
+        "/digest weekly monday 08:00",
     )
     text = await refused(world, "alice", "/digest daily")
-    assert text.startswith(en("error.missing_argument", param="HH:MM"))
+    assert text.startswith(en("error.missing_argument", param="time"))
     text = await refused(world, "alice", "/digest sometimes")
     assert "/digest now" in text
 

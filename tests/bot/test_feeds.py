@@ -20,6 +20,7 @@ from tests.harness import World
 
 URL = "https://acme.example/feed.xml"
 ADD_USAGE = "/feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]"
+ADD_EXAMPLE = "/feed add news https://example.com/news.xml --include offer"  # bob's group
 
 
 async def _news(world: World) -> None:
@@ -62,17 +63,21 @@ async def test_bad_addresses_are_refused_with_the_usage(world: World) -> None:
     await _news(world)
     for bad in ("ftp://acme.example/feed", "file:///etc/passwd", "acme.example/feed", "http://"):
         text = await refused(world, "bob", f"/feed add news {bad}")
-        assert text == with_usage("en", en("error.feed_bad_url", url=bad, max=2048), ADD_USAGE), bad
+        error = en("error.feed_bad_url", url=bad, max=2048)
+        assert text == with_usage("en", error, ADD_USAGE, ADD_EXAMPLE), bad
     long_url = "https://acme.example/" + "a" * 2100
     text = await refused(world, "bob", f"/feed add news {long_url}")
     assert text.startswith(en("error.feed_bad_url", url=long_url, max=2048))
     text = await refused(world, "bob", "/feed add news")
-    assert text == with_usage("en", en("error.missing_argument", param="url"), ADD_USAGE)
+    error = en("error.missing_argument", param="address")
+    assert text == with_usage("en", error, ADD_USAGE, ADD_EXAMPLE)
     text = await refused(world, "bob", f"/feed add news {URL} --include")
-    assert text == with_usage("en", en("error.option_needs_value", option="--include"), ADD_USAGE)
+    error = en("error.option_needs_value", option="--include")
+    assert text == with_usage("en", error, ADD_USAGE, ADD_EXAMPLE)
     many = " ".join(f"w{i}" for i in range(21))
     text = await refused(world, "bob", f"/feed add news {URL} --include {many}")
-    assert text == with_usage("en", en("error.feed_words", max=20, length=50), ADD_USAGE)
+    error = en("error.feed_words", max=20, length=50)
+    assert text == with_usage("en", error, ADD_USAGE, ADD_EXAMPLE)
 
 
 async def test_only_members_add_feeds(world: World) -> None:
@@ -167,6 +172,7 @@ async def test_notify_feeds_goes_with_instant_only(world: World) -> None:
         "en",
         en("error.notify_feeds_instant_only"),
         "/notify <group> instant|daily|weekly|mute [--feeds]",
+        "/notify news daily",
     )
     out = await world.say("bob", "/notify news instant --feeds")
     assert out.text("bob") == en("notify.instant_feeds", group="News")

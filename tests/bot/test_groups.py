@@ -238,6 +238,7 @@ async def test_a_bad_notify_mode_shows_the_choices_and_the_usage(world: World) -
         "en",
         en("error.bad_choice", value="sometimes", choices="instant, daily, weekly, mute"),
         "/notify <group> instant|daily|weekly|mute [--feeds]",
+        "/notify marketing daily",
     )
 
 
@@ -251,13 +252,18 @@ async def test_an_unknown_group_is_not_found(world: World) -> None:
 async def test_a_missing_argument_shows_the_usage(world: World) -> None:
     await world.say("alice", "/whoami")
     text = await refused(world, "alice", "/join")
-    assert text == with_usage("en", en("error.missing_argument", param="group"), "/join <group>")
+    assert text == with_usage(
+        "en", en("error.missing_argument", param="group"), "/join <group>", "/join marketing"
+    )
     text = await refused(world, "alice", "/add bob")
     assert text == with_usage(
-        "en", en("error.missing_argument", param="group"), "/add <person> <group>"
+        "en",
+        en("error.missing_argument", param="group"),
+        "/add <person> <group>",
+        "/add @alice marketing",
     )
     text = await refused(world, "alice", "/group create")
-    assert text.startswith(en("error.missing_argument", param="name"))
+    assert text.startswith(en("error.missing_argument", param="group name"))
     assert "/group create <name> [title...] [--closed|--secret] [--externals]" in text
 
 
@@ -272,7 +278,9 @@ async def test_too_many_arguments_are_refused_with_the_usage(world: World) -> No
     await world.say("admin", "/group create marketing Marketing")
     await world.say("alice", "/whoami")
     text = await refused(world, "alice", "/join marketing sales")
-    assert text == with_usage("en", en("error.too_many_arguments", extra="sales"), "/join <group>")
+    assert text == with_usage(
+        "en", en("error.too_many_arguments", extra="sales"), "/join <group>", "/join marketing"
+    )
 
 
 async def test_an_unclosed_quote_is_refused(world: World) -> None:
@@ -327,7 +335,9 @@ async def test_errors_speak_the_persons_language(world: World) -> None:
     await world.say("admin", "/group create marketing Marketing")
     await world.say("alice", "/settings language de")
     text = await refused(world, "alice", "/join")
-    assert text == with_usage("de", de("error.missing_argument", param="gruppe"), "/join <gruppe>")
+    assert text == with_usage(
+        "de", de("error.missing_argument", param="Gruppe"), "/join <gruppe>", "/join vertrieb"
+    )
     text = await refused(world, "alice", "/join nirgendwo")
     assert text == de("error.group_not_found", group="nirgendwo")
     text = await refused(world, "alice", "/notify marketing manchmal")

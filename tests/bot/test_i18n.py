@@ -12,10 +12,14 @@ import pytest
 
 from bot import grammar
 from bot.feeds import PROBLEM_KINDS as FEED_PROBLEMS
+from bot.help import TASKS as HELP_TASKS
+from bot.help import WHY as HELP_WHY
 from bot.i18n import LANGUAGES, Translator, catalog, normalize_language
 from bot.ids import ID_PREFIXES
 from bot.markup import Markup, bold, to_plain
 from bot.outlets import KINDS as OUTLET_KINDS
+from bot.reasons import ADDRESS_KINDS
+from bot.reasons import KEYS as REASON_KEYS
 from store.models import NotifyMode, ProposalStatus, Role, Visibility
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +119,12 @@ EXPANSIONS: dict[str, list[str]] = {
     "feeds.error.{}": list(FEED_PROBLEMS),
     "digest.day.{}": [str(day) for day in range(7)],  # 0 = Monday
     "digest.title.{}": ["daily", "weekly", "now"],
+    "help.why.{}": list(HELP_WHY),
+    "help.task.{}": [key for key, _ in HELP_TASKS],
+    "reason.{}": list(REASON_KEYS),
+    "reason.kind.{}": list(ADDRESS_KINDS),
+    "audit.did.{}": ["other", "proposal.approved", "group.created", "role.changed"],
+    "audit.{}": ["reason", "comment", "error"],
 }
 
 

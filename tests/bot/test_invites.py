@@ -235,15 +235,17 @@ async def test_bad_invite_options_are_refused(world: World) -> None:
             "/invite boss marketing",
             en("error.bad_choice", value="boss", choices="member, guest, partner"),
         ),
-        ("/invite member", en("error.missing_argument", param="group,group")),
+        ("/invite member", en("error.missing_argument", param="groups")),
     ]:
         text = await refused(world, "admin", line)
         assert text.startswith(error + "\n"), line
         assert INVITE_USAGE in text, line
     text = await refused(world, "admin", "/invite member ,")
-    assert text.startswith(en("error.missing_argument", param="group,group") + "\n")
+    assert text.startswith(en("error.missing_argument", param="groups") + "\n")
     text = await refused(world, "admin", "/redeem")
-    assert text == with_usage("en", en("error.missing_argument", param="code"), "/redeem <code>")
+    assert text == with_usage(
+        "en", en("error.missing_argument", param="code"), "/redeem <code>", "/redeem K7PX9QMR"
+    )
     text = await refused_code(world, "admin", "/redeem NOTACODE00")
     assert text == en("error.invite_invalid")
 
@@ -292,7 +294,7 @@ async def test_a_partner_cannot_create_groups_or_invite(world: World) -> None:
     text = await refused(world, "paul", "/join franchise")
     assert text == en("error.already_member", group="Franchise")
 
-    help_text = (await world.say("paul", "/help")).text("paul")
+    help_text = (await world.say("paul", "/help all")).text("paul")
     assert "/share <group>" in help_text
     assert "/group create" not in help_text
     assert "/invite " not in help_text

@@ -28,26 +28,69 @@ def _help_lines(text: str) -> list[str]:
     return [line.removeprefix("• ").split(" — ")[0] for line in text.splitlines() if " — " in line]
 
 
-async def test_help_lists_what_a_member_may_do(world: World) -> None:
+SHARE_EXAMPLE = "/share marketing https://example.com/poster New poster at the station"
+
+
+async def test_help_fits_one_screen_with_what_a_member_can_do_by_task(world: World) -> None:
     out = await world.say("alice", "/help")
+    assert out.text("alice").splitlines() == [
+        en("help.short.header", handle="alice"),
+        "• Share and read: share · show · comment · items · search",
+        "• Groups: groups · join · leave · group",
+        "• News: notify · digest · feed",
+        "• Approvals: propose",
+        "• Invites: invite · invites",
+        "• Settings: settings · whoami · link",
+        en("help.short.example", example=SHARE_EXAMPLE),
+        en("help.short.footer"),
+    ]
+
+
+async def test_help_for_an_admin_adds_approvals_and_admin_and_stays_on_one_screen(
+    world: World,
+) -> None:
+    text = (await world.say("admin", "/help")).text("admin")
+    lines = text.splitlines()
+    assert len(lines) <= 12
+    assert "• Approvals: propose · pending · approve · reject" in lines
+    assert "• Admin: role · audit · outbox · admin" in lines
+
+
+async def test_help_examples_use_the_persons_own_group_and_post(world: World) -> None:
+    await world.say("admin", "/group create sales Sales")
+    await world.say("bob", "/join sales")
+    await world.say("bob", "/share sales hello")
+    text = (await world.say("bob", "/help")).text("bob")
+    assert en("help.short.example", example=SHARE_EXAMPLE.replace("marketing", "sales")) in text
+    text = (await world.say("bob", "/help comment")).text("bob")
+    assert en("help.example_line", example="/comment #1 Great, thanks!") in text
+
+
+async def test_help_all_lists_what_a_member_may_do(world: World) -> None:
+    out = await world.say("alice", "/help all")
     text = out.text("alice")
     assert text.splitlines()[0] == en("help.header")
-    assert text.splitlines()[-1] == en("help.footer")
+    assert text.splitlines()[-1] == en("help.all_footer")
+    assert en("help.task.share") in text.splitlines()
     assert f"/share <group> <url or text...> — {en('help.share')}" in text
     listed = " ".join(_help_lines(text))
     for usage in ("/groups", "/group create", "/join", "/items", "/invite", "/settings language"):
         assert usage in listed
+    assert "/show <post>" in listed
     assert "/role" not in listed  # admins only
 
 
-async def test_help_for_an_admin_lists_role(world: World) -> None:
-    text = (await world.say("admin", "/help")).text("admin")
+async def test_help_all_for_an_admin_lists_role(world: World) -> None:
+    text = (await world.say("admin", "/help all")).text("admin")
     assert f"/role <person> member|gatekeeper|admin — {en('help.role')}" in text
 
 
-async def test_help_on_one_command_shows_its_usage_and_purpose(world: World) -> None:
+async def test_help_on_one_command_shows_its_usage_purpose_and_an_example(world: World) -> None:
     out = await world.say("alice", "/help share")
-    assert out.text("alice") == (f"share\n/share <group> <url or text...>\n  {en('help.share')}")
+    assert out.text("alice") == (
+        f"share\n/share <group> <url or text...>\n  {en('help.share')}\n"
+        + en("help.example_line", example=SHARE_EXAMPLE)
+    )
     out = await world.say("alice", "help /group")
     assert out.text("alice").splitlines()[:2] == [
         "group",
@@ -56,6 +99,23 @@ async def test_help_on_one_command_shows_its_usage_and_purpose(world: World) -> 
     out = await world.say("alice", "/help settings")
     assert "/settings language en|de" in out.text("alice")
     assert "/settings timezone <IANA zone>" in out.text("alice")
+    assert en("help.example_line", example="/settings timezone Europe/Berlin") in out.text("alice")
+
+
+async def test_help_on_a_command_not_for_the_role_says_so(world: World) -> None:
+    out = await world.say("alice", "/help approve")
+    assert out.text("alice").splitlines()[-1] == en(
+        "help.not_for_role", why=en("help.why.gatekeeper")
+    )
+
+
+async def test_every_command_has_an_example_in_both_languages() -> None:
+    from bot import grammar
+    from bot.i18n import catalog
+
+    for s in grammar.SPECS:
+        for language in ("en", "de"):
+            assert f"help.example.{s.key}" in catalog(language), (language, s.key)
 
 
 async def test_help_on_an_unknown_command_is_refused(world: World) -> None:
@@ -66,7 +126,21 @@ async def test_help_on_an_unknown_command_is_refused(world: World) -> None:
 
 async def test_help_speaks_german_when_the_messenger_does(world: World) -> None:
     out = await world.say("greta", "/help", language="de-AT")
-    assert out.text("greta").splitlines()[0] == de("help.header")
+    assert out.text("greta").splitlines() == [
+        de("help.short.header", handle="greta"),
+        "• Teilen und lesen: share · show · comment · items · search",
+        "• Gruppen: groups · join · leave · group",
+        "• Neuigkeiten: notify · digest · feed",
+        "• Freigaben: propose",
+        "• Einladungen: invite · invites",
+        "• Einstellungen: settings · whoami · link",
+        de(
+            "help.short.example",
+            example="/share vertrieb https://example.com/plakat Neues Plakat am Bahnhof",
+        ),
+        de("help.short.footer"),
+    ]
+    out = await world.say("greta", "/help all")
     assert f"/join <gruppe> — {de('help.join')}" in out.text("greta")
 
 
@@ -132,7 +206,10 @@ async def test_a_bad_language_is_refused(world: World) -> None:
     await world.say("alice", "/whoami")
     text = await refused(world, "alice", "/settings language fr")
     assert text == with_usage(
-        "en", en("error.bad_choice", value="fr", choices="en, de"), "/settings language en|de"
+        "en",
+        en("error.bad_choice", value="fr", choices="en, de"),
+        "/settings language en|de",
+        "/settings language de",
     )
 
 
@@ -153,10 +230,13 @@ async def test_an_unknown_timezone_is_refused(world: World) -> None:
     for zone in ("Mars/Olympus_Mons", "Europe", "../../etc/passwd", "europe/berlin"):
         text = await refused(world, "alice", f"/settings timezone {zone}")
         assert text == with_usage(
-            "en", en("error.bad_timezone", zone=zone), "/settings timezone <IANA zone>"
+            "en",
+            en("error.bad_timezone", zone=zone),
+            "/settings timezone <IANA zone>",
+            "/settings timezone Europe/Berlin",
         ), zone
     text = await refused(world, "alice", "/settings timezone")
-    assert text.startswith(en("error.missing_argument", param="IANA zone"))
+    assert text.startswith(en("error.missing_argument", param="time zone"))
 
 
 async def test_an_unknown_setting_shows_the_forms(world: World) -> None:
@@ -216,6 +296,7 @@ async def test_role_refuses_nonsense(world: World) -> None:
         "en",
         en("error.bad_choice", value="boss", choices="member, gatekeeper, admin"),
         "/role <person> member|gatekeeper|admin",
+        "/role @alice gatekeeper",
     )
     text = await refused(world, "admin", "/role alice admin now")
     assert text.startswith(en("error.too_many_arguments", extra="now"))
@@ -530,7 +611,8 @@ async def test_code_guessing_is_throttled(world: World) -> None:
     assert world.core.metrics.code_failures.labels("link")._value.get() == 3
     assert world.core.metrics.code_failures.labels("invite")._value.get() == 2
     audit = (await world.say("admin", "/audit 10")).text("admin")
-    assert audit.count("code.wrong") == 5
+    wrong = en("audit.did.code.wrong", actor="Pinwall", subject="telegram:666")
+    assert audit.count(wrong) == 5  # the audit log reads as sentences
     # someone else is not held up, and the window moves on
     out = await say_on(world, telegram, "4711", f"/link {code}")
     assert out.text("4711") == en("link.asked", minutes=15)

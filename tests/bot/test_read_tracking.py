@@ -107,7 +107,7 @@ async def test_off_items_and_search_record_nothing_and_show_no_count(world: Worl
     found = (await world.say("bob", "/search poster")).text("bob")
     assert world.snapshot() == before  # not a row written anywhere
     assert reads(world) == []
-    assert stats_lines(listing) == [en("items.stats", comments=1, reactions=0)]  # #1 only
+    assert stats_lines(listing) == [en("items.stats", comments=1, reactions="👍 0")]  # #1 only
     assert "seen by" not in listing
     assert "#1" in found
 
@@ -122,8 +122,8 @@ async def test_a_post_shown_by_items_counts_once_per_person(world: World) -> Non
     listing = (await world.say("alice", "/items marketing")).text("alice")
     assert reads(world) == [(1, "alice"), (2, "alice")]
     assert stats_lines(listing) == [
-        en("items.stats_read", comments=0, reactions=0, readers=1),  # #2, seen by her now
-        en("items.stats_read", comments=1, reactions=0, readers=1),
+        en("items.stats_read", comments=0, reactions="👍 0", readers=1),  # #2, seen by her now
+        en("items.stats_read", comments=1, reactions="👍 0", readers=1),
     ]
     assert "seen by 1" in listing
     shown_at = first_read(world, 1, "alice")
@@ -138,8 +138,8 @@ async def test_a_post_shown_by_items_counts_once_per_person(world: World) -> Non
     assert reads(world) == [(1, "alice"), (2, "alice"), (2, "bob")]
     listing = (await world.say("alice", "/items marketing")).text("alice")
     assert stats_lines(listing) == [
-        en("items.stats_read", comments=0, reactions=0, readers=2),
-        en("items.stats_read", comments=1, reactions=0, readers=1),
+        en("items.stats_read", comments=0, reactions="👍 0", readers=2),
+        en("items.stats_read", comments=1, reactions="👍 0", readers=1),
     ]
     assert "bob" not in listing  # a count, never names
 
@@ -148,7 +148,7 @@ async def test_the_count_speaks_german(world: World) -> None:
     await _marketing(world)
     track(world)
     listing = (await world.say("bob", "/items marketing", language="de")).text("bob")
-    assert stats_lines(listing)[0] == de("items.stats_read", comments=0, reactions=0, readers=1)
+    assert stats_lines(listing)[0] == de("items.stats_read", comments=0, reactions="👍 0", readers=1)
     assert "gesehen von 1" in listing
 
 
@@ -168,7 +168,7 @@ async def test_search_records_the_posts_on_the_page_shown(world: World) -> None:
     assert "#1" in found  # the comment is shown, not the post it is on
     assert [i for i, who in reads(world) if who == "dave"] == []
     listing = (await world.say("dave", "/items marketing 1")).text("dave")
-    assert stats_lines(listing) == [en("items.stats_read", comments=0, reactions=0, readers=2)]
+    assert stats_lines(listing) == [en("items.stats_read", comments=0, reactions="👍 0", readers=2)]
 
 
 async def test_nobody_reads_a_post_they_may_not_see(world: World) -> None:
@@ -257,8 +257,8 @@ async def test_an_export_holds_the_reads_and_forget_removes_them(
     assert reads(world) == [(2, "bob")]
     listing = (await world.say("bob", "/items marketing")).text("bob")
     assert stats_lines(listing) == [
-        en("items.stats_read", comments=0, reactions=0, readers=1),
-        en("items.stats_read", comments=1, reactions=0, readers=1),
+        en("items.stats_read", comments=0, reactions="👍 0", readers=1),
+        en("items.stats_read", comments=1, reactions="👍 0", readers=1),
     ]
 
 
@@ -275,4 +275,4 @@ async def test_linking_two_accounts_keeps_their_reads_once(world: World) -> None
     await link_accounts(world, "alice", slack, "U1")
     assert reads(world) == [(1, "alice"), (2, "alice"), (3, "alice")]
     listing = (await world.say("bob", "/items marketing")).text("bob")
-    assert stats_lines(listing)[0] == en("items.stats_read", comments=0, reactions=0, readers=2)
+    assert stats_lines(listing)[0] == en("items.stats_read", comments=0, reactions="👍 0", readers=2)

@@ -146,7 +146,7 @@ async def test_results_are_paged(world: World) -> None:
 async def test_bad_searches_are_refused_and_change_nothing(world: World) -> None:
     await _boards(world)
     text = await refused(world, "alice", "/search")
-    assert text.startswith(en("error.missing_argument", param="words").split("**")[0])
+    assert text.startswith(en("error.missing_argument", param=en("error.param.words")))
     text = await refused(world, "alice", '/search ",;"')
     assert text.startswith(en("search.no_words"))
     text = await refused(world, "alice", "/search flyer --page 0")

@@ -105,7 +105,10 @@ async def test_items_with_a_bad_number_shows_the_usage(world: World) -> None:
     await _marketing(world, "bob")
     text = await refused(world, "bob", "/items marketing many")
     assert text == with_usage(
-        "en", en("error.not_a_number", value="many", param="n"), "/items <group> [n]"
+        "en",
+        en("error.not_a_number", value="many", param="number"),
+        "/items <group> [n]",
+        "/items marketing 5",
     )
 
 
@@ -141,7 +144,10 @@ async def test_share_without_content_shows_the_usage(world: World) -> None:
     await _marketing(world, "alice")
     text = await refused(world, "alice", "/share marketing")
     assert text == with_usage(
-        "en", en("error.missing_argument", param="url or text"), "/share <group> <url or text...>"
+        "en",
+        en("error.missing_argument", param="link or text"),
+        "/share <group> <url or text...>",
+        "/share marketing https://example.com/poster New poster at the station",
     )
 
 
@@ -154,7 +160,10 @@ async def test_a_bad_item_id_is_refused(world: World) -> None:
     assert text == en("error.item_not_found", item="#99")
     text = await refused(world, "alice", "/comment #1")
     assert text == with_usage(
-        "en", en("error.missing_argument", param="text"), "/comment <post> <text...>"
+        "en",
+        en("error.missing_argument", param="text"),
+        "/comment <post> <text...>",
+        "/comment #1 Great, thanks!",
     )
 
 

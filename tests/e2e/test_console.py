@@ -93,8 +93,10 @@ def test_acceptance_conversation(tmp_path: Path) -> None:
     assert "#1 · @bob" in bob[2]
     assert "https://example.com/poster" in bob[2]
     assert bob[3] == "[bob] Ab jetzt spreche ich Deutsch mit dir."
-    assert bob[4].startswith("[bob] Was du tun kannst")
-    assert "/share <gruppe> <url oder text...>" in bob[4]
+    assert bob[4].startswith("[bob] Hallo @bob! Das kannst du tun:")
+    example = "/share marketing https://example.com/plakat Neues Plakat am Bahnhof"
+    assert f"Probier's: {example}" in bob[4]
+    assert len(bob[4].splitlines()) <= 12  # help fits one screen
     # Every line is a bot message or its continuation: nothing else on stdout.
     assert all(line.startswith(("[", "  ")) for line in out.splitlines())
     assert (tmp_path / "pinwall.db").exists()

@@ -34,6 +34,7 @@ def test_digest_now_on_the_console(tmp_path: Path) -> None:
     assert digest[1:] == [
         "  • #2 A review of our shop · https://example.com/review · @bob",
         "  • #1 Competitor's new poster at the station · @bob",
+        "  [1] Open #2  [2] Open #1",  # each post can be opened (show) from the digest
     ]
     assert alice[3] == "[alice] Nothing new in your daily and weekly groups since your last digest."
     assert alice[4].startswith("[alice] Your digests are paused.")

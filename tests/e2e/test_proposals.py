@@ -121,7 +121,7 @@ def test_acceptance_propose_approve_publish_audit(tmp_path: Path) -> None:
         )
         assert 'pinwall_approval_turnaround_seconds_count{outcome="approved"} 1.0' in metrics
         run.say("/as admin", "/audit 6")
-        run.wait_for(r"proposal\.published · P1")
+        run.wait_for(r"P1 \(newsroom\) was published\.")
     finally:
         code = run.close()
     assert code == 0, "".join(run.err)
@@ -143,12 +143,13 @@ def test_acceptance_propose_approve_publish_audit(tmp_path: Path) -> None:
     assert any(m.endswith("✅ Approved by @bob.") for m in bob)
     assert any(m.endswith(f"Published: {PUBLIC}/public/newsroom.atom#entry-1") for m in bob)
     audit = lines_to(out, "admin")[-1]
-    steps = re.findall(r"· (@\w+|Pinwall) · ([\w.]+) · P1", audit)
+    # The audit log reads as sentences, one per step, in order.
+    steps = re.findall(r"^\s*• [\d-]+ [\d:]+: (.*P1 \(newsroom\).*)$", audit, re.MULTILINE)
     assert steps == [
-        ("@alice", "proposal.created"),
-        ("@bob", "proposal.approved"),
-        ("Pinwall", "proposal.publish_attempt"),
-        ("Pinwall", "proposal.published"),
+        "@alice proposed P1 (newsroom).",
+        "@bob approved P1 (newsroom).",
+        "Pinwall started publishing P1 (newsroom).",
+        "P1 (newsroom) was published.",
     ]
 
     exported = pinwall(tmp_path, "", "audit", "export", "--format", "json")

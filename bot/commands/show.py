@@ -1,0 +1,56 @@
+"""show (zeigen): one post whole, with its comments and what one can do with it."""
+
+from __future__ import annotations
+
+from bot.approval_cards import command_prefix
+from bot.core import Ctx
+from bot.grammar import Command
+from bot.handlers import Handlers
+from bot.ids import parse_id, show_id
+from bot.show import may_propose, post_message
+
+
+def on_show(ctx: Ctx, cmd: Command) -> None:
+    open_post(ctx, parse_id(str(cmd.arg("item")), "item"))
+
+
+def open_post(ctx: Ctx, item_id: int) -> None:
+    item, group = ctx.policy.item(item_id)
+    outlets = len(ctx.core.settings.outlets.outlets)
+    ctx.reply_message(
+        post_message(
+            ctx.uow,
+            ctx.t,
+            item,
+            group,
+            ctx.core.timezone_of(ctx.person),
+            platform_names=dict(ctx.core.platform_names),
+            can_propose=may_propose(ctx.person, outlets),
+        )
+    )
+
+
+def on_open_button(ctx: Ctx, value: str) -> None:
+    """A digest's button on one of its posts: the post opened, as `show` does."""
+    ctx.private = True
+    open_post(ctx, int(value) if value.isdigit() else 0)
+
+
+def on_propose_button(ctx: Ctx, value: str) -> None:
+    """Propose on an opened post: how, with the channels there are."""
+    ctx.policy.require_internal()
+    item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
+    names = [spec.name for spec in ctx.core.settings.outlets.outlets]
+    ctx.reply(
+        "show.propose_how",
+        prefix=command_prefix(ctx.core, ctx.platform),
+        item=show_id(item.id, "item"),
+        outlet=names[0] if names else "",
+        outlets=", ".join(names),
+    )
+
+
+HANDLERS = Handlers(
+    commands={"show": on_show},
+    actions={"item.open": on_open_button, "item.propose": on_propose_button},
+)

@@ -1,0 +1,172 @@
+"""What help says: the commands grouped by task, who each is for, and one example per
+command filled with names this person knows (their own group, a post they can read).
+
+`help` itself (bot/commands/help.py) and the refusal layout (Core.error_text: what
+happened, why, what to do — the usage and one example) both take their examples here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from bot import grammar
+from bot.i18n import Translator
+from bot.markup import Markup
+from store.models import Person, Role
+from store.uow import UnitOfWork
+
+# Who a command is for; a command not named here is for everyone who got in.
+INTERNAL = frozenset(
+    {
+        "group create",
+        "add",
+        "remove",
+        "feed add",
+        "feed remove",
+        "outlets",
+        "propose",
+        "revise",
+        "withdraw",
+        "invite",
+        "invites",
+        "revoke",
+        "bridge",
+    }
+)
+GATEKEEPERS = frozenset({"pending", "approve", "reject"})
+ADMINS = frozenset({"role", "audit", "outbox failed", "outbox retry", "admin web"})
+# Why a command is not for someone (help <command> says so): `help.why.<key>`.
+WHY = ("admin", "gatekeeper", "internal")
+
+# The tasks help groups commands by, in the order it shows them, each with its commands
+# (by name: `digest` stands for all its forms) in the order a newcomer needs them.
+TASKS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("share", ("share", "show", "comment", "items", "search")),
+    ("groups", ("groups", "join", "leave", "members", "group", "add", "remove", "bridge")),
+    ("news", ("notify", "digest", "feed")),
+    ("approvals", ("propose", "pending", "approve", "reject", "revise", "withdraw", "outlets")),
+    ("invites", ("invite", "invites", "revoke")),
+    ("settings", ("settings", "whoami", "link", "redeem")),
+    ("admin", ("role", "audit", "outbox", "admin")),
+)
+# What the short help offers per task: the rest is in `help all` and `help <command>`.
+SHORT: frozenset[str] = frozenset(
+    {
+        "share",
+        "show",
+        "comment",
+        "items",
+        "search",
+        "groups",
+        "join",
+        "leave",
+        "group",
+        "notify",
+        "digest",
+        "feed",
+        "propose",
+        "pending",
+        "approve",
+        "reject",
+        "invite",
+        "invites",
+        "settings",
+        "whoami",
+        "link",
+        "role",
+        "audit",
+        "outbox",
+        "admin",
+    }
+)
+SHORT_MAX_LINES = 12
+
+
+def for_role(spec: grammar.Spec, role: Role, available: Collection[str]) -> bool:
+    """Whether help lists the command for this role (commands without a handler in
+    `available`, the handler table's, are left out)."""
+    if spec.hidden or spec.key not in available:
+        return False
+    if spec.key in ADMINS:
+        return role is Role.ADMIN
+    if spec.key in GATEKEEPERS:
+        return role in (Role.ADMIN, Role.GATEKEEPER)
+    if spec.key in INTERNAL:
+        return not role.is_external
+    return True
+
+
+def names_for(role: Role, available: Collection[str]) -> set[str]:
+    """The command names (`digest`, not `digest now`) with a form this role may use."""
+    return {s.name for s in grammar.SPECS if for_role(s, role, available)}
+
+
+@dataclass(frozen=True)
+class Task:
+    key: str
+    names: tuple[str, ...]
+
+
+def tasks_for(role: Role, available: Collection[str], *, short: bool) -> list[Task]:
+    """The tasks with the commands this role may use, the few of the short help or all."""
+    allowed = names_for(role, available)
+    found: list[Task] = []
+    for key, names in TASKS:
+        chosen = tuple(n for n in names if n in allowed and (not short or n in SHORT))
+        if chosen:
+            found.append(Task(key, chosen))
+    return found
+
+
+# --- examples ---------------------------------------------------------------------------
+
+
+def example_values(
+    uow: UnitOfWork | None, person: Person | None, t: Translator, outlets: Sequence[str] = ()
+) -> dict[str, str]:
+    """The names an example uses: the person's first group and its newest post where they
+    have them, the first public channel there is, else the catalog's sample names."""
+    values = {
+        "group": str(t("help.sample.group")),
+        "item": "#12",
+        "person": str(t("help.sample.person")),
+        "outlet": outlets[0] if outlets else str(t("help.sample.outlet")),
+    }
+    if uow is None or person is None:
+        return values
+    groups = [g for g, m in uow.groups.all_for(person.id) if m is not None]
+    if groups:
+        group = groups[0]
+        values["group"] = group.slug
+        newest = uow.items.lines(group.id, 1)
+        if newest:
+            values["item"] = f"#{newest[0].id}"
+    return values
+
+
+def example(t: Translator, key: str, prefix: str, values: Mapping[str, str]) -> Markup | None:
+    """One real example of the command `key` (a spec's key or a command's name)."""
+    name = f"help.example.{key}"
+    if not t.has(name):
+        return None
+    return t(name, prefix=prefix, **values)
+
+
+def example_of(t: Translator, key: str, prefix: str, values: Mapping[str, str]) -> Markup | None:
+    """The example of `key`, or of the first form of the command so named."""
+    found = example(t, key, prefix, values)
+    if found is None:
+        forms = grammar.specs_named(key.split(" ")[0])
+        if forms:
+            found = example(t, forms[0].key, prefix, values)
+    return found
+
+
+def param_name(t: Translator, name: str) -> str:
+    """A parameter as a sentence names it ("groups", "Gruppen"), not as a usage line
+    shows it (`<group,group>`); an option (`--uses`) stays as it is typed."""
+    for key in (f"error.param.{name}", f"param.{name}"):
+        if t.has(key):
+            return str(t(key))
+    return name
