@@ -115,6 +115,7 @@ EXPANSIONS: dict[str, list[str]] = {
     "feeds.error.{}": list(FEED_PROBLEMS),
     "digest.day.{}": [str(day) for day in range(7)],  # 0 = Monday
     "digest.title.{}": ["daily", "weekly", "now"],
+    "guide.talk.{}": ["thanks", "hello", "bye", "ok", "other"],  # bot.guide's small talk
 }
 
 
