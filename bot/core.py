@@ -101,6 +101,8 @@ class Ctx:
     private: bool = False
     # A room was told once that the answers went to the asker's private chat.
     pointed: bool = False
+    # The question whose button was pressed (bot.guide): the first answer takes its place.
+    replaces: str | None = None
 
     @property
     def platform(self) -> str:
@@ -132,6 +134,8 @@ class Ctx:
         self.reply_message(Message(text=text))
 
     def reply_message(self, message: Message) -> None:
+        if self.replaces is not None and message.replaces is None:
+            message, self.replaces = replace(message, replaces=self.replaces), None
         went_private = self.core.answer(
             self.uow, self.event, message, self.person.id, self.now, private=self.private
         )

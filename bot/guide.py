@@ -28,6 +28,7 @@ from sqlalchemy import delete
 
 from bot import grammar
 from bot.errors import UserError
+from bot.events import ButtonPressed
 from bot.markup import Markup
 from bot.message import Button, Message, Target
 from store.models import Draft, Group, Prompt
@@ -258,6 +259,9 @@ def pick(ctx: Ctx, value: str) -> None:
     step = _step_of(data)
     if not index.isdigit() or int(index) >= len(step.choices):
         raise UserError("error.button_expired")
+    pressed = ctx.event.message if isinstance(ctx.event, ButtonPressed) else None
+    if pressed is not None:  # the answer (or the next question) shows in its place
+        ctx.replaces = pressed.message_id
     _continue(ctx, step, step.choices[int(index)].value)
 
 
