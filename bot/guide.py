@@ -45,9 +45,11 @@ CANCEL_WORDS = frozenset({"cancel", "abbrechen", "abbruch", "stop", "stopp"})
 # Commands said where they act (bridge binds the room it is said in): a question in the
 # private chat would lose the room, so they keep their usage answer.
 NOT_GUIDED = frozenset({"bridge"})
-# A plain direct message shorter than this, on one line, without a link or file, is not
-# offered for sharing: it is small talk (or a question the hint answers).
-NOTE_MIN = 40
+# A plain direct message of fewer words than this, on one line, without a link or file,
+# is not offered for sharing: it is small talk (or a question the hint answers).
+NOTE_WORDS = 4
+# Thanks and greetings up to this many words are small talk even when longer than that.
+TALK_WORDS = 8
 
 
 def expired(created_at: datetime, now: datetime) -> bool:
@@ -381,9 +383,12 @@ _ACK_EMOJI = frozenset("👍🙏🙂😊👌❤✅🎉😀😃")
 
 def is_note(text: str) -> bool:
     """Whether a plain direct message without a link or file is worth offering to share:
-    longer than a line of small talk."""
+    more than a word or two of small talk, and not a thanks or greeting."""
     stripped = text.strip()
-    return len(stripped) >= NOTE_MIN or "\n" in stripped
+    words = _words(stripped).split()
+    if _kind_of(stripped) != "other" and len(words) <= TALK_WORDS:
+        return False
+    return len(words) >= NOTE_WORDS or "\n" in stripped
 
 
 def _kind_of(text: str) -> str:

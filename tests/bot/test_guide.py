@@ -282,6 +282,7 @@ async def test_thanks_and_greetings_get_a_friendly_line_never_a_share_prompt(
         ("ok", "ok"),
         ("👍", "thanks"),
         ("what is this?", "other"),
+        ("Thanks a lot for your help today!", "thanks"),
     ):
         before = world.snapshot()
         out = await world.say("alice", line)
@@ -313,7 +314,9 @@ async def test_a_link_a_file_or_a_longer_note_still_offers_to_share(world: World
     for line in (
         "https://example.com/x",
         "thanks https://example.com/x",
-        "The new price list is out, ask me for the printed version",
+        "The new price list is out",
+        "Lunch is on me today",
+        "First line\nsecond",
     ):
         out = await world.say("alice", line)
         assert out.text("alice") == f"{en('share.which_group')}\nMarketing", line
