@@ -8,6 +8,7 @@ from bot.commands import (
     digests,
     feeds,
     groups,
+    guide,
     help,
     invites,
     people,
@@ -31,6 +32,7 @@ PARTS = (
     search.HANDLERS,
     admin.HANDLERS,
     help.HANDLERS,
+    guide.HANDLERS,
 )
 
 # Commands of the grammar that this build deliberately has no handler for: they are

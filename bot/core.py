@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bot import access, grammar
+from bot import access, grammar, guide
 from bot import help as help_texts
 from bot.clock import Clock
 from bot.delivery import CORE_PLATFORM_NAMES
@@ -102,6 +102,8 @@ class Ctx:
     private: bool = False
     # A room was told once that the answers went to the asker's private chat.
     pointed: bool = False
+    # The question whose button was pressed (bot.guide): the first answer takes its place.
+    replaces: str | None = None
 
     @property
     def platform(self) -> str:
@@ -133,6 +135,8 @@ class Ctx:
         self.reply_message(Message(text=text))
 
     def reply_message(self, message: Message) -> None:
+        if self.replaces is not None and message.replaces is None:
+            message, self.replaces = replace(message, replaces=self.replaces), None
         went_private = self.core.answer(
             self.uow, self.event, message, self.person.id, self.now, private=self.private
         )
@@ -508,17 +512,20 @@ class Core:
         """A plain direct message (not a command, not a share) after the bot asked the
         person something is the answer: the question is taken and its handler runs."""
         text = event.text.strip()
-        if (
-            not event.meta.conversation.direct
-            or event.intent != "message"
-            or not text
-            or grammar.first_word(text) in grammar.COMMAND_NAMES
-        ):
+        if not event.meta.conversation.direct or event.intent != "message" or not text:
+            return False
+        if guide.is_cancel(text):  # "abbrechen", "cancel", "stop": ends any question
+            guide.cancel(ctx)
+            return True
+        if grammar.first_word(text) in grammar.COMMAND_NAMES:
             return False
         prompt = ctx.uow.state.take_prompt(ctx.person.id)
         handler = self.handlers.prompts.get(prompt.kind) if prompt is not None else None
         if prompt is None or handler is None:
             return False
+        if guide.expired(prompt.created_at, ctx.now):  # said so; the answer is not taken
+            guide.say_expired(ctx, prompt)
+            return True
         try:
             with ctx.uow.session.begin_nested():  # a refused answer changes nothing ...
                 handler(ctx, prompt, text)
@@ -530,7 +537,15 @@ class Core:
         return True
 
     def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:
-        cmd = grammar.parse(name, arguments)
+        if guide.is_cancel(name) and not arguments.strip():  # /cancel, /abbrechen, /stop
+            name = "cancel"
+        try:
+            cmd = grammar.parse(name, arguments)
+        except UserError as err:
+            # Something missing: asked for, with the valid choices (bot.guide).
+            if guide.ask_missing(ctx, name, arguments, err):
+                return
+            raise
         handler = self.handlers.commands.get(cmd.key)
         if handler is None:
             raise UserError("error.not_available_yet", command=cmd.key)

@@ -149,6 +149,7 @@ def spec(usage: str, *, hidden: bool = False, private: bool = False) -> Spec:
 # The whole grammar of DESIGN.md, in the order help shows it.
 _USAGES = (
     "help [command...]",
+    "cancel",
     "groups",
     "group create <slug> [name...] [--closed|--secret] [--externals]",
     "join <group>",

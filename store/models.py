@@ -435,6 +435,8 @@ class Prompt(Base):
     kind: Mapped[str] = mapped_column(String(16))
     ref: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    # What a guided command collected so far and offers now (bot.guide); None otherwise.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class InboxEvent(Base):

@@ -1126,12 +1126,19 @@ class ConversationStateRepository(_Repo):
         self.s.delete(draft)
         self.s.flush()
 
-    def set_prompt(self, person_id: int, kind: str, ref: int, now: datetime) -> None:
+    def set_prompt(
+        self,
+        person_id: int,
+        kind: str,
+        ref: int,
+        now: datetime,
+        data: dict[str, Any] | None = None,
+    ) -> None:
         prompt = self.s.get(Prompt, person_id)
         if prompt is None:
-            self.s.add(Prompt(person_id=person_id, kind=kind, ref=ref, created_at=now))
+            self.s.add(Prompt(person_id=person_id, kind=kind, ref=ref, created_at=now, data=data))
         else:
-            prompt.kind, prompt.ref, prompt.created_at = kind, ref, now
+            prompt.kind, prompt.ref, prompt.created_at, prompt.data = kind, ref, now, data
         self.s.flush()
 
     def take_prompt(self, person_id: int) -> Prompt | None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from bot import grammar
+from bot import grammar, guide
 from bot.authors import author_label
 from bot.core import Ctx
 from bot.delivery import fan_out
@@ -254,7 +254,10 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
         if word in grammar.COMMAND_NAMES:
             ctx.core.run_command(ctx, word, text[len(word) :])
             return
-        _start_share_flow(ctx, text, file_dicts(event.attachments), album=event.album)
+        if event.attachments or URL.search(text) or guide.is_note(text):
+            _start_share_flow(ctx, text, file_dicts(event.attachments), album=event.album)
+        elif text:  # thanks, a greeting, a word: one friendly line, never a share prompt
+            guide.small_talk(ctx, text)
         return
     _on_room_message(ctx, event, text)
 
@@ -329,6 +332,10 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
     # A draft is its author's alone: a pressed button of someone else's is stale.
     if draft is None or draft.person_id != ctx.person.id or not group_id.isdigit():
         raise UserError("error.button_expired")
+    if guide.expired(draft.created_at, ctx.now):  # unanswered for ten minutes: gone
+        ctx.uow.state.drop_draft(draft)
+        ctx.settle("guide.expired")
+        return
     group = ctx.uow.groups.get(int(group_id))
     if group is None or not ctx.policy.can_see(group):
         raise UserError("error.button_expired")

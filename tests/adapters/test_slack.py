@@ -573,3 +573,49 @@ async def test_signed_but_malformed_requests_get_400_are_logged_and_change_nothi
     # ... and the endpoint still serves what is well formed.
     answer = await sp.slack.slash_command("U1ALICE", "D0ALICE", "groups")
     assert answer.status_code == 200
+
+
+async def test_bare_commands_ask_with_buttons_and_each_step_replaces_the_question(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """Bob, in English on Slack: /pinwall join and /pinwall notify without arguments ask
+    with Block Kit buttons; a press shows the next step or the outcome in place."""
+    assert sp.slack is not None
+    dm = fake.dm_channel("U2BOB")
+    await sp.on_console("admin", "/group create marketing Marketing")
+
+    await sp.slack.slash_command("U2BOB", dm, "join")
+    question = await question_to(fake, dm, "Which group do you want to join?")
+    assert "cancel" in texts([question])
+    action_id, value = button_of(question, "Marketing")
+    await sp.slack.block_action("U2BOB", dm, question.ts, action_id, value)
+    await fake.wait_for_async(
+        lambda: any("You joined Marketing" in texts([u]) for u in fake.updates), what="joined"
+    )
+    [shown] = [p for p in fake.messages_in(dm) if p.ts == question.ts]
+    assert not any(b["type"] == "actions" for b in shown.blocks or [])
+
+    await sp.slack.slash_command("U2BOB", dm, "notify")
+    question = await question_to(fake, dm, "For which group do you want to change")
+    action_id, value = button_of(question, "Marketing")
+    await sp.slack.block_action("U2BOB", dm, question.ts, action_id, value)
+    await fake.wait_for_async(
+        lambda: any("How should I tell you" in texts([u]) for u in fake.updates), what="modes"
+    )
+    [shown] = [p for p in fake.messages_in(dm) if p.ts == question.ts]
+    action_id, value = button_of(shown, "daily")
+    await sp.slack.block_action("U2BOB", dm, question.ts, action_id, value)
+    await fake.wait_for_async(
+        lambda: any("daily digest" in texts([u]) for u in fake.updates), what="daily"
+    )
+
+    # a bare share cancelled midway stores nothing; thanks get one line, no question
+    await sp.slack.slash_command("U2BOB", dm, "share")
+    await question_to(fake, dm, "Which group do you want to share in?")
+    await sp.slack.event(sp.slack.message_event("U2BOB", dm, "cancel"))
+    await question_to(fake, dm, "Cancelled. Nothing was saved.")
+    await sp.slack.event(sp.slack.message_event("U2BOB", dm, "Thanks!"))
+    thanks = await question_to(fake, dm, "You're welcome")
+    assert not any(b["type"] == "actions" for b in thanks.blocks or [])
+    with sp.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Item)) == 0

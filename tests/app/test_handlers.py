@@ -43,7 +43,7 @@ def test_the_table_holds_each_part_once() -> None:
     # a post's like is counted before an approval card looks at the reaction
     assert handlers.reactions[0] is sharing.on_reaction_added
     assert len(handlers.reactions) == 2
-    assert set(handlers.prompts) == {"comment", "p.reject", "p.changes"}
+    assert set(handlers.prompts) == {"comment", "p.reject", "p.changes", "guide"}
     assert set(handlers.renderers) == {"card"}
 
 

@@ -60,6 +60,16 @@ def catalog_text(language: str, key: str, /, **params: object) -> str:
     return to_plain(Translator(language)(key, **params))
 
 
+def asked(language: str, question: str, *choices: str, again: bool = False) -> str:
+    """A guided command's question (bot.guide) as a person reads it: the question, how
+    to leave it, and the offered choices (the buttons' labels)."""
+    lines = [catalog_text(language, "guide.pick_one")] if again else []
+    lines += [catalog_text(language, question), catalog_text(language, "guide.cancel_hint")]
+    if choices:
+        lines.append("  ".join(choices))
+    return "\n".join(lines)
+
+
 def with_usage(language: str, text: str, usage: str, example: str) -> str:
     """An error answer followed by the usage line of the command and one example."""
     return (

@@ -14,7 +14,7 @@ from bot.digest import next_daily, next_weekly
 from bot.errors import UserError
 from bot.markup import to_plain
 from store.models import Comment, Item, ItemKind
-from tests.bot.conversation import de, en, refused, with_usage
+from tests.bot.conversation import asked, de, en, refused, with_usage
 from tests.harness import Said, World
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -351,8 +351,8 @@ async def test_wrong_times_and_days_are_refused_with_the_usage(world: World) -> 
         "/digest weekly <day> <HH:MM>",
         "/digest weekly monday 08:00",
     )
-    text = await refused(world, "alice", "/digest daily")
-    assert text.startswith(en("error.missing_argument", param="time"))
+    out = await world.say("alice", "/digest daily")  # a missing time is asked for
+    assert out.text("alice") == asked("en", "guide.ask.digest_daily.time")
     text = await refused(world, "alice", "/digest sometimes")
     assert "/digest now" in text
 

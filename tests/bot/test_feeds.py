@@ -15,7 +15,7 @@ from bot.feeds import new_feed
 from bot.opml import read_opml
 from store.db import Database
 from store.models import Role
-from tests.bot.conversation import de, en, refused, with_usage
+from tests.bot.conversation import asked, de, en, refused, with_usage
 from tests.harness import World
 
 URL = "https://acme.example/feed.xml"
@@ -68,9 +68,8 @@ async def test_bad_addresses_are_refused_with_the_usage(world: World) -> None:
     long_url = "https://acme.example/" + "a" * 2100
     text = await refused(world, "bob", f"/feed add news {long_url}")
     assert text.startswith(en("error.feed_bad_url", url=long_url, max=2048))
-    text = await refused(world, "bob", "/feed add news")
-    error = en("error.missing_argument", param="address")
-    assert text == with_usage("en", error, ADD_USAGE, ADD_EXAMPLE)
+    out = await world.say("bob", "/feed add news")  # the url is asked for
+    assert out.text("bob") == asked("en", "guide.ask.feed_add.url")
     text = await refused(world, "bob", f"/feed add news {URL} --include")
     error = en("error.option_needs_value", option="--include")
     assert text == with_usage("en", error, ADD_USAGE, ADD_EXAMPLE)

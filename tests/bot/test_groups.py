@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy import select, update
 
 from store.models import Membership, Person
-from tests.bot.conversation import de, en, refused, with_usage
+from tests.bot.conversation import asked, de, en, refused, with_usage
 from tests.harness import World
 
 
@@ -249,29 +249,26 @@ async def test_an_unknown_group_is_not_found(world: World) -> None:
         assert text == en("error.group_not_found", group="nowhere"), line
 
 
-async def test_a_missing_argument_shows_the_usage(world: World) -> None:
+async def test_a_missing_argument_is_asked_for_or_says_there_is_nothing_to_pick(
+    world: World,
+) -> None:
     await world.say("alice", "/whoami")
     text = await refused(world, "alice", "/join")
-    assert text == with_usage(
-        "en", en("error.missing_argument", param="group"), "/join <group>", "/join marketing"
-    )
+    assert text == en("guide.none.join")
     text = await refused(world, "alice", "/add bob")
-    assert text == with_usage(
-        "en",
-        en("error.missing_argument", param="group"),
-        "/add <person> <group>",
-        "/add @alice marketing",
-    )
-    text = await refused(world, "alice", "/group create")
-    assert text.startswith(en("error.missing_argument", param="group name"))
-    assert "/group create <name> [title...] [--closed|--secret] [--externals]" in text
+    assert text == en("guide.none.moderated")
+    out = await world.say("alice", "/group create")
+    assert out.text("alice") == asked("en", "guide.ask.group_create.slug")
+    out = await world.say("alice", "marketing")
+    assert out.text("alice") == en("group.created", slug="marketing", name="marketing", kind="open")
 
 
-async def test_a_missing_subcommand_shows_the_forms(world: World) -> None:
+async def test_a_missing_subcommand_is_offered(world: World) -> None:
     await world.say("alice", "/whoami")
-    text = await refused(world, "alice", "/group")
-    assert text.startswith(en("error.unknown_subcommand", command="group", given=""))
-    assert "/group create <name>" in text
+    out = await world.say("alice", "/group")
+    assert out.text("alice") == asked("en", "guide.ask.sub_group", "create a group")
+    out = await world.press("alice", out.sent[0], 0)
+    assert out.text("alice") == asked("en", "guide.ask.group_create.slug")
 
 
 async def test_too_many_arguments_are_refused_with_the_usage(world: World) -> None:
@@ -334,10 +331,9 @@ async def test_add_and_remove_name_real_people_and_real_memberships(world: World
 async def test_errors_speak_the_persons_language(world: World) -> None:
     await world.say("admin", "/group create marketing Marketing")
     await world.say("alice", "/settings language de")
-    text = await refused(world, "alice", "/join")
-    assert text == with_usage(
-        "de", de("error.missing_argument", param="Gruppe"), "/join <gruppe>", "/join vertrieb"
-    )
+    out = await world.say("alice", "/join")
+    assert out.text("alice") == asked("de", "guide.ask.join.group", "Marketing")
+    assert (await world.say("alice", "abbrechen")).text("alice") == de("guide.cancelled")
     text = await refused(world, "alice", "/join nirgendwo")
     assert text == de("error.group_not_found", group="nirgendwo")
     text = await refused(world, "alice", "/notify marketing manchmal")

@@ -125,6 +125,7 @@ EXPANSIONS: dict[str, list[str]] = {
     "reason.kind.{}": list(ADDRESS_KINDS),
     "audit.did.{}": ["other", "proposal.approved", "group.created", "role.changed"],
     "audit.{}": ["reason", "comment", "error"],
+    "guide.talk.{}": ["thanks", "hello", "bye", "ok", "other"],  # bot.guide's small talk
 }
 
 

@@ -8,6 +8,7 @@ from bot.access import CONSOLE_ADMIN
 from bot.markup import to_plain
 from store.db import Database
 from tests.bot.conversation import (
+    asked,
     code_in,
     de,
     en,
@@ -235,8 +236,8 @@ async def test_an_unknown_timezone_is_refused(world: World) -> None:
             "/settings timezone <IANA zone>",
             "/settings timezone Europe/Berlin",
         ), zone
-    text = await refused(world, "alice", "/settings timezone")
-    assert text.startswith(en("error.missing_argument", param="time zone"))
+    out = await world.say("alice", "/settings timezone")  # the zone is asked for
+    assert out.text("alice") == asked("en", "guide.ask.settings_timezone.zone")
 
 
 async def test_an_unknown_setting_shows_the_forms(world: World) -> None:

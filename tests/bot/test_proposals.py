@@ -16,7 +16,7 @@ from bot.message import DeliveryFailed
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec, measure
 from store.blobs import StoredBlob
 from store.models import ProposalStatus, ProposalVote
-from tests.bot.conversation import en, link_accounts, other_messenger, refused, say_on
+from tests.bot.conversation import asked, en, link_accounts, other_messenger, refused, say_on
 from tests.harness import World
 
 
@@ -337,9 +337,9 @@ async def test_over_length_is_refused_at_propose_time_naming_the_limit(world: Wo
 async def test_bad_input_is_refused_with_usage_and_changes_nothing(world: World) -> None:
     await gatekeepers(world, "bob")
     assert "There is no public channel fax" in await refused(world, "alice", "/propose fax Hi")
-    told = await refused(world, "alice", "/propose newsroom")
-    assert told.startswith(en("error.missing_argument", param="text"))
-    assert "Usage: /propose <channel> <text...>" in told
+    out = await world.say("alice", "/propose newsroom")  # the text is asked for
+    assert out.text("alice") == asked("en", "guide.ask.propose.text")
+    await world.say("alice", "cancel")
     told = await refused(world, "alice", "/propose newsroom Hi --at tomorrowish")
     assert told.startswith(en("error.bad_publish_time", value="tomorrowish"))
     told = await refused(world, "alice", '/propose newsroom Hi --at "2020-01-01 09:00"')
@@ -347,9 +347,8 @@ async def test_bad_input_is_refused_with_usage_and_changes_nothing(world: World)
     told = await refused(world, "alice", "/propose newsroom Hi --item #99")
     assert told == en("error.item_not_found", item="#99")
     assert (await refused(world, "alice", "/audit")) == en("error.admins_only")
-    assert (await refused(world, "alice", "/reject P1")).startswith(
-        en("error.missing_argument", param="reason")
-    )
+    out = await world.say("alice", "/reject P1")  # the reason is asked for
+    assert out.text("alice") == asked("en", "guide.ask.reject.reason")
 
 
 async def test_a_proposal_carries_a_visible_item_and_a_publish_time(world: World) -> None:

@@ -148,7 +148,9 @@ async def test_the_count_speaks_german(world: World) -> None:
     await _marketing(world)
     track(world)
     listing = (await world.say("bob", "/items marketing", language="de")).text("bob")
-    assert stats_lines(listing)[0] == de("items.stats_read", comments=0, reactions="👍 0", readers=1)
+    assert stats_lines(listing)[0] == de(
+        "items.stats_read", comments=0, reactions="👍 0", readers=1
+    )
     assert "gesehen von 1" in listing
 
 
@@ -275,4 +277,6 @@ async def test_linking_two_accounts_keeps_their_reads_once(world: World) -> None
     await link_accounts(world, "alice", slack, "U1")
     assert reads(world) == [(1, "alice"), (2, "alice"), (3, "alice")]
     listing = (await world.say("bob", "/items marketing")).text("bob")
-    assert stats_lines(listing)[0] == en("items.stats_read", comments=0, reactions="👍 0", readers=2)
+    assert stats_lines(listing)[0] == en(
+        "items.stats_read", comments=0, reactions="👍 0", readers=2
+    )

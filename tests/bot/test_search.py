@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from store.models import Item, ItemKind
 from store.search import query_groups, stems, terms_of
-from tests.bot.conversation import en, other_messenger, refused, say_on
+from tests.bot.conversation import asked, en, other_messenger, refused, say_on
 from tests.harness import World
 
 
@@ -145,8 +145,8 @@ async def test_results_are_paged(world: World) -> None:
 
 async def test_bad_searches_are_refused_and_change_nothing(world: World) -> None:
     await _boards(world)
-    text = await refused(world, "alice", "/search")
-    assert text.startswith(en("error.missing_argument", param=en("error.param.words")))
+    out = await world.say("alice", "/search")  # the words are asked for
+    assert out.text("alice") == asked("en", "guide.ask.search.words")
     text = await refused(world, "alice", '/search ",;"')
     assert text.startswith(en("search.no_words"))
     text = await refused(world, "alice", "/search flyer --page 0")

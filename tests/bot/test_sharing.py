@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from adapters.memory import Sent
 from bot.markup import to_plain
-from tests.bot.conversation import en, refused, with_usage
+from tests.bot.conversation import asked, en, refused, with_usage
 from tests.harness import World
 
 
@@ -140,15 +140,12 @@ async def test_sharing_to_an_unknown_group_is_refused(world: World) -> None:
     assert text == en("error.group_not_found", group="markting")
 
 
-async def test_share_without_content_shows_the_usage(world: World) -> None:
+async def test_share_without_content_asks_for_it(world: World) -> None:
     await _marketing(world, "alice")
-    text = await refused(world, "alice", "/share marketing")
-    assert text == with_usage(
-        "en",
-        en("error.missing_argument", param="link or text"),
-        "/share <group> <url or text...>",
-        "/share marketing https://example.com/poster New poster at the station",
-    )
+    out = await world.say("alice", "/share marketing")
+    assert out.text("alice") == asked("en", "guide.ask.share.content")
+    out = await world.say("alice", "Poster proofs are in https://example.com/proofs")
+    assert out.text("alice") == en("share.done", item="#1", group="Marketing")
 
 
 async def test_a_bad_item_id_is_refused(world: World) -> None:
@@ -158,13 +155,13 @@ async def test_a_bad_item_id_is_refused(world: World) -> None:
     assert text == en("error.bad_item_id", value="P1", example="#12")
     text = await refused(world, "alice", "/comment #99 nice")
     assert text == en("error.item_not_found", item="#99")
-    text = await refused(world, "alice", "/comment #1")
-    assert text == with_usage(
-        "en",
-        en("error.missing_argument", param="text"),
-        "/comment <post> <text...>",
-        "/comment #1 Great, thanks!",
-    )
+    # a comment without its text is asked for; cancelled, nothing is written
+    before = world.snapshot()
+    out = await world.say("alice", "/comment #1")
+    assert out.text("alice") == asked("en", "guide.ask.comment.text")
+    out = await world.say("alice", "cancel")
+    assert out.text("alice") == en("guide.cancelled")
+    assert world.snapshot() == before
 
 
 async def test_a_comment_on_a_post_you_cannot_see_is_refused(world: World) -> None:
@@ -242,7 +239,7 @@ async def test_pressing_the_share_button_shares_to_that_group(world: World) -> N
 
 async def test_someone_elses_share_button_is_refused(world: World) -> None:
     await _marketing(world, "alice", "bob")
-    [question] = (await world.say("alice", "My draft")).to("alice")
+    [question] = (await world.say("alice", "My draft of the newsletter")).to("alice")
     before = world.snapshot()
     out = await world.press("bob", question, 0)
     assert out.text("bob") == en("error.button_expired")
@@ -252,7 +249,7 @@ async def test_someone_elses_share_button_is_refused(world: World) -> None:
 
 
 async def test_a_plain_message_without_groups_says_where_to_find_one(world: World) -> None:
-    out = await world.say("alice", "hello there")
+    out = await world.say("alice", "https://example.com/a-good-read")
     assert out.text("alice") == en("share.no_groups")
 
 
@@ -280,7 +277,7 @@ async def test_the_comment_button_makes_the_next_message_a_comment(world: World)
     )
 
     # the prompt is used up: the next plain message starts the share flow again
-    out = await world.say("alice", "Another thought")
+    out = await world.say("alice", "Another thought about the poster")
     assert out.text("alice").startswith(en("share.which_group"))
 
 

@@ -205,7 +205,7 @@ async def test_a_removed_partner_receives_nothing_more(world: World) -> None:
     assert text == en("error.group_not_found", group="franchise")
     text = await refused(world, "paul", "/comment #3 hello?")
     assert text == en("error.item_not_found", item="#3")
-    out = await world.say("paul", "Anyone there?")
+    out = await world.say("paul", "Anyone there? Is the price list still valid?")
     assert out.text("paul") == en("share.no_groups")
 
 

@@ -341,3 +341,46 @@ def test_sigterm_stops_it_gracefully(tmp_path: Path) -> None:
         assert proc.wait(timeout=20) == 0
     again = pinwall(tmp_path, "/groups\n")
     assert "marketing" in again.stdout  # the lock was released, the state kept
+
+
+def test_guided_commands_as_numbered_choices(tmp_path: Path) -> None:
+    """A bare command asks with numbered choices; a typed number or /press answers it,
+    abbrechen ends a question, thanks get one line (the console is the one in German)."""
+    done = pinwall(
+        tmp_path,
+        "/group create marketing Marketing\n"
+        "/group create events Events\n"
+        "/as alice\n"
+        "/settings language de\n"
+        "/join\n"
+        "2\n"
+        "/notify\n"
+        "1\n"
+        "/press 2\n"
+        "/share\n"
+        "abbrechen\n"
+        "Danke!\n",
+    )
+    assert done.returncode == 0, done.stderr
+    alice = lines_to(done.stdout, "alice")
+    assert alice[1:] == [
+        "[alice] Welcher Gruppe möchtest du beitreten?\n"
+        "  (Oder schreib abbrechen.)\n"
+        "  [1] Events  [2] Marketing",
+        "[alice] Du bist Marketing beigetreten. Die Beiträge bekommst du in deiner täglichen"
+        " Zusammenfassung.",
+        "[alice] Für welche Gruppe möchtest du die Benachrichtigung ändern?\n"
+        "  (Oder schreib abbrechen.)\n"
+        "  [1] Marketing",
+        "[alice] Wie soll ich dir neue Beiträge schicken?\n"
+        "  (Oder schreib abbrechen.)\n"
+        "  [1] sofort  [2] täglich  [3] wöchentlich  [4] stumm",
+        "[alice] Marketing: Du bekommst die Beiträge jetzt in deiner täglichen Zusammenfassung.",
+        "[alice] In welcher Gruppe möchtest du teilen?\n"
+        "  (Oder schreib abbrechen.)\n"
+        "  [1] Marketing",
+        "[alice] Abgebrochen. Es wurde nichts gespeichert.",
+        "[alice] Gern geschehen, alice! 🙂\n"
+        "  Schick mir einen Link oder eine Datei, um sie mit deinen Gruppen zu teilen, oder"
+        " /help, um zu sehen, was ich kann.",
+    ]
