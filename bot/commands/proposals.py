@@ -35,7 +35,7 @@ from bot.proposals import (
     status_label,
 )
 from store.models import Prompt, Proposal, ProposalStatus
-from store.proposals import OPEN, UNFINISHED
+from store.repositories.proposals import OPEN, UNFINISHED
 
 PENDING_MAX = 30
 AUDIT_DEFAULT, AUDIT_MAX = 20, 100
