@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
-    Integer,
     and_,
     bindparam,
     delete,
@@ -35,18 +33,19 @@ _groups = table_of(Group)
 _memberships = table_of(Membership)
 
 
-def _with_membership_of_person() -> Any:
-    return select(_groups, _memberships).outerjoin(
-        _memberships,
-        and_(
-            _memberships.c.group_id == _groups.c.id,
-            _memberships.c.person_id == bindparam("person_id", type_=Integer()),
-        ),
+_GROUP_AND_MEMBERSHIP = select(Group, Membership).outerjoin(
+    Membership,
+    and_(Membership.group_id == Group.id, Membership.person_id == bindparam("person_id")),
+)
+_GROUP_FOR = _GROUP_AND_MEMBERSHIP.where(Group.slug == bindparam("slug"))
+_GROUPS_FOR = _GROUP_AND_MEMBERSHIP.order_by(Group.slug)
+_MEMBERSHIP = (
+    select(Membership)
+    .where(
+        Membership.person_id == bindparam("person_id"), Membership.group_id == bindparam("group_id")
     )
-
-
-_GROUP_FOR = Prebuilt(_with_membership_of_person().where(_groups.c.slug == bindparam("slug")))
-_GROUPS_FOR = Prebuilt(_with_membership_of_person().order_by(_groups.c.slug))
+    .execution_options(populate_existing=True)
+)
 _PEOPLE_IN = (
     select(Person, Membership)
     .outerjoin(
@@ -72,12 +71,6 @@ _MEMBER_COUNTS = Prebuilt(
 )
 _MEMBERSHIP_DELETE = Prebuilt(
     delete(_memberships).where(
-        _memberships.c.person_id == bindparam("person_id"),
-        _memberships.c.group_id == bindparam("group_id"),
-    )
-)
-_MEMBERSHIP = Prebuilt(
-    select(_memberships).where(
         _memberships.c.person_id == bindparam("person_id"),
         _memberships.c.group_id == bindparam("group_id"),
     )
@@ -110,24 +103,16 @@ class GroupRepository(Repo):
         conn = self._flushed_connection()
         if conn.dialect.name == "postgresql":
             _LOCK_GROUP.run(conn, [{"group_id": group_id}])
-        row = _MEMBERSHIP.first(conn, {"person_id": person_id, "group_id": group_id})
-        return None if row is None else self._loaded(Membership, row, refresh=True)
+        return self.s.scalar(_MEMBERSHIP, {"person_id": person_id, "group_id": group_id})
 
     def by_slug_for(self, slug: str, person_id: int) -> tuple[Group, Membership | None] | None:
         """The group named `slug` and this person's membership of it, in one query."""
-        row = _GROUP_FOR.first(
-            self._flushed_connection(), {"slug": slug.lower(), "person_id": person_id}
-        )
-        return None if row is None else self._group_and_membership(row)
+        found = self.s.execute(_GROUP_FOR, {"slug": slug.lower(), "person_id": person_id}).first()
+        return None if found is None else (found[0], found[1])
 
     def all_for(self, person_id: int) -> list[tuple[Group, Membership | None]]:
         """Every group, by slug, with this person's membership of it, in one query."""
-        rows = _GROUPS_FOR.all(self._flushed_connection(), {"person_id": person_id})
-        return [self._group_and_membership(row) for row in rows]
-
-    def _group_and_membership(self, row: Sequence[Any]) -> tuple[Group, Membership | None]:
-        split = len(_groups.columns)
-        return self._loaded(Group, row[:split]), self._loaded_or_none(Membership, row[split:])
+        return [(g, m) for g, m in self.s.execute(_GROUPS_FOR, {"person_id": person_id})]
 
     def by_slug(self, slug: str) -> Group | None:
         return self.s.scalar(select(Group).where(Group.slug == slug.lower()))

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store.driver import Prebuilt, update_by_id
+from store.driver import update_by_id
 from store.models import (
     Account,
     ApprovalCard,
@@ -61,12 +61,12 @@ def handle_base(name: str) -> str:
     return base.strip("._-")[:32].strip("._-") or "user"
 
 
-_ACTOR = Prebuilt(
-    select(_accounts, _people)
-    .join(_people, _people.c.id == _accounts.c.person_id)
+_ACTOR = (
+    select(Account, Person)
+    .join(Person, Person.id == Account.person_id)
     .where(
-        _accounts.c.platform == bindparam("platform"),
-        _accounts.c.external_id == bindparam("external_id"),
+        Account.platform == bindparam("platform"),
+        Account.external_id == bindparam("external_id"),
     )
 )
 _PEOPLE_BY_IDS = select(Person).where(Person.id.in_(bindparam("ids", expanding=True)))
@@ -83,13 +83,8 @@ class PersonRepository(Repo):
 
     def actor(self, platform: str, external_id: str) -> tuple[Account, Person] | None:
         """An account and its person, in one query."""
-        row = _ACTOR.first(
-            self._flushed_connection(), {"platform": platform, "external_id": external_id}
-        )
-        if row is None:
-            return None
-        split = len(_accounts.columns)
-        return self._loaded(Account, row[:split]), self._loaded(Person, row[split:])
+        found = self.s.execute(_ACTOR, {"platform": platform, "external_id": external_id}).first()
+        return None if found is None else (found[0], found[1])
 
     def update_account(self, account: Account, **values: Any) -> None:
         """Writes these columns of an account at once (one UPDATE, no flush of the unit
