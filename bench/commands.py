@@ -16,8 +16,9 @@ Two times per command:
               a user sees.
   core only   `await hub.submit(event)` alone: recorded, applied and committed with its
               outbox rows.
-As `pinwall run` does by default on SQLite (PINWALL_CPU_AFFINITY=auto), the event loop
-and the database thread share one CPU; `--cpu-affinity off` lets them move.
+As `pinwall run` does by default (PINWALL_CPU_AFFINITY=off), the event loop and the
+database thread run wherever the system puts them; `--cpu-affinity auto` keeps them on
+one CPU on SQLite.
 
 The floor, measured in the same run right after the timed commands, on the same
 database and engine (store.db's engine settings, SQLAlchemy Core, no ORM, no Pinwall):
@@ -489,7 +490,7 @@ def check(db: Database, town: Town, *, shares: int) -> None:
         raise SystemExit("benchmark run went wrong: " + "; ".join(problems))
 
 
-def run_on(backend: str, n: int, profile: Path | None, cpu_affinity: str = "auto") -> Run:
+def run_on(backend: str, n: int, profile: Path | None, cpu_affinity: str = "off") -> Run:
     """One backend as `pinwall run` runs it: its event loop, and its CPU affinity
     (PINWALL_CPU_AFFINITY), undone afterwards."""
     with scratch_database(backend) as db, scratch_database(backend) as floor_db:
@@ -672,9 +673,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cpu-affinity",
-        default="auto",
+        default="off",
         type=_affinity,
-        help="as PINWALL_CPU_AFFINITY: auto (one CPU on SQLite, as `pinwall run`), off, or a CPU",
+        help="as PINWALL_CPU_AFFINITY: off (as `pinwall run` by default), auto (one CPU on "
+        "SQLite), or a CPU",
     )
     args = parser.parse_args(argv)
     if args.commands < 1:
