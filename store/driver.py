@@ -1,19 +1,23 @@
-"""Prebuilt statements: compiled once per dialect, then run as the driver's own SQL.
+"""Prebuilt statements handed straight to the database driver.
 
 A command runs a handful of small statements. SQLite does each in a few microseconds;
-SQLAlchemy's way around one (looking the statement up in its compiled cache, its
-parameters and its result) cost more than the statement itself, which made it a good
-part of a command's time. The statements of the hot path are therefore built once with
-SQLAlchemy's expression language, compiled once per dialect, and then handed to
-`Connection.exec_driver_sql` inside the unit of work's transaction: the values go
-through their columns' bind processors and the rows through their result processors,
-as SQLAlchemy would do it. Only public SQLAlchemy API is used: event listeners and echo
-see these statements, and errors of the driver are raised as SQLAlchemy's exceptions
+SQLAlchemy's way around one (looking the statement up in its compiled cache, execution
+context, cursor result) cost more than the statement itself, which made it a good part
+of a command's time. The statements of the hot path are therefore built once with
+SQLAlchemy's expression language, compiled once per dialect (public API: the compiled
+statement's string, binds and positiontup, the types' bind and result processors), and
+then run on the DB-API cursor of the unit of work's own connection, inside its
+transaction: the values go through their columns' bind processors and the rows through
+their result processors, as SQLAlchemy would do it.
+
+Where someone listens to the engine's cursor events (tests that count statements) or
+echo is on, the statement goes through `Connection.exec_driver_sql` instead, so that
+nothing is hidden from them. Errors of the driver are raised as SQLAlchemy's exceptions
 (`sqlalchemy.exc.IntegrityError`, ...), as from any other statement.
 
 bench/commands.py, SQLite (issue 20): the same statements through `Connection.execute`
-cost about a third more CPU per command; handing them to the DB-API cursor directly
-instead of `exec_driver_sql` saved a tenth, too little for the private API that needs.
+cost about a third more CPU per command; all through `exec_driver_sql`, with the ORM
+fast path gone too, commands/s and the ratio to the floor fell by about a third.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, update
+from sqlalchemy import Connection, Table, bindparam, exc, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, ReturnsRows
@@ -127,23 +131,45 @@ class Prebuilt:
             return [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
         return list(zip(*columns, strict=True))
 
-    def _execute(self, conn: Connection, rows: Sequence[dict[str, Any]], *, many: bool) -> Any:
+    def _execute(
+        self, conn: Connection, rows: Sequence[dict[str, Any]], *, many: bool
+    ) -> tuple[_Compiled, list[Any] | None]:
+        """Runs the statement; the rows it returned (None: it returns none)."""
         compiled = self._compile(conn.dialect)
         params = self._params(compiled, rows)
-        return compiled, conn.exec_driver_sql(compiled.sql, params if many else params[0])
+        if _watched(conn):
+            # Through SQLAlchemy, so that its cursor events and echo see the statement.
+            result = conn.exec_driver_sql(compiled.sql, params if many else params[0])
+            return compiled, (list(result.all()) if result.returns_rows else None)
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None
+        cursor = dbapi_conn.cursor()
+        try:
+            if many:
+                cursor.executemany(compiled.sql, params)
+            else:
+                cursor.execute(compiled.sql, params[0])
+            return compiled, (list(cursor.fetchall()) if cursor.description is not None else None)
+        except conn.dialect.loaded_dbapi.Error as e:
+            raise exc.DBAPIError.instance(
+                compiled.sql,
+                params if many else params[0],
+                e,
+                conn.dialect.loaded_dbapi.Error,
+                dialect=conn.dialect,
+            ) from e
+        finally:
+            cursor.close()
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """The statement once per row, in one executemany."""
-        _, result = self._execute(conn, rows, many=True)
-        result.close()
+        self._execute(conn, rows, many=True)
 
     def all(self, conn: Connection, row: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """The statement for one set of parameters; its rows, as processed tuples."""
-        compiled, result = self._execute(conn, (row or {},), many=False)
-        if not result.returns_rows:
-            result.close()
+        compiled, fetched = self._execute(conn, (row or {},), many=False)
+        if fetched is None:
             return []
-        fetched = result.all()
         processed = compiled.processed
         if not processed:
             return [tuple(r) for r in fetched]
@@ -197,3 +223,12 @@ def connection_of(session: Session, *, flush: bool = True) -> Connection:
     connection = session.connection()
     session.info[_CONNECTION] = (session.get_transaction(), connection)
     return connection
+
+
+def _watched(conn: Connection) -> bool:
+    """Someone listens to this connection's statements (cursor events) or echo is on: then
+    a statement goes SQLAlchemy's whole way, so that nothing is hidden from them.
+    `Connection.dispatch` (the connection's event listeners) is the one attribute here
+    that SQLAlchemy does not document; nothing with a leading underscore is used."""
+    dispatch = conn.dispatch
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or conn.engine.echo)
