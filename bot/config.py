@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     link_previews: bool = True  # off: shared links keep their URL as title, nothing fetched
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # auto: uvloop where installed
-    cpu_affinity: str = "auto"  # auto | off | a CPU number (bot.runtime.keep_on_one_cpu)
+    cpu_affinity: str = "off"  # off | auto | a CPU number (bot.runtime.keep_on_one_cpu)
 
     # The Telegram bot Pinwall speaks as: the Telegram messenger's (adapters/telegram) and
     # the telegram_channel outlet's (jobs/outlets), which must not depend on each other.

@@ -48,7 +48,6 @@ from bot.linklabel import link_label
 from bot.markup import Markup, esc, italic, link
 from bot.message import Button, Message, Target
 from bot.policy import may_receive
-from store.digests import DIGEST_MODES, NewPost, PostLine, ScheduleRow
 from store.models import (
     Account,
     DigestSchedule,
@@ -58,6 +57,7 @@ from store.models import (
     NotifyMode,
     Person,
 )
+from store.repositories.digests import DIGEST_MODES, NewPost, PostLine, ScheduleRow
 from store.uow import UnitOfWork
 
 if TYPE_CHECKING:

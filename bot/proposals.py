@@ -37,7 +37,7 @@ from bot.outlets import OutletSpec
 from bot.policy import Policy, is_gatekeeper
 from bot.reasons import localized_error
 from store.models import Proposal, ProposalStatus, Role
-from store.proposals import OPEN
+from store.repositories.proposals import OPEN
 from store.uow import UnitOfWork
 
 APPROVE_EMOJI = frozenset({"✅", "✔️", "☑️", "white_check_mark", "heavy_check_mark"})

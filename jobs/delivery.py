@@ -3,9 +3,10 @@
 One lane per platform sends in parallel across conversations, each conversation in
 the order its messages were written, within the platform's limits (jobs.ratelimit). A
 message that has failed twice stops holding back the later ones of its conversation
-(store.uow.HOLDS_BACK_UNTIL_FAILED); it keeps retrying with backoff and ends as a dead
-letter that the admins are told about (bot.dead_letters). An idle lane sleeps until the
-next message falls due, or until the hub wakes it because new ones were written.
+(store.repositories.ledger.HOLDS_BACK_UNTIL_FAILED); it keeps retrying with backoff and
+ends as a dead letter that the admins are told about (bot.dead_letters). An idle lane
+sleeps until the next message falls due, or until the hub wakes it because new ones
+were written.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from bot.message import Delivered, DeliveryFailed, Message, RateLimited, SendRes
 from bot.runtime import Hub
 from jobs.ratelimit import RateLimiter
 from store.models import OutboxStatus
-from store.uow import (
+from store.repositories.ledger import (
     HOLDS_BACK_UNTIL_FAILED,
     ClaimedRow,
     OutboxLedger,
     OutboxState,
-    UnitOfWork,
 )
+from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 

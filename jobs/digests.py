@@ -35,7 +35,7 @@ from bot.digest import (
     preload,
 )
 from bot.runtime import Hub
-from store.digests import ScheduleRow
+from store.repositories.digests import ScheduleRow
 
 log = logging.getLogger(__name__)
 

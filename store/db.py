@@ -22,7 +22,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.uow import OutboxLedger, UnitOfWork
+from store.repositories.ledger import OutboxLedger
+from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 

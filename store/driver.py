@@ -1,17 +1,23 @@
 """Prebuilt statements handed straight to the database driver.
 
 A command runs a handful of small statements. SQLite does each in a few microseconds;
-SQLAlchemy's way around one (execution context, cursor result, ORM loading) costs
-ten to thirty times that, which made it most of a command's time. The statements of
-the hot path are therefore built once with SQLAlchemy's expression language, compiled
-once per dialect, and then run on the DB-API cursor of the unit of work's own
-connection, inside its transaction: the values go through their columns' bind
-processors and the rows through their result processors, as SQLAlchemy would do it.
+SQLAlchemy's way around one (looking the statement up in its compiled cache, execution
+context, cursor result) cost more than the statement itself, which made it a good part
+of a command's time. The statements of the hot path are therefore built once with
+SQLAlchemy's expression language, compiled once per dialect (public API: the compiled
+statement's string, binds and positiontup, the types' bind and result processors), and
+then run on the DB-API cursor of the unit of work's own connection, inside its
+transaction: the values go through their columns' bind processors and the rows through
+their result processors, as SQLAlchemy would do it.
 
 Where someone listens to the engine's cursor events (tests that count statements) or
-echo is on, the statement goes SQLAlchemy's whole way instead, so that nothing is
-hidden from them. Errors of the driver are raised as SQLAlchemy's exceptions
+echo is on, the statement goes through `Connection.exec_driver_sql` instead, so that
+nothing is hidden from them. Errors of the driver are raised as SQLAlchemy's exceptions
 (`sqlalchemy.exc.IntegrityError`, ...), as from any other statement.
+
+bench/commands.py, SQLite (issue 20): the same statements through `Connection.execute`
+cost about a third more CPU per command; all through `exec_driver_sql`, with the ORM
+fast path gone too, commands/s and the ratio to the floor fell by about a third.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, exc, insert, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.expression import ClauseElement
+from sqlalchemy.sql.expression import ClauseElement, ReturnsRows
+from sqlalchemy.types import NullType
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +77,7 @@ class Prebuilt:
                 continue
             if not bind.required and bind.callable is None:
                 own[name] = bind.value
-            elif bind.type._isnull:
+            elif isinstance(bind.type, NullType):
                 raise TypeError(f"a parameter without a type: {name}")
             types[name] = bind.type
         binds = {
@@ -78,8 +85,10 @@ class Prebuilt:
             for name, type_ in types.items()
             if (p := type_.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
+        # The columns of its rows: a SELECT's, or the RETURNING ones of an INSERT/UPDATE.
+        columns = list(self.stmt.exported_columns) if isinstance(self.stmt, ReturnsRows) else []
         results = tuple(
-            column.type._cached_result_processor(dialect, None) for column in c._result_columns
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
         names = tuple(c.positiontup) if c.positiontup is not None else None
         compiled = self._compiled[dialect.name] = _Compiled(
@@ -124,13 +133,14 @@ class Prebuilt:
 
     def _execute(
         self, conn: Connection, rows: Sequence[dict[str, Any]], *, many: bool
-    ) -> tuple[_Compiled, Any]:
+    ) -> tuple[_Compiled, list[Any] | None]:
+        """Runs the statement; the rows it returned (None: it returns none)."""
         compiled = self._compile(conn.dialect)
         params = self._params(compiled, rows)
         if _watched(conn):
             # Through SQLAlchemy, so that its cursor events and echo see the statement.
             result = conn.exec_driver_sql(compiled.sql, params if many else params[0])
-            return compiled, result.cursor if result.returns_rows else None
+            return compiled, (list(result.all()) if result.returns_rows else None)
         dbapi_conn = conn.connection.dbapi_connection
         assert dbapi_conn is not None
         cursor = dbapi_conn.cursor()
@@ -139,10 +149,8 @@ class Prebuilt:
                 cursor.executemany(compiled.sql, params)
             else:
                 cursor.execute(compiled.sql, params[0])
-        except BaseException as e:
-            cursor.close()
-            if not isinstance(e, conn.dialect.loaded_dbapi.Error):
-                raise
+            return compiled, (list(cursor.fetchall()) if cursor.description is not None else None)
+        except conn.dialect.loaded_dbapi.Error as e:
             raise exc.DBAPIError.instance(
                 compiled.sql,
                 params if many else params[0],
@@ -150,23 +158,18 @@ class Prebuilt:
                 conn.dialect.loaded_dbapi.Error,
                 dialect=conn.dialect,
             ) from e
-        return compiled, cursor
+        finally:
+            cursor.close()
 
     def run(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """The statement once per row, in one executemany."""
-        _, cursor = self._execute(conn, rows, many=True)
-        if cursor is not None:
-            cursor.close()
+        self._execute(conn, rows, many=True)
 
     def all(self, conn: Connection, row: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """The statement for one set of parameters; its rows, as processed tuples."""
-        compiled, cursor = self._execute(conn, (row or {},), many=False)
-        if cursor is None:
+        compiled, fetched = self._execute(conn, (row or {},), many=False)
+        if fetched is None:
             return []
-        try:
-            fetched = cursor.fetchall() if cursor.description is not None else []
-        finally:
-            cursor.close()
         processed = compiled.processed
         if not processed:
             return [tuple(r) for r in fetched]
@@ -223,6 +226,9 @@ def connection_of(session: Session, *, flush: bool = True) -> Connection:
 
 
 def _watched(conn: Connection) -> bool:
-    """Someone listens to this connection's statements (cursor events, echo)."""
+    """Someone listens to this connection's statements (cursor events) or echo is on: then
+    a statement goes SQLAlchemy's whole way, so that nothing is hidden from them.
+    `Connection.dispatch` (the connection's event listeners) is the one attribute here
+    that SQLAlchemy does not document; nothing with a leading underscore is used."""
     dispatch = conn.dispatch
-    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or conn._echo)
+    return bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute or conn.engine.echo)

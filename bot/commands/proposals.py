@@ -37,7 +37,7 @@ from bot.proposals import (
 from bot.reasons import reason
 from bot.show import one_line
 from store.models import Prompt, Proposal, ProposalStatus, Role
-from store.proposals import OPEN
+from store.repositories.proposals import OPEN
 
 PENDING_MAX = 30
 STILL_PENDING = (ProposalStatus.PENDING,)

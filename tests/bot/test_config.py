@@ -30,6 +30,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.console == "auto"
     assert s.console_enabled  # no messenger configured
     assert s.messengers == []
+    assert s.cpu_affinity == "off"  # pinning to a CPU is asked for, never assumed
 
 
 def test_environment_beats_toml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

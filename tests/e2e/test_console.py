@@ -48,7 +48,7 @@ def lines_to(output: str, who: str) -> list[str]:
     return [m for m in messages if m.startswith(f"[{who}] ")]
 
 
-def running(cwd: Path) -> subprocess.Popen[str]:
+def running(cwd: Path, **env: str) -> subprocess.Popen[str]:
     """`pinwall run` with its standard streams as pipes, for talking to it live."""
     return subprocess.Popen(
         [*PINWALL, "run"],
@@ -57,7 +57,7 @@ def running(cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
-        env=_env(),
+        env=_env(**env),
     )
 
 
@@ -224,7 +224,8 @@ def test_share_flow_rooms_and_outbox(tmp_path: Path) -> None:
 
 
 def test_http_endpoints_answer_while_running(tmp_path: Path) -> None:
-    with running(tmp_path) as proc:
+    # Pinned on request (the default is off): the one CPU is checked below.
+    with running(tmp_path, PINWALL_CPU_AFFINITY="auto") as proc:
         try:
             assert proc.stderr is not None
             assert proc.stdin is not None

@@ -38,7 +38,8 @@ from store.models import (
     Role,
     Visibility,
 )
-from store.uow import UnitOfWork, handle_base
+from store.repositories.people import handle_base
+from store.uow import UnitOfWork
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=2)

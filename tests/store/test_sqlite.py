@@ -19,7 +19,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from store.db import Database
 from store.models import Account, AuditEntry
-from store.uow import _claim_statement
+from store.repositories.ledger import _claim_statement
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 THREADS, COMMITS = 8, 50

@@ -1,0 +1,1 @@
+"""The repositories of the unit of work (store.uow), one module per area."""
