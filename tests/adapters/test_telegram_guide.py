@@ -103,3 +103,46 @@ async def test_a_german_franchisee_joins_switches_to_taeglich_and_cancels_by_but
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 0
         modes = uow.session.execute(select(Membership.notify)).scalars().all()
     assert [str(m) for m in modes].count("daily") >= 1
+
+
+async def test_the_franchisee_story_in_german_without_one_usage_error(
+    db: Database, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    """Issue 21's acceptance on Telegram, in German, with no README: redeem an invite,
+    join a group from the offered buttons, share a link, open the post and comment on it,
+    switch a group to täglich, cancel a question — and never a usage error."""
+    async with running(db, fake, tmp_path) as tg:
+        await tg.on_console("admin", "/group create marketing Marketing")
+        await tg.on_console("admin", "/group create aktionen Aktionen")
+        await member_on_telegram(tg)
+
+        fake.user_sends_command(FRANZ, None, "beitreten", "")
+        question = await tg.bot_said(FRANZ.id, "Welcher Gruppe möchtest du beitreten?")
+        fake.user_presses(FRANZ, None, question.message_id, data_of(question, "Aktionen"))
+        await edited_to(tg, question.message_id, "Du bist Aktionen beigetreten.")
+
+        fake.user_sends_text(
+            FRANZ, None, "/teilen aktionen https://example.com/plakat Neues Plakat"
+        )
+        await tg.bot_said(FRANZ.id, "Geteilt als #1 in Aktionen.")
+
+        fake.user_sends_text(FRANZ, None, "/zeigen 1")
+        post = await tg.bot_said(FRANZ.id, "Neues Plakat")
+        assert "Noch keine Kommentare." in (post.text or "")
+        fake.user_presses(FRANZ, None, post.message_id, data_of(post, "Kommentieren"))
+        await tg.bot_said(FRANZ.id, "Schreib deinen Kommentar zu #1")
+        fake.user_sends_text(FRANZ, None, "Hängt ab Montag in allen Filialen")
+        await tg.bot_said(FRANZ.id, "Dein Kommentar zu #1 ist gespeichert.")
+
+        fake.user_sends_text(FRANZ, None, "/benachrichtigung aktionen täglich")
+        await tg.bot_said(FRANZ.id, "Aktionen: Du bekommst die Beiträge jetzt")
+
+        fake.user_sends_command(FRANZ, None, "teilen", "")
+        question = await tg.bot_said(FRANZ.id, "In welcher Gruppe möchtest du teilen?")
+        fake.user_sends_text(FRANZ, None, "abbrechen")
+        await tg.bot_said(FRANZ.id, "Abgebrochen. Es wurde nichts gespeichert.")
+
+        said = [m.text or "" for m in fake.sent_to(FRANZ.id)]
+    assert not [line for line in said if "So geht's" in line or "Es fehlt" in line], said
+    with db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Item)) == 1
