@@ -619,3 +619,43 @@ async def test_bare_commands_ask_with_buttons_and_each_step_replaces_the_questio
     assert not any(b["type"] == "actions" for b in thanks.blocks or [])
     with sp.db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 0
+
+
+async def test_the_story_in_english_on_slack_without_one_usage_error(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """Issue 21's acceptance, in English on Slack: join from the offered buttons, share a
+    link, open the post and comment by its button, daily, cancel a question — no usage
+    error on the way."""
+    assert sp.slack is not None
+    dm = fake.dm_channel("U2BOB")
+    await sp.on_console("admin", "/group create marketing Marketing")
+
+    await sp.slack.slash_command("U2BOB", dm, "join")
+    question = await question_to(fake, dm, "Which group do you want to join?")
+    await sp.slack.block_action("U2BOB", dm, question.ts, *button_of(question, "Marketing"))
+    await fake.wait_for_async(
+        lambda: any("You joined Marketing" in texts([u]) for u in fake.updates), what="joined"
+    )
+    await sp.slack.slash_command("U2BOB", dm, "share marketing https://example.com/poster Poster")
+    await question_to(fake, dm, "Shared as #1 in Marketing.")
+    await sp.slack.slash_command("U2BOB", dm, "show 1")
+    post = await question_to(fake, dm, "No comments yet.")
+    await sp.slack.block_action("U2BOB", dm, post.ts, *button_of(post, "Comment"))
+    await question_to(fake, dm, "as your next message")
+    await sp.slack.event(sp.slack.message_event("U2BOB", dm, "Up in every branch from Monday"))
+    await question_to(fake, dm, "Your comment on #1 is saved.")
+    await sp.slack.slash_command("U2BOB", dm, "notify marketing daily")
+    await fake.wait_for_async(
+        lambda: any("daily digest" in texts([p]) for p in fake.messages_in(dm)), what="daily"
+    )
+    await sp.slack.slash_command("U2BOB", dm, "share")
+    await question_to(fake, dm, "Which group do you want to share in?")
+    await sp.slack.event(sp.slack.message_event("U2BOB", dm, "cancel"))
+    await question_to(fake, dm, "Cancelled. Nothing was saved.")
+
+    said = texts(fake.messages_in(dm)) + texts(list(fake.updates))
+    assert "Usage:" not in said
+    assert "Missing:" not in said
+    with sp.db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Item)) == 1
