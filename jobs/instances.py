@@ -129,7 +129,11 @@ class Heartbeat:
         now = self.hub.clock.now()
         last, steady = self._beaten_at, False
         if last is not None:
-            steady = (now - last).total_seconds() <= 2 * self.policy.every
+            # Its own heartbeat went on if its last one is younger than what counts as
+            # gone. (Twice `every` was too strict: a survivor busy with its dead peer's
+            # share of the load beats late, and then never looked for the dead one while
+            # the load lasted — 63 s in bench/scaleout.py --kill.)
+            steady = (now - last).total_seconds() < self.policy.gone_after
         with self.hub.db.uow() as uow:
             if not uow.instances.beat(self.id, now):
                 # Declared gone while alive (a stall longer than gone_after): back again.

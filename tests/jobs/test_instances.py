@@ -188,6 +188,32 @@ async def test_a_silent_instances_claims_are_taken_back_by_the_next_heartbeat(
 
 
 @postgres_only
+async def test_a_busy_survivor_that_beats_late_still_takes_back_a_dead_ones_claims(
+    db: Database, tmp_path: Path, hubs: list[tuple[Hub, Heartbeat]]
+) -> None:
+    """The survivor of a kill gets the dead one's load too and beats late (8 s apart,
+    not every 3 s): it still takes back the dead one's claims once they are gone_after
+    old, instead of waiting until its load is over."""
+    world = World(db)
+    clock = world.clock
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, dies = instance(db, clock, hubs, tmp_path / "a")
+    _, busy = instance(db, clock, hubs, tmp_path / "b")
+    dies.start()
+    busy.start()
+    [alice] = queue(world, "alice")
+    claimed(world, {alice: dies.id})
+    busy.beat()
+    clock.advance(seconds=8)
+    assert busy.beat() == 0  # 8 s of silence: not gone yet
+    clock.advance(seconds=8)
+    assert busy.beat() == 1  # 16 s: gone, although this one beat late
+    assert row(world, alice).status == OutboxStatus.PENDING
+    world.close()
+
+
+@postgres_only
 async def test_after_the_database_was_away_nobody_takes_the_claims_of_live_instances(
     db: Database, tmp_path: Path, hubs: list[tuple[Hub, Heartbeat]]
 ) -> None:
