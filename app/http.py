@@ -28,7 +28,7 @@ def create_app(hub: Hub, extra_routes: list[BaseRoute] | None = None) -> Starlet
         with what is wrong under "problems" (an adapter's receiving loop that died, say)."""
         database = await hub.call(hub.db.ping)
         adapters = {name: a.healthy() for name, a in hub.adapters.items()}
-        problems = {name: _problem_of(a) for name, a in hub.adapters.items() if not adapters[name]}
+        problems = {name: problem_of(a) for name, a in hub.adapters.items() if not adapters[name]}
         if not database:
             problems["database"] = "does not answer"
         ok = not problems
@@ -113,7 +113,7 @@ def create_app(hub: Hub, extra_routes: list[BaseRoute] | None = None) -> Starlet
     return Starlette(routes=routes)
 
 
-def _problem_of(adapter: MessengerAdapter) -> str:
+def problem_of(adapter: MessengerAdapter) -> str:
     """What an unhealthy adapter says is wrong (see bot.ports)."""
     problem = getattr(adapter, "problem", None)
     said = problem() if callable(problem) else None

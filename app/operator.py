@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from app.http import problem_of
 from bot.i18n import Translator
 from bot.markup import to_plain
 from bot.outlets import OutletSettings
@@ -176,7 +177,7 @@ def routes(
 
             return {
                 "adapters": [
-                    (name, a.healthy(), getattr(a, "problem", lambda: None)())
+                    (name, a.healthy(), None if a.healthy() else problem_of(a))
                     for name, a in hub.adapters.items()
                 ],
                 "counts": {s.value: counts.get(s.value, 0) for s in OutboxStatus},
