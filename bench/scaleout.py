@@ -209,9 +209,14 @@ async def feed(
     procs: list[Proc],
     rng: random.Random,
     kill_at: int | None,
-) -> tuple[float, float | None, int]:
+    db: Database,
+) -> tuple[float, float | None, float | None, int]:
     """POSTs every update (and 30 % of them again) to random live instances; returns when
-    it started, when the kill happened (or None), and how many POSTs were made."""
+    it started, when the kill happened (or None), how long after the kill the survivor had
+    taken back the dead one's claims (None: not yet), and how many POSTs were made.
+
+    The take-back is watched while the feeding goes on (the survivor is under the whole
+    load then, as in a real outage), not only once the feeding is over."""
     queue: asyncio.Queue[tuple[int, Injected]] = asyncio.Queue()
     for i, (update, _) in enumerate(the_plan.updates):
         queue.put_nowait((i, update))
@@ -219,7 +224,17 @@ async def feed(
             queue.put_nowait((i, update))
     posts = 0
     killed_at: float | None = None
+    taken_back: float | None = None
+    watcher: asyncio.Task[None] | None = None
     started = time.monotonic()
+
+    async def watch(pid: int, since: float) -> None:
+        nonlocal taken_back
+        for _ in range(6000):  # polls the database every 0.1 s, for ten minutes at most
+            if not await asyncio.to_thread(claims_of_pid, db, pid):
+                taken_back = time.monotonic() - since
+                return
+            await asyncio.sleep(0.1)
 
     async def post(update: Injected) -> bool:
         nonlocal posts
@@ -235,16 +250,20 @@ async def feed(
         return 200 <= code < 300
 
     async def worker() -> None:
-        nonlocal killed_at
+        nonlocal killed_at, watcher
         while True:
             try:
                 i, update = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
             if kill_at is not None and killed_at is None and i >= kill_at:
+                victim = procs[-1].proc
+                had = await asyncio.to_thread(claims_of_pid, db, victim.pid)
                 killed_at = time.monotonic()
-                os.kill(procs[-1].proc.pid, signal.SIGKILL)
-                procs[-1].proc.wait()
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait()
+                print(f"killed pid {victim.pid} holding {had} claims", file=sys.stderr)
+                watcher = asyncio.create_task(watch(victim.pid, killed_at))
             # Telegram sends again what was not confirmed: to whoever answers.
             for _ in range(100):
                 if await post(update):
@@ -252,7 +271,31 @@ async def feed(
                 await asyncio.sleep(0.05)
 
     await asyncio.gather(*(worker() for _ in range(SEND_CONCURRENCY)))
-    return started, killed_at, posts
+    if watcher is not None and taken_back is None:
+        # Fed before the take-back: the drain below goes on watching.
+        watcher.cancel()
+    return started, killed_at, taken_back, posts
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process used so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds all of this machine's cores were busy so far (/proc/stat), whoever used
+    them: beside the instances, the bench's own fake and feeder, PostgreSQL, and others."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / TICK
 
 
 def drained(db: Database, expected_events: int) -> bool:
@@ -344,8 +387,10 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
             the_plan = plan(fake, users, n, rng)
             kill_at = n // 2 if kill and instances > 1 else None
             victim_pid = procs[-1].proc.pid
-            started, killed_at, posts = asyncio.run(feed(fake, the_plan, procs, rng, kill_at))
-            take_back: float | None = None
+            busy0, own0 = machine_busy(), time.process_time()
+            started, killed_at, take_back, posts = asyncio.run(
+                feed(fake, the_plan, procs, rng, kill_at, db)
+            )
             while not drained(db, n):
                 if (
                     killed_at is not None
@@ -357,6 +402,15 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
                     raise SystemExit("the outbox did not drain within 10 minutes")
                 time.sleep(0.05)
             wall = time.monotonic() - started
+            # Where the CPU went, to see where two instances flatten: the machine's busy
+            # cores over the run, each instance's share, and the bench's own (the fake
+            # Telegram answering every send, and the feeder).
+            cpu = {
+                "machine_busy_cores": round((machine_busy() - busy0) / wall, 2),
+                "cores": os.cpu_count(),
+                "bench_process_cores": round((time.process_time() - own0) / wall, 2),
+                "instances_cpu_s": [round(proc_cpu(p.proc.pid), 1) for p in procs if p.alive()],
+            }
             if killed_at is not None and take_back is None:
                 take_back = time.monotonic() - killed_at
             figures = check(db, fake, the_plan, users)
@@ -383,6 +437,7 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
         "exactly_once": exactly_once,
         "scheduler_runs": runs,
         "scheduler_single": sum(1 for v in runs.values() if v > 0) <= 1,
+        "cpu": cpu,
         **figures,
     }
     if kill and instances > 1:
