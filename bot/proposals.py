@@ -40,8 +40,10 @@ from store.models import Proposal, ProposalStatus, Role
 from store.repositories.proposals import OPEN
 from store.uow import UnitOfWork
 
-APPROVE_EMOJI = frozenset({"✅", "✔️", "☑️", "white_check_mark", "heavy_check_mark"})
-REJECT_EMOJI = frozenset({"❌", "✖️", "x", "no_entry", "heavy_multiplication_x"})
+# Telegram offers no ✅ or ❌ as a reaction (only a fixed set, ReactionTypeEmoji): 👌
+# approves there, 👎 rejects.
+APPROVE_EMOJI = frozenset({"✅", "✔️", "☑️", "white_check_mark", "heavy_check_mark", "👌"})
+REJECT_EMOJI = frozenset({"❌", "✖️", "x", "no_entry", "heavy_multiplication_x", "👎"})
 REASON_PROMPTS = {"p.reject": "reject", "p.changes": "changes"}
 # A decision that sends the proposal back: (audit action, card, told the author, answer).
 DECLINED = {
@@ -368,10 +370,13 @@ def ask_reason(ctx: Ctx, proposal: Proposal, revision: int, kind: str) -> None:
     author = ctx.uow.people.get(proposal.author_id) if proposal.author_id else None
     key = "proposal.reason_reject" if kind == "reject" else "proposal.reason_changes"
     params = {"proposal": ref, "author": author_label(ctx.t, author.handle if author else None)}
+    meta = {"prompt": f"p.{kind}"}  # its answer is awaited (Telegram: ForceReply)
     if ctx.in_direct_chat:
-        ctx.reply(key, **params)
+        ctx.reply_message(Message(text=ctx.t(key, **params), meta=meta))
     else:
-        ctx.tell(ctx.person, key, **params)
+        t = ctx.core.translator(ctx.person)
+        message = Message(text=t(key, **params), meta=meta)
+        ctx.core.send_to_person(ctx.uow, ctx.person, message, ctx.now)
 
 
 def decides_now(core: Core, platform: str, external_id: str, value: str) -> bool:
