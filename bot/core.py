@@ -78,10 +78,10 @@ class CoreSettings:
     # Platforms that can show a message in a room to one person alone (Slack's ephemeral
     # messages): a private answer stays in the room there, addressed to the asker.
     private_in_room: frozenset[str] = frozenset()
-    # Platforms that show a like by changing the post's card in place ("👍 3" on its
-    # button) rather than by a message saying so; adapters that can edit their messages
-    # add themselves as they start (Telegram).
-    counters_in_place: set[str] = field(default_factory=set)
+    # Platforms where a like or a reaction shows by changing its card in place ("👍 3" on
+    # a post's button, "Approved by" on an approval card) rather than by a message saying
+    # so; adapters that edit their messages well add themselves as they start (Telegram).
+    shown_in_place: set[str] = field(default_factory=set)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
     # Seconds the copies of a shared link wait for its preview before they go (0: link

@@ -29,6 +29,7 @@ from bot.approval_cards import (
 from bot.authors import author_label
 from bot.core import Core, Ctx
 from bot.errors import UserError
+from bot.events import ReactionAdded
 from bot.i18n import Translator
 from bot.ids import parse_id, show_id
 from bot.markup import Markup
@@ -199,7 +200,8 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
             comment=comment,
         )
         refresh_cards(ctx.core, ctx.uow, proposal, ctx.now)
-        ctx.reply("proposal.vote_counted", proposal=ref, have=have, need=spec.quorum)
+        if not _card_says_it(ctx):
+            ctx.reply("proposal.vote_counted", proposal=ref, have=have, need=spec.quorum)
         return
     start = max(proposal.publish_at or ctx.now, ctx.now)
     if not ctx.uow.proposals.transition(
@@ -239,7 +241,14 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
         if proposal.publish_at and proposal.publish_at > ctx.now
         else ctx.t("proposal.asap")
     )
-    ctx.reply("proposal.approved", proposal=ref, outlet=proposal.outlet, when=when)
+    if not _card_says_it(ctx):
+        ctx.reply("proposal.approved", proposal=ref, outlet=proposal.outlet, when=when)
+
+
+def _card_says_it(ctx: Ctx) -> bool:
+    """A reaction on a card where cards change in place: the card, showing the votes or
+    the outcome (and when it is published), is the answer; a message would repeat it."""
+    return isinstance(ctx.event, ReactionAdded) and ctx.platform in ctx.core.settings.shown_in_place
 
 
 def _admin_retry(ctx: Ctx, proposal: Proposal) -> None:

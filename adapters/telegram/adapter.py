@@ -148,6 +148,10 @@ class TelegramAdapter:
             max_download=max_download,
             webhook_secret=self.webhook_secret,
         )
+        # Menus of their own that Telegram refused (no such chat yet: an admin named by
+        # PINWALL_ADMINS who never opened the bot), set when their chat first speaks.
+        self._menus_due: dict[int, Role] = {}
+        self.receiver.on_private_chat = self._chat_spoke
         # Parts of a long message already out, by outbox key, so a retry sends the rest.
         self._progress: OrderedDict[str, int] = OrderedDict()
         # Telegram's file id of each blob uploaded once: later sends reuse it.
@@ -176,7 +180,7 @@ class TelegramAdapter:
         # there privately, the room is told how to open it.
         self.hub.core.settings.direct_links[PLATFORM] = f"https://t.me/{self.me.username}"
         # A like changes the post's "👍 3" in place (editMessageText), no message says so.
-        self.hub.core.settings.counters_in_place.add(PLATFORM)
+        self.hub.core.settings.shown_in_place.add(PLATFORM)
         await self._set_menus()
         await self._set_descriptions()
         if self.mode == "webhook":
@@ -277,6 +281,7 @@ class TelegramAdapter:
         everyone's again when the role has none of its own. Best effort: a chat the bot
         cannot see yet keeps everyone's menu."""
         scope = BotCommandScopeChat(chat_id)
+        self._menus_due.pop(chat_id, None)
         try:
             for language in MENU_LANGUAGES:
                 code = None if language == "en" else language
@@ -287,7 +292,15 @@ class TelegramAdapter:
                 else:
                     await self.bot.delete_my_commands(scope=scope, language_code=code)
         except TelegramError as exc:
-            log.info("Telegram: no menu of its own for chat %s (%s)", chat_id, exc)
+            log.info("Telegram: no menu of its own for chat %s yet (%s)", chat_id, exc)
+            if menus.has_own_menu(role):
+                assert role is not None
+                self._menus_due[chat_id] = role
+
+    async def _chat_spoke(self, chat_id: int) -> None:
+        role = self._menus_due.get(chat_id)
+        if role is not None:
+            await self.set_role_menu(chat_id, role)
 
     async def _set_descriptions(self) -> None:
         """What an empty chat with the bot shows (description) and its profile and shared

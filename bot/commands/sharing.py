@@ -367,7 +367,7 @@ def on_like_button(ctx: Ctx, value: str) -> None:
     else:
         ctx.uow.items.remove_reaction(existing)
     pressed = ctx.event.message if isinstance(ctx.event, ButtonPressed) else None
-    if ctx.platform in ctx.core.settings.counters_in_place and pressed is not None:
+    if ctx.platform in ctx.core.settings.shown_in_place and pressed is not None:
         show_count(ctx, item, group, pressed)  # "👍 3" on the card, no message
     else:
         ctx.reply("like.done" if existing is None else "like.undone", item=show_id(item.id, "item"))
@@ -429,7 +429,7 @@ def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
     if group is None or not ctx.policy.can_read(group):
         return
     added = ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)
-    if added and event.emoji == LIKE and ctx.platform in ctx.core.settings.counters_in_place:
+    if added and event.emoji == LIKE and ctx.platform in ctx.core.settings.shown_in_place:
         show_count(ctx, group_item, group, event.message)
 
 
