@@ -46,6 +46,7 @@ from adapters.telegram.inbound import Bot as Me
 from adapters.telegram.receive import PLATFORM, TelegramReceiver, UpdatesRequest, seconds
 from adapters.telegram.render import (
     MAX_CAPTION,
+    MAX_TEXT,
     CallbackCodec,
     keyboard_rows,
     message_html,
@@ -329,7 +330,11 @@ class TelegramAdapter:
                     return edited
                 if message.edit_only:
                     return Delivered(conversation=str(chat_id))
-            sent = await self._post(chat_id, message, key)
+            audience = message.meta.get("audience")
+            # A question in a group goes to the one who asked: ForceReply (selective)
+            # opens the reply for the people the message mentions, so it mentions them.
+            addressee = str(audience) if target.kind == "room" and audience else None
+            sent = await self._post(chat_id, message, key, addressee)
             role = message.meta.get("role")
             if isinstance(role, str) and target.kind == "dm" and role in Role._value2member_map_:
                 await self.set_role_menu(chat_id, Role(role))  # told of a new role: its menu
@@ -383,8 +388,10 @@ class TelegramAdapter:
             return None
         return Delivered(message_id=message.replaces, conversation=str(chat_id))
 
-    async def _post(self, chat_id: int, message: Message, key: str) -> SendResult:
-        parts = self._parts(chat_id, message)
+    async def _post(
+        self, chat_id: int, message: Message, key: str, addressee: str | None = None
+    ) -> SendResult:
+        parts = self._parts(chat_id, message, addressee)
         done = self._progress.pop(key, 0) if key else 0
         main_id: int | None = None
         for index, part in enumerate(parts):
@@ -402,7 +409,7 @@ class TelegramAdapter:
             message_id=str(main_id) if main_id is not None else None, conversation=str(chat_id)
         )
 
-    def _parts(self, chat_id: int, message: Message) -> list[_Part]:
+    def _parts(self, chat_id: int, message: Message, addressee: str | None = None) -> list[_Part]:
         keyboard: InlineKeyboardMarkup | ForceReply | None = self._keyboard(
             chat_id, message.buttons
         )
@@ -426,6 +433,10 @@ class TelegramAdapter:
             return [_Part(self._file_sender(chat_id, files[0], caption, keyboard, reply), True)]
         parts: list[_Part] = []
         chunks = message_html(message)
+        if isinstance(keyboard, ForceReply) and addressee and addressee.isdigit() and chunks:
+            mention = f'<a href="tg://user?id={addressee}">👤</a> '
+            if len(chunks[0]) + 3 <= MAX_TEXT:  # HTML is never shorter than what it shows
+                chunks[0] = mention + chunks[0]
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
 

@@ -248,6 +248,9 @@ async def test_prompts_force_a_reply_and_a_reply_in_a_group_is_the_answer(
         relayed = await tg.bot_said(branch.id, "Plakat für die Filialen")
         fake.user_presses(FRANZ, branch, relayed.message_id, data_of(relayed, "Comment"))
         asked = await tg.bot_said(branch.id, "#2")
+        # selective: for him alone, whom it mentions
+        assert (asked.raw_text or "").startswith(f'<a href="tg://user?id={FRANZ.id}">')
+        assert any(e["type"] == "text_mention" for e in asked.entities)
         assert asked.force_reply is not None
         assert asked.force_reply["selective"] is True
         fake.user_sends_text(FRANZ, branch, "Hängt ab Montag", reply_to=asked.message_id)
@@ -339,3 +342,15 @@ async def test_one_preview_per_link(tg: TelegramPinwall, fake: FakeTelegram) -> 
     # the card shows its preview: Telegram's is off; a card without one lets Telegram's
     # show; the bot's own lines never get one
     assert options == [{"is_disabled": True}, {"is_disabled": False}, {"is_disabled": True}]
+
+
+async def test_reactions_are_asked_for_by_polling_and_by_the_webhook(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    for mode in ("polling", "webhook"):
+        async with running(sqlite_db, fake, tmp_path, mode=mode):
+            method = "getUpdates" if mode == "polling" else "setWebhook"
+            await fake.wait_for_async(lambda m=method: m in fake.calls, what=method)
+            asked = [r.params["allowed_updates"] for r in fake.requests if r.method == method]
+            assert "message_reaction" in asked[-1]
+            assert "message_reaction_count" in asked[-1]
