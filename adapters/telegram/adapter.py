@@ -65,7 +65,7 @@ from bot.message import (
 )
 from bot.ports import task_problem
 from bot.runtime import Hub
-from store.models import Account, Person, Role
+from store.models import Role
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,8 @@ class TelegramAdapter:
         # A bot may not write to someone who never opened its chat: where an answer went
         # there privately, the room is told how to open it.
         self.hub.core.settings.direct_links[PLATFORM] = f"https://t.me/{self.me.username}"
-        # A like changes the post's "👍 3" in place (editMessageText), no message says so.
+        # A like or an approval by reaction changes its card in place (editMessageText):
+        # no message says so as well.
         self.hub.core.settings.shown_in_place.add(PLATFORM)
         await self._set_menus()
         await self._set_descriptions()
@@ -257,24 +258,15 @@ class TelegramAdapter:
     def _roles_with_menus(self) -> list[tuple[int, Role]]:
         """(private chat, role) of the gatekeepers and admins Pinwall knows on Telegram,
         and of the admins PINWALL_ADMINS names here (known before they write)."""
-        from sqlalchemy import select
-
         found: dict[int, Role] = {}
         for platform, external_id in self.hub.core.settings.admins:
-            if platform == PLATFORM and external_id.lstrip("-").isdigit():
+            if platform == PLATFORM and external_id.isdigit():
                 found[int(external_id)] = Role.ADMIN
         with self.hub.core.db.uow() as uow:
-            rows = uow.session.execute(
-                select(Account.external_id, Person.role).where(
-                    Account.person_id == Person.id,
-                    Account.platform == PLATFORM,
-                    Person.active.is_(True),
-                    Person.role.in_([Role.GATEKEEPER, Role.ADMIN]),
-                )
-            ).all()
-        for external_id, role in rows:
-            if external_id.isdigit():
-                found.setdefault(int(external_id), Role(role))
+            staff = uow.people.accounts_with_role(PLATFORM, (Role.GATEKEEPER, Role.ADMIN))
+        for external_id, role in staff:
+            if external_id.isdigit():  # a private chat's id is its person's user id
+                found.setdefault(int(external_id), role)
         return sorted(found.items())
 
     async def set_role_menu(self, chat_id: int, role: Role | None) -> None:
@@ -336,7 +328,7 @@ class TelegramAdapter:
             addressee = str(audience) if target.kind == "room" and audience else None
             sent = await self._post(chat_id, message, key, addressee)
             role = message.meta.get("role")
-            if isinstance(role, str) and target.kind == "dm" and role in Role._value2member_map_:
+            if target.kind == "dm" and role in {r.value for r in Role}:
                 await self.set_role_menu(chat_id, Role(role))  # told of a new role: its menu
             return sent
         except RetryAfter as exc:

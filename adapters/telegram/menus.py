@@ -19,7 +19,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot import grammar, words
+from bot import words
 from bot.i18n import Translator
 from bot.markup import to_plain
 from store.models import Role
@@ -89,10 +89,6 @@ def keys_for(role: Role | None) -> tuple[str, ...]:
 
 def has_own_menu(role: Role | None) -> bool:
     return role in (Role.ADMIN, Role.GATEKEEPER)
-
-
-def grammar_keys() -> frozenset[str]:
-    return frozenset(s.key for s in grammar.SPECS)
 
 
 # --- the bot's description ------------------------------------------------------------

@@ -354,3 +354,24 @@ async def test_reactions_are_asked_for_by_polling_and_by_the_webhook(
             asked = [r.params["allowed_updates"] for r in fake.requests if r.method == method]
             assert "message_reaction" in asked[-1]
             assert "message_reaction_count" in asked[-1]
+
+
+async def test_a_like_in_a_bridged_group_changes_the_rooms_copy(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """In a group Telegram sends reactions only to a bot that is an administrator there."""
+    branch = TgChat.supergroup("Filiale Nord")
+    fake.add_chat(branch)
+    admins = frozenset({("telegram", str(BOSS.id))})
+    async with running(sqlite_db, fake, tmp_path, admins=admins) as tg:
+        await tg.on_console("admin", "/group create marketing Marketing --externals")
+        fake.bot_added_to_group(BOSS, branch, administrator=True)
+        fake.user_sends_command(BOSS, branch, "bridge", "marketing", mention="pinwall_test_bot")
+        await tg.bot_said(branch.id, "verbunden")
+        await tg.on_console("alice", "/join marketing", "/share marketing Neuer Aufsteller")
+        relayed = await tg.bot_said(branch.id, "Neuer Aufsteller")
+        sent = len(fake.sent)
+        fake.user_reacts(BOSS, branch, relayed.message_id, "👍")
+        shown = await edited(fake, branch.id, relayed.message_id, "👍 1")
+        assert labels(shown) == ["Comment", "👍 1"]  # the room's copy, in its language
+        assert len(fake.sent) == sent
