@@ -78,6 +78,10 @@ class CoreSettings:
     # Platforms that can show a message in a room to one person alone (Slack's ephemeral
     # messages): a private answer stays in the room there, addressed to the asker.
     private_in_room: frozenset[str] = frozenset()
+    # Platforms where a like or a reaction shows by changing its card in place ("👍 3" on
+    # a post's button, "Approved by" on an approval card) rather than by a message saying
+    # so; adapters that edit their messages well add themselves as they start (Telegram).
+    shown_in_place: set[str] = field(default_factory=set)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
     # Seconds the copies of a shared link wait for its preview before they go (0: link
@@ -512,7 +516,9 @@ class Core:
         """A plain direct message (not a command, not a share) after the bot asked the
         person something is the answer: the question is taken and its handler runs."""
         text = event.text.strip()
-        if not event.meta.conversation.direct or event.intent != "message" or not text:
+        if event.intent != "message" or not text:
+            return False
+        if not event.meta.conversation.direct and not self._replies_to_prompt(ctx, event):
             return False
         if guide.is_cancel(text):  # "abbrechen", "cancel", "stop": ends any question
             guide.cancel(ctx)
@@ -535,6 +541,19 @@ class Core:
             examples = help_texts.example_values(ctx.uow, ctx.person, ctx.t, self.outlet_names)
             ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform, examples))
         return True
+
+    @staticmethod
+    def _replies_to_prompt(ctx: Ctx, event: MessageReceived) -> bool:
+        """In a room, a reply to the question the bot asked this person there is the
+        answer (Telegram's ForceReply ties it); any other message there is a post."""
+        replied = event.reply_to
+        if replied is None or ctx.uow.state.open_prompt(ctx.person.id) is None:
+            return False
+        sent = ctx.uow.outbox.sent_as(ctx.platform, replied.conversation, replied.message_id)
+        if sent is None or sent.person_id != ctx.person.id:
+            return False
+        meta = (sent.payload.get("m") or {}).get("meta") or {}
+        return bool(meta.get("prompt"))
 
     def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:
         if guide.is_cancel(name) and not arguments.strip():  # /cancel, /abbrechen, /stop

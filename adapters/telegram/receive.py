@@ -17,7 +17,7 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -127,6 +127,9 @@ class TelegramReceiver:
         self._updates_request = updates_request
         self._stopping = stopping
         self._fetch_failures: dict[int, int] = {}
+        # Called with the chat id of every private chat an update comes from (the adapter
+        # sets a menu there that Telegram refused before the chat existed).
+        self.on_private_chat: Callable[[int], Awaitable[None]] | None = None
 
     # --- polling ------------------------------------------------------------------------
 
@@ -276,6 +279,8 @@ class TelegramReceiver:
                 t = Translator(normalize_language(query.from_user.language_code) or "en")
                 await self._answer(query.id, to_plain(t("error.button_expired")))
             return
+        if self.on_private_chat is not None and inbound.meta.conversation.direct:
+            await self.on_private_chat(int(inbound.meta.conversation.external_id))
         attachments = [await self._fetch(update.update_id, w) for w in inbound.files]
         try:
             await self.hub.record_batch([inbound.event(attachments)])

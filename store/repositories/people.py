@@ -97,6 +97,18 @@ class PersonRepository(Repo):
             select(Account).where(Account.platform == platform, Account.external_id == external_id)
         )
 
+    def accounts_with_role(self, platform: str, roles: Iterable[Role]) -> list[tuple[str, Role]]:
+        """(external id, role) of the platform's accounts of active people in these roles."""
+        rows = self.s.execute(
+            select(Account.external_id, Person.role).where(
+                Account.person_id == Person.id,
+                Account.platform == platform,
+                Person.active.is_(True),
+                Person.role.in_([r.value for r in roles]),
+            )
+        ).all()
+        return [(external_id, Role(role)) for external_id, role in rows]
+
     def accounts_of(self, person_id: int) -> Sequence[Account]:
         return self.s.scalars(
             select(Account).where(Account.person_id == person_id).order_by(Account.id)
