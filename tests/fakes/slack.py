@@ -1490,6 +1490,9 @@ class SlackRequests:
         # Interactivity payloads as Socket Mode envelopes ("interactive") on the fake's
         # connection instead of signed POSTs; the ack's payload is the answer's body.
         self.socket = False
+        # One HTTP client for every request when set (a load generator keeps one: a new
+        # client builds an SSL context, which costs more than the request).
+        self.client: httpx.AsyncClient | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -1542,6 +1545,8 @@ class SlackRequests:
         )
         headers.update(extra_headers or {})
         self.sent.append((headers, body))
+        if self.client is not None:
+            return await self.client.post(self.url, content=body, headers=headers)
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             return await client.post(self.url, content=body, headers=headers)
 

@@ -1965,10 +1965,18 @@ class FakeTelegram:
         update: Injected | dict[str, Any],
         url: str | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109 - the HTTP client's timeout
+        client: httpx.AsyncClient | None = None,
     ) -> int:
+        """`client`: one kept by the caller, for many POSTs (a new client builds an SSL
+        context, which costs more than the POST: a load generator keeps one)."""
         target, headers, body = self.webhook_request(update)
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.post(url or target, content=body, headers=headers)
+        if client is not None:
+            response = await client.post(
+                url or target, content=body, headers=headers, timeout=timeout
+            )
+        else:
+            async with httpx.AsyncClient(timeout=timeout) as own:
+                response = await own.post(url or target, content=body, headers=headers)
         self._webhook_answered(update, response.status_code, response.reason_phrase)
         return response.status_code
 
