@@ -286,6 +286,7 @@ async def feed(
             queue.put_nowait((i, update, 1))
     posts = 0
     killed_at: float | None = None
+    killing = False
     taken_back: float | None = None
     watcher: asyncio.Task[None] | None = None
     started = time.monotonic()
@@ -322,13 +323,14 @@ async def feed(
         return 200 <= code < 300
 
     async def worker() -> None:
-        nonlocal killed_at, watcher
+        nonlocal killed_at, watcher, killing
         while True:
             try:
                 i, update, retry = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            if kill_at is not None and killed_at is None and i >= kill_at:
+            if kill_at is not None and not killing and i >= kill_at:
+                killing = True  # before the await below: one worker kills, not two
                 victim = procs[-1].proc
                 had = await asyncio.to_thread(claims_of_pid, db, victim.pid)
                 killed_at = time.monotonic()
