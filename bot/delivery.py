@@ -14,7 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.authors import forgotten
+from bot.authors import forgotten, mentions_of
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, italic, link
@@ -120,7 +120,9 @@ def item_message(
             Button(label=t("button.comment"), action="item.comment", value=str(item.id)),
             Button(label="👍", action="item.like", value=str(item.id)),
         ),
-        meta={"item": item.id},
+        # The link (a messenger may offer to open it) and the author's accounts (real
+        # mentions where the messenger has them).
+        meta={"item": item.id, "url": item.url, "mentions": mentions_of(author)},
     )
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot import grammar, guide
-from bot.authors import author_label
+from bot.authors import author_label, mentions_of
 from bot.core import Ctx
 from bot.delivery import fan_out
 from bot.errors import UserError
@@ -230,7 +230,9 @@ def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
         ctx.core.enqueue(
             ctx.uow,
             Target(ref.platform, "room", ref.conversation),
-            Message(text=body, thread=ref.message_id),
+            Message(
+                text=body, thread=ref.message_id, meta={"mentions": mentions_of(ctx.person)}
+            ),
             None,
             ctx.now,
         )

@@ -352,11 +352,25 @@ async def test_guests_are_externals(sp: SlackPinwall, fake: FakeSlack) -> None:
         assert guest.role == "guest"
 
 
-async def test_app_home_shows_groups_and_changes_notify_modes(
+def home_element(fake: FakeSlack, user: str, action_id: str) -> dict[str, Any] | None:
+    """The element `action_id` on the person's App Home as now published."""
+    for block in fake.home_views.get(user, {}).get("blocks", []):
+        for el in [*block.get("elements", []), block.get("accessory") or {}]:
+            if el.get("action_id") == action_id:
+                return dict(el)
+    return None
+
+
+def selected(fake: FakeSlack, user: str, action_id: str) -> str:
+    el = home_element(fake, user, action_id) or {}
+    return str((el.get("initial_option") or {}).get("value", ""))
+
+
+async def test_app_home_has_selects_for_notify_and_digests_and_join_and_leave(
     sp: SlackPinwall, fake: FakeSlack
 ) -> None:
     assert sp.slack is not None
-    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.on_console("admin", "/group create marketing Marketing", "/group create sales Sales")
     await sp.on_console("admin", "/share marketing https://example.com/a Erster Beitrag")
     await sp.slack.slash_command("U1ALICE", fake.dm_channel("U1ALICE"), "join marketing")
     await sp.slack.event(sp.slack.app_home_opened("U1ALICE"))
@@ -364,18 +378,65 @@ async def test_app_home_shows_groups_and_changes_notify_modes(
     home = str(fake.home_views["U1ALICE"])
     assert "Deine Gruppen" in home
     assert "Erster Beitrag" in home
-    answer = await sp.slack.home_action("U1ALICE", "pw:0", "notify.set|marketing:instant")
+    # Notify mode: a select per group, showing the mode the person has.
+    notify = home_element(fake, "U1ALICE", "pw:notify:marketing")
+    assert notify is not None and notify["type"] == "static_select"
+    assert [o["text"]["text"] for o in notify["options"]] == [
+        "sofort",
+        "täglich",
+        "wöchentlich",
+        "stumm",
+    ]
+    assert selected(fake, "U1ALICE", "pw:notify:marketing") == "notify.set|marketing:daily"
+    answer = await sp.slack.home_select(
+        "U1ALICE", "pw:notify:marketing", "notify.set|marketing:instant"
+    )
     assert answer.status_code == 200
-    await fake.wait_for_async(lambda: "sofort" in texts(fake.posted), what="the confirmation")
-
-    def instant_is_primary() -> bool:
-        view = fake.home_views.get("U1ALICE", {})
-        buttons = [
-            e for b in view.get("blocks", []) if b["type"] == "actions" for e in b["elements"]
-        ]
-        return any(b["value"].endswith(":instant") and b.get("style") == "primary" for b in buttons)
-
-    await fake.wait_for_async(instant_is_primary, what="the home republished")
+    await fake.wait_for_async(
+        lambda: selected(fake, "U1ALICE", "pw:notify:marketing").endswith(":instant"),
+        what="the home republished with the new mode",
+    )
+    # The digest's hour and day are chosen, not typed.
+    assert selected(fake, "U1ALICE", "pw:digest:daily") == "cmd|digest daily 08:00"
+    await sp.slack.home_select("U1ALICE", "pw:digest:daily", "cmd|digest daily 07:00")
+    await fake.wait_for_async(
+        lambda: selected(fake, "U1ALICE", "pw:digest:daily") == "cmd|digest daily 07:00",
+        what="the daily digest at 07:00",
+    )
+    await sp.slack.home_select("U1ALICE", "pw:digest:weekly", "cmd|digest weekly friday 08:00")
+    await fake.wait_for_async(
+        lambda: selected(fake, "U1ALICE", "pw:digest:weekly").startswith(
+            "cmd|digest weekly friday"
+        ),
+        what="the weekly digest on Friday",
+    )
+    # Sales can be joined from the home; Marketing left.
+    join = home_element(fake, "U1ALICE", "pw:join:sales")
+    assert join is not None
+    await sp.slack.home_action("U1ALICE", "pw:join:sales", join["value"])
+    await fake.wait_for_async(
+        lambda: home_element(fake, "U1ALICE", "pw:leave:sales") is not None, what="joined"
+    )
+    leave = home_element(fake, "U1ALICE", "pw:leave:marketing")
+    assert leave is not None
+    await sp.slack.home_action("U1ALICE", "pw:leave:marketing", leave["value"])
+    await fake.wait_for_async(
+        lambda: home_element(fake, "U1ALICE", "pw:join:marketing") is not None, what="left"
+    )
+    with sp.db.uow() as uow:
+        alice = uow.people.by_handle("alice")
+        assert alice is not None
+        slugs = {
+            g.slug
+            for g in uow.groups.by_ids(m.group_id for m in uow.groups.memberships_of(alice.id))
+        }
+    assert slugs == {"sales"}
+    # A forged home value that is no home command changes nothing.
+    await sp.slack.home_action("U1ALICE", "pw:x", "cmd|role alice admin")
+    await sp.settled()
+    with sp.db.uow() as uow:
+        alice = uow.people.by_handle("alice")
+        assert alice is not None and str(alice.role) == "member"
 
 
 async def test_reactions_on_a_relayed_post_count_and_429_is_honoured(
