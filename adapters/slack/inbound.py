@@ -486,4 +486,5 @@ def share_shortcut(body: dict[str, Any]) -> Inbound:
         text=plain_text(str(message.get("text") or "")),
         intent="share",
         files=_files(message.get("files")),
+        trigger_id=str(body.get("trigger_id") or ""),
     )

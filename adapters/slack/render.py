@@ -176,7 +176,7 @@ def mention(text: str, mentions: object) -> str:
         if not _SLACK_USER.fullmatch(user):
             continue
         word = re.compile(rf"(?<![\w.@/:&#-])@?{re.escape(escape(handle))}(?![\w-])")
-        text = word.sub(lambda _m, u=user: f"<@{u}>", text, count=1)
+        text = word.sub(f"<@{user}>", text, count=1)  # a user id holds no backslash
     return text
 
 

@@ -511,25 +511,69 @@ async def test_a_deactivated_slack_user_gets_no_more_deliveries(
     assert sp.count(Account) == 1
 
 
-async def test_share_to_pinwall_shortcut(sp: SlackPinwall, fake: FakeSlack) -> None:
+async def test_share_to_pinwall_shortcut_opens_a_modal_with_the_persons_groups(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
     assert sp.slack is not None
-    await sp.on_console("admin", "/group create marketing Marketing")
-    await sp.slack.slash_command("U2BOB", fake.dm_channel("U2BOB"), "join marketing")
+    await sp.on_console("admin", "/group create marketing Marketing", "/group create sales Sales")
+    dm = fake.dm_channel("U2BOB")
+    await sp.slack.slash_command("U2BOB", dm, "join marketing")
+    await sp.slack.slash_command("U2BOB", dm, "join sales")
+    await sp.settled()
     message = {
         "type": "message",
         "user": "U1ALICE",
         "ts": "1700000000.000900",
-        "text": "Spannender Artikel <https://example.com/story>",
+        "text": "Spannender Artikel <https://example.com/story> &amp; mehr",
     }
+    posted_before = len(fake.posted)
     answer = await sp.slack.message_shortcut("U2BOB", "C1MARKET", message)
     assert answer.status_code == 200
-    question = await question_to(fake, fake.dm_channel("U2BOB"), "Which group")
-    action_id, value = button_of(question, "Marketing")
-    await sp.slack.block_action("U2BOB", fake.dm_channel("U2BOB"), question.ts, action_id, value)
+    await fake.wait_for_async(lambda: bool(fake.views), what="views.open")
+    [opened] = fake.views
+    view = opened.view
+    assert view["callback_id"] == "pw:share"
+    groups = view["blocks"][0]["element"]
+    assert groups["type"] == "static_select"
+    assert [(o["text"]["text"], o["value"]) for o in groups["options"]] == [
+        ("Marketing", "marketing"),
+        ("Sales", "sales"),
+    ]
+    text = view["blocks"][1]["element"]
+    assert text["initial_value"] == "Spannender Artikel https://example.com/story & mehr"
+    assert len(fake.posted) == posted_before  # no question by DM: the modal asks
+
+    # Nothing typed, or a text the grammar refuses: errors under the field, nothing saved.
+    empty = await sp.slack.view_submission("U2BOB", {"group": "sales", "text": "   "})
+    assert empty.json() == {
+        "response_action": "errors",
+        "errors": {"text": "Write something to share, or a link."},
+    }
+    unclosed = await sp.slack.view_submission("U2BOB", {"group": "sales", "text": 'Ein "Zitat'})
+    assert unclosed.json()["response_action"] == "errors"
     await sp.settled()
+    with sp.db.uow() as uow:
+        assert uow.session.scalars(select(Item.url)).all() == []
+
+    done = await sp.slack.view_submission(
+        "U2BOB", {"group": "sales", "text": "Spannender Artikel https://example.com/story"}
+    )
+    assert done.status_code == 200 and not done.content
+    await question_to(fake, dm, "Shared as #1 in Sales.")
     with sp.db.uow() as uow:
         [url] = uow.session.scalars(select(Item.url)).all()
     assert url == "https://example.com/story"
+
+
+async def test_share_shortcut_without_groups_or_with_files_asks_by_direct_message(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    message = {"type": "message", "user": "U1ALICE", "ts": "1700000000.000901", "text": "x"}
+    await sp.slack.message_shortcut("U2BOB", "C1MARKET", message)
+    await sp.settled()
+    assert fake.views == []  # in no group: the core says how to find one
+    await question_to(fake, fake.dm_channel("U2BOB"), "groups")
 
 
 async def test_socket_mode_records_then_acks_and_applies(

@@ -1827,7 +1827,8 @@ class SlackRequests:
         **options: Any,
     ) -> httpx.Response:
         """The person submits the newest open modal opened for them (or `view_id`), typing
-        `values` (one text for every input, or block_id -> text). The modal closes when
+        `values` (one text for every input, or block_id -> text; for a select, the value
+        of the option chosen, else the preselected one). The modal closes when
         the app answers without `response_action`, as in Slack; `allow_closed` sends a
         closed one again (a double click on Submit that got through twice)."""
         if self.fake is None:
@@ -1847,6 +1848,22 @@ class SlackRequests:
                 continue
             block_id = str(block.get("block_id"))
             element = block.get("element") or {}
+            if element.get("type") == "static_select":
+                # `values` names the option's value; none named: the one preselected.
+                wanted = None if isinstance(values, str) else values.get(block_id)
+                chosen = next(
+                    (o for o in element.get("options") or [] if o.get("value") == wanted),
+                    element.get("initial_option") if wanted is None else None,
+                )
+                if chosen is None and not block.get("optional"):
+                    raise AssertionError(f"Slack does not submit a modal with {block_id} empty")
+                state[block_id] = {
+                    str(element.get("action_id")): {
+                        "type": "static_select",
+                        "selected_option": chosen,
+                    }
+                }
+                continue
             typed = values if isinstance(values, str) else values.get(block_id, "")
             if not typed and not block.get("optional"):
                 raise AssertionError(f"Slack does not submit a modal with {block_id} empty")
