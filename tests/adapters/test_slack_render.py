@@ -13,6 +13,7 @@ from bot.home import Home, HomeGroup, HomePost
 from bot.i18n import Translator
 from bot.markup import bold, esc, italic, link
 from bot.message import Button, Message, MessageField
+from tests.fakes.slack import validate_blocks
 
 ALICE = SlackUser(id="U1", name="alice", display_name="Alice", locale="de-DE", trust="member")
 
@@ -85,10 +86,22 @@ def test_home_view() -> None:
     flat = str(view)
     assert "Deine Gruppen" in flat
     assert "Poster &lt;b&gt;" in flat
-    buttons = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [b["text"]["text"] for b in buttons] == ["sofort", "täglich", "wöchentlich", "stumm"]
-    assert [b.get("style") for b in buttons] == [None, "primary", None, None]
-    assert buttons[0]["value"] == "notify.set|marketing:instant"
+    controls = {
+        e["action_id"]: e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]
+    }
+    notify = controls["pw:notify:marketing"]
+    assert [o["text"]["text"] for o in notify["options"]] == [
+        "sofort",
+        "täglich",
+        "wöchentlich",
+        "stumm",
+    ]
+    assert notify["options"][0]["value"] == "notify.set|marketing:instant"
+    assert notify["initial_option"]["value"] == "notify.set|marketing:daily"
+    assert controls["pw:leave:marketing"]["value"] == "cmd|leave marketing"
+    assert controls["pw:digest:daily"]["initial_option"]["value"] == "cmd|digest daily 08:00"
+    assert controls["pw:digest:weekly"]["initial_option"]["text"]["text"] == "Montag"
+    assert validate_blocks(view["blocks"], limit=100, root="/view/blocks") == []
     # The digest times, in the person's zone, and when the next digest comes.
     digests = replace(
         home, weekly_day=4, weekly_at="17:00", next_digest=datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
