@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.markup import Block, html_span, parse, plain_span
-from bot.message import Button, FileRef, Message
+from bot.message import FileRef, Message
 
 HTML_FORMAT = "org.matrix.custom.html"
 # Keycaps are never put under a message any more; a person who answers with one still

@@ -46,8 +46,8 @@ from adapters.matrix.inbound import (
     Me,
     WantedFile,
     actor,
-    number_of,
     invite_of,
+    number_of,
     translate,
 )
 from adapters.matrix.render import choice_for_key, choice_for_number

@@ -230,9 +230,7 @@ def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
         ctx.core.enqueue(
             ctx.uow,
             Target(ref.platform, "room", ref.conversation),
-            Message(
-                text=body, thread=ref.message_id, meta={"mentions": mentions_of(ctx.person)}
-            ),
+            Message(text=body, thread=ref.message_id, meta={"mentions": mentions_of(ctx.person)}),
             None,
             ctx.now,
         )

@@ -380,7 +380,8 @@ async def test_app_home_has_selects_for_notify_and_digests_and_join_and_leave(
     assert "Erster Beitrag" in home
     # Notify mode: a select per group, showing the mode the person has.
     notify = home_element(fake, "U1ALICE", "pw:notify:marketing")
-    assert notify is not None and notify["type"] == "static_select"
+    assert notify is not None
+    assert notify["type"] == "static_select"
     assert [o["text"]["text"] for o in notify["options"]] == [
         "sofort",
         "täglich",
@@ -436,7 +437,8 @@ async def test_app_home_has_selects_for_notify_and_digests_and_join_and_leave(
     await sp.settled()
     with sp.db.uow() as uow:
         alice = uow.people.by_handle("alice")
-        assert alice is not None and str(alice.role) == "member"
+        assert alice is not None
+        assert str(alice.role) == "member"
 
 
 async def test_reactions_on_a_relayed_post_count_and_429_is_honoured(
@@ -558,7 +560,8 @@ async def test_share_to_pinwall_shortcut_opens_a_modal_with_the_persons_groups(
     done = await sp.slack.view_submission(
         "U2BOB", {"group": "sales", "text": "Spannender Artikel https://example.com/story"}
     )
-    assert done.status_code == 200 and not done.content
+    assert done.status_code == 200
+    assert not done.content
     await question_to(fake, dm, "Shared as #1 in Sales.")
     with sp.db.uow() as uow:
         [url] = uow.session.scalars(select(Item.url)).all()
