@@ -30,8 +30,15 @@ from adapters.slack import inbound
 from adapters.slack.files import Downloads, NotYet
 from adapters.slack.inbound import SHARE_SHORTCUT, Inbound, SlackUser, user_from_info
 from adapters.slack.modals import (
+    PROPOSE_CALLBACK,
+    SETTINGS_CALLBACK,
     SHARE_CALLBACK,
+    form_submission,
+    form_view,
     postable_groups_of,
+    propose_command,
+    said,
+    settings_commands,
     share_errors,
     share_modal,
     share_submission,
@@ -66,6 +73,7 @@ from bot.runtime import Hub
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+FORMS = (("propose", ""), ("settings", ""))  # bare commands Slack answers with a modal
 EVENTS_PATH = "/slack/events"
 USER_TTL = 600.0  # seconds a users.info answer is trusted
 # Errors after which sending to that conversation again is pointless.
@@ -245,8 +253,28 @@ class SlackAdapter:
 
         @app.command(command)
         async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-            await self._take(inbound.slash_command(body))
+            found = inbound.slash_command(body)
+            # `propose` and `settings` alone: a modal with the choices (else the core asks).
+            if found.command not in FORMS or not await self._open_form(found):
+                await self._take(found)
             await ack()  # nothing to say at once: the answer comes as a message
+
+        @app.view(PROPOSE_CALLBACK)
+        async def on_propose_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+            errors = await self._propose(body)
+            if errors:  # under the fields; nothing is proposed
+                await ack(response_action="errors", errors=errors)
+            else:
+                await ack()
+
+        @app.view(SETTINGS_CALLBACK)
+        async def on_settings_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+            form = form_submission(body, self._modal_key)
+            if form is not None:
+                user, view_id, data, values = form
+                for n, arguments in enumerate(settings_commands(values, data)):
+                    await self._take(said(user, f"view:{view_id}:{n}", "settings", arguments))
+            await ack()
 
         @app.event("message")
         async def on_message(body: dict[str, Any]) -> None:
@@ -335,15 +363,7 @@ class SlackAdapter:
                 return
             arguments = f"{submitted.group} {submitted.text}"
             await self._take(
-                Inbound(
-                    kind="command",
-                    event_id="view:" + submitted.view_id,
-                    user_id=submitted.user_id,
-                    conversation=submitted.conversation,
-                    time=submitted.time,
-                    text=f"share {arguments}",
-                    command=("share", arguments),
-                )
+                said(submitted.user_id, "view:" + submitted.view_id, "share", arguments)
             )
             await ack()  # the modal closes; "Shared as #12" comes as a message
 
@@ -391,6 +411,32 @@ class SlackAdapter:
             groups, found.text, sign_metadata({"u": found.user_id}, self._modal_key), t
         )
         return await self._open(found.trigger_id, view, "share")
+
+    async def _open_form(self, found: Inbound) -> bool:
+        """The propose or settings modal for a bare `/pinwall propose` or `settings`;
+        False where the core answers instead (a guest, someone unknown, no outlet)."""
+        user = await self.user(found.user_id)
+        if user is None or user.trust != "member" or not found.trigger_id:
+            return False
+        home = await self.hub.call(home_of, self.hub.core, PLATFORM, found.user_id)
+        if home is None:
+            return False
+        outlets = [o.name for o in self.hub.core.settings.outlets.outlets]
+        view = form_view(found.command, home, outlets, found.user_id, self._modal_key)
+        return view is not None and await self._open(found.trigger_id, view, "form")
+
+    async def _propose(self, body: dict[str, Any]) -> dict[str, str]:
+        """A submitted propose modal recorded as `propose`; else what is wrong, by field."""
+        form = form_submission(body, self._modal_key)
+        if form is None:
+            return {}
+        user, view_id, _data, values = form
+        outlets = {o.name: o for o in self.hub.core.settings.outlets.outlets}
+        t = Translator(await self._language(user))
+        arguments, errors = propose_command(values, outlets, t)
+        if not errors:
+            await self._take(said(user, f"view:{view_id}", "propose", arguments))
+        return errors
 
     async def _open(self, trigger_id: str, view: dict[str, Any], what: str) -> bool:
         try:

@@ -276,6 +276,7 @@ def slash_command(body: dict[str, Any]) -> Inbound:
         time=datetime.now(UTC),
         text=str(body.get("text", "")),
         command=split_command(plain_text(str(body.get("text", "")))),
+        trigger_id=str(body.get("trigger_id") or ""),
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from adapters.matrix.render import MAX_EVENT, edit_content, text_content
-from adapters.slack.modals import GroupChoice, share_modal
+from adapters.slack.modals import GroupChoice, propose_modal, settings_modal, share_modal
 from adapters.slack.render import blocks, fallback, home_view, reason_modal
 from bot.home import Home, HomeGroup, HomePost, HomeProposal
 from bot.i18n import LANGUAGES, Translator, catalog
@@ -230,5 +230,9 @@ def test_the_app_home_and_the_modals_with_hostile_values_fit() -> None:
         groups = [GroupChoice(f"g{i}", LONG[:300]) for i in range(150)]
         modal = share_modal(groups, LONG, "m" * 100, t)
         assert validate_modal(modal) == [], language
+        outlets = [f"{i}-{LONG[:140]}" for i in range(150)] + [LONG]
+        assert validate_modal(propose_modal(outlets, "m" * 100, t)) == [], language
+        settings = settings_modal("xx", "Mars/" + LONG[:300], "m" * 100, t)
+        assert validate_modal(settings) == [], language
         for action in ("proposal.reject", "proposal.changes"):
             assert validate_modal(reason_modal(action, "12:1", "m" * 5000, t)) == [], language

@@ -28,7 +28,7 @@ from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
 from store.db import Database
-from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage
+from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage, Proposal
 from tests.e2e.test_console import lines_to
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack, SlackRequests
 
@@ -767,3 +767,55 @@ async def test_the_story_in_english_on_slack_without_one_usage_error(
     assert "Missing:" not in said
     with sp.db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 1
+
+
+async def test_bare_propose_and_settings_open_modals_and_their_submissions_decide(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    dm = fake.dm_channel("U2BOB")
+    await sp.slack.slash_command("U2BOB", dm, "whoami")
+    await sp.settled()
+    await sp.slack.slash_command("U2BOB", dm, "propose")
+    await fake.wait_for_async(lambda: bool(fake.views), what="the propose modal")
+    view = fake.views[-1].view
+    assert view["callback_id"] == "pw:propose"
+    outlet = view["blocks"][0]["element"]
+    assert [o["value"] for o in outlet["options"]] == ["newsroom"]
+    assert outlet["initial_option"]["value"] == "newsroom"  # the only one: preselected
+    blank = await sp.slack.view_submission("U2BOB", {"outlet": "newsroom", "text": "  "})
+    assert blank.json() == {
+        "response_action": "errors",
+        "errors": {"text": "Write something to share, or a link."},
+    }
+    await sp.settled()
+    with sp.db.uow() as uow:
+        assert uow.session.scalars(select(Proposal)).all() == []
+    done = await sp.slack.view_submission(
+        "U2BOB", {"outlet": "newsroom", "text": "Our new store opens on Monday"}
+    )
+    assert done.status_code == 200
+    assert not done.content
+    await question_to(fake, dm, "Proposal P1 for newsroom waits")
+
+    # Settings: the language and time zone as selects, showing what Bob has.
+    await sp.slack.slash_command("U2BOB", dm, "settings")
+    await fake.wait_for_async(
+        lambda: fake.views[-1].view["callback_id"] == "pw:settings", what="the settings modal"
+    )
+    view = fake.views[-1].view
+    language, zone = (b["element"] for b in view["blocks"])
+    assert language["initial_option"]["value"] == "en"
+    assert zone["initial_option"]["value"] == "Europe/Berlin"
+    await sp.slack.view_submission("U2BOB", {"language": "de", "timezone": "Europe/Vienna"})
+    await question_to(fake, dm, "Europe/Vienna")
+    await sp.settled()
+    with sp.db.uow() as uow:
+        bob = uow.people.by_handle("bob")
+        assert bob is not None
+        assert (bob.language, bob.timezone) == ("de", "Europe/Vienna")
+    # A guest gets no modal: the core answers the bare command as it does elsewhere.
+    opened = len(fake.views)
+    await sp.slack.slash_command("U3GUEST", fake.dm_channel("U3GUEST"), "propose")
+    await sp.settled()
+    assert len(fake.views) == opened
