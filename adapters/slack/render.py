@@ -166,17 +166,25 @@ _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 def mention(text: str, mentions: object) -> str:
     """The first mention of each person in mrkdwn `text` (their handle, with or without
-    "@") as Slack's real mention, where their Slack account is known."""
+    "@"): Slack's real mention where their Slack account is known, else their name."""
     if not isinstance(mentions, dict):
         return text
-    for handle, accounts in mentions.items():
-        user = accounts.get(PLATFORM) if isinstance(accounts, dict) else None
-        if not isinstance(handle, str) or not handle or not isinstance(user, str):
+    for handle, person in mentions.items():
+        if not isinstance(handle, str) or not handle or not isinstance(person, dict):
             continue
-        if not _SLACK_USER.fullmatch(user):
+        accounts = person.get("accounts")
+        user = accounts.get(PLATFORM) if isinstance(accounts, dict) else None
+        name = person.get("name")
+        if isinstance(user, str) and _SLACK_USER.fullmatch(user):
+            shown = f"<@{user}>"
+        elif isinstance(name, str) and name.strip():
+            shown = escape(" ".join(name.split())[:80])
+        else:
             continue
         word = re.compile(rf"(?<![\w.@/:&#-])@?{re.escape(escape(handle))}(?![\w-])")
-        text = word.sub(f"<@{user}>", text, count=1)  # a user id holds no backslash
+        found = word.search(text)  # a name is put in as it is, never read as a pattern
+        if found is not None:
+            text = text[: found.start()] + shown + text[found.end() :]
     return text
 
 

@@ -138,7 +138,10 @@ def test_every_template_with_hostile_and_long_values_fits_slack_and_matrix(
             meta={
                 "item": 1,
                 "url": "https://example.com/" + "x" * 4000,
-                "mentions": {"alice": {"slack": "U1ALICE", "matrix": "@a:hs"}},
+                "mentions": {
+                    "alice": {"name": LONG, "accounts": {"slack": "U1ALICE", "matrix": "@a:hs"}},
+                    "bob": {"name": short, "accounts": {"telegram": "5001"}},
+                },
             },
         )
         for message, kind in ((answer, "answer"), (card, "card"), (post, "post")):
@@ -180,14 +183,27 @@ def test_a_digest_and_a_mention_stay_within_slacks_rules() -> None:
     post = Message(
         title="alice via Telegram in Marketing",
         text="Tom & alice.example.com <@U123>",
-        meta={"item": 3, "url": None, "mentions": {"alice": {"slack": "U1ALICE"}}},
+        meta={
+            "item": 3,
+            "url": None,
+            "mentions": {"alice": {"name": "Alice", "accounts": {"slack": "U1ALICE"}}},
+        },
     )
     shown = texts(blocks(post))
     assert shown.count("<@U1ALICE>") == 1  # the author, once, in the title
     assert "alice.example.com" in shown
     assert "&lt;@U123&gt;" in shown
-    forged = Message(title="bob in X", meta={"mentions": {"bob": {"slack": "U1> <!channel"}}})
-    assert "<!channel" not in texts(blocks(forged))
+    # Someone without a Slack account: by their name, escaped.
+    franz = Message(
+        title="franz.huber via Telegram in Marketing",
+        meta={"mentions": {"franz.huber": {"name": "Franz <!channel> Huber", "accounts": {}}}},
+    )
+    assert texts(blocks(franz)).strip().startswith("*Franz &lt;!channel&gt; Huber via Telegram")
+    forged = Message(
+        title="bob in X",
+        meta={"mentions": {"bob": {"name": "Bob", "accounts": {"slack": "U1> <!channel"}}}},
+    )
+    assert texts(blocks(forged)).strip() == "*Bob in X*"
 
 
 def test_the_app_home_and_the_modals_with_hostile_values_fit() -> None:
