@@ -655,3 +655,53 @@ async def test_a_closed_group_is_members_only_and_a_reaction_on_the_request_lets
         await mia.bot_said(mia_dm, bot.user_id, f"@{moderator} let you into Sales")
         await mia.say(mia_dm, "items sales")
         await mia.bot_said(mia_dm, bot.user_id, "Q4 pipeline review")
+
+
+async def test_comments_go_in_the_posts_thread_as_html_and_thread_answers_are_comments(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    bot = synapse.register("pinwall")
+    async with humans(synapse, "boss") as [boss]:
+        admins = frozenset({("matrix", boss.user_id)})
+        async with matrix_running(sqlite_db, synapse, bot, tmp_path, admins=admins) as mx:
+            await mx.on_console("admin", "/group create marketing Marketing")
+            await mx.on_console("alice", "/join marketing")
+            room = await bridged_room(mx, boss)
+            await mx.on_console("alice", "/share marketing Poster <b>draft</b> & more")
+            post = await boss.bot_said(room, bot.user_id, "Poster")
+            content = post["content"]
+            assert content["msgtype"] == "m.text"
+            assert "Poster &lt;b&gt;draft&lt;/b&gt; &amp; more" in content["formatted_body"]
+            assert "Poster <b>draft</b> & more" in content["body"]  # the plain fallback
+            await prompt_saved(mx, room, post["event_id"], post=True)
+            # A comment from elsewhere shows in the post's thread, escaped.
+            await mx.on_console("alice", "/comment 1 <script>x</script> looks good")
+            comment = await boss.bot_said(room, bot.user_id, "looks good")
+            assert relates(comment) == {
+                "rel_type": "m.thread",
+                "event_id": post["event_id"],
+                "is_falling_back": True,
+                "m.in_reply_to": {"event_id": post["event_id"]},
+            }
+            assert "<script>" not in comment["content"]["formatted_body"]
+            # An answer in that thread is a comment on the post, told to its author.
+            await boss.send(
+                room,
+                "m.room.message",
+                {
+                    "msgtype": "m.text",
+                    "body": "Agreed, print it",
+                    "m.relates_to": {
+                        "rel_type": "m.thread",
+                        "event_id": post["event_id"],
+                        "is_falling_back": True,
+                        "m.in_reply_to": {"event_id": comment["event_id"]},
+                    },
+                },
+            )
+            await mx.printed_eventually("alice", "Agreed, print it")
+            await mx.worker.drain()
+    # The bot seeded no reaction in the room, and the thread answer made no new post.
+    assert boss.from_bot(room, bot.user_id, "m.reaction") == []
+    with sqlite_db.uow() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Item)) == 1
