@@ -231,7 +231,8 @@ def text_content(message: Message, items: list[Choice] | None = None) -> dict[st
         formatted = f"{formatted}<br>{html_line}" if formatted else html_line
     body = _truncate(body, MAX_TEXT)
     content: dict[str, Any] = {
-        "msgtype": "m.text" if "item" in message.meta else "m.notice",
+        # People's words (a post, a comment relayed) are m.text; the bot's own, m.notice.
+        "msgtype": "m.text" if "item" in message.meta or "comment" in message.meta else "m.notice",
         "body": body,
         "format": HTML_FORMAT,
         "formatted_body": formatted
@@ -261,21 +262,27 @@ def file_content(ref: FileRef, uri: str, size: int | None, mime_type: str | None
 
 def edit_content(new: dict[str, Any], original_event_id: str) -> dict[str, Any]:
     """An edit (`m.replace`) that shows `new` in place of the original event. The edit
-    carries the text twice (its fallback and m.new_content): each half fits half."""
+    carries the text twice (its fallback and m.new_content): it is cut until both fit."""
     replacement = {k: v for k, v in new.items() if k != "m.relates_to"}
-    if _size(replacement) > MAX_EVENT // 2 - 200:
-        half = _truncate(str(replacement["body"]), MAX_TEXT // 4)
-        replacement["body"] = half
-        replacement["formatted_body"] = html.escape(half, quote=False).replace("\n", "<br>")
-        new = replacement
-    return {
-        "msgtype": new.get("msgtype", "m.notice"),
-        "body": "* " + str(new.get("body", "")),
-        "format": HTML_FORMAT,
-        "formatted_body": "* " + str(new.get("formatted_body", html.escape(new.get("body", "")))),
-        "m.new_content": replacement,
-        "m.relates_to": {"rel_type": "m.replace", "event_id": original_event_id},
-    }
+    body = str(replacement.get("body", ""))
+    while True:
+        edit = {
+            "msgtype": replacement.get("msgtype", "m.notice"),
+            "body": "* " + str(replacement.get("body", "")),
+            "format": HTML_FORMAT,
+            "formatted_body": "* "
+            + str(replacement.get("formatted_body", html.escape(replacement.get("body", "")))),
+            "m.new_content": replacement,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": original_event_id},
+        }
+        if _size(edit) <= MAX_EVENT or len(body) <= 1:
+            return edit
+        body = _truncate(body, len(body) * 3 // 4)
+        replacement = {
+            **replacement,
+            "body": body,
+            "formatted_body": html.escape(body, quote=False).replace("\n", "<br>"),
+        }
 
 
 def reaction_content(event_id: str, key: str) -> dict[str, Any]:

@@ -230,7 +230,11 @@ def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
         ctx.core.enqueue(
             ctx.uow,
             Target(ref.platform, "room", ref.conversation),
-            Message(text=body, thread=ref.message_id, meta={"mentions": mentions_of(ctx.person)}),
+            Message(
+                text=body,
+                thread=ref.message_id,
+                meta={"comment": item.id, "mentions": mentions_of(ctx.person)},
+            ),
             None,
             ctx.now,
         )

@@ -684,6 +684,7 @@ async def test_comments_go_in_the_posts_thread_as_html_and_thread_answers_are_co
                 "m.in_reply_to": {"event_id": post["event_id"]},
             }
             assert "<script>" not in comment["content"]["formatted_body"]
+            assert comment["content"]["msgtype"] == "m.text"  # a person's words, relayed
             # An answer in that thread is a comment on the post, told to its author.
             await boss.send(
                 room,

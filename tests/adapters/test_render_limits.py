@@ -167,6 +167,12 @@ def test_long_cards_and_posts_fit() -> None:
                 check_matrix(message, f"{language}:{key}")
 
 
+def test_text_that_grows_when_escaped_still_fits_matrix() -> None:
+    for text in ("&" * 30_000, "<" * 30_000, "👍" * 30_000):
+        check_matrix(Message(text=text, meta={"comment": 1}), text[:3])
+        check_slack(Message(text=text), text[:3])
+
+
 def test_a_digest_and_a_mention_stay_within_slacks_rules() -> None:
     lines = "\n".join(f"- #{i} {LONG[:2000]} · @bob" for i in range(1, 60))
     digest = Message(
