@@ -474,7 +474,8 @@ def view_submission(body: dict[str, Any], key: bytes) -> Inbound | str | None:
 
 
 def share_shortcut(body: dict[str, Any]) -> Inbound:
-    """ "Share to Pinwall" on a message: its text and files, into the share flow."""
+    """ "Share to Pinwall group" on a message: its text and files (a modal opens where it
+    can, adapters/slack/modals.py; else the share flow by direct message)."""
     message = body.get("message") or {}
     user = str(body["user"]["id"])
     return Inbound(
