@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from bot import access, grammar, guide
 from bot import help as help_texts
+from bot.authors import mentions_of
 from bot.clock import Clock
 from bot.delivery import CORE_PLATFORM_NAMES
 from bot.errors import UserError, WrongCode
@@ -153,9 +154,11 @@ class Ctx:
         )
 
     def tell(self, person: Person, key: str, /, **params: Any) -> None:
-        """A direct message to another person, in their language."""
+        """A direct message to another person, in their language. It names the one who
+        acts (mostly as "@handle"): their accounts go along, for real mentions."""
         t = self.core.translator(person)
-        self.core.send_to_person(self.uow, person, Message(text=t(key, **params)), self.now)
+        message = Message(text=t(key, **params), meta={"mentions": mentions_of(self.person)})
+        self.core.send_to_person(self.uow, person, message, self.now)
 
     def audit(self, action: str, subject: str, **details: Any) -> None:
         self.uow.audit.add(

@@ -91,6 +91,8 @@ async def test_the_story_on_slack_and_the_bots_message_count(
     await slack.event(slack.message_event("U2BOB", dm_b, "Seen it too", thread_ts=post.ts))
     await sp.settled()
     await fake.wait_for_async(lambda: "Seen it too" in texts(fake.messages_in(dm_a)), what="told")
+    told = [p for p in fake.messages_in(dm_a) if "Seen it too" in texts([p])][-1]
+    assert "<@U2BOB> commented on your post #1" in str(told.blocks)  # a real mention
     # A colleague's post waits for Alice's digest, which she asks for.
     await sp.on_console("carla", "/share marketing Flyer for the spring sale")
     await slack.slash_command("U1ALICE", dm_a, "digest now")
