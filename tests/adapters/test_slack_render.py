@@ -251,3 +251,52 @@ def test_button_and_shortcut() -> None:
     assert shared.intent == "share"
     assert shared.text == "Look https://example.com/a"
     assert shared.meta.conversation.direct
+
+
+def test_a_post_is_a_section_with_open_comment_and_like_and_a_digest_opens_per_post() -> None:
+    post = Message(
+        title="alice in Marketing",
+        text="Poster [example.com](https://example.com/p)",
+        buttons=(
+            Button(label="Comment", action="item.comment", value="3"),
+            Button(label="👍", action="item.like", value="3"),
+        ),
+        meta={"item": 3, "url": "https://example.com/p", "mentions": {}},
+    )
+    rendered = blocks(post)
+    assert validate_blocks(rendered) == []
+    [actions] = [b for b in rendered if b["type"] == "actions"]
+    opener, comment, like = actions["elements"]
+    assert opener["url"] == "https://example.com/p"
+    assert opener["text"]["text"] == "↗ example.com"
+    assert "value" not in opener  # Slack opens it; no press reaches Pinwall
+    assert (comment["value"], like["value"]) == ("item.comment|3", "item.like|3")
+    assert (
+        inbound.block_action(
+            {
+                "type": "block_actions",
+                "user": {"id": "U1"},
+                "container": {"type": "message", "channel_id": "D1", "message_ts": "1.2"},
+                "actions": [{"action_id": opener["action_id"], "type": "button"}],
+            }
+        )
+        is None
+    )
+    # A javascript: link gets no Open button.
+    sneaky = Message(title="x", meta={"item": 4, "url": "javascript:alert(1)"})
+    assert not [b for b in blocks(sneaky) if b["type"] == "actions"]
+
+    digest = Message(
+        title="Your digest",
+        text="**Marketing** · 2 new posts\n- #3 Poster · @bob\n- #4 Flyer · @carla\nMore: items",
+        buttons=(
+            Button(label="Open #3", action="item.open", value="3"),
+            Button(label="Open #4", action="item.open", value="4"),
+        ),
+        meta={"digest": "daily"},
+    )
+    rendered = blocks(digest)
+    assert validate_blocks(rendered) == []
+    opened = [(b["text"]["text"], b["accessory"]["value"]) for b in rendered if "accessory" in b]
+    assert opened == [("• #3 Poster · @bob", "item.open|3"), ("• #4 Flyer · @carla", "item.open|4")]
+    assert not [b for b in rendered if b["type"] == "actions"]  # every Open is beside its post
