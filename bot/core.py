@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot import access, grammar, guide
 from bot import help as help_texts
+from bot.authors import mentions_of
 from bot.clock import Clock
 from bot.delivery import CORE_PLATFORM_NAMES
 from bot.errors import UserError, WrongCode
@@ -158,9 +159,11 @@ class Ctx:
         )
 
     def tell(self, person: Person, key: str, /, **params: Any) -> None:
-        """A direct message to another person, in their language."""
+        """A direct message to another person, in their language. It names the one who
+        acts (mostly as "@handle"): their accounts go along, for real mentions."""
         t = self.core.translator(person)
-        self.core.send_to_person(self.uow, person, Message(text=t(key, **params)), self.now)
+        message = Message(text=t(key, **params), meta={"mentions": mentions_of(self.person)})
+        self.core.send_to_person(self.uow, person, message, self.now)
 
     def audit(self, action: str, subject: str, **details: Any) -> None:
         self.uow.audit.add(
@@ -212,7 +215,7 @@ class Core:
     def usage(self, key: str, t: Translator, platform: str) -> Markup:
         prefix = self.settings.command_prefixes.get(platform, "/")
         lines = [s.usage_line for s in grammar.SPECS if s.key == key or s.name == key]
-        return Markup("\n".join(esc(prefix + localize_usage(line, t)) for line in lines))
+        return Markup("\n".join(esc(prefix + help_texts.localize_usage(line, t)) for line in lines))
 
     # --- outbound ------------------------------------------------------------------
 
@@ -574,26 +577,6 @@ class Core:
             raise UserError("error.not_available_yet", command=cmd.key)
         ctx.private = cmd.spec.private
         handler(ctx, cmd)
-
-
-def localize_usage(line: str, t: Translator) -> str:
-    def swap(word: str) -> str:
-        key = "param." + word
-        return str(t(key)) if t.has(key) else word
-
-    out = []
-    for piece in line.split(" "):
-        stripped = piece.strip("<>[]")
-        core_name = stripped.removesuffix("...")
-        if piece[:1] in "<[" and not core_name.startswith("--") and core_name:
-            out.append(piece.replace(core_name, swap(core_name), 1))
-        else:
-            out.append(piece)
-    return " ".join(out)
-
-
-def person_ids(people: Iterable[Person]) -> list[int]:
-    return [p.id for p in people]
 
 
 __all__ = ["Core", "CoreSettings", "Ctx", "Role"]

@@ -14,7 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.authors import forgotten
+from bot.authors import forgotten, mentions_of
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, italic, link
@@ -126,8 +126,15 @@ def item_message(
             Button(label=like_label(likes), action="item.like", value=str(item.id)),
         ),
         # "preview": the card shows the link's preview itself (a messenger that would add
-        # its own, Telegram, leaves it out: one preview per link).
-        meta={"item": item.id, "preview": previewed},
+        # its own, Telegram, leaves it out: one preview per link); the link (a messenger
+        # may offer to open it) and the author's accounts (real mentions where the
+        # messenger has them).
+        meta={
+            "item": item.id,
+            "url": item.url,
+            "mentions": mentions_of(author),
+            "preview": previewed,
+        },
     )
 
 

@@ -170,3 +170,19 @@ def param_name(t: Translator, name: str) -> str:
         if t.has(key):
             return str(t(key))
     return name
+
+
+def localize_usage(line: str, t: Translator) -> str:
+    def swap(word: str) -> str:
+        key = "param." + word
+        return str(t(key)) if t.has(key) else word
+
+    out = []
+    for piece in line.split(" "):
+        stripped = piece.strip("<>[]")
+        core_name = stripped.removesuffix("...")
+        if piece[:1] in "<[" and not core_name.startswith("--") and core_name:
+            out.append(piece.replace(core_name, swap(core_name), 1))
+        else:
+            out.append(piece)
+    return " ".join(out)

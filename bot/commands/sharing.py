@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot import grammar, guide
-from bot.authors import author_label
+from bot.authors import author_label, mentions_of
 from bot.core import Ctx
 from bot.delivery import LIKE, fan_out, item_message, like_count
 from bot.errors import UserError
@@ -237,7 +237,11 @@ def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
         ctx.core.enqueue(
             ctx.uow,
             Target(ref.platform, "room", ref.conversation),
-            Message(text=body, thread=ref.message_id),
+            Message(
+                text=body,
+                thread=ref.message_id,
+                meta={"comment": item.id, "mentions": mentions_of(ctx.person)},
+            ),
             None,
             ctx.now,
         )
@@ -257,6 +261,8 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
         _start_share_flow(ctx, text, file_dicts(event.attachments))
         return
     if event.meta.conversation.direct:
+        if event.reply_to is not None and _comment_by_reply(ctx, event, text):
+            return
         word = grammar.first_word(text)
         if word in grammar.COMMAND_NAMES:
             ctx.core.run_command(ctx, word, text[len(word) :])
@@ -267,6 +273,20 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
             guide.small_talk(ctx, text)
         return
     _on_room_message(ctx, event, text)
+
+
+def _comment_by_reply(ctx: Ctx, event: MessageReceived, text: str) -> bool:
+    """An answer in a direct chat to a post the person was sent there (in its thread, on
+    Slack and Matrix) is a comment on that post."""
+    assert event.reply_to is not None
+    ref = ctx.uow.outbox.find_ref(
+        ctx.platform, event.reply_to.conversation, event.reply_to.message_id
+    )
+    if ref is None or ref.item_id is None or not text:
+        return False
+    item, group = ctx.policy.item(ref.item_id)
+    add_comment(ctx, item, group, text)
+    return True
 
 
 def on_comment_answer(ctx: Ctx, prompt: Prompt, text: str) -> None:
