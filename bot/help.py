@@ -47,7 +47,7 @@ TASKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("news", ("notify", "digest", "feed")),
     ("approvals", ("propose", "pending", "approve", "reject", "revise", "withdraw", "outlets")),
     ("invites", ("invite", "invites", "revoke")),
-    ("settings", ("settings", "whoami", "link", "redeem")),
+    ("settings", ("settings", "whoami", "link", "email", "redeem")),
     ("admin", ("role", "audit", "outbox", "admin")),
 )
 # What the short help offers per task: the rest is in `help all` and `help <command>`.

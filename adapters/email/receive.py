@@ -1,0 +1,258 @@
+"""Receiving mail: an aiosmtpd SMTP server on Pinwall's event loop.
+
+RCPT TO is checked as it comes: a group's address or a signed reply address, else 550
+and nothing is read. DATA is parsed (inbound.py); a mail from a verified address whose
+sender is authenticated (the MTA's Authentication-Results, or a DKIM signature Pinwall
+verifies itself) becomes a MessageReceived of intent "mail" through the hub; the inbox
+keeps it once per Message-ID and address. Anything else is refused with a short reason
+in the SMTP reply (the sending server tells its sender), held, or dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from email.parser import HeaderParser
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from adapters.email import records
+from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
+from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
+from bot.i18n import Translator
+from bot.runtime import Hub
+from bot.signing import UrlSigner
+from store.models import MAIL_PLATFORM
+from store.names import to_ascii
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 10
+# Base64 makes a file a third larger; the rest of a mail is small beside it.
+ENCODING_SLACK = 1.4
+HEADROOM = 1024 * 1024
+
+DkimCheck = Callable[[bytes, str], bool]
+
+
+class PinwallSMTP(SMTP):
+    """aiosmtpd's server, saying why a mail is too large in Pinwall's words (the limit)."""
+
+    def __init__(self, handler: Any, *, too_large: str, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._too_large = too_large
+
+    async def push(self, status: str) -> None:  # type: ignore[override]
+        if status.startswith("552 Error"):  # over the SIZE announced in EHLO
+            status = f"552 5.3.4 {self._too_large}"
+        await super().push(status)
+
+
+class MailReceiver:
+    """aiosmtpd's handler: handle_RCPT and handle_DATA."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        domain: str,
+        signer: UrlSigner,
+        authserv_id: str | None,
+        per_minute: int,
+        max_file: int,
+        language: str,
+        dkim_check: DkimCheck | None = None,
+    ) -> None:
+        self.hub = hub
+        self.domain = domain
+        self.signer = signer
+        self.authserv_id = authserv_id
+        self.per_minute = per_minute
+        self.max_file = max_file
+        self.t = Translator(language)
+        self.dkim_check = dkim_check
+        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
+        counters = hub.metrics
+        self.received = counters.mail_received
+        self.refused = counters.mail_refused
+
+    def smtp_text(self, key: str, **params: Any) -> str:
+        """A catalog text as an SMTP reply may carry it: one line of ASCII."""
+        return to_ascii(" ".join(str(self.t(key, **params)).split())).replace("*", "")
+
+    def _refuse(self, code: int, key: str, reason: str, **params: Any) -> str:
+        self.refused.labels(reason).inc()
+        enhanced = {450: "4.2.0", 451: "4.7.1", 550: "5.1.1", 552: "5.3.4", 554: "5.6.0"}
+        return f"{code} {enhanced.get(code, '5.0.0')} {self.smtp_text(key, **params)}"
+
+    # --- SMTP -------------------------------------------------------------------------
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        target = route(address, self.domain, self.signer)
+        known = target is not None and (
+            target[0] == "item"
+            or await self.hub.call(records.group_exists, self.hub.core, target[1])
+        )
+        if not known:
+            return self._refuse(550, "mail.smtp.unknown_address", "unknown_address")
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, bytes) and not raw:
+            raw = envelope.content
+        try:
+            mail = await asyncio.to_thread(parse, raw, max_file=self.max_file)
+        except Refused as refused:
+            reason = refused.key.rpartition(".")[2]
+            return self._refuse(refused.code, refused.key, reason, **refused.params)
+        if mail.report:
+            await self._bounce(mail)
+            return "250 2.0.0 OK"
+        if not self._within_rate(mail.sender):
+            return self._refuse(451, "mail.smtp.rate", "rate")
+        who = await self.hub.call(records.sender, self.hub.core, mail.sender)
+        if who is None:
+            if mail.automatic:  # an autoresponder or a mailing list: dropped, not answered
+                self.refused.labels("dropped").inc()
+                return "250 2.0.0 OK"
+            return self._refuse(550, "mail.smtp.unknown_sender", "unknown_sender")
+        if not await self._authenticated(mail, raw):
+            details = {
+                "from": mail.sender,
+                "to": list(envelope.rcpt_tos),
+                "subject": mail.subject[:200],
+                "message_id": mail.message_id[:200],
+            }
+            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), who, details)
+            self.refused.labels("held").inc()
+            log.warning("mail: held a mail claiming to be from %s (not authenticated)", mail.sender)
+            return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
+        files = await self._store_files(mail)
+        for recipient in envelope.rcpt_tos:
+            target = route(recipient, self.domain, self.signer)
+            if target is None:
+                continue
+            to = f"group:{target[1]}" if target[0] == "group" else f"item:{target[1]}"
+            await self.hub.submit(self._event(mail, to, files))
+            self.received.labels(target[0]).inc()
+        return "250 2.0.0 OK"
+
+    # --- the parts -----------------------------------------------------------------------
+
+    def _within_rate(self, sender: str) -> bool:
+        now = time.monotonic()
+        recent = self._recent[sender]
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            return False
+        recent.append(now)
+        if len(self._recent) > 10_000:  # forget the quiet ones
+            for key in [k for k, v in self._recent.items() if not v]:
+                del self._recent[key]
+        return True
+
+    async def _authenticated(self, mail: Mail, raw: bytes) -> bool:
+        if authenticated_by_mta(mail.message, mail.sender, self.authserv_id):
+            return True
+        if self.dkim_check is None or "dkim-signature" not in mail.message:
+            return False
+        return await asyncio.to_thread(self.dkim_check, raw, mail.sender)
+
+    async def _store_files(self, mail: Mail) -> tuple[InboundFile, ...]:
+        blobs = self.hub.blobs
+        if blobs is None:
+            return ()
+        stored = []
+        for a in mail.attachments:
+            blob = await asyncio.to_thread(blobs.put, a.data)
+            stored.append(
+                InboundFile(name=a.name, blob_id=blob.id, mime_type=a.mime_type, size=blob.size)
+            )
+        return tuple(stored)
+
+    def _event(self, mail: Mail, to: str, files: tuple[InboundFile, ...]) -> MessageReceived:
+        key = mail.message_id or f"<{hash((mail.sender, mail.subject, mail.text))}@unknown>"
+        return MessageReceived(
+            meta=Meta(
+                platform=MAIL_PLATFORM,
+                event_id=f"{key[:200]} {to}",
+                actor=Actor(
+                    platform=MAIL_PLATFORM,
+                    external_id=mail.sender,
+                    username=mail.sender,
+                    display_name=mail.sender_name or None,
+                ),
+                conversation=Conversation(external_id=mail.sender, direct=True),
+                time=self.hub.clock.now(),
+            ),
+            text=mail.text,
+            attachments=files,
+            message_id=mail.message_id or None,
+            intent="mail",
+            subject=mail.subject or None,
+            to=to,
+        )
+
+    async def _bounce(self, mail: Mail) -> None:
+        """A DSN: the recipients it reports failed are marked failing, if the report is
+        about a mail Pinwall sent them (its Message-ID names the outbox row)."""
+        for address, reason, original in failed_recipients(mail):
+            sent = None
+            if original.startswith("<pw") and original.endswith(f"@{self.domain}>"):
+                row = original[3 : original.index("@")]
+                if row.isdigit():
+                    sent = await self.hub.call(records.sent_to, self.hub.core, int(row))
+            if sent != address:
+                log.warning("mail: ignored a bounce for %s that names no mail of ours", address)
+                continue
+            now = self.hub.clock.now()
+            if await self.hub.call(records.bounced, self.hub.core, address, reason, now):
+                self.hub.metrics.mail_bounced.inc()
+                self.hub.wake()
+
+
+def failed_recipients(mail: Mail) -> list[tuple[str, str, str]]:
+    """(address, reason, the original's Message-ID) for each recipient a delivery status
+    notification reports as failed (RFC 3464)."""
+    original = ""
+    failed: list[tuple[str, str, str]] = []
+    for part in mail.message.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            inner: Any = part.get_payload()
+            if isinstance(inner, list) and inner:
+                original = str(inner[0].get("message-id", ""))
+        elif kind == "text/rfc822-headers":
+            original = _header_in(str(part.get_content()), "message-id")
+        if kind != "message/delivery-status":
+            continue
+        blocks: Any = part.get_payload()
+        for block in blocks[1:] if isinstance(blocks, list) else []:
+            if str(block.get("action", "")).strip().lower() != "failed":
+                continue
+            recipient = str(block.get("final-recipient", "")).partition(";")[2].strip()
+            reason = str(block.get("diagnostic-code", "") or block.get("status", ""))
+            reason = reason.partition(";")[2].strip() or reason.strip()
+            if recipient:
+                failed.append((recipient.lower(), " ".join(reason.split()), ""))
+    return [(a, r, original.strip()) for a, r, _ in failed]
+
+
+def _header_in(headers: str, name: str) -> str:
+    return str(HeaderParser().parsestr(headers).get(name, ""))

@@ -1,0 +1,122 @@
+"""What the mail bridge reads and writes in the store, outside the core's events: who an
+address belongs to, held mails, bounces, unsubscribes. Synchronous: run with Hub.call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.core import Core
+from bot.message import Message
+from store.models import MAIL_PLATFORM, NotifyMode
+
+
+@dataclass(frozen=True)
+class Sender:
+    person_id: int
+    language: str
+
+
+def sender(core: Core, address: str) -> Sender | None:
+    """The active person whose verified address this is."""
+    with core.db.uow() as uow:
+        account = uow.people.account(MAIL_PLATFORM, address)
+        if account is None:
+            return None
+        person = uow.people.get(account.person_id)
+        if person is None or not person.active:
+            return None
+        return Sender(person.id, core.language_of(person))
+
+
+def group_exists(core: Core, slug: str) -> bool:
+    with core.db.uow() as uow:
+        return uow.groups.by_slug(slug) is not None
+
+
+def hold(core: Core, now: datetime, who: Sender | None, details: dict[str, Any]) -> None:
+    """A mail whose sender could not be verified: not posted, kept in the audit log for
+    admins and moderators (`audit`), with who it claimed to be and where it went."""
+    with core.db.uow() as uow:
+        uow.audit.add(
+            at=now,
+            actor_id=who.person_id if who else None,
+            action="mail.held",
+            subject=str(details.get("from", "")),
+            details=details,
+        )
+        uow.commit()
+
+
+def reply_context(core: Core, address: str, item_id: int | None) -> tuple[int | None, int | None]:
+    """(person id, group id) of a mail to `address` about post `item_id`: for its signed
+    reply and unsubscribe addresses."""
+    with core.db.uow() as uow:
+        account = uow.people.account(MAIL_PLATFORM, address)
+        item = uow.items.get(item_id) if item_id is not None else None
+        return (account.person_id if account else None, item.group_id if item else None)
+
+
+def sent_to(core: Core, outbox_id: int) -> str | None:
+    """The address a mail Pinwall sent (outbox row `outbox_id`) went to."""
+    with core.db.uow() as uow:
+        row = uow.outbox.get(outbox_id)
+        return row.target if row is not None and row.platform == MAIL_PLATFORM else None
+
+
+def bounced(core: Core, address: str, reason: str, now: datetime) -> bool:
+    """A delivery status notification: the address is failing; its account gets no more
+    mail, and its person hears of it on a messenger if they have one. True when known."""
+    with core.db.uow() as uow:
+        row = uow.mail.mark_failing(address, reason, now)
+        account = uow.people.account(MAIL_PLATFORM, address)
+        if row is None or account is None:
+            return False
+        first = account.reachable
+        uow.people.update_account(account, reachable=False)
+        person = uow.people.get(account.person_id)
+        uow.audit.add(
+            at=now,
+            actor_id=None,
+            action="mail.bounced",
+            subject=address,
+            details={"person": account.person_id, "reason": reason[:200]},
+        )
+        if first and person is not None:
+            t = core.translator(person)
+            text = t("mail.bounce.told", address=address, reason=reason[:200])
+            core.send_to_person(uow, person, Message(text=text), now)  # a messenger, if any
+        uow.commit()
+        return True
+
+
+def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> str | None:
+    """One-click unsubscribe: the person gets nothing more of the group (notify mute).
+    The group's name when done; None when the person is not in it (any more)."""
+    with core.db.uow() as uow:
+        membership = uow.groups.membership(person_id, group_id)
+        group = uow.groups.get(group_id)
+        if membership is None or group is None:
+            return None
+        membership.notify = NotifyMode.MUTE
+        uow.audit.add(
+            at=now,
+            actor_id=person_id,
+            action="mail.unsubscribed",
+            subject=group.slug,
+            details={"group": group_id},
+        )
+        uow.commit()
+        return group.name
+
+
+def group_name(core: Core, person_id: int, group_id: int) -> tuple[str, str] | None:
+    """(group name, the person's language) for the unsubscribe page; None: not a member."""
+    with core.db.uow() as uow:
+        membership = uow.groups.membership(person_id, group_id)
+        group = uow.groups.get(group_id)
+        person = uow.people.get(person_id)
+        if membership is None or group is None or person is None:
+            return None
+        return group.name, core.language_of(person)

@@ -1,0 +1,74 @@
+"""People's mail addresses: codes that verify them, and bounces that mark them failing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from store.models import MailAddress
+
+
+class MailAddressRepository:
+    """Used through `UnitOfWork.mail`; shares the unit of work's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def request(
+        self, person_id: int, address: str, code: str, expires_at: datetime, now: datetime
+    ) -> MailAddress:
+        """A code for `address`, for the person to confirm; their earlier unconfirmed
+        requests stop counting (one open request per person)."""
+        self.s.execute(
+            delete(MailAddress).where(
+                MailAddress.person_id == person_id, MailAddress.verified_at.is_(None)
+            )
+        )
+        row = MailAddress(
+            person_id=person_id,
+            address=address,
+            code=code,
+            code_expires_at=expires_at,
+            tries=0,
+            created_at=now,
+        )
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def pending(self, person_id: int) -> MailAddress | None:
+        """The person's address that waits for its code, if any."""
+        return self.s.scalar(
+            select(MailAddress).where(
+                MailAddress.person_id == person_id, MailAddress.verified_at.is_(None)
+            )
+        )
+
+    def verified(self, address: str) -> MailAddress | None:
+        """Whose address this is, once verified."""
+        return self.s.scalar(
+            select(MailAddress).where(
+                MailAddress.address == address, MailAddress.verified_at.is_not(None)
+            )
+        )
+
+    def of_person(self, person_id: int) -> Sequence[MailAddress]:
+        return self.s.scalars(
+            select(MailAddress)
+            .where(MailAddress.person_id == person_id, MailAddress.verified_at.is_not(None))
+            .order_by(MailAddress.id)
+        ).all()
+
+    def mark_failing(self, address: str, reason: str, now: datetime) -> MailAddress | None:
+        """A bounce for the verified `address`: failing since now (the first bounce counts),
+        with the reason the remote server gave; None when no one has this address."""
+        row = self.verified(address)
+        if row is None:
+            return None
+        if row.failing_since is None:
+            row.failing_since = now
+        row.failure = reason[:500]
+        return row
