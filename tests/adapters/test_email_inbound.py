@@ -32,7 +32,8 @@ def test_outlook_html_with_inline_image_and_german_rfc2047_subject() -> None:
     assert mail.sender_name == "Anna Schmidt (Vertrieb)"
     # HTML to text, iso-8859-1 decoded; Outlook's style sheet and markup gone
     assert "das neue Plakat für München hängt ab Montag. Grüße an alle!" in mail.text
-    assert "MsoNormal" not in mail.text and "<p" not in mail.text
+    assert "MsoNormal" not in mail.text
+    assert "<p" not in mail.text
     [image] = mail.attachments
     assert (image.name, image.mime_type, image.inline) == ("image001.png", "image/png", True)
     assert image.data.startswith(b"\x89PNG")
@@ -43,9 +44,7 @@ def test_apple_mail_reply_loses_its_quoted_history_and_signature() -> None:
     mail = parse(sample("apple_mail_reply.eml"), max_file=MB)
     assert mail.subject == "Re: Neues Plakat für die Filiale"
     assert mail.sender_name == "Björn Müller"
-    assert mail.text == (
-        "Sieht super aus! Können wir davon 20 Stück für Augsburg bekommen?"
-    )
+    assert mail.text == ("Sieht super aus! Können wir davon 20 Stück für Augsburg bekommen?")
 
 
 def test_gmail_reply_takes_the_plain_part_without_the_quote() -> None:
@@ -75,7 +74,8 @@ def test_an_aligned_dkim_pass_of_another_domain_does_not_count() -> None:
 
 def test_a_dsn_is_a_report() -> None:
     mail = parse(sample("dsn_bounce.eml"), max_file=MB)
-    assert mail.report and mail.automatic
+    assert mail.report
+    assert mail.automatic
 
 
 def test_a_file_over_the_limit_is_refused_naming_the_limit() -> None:
@@ -85,9 +85,7 @@ def test_a_file_over_the_limit_is_refused_naming_the_limit() -> None:
         b"Content-Type: text/plain\r\n\r\nsee file\r\n--b\r\n"
         b"Content-Type: application/octet-stream\r\n"
         b'Content-Disposition: attachment; filename="big.bin"\r\n'
-        b"Content-Transfer-Encoding: base64\r\n\r\n"
-        + b"QUFB" * (MB // 3 + 10)
-        + b"\r\n--b--\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + b"QUFB" * (MB // 3 + 10) + b"\r\n--b--\r\n"
     )
     with pytest.raises(Refused) as refused:
         parse(raw, max_file=MB)
@@ -99,9 +97,7 @@ def test_a_file_over_the_limit_is_refused_naming_the_limit() -> None:
 
 
 def test_a_mail_bomb_of_parts_is_refused_unread() -> None:
-    parts = b"".join(
-        b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(MAX_PARTS + 1)
-    )
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(MAX_PARTS + 1))
     raw = (
         b'From: a@firma.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"'
         b"\r\n\r\n" + parts + b"--b--\r\n"
@@ -121,10 +117,7 @@ def test_deep_nesting_is_refused() -> None:
 
 def test_an_encoded_line_break_in_a_header_is_refused() -> None:
     # "=0D=0ABcc: ..." decodes to a second header line in the subject
-    raw = (
-        b"From: a@firma.test\r\nSubject: =?utf-8?Q?Hallo=0D=0ABcc:_all@firma.test?=\r\n"
-        b"\r\nhi\r\n"
-    )
+    raw = b"From: a@firma.test\r\nSubject: =?utf-8?Q?Hallo=0D=0ABcc:_all@firma.test?=\r\n\r\nhi\r\n"
     with pytest.raises(Refused, match="header_injection"):
         parse(raw, max_file=MB)
 
