@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.email import records
-from adapters.email.inbound import reply_address
+from adapters.email.inbound import BOUNCES, reply_address
 from adapters.email.receive import ENCODING_SLACK, HEADROOM, DkimCheck, MailReceiver, PinwallSMTP
 from adapters.email.render import Envelope, compose
 from adapters.email.settings import MailSettings
@@ -122,6 +122,7 @@ class MailAdapter:
         try:
             await aiosmtplib.send(
                 mail,
+                sender=f"{BOUNCES}@{self.domain}",  # where DSNs come back (receive.py)
                 hostname=self.settings.smtp_host,
                 port=self.settings.smtp_port,
                 username=self.settings.smtp_user,
@@ -163,11 +164,13 @@ class MailAdapter:
         reply_to = unsubscribe = None
         if item_id is not None and person_id is not None:
             reply_to = reply_address(self.signer, item_id, person_id, self.domain)
+        if "digest" in message.meta:
+            group_id = records.DIGESTS
         group_label = ""
         if group_id is not None and person_id is not None and self.public_url:
             token = self.signer.token(UNSUBSCRIBE_PURPOSE, person_id, group_id)
             unsubscribe = self.public_url + UNSUBSCRIBE_PATH.format(token=token)
-            found = await self.hub.call(records.group_name, core, person_id, group_id)
+            found = await self.hub.call(records.subscription, core, person_id, group_id)
             group_label = found[0] if found else ""
         envelope = Envelope(
             sender=f"pinwall@{self.domain}",
@@ -210,7 +213,7 @@ class MailAdapter:
         opened = self.signer.open_token(UNSUBSCRIBE_PURPOSE, str(request.path_params["token"]), 2)
         found = None
         if opened is not None:
-            found = await self.hub.call(records.group_name, self.hub.core, *opened)
+            found = await self.hub.call(records.subscription, self.hub.core, *opened)
         if opened is None or found is None:
             t = Translator(self.hub.core.settings.default_language)
             return _page(t, t("mail.unsubscribe.invalid"), status=404)

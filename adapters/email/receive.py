@@ -101,11 +101,13 @@ class MailReceiver:
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
-        target = route(address, self.domain, self.signer)
-        known = target is not None and (
-            target[0] == "item"
-            or await self.hub.call(records.group_exists, self.hub.core, target[1])
-        )
+        match route(address, self.domain, self.signer):
+            case ("group", slug):
+                known = await self.hub.call(records.group_exists, self.hub.core, slug)
+            case None:
+                known = False
+            case _:  # a signed reply address, or the bounces of Pinwall's own mails
+                known = True
         if not known:
             return self._refuse(550, "mail.smtp.unknown_address", "unknown_address")
         envelope.rcpt_tos.append(address)
@@ -144,12 +146,15 @@ class MailReceiver:
             return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
         files = await self._store_files(mail)
         for recipient in envelope.rcpt_tos:
-            target = route(recipient, self.domain, self.signer)
-            if target is None:
-                continue
-            to = f"group:{target[1]}" if target[0] == "group" else f"item:{target[1]}"
+            match route(recipient, self.domain, self.signer):
+                case ("group", slug):
+                    to, kind = f"group:{slug}", "group"
+                case ("item", item_id, _):
+                    to, kind = f"item:{item_id}", "item"
+                case _:  # an autoreply to Pinwall's envelope sender: not for anyone
+                    continue
             await self.hub.submit(self._event(mail, to, files))
-            self.received.labels(target[0]).inc()
+            self.received.labels(kind).inc()
         return "250 2.0.0 OK"
 
     # --- the parts -----------------------------------------------------------------------

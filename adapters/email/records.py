@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.core import Core
+from bot.digest import reschedule, schedule_of
 from bot.message import Message
 from store.models import MAIL_PLATFORM, NotifyMode
 
@@ -91,32 +92,54 @@ def bounced(core: Core, address: str, reason: str, now: datetime) -> bool:
         return True
 
 
-def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> str | None:
-    """One-click unsubscribe: the person gets nothing more of the group (notify mute).
-    The group's name when done; None when the person is not in it (any more)."""
+# The "group" of an unsubscribe link in a digest: all digests (as `digest off` does).
+DIGESTS = 0
+
+
+def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> bool:
+    """One-click unsubscribe: the person gets nothing more of the group (notify mute), or
+    no more digests (group DIGESTS: paused, as `digest off`). False when there is nothing
+    to unsubscribe from (not in the group any more)."""
     with core.db.uow() as uow:
-        membership = uow.groups.membership(person_id, group_id)
-        group = uow.groups.get(group_id)
-        if membership is None or group is None:
-            return None
-        membership.notify = NotifyMode.MUTE
+        person = uow.people.get(person_id)
+        if person is None:
+            return False
+        if group_id == DIGESTS:
+            zone = core.timezone_of(person)
+            schedule = schedule_of(uow, person, zone, now)
+            schedule.paused = True
+            reschedule(schedule, zone, now)
+            subject = "digests"
+        else:
+            membership = uow.groups.membership(person_id, group_id)
+            group = uow.groups.get(group_id)
+            if membership is None or group is None:
+                return False
+            membership.notify = NotifyMode.MUTE
+            subject = group.slug
         uow.audit.add(
             at=now,
             actor_id=person_id,
             action="mail.unsubscribed",
-            subject=group.slug,
+            subject=subject,
             details={"group": group_id},
         )
         uow.commit()
-        return group.name
+        return True
 
 
-def group_name(core: Core, person_id: int, group_id: int) -> tuple[str, str] | None:
-    """(group name, the person's language) for the unsubscribe page; None: not a member."""
+def subscription(core: Core, person_id: int, group_id: int) -> tuple[str, str] | None:
+    """(what the link unsubscribes from, as the person reads it; their language) for the
+    unsubscribe page and the mail's footer; None: nothing (not a member any more)."""
     with core.db.uow() as uow:
+        person = uow.people.get(person_id)
+        if person is None:
+            return None
+        t = core.translator(person)
+        if group_id == DIGESTS:
+            return str(t("mail.unsubscribe.digests")), t.language
         membership = uow.groups.membership(person_id, group_id)
         group = uow.groups.get(group_id)
-        person = uow.people.get(person_id)
-        if membership is None or group is None or person is None:
+        if membership is None or group is None:
             return None
-        return group.name, core.language_of(person)
+        return group.name, t.language

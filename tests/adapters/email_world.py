@@ -11,6 +11,7 @@ import email.policy
 import itertools
 import os
 import re
+import smtplib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -122,6 +123,17 @@ class MailWorld:
         )
         await self.program.worker.drain()
         return result
+
+    async def send_null_sender(self, raw: bytes, *, to: str) -> None:
+        """A mail with the null reverse-path (MAIL FROM:<>), as a DSN comes: smtplib."""
+        host, port = self.listen
+
+        def send() -> None:
+            with smtplib.SMTP(host, port) as client:
+                client.sendmail("<>", [to], raw)
+
+        await asyncio.to_thread(send)
+        await self.program.worker.drain()
 
 
 def sample(name: str, **replace: str) -> bytes:
