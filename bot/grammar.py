@@ -165,6 +165,7 @@ _USAGES = (
     "feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]",
     "feed list [group]",
     "feed remove <feed>",
+    "newsletter <group> [address]",
     "digest now",
     "digest daily <time:time>",
     "digest weekly <day> <time:time>",

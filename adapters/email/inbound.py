@@ -203,7 +203,11 @@ def authenticated_by_mta(message: EmailMessage, sender: str, authserv_id: str | 
 
 # --- where it goes ----------------------------------------------------------------------
 
-Route = tuple[Literal["group"], str] | tuple[Literal["item"], int, int] | tuple[Literal["bounce"]]
+Route = (
+    tuple[Literal["group", "newsletter"], str]
+    | tuple[Literal["item"], int, int]
+    | tuple[Literal["bounce"]]
+)
 # The envelope sender of Pinwall's mails: where delivery status notifications come back.
 BOUNCES = "bounces"
 
@@ -214,15 +218,18 @@ def reply_address(signer: UrlSigner, item_id: int, person_id: int, domain: str) 
 
 
 def route(recipient: str, domain: str, signer: UrlSigner) -> Route | None:
-    """What a recipient address names: ("group", slug), ("item", item id, person id) for
-    a signed reply address, ("bounce",) for Pinwall's envelope sender; None: nothing here
-    (the mail is refused at RCPT)."""
+    """What a recipient address names: ("group", slug), ("newsletter", slug) for a
+    group's newsletter address, ("item", item id, person id) for a signed reply address,
+    ("bounce",) for Pinwall's envelope sender; None: nothing here (refused at RCPT)."""
     local, _, rcpt_domain = recipient.strip().strip("<>").rpartition("@")
     if rcpt_domain.lower() != domain.lower() or not local:
         return None
     local = local.lower()
     if local == BOUNCES:
         return ("bounce",)
+    if local.startswith("newsletter+"):
+        slug = local.removeprefix("newsletter+")
+        return ("newsletter", slug) if slug.isascii() and slug.replace("-", "").isalnum() else None
     if local.startswith("reply+"):
         opened = signer.open_token(REPLY_PURPOSE, local.removeprefix("reply+"), 2)
         return None if opened is None else ("item", opened[0], opened[1])

@@ -22,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.email import records
 from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
+from adapters.email.newsletter import entry_of
 from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
 from bot.i18n import Translator
 from bot.runtime import Hub
@@ -102,7 +103,7 @@ class MailReceiver:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         match route(address, self.domain, self.signer):
-            case ("group", slug):
+            case ("group" | "newsletter", slug):
                 known = await self.hub.call(records.group_exists, self.hub.core, slug)
             case None:
                 known = False
@@ -127,6 +128,9 @@ class MailReceiver:
             return "250 2.0.0 OK"
         if not self._within_rate(mail.sender):
             return self._refuse(451, "mail.smtp.rate", "rate")
+        letters = [r for r in envelope.rcpt_tos if _is_newsletter(r)]
+        if letters:
+            return await self._newsletters(mail, raw, letters)
         who = await self.hub.call(records.sender, self.hub.core, mail.sender)
         if who is None:
             if mail.automatic:  # an autoresponder or a mailing list: dropped, not answered
@@ -155,6 +159,38 @@ class MailReceiver:
                     continue
             await self.hub.submit(self._event(mail, to, files))
             self.received.labels(kind).inc()
+        return "250 2.0.0 OK"
+
+    async def _newsletters(self, mail: Mail, raw: bytes, recipients: list[str]) -> str:
+        """A newsletter to groups' newsletter addresses: an entry in each group that
+        allowed its sender, once per Message-ID and link; held when the sender is not
+        authenticated, refused where it is not allowed."""
+        if not await self._authenticated(mail, raw):
+            details = {"from": mail.sender, "to": recipients, "subject": mail.subject[:200]}
+            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), None, details)
+            self.refused.labels("held").inc()
+            return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
+        entry = entry_of(mail)
+        taken = 0
+        for recipient in recipients:
+            match route(recipient, self.domain, self.signer):
+                case ("newsletter", slug):
+                    outcome = await self.hub.call(
+                        records.newsletter_entry,
+                        self.hub.core,
+                        slug,
+                        mail.sender,
+                        entry,
+                        mail.message_id,
+                        self.hub.clock.now(),
+                    )
+                case _:
+                    continue
+            if outcome == "posted":
+                self.received.labels("newsletter").inc()
+            taken += outcome != "not_allowed"
+        if not taken:
+            return self._refuse(550, "mail.smtp.unknown_sender", "newsletter_sender")
         return "250 2.0.0 OK"
 
     # --- the parts -----------------------------------------------------------------------
@@ -230,6 +266,10 @@ class MailReceiver:
             if await self.hub.call(records.bounced, self.hub.core, address, reason, now):
                 self.hub.metrics.mail_bounced.inc()
                 self.hub.wake()
+
+
+def _is_newsletter(recipient: str) -> bool:
+    return recipient.strip("<>").lower().startswith("newsletter+")
 
 
 def failed_recipients(mail: Mail) -> list[tuple[str, str, str]]:

@@ -115,4 +115,24 @@ def on_mail(ctx: Ctx, event: MessageReceived) -> None:
     ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
 
 
-HANDLERS = Handlers(commands={"email": on_email}, mail=on_mail)
+def on_newsletter(ctx: Ctx, cmd: Command) -> None:
+    """`newsletter <group> <address>`: mails from that sender to the group's newsletter
+    address become entries (moderators, admins); without an address: who may send."""
+    group = ctx.policy.group(cmd.arg("group"))
+    ctx.policy.require_moderator(group)
+    typed = cmd.arg("address")
+    if typed is None:
+        senders = ctx.uow.mail.newsletter_senders(group.id)
+        key = "mail.newsletter.list" if senders else "mail.newsletter.none"
+        ctx.reply(key, group=group.name, slug=group.slug, senders=", ".join(senders))
+        return
+    address = mail_address(str(typed))
+    if address is None:
+        raise UserError("mail.error.address", address=str(typed), usage_of="newsletter")
+    if not ctx.uow.mail.allow_sender(group.id, address, ctx.person.id, ctx.now):
+        raise UserError("mail.newsletter.already", address=address, group=group.name)
+    ctx.audit("newsletter.allowed", group.slug, address=address)
+    ctx.reply("mail.newsletter.allowed", address=address, group=group.name, slug=group.slug)
+
+
+HANDLERS = Handlers(commands={"email": on_email, "newsletter": on_newsletter}, mail=on_mail)

@@ -33,7 +33,7 @@ from store.models.items import (
     Reaction,
     SearchDoc,
 )
-from store.models.mail import MAIL_PLATFORM, MailAddress
+from store.models.mail import MAIL_PLATFORM, MailAddress, NewsletterSender
 from store.models.messaging import (
     AuditEntry,
     ButtonPrompt,
@@ -106,6 +106,7 @@ __all__ = [
     "MailAddress",
     "Membership",
     "MessageRef",
+    "NewsletterSender",
     "NewsroomEntry",
     "NotifyMode",
     "OutboxMessage",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from store.models.base import Base
@@ -35,3 +35,17 @@ class MailAddress(Base):
 # The platform name of mail accounts (adapters/email's descriptor uses the same): a mail
 # address is a person's way to hear from Pinwall only when they have no messenger.
 MAIL_PLATFORM = "email"
+
+
+class NewsletterSender(Base):
+    """A sender whose mails to a group's newsletter address (newsletter+<slug>@...)
+    become entries of the group, as a feed's do; allowed by a moderator or admin."""
+
+    __tablename__ = "newsletter_senders"
+    __table_args__ = (UniqueConstraint("group_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str] = mapped_column(String(320))
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]

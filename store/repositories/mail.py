@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from store.models import MailAddress
+from store.models import MailAddress, NewsletterSender
 
 
 class MailAddressRepository:
@@ -72,3 +72,31 @@ class MailAddressRepository:
             row.failing_since = now
         row.failure = reason[:500]
         return row
+
+    # --- newsletters -----------------------------------------------------------------
+
+    def allow_sender(self, group_id: int, address: str, added_by: int, now: datetime) -> bool:
+        """Mails from `address` to the group's newsletter address become entries; False
+        when it was allowed already."""
+        if self.sender_allowed(group_id, address):
+            return False
+        self.s.add(
+            NewsletterSender(group_id=group_id, address=address, added_by=added_by, created_at=now)
+        )
+        self.s.flush()
+        return True
+
+    def sender_allowed(self, group_id: int, address: str) -> bool:
+        found = self.s.scalar(
+            select(NewsletterSender.id).where(
+                NewsletterSender.group_id == group_id, NewsletterSender.address == address
+            )
+        )
+        return found is not None
+
+    def newsletter_senders(self, group_id: int) -> Sequence[str]:
+        return self.s.scalars(
+            select(NewsletterSender.address)
+            .where(NewsletterSender.group_id == group_id)
+            .order_by(NewsletterSender.address)
+        ).all()

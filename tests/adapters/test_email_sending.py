@@ -19,12 +19,12 @@ from tests.adapters.email_world import DOMAIN, PUBLIC_URL, MailWorld, mail_world
 CARLA = "carla.weber@firma.test"
 
 
-def mail_only(world: MailWorld, address: str, notify: NotifyMode) -> int:
+def mail_only(world: MailWorld, address: str, notify: NotifyMode, role: Role = Role.MEMBER) -> int:
     """A colleague whose only account is a verified mail address, in Vertrieb."""
     core = world.program.core
     now = core.clock.now()
     with core.db.uow() as uow:
-        person = uow.people.create(name="carla", role=Role.MEMBER, now=now, language_hint="de")
+        person = uow.people.create(name="carla", role=role, now=now, language_hint="de")
         uow.people.add_account(person, platform=MAIL_PLATFORM, external_id=address, now=now)
         row = uow.mail.request(person.id, address, "ABCDEFGH", now, now)
         row.verified_at, row.code = now, None
@@ -218,3 +218,29 @@ async def test_a_crash_between_claim_and_send_loses_no_mail(tmp_path: Path) -> N
         [mail] = world.sink.to(CARLA)
         assert "Eilt!" in plain(mail)
         assert str(mail["Message-ID"]) == f"<pw{row_id}@{DOMAIN}>"  # the same delivery
+
+
+async def test_an_external_partner_mails_only_into_their_groups(tmp_path: Path) -> None:
+    partner = "carla.weber.partner@gmail.com"
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create vertrieb Vertrieb --externals")
+        await world.say("e1", "?group create intern Intern")
+        mail_only(world, partner, NotifyMode.INSTANT, Role.PARTNER)
+        await world.say("e1", "?share vertrieb Neues Plakat für die Filiale München")
+        [mail] = world.sink.to(partner)
+        reply_to = str(mail["Reply-To"])
+
+        # her Gmail reply (DMARC pass for gmail.com at our MTA) is a comment ...
+        await world.send(sample("gmail_reply.eml"), sender=partner, to=[reply_to])
+        assert _comments(world) == ["Great, we'll put one up in the Augsburg window too."]
+        # ... but a mail to a group she is not in posts nothing and says why, by mail
+        before = len(world.sink.to(partner))
+        raw = sample("gmail_reply.eml", **{"CAK7xY": "CAK8zZ"})
+        await world.send(raw, sender=partner, to=[f"intern@{DOMAIN}"])
+        with world.program.db.uow() as uow:
+            intern = uow.groups.by_slug("intern")
+            assert intern is not None
+            assert uow.items.lines(intern.id, 10) == []
+        [answer] = world.sink.to(partner)[before:]
+        # an external does not even see the group: it is "not there" for her (German: her hint)
+        assert "Die Gruppe intern gibt es nicht." in plain(answer)

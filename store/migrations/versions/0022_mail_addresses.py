@@ -1,4 +1,5 @@
-"""mail_addresses: people's mail addresses, verified by a mailed code (issue 23)
+"""mail_addresses, newsletter_senders: people's mail addresses, verified by a mailed code,
+and the senders whose newsletters a group takes in (issue 23)
 
 Revision ID: 0022
 Revises: 0021
@@ -42,9 +43,34 @@ def upgrade() -> None:
     )
     op.create_index("ix_mail_addresses_person_id", "mail_addresses", ["person_id"])
     op.create_index("ix_mail_addresses_address", "mail_addresses", ["address"])
+    op.create_table(
+        "newsletter_senders",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("group_id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("added_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["groups.id"],
+            name="fk_newsletter_senders_group_id_groups",
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["added_by"],
+            ["people.id"],
+            name="fk_newsletter_senders_added_by_people",
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_newsletter_senders"),
+        sa.UniqueConstraint("group_id", "address", name="uq_newsletter_senders_group_id_address"),
+    )
+    op.create_index("ix_newsletter_senders_group_id", "newsletter_senders", ["group_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_newsletter_senders_group_id", table_name="newsletter_senders")
+    op.drop_table("newsletter_senders")
     op.drop_index("ix_mail_addresses_address", table_name="mail_addresses")
     op.drop_index("ix_mail_addresses_person_id", table_name="mail_addresses")
     op.drop_table("mail_addresses")
