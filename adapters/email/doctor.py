@@ -23,6 +23,14 @@ async def check(settings: MailSettings) -> Sequence[Problem]:
                 "set it to the authserv-id in your MTA's Authentication-Results header",
             )
         )
+    if settings.mail_listen and not settings.smtp_host:
+        problems.append(
+            Problem(
+                "PINWALL_SMTP_HOST is not set: Pinwall takes mail but cannot answer it (codes, "
+                "refusals) nor mail anyone",
+                "set PINWALL_SMTP_HOST (and _PORT, _USER, _PASSWORD) to the company's relay",
+            )
+        )
     if settings.smtp_host and not settings.public_url:
         problems.append(
             Problem(

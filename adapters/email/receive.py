@@ -11,6 +11,7 @@ in the SMTP reply (the sending server tells its sender), held, or dropped.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -228,7 +229,11 @@ class MailReceiver:
         return tuple(stored)
 
     def _event(self, mail: Mail, to: str, files: tuple[InboundFile, ...]) -> MessageReceived:
-        key = mail.message_id or f"<{hash((mail.sender, mail.subject, mail.text))}@unknown>"
+        # Without a Message-ID, the same mail is known by what it says (stable across
+        # restarts, unlike hash()).
+        key = mail.message_id or "<{}@unknown>".format(
+            hashlib.sha256(f"{mail.sender}\n{mail.subject}\n{mail.text}".encode()).hexdigest()
+        )
         return MessageReceived(
             meta=Meta(
                 platform=MAIL_PLATFORM,
