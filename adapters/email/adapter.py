@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.email import records
 from adapters.email.inbound import BOUNCES, reply_address
 from adapters.email.receive import ENCODING_SLACK, HEADROOM, DkimCheck, MailReceiver, PinwallSMTP
+from adapters.email.relay import Relay
 from adapters.email.render import Envelope, compose
 from adapters.email.settings import MailSettings
 from bot.i18n import Translator
@@ -69,6 +70,7 @@ class MailAdapter:
             language=settings.default_language,
             dkim_check=dkim_check,
         )
+        self.relay = Relay(settings)
         self.server: asyncio.Server | None = None
         self.address: tuple[str, int] | None = None
         self._last_error: str | None = None
@@ -100,6 +102,7 @@ class MailAdapter:
         log.warning("Mail: receiving for @%s on %s:%s", self.domain, *self.address)
 
     async def stop(self) -> None:
+        await self.relay.close()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -120,21 +123,8 @@ class MailAdapter:
             return DeliveryFailed("PINWALL_SMTP_HOST is not set: no mail goes out", permanent=True)
         mail = await self.compose(target, message, key)
         try:
-            await aiosmtplib.send(
-                mail,
-                sender=f"{BOUNCES}@{self.domain}",  # where DSNs come back (receive.py)
-                hostname=self.settings.smtp_host,
-                port=self.settings.smtp_port,
-                username=self.settings.smtp_user,
-                password=(
-                    self.settings.smtp_password.get_secret_value()
-                    if self.settings.smtp_password
-                    else None
-                ),
-                use_tls=self.settings.smtp_security == "tls",
-                start_tls=self.settings.smtp_security == "starttls",
-                timeout=self.settings.smtp_timeout,
-            )
+            # the envelope sender is where DSNs come back (receive.py)
+            await self.relay.send(mail, f"{BOUNCES}@{self.domain}")
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return DeliveryFailed(f"the relay refused {target.address}: {exc}", permanent=True)
         except aiosmtplib.SMTPResponseException as exc:
