@@ -82,7 +82,7 @@ def compose(
         rich.append('<hr><p style="color:#666">' + "<br>".join(footer_html) + "</p>")
     mail.set_content("\n\n".join(p for p in plain if p.strip()) + "\n")
     body = "\n".join(rich)
-    mail.add_alternative(f'<!DOCTYPE html><html><body lang="">{body}</body></html>', subtype="html")
+    mail.add_alternative(f"<!DOCTYPE html><html><body>{body}</body></html>", subtype="html")
     for ref, data in files or []:
         maintype, _, subtype = (ref.mime_type or "application/octet-stream").partition("/")
         mail.add_attachment(
