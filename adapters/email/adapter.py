@@ -144,24 +144,20 @@ class MailAdapter:
         """The mail for one outbox row (`key`: "pw<row id>", its Message-ID's left part)."""
         item = message.meta.get("item")
         item_id = item if isinstance(item, int) else None
-        person_id, group_id = await self.hub.call(
-            records.reply_context, self.hub.core, target.address, item_id
-        )
         core = self.hub.core
-        t = Translator(core.settings.default_language)
-        if person_id is not None:
-            t = await self.hub.call(self._translator, person_id)
+        # one trip to the store for all a mail needs to know (a digest's unsubscribe
+        # link is for the digests; a post's for its group)
+        about = await self.hub.call(
+            records.mail_context, core, target.address, item_id, "digest" in message.meta
+        )
+        t = Translator(about.language)
         reply_to = unsubscribe = None
-        if item_id is not None and person_id is not None:
-            reply_to = reply_address(self.signer, item_id, person_id, self.domain)
-        if "digest" in message.meta:
-            group_id = records.DIGESTS
-        group_label = ""
-        if group_id is not None and person_id is not None and self.public_url:
-            token = self.signer.token(UNSUBSCRIBE_PURPOSE, person_id, group_id)
+        if item_id is not None and about.person_id is not None:
+            reply_to = reply_address(self.signer, item_id, about.person_id, self.domain)
+        if about.group_id is not None and about.person_id is not None and self.public_url:
+            token = self.signer.token(UNSUBSCRIBE_PURPOSE, about.person_id, about.group_id)
             unsubscribe = self.public_url + UNSUBSCRIBE_PATH.format(token=token)
-            found = await self.hub.call(records.subscription, core, person_id, group_id)
-            group_label = found[0] if found else ""
+        group_label = about.group_label
         envelope = Envelope(
             sender=f"pinwall@{self.domain}",
             sender_name=str(t("mail.out.from_name")),
@@ -177,10 +173,6 @@ class MailAdapter:
         )
         files = await self._files(message.files)
         return compose(message, envelope, files)
-
-    def _translator(self, person_id: int) -> Translator:
-        with self.hub.db.uow() as uow:
-            return self.hub.core.translator(uow.people.get(person_id))
 
     async def _files(self, refs: tuple[FileRef, ...]) -> list[tuple[FileRef, bytes]]:
         blobs = self.hub.blobs

@@ -14,6 +14,9 @@ from bot.digest import reschedule, schedule_of
 from bot.message import Message
 from store.models import MAIL_PLATFORM, Item, ItemKind, NotifyMode
 
+# The "group" of an unsubscribe link in a digest: all digests (as `digest off` does).
+DIGESTS = 0
+
 
 @dataclass(frozen=True)
 class Sender:
@@ -52,13 +55,34 @@ def hold(core: Core, now: datetime, who: Sender | None, details: dict[str, Any])
         uow.commit()
 
 
-def reply_context(core: Core, address: str, item_id: int | None) -> tuple[int | None, int | None]:
-    """(person id, group id) of a mail to `address` about post `item_id`: for its signed
-    reply and unsubscribe addresses."""
+@dataclass(frozen=True)
+class MailContext:
+    """What a mail to one address needs besides its message: whose address it is (for the
+    signed reply and unsubscribe links), their language, and what the unsubscribe link
+    is for (the post's group, or DIGESTS) with its name as they read it."""
+
+    person_id: int | None
+    language: str
+    group_id: int | None
+    group_label: str
+
+
+def mail_context(core: Core, address: str, item_id: int | None, digest: bool) -> MailContext:
     with core.db.uow() as uow:
         account = uow.people.account(MAIL_PLATFORM, address)
-        item = uow.items.get(item_id) if item_id is not None else None
-        return (account.person_id if account else None, item.group_id if item else None)
+        person = uow.people.get(account.person_id) if account else None
+        t = core.translator(person)
+        if person is None:
+            return MailContext(None, t.language, None, "")
+        group_id: int | None = DIGESTS if digest else None
+        label = str(t("mail.unsubscribe.digests")) if digest else ""
+        item = uow.items.get(item_id) if item_id is not None and not digest else None
+        if item is not None:
+            group = uow.groups.get(item.group_id)
+            membership = uow.groups.membership(person.id, item.group_id)
+            if group is not None and membership is not None:
+                group_id, label = group.id, group.name
+        return MailContext(person.id, t.language, group_id, label)
 
 
 def sent_to(core: Core, outbox_id: int) -> str | None:
@@ -92,10 +116,6 @@ def bounced(core: Core, address: str, reason: str, now: datetime) -> bool:
             core.send_to_person(uow, person, Message(text=text), now)  # a messenger, if any
         uow.commit()
         return True
-
-
-# The "group" of an unsubscribe link in a digest: all digests (as `digest off` does).
-DIGESTS = 0
 
 
 def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> bool:
