@@ -11,6 +11,7 @@ from bot.commands import (
     guide,
     help,
     invites,
+    mail,
     people,
     proposals,
     search,
@@ -33,6 +34,7 @@ PARTS = (
     admin.HANDLERS,
     help.HANDLERS,
     guide.HANDLERS,
+    mail.HANDLERS,
 )
 
 # Commands of the grammar that this build deliberately has no handler for: they are

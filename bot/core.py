@@ -492,6 +492,10 @@ class Core:
         match event:
             case CommandInvoked(name=name, arguments=arguments):
                 self.run_command(ctx, name, arguments)
+            case MessageReceived(intent="mail"):
+                if self.handlers.mail is None:
+                    raise UserError("error.not_available_yet", command="email")
+                self.handlers.mail(ctx, event)
             case MessageReceived():
                 handle_message = self.handlers.message
                 if not self._answers_prompt(ctx, event) and handle_message is not None:

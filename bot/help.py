@@ -44,10 +44,10 @@ WHY = ("admin", "gatekeeper", "internal")
 TASKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("share", ("share", "show", "comment", "items", "search")),
     ("groups", ("groups", "join", "leave", "members", "group", "add", "remove", "bridge")),
-    ("news", ("notify", "digest", "feed")),
+    ("news", ("notify", "digest", "feed", "newsletter")),
     ("approvals", ("propose", "pending", "approve", "reject", "revise", "withdraw", "outlets")),
     ("invites", ("invite", "invites", "revoke")),
-    ("settings", ("settings", "whoami", "link", "redeem")),
+    ("settings", ("settings", "whoami", "link", "email", "redeem")),
     ("admin", ("role", "audit", "outbox", "admin")),
 )
 # What the short help offers per task: the rest is in `help all` and `help <command>`.

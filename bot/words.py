@@ -59,6 +59,7 @@ GERMAN_COMMANDS: Mapping[str, str] = {
     "protokoll": "audit",
     "abbrechen": "cancel",
     "zeigen": "show",
+    "mail": "email",
 }
 
 # German forms of subcommands (the second word), by command.

@@ -31,6 +31,7 @@ from store.repositories.invites import InviteRepository
 from store.repositories.items import ItemRepository
 from store.repositories.join_requests import JoinRequestRepository
 from store.repositories.links import LinkCodeRepository
+from store.repositories.mail import MailAddressRepository
 from store.repositories.outbox import OutboxRepository
 from store.repositories.people import PersonRepository
 from store.repositories.proposals import ProposalRepository
@@ -89,6 +90,7 @@ class UnitOfWork:
     reads = _Repository(ReadRepository)
     join_requests = _Repository(JoinRequestRepository)
     instances = _Repository(InstanceRepository)
+    mail = _Repository(MailAddressRepository)
 
     def __init__(self, session: Session, *, backend: str) -> None:
         self.session = session

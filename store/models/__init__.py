@@ -33,6 +33,7 @@ from store.models.items import (
     Reaction,
     SearchDoc,
 )
+from store.models.mail import MAIL_PLATFORM, MailAddress, NewsletterSender
 from store.models.messaging import (
     AuditEntry,
     ButtonPrompt,
@@ -70,6 +71,7 @@ from store.models.proposals import (
 )
 
 __all__ = [
+    "MAIL_PLATFORM",
     "UNMAPPED_TABLES",
     "Account",
     "ApprovalCard",
@@ -101,8 +103,10 @@ __all__ = [
     "JoinRequest",
     "LinkCode",
     "LinkRequest",
+    "MailAddress",
     "Membership",
     "MessageRef",
+    "NewsletterSender",
     "NewsroomEntry",
     "NotifyMode",
     "OutboxMessage",

@@ -39,6 +39,7 @@ from store.models import (
     Role,
     table_of,
 )
+from store.models.mail import MAIL_PLATFORM
 from store.names import handle_base
 from store.repositories.base import Repo
 from store.repositories.join_requests import JoinRequestRepository
@@ -176,14 +177,20 @@ class PersonRepository(Repo):
         return account
 
     def preferred_accounts(self, person_ids: Iterable[int]) -> dict[int, Account]:
-        """Each person's most recently used reachable account, in one query."""
+        """Each person's most recently used reachable account, in one query; a mail
+        address only for those without a reachable messenger account."""
         ids = list(set(person_ids))
         if not ids:
             return {}
         rows = self.s.scalars(
             select(Account)
             .where(Account.person_id.in_(ids), Account.reachable.is_(True))
-            .order_by(Account.person_id, Account.last_seen_at.desc(), Account.id.desc())
+            .order_by(
+                Account.person_id,
+                Account.platform == MAIL_PLATFORM,
+                Account.last_seen_at.desc(),
+                Account.id.desc(),
+            )
         ).all()
         chosen: dict[int, Account] = {}
         for account in rows:
