@@ -6,13 +6,13 @@ Slack counts chat.postMessage and chat.postEphemeral calls (an edit in place,
 chat.update, is no new message); Matrix counts every timeline event the bot sent in the
 people's rooms, its reactions, edits and redactions included.
 
-After: Slack 11 (the Comment button's question is gone: a comment is an answer in the
-post's thread), Matrix 16 (no reactions under posts or other messages, no keycaps; the
+After: Slack 10 (the Comment button's question is gone: a comment is an answer in the
+post's thread; the ✅ changes the card in place, chat.update, and no "You approved P1"
+repeats it), Matrix 16 (no reactions under posts or other messages, no keycaps; the
 card keeps ✅ ❌, taken back when it is decided). What stays on both: the welcome, the
 post to Bob, "Shared as #1", "your comment is saved", the comment told to Alice, the
-colleague's post to Bob, the digest, the card, "P1 waits", "approved" to Alice and
-"You approved P1" to Bob (which repeats what the card, edited in place, shows: a message
-of the core's approval cards, left alone here).
+colleague's post to Bob, the digest, the card, "P1 waits", "approved" to Alice; on
+Matrix also "You approved P1" to Bob.
 
 Measured on main before issue 22 (the same story and counting; the comment made there
 with the Comment button and the next message, as a thread answer in a direct chat was
@@ -35,7 +35,7 @@ from tests.adapters.test_slack import SlackPinwall, question_to, texts
 from tests.fakes.slack import FakeSlack
 from tests.fakes.synapse import Synapse
 
-SLACK_AFTER = 11
+SLACK_AFTER = 10
 MATRIX_AFTER = 16
 
 
@@ -112,6 +112,10 @@ async def test_the_story_on_slack_and_the_bots_message_count(
     await sp.settled()
 
     sent = slack_messages(fake) - before
+    # The card says it, in its place: Bob's ✅ shows on it (no message repeats it).
+    assert any(u.ts == card.ts and "Approved" in str(u.blocks) for u in fake.updates), [
+        (u.ts, u.text) for u in fake.updates
+    ]
     said = texts(fake.messages_in(dm_a)) + texts(fake.messages_in(dm_b))
     assert "Usage:" not in said
     assert sent == SLACK_AFTER, [(p.channel, p.text) for p in fake.posted]
