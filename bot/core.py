@@ -84,6 +84,7 @@ class CoreSettings:
     # a post's button, "Approved by" on an approval card) rather than by a message saying
     # so; adapters that edit their messages well add themselves as they start (Telegram).
     shown_in_place: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)  # messengers with an adapter (Hub.register)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
     # Seconds the copies of a shared link wait for its preview before they go (0: link

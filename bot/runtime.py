@@ -253,6 +253,7 @@ class Hub:
 
     def register(self, adapter: MessengerAdapter) -> None:
         self.adapters[adapter.platform] = adapter
+        self.core.settings.running.add(adapter.platform)
 
     def singleton(self, name: str) -> Singleton:
         """The lock of work that runs on one instance only (an adapter's receiving loop);

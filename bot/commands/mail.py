@@ -54,6 +54,8 @@ def _request(ctx: Ctx, typed: str) -> None:
         raise UserError("mail.error.address", address=typed, usage_of="email")
     if ctx.platform == MAIL_PLATFORM:  # a code mailed to the address it came from proves nothing
         raise UserError("mail.error.from_messenger")
+    if MAIL_PLATFORM not in ctx.core.settings.running:  # the code would wait for ever
+        raise UserError("mail.error.not_set_up")
     owner = ctx.uow.mail.verified(address)
     if owner is not None and owner.person_id == ctx.person.id:
         ctx.reply("mail.already_yours", address=address)

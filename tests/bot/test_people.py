@@ -626,3 +626,12 @@ async def test_your_own_link_code_is_refused(world: World) -> None:
     code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
     text = await refused(world, "alice", f"/link {code}")
     assert text == en("error.link_same_person")
+
+
+async def test_email_says_plainly_when_this_pinwall_sends_no_mail(world: World) -> None:
+    """Without the mail bridge a code would wait in the outbox for ever: refused, with
+    nothing written, in the person's language."""
+    text = await refused(world, "alice", "/email alice@example.com")
+    assert text == en("mail.error.not_set_up")
+    text = await refused(world, "alice", "/mail alice@example.com", language="de")
+    assert text == de("mail.error.not_set_up")
