@@ -299,7 +299,9 @@ def test_a_worker_killed_mid_fan_out_leaves_nobody_out(
         assert not strangers, f"{p}: strangers got something: {sorted(strangers)[:5]}"
         delivered[p] = len(got)
         duplicated[p] = sum(n - 1 for n in got.values())
-        assert in_flight[p] == platforms[p].held
+        # The held sends were in flight; so can be one the platform answered just before
+        # it held them, whose outcome still waited for the group commit (seen under load).
+        assert platforms[p].held <= in_flight[p]
         assert 0 < in_flight[p] <= CONCURRENCY
         if platforms[p].idempotent:
             assert duplicated[p] == 0
