@@ -366,6 +366,18 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def postgres_cpu() -> float:
+    """CPU seconds PostgreSQL's processes (server and backends alive now) used so far."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.with_name("comm").read_text().strip() in ("postgres", "postmaster"):
+                total += proc_cpu(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def machine_busy() -> float:
     """CPU seconds all of this machine's cores were busy so far (/proc/stat), whoever used
     them: beside the instances, the bench's own fake and feeder, PostgreSQL, and others."""
@@ -471,7 +483,7 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
             the_plan = plan(fake, users, n, rng)
             kill_at = n // 2 if kill and instances > 1 else None
             victim_pid = procs[-1].proc.pid
-            busy0, own0 = machine_busy(), time.process_time()
+            busy0, own0, pg0 = machine_busy(), time.process_time(), postgres_cpu()
             started, killed_at, take_back, posts = asyncio.run(
                 feed(fake, the_plan, procs, rng, kill_at, db)
             )
@@ -493,7 +505,12 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
                 "machine_busy_cores": round((machine_busy() - busy0) / wall, 2),
                 "cores": os.cpu_count(),
                 "bench_process_cores": round((time.process_time() - own0) / wall, 2),
+                # Backends that ended during the run (the instances' pools) are not counted.
+                "postgres_cores": round((postgres_cpu() - pg0) / wall, 2),
                 "instances_cpu_s": [round(proc_cpu(p.proc.pid), 1) for p in procs if p.alive()],
+                "instances_cores": round(
+                    sum(proc_cpu(p.proc.pid) for p in procs if p.alive()) / wall, 2
+                ),
             }
             if killed_at is not None and take_back is None:
                 take_back = time.monotonic() - killed_at
