@@ -283,7 +283,7 @@ def load_settings(cls: type[SettingsT], /, **overrides: Any) -> SettingsT:
 
 _OUTLET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Kinds whose publisher needs a secret (telegram_channel may use PINWALL_TELEGRAM_TOKEN).
-_TOKEN_KINDS = frozenset({"mastodon", "bluesky", "webhook"})
+_TOKEN_KINDS = frozenset({"mastodon", "bluesky", "linkedin", "facebook", "webhook"})
 
 
 def outlet_token_variable(name: str) -> str:
