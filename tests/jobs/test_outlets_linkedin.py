@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bot.errors import ConfigError
 from bot.outlets import DEFAULT_LIMITS, NEWSROOM_SPEC, OutletSettings, OutletSpec
@@ -28,7 +29,7 @@ from jobs.outlets.base import (
 )
 from jobs.publish import PublishJob
 from store.db import Database
-from store.models import ProposalStatus
+from store.models import Item, ProposalStatus
 from tests.bot.conversation import de, en
 from tests.fakes.linkedin import FakeLinkedIn
 from tests.harness import World
@@ -405,3 +406,46 @@ async def test_doctor_warns_about_a_token_that_expires_within_seven_days(
         await p.aclose()
     assert "LinkedIn refuses the token of outlet linkedin" in problem.what
     assert "INVALID_ACCESS_TOKEN" in problem.what
+
+
+async def test_the_approval_card_shows_how_the_post_will_look_and_it_does(
+    world: World, tmp_path: Path, fake: FakeLinkedIn
+) -> None:
+    """The gatekeeper sees the text cut where LinkedIn's feed cuts it and the link card
+    made of the stored preview; after approval exactly that card reaches LinkedIn."""
+    job = job_for(world, tmp_path, spec(fake))
+    link = "https://www.acme.example/news/leipzig"
+    for name in ("bob", "alice"):
+        await world.say(name, "/whoami")
+    await world.say("admin", "/role bob gatekeeper")
+    await world.say("admin", "/group create news News")
+    await world.say("alice", "/join news")
+    await world.say("alice", f"/share news {link}")
+    with world.db.uow() as uow:
+        uow.session.execute(
+            update(Item)
+            .where(Item.url == link)
+            .values(
+                title="Acme opens in Leipzig",
+                description="The 40th store.",
+                image_url="https://www.acme.example/leipzig.jpg",
+            )
+        )
+        uow.commit()
+    text = "Wir eröffnen in Leipzig! " * 12  # 300 characters: LinkedIn folds at 210
+    out = await world.say("alice", f"/propose linkedin {text.strip()} --item 1")
+    card = out.text("bob")
+    assert "How it will look on LinkedIn:" in card
+    shown = card.split("How it will look on LinkedIn:\n", 1)[1].split("\n")
+    above = shown[0].removeprefix("> ")
+    assert 180 < len(above) <= 210
+    assert text.startswith(above + " ")  # cut between two words
+    assert shown[1] == "… see more"
+    assert shown[2] == "Link card with picture: Acme opens in Leipzig · acme.example"
+
+    await world.say("bob", "/approve P1")
+    await tick(world, job)
+    [post] = fake.posts
+    assert post.shown == text.strip()
+    assert post.body["content"]["article"]["title"] == "Acme opens in Leipzig"
+    assert post.body["content"]["article"]["source"] == link
