@@ -3,7 +3,7 @@
 A LinkedIn access token lasts 60 days. Its outlet names the day in pinwall.toml
 (`token_expires = 2027-02-05`, see `bot.outlets.token_expires`): from `TOKEN_WARNING`
 before that day every admin gets one private message saying what to renew and where.
-That it went is remembered as a cursor (`outlet.<name>.token_warned` = the date), so a
+That it reached an admin is remembered as a cursor (`outlet.<name>.token_warned` = the date), so a
 restart does not repeat it, and a renewed token with a new date is warned about again.
 """
 
@@ -43,6 +43,7 @@ def warn_expiring_tokens(
         mark = warned_mark(spec.name)
         if uow.cursors.get(mark) == expires.isoformat():
             continue
+        told = 0
         for admin in uow.proposals.people_with_role(Role.ADMIN):
             t = core.translator(admin)
             shown = expires.strftime("%d.%m.%Y" if t.language == "de" else "%Y-%m-%d")
@@ -53,7 +54,8 @@ def warn_expiring_tokens(
                 days=max(days, 0),
                 variable=outlet_token_variable(spec.name),
             )
-            core.send_to_person(uow, admin, Message(text=text), now)
-        uow.cursors.set(mark, expires.isoformat(), now)
-        warned += 1
+            told += core.send_to_person(uow, admin, Message(text=text), now)
+        if told:  # no admin reachable yet (a fresh install): the next tick tries again
+            uow.cursors.set(mark, expires.isoformat(), now)
+            warned += 1
     return warned
