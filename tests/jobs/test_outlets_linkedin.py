@@ -449,3 +449,32 @@ async def test_the_approval_card_shows_how_the_post_will_look_and_it_does(
     assert post.shown == text.strip()
     assert post.body["content"]["article"]["title"] == "Acme opens in Leipzig"
     assert post.body["content"]["article"]["source"] == link
+
+
+def test_the_outlet_table_takes_a_toml_date_and_needs_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+    from datetime import date
+
+    from app.config import load_settings
+    from bot.config import outlet_settings
+    from bot.outlets import token_expires
+
+    table = {"kind": "linkedin", "organization": ORG, "token_expires": date(2027, 2, 5)}
+    monkeypatch.delenv("PINWALL_OUTLET_LINKEDIN_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="PINWALL_OUTLET_LINKEDIN_TOKEN: missing"):
+        load_settings(outlets={"linkedin": table})
+    monkeypatch.setenv("PINWALL_OUTLET_LINKEDIN_TOKEN", TOKEN)
+    facebook = {"kind": "facebook", "page": "1"}
+    monkeypatch.delenv("PINWALL_OUTLET_FB_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="PINWALL_OUTLET_FB_TOKEN: missing"):
+        load_settings(outlets={"fb": facebook})
+    monkeypatch.setenv("PINWALL_OUTLET_FB_TOKEN", "page-token")
+    settings = load_settings(outlets={"linkedin": table, "fb": facebook})
+    specs = {s.name: s for s in outlet_settings(settings).outlets}
+    assert token_expires(specs["linkedin"]) == date(2027, 2, 5)
+    assert specs["linkedin"].limits == DEFAULT_LIMITS["linkedin"]
+    assert specs["fb"].limits.max_length == 63_206
+    shown = json.loads(json.dumps(settings.redacted(), default=str))  # `pinwall config`
+    assert shown["outlets"]["linkedin"]["token_expires"] == "2027-02-05"
