@@ -93,6 +93,8 @@ class OutletContext:
     public_url: str | None
     data_dir: Path
     timeout: float = 30.0  # seconds for one publish call
+    # PINWALL_FETCH_ALLOWLIST, for a publisher that fetches a link preview's image
+    fetch_allowlist: str = ""
 
 
 class PublisherFactory(Protocol):

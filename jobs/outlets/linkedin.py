@@ -19,14 +19,16 @@ LinkedIn cuts the text at the first unescaped one), preceded for images by one
 `POST /rest/images?action=initializeUpload` and a PUT of the bytes to its uploadUrl
 each. The post's URN comes back in the `x-restli-id` header; its public address is
 https://www.linkedin.com/feed/update/<urn>. A link without images becomes an article
-card (source, title, description from Pinwall's link preview); with images the link
-goes into the text. LinkedIn has no idempotency key: a timeout after the post was sent
+card (source, title, description from Pinwall's link preview, and its image as the
+thumbnail, fetched through the guarded client and uploaded); with images the link goes
+into the text. LinkedIn has no idempotency key: a timeout after the post was sent
 is uncertain, for an admin to decide.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from datetime import date
 from typing import Any
@@ -37,6 +39,7 @@ from bot.config import outlet_token_variable
 from bot.errors import ConfigError
 from bot.messenger import Problem
 from bot.outlets import TOKEN_WARNING, OutletSpec, publication_text, token_expires
+from jobs.fetch import FetchError, GuardedClient
 from jobs.fetch import version as pinwall_version
 from jobs.outlets.base import (
     MediaFile,
@@ -49,6 +52,8 @@ from jobs.outlets.base import (
     TransientPublishError,
     UncertainPublishError,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.linkedin.com"
 DEFAULT_VERSION = "202511"
@@ -126,10 +131,12 @@ class LinkedInPublisher:
         api_version: str = DEFAULT_VERSION,
         expires: date | None = None,
         timeout: float = 30.0,
+        fetch_allowlist: str = "",
     ) -> None:
         self.name = name
         self.author = organization
         self.expires = expires
+        self.fetch_allowlist = fetch_allowlist
         self.base_url = base_url.rstrip("/")
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -214,6 +221,9 @@ class LinkedInPublisher:
             raise PermanentPublishError(f"LinkedIn takes at most {MAX_COMMENTARY} characters")
         try:
             images = [await self._upload(m) for m in publication.media]
+            thumbnail = None
+            if not images and publication.link and publication.link_image:
+                thumbnail = await self._thumbnail(publication.link_image)
         except httpx.HTTPError as exc:
             # Nothing is public yet: trying again is safe.
             raise TransientPublishError(
@@ -231,7 +241,7 @@ class LinkedInPublisher:
             "lifecycleState": "PUBLISHED",
             "isReshareDisabledByAuthor": False,
         }
-        content = self._content(publication, images)
+        content = self._content(publication, images, thumbnail)
         if content is not None:
             body["content"] = content
         try:
@@ -251,7 +261,9 @@ class LinkedInPublisher:
         return Published(remote_id=urn, url=POST_URL.format(urn=urn))
 
     @staticmethod
-    def _content(publication: Publication, images: list[tuple[str, str]]) -> dict[str, Any] | None:
+    def _content(
+        publication: Publication, images: list[tuple[str, str]], thumbnail: str | None = None
+    ) -> dict[str, Any] | None:
         if len(images) == 1:
             urn, alt = images[0]
             return {"media": {"id": urn, **({"altText": alt} if alt else {})}}
@@ -270,6 +282,8 @@ class LinkedInPublisher:
             }
             if publication.link_description:
                 article["description"] = publication.link_description[:MAX_DESCRIPTION]
+            if thumbnail is not None:
+                article["thumbnail"] = thumbnail
             return {"article": article}
         return None
 
@@ -285,8 +299,28 @@ class LinkedInPublisher:
             if media.size > MAX_IMAGE_BYTES:
                 raise PermanentPublishError(f"{media.name} is larger than LinkedIn's 5 MB")
 
+    async def _thumbnail(self, url: str) -> str | None:
+        """The link preview's image for the article card, fetched through the guarded
+        client (a URL a user's link supplied) and uploaded; None when it cannot be had
+        (the card then goes without a picture, as LinkedIn allows)."""
+        try:
+            async with GuardedClient(
+                allowlist=self.fetch_allowlist, max_bytes=MAX_IMAGE_BYTES
+            ) as client:
+                found = await client.get(url, body_types=IMAGE_TYPES, accept="image/*")
+        except FetchError as exc:
+            log.info("LinkedIn outlet %s: no thumbnail from %s (%s)", self.name, url, exc.reason)
+            return None
+        if found.status != 200 or found.content_type not in IMAGE_TYPES or not found.body:
+            return None
+        return await self._upload_bytes(found.body, found.content_type)
+
     async def _upload(self, media: MediaFile) -> tuple[str, str]:
         """One image: initializeUpload, then its bytes PUT to the upload URL; its URN."""
+        data = await asyncio.to_thread(media.path.read_bytes)
+        return await self._upload_bytes(data, media.mime_type), media.alt[:MAX_ALT]
+
+    async def _upload_bytes(self, data: bytes, mime_type: str) -> str:
         response = await self._client.post(
             f"{self.base_url}/rest/images",
             params={"action": "initializeUpload"},
@@ -298,13 +332,10 @@ class LinkedInPublisher:
         upload_url, urn = value.get("uploadUrl"), value.get("image")
         if not isinstance(upload_url, str) or not isinstance(urn, str):
             raise TransientPublishError("LinkedIn: initializeUpload named no upload URL")
-        data = await asyncio.to_thread(media.path.read_bytes)
-        put = await self._client.put(
-            upload_url, content=data, headers={"Content-Type": media.mime_type}
-        )
+        put = await self._client.put(upload_url, content=data, headers={"Content-Type": mime_type})
         if put.status_code >= 300:
             raise self._failure(put, "the image upload")
-        return urn, media.alt[:MAX_ALT]
+        return urn
 
     def _failure(self, response: httpx.Response, what: str) -> PublishError:
         status = response.status_code
@@ -356,4 +387,5 @@ def create(spec: OutletSpec, context: OutletContext) -> LinkedInPublisher:
         api_version=api_version,
         expires=token_expires(spec),
         timeout=context.timeout,
+        fetch_allowlist=context.fetch_allowlist,
     )

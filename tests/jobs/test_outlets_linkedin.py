@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from sqlalchemy import update
 
 from bot.errors import ConfigError
@@ -140,6 +141,49 @@ async def test_a_link_becomes_an_article_card_from_the_stored_preview(
             "description": "The 40th store, by the station.",
         }
     }
+
+
+@pytest.fixture
+async def image_host() -> AsyncIterator[str]:
+    """A web server with the link preview's image, on loopback."""
+
+    async def card(_: web.Request) -> web.Response:
+        return web.Response(body=png(), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/card.png", card)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}/card.png"
+    await runner.cleanup()
+
+
+async def test_the_preview_image_becomes_the_article_thumbnail_through_the_guard(
+    fake: FakeLinkedIn, tmp_path: Path, image_host: str
+) -> None:
+    allowed = linkedin.create(spec(fake), replace(context(tmp_path), fetch_allowlist="127.0.0.1"))
+    guarded = linkedin.create(spec(fake), context(tmp_path))  # loopback is not public
+    draft = publication(
+        "Our new store",
+        link="https://acme.example/leipzig",
+        link_title="Acme in Leipzig",
+        link_image=image_host,
+    )
+    try:
+        await allowed.publish(draft)
+        await guarded.publish(draft)
+    finally:
+        await allowed.aclose()
+        await guarded.aclose()
+    with_picture, without = fake.posts
+    thumbnail = with_picture.body["content"]["article"]["thumbnail"]
+    assert fake.images[thumbnail].data == png()
+    assert fake.images[thumbnail].mime_type == "image/png"
+    assert "thumbnail" not in without.body["content"]["article"]  # refused, posted anyway
+    assert without.body["content"]["article"]["title"] == "Acme in Leipzig"
 
 
 async def test_images_go_through_the_images_api(
