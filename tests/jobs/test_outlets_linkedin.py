@@ -298,10 +298,10 @@ async def world(sqlite_db: Database) -> AsyncIterator[World]:
     w.close()
 
 
-def job_for(world: World, tmp_path: Path, li: OutletSpec) -> PublishJob:
+def job_for(world: World, tmp_path: Path, li: OutletSpec, timeout: float = 5.0) -> PublishJob:
     outlets = OutletSettings((NEWSROOM_SPEC, li))
     world.core.settings = replace(world.core.settings, outlets=outlets)
-    context = OutletContext(db=world.db, public_url=None, data_dir=tmp_path, timeout=0.5)
+    context = OutletContext(db=world.db, public_url=None, data_dir=tmp_path, timeout=timeout)
     job = PublishJob(world.hub, outlets, context)
     _JOBS.append(job)
     return job
@@ -382,7 +382,7 @@ async def test_an_expired_token_fails_the_post_and_tells_the_admins(
 async def test_a_timeout_after_sending_is_flagged_and_never_repeated(
     world: World, tmp_path: Path, fake: FakeLinkedIn
 ) -> None:
-    job = job_for(world, tmp_path, spec(fake))
+    job = job_for(world, tmp_path, spec(fake), timeout=0.5)
     await approved(world, "/propose linkedin Maybe")
     fake.hang(POSTS, 1.5)
     told = await tick(world, job)
