@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "run":
             return _run(settings)
         if command == "config":
-            print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
+            print(json.dumps(settings.redacted(), indent=2, sort_keys=True, default=str))
             return 0
         if command == "db":
             return _db(settings, args)

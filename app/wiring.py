@@ -225,7 +225,12 @@ def build(settings: Settings) -> Program:
 def _publish_job(settings: Settings, hub: Hub) -> PublishJob:
     """The publishing tick, with a publisher per outlet made now: a wrong outlet setting
     stops the start with one line, not the first publication."""
-    context = OutletContext(db=hub.db, public_url=settings.links_url(), data_dir=settings.data_dir)
+    context = OutletContext(
+        db=hub.db,
+        public_url=settings.links_url(),
+        data_dir=settings.data_dir,
+        fetch_allowlist=settings.fetch_allowlist,
+    )
     outlets = hub.core.settings.outlets
     publishers = {spec.name: create_publisher(spec, context) for spec in outlets.outlets}
     return PublishJob(hub, outlets, context, publishers=publishers)

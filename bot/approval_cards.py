@@ -21,10 +21,11 @@ from bot.i18n import Translator
 from bot.ids import show_id
 from bot.markup import Markup, esc, link
 from bot.message import Button, Message, Target
+from bot.outlet_preview import Draft, preview
 from bot.outlets import NEWSROOM_SPEC, OutletSpec
 from bot.policy import is_gatekeeper
 from bot.reasons import localized_error
-from store.models import ApprovalCard, Person, Proposal, Role
+from store.models import ApprovalCard, Item, Person, Proposal, Role
 from store.uow import UnitOfWork
 
 
@@ -64,6 +65,7 @@ def card_message(
     item = uow.items.get(proposal.item_id) if proposal.item_id else None
     if item is not None and item.url:
         lines.append(t("card.link", link=link(item.url)))
+    lines.extend(_preview_lines(uow, t, spec, proposal, item))
     if proposal.publish_at is not None:
         lines.append(t("card.at", when=t.datetime(proposal.publish_at, timezone)))
     if proposal.revision > 1:
@@ -96,6 +98,43 @@ def card_message(
         replaces=replaces,
         meta={"proposal": proposal.id},
     )
+
+
+def _preview_lines(
+    uow: UnitOfWork, t: Translator, spec: OutletSpec, proposal: Proposal, item: Item | None
+) -> list[Markup]:
+    """How the post will look on the outlet's network, where its kind has a preview
+    (bot/outlet_preview.py): the text as the feed cuts it, the link card, the images."""
+    images = 0
+    if item is not None:
+        images = sum(
+            1 for _, blob in uow.blobs.files_of(item.id) if blob.mime_type.startswith("image/")
+        )
+    title = item.title if item is not None and item.title != item.url else None
+    draft = Draft(
+        text=proposal.text,
+        link=item.url if item is not None else None,
+        link_title=title,
+        picture=bool(item is not None and item.image_url),
+        images=images,
+    )
+    seen = preview(spec.kind, draft)
+    if seen is None or not (seen.folded or seen.card or seen.images):
+        return []  # the text above is all there is, as it is
+    lines = [t("outlet.preview.title", network=t(seen.network))]
+    if seen.folded:
+        lines.append(Markup(_quote(seen.shown) + "\n" + t("outlet.preview.more")))
+    if seen.card is not None:
+        key = (
+            "outlet.preview.link_card_picture" if seen.card.picture else "outlet.preview.link_card"
+        )
+        if seen.card.title:
+            lines.append(t(key, title=seen.card.title, source=seen.card.source))
+        else:
+            lines.append(t("outlet.preview.link_only", source=seen.card.source))
+    if seen.images:
+        lines.append(t("outlet.preview.images", count=seen.images))
+    return lines
 
 
 def approvers(uow: UnitOfWork, proposal: Proposal) -> list[Person]:

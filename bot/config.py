@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -283,7 +283,7 @@ def load_settings(cls: type[SettingsT], /, **overrides: Any) -> SettingsT:
 
 _OUTLET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Kinds whose publisher needs a secret (telegram_channel may use PINWALL_TELEGRAM_TOKEN).
-_TOKEN_KINDS = frozenset({"mastodon", "bluesky", "webhook"})
+_TOKEN_KINDS = frozenset({"mastodon", "bluesky", "linkedin", "facebook", "webhook"})
 
 
 def outlet_token_variable(name: str) -> str:
@@ -313,7 +313,9 @@ def outlet_settings(settings: Settings) -> OutletSettings:
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{setting}: must be a table like [outlets.{name}] kind = ...")
-        options = dict(table)
+        # A TOML date (token_expires = 2027-02-05) as its ISO text: options stay plain
+        # values that `pinwall config` can show.
+        options = {k: v.isoformat() if isinstance(v, date) else v for k, v in table.items()}
         kind = options.pop("kind", NEWSROOM if name == NEWSROOM else None)
         if kind not in KINDS:
             raise ConfigError(f"{setting}_KIND: {kind!r} is not one of {', '.join(KINDS)}")

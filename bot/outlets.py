@@ -1,9 +1,10 @@
 """Outlets as the core sees them: names, kinds, limits and how text is measured.
 
 An outlet is a public place a proposal is published to once gatekeepers approve it
-(Mastodon, Bluesky, a Telegram channel, a signed webhook, the built-in newsroom Atom
-feed). The core checks a proposal against its outlet's limits when it is made; the
-publishing itself (with the outlets' SDKs) lives in `jobs.outlets`.
+(Mastodon, Bluesky, a Telegram channel, a LinkedIn company page, a Facebook page, a
+signed webhook, the built-in newsroom Atom feed). The core checks a proposal against
+its outlet's limits when it is made; the publishing itself (with the outlets' SDKs)
+lives in `jobs.outlets`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import regex
 
 Unit = Literal["characters", "graphemes"]
-KINDS = ("mastodon", "bluesky", "telegram_channel", "webhook", "newsroom")
+KINDS = ("mastodon", "bluesky", "telegram_channel", "linkedin", "facebook", "webhook", "newsroom")
 NEWSROOM = "newsroom"  # the outlet that is always there
 
 MB = 1024 * 1024
@@ -47,6 +48,16 @@ DEFAULT_LIMITS: Mapping[str, OutletLimits] = {
     "telegram_channel": OutletLimits(
         4096, "characters", max_media=10, max_media_bytes=50 * MB, max_length_with_media=1024
     ),
+    # LinkedIn's Posts API: commentary up to 3,000 characters; a multi-image post takes up
+    # to 20 images (JPG, GIF, PNG), each at most 5 MB as LinkedIn's media guidelines say.
+    "linkedin": OutletLimits(
+        3000, "characters", max_media=20, max_media_bytes=5 * MB, media_types=("image/",)
+    ),
+    # Facebook: a post's message up to 63,206 characters; photos as Page photos
+    # (/{page-id}/photos: "less than 4 MB"), several attached to one post (we take 10).
+    "facebook": OutletLimits(
+        63_206, "characters", max_media=10, max_media_bytes=4 * MB, media_types=("image/",)
+    ),
     "webhook": OutletLimits(None, "characters", max_media=10, max_media_bytes=50 * MB),
     "newsroom": OutletLimits(None, "characters", max_media=0),
 }
@@ -73,6 +84,29 @@ class OutletSpec:
 
 
 NEWSROOM_SPEC = OutletSpec(NEWSROOM, "newsroom", limits=DEFAULT_LIMITS["newsroom"])
+
+# An outlet whose token lapses (LinkedIn's after 60 days) names the day in its table,
+# `token_expires = 2027-02-05`; admins are told this long before, and `pinwall doctor`
+# warns within it.
+TOKEN_WARNING = timedelta(days=7)
+
+
+def token_expires(spec: OutletSpec) -> date | None:
+    """The day the outlet's token stops working, when its table names one (a TOML date or
+    an ISO date string); None when it does not, or names no valid date."""
+    value = spec.options.get("token_expires")
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
 DEFAULT_EXPIRY = timedelta(days=7)
 
 

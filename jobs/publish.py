@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.approval_cards import approvers, handle_list, show_outcome
+from bot.config import outlet_token_variable
 from bot.errors import ConfigError
 from bot.outlets import IDEMPOTENT_KINDS, OutletSettings, OutletSpec
 from bot.proposals import audit, expire_due, tell_admins, tell_author
@@ -38,9 +39,11 @@ from jobs.outlets.base import (
     Published,
     Publisher,
     PublishError,
+    TokenRefusedError,
     TransientPublishError,
     UncertainPublishError,
 )
+from jobs.outlets.tokens import warn_expiring_tokens
 from jobs.scheduler import Tick
 from store.models import Proposal, ProposalStatus
 from store.uow import UnitOfWork
@@ -127,6 +130,7 @@ class PublishJob:
     def _sweep(self, now: datetime) -> None:
         with self.hub.db.uow() as uow:
             expire_due(self.core, uow, now)
+            warn_expiring_tokens(self.core, uow, self.outlets, now)
             for proposal_id in uow.proposals.interrupted(now - self.interrupted_after):
                 self._interrupted(uow, proposal_id, now)
             self._measure(uow, now)
@@ -192,9 +196,13 @@ class PublishJob:
 
     def _publication(self, uow: UnitOfWork, proposal: Proposal) -> Publication:
         link, media = None, []
+        title = description = image = None
         item = uow.items.get(proposal.item_id) if proposal.item_id else None
         if item is not None:
             link = item.url
+            if item.title and item.title != item.url:
+                title = item.title
+            description, image = item.description, item.image_url
             blobs = self.hub.blobs
             if blobs is not None:
                 for f, blob in uow.blobs.files_of(item.id):
@@ -205,6 +213,9 @@ class PublishJob:
             link=link,
             media=tuple(media),
             idempotency_key=idempotency_key(proposal),
+            link_title=title,
+            link_description=description,
+            link_image=image,
         )
 
     async def _attempt(self, job: Claimed) -> Outcome:
@@ -243,6 +254,17 @@ class PublishJob:
                     self._retry(uow, proposal, outcome, now)
                 case UncertainPublishError():
                     self._uncertain(uow, proposal, now, str(outcome))
+                case TokenRefusedError():
+                    self._failed(uow, proposal, now, str(outcome))
+                    tell_admins(
+                        self.core,
+                        uow,
+                        proposal,
+                        now,
+                        outcome.admin_key,
+                        error=str(outcome),
+                        variable=outlet_token_variable(job.spec.name),
+                    )
                 case _:
                     self._failed(uow, proposal, now, str(outcome))
             log.info("P%s on %s: %s", proposal.id, job.spec.name, kind)

@@ -4,7 +4,9 @@ A publisher makes one call per attempt. The caller records the attempt before th
 call and the outcome after it; the error class tells it what to do next:
 `TransientPublishError` (nothing was posted: retry with backoff),
 `UncertainPublishError` (it may have been posted, e.g. a timeout after sending: an
-admin decides, never retried blindly), `PermanentPublishError` (refused: report).
+admin decides, never retried blindly), `PermanentPublishError` (refused: report), and
+of those `TokenRefusedError` (the network refused the outlet's token, e.g. an expired
+LinkedIn token: the admins are told too, since only they can put in a new one).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class Publication:
     # Stable for one approved revision of one proposal; sent where the outlet takes one
     # (Mastodon's Idempotency-Key header), so a repeated call cannot post twice.
     idempotency_key: str
+    # What Pinwall's link preview stored for the link (for a network's link card).
+    link_title: str | None = None
+    link_description: str | None = None
+    link_image: str | None = None  # the preview's image URL
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,15 @@ class PermanentPublishError(PublishError):
     pass
 
 
+class TokenRefusedError(PermanentPublishError):
+    """The network refused the outlet's token (expired, revoked): `admin_key` is the
+    catalog key of what the admins are told (with outlet, proposal, error, variable)."""
+
+    def __init__(self, reason: str, admin_key: str) -> None:
+        super().__init__(reason)
+        self.admin_key = admin_key
+
+
 class Publisher(Protocol):
     name: str
 
@@ -78,6 +93,8 @@ class OutletContext:
     public_url: str | None
     data_dir: Path
     timeout: float = 30.0  # seconds for one publish call
+    # PINWALL_FETCH_ALLOWLIST, for a publisher that fetches a link preview's image
+    fetch_allowlist: str = ""
 
 
 class PublisherFactory(Protocol):
