@@ -12,7 +12,7 @@ from adapters.email.newsletter import Entry
 from bot.core import Core
 from bot.digest import reschedule, schedule_of
 from bot.message import Message
-from store.models import MAIL_PLATFORM, Item, ItemKind, NotifyMode
+from store.models import MAIL_PLATFORM, Item, ItemKind, NotifyMode, Visibility
 
 # The "group" of an unsubscribe link in a digest: all digests (as `digest off` does).
 DIGESTS = 0
@@ -37,8 +37,11 @@ def sender(core: Core, address: str) -> Sender | None:
 
 
 def group_exists(core: Core, slug: str) -> bool:
+    """Whether `<slug>@` is a group's address. A secret group has none: a 250 for it and a
+    550 for a slug nobody uses would tell anyone who asks the mail server that it exists."""
     with core.db.uow() as uow:
-        return uow.groups.by_slug(slug) is not None
+        group = uow.groups.by_slug(slug)
+        return group is not None and group.visibility != Visibility.SECRET
 
 
 def hold(core: Core, now: datetime, who: Sender | None, details: dict[str, Any]) -> None:

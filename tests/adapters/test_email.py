@@ -100,6 +100,24 @@ async def test_unknown_addresses_are_refused_at_rcpt_and_nothing_is_written(
         assert _items(world) == []
 
 
+async def test_a_secret_group_has_no_address_that_tells_it_exists(tmp_path: Path) -> None:
+    """The mail server answers for a secret group's slug as for a slug nobody uses: 550,
+    the same words (a 250 would tell anyone who asks that the group exists)."""
+    async with mail_world(tmp_path) as world:
+        await _group_with_anna(world)
+        await world.say("e1", "?group create vorstand Vorstand --secret")
+        answers = []
+        for slug in ("vorstand", "niemand"):
+            with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+                await world.send(
+                    sample("outlook_html_inline_de.eml"), sender=ANNA, to=[f"{slug}@{DOMAIN}"]
+                )
+            [error] = refused.value.recipients
+            answers.append((error.code, error.message))
+        assert answers[0] == answers[1]
+        assert answers[0][0] == 550
+
+
 async def test_an_unknown_sender_is_refused_with_a_reason(tmp_path: Path) -> None:
     async with mail_world(tmp_path) as world:
         await world.say("e1", "?group create vertrieb Vertrieb")
