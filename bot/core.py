@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,7 +43,6 @@ from store.models import (
 from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
-Keys = Sequence[tuple[str, str]] | None  # events by (platform, event id)
 
 # How long a reaction on a message Pinwall does not know yet may wait for that message's
 # send to be recorded (see Core._reaction_too_early).
@@ -346,16 +345,13 @@ class Core:
             uow.commit()
             return row_id is not None
 
-    def apply_recorded(
-        self, limit: int = 100, received_before: datetime | None = None, keys: Keys = None
-    ) -> int:
+    def apply_recorded(self, limit: int = 100, received_before: datetime | None = None) -> int:
         """Applies events that were recorded but not yet applied (also after a crash);
-        `received_before` leaves the newest to the adapter that is applying them now;
-        `keys` (platform, event id): these alone (see Hub.apply).
+        `received_before` leaves the newest to the adapter that is applying them now.
         Returns how many were applied (an event that must wait longer is not counted)."""
         done = 0
         with self.db.uow() as uow:
-            ids = [row.id for row in uow.inbox.unapplied(limit, received_before, keys)]
+            ids = [row.id for row in uow.inbox.unapplied(limit, received_before)]
         for row_id in ids:
             with self.db.uow() as uow:
                 row = uow.inbox.lock(row_id)

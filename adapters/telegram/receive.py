@@ -7,8 +7,7 @@ its updates are handled, so a crash would lose them. Here an update is recorded
 confirms it is ever sent, and a webhook call is answered only after that; a crash
 before it gets the update again from Telegram, and the inbox, keyed by the bot's id
 and the update id, makes the second arrival a no-op. It is applied right after it is
-recorded (`hub.apply`, this update alone); what a crash leaves recorded is applied at the
-start, and what stays recorded meanwhile by the inbox tick.
+recorded (`hub.apply_recorded`); what a crash leaves recorded is applied at the start.
 """
 
 from __future__ import annotations
@@ -283,14 +282,13 @@ class TelegramReceiver:
         if self.on_private_chat is not None and inbound.meta.conversation.direct:
             await self.on_private_chat(int(inbound.meta.conversation.external_id))
         attachments = [await self._fetch(update.update_id, w) for w in inbound.files]
-        event = inbound.event(attachments)
         try:
-            await self.hub.record_batch([event])
+            await self.hub.record_batch([inbound.event(attachments)])
         except Exception as exc:  # the store is away: Telegram keeps the update meanwhile
             raise TransientError(f"not recorded: {exc}") from exc
         self._fetch_failures.pop(update.update_id, None)
         try:
-            await self.hub.apply([event])
+            await self.hub.apply_recorded()
         except Exception as exc:  # recorded: the inbox tick applies it when the store is back
             log.warning("Telegram: update %s recorded, not applied yet (%s)", update.update_id, exc)
         if inbound.callback_id is not None:
