@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.commands import (
     admin,
+    announcements,
     digests,
     feeds,
     groups,
@@ -12,6 +13,7 @@ from bot.commands import (
     help,
     invites,
     people,
+    polls,
     proposals,
     search,
     sharing,
@@ -33,6 +35,8 @@ PARTS = (
     admin.HANDLERS,
     help.HANDLERS,
     guide.HANDLERS,
+    announcements.HANDLERS,
+    polls.HANDLERS,
 )
 
 # Commands of the grammar that this build deliberately has no handler for: they are

@@ -117,6 +117,8 @@ def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> 
             outlets=outlet_settings(settings),
             read_tracking=settings.read_tracking,
             preview_wait=PREVIEW_WAIT if settings.link_previews else 0.0,
+            voter_key=settings.secret_key_value(),
+            poll_anonymous_minimum=settings.poll_anonymous_minimum,
         ),
         type(settings).MESSENGERS,
     )

@@ -84,6 +84,10 @@ class CoreSettings:
     # previews are off, or nobody fetches them here); the preview worker lets them go as
     # soon as it has the preview.
     preview_wait: float = 0.0
+    # Keys an anonymous poll's voters (an HMAC of poll and person): PINWALL_SECRET_KEY.
+    # Tests and the console get a random one per process.
+    voter_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    poll_anonymous_minimum: int = 5  # PINWALL_POLL_ANONYMOUS_MINIMUM
 
 
 @dataclass
@@ -237,6 +241,33 @@ class Core:
                     "person_id": person_id,
                     "item_id": item_id,
                     "payload": {"t": "msg", "m": dump_message(message)},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                }
+            ]
+        )
+
+    def enqueue_ref(
+        self,
+        uow: UnitOfWork,
+        target: Target,
+        payload: dict[str, Any],
+        person_id: int | None,
+        now: datetime,
+    ) -> None:
+        """A message that references something (a poll, an announcement): rendered when
+        it is sent, by the renderer of its kind (Handlers.renderers)."""
+        uow.outbox.insert_many(
+            [
+                {
+                    "created_at": now,
+                    "platform": target.platform,
+                    "target_kind": target.kind,
+                    "target": target.address,
+                    "person_id": person_id,
+                    "item_id": None,
+                    "payload": payload,
                     "status": "pending",
                     "attempts": 0,
                     "next_attempt_at": now,

@@ -3,6 +3,14 @@ of this package; every model, enum and helper is imported from here (`store.mode
 
 from __future__ import annotations
 
+from store.models.announcements import (
+    Announcement,
+    AnnouncementGroup,
+    AnnouncementRecipient,
+    LiveCard,
+    Poll,
+    PollVote,
+)
 from store.models.base import (
     Base,
     InboxStatus,
@@ -72,6 +80,9 @@ from store.models.proposals import (
 __all__ = [
     "UNMAPPED_TABLES",
     "Account",
+    "Announcement",
+    "AnnouncementGroup",
+    "AnnouncementRecipient",
     "ApprovalCard",
     "AuditEntry",
     "Base",
@@ -101,6 +112,7 @@ __all__ = [
     "JoinRequest",
     "LinkCode",
     "LinkRequest",
+    "LiveCard",
     "Membership",
     "MessageRef",
     "NewsroomEntry",
@@ -108,6 +120,8 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Person",
+    "Poll",
+    "PollVote",
     "PreviewStatus",
     "Prompt",
     "Proposal",
