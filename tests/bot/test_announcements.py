@@ -5,6 +5,7 @@ refusals that change nothing."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from adapters.memory import Sent
 from bot.announcements import remind_due
 from store.models import Announcement, AnnouncementRecipient
+from tests.bot.conftest import Pinwall
 from tests.bot.conversation import en, link_accounts, other_messenger, refused, say_on
 from tests.harness import World
 
@@ -55,9 +57,11 @@ async def test_an_announcement_to_two_overlapping_groups_reaches_each_person_onc
         rows = uow.session.scalars(select(AnnouncementRecipient)).all()
         assert sorted(r.person_id for r in rows) == sorted({r.person_id for r in rows})
         assert len(rows) == 4
-    # pinned at the top of items, in each group
-    items = await world.say("carol", "/items filialen")
-    assert "New hygiene rules" in items.text("carol")
+    # pinned at the top of items, in each group, above newer posts
+    await world.say("alice", "/share filialen Newer post")
+    for group, who in (("filialen", "carol"), ("vertrieb", "dave")):
+        items = (await world.say(who, f"/items {group}")).text(who).splitlines()
+        assert "📌 New hygiene rules" in items[1]
 
 
 async def test_confirmations_from_three_messengers_add_up_on_the_authors_card(
@@ -184,3 +188,18 @@ async def test_mute_delays_an_announcement_to_the_next_digest(world: World) -> N
     assert digest.text("carol").splitlines()[1].startswith("📌 A1: Hygiene")
     again = await world.say("carol", "/digest now")  # once
     assert "Hygiene" not in again.text("carol")
+
+
+async def test_german_names_privacy_export_and_erasure(world: World, pinwall: Pinwall) -> None:
+    await branches(world)
+    out = await world.say("admin", "/ankündigen filialen Neue Regeln --confirm", language="de")
+    assert out.to("alice")
+    await world.press("alice", announcements_to(world, "alice")[-1], 0)
+    code, text, _ = pinwall("privacy", "export", "alice")
+    assert code == 0
+    exported = json.loads(text)
+    assert exported["announcement_recipients"][0]["confirmed_on"] == "memory"
+    code, _, _ = pinwall("privacy", "forget", "alice", "--yes")
+    assert code == 0
+    with world.db.uow() as uow:
+        assert uow.announcements.counts(1) == (0, 2)
