@@ -248,33 +248,6 @@ class Core:
             ]
         )
 
-    def enqueue_ref(
-        self,
-        uow: UnitOfWork,
-        target: Target,
-        payload: dict[str, Any],
-        person_id: int | None,
-        now: datetime,
-    ) -> None:
-        """A message that references something (a poll, an announcement): rendered when
-        it is sent, by the renderer of its kind (Handlers.renderers)."""
-        uow.outbox.insert_many(
-            [
-                {
-                    "created_at": now,
-                    "platform": target.platform,
-                    "target_kind": target.kind,
-                    "target": target.address,
-                    "person_id": person_id,
-                    "item_id": None,
-                    "payload": payload,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                }
-            ]
-        )
-
     def answer(
         self,
         uow: UnitOfWork,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.delivery import OutboxRow
-from bot.message import Message
+from bot.message import Message, Target
 from store.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -62,3 +62,26 @@ def as_edit(uow: UnitOfWork, row: OutboxRow, message: Message) -> Message | None
     if message_id is None:
         return None
     return replace(message, replaces=message_id, edit_only=True)
+
+
+def enqueue_ref(
+    uow: UnitOfWork, target: Target, payload: dict[str, Any], person_id: int | None, now: datetime
+) -> None:
+    """A message that references something (a poll, its result): rendered when it is
+    sent, by the renderer of its kind (Handlers.renderers)."""
+    uow.outbox.insert_many(
+        [
+            {
+                "created_at": now,
+                "platform": target.platform,
+                "target_kind": target.kind,
+                "target": target.address,
+                "person_id": person_id,
+                "item_id": None,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+            }
+        ]
+    )

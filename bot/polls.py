@@ -128,7 +128,7 @@ def create(
         if p != ctx.person.id and all(m != NotifyMode.MUTE for m in modes)
     ]
     for person_id, account in uow.people.preferred_accounts(members).items():
-        ctx.core.enqueue_ref(
+        live.enqueue_ref(
             uow, Target(account.platform, "dm", account.external_id), payload, person_id, now
         )
     ctx.audit(
@@ -258,12 +258,12 @@ def close(core: Core, uow: UnitOfWork, poll: Poll, now: datetime, by: int | None
     live.refresh(core, uow, "poll", poll.id, payload, now)
     result = {"t": "presult", "p": poll.id}
     for _, platform, address in uow.rooms.bridged_addresses(poll.group_id):
-        core.enqueue_ref(uow, Target(platform, "room", address), result, None, now)
+        live.enqueue_ref(uow, Target(platform, "room", address), result, None, now)
     author = uow.people.get(poll.author_id) if poll.author_id else None
     if author is not None:
         account = uow.people.preferred_accounts([author.id]).get(author.id)
         if account is not None:
-            core.enqueue_ref(
+            live.enqueue_ref(
                 uow, Target(account.platform, "dm", account.external_id), result, author.id, now
             )
     uow.audit.add(
