@@ -1,0 +1,100 @@
+"""Issue 24's acceptance on the messengers' test servers: an admin on the console
+announces to `filialen` with --confirm; three franchisees on Telegram (FakeTelegram over
+HTTP) get it once with a Read ✓ button; two confirm, the third gets exactly one reminder;
+the admin sees 2/3 and who is missing. A poll's tally is one across Telegram and the
+console."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from bot.announcements import remind_due
+from store.db import Database
+from store.models import Announcement
+from tests.adapters.conftest import FRANZ, GRETA, TelegramPinwall, running
+from tests.adapters.test_telegram import button, invite_code
+from tests.fakes.telegram import FakeTelegram, TgUser
+
+HANNA = TgUser(id=5003, first_name="Hanna", username="hanna_sued", language_code="de")
+
+
+async def franchisees(tg: TelegramPinwall) -> None:
+    await tg.on_console("admin", "/group create filialen Filialen --externals")
+    for user in (FRANZ, GRETA, HANNA):
+        code = await invite_code(tg, "/invite partner filialen")
+        tg.fake.user_starts(user, code)
+        await tg.bot_said(user.id, "Pinwall")
+
+
+async def test_an_admin_announces_to_franchisees_on_telegram_two_confirm_one_is_reminded(
+    db: Database, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    async with running(db, fake, tmp_path) as tg:
+        await franchisees(tg)
+        await tg.on_console("admin", "/announce filialen Neue Hygieneregeln ab Montag --confirm")
+        card = await tg.printed_eventually("admin", "Read ✓: 0/3")
+        assert "Neue Hygieneregeln ab Montag" in card
+        got = {}
+        for user, label in ((FRANZ, "Gelesen ✓"), (GRETA, "Read ✓"), (HANNA, "Gelesen ✓")):
+            sent = await tg.bot_said(user.id, "Neue Hygieneregeln ab Montag")
+            got[user.id] = (sent, button(sent, label))
+            assert len([s for s in fake.sent_to(user.id) if "Hygiene" in (s.text or "")]) == 1
+        for user in (FRANZ, GRETA):
+            sent, data = got[user.id]
+            fake.user_presses(user, None, sent.message_id, data)
+            await fake.wait_for_async(
+                lambda u=user, m=sent.message_id: (
+                    "reply_markup" not in (fake.message(u.id, m) or {"reply_markup": 1})
+                ),
+                what="the copy confirmed in place",
+            )
+        await tg.printed_eventually("admin", "Read ✓: 2/3")
+
+        # A day later (its due time moved back a day, the clock here is the real one): one
+        # reminder, to Hanna alone, and never a second.
+        with db.uow() as uow:
+            announcement = uow.session.get(Announcement, 1)
+            assert announcement is not None
+            assert announcement.remind_at is not None
+            announcement.remind_at -= timedelta(hours=25)
+            uow.commit()
+        now = tg.core.clock.now()
+        assert await tg.hub.call(remind_due, tg.core, now) == 1
+        assert await tg.hub.call(remind_due, tg.core, now + timedelta(hours=1)) == 0
+        tg.hub.wake()
+        reminder = await tg.bot_said(HANNA.id, "Erinnerung")
+        button(reminder, "Gelesen ✓")
+        for user in (FRANZ, GRETA):
+            assert not [s for s in fake.sent_to(user.id) if "Erinnerung" in (s.text or "")]
+
+        await tg.on_console("admin", "/announcement A1")
+        status = tg.printed("admin")[-1]
+        assert "2/3" in status
+        assert "@hanna_sued" in status
+        assert "@franz_nord" not in status
+
+
+async def test_a_poll_has_one_tally_across_telegram_and_the_console(
+    db: Database, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    async with running(db, fake, tmp_path) as tg:
+        await franchisees(tg)
+        fake.user_sends_command(FRANZ, None, "notify", "filialen instant")
+        await tg.bot_said(FRANZ.id, "sofort")
+        await tg.on_console("alice", "/whoami")
+        await tg.on_console("admin", "/add alice filialen")
+        await tg.on_console("alice", "/notify filialen instant")
+        await tg.on_console("admin", "/poll filialen Welcher Termin? | 12.1. | 19.1.")
+        card = await tg.bot_said(FRANZ.id, "Welcher Termin?")
+        fake.user_presses(FRANZ, None, card.message_id, button(card, "1. 12.1."))
+        await fake.wait_for_async(
+            lambda: "12.1.: 1" in str(fake.message(FRANZ.id, card.message_id)),
+            what="Franz's card with his vote",
+        )
+        await tg.printed_eventually("alice", "Welcher Termin?")
+        await tg.on_console("alice", "/press 1")
+        shown = await tg.printed_eventually("alice", "2 people voted")
+        assert "12.1.: 2" in shown
+        with db.uow() as uow:
+            assert uow.announcements.tally(1) == ({0: 2}, 2)
