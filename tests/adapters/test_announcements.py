@@ -6,12 +6,16 @@ console."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
 
 from bot.announcements import remind_due
 from store.db import Database
-from store.models import Announcement
+from store.models import Announcement, OutboxMessage
 from tests.adapters.conftest import FRANZ, GRETA, TelegramPinwall, running
 from tests.adapters.test_telegram import button, invite_code
 from tests.fakes.telegram import FakeTelegram, TgUser
@@ -98,3 +102,66 @@ async def test_a_poll_has_one_tally_across_telegram_and_the_console(
         assert "12.1.: 2" in shown
         with db.uow() as uow:
             assert uow.announcements.tally(1) == ({0: 2}, 2)
+
+
+# --- Matrix (a real Synapse) ----------------------------------------------------------
+
+
+async def delivered(db: Database, event_id: str, within: float = 10.0) -> None:
+    """Waits until the send of this Matrix event is recorded (so a reaction finds it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        with db.uow() as uow:
+            found = uow.session.scalar(
+                select(OutboxMessage.id).where(OutboxMessage.platform_message_id == event_id)
+            )
+        if found is not None:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"{event_id} was not recorded as delivered")
+        await asyncio.sleep(0.02)
+
+
+async def test_matrix_votes_by_keycap_reaction_and_confirms_by_reaction(
+    synapse: Any, sqlite_db: Database, tmp_path: Path
+) -> None:
+    from tests.adapters.conftest import humans, matrix_running
+
+    bot = synapse.register("pinwall")
+    async with (
+        humans(synapse, "mara") as [mara],
+        matrix_running(sqlite_db, synapse, bot, tmp_path) as mx,
+    ):
+        dm = await mara.dm(bot.user_id)
+        await mx.on_console("admin", "/group create filialen Filialen")
+        await mara.say(dm, "join filialen")
+        await mara.bot_said(dm, bot.user_id, "Filialen")
+        await mara.say(dm, "notify filialen instant")
+        await mara.bot_said(dm, bot.user_id, "instantly")
+        await mx.on_console("alice", "/join filialen", "/notify filialen instant")
+
+        await mx.on_console("admin", "/poll filialen Which date? | 12.1. | 19.1.")
+        card = await mara.bot_said(dm, bot.user_id, "Which date?")
+        await delivered(sqlite_db, card["event_id"])
+        await mara.react(dm, card["event_id"], "2️⃣")
+        edit = await mara.wait_for(
+            dm,
+            lambda e: (
+                e.get("content", {}).get("m.relates_to", {}).get("rel_type") == "m.replace"
+                and e["content"]["m.relates_to"].get("event_id") == card["event_id"]
+            ),
+            what="her card with her vote",
+        )
+        assert "19.1.: 1" in edit["content"]["m.new_content"]["body"]
+        await mx.printed_eventually("alice", "Which date?")
+        await mx.on_console("alice", "/press 2")
+        await mx.printed_eventually("alice", "2 people voted")
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({1: 2}, 2)
+
+        await mx.on_console("admin", "/announce filialen Please read --confirm")
+        note = await mara.bot_said(dm, bot.user_id, "Please read")
+        await delivered(sqlite_db, note["event_id"])
+        await mara.react(dm, note["event_id"], "1️⃣")
+        await mx.printed_eventually("admin", "Read ✓: 1/2")
