@@ -484,3 +484,18 @@ def digest_lines(uow: UnitOfWork, t: Translator, person: Person, now: datetime) 
         for a in waiting
         if _active(a, now)
     ]
+
+
+def card_for(ctx: Ctx, announcement: Announcement) -> Message:
+    """The announcement as `show` opens it: with Read ✓ where the asker is to confirm."""
+    recipient = ctx.uow.announcements.recipient(announcement.id, ctx.person.id)
+    return announcement_message(
+        ctx.core,
+        ctx.uow,
+        ctx.t,
+        announcement,
+        timezone=ctx.core.timezone_of(ctx.person),
+        now=ctx.now,
+        confirmable=recipient is not None,
+        confirmed_at=recipient.confirmed_at if recipient else None,
+    )

@@ -305,3 +305,11 @@ def close_due(core: Core, now: datetime) -> int:
                 done += 1
             uow.commit()
     return done
+
+
+def card_for(ctx: Ctx, poll: Poll) -> Message:
+    """The card as `show` opens it for the asker (with their own choices marked)."""
+    voter, _ = voter_key(ctx.core, poll, ctx.person)
+    mine = ctx.uow.announcements.choices_of(poll.id, voter)
+    zone = ctx.core.timezone_of(ctx.person)
+    return poll_message(ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine)

@@ -15,6 +15,7 @@ from bot.announcements import remind_due
 from store.models import Announcement, AnnouncementRecipient
 from tests.bot.conftest import Pinwall
 from tests.bot.conversation import en, link_accounts, other_messenger, refused, say_on
+from tests.bot.test_visibility import _partner_paul
 from tests.harness import World
 
 
@@ -203,3 +204,21 @@ async def test_german_names_privacy_export_and_erasure(world: World, pinwall: Pi
     assert code == 0
     with world.db.uow() as uow:
         assert uow.announcements.counts(1) == (0, 2)
+
+
+async def test_a_partner_never_sees_an_announcement_to_another_group(world: World) -> None:
+    await _partner_paul(world)
+    await world.say("admin", "/announce agencies Agency rates change --confirm")
+    await world.say("admin", "/announce franchise Franchise fees change --confirm")
+    assert [s.message.meta["announcement"] for s in announcements_to(world, "paul")] == [2]
+    found = await world.say("paul", "/search change")
+    assert "Franchise fees" in found.text("paul")
+    assert "Agency rates" not in found.text("paul")
+    shown = await world.say("paul", "/show #3")  # the agencies' post of A1
+    assert "Agency rates" not in shown.text("paul")
+    opened = await world.say("paul", "/show #4")
+    card = opened.to("paul")[-1]
+    assert [b.label for b in card.message.buttons] == [en("announce.read_button")]
+    await world.press("paul", card, 0)
+    with world.db.uow() as uow:
+        assert uow.announcements.counts(2) == (1, 1)

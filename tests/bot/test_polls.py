@@ -164,3 +164,16 @@ async def test_two_votes_at_the_same_instant_both_count(world: World) -> None:
         assert uow.announcements.tally(1) == ({1: 2}, 2)
         assert len(uow.session.scalars(select(PollVote)).all()) == 2
         assert uow.session.scalars(select(Poll)).one().closed_at is None
+
+
+async def test_a_poll_is_found_by_search_and_opened_by_show(world: World) -> None:
+    await world.say("admin", "/group create filialen Filialen")
+    await world.say("alice", "/join filialen")
+    await world.say("admin", "/umfrage filialen Welcher Termin für das Regionaltreffen? | Mo | Di")
+    found = await world.say("alice", "/search Regionaltreffen")
+    assert "#1" in found.text("alice")
+    shown = await world.say("alice", "/show #1")
+    card = shown.to("alice")[-1]
+    assert [b.label for b in card.message.buttons] == ["1. Mo", "2. Di"]
+    voted = await world.press("alice", card, 1)
+    assert "✓ 2. Di: 1" in voted.text("alice")
