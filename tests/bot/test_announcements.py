@@ -222,3 +222,16 @@ async def test_a_partner_never_sees_an_announcement_to_another_group(world: Worl
     await world.press("paul", card, 0)
     with world.db.uow() as uow:
         assert uow.announcements.counts(2) == (1, 1)
+
+
+async def test_announcements_are_in_the_audit_log(world: World) -> None:
+    await branches(world)
+    await world.say("admin", "/announce filialen Hygiene --confirm")
+    await world.press("alice", announcements_to(world, "alice")[-1], 0)
+    await world.say("admin", "/poll filialen Date? | Mon | Tue")
+    await world.say("admin", "/poll close V1")
+    log = (await world.say("admin", "/audit 10")).text("admin")
+    assert "@admin announced A1." in log
+    assert "@alice confirmed having read A1." in log
+    assert "@admin started the poll V1." in log
+    assert "@admin closed the poll V1." in log
