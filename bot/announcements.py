@@ -23,7 +23,7 @@ from bot.delivery import OutboxRow
 from bot.errors import UserError
 from bot.i18n import Translator
 from bot.ids import parse_id, show_id
-from bot.markup import Markup, esc, link
+from bot.markup import Markup, link
 from bot.message import Button, Message, Target
 from bot.words import fold
 from store.models import Announcement, Group, Item, ItemKind, NotifyMode, Person
@@ -38,6 +38,8 @@ EVERYONE_WORDS = frozenset({"all", "alle", "everyone", "jeder", "everybody"})
 # when that comes sooner.
 REMIND_AFTER = timedelta(hours=24)
 CONFIRM_ACTION = "announce.confirm"
+# How long an announcement without --until stays pinned (on top of items and digests).
+PIN_DEFAULT = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,10 @@ def announce(
 
 
 def _active(announcement: Announcement, now: datetime) -> bool:
-    return announcement.until is None or announcement.until > now
+    """Whether it is still pinned (and may be confirmed): until --until, or for a week."""
+    if announcement.until is not None:
+        return announcement.until > now
+    return announcement.created_at + PIN_DEFAULT > now
 
 
 def announcement_message(
@@ -474,16 +479,26 @@ def remind_due(core: Core, now: datetime) -> int:
     return total
 
 
-def digest_lines(uow: UnitOfWork, t: Translator, person: Person, now: datetime) -> list[str]:
-    """What a digest shows first: the announcements waiting for this muted person, and
-    the pinned ones of their groups. Marks the waiting ones as delivered."""
+def digest_lines(
+    uow: UnitOfWork, t: Translator, person: Person, now: datetime
+) -> tuple[list[str], bool]:
+    """What a digest shows first, and whether it must go even with no post in it: the
+    announcements waiting for this person's digest (they muted all of its groups; these
+    are marked delivered now), then the ones still pinned that they have not confirmed."""
     waiting = uow.announcements.in_digest(person.id)
     uow.announcements.mark_digested(person.id, [a.id for a in waiting], now)
-    return [
-        str(t("announce.digest_line", ref=show_id(a.id, "announcement"), text=esc(a.text[:200])))
-        for a in waiting
+    shown = {a.id for a in waiting}
+    pinned = [
+        a
+        for a in uow.announcements.pinned_for(person.id, now - PIN_DEFAULT, now)
+        if a.id not in shown
+    ]
+    lines = [
+        str(t("announce.digest_line", ref=show_id(a.id, "announcement"), text=a.text[:200]))
+        for a in [*waiting, *pinned]
         if _active(a, now)
     ]
+    return lines, bool(waiting)
 
 
 def card_for(ctx: Ctx, announcement: Announcement) -> Message:

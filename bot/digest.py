@@ -509,8 +509,8 @@ def finish(
         uow.digests.raise_watermarks(digest.person_id, digest.watermarks, now)
         person = batch.people[digest.person_id]
         # Announcements to groups the person muted wait for this digest (bot.announcements).
-        pinned = announcements.digest_lines(uow, core.translator(person), person, now)
-        if digest.empty and not pinned:
+        pinned, waiting = announcements.digest_lines(uow, core.translator(person), person, now)
+        if digest.empty and not waiting:
             continue
         account = accounts.get(digest.person_id)
         if platform is None and (account is None or not person.active):

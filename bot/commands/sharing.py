@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from bot import grammar, guide
+from bot import announcements, grammar, guide
 from bot.authors import author_label
 from bot.core import Ctx
 from bot.delivery import fan_out
@@ -143,7 +143,8 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.readable_group(cmd.arg("group"))
     limit = min(cmd.arg("n") or ITEMS_DEFAULT, ITEMS_MAX)
     # Announcements that have not expired come first (pinned), then the newest posts.
-    pinned = set(ctx.uow.announcements.pinned_items(group.id, ctx.now)[:PINNED_MAX])
+    since = ctx.now - announcements.PIN_DEFAULT
+    pinned = set(ctx.uow.announcements.pinned_items(group.id, since, ctx.now)[:PINNED_MAX])
     items = ctx.uow.items.lines(group.id, max(limit, 1) + (PINNED_WINDOW if pinned else 0))
     if pinned:
         items = [i for i in items if i.id in pinned] + [i for i in items if i.id not in pinned][

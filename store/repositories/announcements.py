@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -26,6 +26,13 @@ from store.repositories.base import Repo
 
 _recipients = table_of(AnnouncementRecipient)
 _votes = table_of(PollVote)
+
+
+def _pinned(since: datetime, now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(Announcement.until.is_(None), Announcement.created_at > since),
+        Announcement.until > now,
+    )
 
 
 class AnnouncementRepository(Repo):
@@ -62,9 +69,9 @@ class AnnouncementRepository(Repo):
             .where(AnnouncementGroup.item_id == item_id)
         )
 
-    def pinned_items(self, group_id: int, now: datetime) -> list[int]:
-        """The posts of the group's announcements that are still pinned (not expired),
-        newest first."""
+    def pinned_items(self, group_id: int, since: datetime, now: datetime) -> list[int]:
+        """The posts of the group's announcements that are still pinned (until their
+        --until, or made after `since` when they have none), newest first."""
         return list(
             self.s.scalars(
                 select(AnnouncementGroup.item_id)
@@ -72,9 +79,27 @@ class AnnouncementRepository(Repo):
                 .where(
                     AnnouncementGroup.group_id == group_id,
                     AnnouncementGroup.item_id.is_not(None),
-                    (Announcement.until.is_(None)) | (Announcement.until > now),
+                    _pinned(since, now),
                 )
                 .order_by(Announcement.id.desc())
+            )
+        )
+
+    def pinned_for(self, person_id: int, since: datetime, now: datetime) -> list[Announcement]:
+        """Announcements this person received, still pinned, not confirmed by them."""
+        return list(
+            self.s.scalars(
+                select(Announcement)
+                .join(
+                    AnnouncementRecipient,
+                    AnnouncementRecipient.announcement_id == Announcement.id,
+                )
+                .where(
+                    AnnouncementRecipient.person_id == person_id,
+                    AnnouncementRecipient.confirmed_at.is_(None),
+                    _pinned(since, now),
+                )
+                .order_by(Announcement.id)
             )
         )
 

@@ -235,3 +235,22 @@ async def test_announcements_are_in_the_audit_log(world: World) -> None:
     assert "@alice confirmed having read A1." in log
     assert "@admin started the poll V1." in log
     assert "@admin closed the poll V1." in log
+
+
+async def test_pinned_on_top_of_digests_until_confirmed_or_expired(world: World) -> None:
+    await branches(world)
+    await world.say("admin", "/announce filialen Hygiene --confirm --until in 3 days")
+    await world.say("admin", "/announce vertrieb Prices")  # for bob, who is in both
+    await world.say("carol", "/share filialen A new post")
+    digest = (await world.say("alice", "/digest now")).text("alice").splitlines()
+    assert digest[1].startswith("📌 A1: Hygiene")
+    await world.press("bob", announcements_to(world, "bob")[0], 0)
+    await world.say("carol", "/share filialen Another post")
+    digest = (await world.say("bob", "/digest now")).text("bob").splitlines()
+    assert digest[1].startswith("📌 A2: Prices")  # A1 confirmed: no longer pinned for bob
+    world.clock.advance(hours=80)
+    await world.say("carol", "/share filialen A third post")
+    digest = (await world.say("alice", "/digest now")).text("alice")
+    assert "📌" not in digest
+    items = (await world.say("alice", "/items filialen")).text("alice")
+    assert "📌" not in items
