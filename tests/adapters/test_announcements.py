@@ -7,17 +7,22 @@ console."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.announcements import remind_due
 from store.db import Database
 from store.models import Announcement, OutboxMessage
 from tests.adapters.conftest import FRANZ, GRETA, TelegramPinwall, running
+from tests.adapters.test_cards import card_in, has_buttons, updated
+from tests.adapters.test_slack import SlackPinwall, button_of
 from tests.adapters.test_telegram import button, invite_code
+from tests.fakes.slack import FakeSlack
 from tests.fakes.telegram import FakeTelegram, TgUser
 
 HANNA = TgUser(id=5003, first_name="Hanna", username="hanna_sued", language_code="de")
@@ -165,3 +170,50 @@ async def test_matrix_votes_by_keycap_reaction_and_confirms_by_reaction(
         await delivered(sqlite_db, note["event_id"])
         await mara.react(dm, note["event_id"], "1️⃣")
         await mx.printed_eventually("admin", "Read ✓: 1/2")
+
+
+# --- Slack (FakeSlack over HTTP) ------------------------------------------------------
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        server.add_user("U2BOB", "bob", real_name="Bob", locale="en-US")
+        yield server
+        assert server.errors == []
+
+
+@pytest.fixture
+async def sp(sqlite_db: Database, slack: FakeSlack, tmp_path: Path) -> AsyncIterator[SlackPinwall]:
+    pinwall = SlackPinwall(sqlite_db, slack, tmp_path)
+    await pinwall.start()
+    try:
+        yield pinwall
+    finally:
+        await pinwall.close()
+
+
+async def test_slack_read_button_confirms_in_place_and_votes_by_button(
+    sp: SlackPinwall, slack: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    dm = slack.dm_channel("U2BOB")
+    await sp.slack.slash_command("U2BOB", dm, "whoami")
+    await sp.settled()
+    await sp.on_console("admin", "/group create filialen Filialen", "/add bob filialen")
+    await sp.on_console("admin", "/announce filialen Hygiene ab Montag --confirm")
+    note = await card_in(slack, dm, "Hygiene ab Montag")
+    action_id, value = button_of(note, "Read ✓")
+    assert (await sp.slack.block_action("U2BOB", dm, note.ts, action_id, value)).status_code == 200
+    shown = await updated(slack, dm, note.ts, "You confirmed it")
+    assert not has_buttons(shown)
+    await sp.printed_eventually("admin", "Read ✓: 1/1")
+
+    await sp.on_console("admin", "/poll filialen Which date? | 12.1. | 19.1.")
+    await sp.slack.slash_command("U2BOB", dm, "show #2")
+    poll = await card_in(slack, dm, "Which date?")
+    action_id, value = button_of(poll, "2. 19.1.")
+    await sp.slack.block_action("U2BOB", dm, poll.ts, action_id, value)
+    await updated(slack, dm, poll.ts, "19.1.: 1")
+    with sp.db.uow() as uow:
+        assert uow.announcements.tally(1) == ({1: 1}, 1)
