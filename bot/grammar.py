@@ -179,7 +179,7 @@ _USAGES = (
     "search <words...> [--page <n:int>]",
     "announce <groups> <text...> [--confirm] [--until <date:when>] [--item <item>]",
     "announcement <announcement> [format]",
-    "poll <group> <question...> [--multi] [--anonymous] [--closes <time:when>]",
+    "poll <group> <question...> [--multi] [--anonymous] [--closes <moment:when>]",
     "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <n:int>]",
     "invites",
     "revoke <code:code>",

@@ -69,6 +69,8 @@ SHORT: frozenset[str] = frozenset(
         "digest",
         "feed",
         "propose",
+        "announce",
+        "poll",
         "pending",
         "approve",
         "reject",

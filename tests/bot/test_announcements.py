@@ -46,7 +46,12 @@ async def test_an_announcement_to_two_overlapping_groups_reaches_each_person_onc
 ) -> None:
     await branches(world)
     await world.say("bob", "/notify vertrieb mute")  # muted in one group: still instant
+    await world.say("admin", "/bridge filialen", room="shop")
+    await world.say("admin", "/bridge vertrieb", room="shop")  # one room, both groups
     out = await world.say("admin", "/announce filialen,vertrieb New hygiene rules --confirm")
+    room = [s for s in out.to("shop") if "announcement" in s.message.meta]
+    assert len(room) == 1
+    assert not room[0].message.buttons  # who would confirm for a whole room?
     for who in ("alice", "bob", "carol", "dave"):
         got = [s for s in out.to(who) if "announcement" in s.message.meta]
         assert len(got) == 1, who
