@@ -167,9 +167,10 @@ def announce(
             }
         )
 
-    direct = [p for p, v in via.items() if v == "dm"]
-    for person_id, account in uow.people.preferred_accounts(direct).items():
-        add(account.platform, "dm", account.external_id, person_id)
+    addresses = uow.announcements.addresses(None if everyone else [g.id for g in groups])
+    for person_id, way in via.items():
+        if way == "dm" and person_id in addresses:
+            add(addresses[person_id][0], "dm", addresses[person_id][1], person_id)
     rooms: set[tuple[str, str]] = set()
     for group in groups:
         for _, platform, address in uow.rooms.bridged_addresses(group.id):

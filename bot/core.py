@@ -31,6 +31,7 @@ from bot.message import Message, Target, dump_message
 from bot.metrics import Metrics
 from bot.outlets import OutletSettings
 from bot.policy import Policy
+from store.blobs import BlobStore
 from store.db import Database
 from store.models import (
     Account,
@@ -187,6 +188,9 @@ class Core:
         # Which function answers what: built by the top floor (app/handlers.py).
         self.handlers = handlers
         self.metrics = Metrics()
+        # Where files Pinwall makes itself (an export sent as a file) are stored: the
+        # hub's blob store, given when the hub is made (bot.runtime.Hub); None without.
+        self.blobs: BlobStore | None = None
 
     @property
     def outlet_names(self) -> list[str]:

@@ -10,7 +10,9 @@ from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.ids import show_id
 from bot.markup import Markup, esc
+from bot.message import FileRef, Message
 from bot.words import fold
+from store.blobs import StoredBlob
 
 CSV_WORDS = frozenset({"csv", "export", "exportieren"})
 
@@ -44,8 +46,22 @@ def on_announcement(ctx: Ctx, cmd: Command) -> None:
     text = announcements.csv_text(ctx.uow, announcement)
     ref = show_id(announcement.id, "announcement")
     ctx.audit("announcement.exported", ref)
-    lines = [ctx.t("announce.csv_title", ref=ref), *(esc(line) for line in text.splitlines())]
-    ctx.reply_markup(Markup("\n".join(lines)))
+    store = ctx.core.blobs
+    if store is None:  # no blob store (a test core): the lines themselves
+        lines = [ctx.t("announce.csv_title", ref=ref), *(esc(line) for line in text.splitlines())]
+        ctx.reply_markup(Markup("\n".join(lines)))
+        return
+    # A file, privately (the command's answer is for the asker alone: grammar._PRIVATE).
+    # Nothing refers to it once sent: the retention job removes it after a day's grace.
+    stored = store.put(text.encode("utf-8"))
+    ctx.uow.blobs.record(StoredBlob(stored.id, stored.size, "text/csv"), ctx.now)
+    name = f"{ref}-confirmations.csv"
+    ctx.reply_message(
+        Message(
+            text=ctx.t("announce.csv_file", ref=ref),
+            files=(FileRef(blob_id=stored.id, name=name, mime_type="text/csv"),),
+        )
+    )
 
 
 def on_confirm_button(ctx: Ctx, value: str) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from bot.announcements import remind_due
 from store.db import Database
-from store.models import Announcement, OutboxMessage
+from store.models import Announcement, Blob, OutboxMessage
 from tests.adapters.conftest import FRANZ, GRETA, TelegramPinwall, running
 from tests.adapters.test_cards import card_in, has_buttons, updated
 from tests.adapters.test_slack import SlackPinwall, button_of
@@ -82,6 +82,21 @@ async def test_an_admin_announces_to_franchisees_on_telegram_two_confirm_one_is_
         assert "2/3" in status
         assert "@hanna_sued" in status
         assert "@franz_nord" not in status
+
+        # The export: a file, for the admin alone, stored once in the blob store.
+        await tg.on_console("admin", "/announcement A1 csv")
+        assert "📎 A1-confirmations.csv" in tg.printed("admin")[-1]
+        with db.uow() as uow:
+            (blob_id,) = uow.session.scalars(select(Blob.id).where(Blob.mime_type == "text/csv"))
+        assert tg.hub.blobs is not None
+        exported = tg.hub.blobs.read(blob_id).decode().splitlines()
+        assert exported[0] == "handle,confirmed,confirmed_at,messenger"
+        assert [line.split(",")[:2] for line in exported[1:]] == [
+            ["franz_nord", "yes"],
+            ["greta", "yes"],
+            ["hanna_sued", "no"],
+        ]
+        assert exported[1].endswith(",telegram")
 
 
 async def test_a_poll_has_one_tally_across_telegram_and_the_console(
