@@ -206,6 +206,8 @@ def render_poll(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
         return None
     zone = core.timezone_of(person) if person else core.settings.default_timezone
     message = poll_message(core, uow, core.translator(person), poll, timezone=zone)
+    if row.payload.get("r"):  # an anonymous voter's own card, again in its place
+        return replace(message, replaces=str(row.payload["r"]))
     return live.as_edit(uow, row, message)
 
 
@@ -226,19 +228,31 @@ def vote(ctx: Ctx, poll_id: int, option: int) -> None:
     if not 0 <= option < len(poll.options):
         raise UserError("error.button_expired")
     voter, person_id = voter_key(ctx.core, poll, ctx.person)
+    # An anonymous vote is stored with the poll's own time, not the moment it was cast
+    # (which the messenger's event would tie to a person), and its event is forgotten.
+    at = poll.created_at if poll.anonymous else ctx.now
     if poll.multi:
         if uow.announcements.has_slot(poll.id, voter, option, option):
             uow.announcements.unvote(poll.id, voter, option)
         else:
-            uow.announcements.vote(poll.id, voter, option, option, ctx.now, person_id)
+            uow.announcements.vote(poll.id, voter, option, option, at, person_id)
     else:
-        uow.announcements.vote(poll.id, voter, 0, option, ctx.now, person_id)
-    mine = uow.announcements.choices_of(poll.id, voter)
-    message = poll_message(
-        ctx.core, uow, ctx.t, poll, timezone=ctx.core.timezone_of(ctx.person), mine=mine
-    )
+        uow.announcements.vote(poll.id, voter, 0, option, at, person_id)
     pressed = getattr(ctx.event, "message", None)
-    ctx.reply_message(replace(message, replaces=getattr(pressed, "message_id", None)))
+    replaces = getattr(pressed, "message_id", None)
+    if poll.anonymous:
+        # The voter's card again, as a reference rendered when it goes: no stored
+        # message says what they chose (so it shows the tally, not their choice).
+        meta = ctx.event.meta
+        uow.announcements.forget_event(meta.platform, meta.event_id)
+        target = ctx.core.reply_target(ctx.event)
+        payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
+        live.enqueue_ref(uow, target, payload, ctx.person.id, ctx.now)
+    else:
+        mine = uow.announcements.choices_of(poll.id, voter)
+        zone = ctx.core.timezone_of(ctx.person)
+        message = poll_message(ctx.core, uow, ctx.t, poll, timezone=zone, mine=mine)
+        ctx.reply_message(replace(message, replaces=replaces))
     live.refresh(ctx.core, uow, "poll", poll.id, {"t": "poll", "p": poll.id}, ctx.now)
 
 

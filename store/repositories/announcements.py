@@ -14,6 +14,7 @@ from store.models import (
     Announcement,
     AnnouncementGroup,
     AnnouncementRecipient,
+    InboxEvent,
     LiveCard,
     Membership,
     OutboxMessage,
@@ -378,6 +379,16 @@ class AnnouncementRepository(Repo):
         )
         self._expire(Poll, [poll_id])
         return done.rowcount == 1
+
+    def forget_event(self, platform: str, event_id: str) -> None:
+        """An anonymous vote's inbox record keeps only that an event came (its platform
+        and id, for recognising a redelivery): who pressed which button goes."""
+        inbox = table_of(InboxEvent)
+        self._run(
+            update(inbox)
+            .where(inbox.c.platform == platform, inbox.c.event_id == event_id)
+            .values(payload={"redacted": "anonymous vote"})
+        )
 
     def polls_of_author(self, person_id: int) -> Sequence[Poll]:
         return self.s.scalars(select(Poll).where(Poll.author_id == person_id)).all()

@@ -82,8 +82,10 @@ async def test_an_anonymous_poll_stores_no_voter_identity(world: World) -> None:
         await world.say(who, "/notify filialen instant")
     await world.say("admin", QUESTION + " --anonymous")
     for n, who in enumerate(people[:4]):
+        world.clock.advance(60)
         shown = await press(world, world.adapter, who, n % 3)
         assert ": 1" not in shown[-1].message.text  # hidden below five votes
+        assert shown[-1].message.replaces  # her card, in place
     shown = await press(world, world.adapter, "erin", 0)
     assert "1. 12.1.: 3" in shown[-1].message.text
     again = await press(world, world.adapter, "erin", 0)  # twice counts once
@@ -99,10 +101,18 @@ async def test_an_anonymous_poll_stores_no_voter_identity(world: World) -> None:
             assert vote["voter"] not in ids
             assert not any(h in vote["voter"] for h in handles)
             assert not vote["voter"].startswith("p")
-    # nor anywhere else: the audit log has no vote, the inbox no event of a vote
+    # nor anywhere else: the audit log has no vote, the inbox no event of a vote (who
+    # pressed what), no stored message marks a choice, no vote has the time it was cast
     with world.db.uow() as uow:
         actions = [r[0] for r in uow.session.execute(text("SELECT action FROM audit_log"))]
         assert not any("vote" in a for a in actions)
+        inbox = [str(r[0]) for r in uow.session.execute(text("SELECT payload FROM inbox_events"))]
+        assert not any(polls.VOTE_ACTION in p for p in inbox)
+        assert sum("anonymous vote" in p for p in inbox) == 6
+        outbox = [str(r[0]) for r in uow.session.execute(text("SELECT payload FROM outbox"))]
+        assert not any("✓" in p or "\\u2713" in p for p in outbox)
+        times = {r[0] for r in uow.session.execute(text("SELECT created_at FROM poll_votes"))}
+        assert len(times) == 1
 
 
 async def test_a_partner_sees_only_their_groups_polls(world: World) -> None:
