@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -328,10 +328,12 @@ def confirm(ctx: Ctx, value: str) -> None:
     recipient = uow.announcements.recipient(announcement_id, ctx.person.id)
     if announcement is None or recipient is None or not announcement.confirm:
         raise UserError("error.button_expired")
-    if recipient.confirmed_at is not None:
+    # Recorded once, also when two presses (two messengers) come at the same instant.
+    if recipient.confirmed_at is not None or not uow.announcements.confirm(
+        announcement_id, ctx.person.id, ctx.platform, ctx.now
+    ):
         ctx.reply("announce.already_confirmed", ref=show_id(announcement_id, "announcement"))
         return
-    uow.announcements.confirm(announcement_id, ctx.person.id, ctx.platform, ctx.now)
     ctx.audit("announcement.confirmed", show_id(announcement_id, "announcement"))
     zone = ctx.core.timezone_of(ctx.person)
     shown = announcement_message(
@@ -346,8 +348,6 @@ def confirm(ctx: Ctx, value: str) -> None:
     )
     pressed = getattr(ctx.event, "message", None)
     replaces = getattr(pressed, "message_id", None)
-    from dataclasses import replace
-
     ctx.reply_message(replace(shown, replaces=replaces))
     live.refresh(
         ctx.core, uow, "announce", announcement_id, {"t": "acard", "a": announcement_id}, ctx.now

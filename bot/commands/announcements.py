@@ -19,7 +19,7 @@ CSV_WORDS = frozenset({"csv", "export", "exportieren"})
 
 def on_announce(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
-    done = announcements.announce(
+    announcements.announce(
         ctx,
         str(cmd.arg("groups")),
         str(cmd.arg("text") or ""),
@@ -30,7 +30,6 @@ def on_announce(ctx: Ctx, cmd: Command) -> None:
     # The answer is the author's card (bot.announcements): in a room, one line says so.
     if not ctx.in_direct_chat:
         ctx.core.point_to_private(ctx.uow, ctx.event, ctx.t, ctx.person.id, ctx.now)
-    del done
 
 
 def on_announcement(ctx: Ctx, cmd: Command) -> None:
