@@ -12,6 +12,7 @@ from bot.commands import (
     guide,
     help,
     invites,
+    mail,
     people,
     polls,
     proposals,
@@ -37,6 +38,7 @@ PARTS = (
     guide.HANDLERS,
     announcements.HANDLERS,
     polls.HANDLERS,
+    mail.HANDLERS,
 )
 
 # Commands of the grammar that this build deliberately has no handler for: they are

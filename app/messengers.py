@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters import console, matrix, slack, telegram
+from adapters import console, email, matrix, slack, telegram
 from bot.messenger import Messenger, PlatformLimits
 
 # In the order they start (and are listed in /healthz); the console last.
@@ -13,6 +13,7 @@ MESSENGERS: tuple[Messenger[Any, Any], ...] = (
     telegram.MESSENGER,
     slack.MESSENGER,
     matrix.MESSENGER,
+    email.MESSENGER,
     console.MESSENGER,
 )
 

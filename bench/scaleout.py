@@ -7,9 +7,14 @@ For one and then two instances (`pinwall run` processes, Telegram in webhook mod
 its own HTTP port, one scratch PostgreSQL database per run) it feeds Telegram webhook
 updates from `--people` people (each a member of one of 30 groups, all on instant): half
 share a note into their group (a post, its fan-out to the group's other members and the
-author's answer), half ask for their group's `items`. Each update goes to a random instance;
-30 % are delivered a second time, to a random instance (Telegram redelivers what it is not
-sure was taken). The fake Telegram (tests/fakes/telegram.py) answers the sends over HTTP.
+author's answer), half ask for their group's `items`. Beside them, a tenth of the updates are
+Slack Events API callbacks: messages that Slack people post in Slack channels bridged to
+every third group (a post, its copies to the group's members; a Telegram share into such a
+group also goes to its channel). Each update goes to a random instance; 30 % are delivered a
+second time, to a random instance (Telegram and Slack redeliver what they are not sure was
+taken; Slack with the same event_id and X-Slack-Retry-Num). The fake Telegram
+(tests/fakes/telegram.py) and the fake Slack Web API (tests/fakes/slack.py) answer the sends
+over HTTP.
 
 It reports, per run: updates per second from the first POST until the outbox is empty;
 exactly once — every update recorded once, every share posted once, every copy and every
@@ -62,13 +67,28 @@ from store.models import (  # noqa: E402
     Role,
     Visibility,
 )
+from tests.fakes.slack import (  # noqa: E402
+    BOT_TOKEN as SLACK_BOT_TOKEN,
+)
+from tests.fakes.slack import (  # noqa: E402
+    SIGNING_SECRET as SLACK_SIGNING_SECRET,
+)
+from tests.fakes.slack import FakeSlack, SlackRequests  # noqa: E402
 from tests.fakes.telegram import FakeTelegram, Injected, TgUser  # noqa: E402
 
 GROUPS = 30
 FIRST_ID = 700_001
 SECRET = "scaleout-secret"
 PUBLIC_URL = "https://pinwall.example.com"
-TOML = "[rate_limits.telegram]\noverall = 0\nper_dm = 0\nper_room = 0\n"
+TOML = "".join(
+    f"[rate_limits.{m}]\noverall = 0\nper_dm = 0\nper_room = 0\n" for m in ("telegram", "slack")
+)
+# Slack beside Telegram: every third group is bridged to a Slack channel, where Slack people
+# (not members: they speak in the channel) post; a tenth of the updates are such messages,
+# Events API callbacks redelivered as Slack does (the same event_id, X-Slack-Retry-Num).
+BRIDGED_EVERY = 3
+SLACK_PEOPLE = 30
+SLACK_SHARE = 0.1
 SEND_CONCURRENCY = 16
 REDELIVER = 0.3
 
@@ -79,8 +99,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def seed(db: Database, people: int) -> list[TgUser]:
-    """`people` Telegram members, each in one of GROUPS open groups, all on instant."""
+def slack_channel(group: int) -> str:
+    return f"C{group:08d}"
+
+
+def slack_user(n: int) -> str:
+    return f"U{n:08d}"
+
+
+def seed(db: Database, people: int, slack: FakeSlack) -> list[TgUser]:
+    """`people` Telegram members, each in one of GROUPS open groups, all on instant; every
+    BRIDGED_EVERY-th group bridged to a Slack channel, and SLACK_PEOPLE Slack people."""
     now = SystemClock().now()
     users = [
         TgUser(id=FIRST_ID + n, first_name=f"Person {n}", username=f"person{n:04d}")
@@ -106,6 +135,14 @@ def seed(db: Database, people: int) -> list[TgUser]:
             uow.groups.add_member(
                 person.id, groups[n % GROUPS].id, now=now
             ).notify = NotifyMode.INSTANT
+        for g in range(0, GROUPS, BRIDGED_EVERY):
+            room = uow.rooms.get_or_create("slack", slack_channel(g), name=f"g{g:02d}", now=now)
+            room.group_id = groups[g].id
+            slack.add_channel(slack_channel(g), f"g{g:02d}")
+        for n in range(SLACK_PEOPLE):
+            person = uow.people.create(name=f"slack{n:02d}", role=Role.MEMBER, now=now)
+            uow.people.add_account(person, platform="slack", external_id=slack_user(n), now=now)
+            slack.add_user(slack_user(n), f"slack{n:02d}", real_name=f"Slack {n}")
         uow.commit()
     return users
 
@@ -120,7 +157,7 @@ class Proc:
         return self.proc.poll() is None
 
 
-def start(home: Path, db: Database, fake: FakeTelegram, name: str) -> Proc:
+def start(home: Path, db: Database, fake: FakeTelegram, slack: FakeSlack, name: str) -> Proc:
     home.mkdir(parents=True, exist_ok=True)
     (home / "pinwall.toml").write_text(TOML)
     port = free_port()
@@ -135,6 +172,10 @@ def start(home: Path, db: Database, fake: FakeTelegram, name: str) -> Proc:
         PINWALL_TELEGRAM_BASE_URL=fake.base_url,
         PINWALL_TELEGRAM_MODE="webhook",
         PINWALL_TELEGRAM_WEBHOOK_SECRET=SECRET,
+        PINWALL_SLACK_BOT_TOKEN=SLACK_BOT_TOKEN,
+        PINWALL_SLACK_SIGNING_SECRET=SLACK_SIGNING_SECRET,
+        PINWALL_SLACK_MODE="http",
+        PINWALL_SLACK_API_URL=slack.api_url,
         PINWALL_PUBLIC_URL=PUBLIC_URL,
         PINWALL_CONSOLE="off",
         PINWALL_LINK_PREVIEWS="off",
@@ -178,17 +219,38 @@ def stop(p: Proc) -> None:
         p.proc.wait()
 
 
+@dataclass(frozen=True)
+class SlackEvent:
+    """A message in a bridged Slack channel, as the Events API calls back with it."""
+
+    event: dict[str, Any]
+    event_id: str
+
+
 @dataclass
 class Plan:
     """The updates to send, each with the instances it goes to (a second one: redelivered)."""
 
-    updates: list[tuple[Injected, str]]  # (update, kind: share | items)
+    updates: list[tuple[Injected | SlackEvent, str]]  # (update, kind: share | items | slack)
     shares: dict[int, tuple[int, str]] = field(default_factory=dict)  # update no -> (user, text)
+    slack_shares: dict[int, int] = field(default_factory=dict)  # update no -> group
 
 
 def plan(fake: FakeTelegram, users: list[TgUser], n: int, rng: random.Random) -> Plan:
     out = Plan([])
+    events = SlackRequests("unused")  # builds the callbacks' bodies; feed() posts them
+    bridged = list(range(0, GROUPS, BRIDGED_EVERY))
     for i in range(n):
+        if rng.random() < SLACK_SHARE:
+            s = rng.randrange(SLACK_PEOPLE)
+            g = bridged[s % len(bridged)]
+            text = f"slack note {i} from slack{s:02d}"
+            event = events.message_event(
+                slack_user(s), slack_channel(g), text, channel_type="channel"
+            )
+            out.slack_shares[i] = g
+            out.updates.append((SlackEvent(event, f"Ev{i:08d}"), "slack"))
+            continue
         k = rng.randrange(len(users))
         user = users[k]
         group = f"g{k % GROUPS:02d}"
@@ -209,50 +271,108 @@ async def feed(
     procs: list[Proc],
     rng: random.Random,
     kill_at: int | None,
-) -> tuple[float, float | None, int]:
+    db: Database,
+) -> tuple[float, float | None, float | None, int]:
     """POSTs every update (and 30 % of them again) to random live instances; returns when
-    it started, when the kill happened (or None), and how many POSTs were made."""
-    queue: asyncio.Queue[tuple[int, Injected]] = asyncio.Queue()
+    it started, when the kill happened (or None), how long after the kill the survivor had
+    taken back the dead one's claims (None: not yet), and how many POSTs were made.
+
+    The take-back is watched while the feeding goes on (the survivor is under the whole
+    load then, as in a real outage), not only once the feeding is over."""
+    queue: asyncio.Queue[tuple[int, Injected | SlackEvent, int]] = asyncio.Queue()
     for i, (update, _) in enumerate(the_plan.updates):
-        queue.put_nowait((i, update))
+        queue.put_nowait((i, update, 0))
         if rng.random() < REDELIVER:
-            queue.put_nowait((i, update))
+            queue.put_nowait((i, update, 1))
     posts = 0
     killed_at: float | None = None
+    killing = False
+    taken_back: float | None = None
+    watcher: asyncio.Task[None] | None = None
     started = time.monotonic()
 
-    async def post(update: Injected) -> bool:
+    async def watch(pid: int, since: float) -> None:
+        nonlocal taken_back
+        for _ in range(6000):  # polls the database every 0.1 s, for ten minutes at most
+            if not await asyncio.to_thread(claims_of_pid, db, pid):
+                taken_back = time.monotonic() - since
+                return
+            await asyncio.sleep(0.1)
+
+    async def post(update: Injected | SlackEvent, retry: int) -> bool:
         nonlocal posts
         live = [p for p in procs if p.alive()]
         target = rng.choice(live)
         posts += 1
         try:
-            code = await fake.post_webhook_async(
-                update, url=f"{target.url}/telegram/webhook", timeout=30
-            )
+            if isinstance(update, SlackEvent):
+                slack = SlackRequests(
+                    f"{target.url}/slack/events", SLACK_SIGNING_SECRET, timeout=30
+                )
+                slack.client = client
+                answer = await slack.event(
+                    update.event, event_id=update.event_id, retry_num=retry or None
+                )
+                code = answer.status_code
+            else:
+                code = await fake.post_webhook_async(
+                    update, url=f"{target.url}/telegram/webhook", timeout=30, client=client
+                )
         except httpx.HTTPError:
             return False
         return 200 <= code < 300
 
     async def worker() -> None:
-        nonlocal killed_at
+        nonlocal killed_at, watcher, killing
         while True:
             try:
-                i, update = queue.get_nowait()
+                i, update, retry = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            if kill_at is not None and killed_at is None and i >= kill_at:
+            if kill_at is not None and not killing and i >= kill_at:
+                killing = True  # before the await below: one worker kills, not two
+                victim = procs[-1].proc
+                had = await asyncio.to_thread(claims_of_pid, db, victim.pid)
                 killed_at = time.monotonic()
-                os.kill(procs[-1].proc.pid, signal.SIGKILL)
-                procs[-1].proc.wait()
-            # Telegram sends again what was not confirmed: to whoever answers.
-            for _ in range(100):
-                if await post(update):
+                os.kill(victim.pid, signal.SIGKILL)
+                victim.wait()
+                print(f"killed pid {victim.pid} holding {had} claims", file=sys.stderr)
+                watcher = asyncio.create_task(watch(victim.pid, killed_at))
+            # Telegram and Slack send again what was not confirmed: to whoever answers.
+            for attempt in range(100):
+                if await post(update, retry + attempt):
                     break
                 await asyncio.sleep(0.05)
 
-    await asyncio.gather(*(worker() for _ in range(SEND_CONCURRENCY)))
-    return started, killed_at, posts
+    # One client for every POST, as Telegram's and Slack's senders keep their connections
+    # (a client per POST spent two thirds of this process in building SSL contexts).
+    async with httpx.AsyncClient(timeout=30) as client:
+        await asyncio.gather(*(worker() for _ in range(SEND_CONCURRENCY)))
+    if watcher is not None and taken_back is None:
+        # Fed before the take-back: the drain below goes on watching.
+        watcher.cancel()
+    return started, killed_at, taken_back, posts
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process used so far, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def machine_busy() -> float:
+    """CPU seconds all of this machine's cores were busy so far (/proc/stat), whoever used
+    them: beside the instances, the bench's own fake and feeder, PostgreSQL, and others."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(v) for v in Path("/proc/stat").read_text().split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / TICK
 
 
 def drained(db: Database, expected_events: int) -> bool:
@@ -284,7 +404,9 @@ def claims_of_pid(db: Database, pid: int) -> int:
         )
 
 
-def check(db: Database, fake: FakeTelegram, the_plan: Plan, users: list[TgUser]) -> dict[str, Any]:
+def check(
+    db: Database, fake: FakeTelegram, slack: FakeSlack, the_plan: Plan, users: list[TgUser]
+) -> dict[str, Any]:
     """Exactly once, from the database and the fake's record: each update recorded once,
     each share posted once, each copy queued once per member (outbox rows by item and
     recipient) and each queued message sent once (the fake accepted as many messages as
@@ -301,19 +423,23 @@ def check(db: Database, fake: FakeTelegram, the_plan: Plan, users: list[TgUser])
                 )
             ).all()
         )
+    # A Telegram share: to the group's other members, and to its Slack channel if it has
+    # one; a message in a Slack channel: to every member (its author is none).
     copies_expected = sum(
-        members[(uid - FIRST_ID) % GROUPS] - 1 for uid, _ in the_plan.shares.values()
-    )
+        members[(uid - FIRST_ID) % GROUPS] - 1 + (((uid - FIRST_ID) % GROUPS) % BRIDGED_EVERY == 0)
+        for uid, _ in the_plan.shares.values()
+    ) + sum(members[g] for g in the_plan.slack_shares.values())
     return {
         "updates": len(the_plan.updates),
         "inbox_events": events,
-        "shares": len(the_plan.shares),
+        "shares": len(the_plan.shares) + len(the_plan.slack_shares),
+        "slack_shares": len(the_plan.slack_shares),
         "posts": posts,
         "copies": sum(per_copy.values()),
         "copies_expected": copies_expected,
         "copies_twice": sum(c - 1 for c in per_copy.values() if c > 1),
         "outbox_sent": statuses.get(OutboxStatus.SENT, 0),
-        "messages_sent": len(fake.sent),
+        "messages_sent": len(fake.sent) + len(slack.posted),
         "outbox_dead": statuses.get(OutboxStatus.DEAD, 0),
     }
 
@@ -332,11 +458,12 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
         scratch_database("postgresql") as db,
         tempfile.TemporaryDirectory() as tmp,
         FakeTelegram(latency=0.002) as fake,
+        FakeSlack() as slack,
     ):
-        users = seed(db, people)
+        users = seed(db, people, slack)
         for user in users:
             fake.add_chat(user.chat)
-        procs = [start(Path(tmp) / f"i{k}", db, fake, f"i{k}") for k in range(instances)]
+        procs = [start(Path(tmp) / f"i{k}", db, fake, slack, f"i{k}") for k in range(instances)]
         try:
             wait_healthy(procs)
             while fake.webhook_url is None:  # set by an instance after its HTTP is up
@@ -344,8 +471,10 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
             the_plan = plan(fake, users, n, rng)
             kill_at = n // 2 if kill and instances > 1 else None
             victim_pid = procs[-1].proc.pid
-            started, killed_at, posts = asyncio.run(feed(fake, the_plan, procs, rng, kill_at))
-            take_back: float | None = None
+            busy0, own0 = machine_busy(), time.process_time()
+            started, killed_at, take_back, posts = asyncio.run(
+                feed(fake, the_plan, procs, rng, kill_at, db)
+            )
             while not drained(db, n):
                 if (
                     killed_at is not None
@@ -357,9 +486,18 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
                     raise SystemExit("the outbox did not drain within 10 minutes")
                 time.sleep(0.05)
             wall = time.monotonic() - started
+            # Where the CPU went, to see where two instances flatten: the machine's busy
+            # cores over the run, each instance's share, and the bench's own (the fake
+            # Telegram answering every send, and the feeder).
+            cpu = {
+                "machine_busy_cores": round((machine_busy() - busy0) / wall, 2),
+                "cores": os.cpu_count(),
+                "bench_process_cores": round((time.process_time() - own0) / wall, 2),
+                "instances_cpu_s": [round(proc_cpu(p.proc.pid), 1) for p in procs if p.alive()],
+            }
             if killed_at is not None and take_back is None:
                 take_back = time.monotonic() - killed_at
-            figures = check(db, fake, the_plan, users)
+            figures = check(db, fake, slack, the_plan, users)
         finally:
             for p in procs:
                 stop(p)
@@ -383,6 +521,7 @@ def run(instances: int, n: int, people: int, kill: bool, seed_value: int) -> dic
         "exactly_once": exactly_once,
         "scheduler_runs": runs,
         "scheduler_single": sum(1 for v in runs.values() if v > 0) <= 1,
+        "cpu": cpu,
         **figures,
     }
     if kill and instances > 1:

@@ -7,8 +7,10 @@ their posts, comments and proposals stay without an author. They are shown as by
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.i18n import Translator
-from store.models import ItemKind
+from store.models import ItemKind, Person
 
 
 def author_label(t: Translator, handle: str | None) -> str:
@@ -19,3 +21,13 @@ def author_label(t: Translator, handle: str | None) -> str:
 def forgotten(kind: str, author_id: int | None) -> bool:
     """Whether a post without an author lost it (a feed entry never had one)."""
     return author_id is None and kind != ItemKind.FEED_ENTRY
+
+
+def mentions_of(person: Person | None) -> dict[str, dict[str, Any]]:
+    """For a message's meta ("mentions"): the person's handle with their display name and
+    their accounts by platform, so that a messenger with real mentions (Slack's <@U…>)
+    names them natively where they have an account there, and by name where not."""
+    if person is None:
+        return {}
+    accounts = {a.platform: a.external_id for a in person.accounts if a.reachable}
+    return {person.handle: {"name": person.display_name, "accounts": accounts}}

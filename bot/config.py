@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     admins: str = ""
     default_language: Literal["en", "de"] = "en"
+    # The company Pinwall serves, as people call it ("Bäckerei Nord"): messengers that
+    # introduce the bot to a newcomer (Telegram's bot description) name it.
+    company_name: str = Field("", max_length=64)
     default_timezone: str = "Europe/Berlin"
     fetch_allowlist: str = ""
     link_previews: bool = True  # off: shared links keep their URL as title, nothing fetched

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from bot import access, grammar, guide
 from bot import help as help_texts
+from bot.authors import mentions_of
 from bot.clock import Clock
 from bot.delivery import CORE_PLATFORM_NAMES
 from bot.errors import UserError, WrongCode
@@ -43,6 +44,7 @@ from store.models import (
 from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+Keys = Sequence[tuple[str, str]] | None  # events by (platform, event id)
 
 # How long a reaction on a message Pinwall does not know yet may wait for that message's
 # send to be recorded (see Core._reaction_too_early).
@@ -79,6 +81,10 @@ class CoreSettings:
     # Platforms that can show a message in a room to one person alone (Slack's ephemeral
     # messages): a private answer stays in the room there, addressed to the asker.
     private_in_room: frozenset[str] = frozenset()
+    # Platforms where a like or a reaction shows by changing its card in place ("👍 3" on
+    # a post's button, "Approved by" on an approval card) rather than by a message saying
+    # so; adapters that edit their messages well add themselves as they start (Telegram).
+    shown_in_place: set[str] = field(default_factory=set)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
     # Seconds the copies of a shared link wait for its preview before they go (0: link
@@ -158,9 +164,11 @@ class Ctx:
         )
 
     def tell(self, person: Person, key: str, /, **params: Any) -> None:
-        """A direct message to another person, in their language."""
+        """A direct message to another person, in their language. It names the one who
+        acts (mostly as "@handle"): their accounts go along, for real mentions."""
         t = self.core.translator(person)
-        self.core.send_to_person(self.uow, person, Message(text=t(key, **params)), self.now)
+        message = Message(text=t(key, **params), meta={"mentions": mentions_of(self.person)})
+        self.core.send_to_person(self.uow, person, message, self.now)
 
     def audit(self, action: str, subject: str, **details: Any) -> None:
         self.uow.audit.add(
@@ -215,7 +223,7 @@ class Core:
     def usage(self, key: str, t: Translator, platform: str) -> Markup:
         prefix = self.settings.command_prefixes.get(platform, "/")
         lines = [s.usage_line for s in grammar.SPECS if s.key == key or s.name == key]
-        return Markup("\n".join(esc(prefix + localize_usage(line, t)) for line in lines))
+        return Markup("\n".join(esc(prefix + help_texts.localize_usage(line, t)) for line in lines))
 
     # --- outbound ------------------------------------------------------------------
 
@@ -345,13 +353,16 @@ class Core:
             uow.commit()
             return row_id is not None
 
-    def apply_recorded(self, limit: int = 100, received_before: datetime | None = None) -> int:
+    def apply_recorded(
+        self, limit: int = 100, received_before: datetime | None = None, keys: Keys = None
+    ) -> int:
         """Applies events that were recorded but not yet applied (also after a crash);
-        `received_before` leaves the newest to the adapter that is applying them now.
+        `received_before` leaves the newest to the adapter that is applying them now;
+        `keys` (platform, event id): these alone (see Hub.apply).
         Returns how many were applied (an event that must wait longer is not counted)."""
         done = 0
         with self.db.uow() as uow:
-            ids = [row.id for row in uow.inbox.unapplied(limit, received_before)]
+            ids = [row.id for row in uow.inbox.unapplied(limit, received_before, keys)]
         for row_id in ids:
             with self.db.uow() as uow:
                 row = uow.inbox.lock(row_id)
@@ -489,6 +500,10 @@ class Core:
         match event:
             case CommandInvoked(name=name, arguments=arguments):
                 self.run_command(ctx, name, arguments)
+            case MessageReceived(intent="mail"):
+                if self.handlers.mail is None:
+                    raise UserError("error.not_available_yet", command="email")
+                self.handlers.mail(ctx, event)
             case MessageReceived():
                 handle_message = self.handlers.message
                 if not self._answers_prompt(ctx, event) and handle_message is not None:
@@ -520,7 +535,9 @@ class Core:
         """A plain direct message (not a command, not a share) after the bot asked the
         person something is the answer: the question is taken and its handler runs."""
         text = event.text.strip()
-        if not event.meta.conversation.direct or event.intent != "message" or not text:
+        if event.intent != "message" or not text:
+            return False
+        if not event.meta.conversation.direct and not self._replies_to_prompt(ctx, event):
             return False
         if guide.is_cancel(text):  # "abbrechen", "cancel", "stop": ends any question
             guide.cancel(ctx)
@@ -544,6 +561,19 @@ class Core:
             ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform, examples))
         return True
 
+    @staticmethod
+    def _replies_to_prompt(ctx: Ctx, event: MessageReceived) -> bool:
+        """In a room, a reply to the question the bot asked this person there is the
+        answer (Telegram's ForceReply ties it); any other message there is a post."""
+        replied = event.reply_to
+        if replied is None or ctx.uow.state.open_prompt(ctx.person.id) is None:
+            return False
+        sent = ctx.uow.outbox.sent_as(ctx.platform, replied.conversation, replied.message_id)
+        if sent is None or sent.person_id != ctx.person.id:
+            return False
+        meta = (sent.payload.get("m") or {}).get("meta") or {}
+        return bool(meta.get("prompt"))
+
     def run_command(self, ctx: Ctx, name: str, arguments: str) -> None:
         if guide.is_cancel(name) and not arguments.strip():  # /cancel, /abbrechen, /stop
             name = "cancel"
@@ -559,26 +589,6 @@ class Core:
             raise UserError("error.not_available_yet", command=cmd.key)
         ctx.private = cmd.spec.private
         handler(ctx, cmd)
-
-
-def localize_usage(line: str, t: Translator) -> str:
-    def swap(word: str) -> str:
-        key = "param." + word
-        return str(t(key)) if t.has(key) else word
-
-    out = []
-    for piece in line.split(" "):
-        stripped = piece.strip("<>[]")
-        core_name = stripped.removesuffix("...")
-        if piece[:1] in "<[" and not core_name.startswith("--") and core_name:
-            out.append(piece.replace(core_name, swap(core_name), 1))
-        else:
-            out.append(piece)
-    return " ".join(out)
-
-
-def person_ids(people: Iterable[Person]) -> list[int]:
-    return [p.id for p in people]
 
 
 __all__ = ["Core", "CoreSettings", "Ctx", "Role"]

@@ -14,7 +14,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.authors import forgotten
+from bot.authors import forgotten, mentions_of
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, italic, link
@@ -82,7 +82,10 @@ def item_message(
     target_platform: str,
     files: tuple[FileRef, ...] = (),
     platform_names: Mapping[str, str] = CORE_PLATFORM_NAMES,
+    likes: int = 0,
 ) -> Message:
+    """A post as a card; `likes` is shown on its 👍 button ("👍 3"), so that a like
+    changes the card in place instead of adding a message."""
     if author is not None:
         by = author.handle
     elif forgotten(item.kind, item.author_id):
@@ -99,6 +102,7 @@ def item_message(
         )
     title = t("item.title", author=Markup(by), group=group.name)
     lines: list[str] = []
+    previewed = False
     text = item.text.strip()
     if text:
         lines.append(t("item.text", text=text))
@@ -110,6 +114,7 @@ def item_message(
             if len(description) > PREVIEW_DESCRIPTION_MAX:
                 description = description[: PREVIEW_DESCRIPTION_MAX - 1].rstrip() + "…"
             lines.append(t("item.text", text=description))
+            previewed = True
         if item.site_name and item.site_name.strip():
             lines.append(italic(" ".join(item.site_name.split())))
     return Message(
@@ -118,10 +123,31 @@ def item_message(
         files=files,
         buttons=(
             Button(label=t("button.comment"), action="item.comment", value=str(item.id)),
-            Button(label="👍", action="item.like", value=str(item.id)),
+            Button(label=like_label(likes), action="item.like", value=str(item.id)),
         ),
-        meta={"item": item.id},
+        # "preview": the card shows the link's preview itself (a messenger that would add
+        # its own, Telegram, leaves it out: one preview per link); the link (a messenger
+        # may offer to open it) and the author's accounts (real mentions where the
+        # messenger has them).
+        meta={
+            "item": item.id,
+            "url": item.url,
+            "mentions": mentions_of(author),
+            "preview": previewed,
+        },
     )
+
+
+LIKE = "👍"
+
+
+def like_label(likes: int) -> str:
+    return f"{LIKE} {likes}" if likes > 0 else LIKE
+
+
+def like_count(uow: UnitOfWork, item_id: int) -> int:
+    counts = uow.items.reaction_counts([item_id]).get(item_id, [])
+    return next((n for emoji, n in counts if emoji == LIKE), 0)
 
 
 class OutboxRow(Protocol):
@@ -260,6 +286,9 @@ class Renderer:
         key = ("message", item.id, t.language, row.platform)
         message = cache.get(key)
         if message is None:
+            likes_key = ("likes", item.id)
+            if likes_key not in cache:
+                cache[likes_key] = like_count(uow, item.id)
             message = cache[key] = item_message(
                 t,
                 item,
@@ -268,6 +297,7 @@ class Renderer:
                 target_platform=row.platform,
                 files=files,
                 platform_names=self.core.platform_names,
+                likes=cache[likes_key],
             )
         assert isinstance(message, Message)
         return message

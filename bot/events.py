@@ -85,11 +85,17 @@ class MessageReceived:
     # The platform's id of this message, so that replies to it in its room find the post.
     message_id: str | None = None
     # "share": the person asked to share this message (Slack's "Share to Pinwall"
-    # shortcut): the share flow, never a command or a comment.
-    intent: Literal["message", "share"] = "message"
+    # shortcut): the share flow, never a command or a comment. "mail": a mail to one of
+    # Pinwall's addresses (adapters/email): a post of the group or a comment on the post
+    # that `to` names, never a command.
+    intent: Literal["message", "share", "mail"] = "message"
     # The platform's id of files sent together (a Telegram album arrives as one message
     # per photo): in a direct chat they make one share flow, not one question each.
     album: str | None = None
+    # A mail's subject (the post's title) and what its address named: "group:<slug>" or
+    # "item:<id>" (a reply to a notification), checked by the adapter against its signature.
+    subject: str | None = None
+    to: str | None = None
     type: Literal["message"] = "message"
 
 

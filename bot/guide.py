@@ -196,7 +196,8 @@ def ask(ctx: Ctx, step: Step, *, again: bool = False) -> None:
     buttons = tuple(
         Button(label=c.label, action=PICK, value=f"{nonce}:{i}") for i, c in enumerate(shown)
     )
-    _say(ctx, Message(text=Markup("\n".join(lines)), buttons=buttons))
+    # "prompt": its answer is awaited (a messenger ties the reply to it: ForceReply)
+    _say(ctx, Message(text=Markup("\n".join(lines)), buttons=buttons, meta={"prompt": KIND}))
 
 
 def _question(ctx: Ctx, step: Step) -> Markup:

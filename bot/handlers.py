@@ -46,6 +46,8 @@ class Handlers:
     actions: Mapping[str, ActionHandler] = field(default_factory=dict)
     # the one handler of plain messages (the share flow, bridged rooms)
     message: MessageHandler | None = None
+    # the one handler of mails to Pinwall's addresses (MessageReceived, intent "mail")
+    mail: MessageHandler | None = None
     # each is given every reaction and picks what concerns it (a post's like, a card's vote)
     reactions: tuple[ReactionHandler, ...] = ()
     # the answer to the bot's question of this kind ("comment", "p.reject")
@@ -73,6 +75,7 @@ class Handlers:
             "renderers": {},
         }
         message: MessageHandler | None = None
+        mail: MessageHandler | None = None
         reactions: list[ReactionHandler] = []
         for part in parts:
             for name, table in tables.items():
@@ -88,11 +91,16 @@ class Handlers:
                         f"plain messages: both {_name(message)} and {_name(part.message)}"
                     )
                 message = part.message
+            if part.mail is not None:
+                if mail is not None:
+                    raise DuplicateHandler(f"mails: both {_name(mail)} and {_name(part.mail)}")
+                mail = part.mail
             reactions.extend(part.reactions)
         return cls(
             commands=tables["commands"],
             actions=tables["actions"],
             message=message,
+            mail=mail,
             reactions=tuple(reactions),
             prompts=tables["prompts"],
             renderers=tables["renderers"],

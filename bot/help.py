@@ -47,10 +47,10 @@ TASKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("share", ("share", "show", "comment", "items", "search")),
     ("groups", ("groups", "join", "leave", "members", "group", "add", "remove", "bridge")),
     ("announce", ("announce", "announcement", "poll")),
-    ("news", ("notify", "digest", "feed")),
+    ("news", ("notify", "digest", "feed", "newsletter")),
     ("approvals", ("propose", "pending", "approve", "reject", "revise", "withdraw", "outlets")),
     ("invites", ("invite", "invites", "revoke")),
-    ("settings", ("settings", "whoami", "link", "redeem")),
+    ("settings", ("settings", "whoami", "link", "email", "redeem")),
     ("admin", ("role", "audit", "outbox", "admin")),
 )
 # What the short help offers per task: the rest is in `help all` and `help <command>`.
@@ -175,3 +175,19 @@ def param_name(t: Translator, name: str) -> str:
         if t.has(key):
             return str(t(key))
     return name
+
+
+def localize_usage(line: str, t: Translator) -> str:
+    def swap(word: str) -> str:
+        key = "param." + word
+        return str(t(key)) if t.has(key) else word
+
+    out = []
+    for piece in line.split(" "):
+        stripped = piece.strip("<>[]")
+        core_name = stripped.removesuffix("...")
+        if piece[:1] in "<[" and not core_name.startswith("--") and core_name:
+            out.append(piece.replace(core_name, swap(core_name), 1))
+        else:
+            out.append(piece)
+    return " ".join(out)

@@ -22,6 +22,7 @@ POSTS = 10
 HOME_LABEL_MAX = 200  # a link's label in the App Home
 PROPOSALS = 10  # the oldest ones waiting are shown, with how many more there are
 WAITING_MAX = 50
+JOINABLE = 20  # groups offered to join on the home, by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class Home:
     decides: bool = False
     proposals: tuple[HomeProposal, ...] = ()
     proposals_more: int = 0
+    # Groups the person sees but is not in, that they may join or ask to join (closed).
+    joinable: tuple[HomeGroup, ...] = ()
 
 
 def home_of(core: Core, platform: str, external_id: str) -> Home | None:
@@ -107,6 +110,12 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
                 and all(v.gatekeeper_id != person.id for v in uow.proposals.votes(p.id, p.revision))
             ]
         handles = uow.proposals.handles(p.author_id for p in waiting[:PROPOSALS])
+        joinable = [
+            g
+            for g in policy.visible_groups()
+            if g.id not in memberships and (policy.may_join(g) or policy.may_ask_to_join(g))
+        ]
+        joinable.sort(key=lambda g: g.name.lower())
         return Home(
             decides=decides,
             proposals=tuple(
@@ -121,6 +130,10 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
                 for p in waiting[:PROPOSALS]
             ),
             proposals_more=max(0, len(waiting) - PROPOSALS),
+            joinable=tuple(
+                HomeGroup(slug=g.slug, name=g.name, mode="", moderator=False)
+                for g in joinable[:JOINABLE]
+            ),
             daily_at=clock_time(times.daily_minute),
             weekly_day=times.weekly_day,
             weekly_at=clock_time(times.weekly_minute),

@@ -84,5 +84,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The mail bridge (adapters/email); its sends are also in pinwall_deliveries.
+        self.mail_received = Counter(
+            "pinwall_mail_received",
+            "Mails taken in as posts or comments, by kind (group, item)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.mail_refused = Counter(
+            "pinwall_mail_refused",
+            "Mails refused, held or dropped, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.mail_sent = Counter(
+            "pinwall_mail_sent", "Mails handed to the relay", registry=self.registry
+        )
+        self.mail_bounced = Counter(
+            "pinwall_mail_bounced",
+            "Addresses marked failing by a delivery status notification",
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

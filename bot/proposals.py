@@ -29,6 +29,7 @@ from bot.approval_cards import (
 from bot.authors import author_label
 from bot.core import Core, Ctx
 from bot.errors import UserError
+from bot.events import ReactionAdded
 from bot.i18n import Translator
 from bot.ids import parse_id, show_id
 from bot.markup import Markup
@@ -40,8 +41,10 @@ from store.models import Proposal, ProposalStatus, Role
 from store.repositories.proposals import OPEN
 from store.uow import UnitOfWork
 
-APPROVE_EMOJI = frozenset({"✅", "✔️", "☑️", "white_check_mark", "heavy_check_mark"})
-REJECT_EMOJI = frozenset({"❌", "✖️", "x", "no_entry", "heavy_multiplication_x"})
+# Telegram offers no ✅ or ❌ as a reaction (only a fixed set, ReactionTypeEmoji): 👌
+# approves there, 👎 rejects.
+APPROVE_EMOJI = frozenset({"✅", "✔️", "☑️", "white_check_mark", "heavy_check_mark", "👌"})
+REJECT_EMOJI = frozenset({"❌", "✖️", "x", "no_entry", "heavy_multiplication_x", "👎"})
 REASON_PROMPTS = {"p.reject": "reject", "p.changes": "changes"}
 # A decision that sends the proposal back: (audit action, card, told the author, answer).
 DECLINED = {
@@ -197,7 +200,8 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
             comment=comment,
         )
         refresh_cards(ctx.core, ctx.uow, proposal, ctx.now)
-        ctx.reply("proposal.vote_counted", proposal=ref, have=have, need=spec.quorum)
+        if not _card_says_it(ctx):
+            ctx.reply("proposal.vote_counted", proposal=ref, have=have, need=spec.quorum)
         return
     start = max(proposal.publish_at or ctx.now, ctx.now)
     if not ctx.uow.proposals.transition(
@@ -237,7 +241,14 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
         if proposal.publish_at and proposal.publish_at > ctx.now
         else ctx.t("proposal.asap")
     )
-    ctx.reply("proposal.approved", proposal=ref, outlet=proposal.outlet, when=when)
+    if not _card_says_it(ctx):
+        ctx.reply("proposal.approved", proposal=ref, outlet=proposal.outlet, when=when)
+
+
+def _card_says_it(ctx: Ctx) -> bool:
+    """A reaction on a card where cards change in place: the card, showing the votes or
+    the outcome (and when it is published), is the answer; a message would repeat it."""
+    return isinstance(ctx.event, ReactionAdded) and ctx.platform in ctx.core.settings.shown_in_place
 
 
 def _admin_retry(ctx: Ctx, proposal: Proposal) -> None:
@@ -368,10 +379,13 @@ def ask_reason(ctx: Ctx, proposal: Proposal, revision: int, kind: str) -> None:
     author = ctx.uow.people.get(proposal.author_id) if proposal.author_id else None
     key = "proposal.reason_reject" if kind == "reject" else "proposal.reason_changes"
     params = {"proposal": ref, "author": author_label(ctx.t, author.handle if author else None)}
+    meta = {"prompt": f"p.{kind}"}  # its answer is awaited (Telegram: ForceReply)
     if ctx.in_direct_chat:
-        ctx.reply(key, **params)
+        ctx.reply_message(Message(text=ctx.t(key, **params), meta=meta))
     else:
-        ctx.tell(ctx.person, key, **params)
+        t = ctx.core.translator(ctx.person)
+        message = Message(text=t(key, **params), meta=meta)
+        ctx.core.send_to_person(ctx.uow, ctx.person, message, ctx.now)
 
 
 def decides_now(core: Core, platform: str, external_id: str, value: str) -> bool:

@@ -325,5 +325,17 @@ class Hub:
             self.wake()
         return done
 
+    async def apply(self, events: Sequence[Event]) -> int:
+        """Applies these events, just recorded by `record_batch`, unless someone did
+        already: not every unapplied one, as `apply_recorded` — concurrent webhook calls
+        each scanning them all fought over the same rows (bench/scaleout.py). What stays
+        recorded (the store was away, an event that must wait) the inbox tick applies."""
+        keys = [(e.meta.platform, e.meta.event_id) for e in events]
+        done = await self.call(self.core.apply_recorded, len(keys), None, keys)
+        if done:
+            self.metrics.events.labels("all", "applied").inc(done)
+            self.wake()
+        return done
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -12,6 +12,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from bot.authors import author_label, forgotten
+from bot.delivery import LIKE, like_label
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, esc, link
@@ -110,7 +111,7 @@ def post_message(
         lines.append(t("show.no_comments"))
     buttons = [
         Button(label=t("button.comment"), action="item.comment", value=str(item.id)),
-        Button(label="👍", action="item.like", value=str(item.id)),
+        Button(label=like_label(reactions.get(LIKE, 0)), action="item.like", value=str(item.id)),
     ]
     if can_propose:
         buttons.append(Button(label=t("show.propose"), action="item.propose", value=str(item.id)))

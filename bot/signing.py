@@ -31,3 +31,25 @@ class UrlSigner:
         if int(expires) < now.timestamp():
             return "expired"
         return None
+
+    # --- tokens in addresses and links (mail: reply+<token>@..., one-click unsubscribe) --
+
+    def _mac(self, purpose: str, body: str) -> str:
+        mac = hmac.new(self._key, f"{purpose}:{body}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:20]  # 80 bits: lower case, fits a mail address's local part
+
+    def token(self, purpose: str, *numbers: int) -> str:
+        """`numbers` signed for `purpose`: "12.5.<mac>" (digits, dots and lower-case hex,
+        which survive mail systems that fold the local part's case)."""
+        body = ".".join(str(n) for n in numbers)
+        return f"{body}.{self._mac(purpose, body)}"
+
+    def open_token(self, purpose: str, token: str, count: int) -> tuple[int, ...] | None:
+        """The `count` numbers a token of `purpose` carries; None when it is not one."""
+        body, _, mac = token.lower().rpartition(".")
+        parts = body.split(".")
+        if len(parts) != count or not all(p.isascii() and p.isdigit() for p in parts):
+            return None
+        if not hmac.compare_digest(self._mac(purpose, body), mac):
+            return None
+        return tuple(int(p) for p in parts)

@@ -62,6 +62,7 @@ GERMAN_COMMANDS: Mapping[str, str] = {
     "ankündigen": "announce",
     "ankündigung": "announcement",
     "umfrage": "poll",
+    "mail": "email",
 }
 
 # German forms of subcommands (the second word), by command.

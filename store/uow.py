@@ -32,6 +32,7 @@ from store.repositories.invites import InviteRepository
 from store.repositories.items import ItemRepository
 from store.repositories.join_requests import JoinRequestRepository
 from store.repositories.links import LinkCodeRepository
+from store.repositories.mail import MailAddressRepository
 from store.repositories.outbox import OutboxRepository
 from store.repositories.people import PersonRepository
 from store.repositories.proposals import ProposalRepository
@@ -91,6 +92,7 @@ class UnitOfWork:
     join_requests = _Repository(JoinRequestRepository)
     instances = _Repository(InstanceRepository)
     announcements = _Repository(AnnouncementRepository)
+    mail = _Repository(MailAddressRepository)
 
     def __init__(self, session: Session, *, backend: str) -> None:
         self.session = session

@@ -1,27 +1,43 @@
 """Outbound translation: the neutral message as Matrix event content. No I/O here.
 
 A message is an `m.room.message` with a plain `body` and an `org.matrix.custom.html`
-`formatted_body`. Matrix has no buttons: each button becomes a numbered choice in the
-text and a reaction the bot puts under the message (1️⃣ 2️⃣ …, or the button's own
-label where that is a single emoji, such as ✅ / ❌ / 👍); a person's reaction with that
-key, or an answer with its number, presses it. An outcome shown in place of a message
-is an edit (`m.replace`); a message in a thread is a reply (`m.in_reply_to`).
+`formatted_body` (every text from people HTML-escaped); the bot's own chatter is an
+`m.notice`, posts are `m.text`. Matrix has no buttons, and rooms stay quiet
+(CONVERSATION.md rule 6):
+- an ordinary post gets no choices and no reactions of the bot: people react to it
+  with any emoji (counted as they are) and comment by answering in its thread;
+- elsewhere each button is a numbered choice in the text (answer with the number);
+  only an approval card's Approve / Reject (✅ / ❌) and a button whose label is one
+  emoji (a poll's option) get a reaction key, which the bot puts under the message
+  and the choice line explains once ("✅ Approve   ❌ Reject   [3] Request changes").
+  No keycap emoji (1️⃣).
+An outcome shown in place of a message is an edit (`m.replace`); a message in a thread
+(a comment under its post) is in that thread (`m.thread`, with a reply fallback for
+clients without threads). An event stays under Matrix's 64 KiB: the text is cut with
+an ellipsis where it would not fit.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from bot.markup import Block, html_span, parse, plain_span
-from bot.message import Button, FileRef, Message
+from bot.message import FileRef, Message
 
 HTML_FORMAT = "org.matrix.custom.html"
+# Keycaps are never put under a message any more; a person who answers with one still
+# presses the button of that number (inbound.number_of).
 KEYCAPS = ("1️⃣", "2️⃣", "3️⃣", "4️⃣", "5️⃣", "6️⃣", "7️⃣", "8️⃣", "9️⃣", "🔟")
-# Matrix events may be 64 KiB in all; the text of one message stays well below.
+# The reaction that presses a button by its action, where the label is a word.
+ACTION_KEYS = {"proposal.approve": "✅", "proposal.reject": "❌"}
+# Matrix events may be 64 KiB in all (JSON, with the server's own fields): the content
+# the bot sends stays below MAX_EVENT bytes, the plain text below MAX_TEXT characters.
 MAX_TEXT = 24_000
+MAX_EVENT = 60_000
 _ELLIPSIS = "…"
 
 
@@ -58,19 +74,24 @@ def is_single_emoji(text: str) -> bool:
     )
 
 
-def choices(buttons: tuple[Button, ...]) -> list[Choice]:
-    """Each button's number and reaction key: its label where that is one emoji (✅, ❌,
-    👍) used once in the message, else the keycap of its number (1️⃣ … 🔟)."""
+def choices(message: Message) -> list[Choice]:
+    """Each button's number and reaction key: none for an ordinary post (its buttons,
+    Comment and 👍, are a thread answer and a reaction on Matrix); else ✅ / ❌ for an
+    approval card's Approve / Reject, a label that is one emoji (used once) as itself,
+    and no key for the rest (answered with the number)."""
+    if "item" in message.meta:
+        return []
+    buttons = message.buttons
     labels = [b.label.strip() for b in buttons]
+    keys = [ACTION_KEYS.get(b.action) for b in buttons]
     out: list[Choice] = []
     for i, button in enumerate(buttons):
         label = labels[i]
-        if is_single_emoji(label) and labels.count(label) == 1:
-            key: str | None = label
-        else:
-            key = KEYCAPS[i] if i < len(KEYCAPS) else None
-            if key in labels:  # a keycap someone used as a label: answer by number only
-                key = None
+        key = keys[i]
+        if key is None and is_single_emoji(label) and labels.count(label) == 1:
+            key = label
+        if key is not None and (keys.count(key) + labels.count(key) > 1):
+            key = None  # two buttons would share the key: answer by number only
         out.append(Choice(i + 1, key, button.label, button.action, button.value))
     return out
 
@@ -164,10 +185,40 @@ def _choice_line(items: list[Choice]) -> tuple[str, str]:
     return "   ".join(plain), "&nbsp;&nbsp; ".join(rich)
 
 
+def thread_relation(root: str) -> dict[str, Any]:
+    """In the thread under `root`, with a reply to it for clients without threads."""
+    return {
+        "rel_type": "m.thread",
+        "event_id": root,
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": root},
+    }
+
+
+def _size(content: dict[str, Any]) -> int:
+    return len(json.dumps(content, ensure_ascii=False).encode())
+
+
+def _fit(content: dict[str, Any]) -> dict[str, Any]:
+    """The content cut until it is below MAX_EVENT bytes: first the HTML goes (the plain
+    text, escaped, stands in for it), then the text is shortened with an ellipsis."""
+    if _size(content) <= MAX_EVENT:
+        return content
+    body = str(content["body"])
+    content["formatted_body"] = html.escape(body, quote=False).replace("\n", "<br>")
+    while _size(content) > MAX_EVENT and len(body) > 1:
+        over = _size(content) - MAX_EVENT
+        # Bytes to characters: at most four bytes (six escaped) a character.
+        body = _truncate(body, max(1, len(body) - max(over // 6, 64)))
+        content["body"] = body
+        content["formatted_body"] = html.escape(body, quote=False).replace("\n", "<br>")
+    return content
+
+
 def text_content(message: Message, items: list[Choice] | None = None) -> dict[str, Any] | None:
     """The text part of a message as `m.room.message` content; None when it has none
     (a message of files only). Posts are `m.text`, the bot's own answers `m.notice`."""
-    items = choices(message.buttons) if items is None else items
+    items = choices(message) if items is None else items
     source = _source(message)
     if not source.strip() and not items:
         return None
@@ -178,15 +229,19 @@ def text_content(message: Message, items: list[Choice] | None = None) -> dict[st
         plain_line, html_line = _choice_line(items)
         body = f"{body}\n{plain_line}" if body else plain_line
         formatted = f"{formatted}<br>{html_line}" if formatted else html_line
+    body = _truncate(body, MAX_TEXT)
     content: dict[str, Any] = {
-        "msgtype": "m.text" if "item" in message.meta else "m.notice",
-        "body": _truncate(body, MAX_TEXT),
+        # People's words (a post, a comment relayed) are m.text; the bot's own, m.notice.
+        "msgtype": "m.text" if "item" in message.meta or "comment" in message.meta else "m.notice",
+        "body": body,
         "format": HTML_FORMAT,
-        "formatted_body": formatted if len(formatted) <= 2 * MAX_TEXT else html.escape(body),
+        "formatted_body": formatted
+        if len(formatted) <= 2 * MAX_TEXT
+        else html.escape(body, quote=False).replace("\n", "<br>"),
     }
     if message.thread:
-        content["m.relates_to"] = {"m.in_reply_to": {"event_id": message.thread}}
-    return content
+        content["m.relates_to"] = thread_relation(message.thread)
+    return _fit(content)
 
 
 def file_content(ref: FileRef, uri: str, size: int | None, mime_type: str | None) -> dict[str, Any]:
@@ -206,16 +261,28 @@ def file_content(ref: FileRef, uri: str, size: int | None, mime_type: str | None
 
 
 def edit_content(new: dict[str, Any], original_event_id: str) -> dict[str, Any]:
-    """An edit (`m.replace`) that shows `new` in place of the original event."""
+    """An edit (`m.replace`) that shows `new` in place of the original event. The edit
+    carries the text twice (its fallback and m.new_content): it is cut until both fit."""
     replacement = {k: v for k, v in new.items() if k != "m.relates_to"}
-    return {
-        "msgtype": new.get("msgtype", "m.notice"),
-        "body": "* " + str(new.get("body", "")),
-        "format": HTML_FORMAT,
-        "formatted_body": "* " + str(new.get("formatted_body", html.escape(new.get("body", "")))),
-        "m.new_content": replacement,
-        "m.relates_to": {"rel_type": "m.replace", "event_id": original_event_id},
-    }
+    body = str(replacement.get("body", ""))
+    while True:
+        edit = {
+            "msgtype": replacement.get("msgtype", "m.notice"),
+            "body": "* " + str(replacement.get("body", "")),
+            "format": HTML_FORMAT,
+            "formatted_body": "* "
+            + str(replacement.get("formatted_body", html.escape(replacement.get("body", "")))),
+            "m.new_content": replacement,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": original_event_id},
+        }
+        if _size(edit) <= MAX_EVENT or len(body) <= 1:
+            return edit
+        body = _truncate(body, len(body) * 3 // 4)
+        replacement = {
+            **replacement,
+            "body": body,
+            "formatted_body": html.escape(body, quote=False).replace("\n", "<br>"),
+        }
 
 
 def reaction_content(event_id: str, key: str) -> dict[str, Any]:

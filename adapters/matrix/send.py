@@ -1,9 +1,10 @@
 """The Matrix adapter's sending part: messages, edits, reaction prompts and files.
 
 Every event is sent with a transaction id made from the outbox key, so a send retried
-after a crash posts once. Buttons become numbered choices with the bot's reactions
-under the message; what each reaction or number presses is kept through the hub
-before anyone can answer. A file is uploaded to the homeserver once and its mxc://
+after a crash posts once. Buttons become numbered choices; only an approval card's ✅ / ❌
+(and one-emoji labels) get the bot's reaction under the message, never an ordinary post
+(render.choices); what each reaction or number presses is kept through the hub before
+anyone can answer. A file is uploaded to the homeserver once and its mxc://
 URI reused in every room.
 """
 
@@ -40,6 +41,7 @@ from adapters.matrix.render import (
     file_content,
     reaction_content,
     text_content,
+    thread_relation,
 )
 from bot.adapter_state import ButtonPromptView
 from bot.message import (
@@ -138,7 +140,7 @@ class MatrixSender:
         return str(sent.event_id)
 
     async def _post(self, room_id: str, message: Message, key: str) -> SendResult:
-        items = choices(message.buttons)
+        items = choices(message)
         main: str | None = None
         text = text_content(message, items)
         if text is not None:
@@ -148,7 +150,7 @@ class MatrixSender:
             if content is None:
                 continue
             if main is None and message.thread:
-                content["m.relates_to"] = {"m.in_reply_to": {"event_id": message.thread}}
+                content["m.relates_to"] = thread_relation(message.thread)
             sent = await self._room_send(
                 room_id, "m.room.message", content, self._txn(key, f"f{n}")
             )
@@ -165,7 +167,7 @@ class MatrixSender:
         message's choices go, with the bot's reactions under it."""
         original = message.replaces
         assert original is not None
-        items = choices(message.buttons)
+        items = choices(message)
         new = text_content(message, items) or {"msgtype": "m.notice", "body": "…"}
         old = await self.hub.state.button_prompt(PLATFORM, room_id, original)
         for i, choice in enumerate(old.buttons if old is not None else []):

@@ -47,6 +47,7 @@ from adapters.matrix.inbound import (
     WantedFile,
     actor,
     invite_of,
+    number_of,
     translate,
 )
 from adapters.matrix.render import choice_for_key, choice_for_number
@@ -333,6 +334,9 @@ class MatrixSync:
             key, ref = inbound.reaction
             prompt = await state.button_prompt(PLATFORM, ref.conversation, ref.message_id)
             choice = choice_for_key(prompt.buttons, key) if prompt else None
+            if prompt is not None and choice is None and number_of(key) is not None:
+                # The bot offers no keycaps, but a person's 2️⃣ still means "2".
+                choice = choice_for_number(prompt.buttons, number_of(key) or 0)
             if prompt is None or choice is None:
                 return None
             if prompt.post and choice.get("key") == str(choice.get("label", "")).strip():

@@ -1,8 +1,11 @@
 """The Slack adapter (slack-bolt, async): employees at their desks.
 
 inbound.py     Slack payloads -> Pinwall events (pure)
-render.py      neutral messages and homes -> Block Kit (pure)
-adapter.py     Socket Mode or HTTP (/slack/events), the Web API, files, App Home
+render.py      neutral messages and homes -> Block Kit (pure): posts with Open, Comment,
+               👍; digests a section per post; real mentions; the App Home's selects
+modals.py      the share, propose and settings modals, their submissions (pure)
+files.py       downloading what people share, within Slack's 3 seconds
+adapter.py     Socket Mode or HTTP (/slack/events), the Web API, App Home, modals
 settings.py    PINWALL_SLACK_*
 manifest.yaml  the app, its scopes, command, shortcut, events and App Home
 

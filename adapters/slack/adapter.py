@@ -15,9 +15,7 @@ import hashlib
 import logging
 import re
 import time
-from collections import OrderedDict
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import aiohttp
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -29,7 +27,23 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.slack import inbound
-from adapters.slack.inbound import SHARE_SHORTCUT, Inbound, SlackUser, WantedFile, user_from_info
+from adapters.slack.files import Downloads, NotYet
+from adapters.slack.inbound import SHARE_SHORTCUT, Inbound, SlackUser, user_from_info
+from adapters.slack.modals import (
+    PROPOSE_CALLBACK,
+    SETTINGS_CALLBACK,
+    SHARE_CALLBACK,
+    form_submission,
+    form_view,
+    postable_groups_of,
+    propose_command,
+    said,
+    settings_commands,
+    share_errors,
+    share_modal,
+    share_submission,
+)
+from adapters.slack.modals import sign as sign_metadata
 from adapters.slack.render import (
     ACTION_PREFIX,
     REASON_BLOCK,
@@ -40,7 +54,6 @@ from adapters.slack.render import (
     reason_modal,
 )
 from bot.errors import ConfigError
-from bot.events import InboundFile
 from bot.home import home_of
 from bot.i18n import Translator, normalize_language
 from bot.markup import to_plain
@@ -56,14 +69,13 @@ from bot.message import (
 from bot.ports import task_problem
 from bot.proposals import decides_now
 from bot.runtime import Hub
-from store.blobs import BlobTooLarge
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
+FORMS = (("propose", ""), ("settings", ""))  # bare commands Slack answers with a modal
 EVENTS_PATH = "/slack/events"
 USER_TTL = 600.0  # seconds a users.info answer is trusted
-DOWNLOAD_BUDGET = 2.0  # seconds of Slack's 3 for fetching files before the ack
 # Errors after which sending to that conversation again is pointless.
 _GONE = {
     "channel_not_found",
@@ -76,10 +88,6 @@ _GONE = {
     "messages_tab_disabled",
 }
 _PERMANENT = _GONE | {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments"}
-
-
-class NotYet(Exception):
-    """Files still downloading: Slack is not acknowledged and sends the event again."""
 
 
 class SlackAdapter:
@@ -131,7 +139,7 @@ class SlackAdapter:
         self._socket: Any = None
         self._users: dict[str, tuple[float, SlackUser]] = {}
         self._dm_channels: dict[str, str] = {}
-        self._downloads: OrderedDict[str, asyncio.Task[InboundFile]] = OrderedDict()
+        self.files = Downloads(hub.blobs, self.api_url, bot_token, max_download)
         self._work = asyncio.Event()
         self._stopping = asyncio.Event()
         self._applier: asyncio.Task[None] | None = None
@@ -181,8 +189,7 @@ class SlackAdapter:
             # A loop that ended of itself (see problem()) is over already: nothing to raise.
             await asyncio.gather(self._applier, return_exceptions=True)
             self._applier = None
-        for task in self._downloads.values():
-            task.cancel()
+        self.files.cancel()
 
     def healthy(self) -> bool:
         return self.problem() is None
@@ -246,8 +253,28 @@ class SlackAdapter:
 
         @app.command(command)
         async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
-            await self._take(inbound.slash_command(body))
+            found = inbound.slash_command(body)
+            # `propose` and `settings` alone: a modal with the choices (else the core asks).
+            if found.command not in FORMS or not await self._open_form(found):
+                await self._take(found)
             await ack()  # nothing to say at once: the answer comes as a message
+
+        @app.view(PROPOSE_CALLBACK)
+        async def on_propose_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+            errors = await self._propose(body)
+            if errors:  # under the fields; nothing is proposed
+                await ack(response_action="errors", errors=errors)
+            else:
+                await ack()
+
+        @app.view(SETTINGS_CALLBACK)
+        async def on_settings_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+            form = form_submission(body, self._modal_key)
+            if form is not None:
+                user, view_id, data, values = form
+                for n, arguments in enumerate(settings_commands(values, data)):
+                    await self._take(said(user, f"view:{view_id}:{n}", "settings", arguments))
+            await ack()
 
         @app.event("message")
         async def on_message(body: dict[str, Any]) -> None:
@@ -315,8 +342,30 @@ class SlackAdapter:
 
         @app.shortcut(SHARE_SHORTCUT)
         async def on_share(ack: AsyncAck, body: dict[str, Any]) -> None:
-            await self._take(inbound.share_shortcut(body))
+            found = inbound.share_shortcut(body)
+            # A message without files: the modal with the person's groups. Files, a
+            # person not known yet or a modal that cannot open: the share flow by DM.
+            if found.files or not await self._open_share(found):
+                await self._take(found)
             await ack()
+
+        @app.view(SHARE_CALLBACK)
+        async def on_share_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+            submitted = share_submission(body, self._modal_key)
+            if submitted is None:
+                log.warning("Slack: a share modal with unknown or altered metadata, ignored")
+                await ack()
+                return
+            t = Translator(await self._language(submitted.user_id))
+            errors = share_errors(submitted, t)
+            if errors:  # shown under the fields; nothing is written
+                await ack(response_action="errors", errors=errors)
+                return
+            arguments = f"{submitted.group} {submitted.text}"
+            await self._take(
+                said(submitted.user_id, "view:" + submitted.view_id, "share", arguments)
+            )
+            await ack()  # the modal closes; "Shared as #12" comes as a message
 
     async def _take(self, found: Inbound | None) -> None:
         """Records one inbound payload; the applier does the work after the ack."""
@@ -325,7 +374,7 @@ class SlackAdapter:
         user = await self.user(found.user_id)
         if user is None or user.is_bot or user.deleted:
             return
-        attachments = await self._fetch_all(found.files)
+        attachments = await self.files.fetch_all(found.files)
         await self.hub.record(found.event(user, attachments))
         if found.user_id in self._deciders:  # their next event shows their home anew
             self._homes.add(found.user_id)
@@ -344,15 +393,59 @@ class SlackAdapter:
             return False  # the core answers the press: not theirs to decide, or decided
         t = Translator(await self._language(found.user_id, user.locale))
         metadata = inbound.reason_metadata(found, self._modal_key)
+        return await self._open(
+            found.trigger_id, reason_modal(action, value, metadata, t), "reason"
+        )
+
+    async def _open_share(self, found: Inbound) -> bool:
+        """Opens the share modal for "Share to Pinwall group"; False where it cannot (no
+        trigger, nobody Pinwall knows, no group to post to, Slack refused)."""
+        user = await self.user(found.user_id)
+        if user is None or user.is_bot or user.deleted or not found.trigger_id:
+            return False
+        groups = await self.hub.call(postable_groups_of, self.hub.core, PLATFORM, found.user_id)
+        if not groups:
+            return False  # the core's share flow says how to join a group
+        t = Translator(await self._language(found.user_id, user.locale))
+        view = share_modal(
+            groups, found.text, sign_metadata({"u": found.user_id}, self._modal_key), t
+        )
+        return await self._open(found.trigger_id, view, "share")
+
+    async def _open_form(self, found: Inbound) -> bool:
+        """The propose or settings modal for a bare `/pinwall propose` or `settings`;
+        False where the core answers instead (a guest, someone unknown, no outlet)."""
+        user = await self.user(found.user_id)
+        if user is None or user.trust != "member" or not found.trigger_id:
+            return False
+        home = await self.hub.call(home_of, self.hub.core, PLATFORM, found.user_id)
+        if home is None:
+            return False
+        outlets = [o.name for o in self.hub.core.settings.outlets.outlets]
+        view = form_view(found.command, home, outlets, found.user_id, self._modal_key)
+        return view is not None and await self._open(found.trigger_id, view, "form")
+
+    async def _propose(self, body: dict[str, Any]) -> dict[str, str]:
+        """A submitted propose modal recorded as `propose`; else what is wrong, by field."""
+        form = form_submission(body, self._modal_key)
+        if form is None:
+            return {}
+        user, view_id, _data, values = form
+        outlets = {o.name: o for o in self.hub.core.settings.outlets.outlets}
+        t = Translator(await self._language(user))
+        arguments, errors = propose_command(values, outlets, t)
+        if not errors:
+            await self._take(said(user, f"view:{view_id}", "propose", arguments))
+        return errors
+
+    async def _open(self, trigger_id: str, view: dict[str, Any], what: str) -> bool:
         try:
-            await self.client.views_open(
-                trigger_id=found.trigger_id, view=reason_modal(action, value, metadata, t)
-            )
+            await self.client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
-            log.warning("Slack: reason modal not opened (%s)", exc.response.get("error"))
+            log.warning("Slack: %s modal not opened (%s)", what, exc.response.get("error"))
             return False
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("Slack: reason modal not opened (%s)", exc)
+            log.warning("Slack: %s modal not opened (%s)", what, exc)
             return False
         return True
 
@@ -390,74 +483,6 @@ class SlackAdapter:
         found = user_from_info(answer["user"], self.team_id)
         self._users[user_id] = (time.monotonic(), found)
         return found
-
-    # --- files --------------------------------------------------------------------
-
-    async def _fetch_all(self, wanted: tuple[WantedFile, ...]) -> list[InboundFile]:
-        if not wanted:
-            return []
-        tasks = []
-        for w in wanted:
-            task = self._downloads.get(w.id)
-            if task is None:
-                task = asyncio.create_task(self._download(w))
-                self._downloads[w.id] = task
-                while len(self._downloads) > 1000:
-                    self._downloads.popitem(last=False)
-            tasks.append(task)
-        _done, pending = await asyncio.wait(tasks, timeout=DOWNLOAD_BUDGET)
-        if pending:
-            # Not acknowledged: Slack sends the event again, and the downloads go on.
-            raise NotYet(f"{len(pending)} file(s) still downloading")
-        return [t.result() for t in tasks]
-
-    async def _download(self, wanted: WantedFile) -> InboundFile:
-        blobs = self.hub.blobs
-        limit = min(
-            self.max_download or (blobs.max_bytes if blobs else 0), blobs.max_bytes if blobs else 0
-        )
-
-        def refused(why: Literal["too_large", "unavailable"]) -> InboundFile:
-            return InboundFile(
-                name=wanted.name,
-                blob_id="",
-                mime_type=wanted.mime_type,
-                size=wanted.size,
-                refused=why,
-                limit=limit if why == "too_large" else None,
-            )
-
-        if blobs is None or (wanted.size is not None and wanted.size > limit):
-            return refused("too_large")
-        host = urlsplit(wanted.url).hostname or ""
-        if host != urlsplit(self.api_url).hostname and not host.endswith(".slack.com"):
-            log.warning("Slack: refused to send the bot token to %s for file %s", host, wanted.id)
-            return refused("unavailable")
-        headers = {"Authorization": f"Bearer {self.bot_token}"}
-        try:
-            async with (
-                aiohttp.ClientSession() as session,
-                session.get(wanted.url, headers=headers) as answer,
-            ):
-                kind = answer.headers.get("Content-Type", "")
-                if answer.status != 200 or kind.startswith("text/html"):
-                    # Slack answers a download without access with its login page.
-                    log.warning("Slack: file %s not downloadable (%s)", wanted.id, answer.status)
-                    return refused("unavailable")
-                data = bytearray()
-                async for chunk in answer.content.iter_chunked(65536):
-                    data += chunk
-                    if len(data) > limit:
-                        return refused("too_large")
-            blob = await asyncio.to_thread(blobs.put, bytes(data))
-        except BlobTooLarge:
-            return refused("too_large")
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("Slack: downloading file %s failed (%s)", wanted.id, exc)
-            return refused("unavailable")
-        return InboundFile(
-            name=wanted.name, blob_id=blob.id, mime_type=blob.mime_type, size=blob.size
-        )
 
     # --- App Home -----------------------------------------------------------------
 

@@ -40,6 +40,8 @@ from bot.events import (
 
 PLATFORM = "slack"
 SHARE_SHORTCUT = "share_to_pinwall"
+HOME_COMMAND = "cmd"  # a button or option of the App Home that says a command
+HOME_COMMANDS = frozenset({"join", "leave", "digest"})
 # Message subtypes that are a person's message; every other subtype (edits, joins,
 # bot messages, deletions) is not a post.
 _PERSON_SUBTYPES = {None, "file_share", "thread_broadcast"}
@@ -274,6 +276,7 @@ def slash_command(body: dict[str, Any]) -> Inbound:
         time=datetime.now(UTC),
         text=str(body.get("text", "")),
         command=split_command(plain_text(str(body.get("text", "")))),
+        trigger_id=str(body.get("trigger_id") or ""),
     )
 
 
@@ -355,9 +358,12 @@ def block_action(body: dict[str, Any]) -> Inbound | None:
     pressed = actions[0]
     if not str(pressed.get("action_id", "")).startswith(ACTION_PREFIX):
         return None
-    parsed = parse_button_value(str(pressed.get("value", "")))
+    raw = pressed.get("value", "")
+    if pressed.get("type") == "static_select":  # the App Home's selects: the chosen option
+        raw = (pressed.get("selected_option") or {}).get("value", "")
+    parsed = parse_button_value(str(raw))
     if parsed is None:
-        return None
+        return None  # a link button (Open): Slack opened it, nothing for Pinwall
     action, value = parsed
     user = str(body["user"]["id"])
     container = body.get("container") or {}
@@ -370,6 +376,22 @@ def block_action(body: dict[str, Any]) -> Inbound | None:
         else None
     )
     direct = home or _direct(channel)
+    if action == HOME_COMMAND:
+        # A control of the App Home that is a command of the person's own (join, leave,
+        # digest times): said as that command in their direct chat; nothing else.
+        command = split_command(value)
+        if not home or command[0] not in HOME_COMMANDS:
+            return None
+        return Inbound(
+            kind="command",
+            event_id="act:" + str(pressed.get("action_ts") or body.get("trigger_id")) + ":" + user,
+            user_id=user,
+            conversation=Conversation(external_id=user, direct=True),
+            time=_time(pressed.get("action_ts")),
+            text=value,
+            command=command,
+            home=True,
+        )
     return Inbound(
         kind="button",
         event_id="act:" + str(pressed.get("action_ts") or body.get("trigger_id")) + ":" + user,
@@ -452,7 +474,8 @@ def view_submission(body: dict[str, Any], key: bytes) -> Inbound | str | None:
 
 
 def share_shortcut(body: dict[str, Any]) -> Inbound:
-    """ "Share to Pinwall" on a message: its text and files, into the share flow."""
+    """ "Share to Pinwall group" on a message: its text and files (a modal opens where it
+    can, adapters/slack/modals.py; else the share flow by direct message)."""
     message = body.get("message") or {}
     user = str(body["user"]["id"])
     return Inbound(
@@ -465,4 +488,5 @@ def share_shortcut(body: dict[str, Any]) -> Inbound:
         text=plain_text(str(message.get("text") or "")),
         intent="share",
         files=_files(message.get("files")),
+        trigger_id=str(body.get("trigger_id") or ""),
     )

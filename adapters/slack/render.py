@@ -2,9 +2,16 @@
 
 Slack's limits (https://api.slack.com/reference/block-kit): at most 50 blocks in a
 message and 100 in a view; a section's text 3,000 characters; a field 2,000 and ten
-fields a section; a button's label 75 and its value 2,000; 25 elements in an actions
-block. What does not fit is cut with an ellipsis, never refused, and every message
-carries a plain-text `text` for notifications and clients without blocks.
+fields a section; a button's label 75, its value 2,000 and its URL 3,000; 25 elements in
+an actions block; a select's options 100, each option's text 75 and value 150; a
+message's `text` 40,000. What does not fit is cut with an ellipsis, never refused, and
+every message carries a plain-text `text` for notifications and clients without blocks.
+Everything people wrote is escaped (&, <, >), so `<!channel>` or `<@U…>` typed by
+someone stays text; the only mentions are the ones Pinwall makes itself, of the people
+whose Slack account it knows (the message's meta "mentions").
+
+A post (meta "item") is a section with its actions: Open (its link), Comment and 👍; a
+digest (meta "digest") a section per post with its Open button beside it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from bot.authors import author_label
@@ -21,6 +29,7 @@ from bot.ids import show_id
 from bot.markup import Span, parse, to_plain
 from bot.message import Button, Message
 
+PLATFORM = "slack"
 MAX_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION = 3000
@@ -30,14 +39,19 @@ MAX_BUTTON_LABEL = 75
 MAX_BUTTON_VALUE = 2000
 MAX_ACTIONS = 25
 MAX_FALLBACK = 3000
+MAX_URL = 3000
+MAX_OPTIONS = 100  # of a static select
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+MAX_PLACEHOLDER = 150
 ACTION_PREFIX = "pw:"
+OPEN_ACTION = ACTION_PREFIX + "open"  # a link button: Slack opens it, Pinwall ignores the press
 # Reject / Request changes by button: Slack asks for the reason in a modal at once.
 REASON_ACTIONS = {"proposal.reject": "reject", "proposal.changes": "changes"}
 REASON_CALLBACK = "pw:reason"
 REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
 MAX_MODAL_TITLE = 24  # a modal's title, submit and close labels
 MAX_INPUT_LABEL = 2000
-MAX_PLACEHOLDER = 150
 MAX_REASON = 2000  # what the core keeps of a reason
 MAX_METADATA = 3000
 _SAFE_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
@@ -118,19 +132,27 @@ def parse_button_value(value: str) -> tuple[str, str] | None:
     return (action, rest) if sep and action else None
 
 
+def _button(b: Button, i: int) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": f"{ACTION_PREFIX}{i}",
+        "text": {
+            "type": "plain_text",
+            "text": cut(b.label, MAX_BUTTON_LABEL) or "…",
+            "emoji": True,
+        },
+        "value": button_value(b),
+    }
+    if b.style != "default":
+        element["style"] = b.style
+    return element
+
+
 def _buttons(buttons: Iterable[Button], start: int = 0) -> list[Block]:
     blocks: list[Block] = []
     elements: list[dict[str, Any]] = []
     for i, b in enumerate(buttons, start):
-        element: dict[str, Any] = {
-            "type": "button",
-            "action_id": f"{ACTION_PREFIX}{i}",
-            "text": {"type": "plain_text", "text": cut(b.label, MAX_BUTTON_LABEL), "emoji": True},
-            "value": button_value(b),
-        }
-        if b.style != "default":
-            element["style"] = b.style
-        elements.append(element)
+        elements.append(_button(b, i))
         if len(elements) == MAX_ACTIONS:
             blocks.append({"type": "actions", "elements": elements})
             elements = []
@@ -139,21 +161,97 @@ def _buttons(buttons: Iterable[Button], start: int = 0) -> list[Block]:
     return blocks
 
 
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
+
+
+def mention(text: str, mentions: object) -> str:
+    """The first mention of each person in mrkdwn `text` (their handle, with or without
+    "@"): Slack's real mention where their Slack account is known, else their name."""
+    if not isinstance(mentions, dict):
+        return text
+    for handle, person in mentions.items():
+        if not isinstance(handle, str) or not handle or not isinstance(person, dict):
+            continue
+        accounts = person.get("accounts")
+        user = accounts.get(PLATFORM) if isinstance(accounts, dict) else None
+        name = person.get("name")
+        if isinstance(user, str) and _SLACK_USER.fullmatch(user):
+            shown = f"<@{user}>"
+        elif isinstance(name, str) and name.strip():
+            shown = escape(" ".join(name.split())[:80])
+        else:
+            continue
+        word = re.compile(rf"(?<![\w.@/:&#-])@?{re.escape(escape(handle))}(?![\w-])")
+        found = word.search(text)  # a name is put in as it is, never read as a pattern
+        if found is not None:
+            text = text[: found.start()] + shown + text[found.end() :]
+    return text
+
+
+def _open_button(url: object, label: str) -> dict[str, Any] | None:
+    """A button that opens the post's link in the browser (no press reaches Pinwall)."""
+    if not isinstance(url, str) or len(url) > MAX_URL or not re.match(r"https?://", url, re.I):
+        return None
+    host = urlsplit(url).hostname or url
+    return {
+        "type": "button",
+        "action_id": OPEN_ACTION,
+        "text": {"type": "plain_text", "text": cut(label or f"↗ {host}", MAX_BUTTON_LABEL)},
+        "url": url,
+    }
+
+
+def _digest_sections(message: Message, first: int) -> tuple[list[Block], list[Button]]:
+    """A digest's lines, each post ("• #12 …") as a section with its Open button beside
+    it; the buttons no line took are returned for the actions block."""
+    opens = {b.value: (i, b) for i, b in enumerate(message.buttons) if b.action == "item.open"}
+    out: list[Block] = []
+    pending: list[str] = []
+    for line in mrkdwn(message.text).split("\n"):
+        found = re.match(r"• #(\d+)\b", line)
+        taken = opens.pop(found.group(1), None) if found else None
+        if taken is None:
+            pending.append(line)
+            continue
+        if pending:
+            out += _sections("\n".join(pending))
+            pending = []
+        i, button = taken
+        block = _section(cut(line, MAX_SECTION))
+        block["accessory"] = _button(button, first + i)
+        out.append(block)
+    if pending:
+        out += _sections("\n".join(pending))
+    left = [b for b in message.buttons if b.action != "item.open" or b.value in opens]
+    return out, left
+
+
 def blocks(message: Message) -> list[Block]:
     out: list[Block] = []
+    mentions = message.meta.get("mentions")
     if message.title:
-        out += _sections(
-            "\n".join(f"*{line}*" if line else "" for line in mrkdwn(message.title).split("\n"))
-        )
-    if message.text:
-        out += _sections(mrkdwn(message.text))
+        title = mention(mrkdwn(message.title), mentions)
+        out += _sections("\n".join(f"*{line}*" if line else "" for line in title.split("\n")))
+        mentions = None  # named once, in the title
+    buttons = list(message.buttons)
+    if message.text and "digest" in message.meta:
+        sections, buttons = _digest_sections(message, 0)
+        out += sections
+    elif message.text:
+        out += _sections(mention(mrkdwn(message.text), mentions))
     fields = [
         {"type": "mrkdwn", "text": cut(f"*{mrkdwn(f.label)}*\n{mrkdwn(f.value)}", MAX_FIELD)}
         for f in message.fields
     ]
     for i in range(0, len(fields), MAX_FIELDS):
         out.append({"type": "section", "fields": fields[i : i + MAX_FIELDS]})
-    actions = _buttons(message.buttons)
+    actions = _buttons(buttons)
+    opener = _open_button(message.meta.get("url"), "") if "item" in message.meta else None
+    if opener is not None:  # Open first, then Comment and 👍
+        if actions and len(actions[0]["elements"]) < MAX_ACTIONS:
+            actions[0]["elements"].insert(0, opener)
+        else:
+            actions.insert(0, {"type": "actions", "elements": [opener]})
     room = MAX_BLOCKS - len(actions)
     if len(out) > room:
         out = [*out[: room - 1], {"type": "context", "elements": [{"type": "mrkdwn", "text": "…"}]}]
@@ -188,21 +286,50 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
     if not home.groups:
         view.append(_section(mrkdwn(t("home.no_groups"))))
     for g in home.groups:
-        mode_name = mrkdwn(t(f"notify.mode.{g.mode}"))
-        view.append(_section(f"*{escape(g.name)}* ({escape(g.slug)}) · {mode_name}"))
-        buttons = [
-            Button(
-                label=to_plain(t(f"notify.mode.{mode}")),
-                action="notify.set",
-                value=f"{g.slug}:{mode}",
-                style="primary" if mode == g.mode else "default",
-            )
-            for mode in MODES
-        ]
-        view += _buttons(buttons, start=len(view) * 10)
-        if len(view) > MAX_VIEW_BLOCKS - 20:
+        if len(view) > MAX_VIEW_BLOCKS - 40:  # room for what follows
             view.append(_section("…"))
             break
+        view.append(_section(cut(f"*{escape(g.name)}* ({escape(g.slug)})", MAX_SECTION)))
+        modes = [
+            _option(to_plain(t(f"notify.mode.{m}")), f"notify.set|{g.slug}:{m}") for m in MODES
+        ]
+        view.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "static_select",
+                        "action_id": f"{ACTION_PREFIX}notify:{g.slug}",
+                        "placeholder": _plain(to_plain(t("slack.home.notify")), MAX_PLACEHOLDER),
+                        "options": modes,
+                        "initial_option": modes[MODES.index(g.mode)]
+                        if g.mode in MODES
+                        else modes[1],
+                    },
+                    {
+                        "type": "button",
+                        "action_id": f"{ACTION_PREFIX}leave:{g.slug}",
+                        "text": _plain(to_plain(t("slack.home.leave")), MAX_BUTTON_LABEL),
+                        "value": cut(f"cmd|leave {g.slug}", MAX_BUTTON_VALUE),
+                    },
+                ],
+            }
+        )
+    if home.joinable:
+        view += [{"type": "divider"}, _section(f"*{mrkdwn(t('slack.home.joinable'))}*")]
+        for g in home.joinable:
+            if len(view) > MAX_VIEW_BLOCKS - 30:
+                view.append(_section("…"))
+                break
+            block = _section(cut(f"*{escape(g.name)}* ({escape(g.slug)})", MAX_SECTION))
+            block["accessory"] = {
+                "type": "button",
+                "action_id": f"{ACTION_PREFIX}join:{g.slug}",
+                "text": _plain(to_plain(t("slack.home.join")), MAX_BUTTON_LABEL),
+                "value": cut(f"cmd|join {g.slug}", MAX_BUTTON_VALUE),
+                "style": "primary",
+            }
+            view.append(block)
     view += [{"type": "divider"}, _section(f"*{mrkdwn(t('home.posts'))}*")]
     if not home.posts:
         view.append(_section(mrkdwn(t("home.no_posts"))))
@@ -232,9 +359,71 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
             )
         ),
         _section(mrkdwn(_digest_line(home, t))),
+        *_digest_controls(home, t),
         {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn(t("home.footer"))}]},
     ]
     return {"type": "home", "blocks": view[:MAX_VIEW_BLOCKS]}
+
+
+DIGEST_HOURS = tuple(f"{h:02d}:00" for h in range(5, 23))  # 05:00 … 22:00
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": cut(text, limit) or "…", "emoji": True}
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    return {"text": _plain(label, MAX_OPTION_TEXT), "value": value[:MAX_OPTION_VALUE]}
+
+
+def _digest_controls(home: Home, t: Translator) -> list[Block]:
+    """The digest times as selects (a daily hour, a weekly day) and pause / resume."""
+    hours = list(DIGEST_HOURS)
+    if home.daily_at not in hours:  # a time set by command, such as 07:30
+        hours = sorted([*hours, home.daily_at])
+    daily = [_option(h, f"cmd|digest daily {h}") for h in hours][:MAX_OPTIONS]
+    weekly = [
+        _option(to_plain(t(f"digest.day.{i}")), f"cmd|digest weekly {day} {home.weekly_at}")
+        for i, day in enumerate(DAYS)
+    ]
+    pause = (
+        _button(
+            Button(
+                label=to_plain(t("slack.home.resume")),
+                action="cmd",
+                value=f"digest daily {home.daily_at}",
+            ),
+            0,
+        )
+        if home.digests_paused
+        else _button(
+            Button(label=to_plain(t("slack.home.pause")), action="cmd", value="digest off"), 0
+        )
+    )
+    pause["action_id"] = f"{ACTION_PREFIX}digest:pause"
+    return [
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "static_select",
+                    "action_id": f"{ACTION_PREFIX}digest:daily",
+                    "placeholder": _plain(to_plain(t("slack.home.daily_at")), MAX_PLACEHOLDER),
+                    "options": daily,
+                    "initial_option": daily[hours.index(home.daily_at)],
+                },
+                {
+                    "type": "static_select",
+                    "action_id": f"{ACTION_PREFIX}digest:weekly",
+                    "placeholder": _plain(to_plain(t("slack.home.weekly_on")), MAX_PLACEHOLDER),
+                    "options": weekly,
+                    "initial_option": weekly[home.weekly_day % 7],
+                },
+                pause,
+            ],
+        }
+    ]
 
 
 def _home_proposals(home: Home, t: Translator) -> list[Block]:

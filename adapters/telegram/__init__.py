@@ -42,6 +42,7 @@ def _build(settings: TelegramSettings, hub: Hub) -> TelegramAdapter:
         mode=settings.telegram_mode,
         webhook_secret=secret.get_secret_value() if secret else None,
         public_url=settings.public_url,
+        company=settings.company_name,
     )
 
 

@@ -1,5 +1,5 @@
-"""The Telegram adapter: python-telegram-bot's Bot (start, stop, health, the command menu)
-and sending; receiving (polling or the webhook) is receive.py.
+"""The Telegram adapter: python-telegram-bot's Bot (start, stop, health, the command menus
+and the bot's description) and sending; receiving (polling or the webhook) is receive.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from starlette.routing import BaseRoute, Route
 from telegram import (
     Bot,
     BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
@@ -34,19 +40,18 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from adapters.telegram import menus
 from adapters.telegram.inbound import ALLOWED_UPDATES
 from adapters.telegram.inbound import Bot as Me
 from adapters.telegram.receive import PLATFORM, TelegramReceiver, UpdatesRequest, seconds
 from adapters.telegram.render import (
     MAX_CAPTION,
+    MAX_TEXT,
     CallbackCodec,
     keyboard_rows,
     message_html,
 )
-from bot import grammar
 from bot.errors import ConfigError
-from bot.i18n import Translator
-from bot.markup import to_plain
 from bot.message import (
     Button,
     Capabilities,
@@ -60,12 +65,13 @@ from bot.message import (
 )
 from bot.ports import task_problem
 from bot.runtime import Hub
+from store.models import Role
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/telegram/webhook"
 MAX_DOWNLOAD = int(FileSizeLimit.FILESIZE_DOWNLOAD)  # what a bot may fetch: 20 MB
-MENU_LANGUAGES = ("en", "de")
+MENU_LANGUAGES = menus.MENU_LANGUAGES
 
 
 def file_base_url(base_url: str) -> str:
@@ -101,6 +107,7 @@ class TelegramAdapter:
         public_url: str | None = None,
         poll_timeout: float = 30.0,
         max_download: int = MAX_DOWNLOAD,
+        company: str = "",
     ) -> None:
         if mode == "webhook" and not webhook_secret:
             raise ConfigError(
@@ -117,6 +124,7 @@ class TelegramAdapter:
         self.base_url = base_url
         self.webhook_secret = webhook_secret or ""
         self.public_url = (public_url or "").rstrip("/")
+        self.company = company
         self.codec = CallbackCodec(secret_key.encode())
         updates_request = UpdatesRequest(connection_pool_size=2)
         self.bot = Bot(
@@ -141,6 +149,10 @@ class TelegramAdapter:
             max_download=max_download,
             webhook_secret=self.webhook_secret,
         )
+        # Menus of their own that Telegram refused (no such chat yet: an admin named by
+        # PINWALL_ADMINS who never opened the bot), set when their chat first speaks.
+        self._menus_due: dict[int, Role] = {}
+        self.receiver.on_private_chat = self._chat_spoke
         # Parts of a long message already out, by outbox key, so a retry sends the rest.
         self._progress: OrderedDict[str, int] = OrderedDict()
         # Telegram's file id of each blob uploaded once: later sends reuse it.
@@ -168,7 +180,11 @@ class TelegramAdapter:
         # A bot may not write to someone who never opened its chat: where an answer went
         # there privately, the room is told how to open it.
         self.hub.core.settings.direct_links[PLATFORM] = f"https://t.me/{self.me.username}"
-        await self._set_commands()
+        # A like or an approval by reaction changes its card in place (editMessageText):
+        # no message says so as well.
+        self.hub.core.settings.shown_in_place.add(PLATFORM)
+        await self._set_menus()
+        await self._set_descriptions()
         if self.mode == "webhook":
             url = self.public_url + WEBHOOK_PATH
             await self.bot.set_webhook(
@@ -213,22 +229,80 @@ class TelegramAdapter:
             return []
         return [Route(WEBHOOK_PATH, self.receiver.webhook, methods=["POST"])]
 
-    async def _set_commands(self) -> None:
-        """The command menu in English (the default) and German."""
+    # --- menus and description ---------------------------------------------------------
+
+    def _menu(self, keys: tuple[str, ...], language: str) -> list[BotCommand]:
         available = self.hub.core.handlers.commands
+        return [BotCommand(e.name, e.description) for e in menus.entries(keys, language, available)]
+
+    async def _set_menus(self) -> None:
+        """Everyone's short menu, the groups' few, and each gatekeeper's and admin's own
+        in their private chat — in English (every language) and German."""
         for language in MENU_LANGUAGES:
-            t = Translator(language)
-            commands: list[BotCommand] = []
-            seen: set[str] = set()
-            for spec in grammar.SPECS:
-                if spec.hidden or spec.key not in available or spec.name in seen:
-                    continue
-                seen.add(spec.name)
-                description = to_plain(t(f"help.{spec.key}")).strip()[:256] or spec.name
-                commands.append(BotCommand(spec.name, description))
-            await self.bot.set_my_commands(
-                commands, language_code=None if language == "en" else language
+            code = None if language == "en" else language
+            everyone = self._menu(menus.EVERYONE, language)
+            scopes: tuple[BotCommandScope, ...] = (
+                BotCommandScopeDefault(),
+                BotCommandScopeAllPrivateChats(),
             )
+            for scope in scopes:
+                await self.bot.set_my_commands(everyone, scope=scope, language_code=code)
+            await self.bot.set_my_commands(
+                self._menu(menus.IN_GROUPS, language),
+                scope=BotCommandScopeAllGroupChats(),
+                language_code=code,
+            )
+        for chat_id, role in await self.hub.call(self._roles_with_menus):
+            await self.set_role_menu(chat_id, role)
+
+    def _roles_with_menus(self) -> list[tuple[int, Role]]:
+        """(private chat, role) of the gatekeepers and admins Pinwall knows on Telegram,
+        and of the admins PINWALL_ADMINS names here (known before they write)."""
+        found: dict[int, Role] = {}
+        for platform, external_id in self.hub.core.settings.admins:
+            if platform == PLATFORM and external_id.isdigit():
+                found[int(external_id)] = Role.ADMIN
+        with self.hub.core.db.uow() as uow:
+            staff = uow.people.accounts_with_role(PLATFORM, (Role.GATEKEEPER, Role.ADMIN))
+        for external_id, role in staff:
+            if external_id.isdigit():  # a private chat's id is its person's user id
+                found.setdefault(int(external_id), role)
+        return sorted(found.items())
+
+    async def set_role_menu(self, chat_id: int, role: Role | None) -> None:
+        """A person's private chat gets their role's menu (a gatekeeper's, an admin's), or
+        everyone's again when the role has none of its own. Best effort: a chat the bot
+        cannot see yet keeps everyone's menu."""
+        scope = BotCommandScopeChat(chat_id)
+        self._menus_due.pop(chat_id, None)
+        try:
+            for language in MENU_LANGUAGES:
+                code = None if language == "en" else language
+                if menus.has_own_menu(role):
+                    await self.bot.set_my_commands(
+                        self._menu(menus.keys_for(role), language), scope=scope, language_code=code
+                    )
+                else:
+                    await self.bot.delete_my_commands(scope=scope, language_code=code)
+        except TelegramError as exc:
+            log.info("Telegram: no menu of its own for chat %s yet (%s)", chat_id, exc)
+            if menus.has_own_menu(role):
+                assert role is not None
+                self._menus_due[chat_id] = role
+
+    async def _chat_spoke(self, chat_id: int) -> None:
+        role = self._menus_due.get(chat_id)
+        if role is not None:
+            await self.set_role_menu(chat_id, role)
+
+    async def _set_descriptions(self) -> None:
+        """What an empty chat with the bot shows (description) and its profile and shared
+        links (short description), in English (every language) and German."""
+        for language in MENU_LANGUAGES:
+            code = None if language == "en" else language
+            long, short = menus.descriptions(language, self.company)
+            await self.bot.set_my_description(long, language_code=code)
+            await self.bot.set_my_short_description(short, language_code=code)
 
     async def process(self, update: Update) -> None:
         """Takes one update in (as polling and the webhook do)."""
@@ -248,7 +322,15 @@ class TelegramAdapter:
                     return edited
                 if message.edit_only:
                     return Delivered(conversation=str(chat_id))
-            return await self._post(chat_id, message, key)
+            audience = message.meta.get("audience")
+            # A question in a group goes to the one who asked: ForceReply (selective)
+            # opens the reply for the people the message mentions, so it mentions them.
+            addressee = str(audience) if target.kind == "room" and audience else None
+            sent = await self._post(chat_id, message, key, addressee)
+            role = message.meta.get("role")
+            if target.kind == "dm" and role in {r.value for r in Role}:
+                await self.set_role_menu(chat_id, Role(role))  # told of a new role: its menu
+            return sent
         except RetryAfter as exc:
             return RateLimited(retry_after=seconds(exc.retry_after))
         except Forbidden as exc:  # blocked by the person, or removed from the group
@@ -298,8 +380,10 @@ class TelegramAdapter:
             return None
         return Delivered(message_id=message.replaces, conversation=str(chat_id))
 
-    async def _post(self, chat_id: int, message: Message, key: str) -> SendResult:
-        parts = self._parts(chat_id, message)
+    async def _post(
+        self, chat_id: int, message: Message, key: str, addressee: str | None = None
+    ) -> SendResult:
+        parts = self._parts(chat_id, message, addressee)
         done = self._progress.pop(key, 0) if key else 0
         main_id: int | None = None
         for index, part in enumerate(parts):
@@ -317,8 +401,18 @@ class TelegramAdapter:
             message_id=str(main_id) if main_id is not None else None, conversation=str(chat_id)
         )
 
-    def _parts(self, chat_id: int, message: Message) -> list[_Part]:
-        keyboard = self._keyboard(chat_id, message.buttons)
+    def _parts(self, chat_id: int, message: Message, addressee: str | None = None) -> list[_Part]:
+        keyboard: InlineKeyboardMarkup | ForceReply | None = self._keyboard(
+            chat_id, message.buttons
+        )
+        if keyboard is None and message.meta.get("prompt"):
+            # A question whose answer is typed: the phone opens the reply to it, and in a
+            # group only for the person asked (selective), so the answer stays tied to it.
+            keyboard = ForceReply(selective=True)
+        # One preview per link: a post's card shows the link's title and description
+        # itself (jobs.previews), so Telegram's own preview would show it twice; only a
+        # post whose card has no preview of its own lets Telegram show one.
+        no_preview = not (message.meta.get("item") and not message.meta.get("preview"))
         reply = (
             ReplyParameters(message_id=int(message.thread), allow_sending_without_reply=True)
             if message.thread and message.thread.isdigit()
@@ -331,12 +425,16 @@ class TelegramAdapter:
             return [_Part(self._file_sender(chat_id, files[0], caption, keyboard, reply), True)]
         parts: list[_Part] = []
         chunks = message_html(message)
+        if isinstance(keyboard, ForceReply) and addressee and addressee.isdigit() and chunks:
+            mention = f'<a href="tg://user?id={addressee}">👤</a> '
+            if len(chunks[0]) + 3 <= MAX_TEXT:  # HTML is never shorter than what it shows
+                chunks[0] = mention + chunks[0]
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
 
             def send_text(
                 text: str = chunk,
-                markup: InlineKeyboardMarkup | None = keyboard if last else None,
+                markup: InlineKeyboardMarkup | ForceReply | None = keyboard if last else None,
                 answering: ReplyParameters | None = reply if i == 0 else None,
             ) -> Awaitable[TgMessage]:
                 return self.bot.send_message(
@@ -345,7 +443,9 @@ class TelegramAdapter:
                     parse_mode=ParseMode.HTML,
                     reply_markup=markup,
                     reply_parameters=answering,
-                    link_preview_options=LinkPreviewOptions(is_disabled=len(chunks) > 1),
+                    link_preview_options=LinkPreviewOptions(
+                        is_disabled=no_preview or len(chunks) > 1
+                    ),
                 )
 
             parts.append(_Part(send_text, i == 0))
@@ -362,7 +462,7 @@ class TelegramAdapter:
         chat_id: int,
         ref: FileRef,
         caption: str | None,
-        keyboard: InlineKeyboardMarkup | None,
+        keyboard: InlineKeyboardMarkup | ForceReply | None,
         reply: ReplyParameters | None,
     ) -> Callable[[], Awaitable[TgMessage]]:
         async def send() -> TgMessage:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from telegram import Chat, Message, MessageEntity, Update, User
+from telegram import Chat, Message, MessageEntity, ReactionTypeEmoji, Update, User
 from telegram.constants import ChatType
 
 from adapters.telegram.render import CallbackCodec
@@ -25,11 +25,13 @@ from bot.events import (
     MessageReceived,
     MessageRefIn,
     Meta,
+    ReactionAdded,
 )
 
 PLATFORM = "telegram"
-# What Pinwall asks Telegram for; everything else is not its business.
-ALLOWED_UPDATES = ("message", "callback_query")
+# What Pinwall asks Telegram for; everything else is not its business. Reactions come only
+# when asked for by name (and, in groups, only to a bot that is an administrator there).
+ALLOWED_UPDATES = ("message", "callback_query", "message_reaction", "message_reaction_count")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,12 @@ class Inbound:
     # A button press answers Telegram's spinner with this id (answerCallbackQuery).
     callback_id: str | None = None
     album: str | None = None  # media_group_id
+    reaction: tuple[str, MessageRefIn] | None = None  # (emoji, the message reacted to)
 
     def event(self, attachments: Sequence[InboundFile] = ()) -> Event:
+        if self.reaction is not None:
+            emoji, message = self.reaction
+            return ReactionAdded(meta=self.meta, emoji=emoji, message=message)
         if self.button is not None:
             action, value, message = self.button
             return ButtonPressed(meta=self.meta, action=action, value=value, message=message)
@@ -148,9 +154,39 @@ def wanted_files(message: Message) -> tuple[WantedFile, ...]:
     return ()
 
 
+def added_emoji(old: Sequence[object], new: Sequence[object]) -> str | None:
+    """The emoji a reaction change adds (the first, where a Premium user adds several);
+    None when it only takes reactions back or sets custom or paid ones."""
+    before = {r.emoji for r in old if isinstance(r, ReactionTypeEmoji)}
+    for r in new:
+        if isinstance(r, ReactionTypeEmoji) and r.emoji not in before:
+            return r.emoji
+    return None
+
+
 def translate(update: Update, me: Bot, codec: CallbackCodec, now: datetime) -> Inbound | None:
-    """The update as Pinwall sees it, or None when it is nothing for Pinwall."""
+    """The update as Pinwall sees it, or None when it is nothing for Pinwall.
+
+    A reaction a person adds is a ReactionAdded on the message (a like on a post, an
+    approval on a card); one taken back, and the anonymous totals of
+    message_reaction_count (no person to count them for; Telegram shows them under the
+    message itself), are nothing for Pinwall."""
     event_id = f"{me.id}:{update.update_id}"
+    changed = update.message_reaction
+    if changed is not None:
+        user = changed.user
+        emoji = added_emoji(changed.old_reaction, changed.new_reaction)
+        if user is None or user.is_bot or emoji is None:
+            return None
+        meta = Meta(
+            platform=PLATFORM,
+            event_id=event_id,
+            actor=actor(user),
+            conversation=conversation(changed.chat),
+            time=changed.date,
+        )
+        ref = MessageRefIn(conversation=str(changed.chat.id), message_id=str(changed.message_id))
+        return Inbound(meta=meta, text="", reaction=(emoji, ref))
     query = update.callback_query
     if query is not None:
         message = query.message

@@ -7,7 +7,8 @@ its updates are handled, so a crash would lose them. Here an update is recorded
 confirms it is ever sent, and a webhook call is answered only after that; a crash
 before it gets the update again from Telegram, and the inbox, keyed by the bot's id
 and the update id, makes the second arrival a no-op. It is applied right after it is
-recorded (`hub.apply_recorded`); what a crash leaves recorded is applied at the start.
+recorded (`hub.apply`, this update alone); what a crash leaves recorded is applied at the
+start, and what stays recorded meanwhile by the inbox tick.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import contextlib
 import hmac
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -127,6 +128,9 @@ class TelegramReceiver:
         self._updates_request = updates_request
         self._stopping = stopping
         self._fetch_failures: dict[int, int] = {}
+        # Called with the chat id of every private chat an update comes from (the adapter
+        # sets a menu there that Telegram refused before the chat existed).
+        self.on_private_chat: Callable[[int], Awaitable[None]] | None = None
 
     # --- polling ------------------------------------------------------------------------
 
@@ -276,14 +280,17 @@ class TelegramReceiver:
                 t = Translator(normalize_language(query.from_user.language_code) or "en")
                 await self._answer(query.id, to_plain(t("error.button_expired")))
             return
+        if self.on_private_chat is not None and inbound.meta.conversation.direct:
+            await self.on_private_chat(int(inbound.meta.conversation.external_id))
         attachments = [await self._fetch(update.update_id, w) for w in inbound.files]
+        event = inbound.event(attachments)
         try:
-            await self.hub.record_batch([inbound.event(attachments)])
+            await self.hub.record_batch([event])
         except Exception as exc:  # the store is away: Telegram keeps the update meanwhile
             raise TransientError(f"not recorded: {exc}") from exc
         self._fetch_failures.pop(update.update_id, None)
         try:
-            await self.hub.apply_recorded()
+            await self.hub.apply([event])
         except Exception as exc:  # recorded: the inbox tick applies it when the store is back
             log.warning("Telegram: update %s recorded, not applied yet (%s)", update.update_id, exc)
         if inbound.callback_id is not None:

@@ -4,7 +4,7 @@ usage and one real example; `help all` for every command their role allows."""
 from __future__ import annotations
 
 from bot import grammar
-from bot.core import Ctx, localize_usage
+from bot.core import Ctx
 from bot.errors import UserError
 from bot.grammar import Command
 from bot.handlers import Handlers
@@ -17,6 +17,7 @@ from bot.help import (
     example,
     example_values,
     for_role,
+    localize_usage,
     tasks_for,
 )
 from bot.markup import Markup, bold, esc

@@ -10,11 +10,15 @@ from bot.errors import UserError
 from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.markup import Markup, link
-from bot.message import Message
-from store.models import Role
+from bot.message import Button, Message
+from store.models import Group, Role
 
 MAX_USES = 1000
 MAX_DAYS = 365
+WELCOME_GROUPS = 6  # join buttons on a welcome: one phone screen
+WELCOME_JOIN = "welcome.join"
+WELCOME_HELP = "welcome.help"
+WELCOME_LANGUAGE = "welcome.language"
 
 
 def on_invite(ctx: Ctx, cmd: Command) -> None:
@@ -52,25 +56,28 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
         uses=uses,
         days=days,
     )
-    text = ctx.t(
-        "invite.created",
-        role=ctx.t(f"role.name.{role}"),
-        groups=", ".join(g.name for g in groups),
-        code=invite.code,
-        uses=uses,
-        until=ctx.t.datetime(invite.expires_at, ctx.core.timezone_of(ctx.person)),
-        prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
-    )
-    lines = [text]
-    for platform, template in sorted(ctx.core.settings.invite_links.items()):
-        url = template.format(code=invite.code)
-        lines.append(
-            ctx.t(
-                "invite.link",
-                platform=ctx.core.platform_names.get(platform, platform),
-                url=link(url),
-            )
-        )
+    params = {
+        "role": ctx.t(f"role.name.{role}"),
+        "groups": ", ".join(g.name for g in groups),
+        "code": invite.code,
+        "uses": uses,
+        "until": ctx.t.datetime(invite.expires_at, ctx.core.timezone_of(ctx.person)),
+        "prefix": ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+    }
+    links = [
+        (ctx.core.platform_names.get(platform, platform), link(template.format(code=invite.code)))
+        for platform, template in sorted(ctx.core.settings.invite_links.items())
+    ]
+    # An invite for a messenger with a link of its own (Telegram's deep link: one tap)
+    # shows that way first: one made there, or for a guest or partner, who come from
+    # outside and meet Pinwall there; the redeem command follows for the others.
+    if links and (role.is_external or ctx.platform in ctx.core.settings.invite_links):
+        lines = [ctx.t("invite.created_short", **params)]
+        lines += [ctx.t("invite.link_first", platform=name, url=url) for name, url in links]
+        lines.append(ctx.t("invite.or_redeem", **params))
+    else:
+        lines = [ctx.t("invite.created", **params)]
+        lines += [ctx.t("invite.link", platform=name, url=url) for name, url in links]
     ctx.reply_message(Message(text=Markup("\n".join(lines)), meta={"invite_code": invite.code}))
 
 
@@ -128,12 +135,45 @@ def redeem(ctx: Ctx, code: str) -> None:
         joined.append(group)
     ctx.policy.forget_memberships()
     ctx.audit("invite.redeemed", invite.code, role=ctx.person.role, groups=[g.slug for g in joined])
-    ctx.reply(
-        "redeem.done",
-        handle=ctx.person.handle,
-        groups=", ".join(f"{g.name} ({g.slug})" for g in joined) or "-",
-        prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
-    )
+    welcome(ctx, joined)
+
+
+def welcome(ctx: Ctx, joined: list[Group]) -> None:
+    """One message: who they are now and their groups, with buttons for the groups they
+    may join still, "what can I do here?" and the other language."""
+    lines = [
+        ctx.t(
+            "redeem.done",
+            handle=ctx.person.handle,
+            groups=", ".join(f"{g.name} ({g.slug})" for g in joined) or "-",
+            prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+        )
+    ]
+    p = ctx.policy
+    more = [g for g in p.visible_groups() if p.membership(g) is None and p.may_join(g)]
+    buttons = [
+        Button(label=g.name, action=WELCOME_JOIN, value=g.slug) for g in more[:WELCOME_GROUPS]
+    ]
+    if buttons:
+        lines.append(ctx.t("welcome.join_hint"))
+    other = "en" if ctx.t.language == "de" else "de"
+    buttons.append(Button(label=ctx.t("welcome.help"), action=WELCOME_HELP, value=""))
+    buttons.append(Button(label=ctx.t("welcome.language"), action=WELCOME_LANGUAGE, value=other))
+    ctx.reply_message(Message(text=Markup("\n".join(lines)), buttons=tuple(buttons)))
+
+
+def on_welcome_join(ctx: Ctx, value: str) -> None:
+    ctx.core.run_command(ctx, "join", value)
+
+
+def on_welcome_help(ctx: Ctx, value: str) -> None:
+    ctx.core.run_command(ctx, "help", "")
+
+
+def on_welcome_language(ctx: Ctx, value: str) -> None:
+    if value not in ("en", "de"):
+        raise UserError("error.button_expired")
+    ctx.core.run_command(ctx, "settings", f"language {value}")
 
 
 def on_redeem(ctx: Ctx, cmd: Command) -> None:
@@ -159,5 +199,10 @@ HANDLERS = Handlers(
         "revoke": on_revoke,
         "redeem": on_redeem,
         "start": on_start,
+    },
+    actions={
+        WELCOME_JOIN: on_welcome_join,
+        WELCOME_HELP: on_welcome_help,
+        WELCOME_LANGUAGE: on_welcome_language,
     },
 )

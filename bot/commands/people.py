@@ -16,6 +16,7 @@ from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.i18n import Translator
 from bot.markup import Markup
+from bot.message import Message
 from store.models import LinkRequest, Role
 
 
@@ -82,7 +83,11 @@ def on_role(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("role.done", handle=person.handle, role=ctx.t(f"role.name.{role}"))
     if person.id != ctx.person.id:
         t = ctx.core.translator(person)
-        ctx.tell(person, "role.told", handle=ctx.person.handle, role=t(f"role.name.{role}"))
+        told = t("role.told", handle=ctx.person.handle, role=t(f"role.name.{role}"))
+        # "role": a messenger with menus by role shows them the new one (Telegram)
+        ctx.core.send_to_person(
+            ctx.uow, person, Message(text=told, meta={"role": role.value}), ctx.now
+        )
 
 
 def on_link(ctx: Ctx, cmd: Command) -> None:

@@ -5,30 +5,37 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from bot import announcements, grammar, guide
-from bot.authors import author_label
+from bot.authors import author_label, mentions_of
 from bot.core import Ctx
-from bot.delivery import fan_out
+from bot.delivery import LIKE, fan_out, item_message, like_count
 from bot.errors import UserError
-from bot.events import CommandInvoked, InboundFile, MessageReceived, ReactionAdded
+from bot.events import (
+    ButtonPressed,
+    CommandInvoked,
+    InboundFile,
+    MessageReceived,
+    MessageRefIn,
+    ReactionAdded,
+)
 from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.ids import parse_id, show_id
 from bot.linklabel import link_label
 from bot.markup import Markup, link
-from bot.message import Button, Message, Target
+from bot.message import Button, FileRef, Message, Target
 from bot.policy import may_read
-from bot.show import one_line
+from bot.show import may_propose, one_line, post_message
 from store.blobs import StoredBlob
 from store.models import Comment, Group, Item, ItemKind, Prompt, Room
 
 URL = re.compile(r"https?://[^\s<>\"]+", re.IGNORECASE)
 MAX_TEXT = 8000
 ITEMS_DEFAULT, ITEMS_MAX = 10, 50
-LIKE = "👍"
 
 
 def split_content(content: str) -> tuple[str | None, str]:
@@ -243,7 +250,11 @@ def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
         ctx.core.enqueue(
             ctx.uow,
             Target(ref.platform, "room", ref.conversation),
-            Message(text=body, thread=ref.message_id),
+            Message(
+                text=body,
+                thread=ref.message_id,
+                meta={"comment": item.id, "mentions": mentions_of(ctx.person)},
+            ),
             None,
             ctx.now,
         )
@@ -263,6 +274,8 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
         _start_share_flow(ctx, text, file_dicts(event.attachments))
         return
     if event.meta.conversation.direct:
+        if event.reply_to is not None and _comment_by_reply(ctx, event, text):
+            return
         word = grammar.first_word(text)
         if word in grammar.COMMAND_NAMES:
             ctx.core.run_command(ctx, word, text[len(word) :])
@@ -273,6 +286,20 @@ def on_plain_message(ctx: Ctx, event: MessageReceived) -> None:
             guide.small_talk(ctx, text)
         return
     _on_room_message(ctx, event, text)
+
+
+def _comment_by_reply(ctx: Ctx, event: MessageReceived, text: str) -> bool:
+    """An answer in a direct chat to a post the person was sent there (in its thread, on
+    Slack and Matrix) is a comment on that post."""
+    assert event.reply_to is not None
+    ref = ctx.uow.outbox.find_ref(
+        ctx.platform, event.reply_to.conversation, event.reply_to.message_id
+    )
+    if ref is None or ref.item_id is None or not text:
+        return False
+    item, group = ctx.policy.item(ref.item_id)
+    add_comment(ctx, item, group, text)
+    return True
 
 
 def on_comment_answer(ctx: Ctx, prompt: Prompt, text: str) -> None:
@@ -361,18 +388,65 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
 def on_comment_button(ctx: Ctx, value: str) -> None:
     item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
     ctx.uow.state.set_prompt(ctx.person.id, "comment", item.id, ctx.now)
-    ctx.reply("comment.prompt", item=show_id(item.id, "item"))
+    text = ctx.t("comment.prompt", item=show_id(item.id, "item"))
+    ctx.reply_message(Message(text=text, meta={"prompt": "comment"}))
 
 
 def on_like_button(ctx: Ctx, value: str) -> None:
-    item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
+    item, group = ctx.policy.item(int(value) if value.isdigit() else 0)
     existing = ctx.uow.items.reaction(item.id, ctx.person.id, LIKE)
     if existing is None:
         ctx.uow.items.add_reaction(item.id, ctx.person.id, LIKE, ctx.now)
-        ctx.reply("like.done", item=show_id(item.id, "item"))
     else:
         ctx.uow.items.remove_reaction(existing)
-        ctx.reply("like.undone", item=show_id(item.id, "item"))
+    pressed = ctx.event.message if isinstance(ctx.event, ButtonPressed) else None
+    if ctx.platform in ctx.core.settings.shown_in_place and pressed is not None:
+        show_count(ctx, item, group, pressed)  # "👍 3" on the card, no message
+    else:
+        ctx.reply("like.done" if existing is None else "like.undone", item=show_id(item.id, "item"))
+
+
+def show_count(ctx: Ctx, item: Item, group: Group, shown: MessageRefIn) -> None:
+    """The card a like was given on, again in its place with the new count: a delivered
+    copy of the post as it was delivered, else the opened post (`show`). Only in place:
+    where the card cannot be edited any more, nothing is sent."""
+    ref = ctx.uow.outbox.find_ref(ctx.platform, shown.conversation, shown.message_id)
+    direct = ctx.event.meta.conversation.direct
+    if ref is not None and ref.item_id == item.id:
+        found = ctx.uow.items.to_render(item.id)
+        if found is None:
+            return
+        _, _, author, file_rows = found
+        files = tuple(
+            FileRef(blob_id=b, name=n, mime_type=m, image=m.startswith("image/"))
+            for b, n, m in file_rows
+        )
+        # A room's copy is in the default language, as the renderer wrote it.
+        t = ctx.core.translator(ctx.person if direct else None)
+        card = item_message(
+            t,
+            item,
+            group,
+            author,
+            target_platform=ctx.platform,
+            files=files,
+            platform_names=ctx.core.platform_names,
+            likes=like_count(ctx.uow, item.id),
+        )
+    else:
+        outlets = len(ctx.core.settings.outlets.outlets)
+        card = post_message(
+            ctx.uow,
+            ctx.t,
+            item,
+            group,
+            ctx.core.timezone_of(ctx.person),
+            platform_names=dict(ctx.core.platform_names),
+            can_propose=may_propose(ctx.person, outlets),
+        )
+    card = replace(card, replaces=shown.message_id, edit_only=True)
+    target = ctx.core.reply_target(ctx.event)
+    ctx.core.enqueue(ctx.uow, target, card, ctx.person.id if direct else None, ctx.now)
 
 
 def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
@@ -387,7 +461,9 @@ def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
     group = ctx.uow.groups.get(group_item.group_id)
     if group is None or not ctx.policy.can_read(group):
         return
-    ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)
+    added = ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)
+    if added and event.emoji == LIKE and ctx.platform in ctx.core.settings.shown_in_place:
+        show_count(ctx, group_item, group, event.message)
 
 
 HANDLERS = Handlers(

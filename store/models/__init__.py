@@ -41,6 +41,7 @@ from store.models.items import (
     Reaction,
     SearchDoc,
 )
+from store.models.mail import MAIL_PLATFORM, MailAddress, NewsletterSender
 from store.models.messaging import (
     AuditEntry,
     ButtonPrompt,
@@ -78,6 +79,7 @@ from store.models.proposals import (
 )
 
 __all__ = [
+    "MAIL_PLATFORM",
     "UNMAPPED_TABLES",
     "Account",
     "Announcement",
@@ -113,8 +115,10 @@ __all__ = [
     "LinkCode",
     "LinkRequest",
     "LiveCard",
+    "MailAddress",
     "Membership",
     "MessageRef",
+    "NewsletterSender",
     "NewsroomEntry",
     "NotifyMode",
     "OutboxMessage",

@@ -1,6 +1,6 @@
 """Announcements that reach every member of their groups once, with their read
 confirmations; polls with their votes; and the live cards that show either's count
-(migration 0022)."""
+(migration 0023)."""
 
 from __future__ import annotations
 

@@ -68,6 +68,10 @@ class ConversationStateRepository(Repo):
             prompt.kind, prompt.ref, prompt.created_at, prompt.data = kind, ref, now, data
         self.s.flush()
 
+    def open_prompt(self, person_id: int) -> Prompt | None:
+        """The question the person was asked, left open (not taken)."""
+        return self.s.get(Prompt, person_id)
+
     def take_prompt(self, person_id: int) -> Prompt | None:
         prompt = self.s.get(Prompt, person_id)
         if prompt is not None:

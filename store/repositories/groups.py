@@ -24,6 +24,7 @@ from store.models import (
     table_of,
     title_key,
 )
+from store.models.mail import MAIL_PLATFORM
 from store.repositories.base import Repo
 
 # The hot path runs prebuilt Core statements on the session's connection: SQLAlchemy
@@ -89,7 +90,12 @@ _INSTANT_ACCOUNTS = Prebuilt(
         _people.c.active,
         _accounts.c.reachable.is_(True),
     )
-    .order_by(_accounts.c.person_id, _accounts.c.last_seen_at.desc(), _accounts.c.id.desc())
+    .order_by(
+        _accounts.c.person_id,
+        _accounts.c.platform == MAIL_PLATFORM,  # mail only for who has no messenger
+        _accounts.c.last_seen_at.desc(),
+        _accounts.c.id.desc(),
+    )
 )
 
 

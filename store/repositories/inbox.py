@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     bindparam,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -85,9 +86,15 @@ class InboxRepository(Repo):
         return self.s.scalar(q)
 
     def unapplied(
-        self, limit: int = 100, received_before: datetime | None = None
+        self,
+        limit: int = 100,
+        received_before: datetime | None = None,
+        keys: Sequence[tuple[str, str]] | None = None,
     ) -> Sequence[InboxEvent]:
+        """Recorded, not applied yet, oldest first; `keys` (platform, event id): of these."""
         query = select(InboxEvent).where(InboxEvent.status == InboxStatus.RECEIVED)
         if received_before is not None:
             query = query.where(InboxEvent.received_at < received_before)
+        if keys is not None:
+            query = query.where(tuple_(InboxEvent.platform, InboxEvent.event_id).in_(keys))
         return self.s.scalars(query.order_by(InboxEvent.id).limit(limit)).all()

@@ -277,6 +277,20 @@ class OutboxRepository(Repo):
         )
         return found is not None
 
+    def sent_as(self, platform: str, conversation: str, message_id: str) -> OutboxMessage | None:
+        """The outbox message that became this platform message in this conversation (a
+        room's; a direct chat's is addressed to the person), if it was one."""
+        return self.s.scalar(
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.platform == platform,
+                OutboxMessage.target == conversation,
+                OutboxMessage.platform_message_id == message_id,
+            )
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        )
+
     def find_ref(self, platform: str, conversation: str, message_id: str) -> MessageRef | None:
         return self.s.scalar(
             select(MessageRef).where(

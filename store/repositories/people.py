@@ -44,6 +44,7 @@ from store.models import (
     Role,
     table_of,
 )
+from store.models.mail import MAIL_PLATFORM
 from store.names import handle_base
 from store.repositories.base import Repo
 from store.repositories.join_requests import JoinRequestRepository
@@ -101,6 +102,18 @@ class PersonRepository(Repo):
         return self.s.scalar(
             select(Account).where(Account.platform == platform, Account.external_id == external_id)
         )
+
+    def accounts_with_role(self, platform: str, roles: Iterable[Role]) -> list[tuple[str, Role]]:
+        """(external id, role) of the platform's accounts of active people in these roles."""
+        rows = self.s.execute(
+            select(Account.external_id, Person.role).where(
+                Account.person_id == Person.id,
+                Account.platform == platform,
+                Person.active.is_(True),
+                Person.role.in_([r.value for r in roles]),
+            )
+        ).all()
+        return [(external_id, Role(role)) for external_id, role in rows]
 
     def accounts_of(self, person_id: int) -> Sequence[Account]:
         return self.s.scalars(
@@ -169,14 +182,20 @@ class PersonRepository(Repo):
         return account
 
     def preferred_accounts(self, person_ids: Iterable[int]) -> dict[int, Account]:
-        """Each person's most recently used reachable account, in one query."""
+        """Each person's most recently used reachable account, in one query; a mail
+        address only for those without a reachable messenger account."""
         ids = list(set(person_ids))
         if not ids:
             return {}
         rows = self.s.scalars(
             select(Account)
             .where(Account.person_id.in_(ids), Account.reachable.is_(True))
-            .order_by(Account.person_id, Account.last_seen_at.desc(), Account.id.desc())
+            .order_by(
+                Account.person_id,
+                Account.platform == MAIL_PLATFORM,
+                Account.last_seen_at.desc(),
+                Account.id.desc(),
+            )
         ).all()
         chosen: dict[int, Account] = {}
         for account in rows:

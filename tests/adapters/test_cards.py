@@ -378,7 +378,7 @@ async def test_slack_app_home_lists_pending_proposals_for_gatekeepers_only(
         for b in home["blocks"]
         if b["type"] == "actions"
         for e in b["elements"]
-        if e["value"].startswith("proposal.")
+        if e.get("value", "").startswith("proposal.")
     ]
     assert labels == ["Approve", "Reject", "Request changes"]
 

@@ -19,6 +19,7 @@ from adapters.matrix.inbound import (
 )
 from adapters.matrix.render import (
     choice_for_key,
+    choice_for_number,
     choices,
     edit_content,
     file_content,
@@ -210,29 +211,62 @@ def test_html_with_a_plain_body() -> None:
     assert html.startswith("<b>bob in Marketing</b><br><b>New</b> poster &lt;b&gt;")
     assert "<ul><li>one</li><li>two</li></ul><blockquote>quoted</blockquote>" in html
     assert '<a href="https://example.com/a?b=1&amp;c=2">site</a>' in html
-    assert content["m.relates_to"] == {"m.in_reply_to": {"event_id": "$post"}}
+    # In the thread under the post, with a reply fallback for clients without threads.
+    assert content["m.relates_to"] == {
+        "rel_type": "m.thread",
+        "event_id": "$post",
+        "is_falling_back": True,
+        "m.in_reply_to": {"event_id": "$post"},
+    }
     post = text_content(Message(text="x", meta={"item": 3}))
     assert post is not None
     assert post["msgtype"] == "m.text"
 
 
-def test_buttons_become_numbered_choices_and_reaction_keys() -> None:
+def test_buttons_become_numbered_choices_and_only_cards_get_reaction_keys() -> None:
     buttons = (
         Button(label="Marketing", action="share.pick", value="1:1"),
         Button(label="Sales", action="share.pick", value="1:2"),
-        Button(label="✅", action="proposal.approve", value="P1"),
-        Button(label="👍", action="item.like", value="3"),
+        Button(label="🎉", action="poll.vote", value="P1:1"),
     )
-    items = choices(buttons)
-    assert [c.key for c in items] == ["1️⃣", "2️⃣", "✅", "👍"]
+    items = choices(Message(text="Which group?", buttons=buttons))
+    assert [c.key for c in items] == [None, None, "🎉"]  # no keycaps, ever
     content = text_content(Message(text="Which group?", buttons=buttons), items)
     assert content is not None
-    assert content["body"].endswith("1️⃣ Marketing   2️⃣ Sales   ✅   👍")
+    assert content["body"].endswith("[1] Marketing   [2] Sales   🎉")
+    assert "1️⃣" not in content["body"] + content["formatted_body"]
     stored = [c.as_dict() for c in items]
-    assert choice_for_key(stored, "2️⃣") == stored[1]
-    assert choice_for_key(stored, "🎉") is None
-    many = choices(tuple(Button(label=f"G{i}", action="a", value=str(i)) for i in range(12)))
-    assert [c.key for c in many][9:] == ["🔟", None, None]
+    assert choice_for_key(stored, "🎉") == stored[2]
+    assert choice_for_key(stored, "1️⃣") is None
+    assert choice_for_number(stored, 2) == stored[1]
+    # An approval card: ✅ and ❌ for its words, explained once in the choice line.
+    card = Message(
+        title="Proposal P1",
+        buttons=(
+            Button(label="Approve", action="proposal.approve", value="1:1"),
+            Button(label="Reject", action="proposal.reject", value="1:1"),
+            Button(label="Request changes", action="proposal.changes", value="1:1"),
+        ),
+        meta={"proposal": 1},
+    )
+    keyed = choices(card)
+    assert [c.key for c in keyed] == ["✅", "❌", None]
+    shown = text_content(card, keyed)
+    assert shown is not None
+    assert shown["body"].endswith("✅ Approve   ❌ Reject   [3] Request changes")
+    # An ordinary post has no choices at all: people react and answer in its thread.
+    post = Message(
+        text="A post",
+        buttons=(
+            Button(label="Comment", action="item.comment", value="3"),
+            Button(label="👍", action="item.like", value="3"),
+        ),
+        meta={"item": 3},
+    )
+    assert choices(post) == []
+    posted = text_content(post)
+    assert posted is not None
+    assert posted["body"] == "A post"
 
 
 def test_edits_files_and_the_bots_answers() -> None:

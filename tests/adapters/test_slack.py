@@ -28,7 +28,7 @@ from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
 from store.db import Database
-from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage
+from store.models import Account, InboxEvent, Item, ItemFile, OutboxMessage, Proposal
 from tests.e2e.test_console import lines_to
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack, SlackRequests
 
@@ -352,11 +352,25 @@ async def test_guests_are_externals(sp: SlackPinwall, fake: FakeSlack) -> None:
         assert guest.role == "guest"
 
 
-async def test_app_home_shows_groups_and_changes_notify_modes(
+def home_element(fake: FakeSlack, user: str, action_id: str) -> dict[str, Any] | None:
+    """The element `action_id` on the person's App Home as now published."""
+    for block in fake.home_views.get(user, {}).get("blocks", []):
+        for el in [*block.get("elements", []), block.get("accessory") or {}]:
+            if el.get("action_id") == action_id:
+                return dict(el)
+    return None
+
+
+def selected(fake: FakeSlack, user: str, action_id: str) -> str:
+    el = home_element(fake, user, action_id) or {}
+    return str((el.get("initial_option") or {}).get("value", ""))
+
+
+async def test_app_home_has_selects_for_notify_and_digests_and_join_and_leave(
     sp: SlackPinwall, fake: FakeSlack
 ) -> None:
     assert sp.slack is not None
-    await sp.on_console("admin", "/group create marketing Marketing")
+    await sp.on_console("admin", "/group create marketing Marketing", "/group create sales Sales")
     await sp.on_console("admin", "/share marketing https://example.com/a Erster Beitrag")
     await sp.slack.slash_command("U1ALICE", fake.dm_channel("U1ALICE"), "join marketing")
     await sp.slack.event(sp.slack.app_home_opened("U1ALICE"))
@@ -364,18 +378,67 @@ async def test_app_home_shows_groups_and_changes_notify_modes(
     home = str(fake.home_views["U1ALICE"])
     assert "Deine Gruppen" in home
     assert "Erster Beitrag" in home
-    answer = await sp.slack.home_action("U1ALICE", "pw:0", "notify.set|marketing:instant")
+    # Notify mode: a select per group, showing the mode the person has.
+    notify = home_element(fake, "U1ALICE", "pw:notify:marketing")
+    assert notify is not None
+    assert notify["type"] == "static_select"
+    assert [o["text"]["text"] for o in notify["options"]] == [
+        "sofort",
+        "täglich",
+        "wöchentlich",
+        "stumm",
+    ]
+    assert selected(fake, "U1ALICE", "pw:notify:marketing") == "notify.set|marketing:daily"
+    answer = await sp.slack.home_select(
+        "U1ALICE", "pw:notify:marketing", "notify.set|marketing:instant"
+    )
     assert answer.status_code == 200
-    await fake.wait_for_async(lambda: "sofort" in texts(fake.posted), what="the confirmation")
-
-    def instant_is_primary() -> bool:
-        view = fake.home_views.get("U1ALICE", {})
-        buttons = [
-            e for b in view.get("blocks", []) if b["type"] == "actions" for e in b["elements"]
-        ]
-        return any(b["value"].endswith(":instant") and b.get("style") == "primary" for b in buttons)
-
-    await fake.wait_for_async(instant_is_primary, what="the home republished")
+    await fake.wait_for_async(
+        lambda: selected(fake, "U1ALICE", "pw:notify:marketing").endswith(":instant"),
+        what="the home republished with the new mode",
+    )
+    # The digest's hour and day are chosen, not typed.
+    assert selected(fake, "U1ALICE", "pw:digest:daily") == "cmd|digest daily 08:00"
+    await sp.slack.home_select("U1ALICE", "pw:digest:daily", "cmd|digest daily 07:00")
+    await fake.wait_for_async(
+        lambda: selected(fake, "U1ALICE", "pw:digest:daily") == "cmd|digest daily 07:00",
+        what="the daily digest at 07:00",
+    )
+    await sp.slack.home_select("U1ALICE", "pw:digest:weekly", "cmd|digest weekly friday 08:00")
+    await fake.wait_for_async(
+        lambda: selected(fake, "U1ALICE", "pw:digest:weekly").startswith(
+            "cmd|digest weekly friday"
+        ),
+        what="the weekly digest on Friday",
+    )
+    # Sales can be joined from the home; Marketing left.
+    join = home_element(fake, "U1ALICE", "pw:join:sales")
+    assert join is not None
+    await sp.slack.home_action("U1ALICE", "pw:join:sales", join["value"])
+    await fake.wait_for_async(
+        lambda: home_element(fake, "U1ALICE", "pw:leave:sales") is not None, what="joined"
+    )
+    leave = home_element(fake, "U1ALICE", "pw:leave:marketing")
+    assert leave is not None
+    await sp.slack.home_action("U1ALICE", "pw:leave:marketing", leave["value"])
+    await fake.wait_for_async(
+        lambda: home_element(fake, "U1ALICE", "pw:join:marketing") is not None, what="left"
+    )
+    with sp.db.uow() as uow:
+        alice = uow.people.by_handle("alice")
+        assert alice is not None
+        slugs = {
+            g.slug
+            for g in uow.groups.by_ids(m.group_id for m in uow.groups.memberships_of(alice.id))
+        }
+    assert slugs == {"sales"}
+    # A forged home value that is no home command changes nothing.
+    await sp.slack.home_action("U1ALICE", "pw:x", "cmd|role alice admin")
+    await sp.settled()
+    with sp.db.uow() as uow:
+        alice = uow.people.by_handle("alice")
+        assert alice is not None
+        assert str(alice.role) == "member"
 
 
 async def test_reactions_on_a_relayed_post_count_and_429_is_honoured(
@@ -450,25 +513,70 @@ async def test_a_deactivated_slack_user_gets_no_more_deliveries(
     assert sp.count(Account) == 1
 
 
-async def test_share_to_pinwall_shortcut(sp: SlackPinwall, fake: FakeSlack) -> None:
+async def test_share_to_pinwall_shortcut_opens_a_modal_with_the_persons_groups(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
     assert sp.slack is not None
-    await sp.on_console("admin", "/group create marketing Marketing")
-    await sp.slack.slash_command("U2BOB", fake.dm_channel("U2BOB"), "join marketing")
+    await sp.on_console("admin", "/group create marketing Marketing", "/group create sales Sales")
+    dm = fake.dm_channel("U2BOB")
+    await sp.slack.slash_command("U2BOB", dm, "join marketing")
+    await sp.slack.slash_command("U2BOB", dm, "join sales")
+    await sp.settled()
     message = {
         "type": "message",
         "user": "U1ALICE",
         "ts": "1700000000.000900",
-        "text": "Spannender Artikel <https://example.com/story>",
+        "text": "Spannender Artikel <https://example.com/story> &amp; mehr",
     }
+    posted_before = len(fake.posted)
     answer = await sp.slack.message_shortcut("U2BOB", "C1MARKET", message)
     assert answer.status_code == 200
-    question = await question_to(fake, fake.dm_channel("U2BOB"), "Which group")
-    action_id, value = button_of(question, "Marketing")
-    await sp.slack.block_action("U2BOB", fake.dm_channel("U2BOB"), question.ts, action_id, value)
+    await fake.wait_for_async(lambda: bool(fake.views), what="views.open")
+    [opened] = fake.views
+    view = opened.view
+    assert view["callback_id"] == "pw:share"
+    groups = view["blocks"][0]["element"]
+    assert groups["type"] == "static_select"
+    assert [(o["text"]["text"], o["value"]) for o in groups["options"]] == [
+        ("Marketing", "marketing"),
+        ("Sales", "sales"),
+    ]
+    text = view["blocks"][1]["element"]
+    assert text["initial_value"] == "Spannender Artikel https://example.com/story & mehr"
+    assert len(fake.posted) == posted_before  # no question by DM: the modal asks
+
+    # Nothing typed, or a text the grammar refuses: errors under the field, nothing saved.
+    empty = await sp.slack.view_submission("U2BOB", {"group": "sales", "text": "   "})
+    assert empty.json() == {
+        "response_action": "errors",
+        "errors": {"text": "Write something to share, or a link."},
+    }
+    unclosed = await sp.slack.view_submission("U2BOB", {"group": "sales", "text": 'Ein "Zitat'})
+    assert unclosed.json()["response_action"] == "errors"
     await sp.settled()
+    with sp.db.uow() as uow:
+        assert uow.session.scalars(select(Item.url)).all() == []
+
+    done = await sp.slack.view_submission(
+        "U2BOB", {"group": "sales", "text": "Spannender Artikel https://example.com/story"}
+    )
+    assert done.status_code == 200
+    assert not done.content
+    await question_to(fake, dm, "Shared as #1 in Sales.")
     with sp.db.uow() as uow:
         [url] = uow.session.scalars(select(Item.url)).all()
     assert url == "https://example.com/story"
+
+
+async def test_share_shortcut_without_groups_or_with_files_asks_by_direct_message(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    message = {"type": "message", "user": "U1ALICE", "ts": "1700000000.000901", "text": "x"}
+    await sp.slack.message_shortcut("U2BOB", "C1MARKET", message)
+    await sp.settled()
+    assert fake.views == []  # in no group: the core says how to find one
+    await question_to(fake, fake.dm_channel("U2BOB"), "groups")
 
 
 async def test_socket_mode_records_then_acks_and_applies(
@@ -659,3 +767,55 @@ async def test_the_story_in_english_on_slack_without_one_usage_error(
     assert "Missing:" not in said
     with sp.db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 1
+
+
+async def test_bare_propose_and_settings_open_modals_and_their_submissions_decide(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    dm = fake.dm_channel("U2BOB")
+    await sp.slack.slash_command("U2BOB", dm, "whoami")
+    await sp.settled()
+    await sp.slack.slash_command("U2BOB", dm, "propose")
+    await fake.wait_for_async(lambda: bool(fake.views), what="the propose modal")
+    view = fake.views[-1].view
+    assert view["callback_id"] == "pw:propose"
+    outlet = view["blocks"][0]["element"]
+    assert [o["value"] for o in outlet["options"]] == ["newsroom"]
+    assert outlet["initial_option"]["value"] == "newsroom"  # the only one: preselected
+    blank = await sp.slack.view_submission("U2BOB", {"outlet": "newsroom", "text": "  "})
+    assert blank.json() == {
+        "response_action": "errors",
+        "errors": {"text": "Write something to share, or a link."},
+    }
+    await sp.settled()
+    with sp.db.uow() as uow:
+        assert uow.session.scalars(select(Proposal)).all() == []
+    done = await sp.slack.view_submission(
+        "U2BOB", {"outlet": "newsroom", "text": "Our new store opens on Monday"}
+    )
+    assert done.status_code == 200
+    assert not done.content
+    await question_to(fake, dm, "Proposal P1 for newsroom waits")
+
+    # Settings: the language and time zone as selects, showing what Bob has.
+    await sp.slack.slash_command("U2BOB", dm, "settings")
+    await fake.wait_for_async(
+        lambda: fake.views[-1].view["callback_id"] == "pw:settings", what="the settings modal"
+    )
+    view = fake.views[-1].view
+    language, zone = (b["element"] for b in view["blocks"])
+    assert language["initial_option"]["value"] == "en"
+    assert zone["initial_option"]["value"] == "Europe/Berlin"
+    await sp.slack.view_submission("U2BOB", {"language": "de", "timezone": "Europe/Vienna"})
+    await question_to(fake, dm, "Europe/Vienna")
+    await sp.settled()
+    with sp.db.uow() as uow:
+        bob = uow.people.by_handle("bob")
+        assert bob is not None
+        assert (bob.language, bob.timezone) == ("de", "Europe/Vienna")
+    # A guest gets no modal: the core answers the bare command as it does elsewhere.
+    opened = len(fake.views)
+    await sp.slack.slash_command("U3GUEST", fake.dm_channel("U3GUEST"), "propose")
+    await sp.settled()
+    assert len(fake.views) == opened

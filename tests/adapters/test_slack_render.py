@@ -13,6 +13,7 @@ from bot.home import Home, HomeGroup, HomePost
 from bot.i18n import Translator
 from bot.markup import bold, esc, italic, link
 from bot.message import Button, Message, MessageField
+from tests.fakes.slack import validate_blocks
 
 ALICE = SlackUser(id="U1", name="alice", display_name="Alice", locale="de-DE", trust="member")
 
@@ -85,10 +86,22 @@ def test_home_view() -> None:
     flat = str(view)
     assert "Deine Gruppen" in flat
     assert "Poster &lt;b&gt;" in flat
-    buttons = [e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert [b["text"]["text"] for b in buttons] == ["sofort", "täglich", "wöchentlich", "stumm"]
-    assert [b.get("style") for b in buttons] == [None, "primary", None, None]
-    assert buttons[0]["value"] == "notify.set|marketing:instant"
+    controls = {
+        e["action_id"]: e for b in view["blocks"] if b["type"] == "actions" for e in b["elements"]
+    }
+    notify = controls["pw:notify:marketing"]
+    assert [o["text"]["text"] for o in notify["options"]] == [
+        "sofort",
+        "täglich",
+        "wöchentlich",
+        "stumm",
+    ]
+    assert notify["options"][0]["value"] == "notify.set|marketing:instant"
+    assert notify["initial_option"]["value"] == "notify.set|marketing:daily"
+    assert controls["pw:leave:marketing"]["value"] == "cmd|leave marketing"
+    assert controls["pw:digest:daily"]["initial_option"]["value"] == "cmd|digest daily 08:00"
+    assert controls["pw:digest:weekly"]["initial_option"]["text"]["text"] == "Montag"
+    assert validate_blocks(view["blocks"], limit=100, root="/view/blocks") == []
     # The digest times, in the person's zone, and when the next digest comes.
     digests = replace(
         home, weekly_day=4, weekly_at="17:00", next_digest=datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
@@ -238,3 +251,52 @@ def test_button_and_shortcut() -> None:
     assert shared.intent == "share"
     assert shared.text == "Look https://example.com/a"
     assert shared.meta.conversation.direct
+
+
+def test_a_post_is_a_section_with_open_comment_and_like_and_a_digest_opens_per_post() -> None:
+    post = Message(
+        title="alice in Marketing",
+        text="Poster [example.com](https://example.com/p)",
+        buttons=(
+            Button(label="Comment", action="item.comment", value="3"),
+            Button(label="👍", action="item.like", value="3"),
+        ),
+        meta={"item": 3, "url": "https://example.com/p", "mentions": {}},
+    )
+    rendered = blocks(post)
+    assert validate_blocks(rendered) == []
+    [actions] = [b for b in rendered if b["type"] == "actions"]
+    opener, comment, like = actions["elements"]
+    assert opener["url"] == "https://example.com/p"
+    assert opener["text"]["text"] == "↗ example.com"
+    assert "value" not in opener  # Slack opens it; no press reaches Pinwall
+    assert (comment["value"], like["value"]) == ("item.comment|3", "item.like|3")
+    assert (
+        inbound.block_action(
+            {
+                "type": "block_actions",
+                "user": {"id": "U1"},
+                "container": {"type": "message", "channel_id": "D1", "message_ts": "1.2"},
+                "actions": [{"action_id": opener["action_id"], "type": "button"}],
+            }
+        )
+        is None
+    )
+    # A javascript: link gets no Open button.
+    sneaky = Message(title="x", meta={"item": 4, "url": "javascript:alert(1)"})
+    assert not [b for b in blocks(sneaky) if b["type"] == "actions"]
+
+    digest = Message(
+        title="Your digest",
+        text="**Marketing** · 2 new posts\n- #3 Poster · @bob\n- #4 Flyer · @carla\nMore: items",
+        buttons=(
+            Button(label="Open #3", action="item.open", value="3"),
+            Button(label="Open #4", action="item.open", value="4"),
+        ),
+        meta={"digest": "daily"},
+    )
+    rendered = blocks(digest)
+    assert validate_blocks(rendered) == []
+    opened = [(b["text"]["text"], b["accessory"]["value"]) for b in rendered if "accessory" in b]
+    assert opened == [("• #3 Poster · @bob", "item.open|3"), ("• #4 Flyer · @carla", "item.open|4")]
+    assert not [b for b in rendered if b["type"] == "actions"]  # every Open is beside its post

@@ -153,15 +153,6 @@ async def test_a_wrong_invite_code_is_explained_in_the_persons_language(
     assert "ungültig" in (answer.text or "")
 
 
-async def test_command_menu_in_english_and_german(tg: TelegramPinwall, fake: FakeTelegram) -> None:
-    english = fake.commands_for()
-    german = fake.commands_for(language_code="de")
-    assert {"help", "groups", "share", "items", "join", "invite"} <= set(english)
-    assert set(english) == set(german)
-    descriptions = {c["command"]: c["description"] for c in fake.commands[("default", "de")]}
-    assert descriptions["share"].startswith("einen Link oder eine Notiz")
-
-
 async def test_a_bridged_telegram_group(
     fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
 ) -> None:

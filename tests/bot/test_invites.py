@@ -45,8 +45,8 @@ async def test_an_invite_lets_a_stranger_in_and_into_its_groups(world: World) ->
     )
 
     out = await say_on(world, telegram, "4711", f"/redeem {code}")
-    assert out.text("4711") == en(
-        "redeem.done", handle="4711", groups="Marketing (marketing), Sales (sales)"
+    assert out.text("4711").startswith(
+        en("redeem.done", handle="4711", groups="Marketing (marketing), Sales (sales)")
     )
     whoami = (await say_on(world, telegram, "4711", "/whoami")).text("4711")
     assert "@4711 (member)" in whoami
@@ -79,7 +79,9 @@ async def test_start_with_a_code_redeems_it(world: World) -> None:
     await world.say("admin", "/group create marketing Marketing")
     code = invite_code(await world.say("admin", "/invite member marketing"), "admin")
     out = await say_on(world, telegram, "4711", f"/start {code}")
-    assert out.text("4711") == en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    assert out.text("4711").startswith(
+        en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    )
     out = await say_on(world, telegram, "4711", "/start")
     assert out.text("4711") == en("start.known", handle="4711")
 
@@ -89,14 +91,16 @@ async def test_a_plain_redeem_message_is_the_redeem_command(world: World) -> Non
     await world.say("admin", "/group create marketing Marketing")
     code = invite_code(await world.say("admin", "/invite member marketing"), "admin")
     out = await say_on(world, telegram, "4711", f"redeem {code}")
-    assert out.text("4711") == en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    assert out.text("4711").startswith(
+        en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    )
 
 
 async def test_a_member_redeems_an_invite_to_a_closed_group(world: World) -> None:
     await world.say("admin", "/group create sales Sales --closed")
     code = invite_code(await world.say("admin", "/invite member sales"), "admin")
     out = await world.say("alice", f"/redeem {code}")
-    assert out.text("alice") == en("redeem.done", handle="alice", groups="Sales (sales)")
+    assert out.text("alice").startswith(en("redeem.done", handle="alice", groups="Sales (sales)"))
     members = (await world.say("alice", "/members sales")).text("alice")
     assert members == en("members.list", group="Sales", count=2, names="@admin (moderator), @alice")
 
@@ -159,7 +163,9 @@ async def test_days_sets_how_long_an_invite_lasts(world: World) -> None:
     )
     world.clock.advance(days=29)
     out = await say_on(world, telegram, "4711", f"/redeem {code}")
-    assert out.text("4711") == en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    assert out.text("4711").startswith(
+        en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    )
 
 
 async def test_a_revoked_invite_is_refused(world: World) -> None:
@@ -265,7 +271,9 @@ async def test_a_partner_invite_opens_only_external_groups(world: World) -> None
         ).split("\n")[0]
     )
     out = await say_on(world, telegram, "paul", f"/start {code}")
-    assert out.text("paul") == en("redeem.done", handle="paul", groups="Franchise (franchise)")
+    assert out.text("paul").startswith(
+        en("redeem.done", handle="paul", groups="Franchise (franchise)")
+    )
     whoami = (await say_on(world, telegram, "paul", "/whoami")).text("paul")
     assert "@paul (partner)" in whoami
     members = (await world.say("admin", "/members franchise")).text("admin")
@@ -315,7 +323,9 @@ async def test_a_group_named_twice_is_invited_to_once(world: World) -> None:
         )
     )
     out = await say_on(world, telegram, "4711", f"/redeem {code}")
-    assert out.text("4711") == en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    assert out.text("4711").startswith(
+        en("redeem.done", handle="4711", groups="Marketing (marketing)")
+    )
 
 
 async def test_a_member_invite_makes_a_partner_a_member(world: World) -> None:
@@ -329,7 +339,9 @@ async def test_a_member_invite_makes_a_partner_a_member(world: World) -> None:
 
     member_code = invite_code(await world.say("admin", "/invite member marketing"), "admin")
     out = await world.say("paul", f"/redeem {member_code}")
-    assert out.text("paul") == en("redeem.done", handle="paul", groups="Marketing (marketing)")
+    assert out.text("paul").startswith(
+        en("redeem.done", handle="paul", groups="Marketing (marketing)")
+    )
     whoami = (await world.say("paul", "/whoami")).text("paul")
     assert "@paul (member)" in whoami
     assert "franchise (daily), marketing (daily)" in whoami

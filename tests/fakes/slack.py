@@ -85,6 +85,9 @@ MAX_METADATA = 3000
 MAX_INPUT_LABEL = 2000
 MAX_INPUT_LENGTH = 3000
 MAX_PLACEHOLDER = 150
+MAX_OPTIONS = 100  # of a static select
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
 TRIGGER_TTL = 3.0  # seconds a trigger_id can open a modal
 
 
@@ -375,6 +378,8 @@ def _element_errors(el: Any, where: str) -> list[str]:
     action_id = el.get("action_id")
     if action_id is not None and (not isinstance(action_id, str) or len(action_id) > MAX_ID):
         errors.append(f"must be less than {MAX_ID + 1} characters [json-pointer:{where}/action_id]")
+    if kind == "static_select":
+        errors += _select_errors(el, where)
     if kind == "button":
         errors += _text_errors(
             el.get("text"), f"{where}/text", limit=MAX_BUTTON_TEXT, plain_only=True
@@ -390,6 +395,45 @@ def _element_errors(el: Any, where: str) -> list[str]:
         style = el.get("style")
         if style is not None and style not in ("primary", "danger"):
             errors.append(f"must be one of primary, danger [json-pointer:{where}/style]")
+    return errors
+
+
+def _select_errors(el: dict[str, Any], where: str) -> list[str]:
+    """A static_select: 1 to 100 options, each a plain_text of up to 75 characters and a
+    value of up to 150; an initial_option that is one of them; a placeholder up to 150."""
+    options = el.get("options")
+    if not isinstance(options, list) or not options:
+        return [f"must provide a non-empty array [json-pointer:{where}/options]"]
+    errors: list[str] = []
+    if len(options) > MAX_OPTIONS:
+        errors.append(
+            f"must provide no more than {MAX_OPTIONS} items [json-pointer:{where}/options]"
+        )
+    values: set[str] = set()
+    for j, option in enumerate(options):
+        at = f"{where}/options/{j}"
+        if not isinstance(option, dict):
+            errors.append(f"must provide an object [json-pointer:{at}]")
+            continue
+        errors += _text_errors(
+            option.get("text"), f"{at}/text", limit=MAX_OPTION_TEXT, plain_only=True
+        )
+        value = option.get("value")
+        if not isinstance(value, str) or not value or len(value) > MAX_OPTION_VALUE:
+            errors.append(
+                f"must be less than {MAX_OPTION_VALUE + 1} characters [json-pointer:{at}/value]"
+            )
+        elif value in values:
+            errors.append(f"duplicate option value [json-pointer:{at}/value]")
+        else:
+            values.add(value)
+    initial = el.get("initial_option")
+    if initial is not None and initial not in options:
+        errors.append(f"must match one of the options [json-pointer:{where}/initial_option]")
+    if el.get("placeholder") is not None:
+        errors += _text_errors(
+            el["placeholder"], f"{where}/placeholder", limit=MAX_PLACEHOLDER, plain_only=True
+        )
     return errors
 
 
@@ -1490,6 +1534,9 @@ class SlackRequests:
         # Interactivity payloads as Socket Mode envelopes ("interactive") on the fake's
         # connection instead of signed POSTs; the ack's payload is the answer's body.
         self.socket = False
+        # One HTTP client for every request when set (a load generator keeps one: a new
+        # client builds an SSL context, which costs more than the request).
+        self.client: httpx.AsyncClient | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -1542,6 +1589,8 @@ class SlackRequests:
         )
         headers.update(extra_headers or {})
         self.sent.append((headers, body))
+        if self.client is not None:
+            return await self.client.post(self.url, content=body, headers=headers)
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             return await client.post(self.url, content=body, headers=headers)
 
@@ -1729,6 +1778,50 @@ class SlackRequests:
         }
         return await self._payload(payload, **options)
 
+    async def home_select(
+        self, user_id: str, action_id: str, option_value: str, **options: Any
+    ) -> httpx.Response:
+        """The person picks the option `option_value` of the App Home's select `action_id`
+        (as published with views.publish), as Slack sends it: a block_actions payload
+        with the chosen option."""
+        if self.fake is None:
+            raise AssertionError("home_select needs the fake that holds the App Home")
+        view = self.fake.home_views.get(user_id) or {}
+        found: tuple[str, dict[str, Any]] | None = None
+        for block in view.get("blocks") or []:
+            for el in [*(block.get("elements") or []), block.get("accessory") or {}]:
+                if isinstance(el, dict) and el.get("action_id") == action_id:
+                    found = (str(block.get("block_id") or uuid.uuid4().hex[:5]), el)
+        if found is None:
+            raise AssertionError(f"no select {action_id!r} on the App Home of {user_id}")
+        block_id, el = found
+        chosen = [o for o in el.get("options") or [] if o.get("value") == option_value]
+        if not chosen:
+            raise AssertionError(f"no option {option_value!r} in {action_id!r}")
+        view_id = f"V{abs(hash(user_id)) % 10**10:010d}"
+        action = {
+            "type": "static_select",
+            "action_id": action_id,
+            "block_id": block_id,
+            "selected_option": chosen[0],
+            "placeholder": el.get("placeholder"),
+            "action_ts": self._ts(),
+        }
+        payload = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": self.api_app_id,
+            "token": "verification-token",
+            "container": {"type": "view", "view_id": view_id},
+            "trigger_id": self._trigger_id(user_id),
+            "team": self._team(),
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": {"id": view_id, "team_id": self.team_id, "state": {"values": {}}, **view},
+            "actions": [action],
+        }
+        return await self._payload(payload, **options)
+
     async def view_submission(
         self,
         user_id: str,
@@ -1739,7 +1832,8 @@ class SlackRequests:
         **options: Any,
     ) -> httpx.Response:
         """The person submits the newest open modal opened for them (or `view_id`), typing
-        `values` (one text for every input, or block_id -> text). The modal closes when
+        `values` (one text for every input, or block_id -> text; for a select, the value
+        of the option chosen, else the preselected one). The modal closes when
         the app answers without `response_action`, as in Slack; `allow_closed` sends a
         closed one again (a double click on Submit that got through twice)."""
         if self.fake is None:
@@ -1759,6 +1853,22 @@ class SlackRequests:
                 continue
             block_id = str(block.get("block_id"))
             element = block.get("element") or {}
+            if element.get("type") == "static_select":
+                # `values` names the option's value; none named: the one preselected.
+                wanted = None if isinstance(values, str) else values.get(block_id)
+                chosen = next(
+                    (o for o in element.get("options") or [] if o.get("value") == wanted),
+                    element.get("initial_option") if wanted is None else None,
+                )
+                if chosen is None and not block.get("optional"):
+                    raise AssertionError(f"Slack does not submit a modal with {block_id} empty")
+                state[block_id] = {
+                    str(element.get("action_id")): {
+                        "type": "static_select",
+                        "selected_option": chosen,
+                    }
+                }
+                continue
             typed = values if isinstance(values, str) else values.get(block_id, "")
             if not typed and not block.get("optional"):
                 raise AssertionError(f"Slack does not submit a modal with {block_id} empty")

@@ -75,6 +75,88 @@ MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # getFile refuses bigger files
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_INLINE_BUTTONS = 100
 MAX_COMMANDS = 100
+MAX_DESCRIPTION = 512  # setMyDescription
+MAX_SHORT_DESCRIPTION = 120  # setMyShortDescription
+MAX_PLACEHOLDER = 64  # ForceReply.input_field_placeholder
+# The emoji a bot's users may react with without Telegram Premium ("ReactionTypeEmoji":
+# "Currently, it can be one of ..."); "✅" is not among them.
+REACTION_EMOJI = frozenset(
+    {
+        "👍",
+        "👎",
+        "❤",
+        "🔥",
+        "🥰",
+        "👏",
+        "😁",
+        "🤔",
+        "🤯",
+        "😱",
+        "🤬",
+        "😢",
+        "🎉",
+        "🤩",
+        "🤮",
+        "💩",
+        "🙏",
+        "👌",
+        "🕊",
+        "🤡",
+        "🥱",
+        "🥴",
+        "😍",
+        "🐳",
+        "❤️\u200d🔥",
+        "🌚",
+        "🌭",
+        "💯",
+        "🤣",
+        "⚡",
+        "🍌",
+        "🏆",
+        "💔",
+        "🤨",
+        "😐",
+        "🍓",
+        "🍾",
+        "💋",
+        "🖕",
+        "😈",
+        "😴",
+        "😭",
+        "🤓",
+        "👻",
+        "👨\u200d💻",
+        "👀",
+        "🎃",
+        "🙈",
+        "😇",
+        "😨",
+        "🤝",
+        "✍",
+        "🤗",
+        "🫡",
+        "🎅",
+        "🎄",
+        "☃",
+        "💅",
+        "🤪",
+        "🗿",
+        "🆒",
+        "💘",
+        "🙉",
+        "🦄",
+        "😘",
+        "💊",
+        "🙊",
+        "😎",
+        "👾",
+        "🤷\u200d♂️",
+        "🤷",
+        "🤷\u200d♀️",
+        "😡",
+    }
+)
 WEBHOOK_PORTS = (80, 88, 443, 8443)
 LONG_POLL_MAX_TIMEOUT = 50
 
@@ -346,6 +428,9 @@ class SentMessage:
     reply_to_message_id: int | None = None
     at: float = 0.0  # time.monotonic()
     message: dict[str, Any] = field(default_factory=dict)  # the Message the bot was answered
+    # The ForceReply markup sent with it ({"force_reply": true, "selective": ...}): the
+    # returned Message never carries it, so the fake keeps it here.
+    force_reply: dict[str, Any] | None = None
 
 
 @dataclass
@@ -1219,6 +1304,11 @@ class FakeTelegram:
         self._callbacks: dict[str, tuple[float, bool]] = {}  # id -> (created, answered)
         self._callback_counter = itertools.count(1)
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
+        self._descriptions: dict[str, str] = {}  # language_code ("" for all) -> text
+        self._short_descriptions: dict[str, str] = {}
+        # (chat id, message id) -> user id -> the emoji that user reacted with
+        self._reactions: dict[tuple[int, int], dict[int, list[str]]] = {}
+        self._anonymous: dict[tuple[int, int], dict[str, int]] = {}
 
         self._sent: list[SentMessage] = []
         self._edits: list[Edit] = []
@@ -1261,6 +1351,10 @@ class FakeTelegram:
                 ("setMyCommands", self._set_my_commands),
                 ("getMyCommands", self._get_my_commands),
                 ("deleteMyCommands", self._delete_my_commands),
+                ("setMyDescription", self._set_my_description),
+                ("getMyDescription", self._get_my_description),
+                ("setMyShortDescription", self._set_my_short_description),
+                ("getMyShortDescription", self._get_my_short_description),
             )
         }
 
@@ -1378,6 +1472,27 @@ class FakeTelegram:
         language_code "" for all languages."""
         with self._lock:
             return copy.deepcopy(self._commands)
+
+    @property
+    def descriptions(self) -> dict[str, str]:
+        """What setMyDescription stored, by language_code ("" for all languages)."""
+        with self._lock:
+            return dict(self._descriptions)
+
+    @property
+    def short_descriptions(self) -> dict[str, str]:
+        """What setMyShortDescription stored, by language_code ("" for all languages)."""
+        with self._lock:
+            return dict(self._short_descriptions)
+
+    def reactions_on(self, chat_id: int, message_id: int) -> dict[str, int]:
+        """The reactions a message shows now: emoji -> count (users' and anonymous)."""
+        with self._lock:
+            counts = dict(self._anonymous.get((chat_id, message_id), {}))
+            for emoji_list in self._reactions.get((chat_id, message_id), {}).values():
+                for emoji in emoji_list:
+                    counts[emoji] = counts.get(emoji, 0) + 1
+            return counts
 
     def commands_for(self, scope: str = "default", language_code: str = "") -> list[str]:
         """The command names stored for a scope and language."""
@@ -1711,6 +1826,60 @@ class FakeTelegram:
             }
             return self._deliver("callback_query", query, True)
 
+    def user_reacts(
+        self, user: TgUser, chat: TgChat | None, message_id: int, *emoji: str
+    ) -> Injected:
+        """A user sets their reactions on a message (none: takes them back): a
+        message_reaction update with old_reaction and new_reaction. Telegram sends it in
+        private chats, and in groups only where the bot is an administrator; an emoji
+        outside the free set is refused as the client would (REACTION_INVALID)."""
+        for e in emoji:
+            if e not in REACTION_EMOJI:
+                raise ValueError(f"REACTION_INVALID: {e!r} is not a reaction Telegram offers")
+        with self._cond:
+            state = self._chat_state(chat or user.chat, user)
+            if message_id not in state.messages:
+                raise ValueError(f"no message {message_id} in chat {state.chat.id}")
+            per_user = self._reactions.setdefault((state.chat.id, message_id), {})
+            old = per_user.get(user.id, [])
+            per_user[user.id] = list(emoji)
+            body = {
+                "chat": state.chat.to_api(),
+                "message_id": message_id,
+                "user": user.to_api(),
+                "date": int(time.time()),
+                "old_reaction": [{"type": "emoji", "emoji": e} for e in old],
+                "new_reaction": [{"type": "emoji", "emoji": e} for e in emoji],
+            }
+            visible = not state.chat.is_group or state.bot_status == "administrator"
+            return self._deliver("message_reaction", body, visible)
+
+    def anonymous_reacts(
+        self, chat: TgChat, message_id: int, emoji: str, delta: int = 1
+    ) -> Injected:
+        """Someone anonymous (a channel's reader, a group's anonymous admin) reacts: a
+        message_reaction_count update with the message's totals, for an administrator bot."""
+        if emoji not in REACTION_EMOJI:
+            raise ValueError(f"REACTION_INVALID: {emoji!r} is not a reaction Telegram offers")
+        with self._cond:
+            state = self._chat_state(chat)
+            counts = self._anonymous.setdefault((state.chat.id, message_id), {})
+            counts[emoji] = max(0, counts.get(emoji, 0) + delta)
+            totals = self.reactions_on(state.chat.id, message_id)
+            body = {
+                "chat": state.chat.to_api(),
+                "message_id": message_id,
+                "date": int(time.time()),
+                "reactions": [
+                    {"type": {"type": "emoji", "emoji": e}, "total_count": n}
+                    for e, n in sorted(totals.items(), key=lambda kv: -kv[1])
+                    if n > 0
+                ],
+            }
+            return self._deliver(
+                "message_reaction_count", body, state.bot_status == "administrator"
+            )
+
     def bot_added_to_group(
         self, by: TgUser, chat: TgChat, *, administrator: bool = False
     ) -> Injected:
@@ -1796,10 +1965,18 @@ class FakeTelegram:
         update: Injected | dict[str, Any],
         url: str | None = None,
         timeout: float = 5.0,  # noqa: ASYNC109 - the HTTP client's timeout
+        client: httpx.AsyncClient | None = None,
     ) -> int:
+        """`client`: one kept by the caller, for many POSTs (a new client builds an SSL
+        context, which costs more than the POST: a load generator keeps one)."""
         target, headers, body = self.webhook_request(update)
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.post(url or target, content=body, headers=headers)
+        if client is not None:
+            response = await client.post(
+                url or target, content=body, headers=headers, timeout=timeout
+            )
+        else:
+            async with httpx.AsyncClient(timeout=timeout) as own:
+                response = await own.post(url or target, content=body, headers=headers)
         self._webhook_answered(update, response.status_code, response.reason_phrase)
         return response.status_code
 
@@ -2377,6 +2554,20 @@ class FakeTelegram:
             raise _bad_request("message text is empty")
         return text, raw, _merge_auto_entities(text, entities)
 
+    def _force_reply(self, p: _Params) -> dict[str, Any] | None:
+        """The ForceReply markup of a send, checked as Telegram does; None for others."""
+        markup = p.json("reply_markup", "reply keyboard markup")
+        if not isinstance(markup, dict) or "force_reply" not in markup:
+            return None
+        if markup["force_reply"] is not True:
+            raise _bad_request("can't parse reply keyboard markup JSON object")
+        placeholder = markup.get("input_field_placeholder")
+        if placeholder is not None and not (
+            isinstance(placeholder, str) and 1 <= len(placeholder) <= MAX_PLACEHOLDER
+        ):
+            raise _bad_request("can't parse reply keyboard markup JSON object")
+        return copy.deepcopy(markup)
+
     def _reply_markup(self, p: _Params) -> dict[str, Any] | None:
         """The inline keyboard to show with the message (other keyboards are accepted but a
         Message never carries them)."""
@@ -2569,6 +2760,7 @@ class FakeTelegram:
                     "raw_text": raw,
                     "parse_mode": p.text("parse_mode"),
                     "entities": entities,
+                    "force_reply": self._force_reply(p),
                 },
                 "text",
             )
@@ -3039,6 +3231,37 @@ class FakeTelegram:
             else:
                 self._commands.pop(key, None)
         return True
+
+    def _set_description(self, p: _Params, name: str, limit: int, store: dict[str, str]) -> bool:
+        text = p.text(name) or ""
+        if len(text) > limit:
+            raise _bad_request(f"{name.upper()}_INVALID")
+        with self._lock:
+            code = self._language(p)
+            if text:
+                store[code] = text
+            else:  # "Pass an empty string to remove the dedicated description"
+                store.pop(code, None)
+        return True
+
+    def _set_my_description(self, p: _Params) -> bool:
+        return self._set_description(p, "description", MAX_DESCRIPTION, self._descriptions)
+
+    def _get_my_description(self, p: _Params) -> dict[str, str]:
+        with self._lock:
+            code = self._language(p)
+            return {"description": self._descriptions.get(code, self._descriptions.get("", ""))}
+
+    def _set_my_short_description(self, p: _Params) -> bool:
+        return self._set_description(
+            p, "short_description", MAX_SHORT_DESCRIPTION, self._short_descriptions
+        )
+
+    def _get_my_short_description(self, p: _Params) -> dict[str, str]:
+        with self._lock:
+            code = self._language(p)
+            found = self._short_descriptions.get(code, self._short_descriptions.get("", ""))
+            return {"short_description": found}
 
     def _get_my_commands(self, p: _Params) -> list[dict[str, str]]:
         with self._lock:

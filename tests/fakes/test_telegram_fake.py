@@ -694,3 +694,68 @@ def test_wait_for_times_out_with_a_clear_message(fake: FakeTelegram) -> None:
     with pytest.raises(AssertionError, match=r"timed out after 0\.05s waiting for a miracle"):
         fake.wait_for(lambda: False, timeout=0.05, what="a miracle")
     fake.wait_for(lambda: True)
+
+
+# --- issue 22: descriptions, ForceReply, reactions ----------------------------------------------
+
+
+async def test_descriptions_per_language_within_their_limits(bot: Bot, fake: FakeTelegram) -> None:
+    assert await bot.set_my_description("Pinwall for Bäckerei Nord")
+    assert await bot.set_my_description("Pinwall für Bäckerei Nord", language_code="de")
+    assert await bot.set_my_short_description("Internal network", language_code="de")
+    assert fake.descriptions == {"": "Pinwall for Bäckerei Nord", "de": "Pinwall für Bäckerei Nord"}
+    assert fake.short_descriptions == {"de": "Internal network"}
+    got = await bot.get_my_description(language_code="fr")  # the one for all languages
+    assert got.description == "Pinwall for Bäckerei Nord"
+    assert (await bot.get_my_short_description("de")).short_description == "Internal network"
+    with pytest.raises(BadRequest, match="Description_invalid"):
+        await bot.set_my_description("x" * 513)
+    with pytest.raises(BadRequest, match="Short_description_invalid"):
+        await bot.set_my_short_description("x" * 121)
+    assert await bot.set_my_description("", language_code="de")  # removed again
+    assert fake.descriptions == {"": "Pinwall for Bäckerei Nord"}
+
+
+async def test_force_reply_is_recorded_and_checked(bot: Bot, fake: FakeTelegram) -> None:
+    from telegram import ForceReply
+
+    fake.user_starts(ALICE)
+    msg = await bot.send_message(ALICE.id, "Your comment?", reply_markup=ForceReply(selective=True))
+    [sent] = [s for s in fake.sent if s.message_id == msg.message_id]
+    assert sent.force_reply == {"force_reply": True, "selective": True}
+    assert msg.reply_markup is None  # a Message carries inline keyboards only
+    with pytest.raises(BadRequest, match="reply keyboard markup"):
+        await bot.send_message(
+            ALICE.id, "x", reply_markup=ForceReply(input_field_placeholder="y" * 65)
+        )
+
+
+async def test_reactions_come_when_asked_for_in_private_chats_and_to_admin_bots(
+    bot: Bot, fake: FakeTelegram
+) -> None:
+    fake.user_starts(ALICE)
+    msg = await bot.send_message(ALICE.id, "A post")
+    await bot.get_updates(offset=-1)  # the /start confirmed
+    skipped = fake.user_reacts(ALICE, None, msg.message_id, "👍")  # not asked for
+    assert skipped.update_id is None
+    kinds = ["message", "message_reaction", "message_reaction_count"]
+    await bot.get_updates(offset=-1, allowed_updates=kinds)
+    fake.user_reacts(ALICE, None, msg.message_id, "👌")
+    [update] = [u for u in await bot.get_updates(allowed_updates=kinds) if u.message_reaction]
+    changed = update.message_reaction
+    assert changed is not None
+    assert [r.emoji for r in changed.old_reaction] == ["👍"]  # type: ignore[attr-defined]
+    assert [r.emoji for r in changed.new_reaction] == ["👌"]  # type: ignore[attr-defined]
+    assert fake.reactions_on(ALICE.id, msg.message_id) == {"👌": 1}
+    with pytest.raises(ValueError, match="REACTION_INVALID"):
+        fake.user_reacts(ALICE, None, msg.message_id, "✅")
+
+    # in a group only an administrator bot hears of them; anonymous ones come as counts
+    fake.bot_added_to_group(BOB, TEAM)
+    post = await bot.send_message(TEAM.id, "In the team")
+    assert fake.user_reacts(BOB, TEAM, post.message_id, "🔥").update_id is None
+    fake.bot_added_to_group(BOB, TEAM, administrator=True)
+    assert fake.user_reacts(BOB, TEAM, post.message_id, "👍").update_id is not None
+    counted = fake.anonymous_reacts(TEAM, post.message_id, "👍")
+    body = counted.update["message_reaction_count"]
+    assert body["reactions"] == [{"type": {"type": "emoji", "emoji": "👍"}, "total_count": 2}]

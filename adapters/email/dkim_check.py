@@ -1,0 +1,32 @@
+"""Pinwall verifying a mail's DKIM signature itself (dkimpy), where the receiving MTA's
+Authentication-Results say nothing: the signature must verify and its d= be the From
+address's domain (or a domain above it)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import dkim
+
+log = logging.getLogger(__name__)
+
+# (name, timeout) -> the TXT record; dkimpy's own resolver (dnspython) when None.
+DnsLookup = Callable[..., bytes | None]
+
+
+def dkim_checker(dnsfunc: DnsLookup | None = None) -> Callable[[bytes, str], bool]:
+    def check(raw: bytes, sender: str) -> bool:
+        verifier = dkim.DKIM(raw)
+        try:
+            ok = verifier.verify(dnsfunc=dnsfunc) if dnsfunc else verifier.verify()
+        except dkim.DKIMException as exc:
+            log.info("mail: DKIM of %s did not verify (%s)", sender, exc)
+            return False
+        if not ok or verifier.domain is None:
+            return False
+        signer = verifier.domain.decode("ascii", "replace").lower().rstrip(".")
+        domain = sender.rpartition("@")[2].lower().rstrip(".")
+        return domain == signer or domain.endswith("." + signer)
+
+    return check

@@ -1,0 +1,308 @@
+"""Receiving mail: an aiosmtpd SMTP server on Pinwall's event loop.
+
+RCPT TO is checked as it comes: a group's address or a signed reply address, else 550
+and nothing is read. DATA is parsed (inbound.py); a mail from a verified address whose
+sender is authenticated (the MTA's Authentication-Results, or a DKIM signature Pinwall
+verifies itself) becomes a MessageReceived of intent "mail" through the hub; the inbox
+keeps it once per Message-ID and address. Anything else is refused with a short reason
+in the SMTP reply (the sending server tells its sender), held, or dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from email.parser import HeaderParser
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from adapters.email import records
+from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
+from adapters.email.newsletter import entry_of
+from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
+from bot.i18n import Translator
+from bot.runtime import Hub
+from bot.signing import UrlSigner
+from store.models import MAIL_PLATFORM
+from store.names import to_ascii
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 10
+# Base64 makes a file a third larger; the rest of a mail is small beside it.
+ENCODING_SLACK = 1.4
+HEADROOM = 1024 * 1024
+
+DkimCheck = Callable[[bytes, str], bool]
+
+
+class PinwallSMTP(SMTP):
+    """aiosmtpd's server, saying why a mail is too large in Pinwall's words (the limit)."""
+
+    def __init__(self, handler: Any, *, too_large: str, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._too_large = too_large
+
+    async def push(self, status: str) -> None:  # type: ignore[override]
+        if status.startswith("552 Error"):  # over the SIZE announced in EHLO
+            status = f"552 5.3.4 {self._too_large}"
+        await super().push(status)
+
+
+class MailReceiver:
+    """aiosmtpd's handler: handle_RCPT and handle_DATA."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        domain: str,
+        signer: UrlSigner,
+        authserv_id: str | None,
+        per_minute: int,
+        max_file: int,
+        language: str,
+        dkim_check: DkimCheck | None = None,
+    ) -> None:
+        self.hub = hub
+        self.domain = domain
+        self.signer = signer
+        self.authserv_id = authserv_id
+        self.per_minute = per_minute
+        self.max_file = max_file
+        self.t = Translator(language)
+        self.dkim_check = dkim_check
+        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
+        counters = hub.metrics
+        self.received = counters.mail_received
+        self.refused = counters.mail_refused
+
+    def smtp_text(self, key: str, **params: Any) -> str:
+        """A catalog text as an SMTP reply may carry it: one line of ASCII."""
+        return to_ascii(" ".join(str(self.t(key, **params)).split())).replace("*", "")
+
+    def _refuse(self, code: int, key: str, reason: str, **params: Any) -> str:
+        self.refused.labels(reason).inc()
+        enhanced = {450: "4.2.0", 451: "4.7.1", 550: "5.1.1", 552: "5.3.4", 554: "5.6.0"}
+        return f"{code} {enhanced.get(code, '5.0.0')} {self.smtp_text(key, **params)}"
+
+    # --- SMTP -------------------------------------------------------------------------
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        match route(address, self.domain, self.signer):
+            case ("group" | "newsletter", slug):
+                known = await self.hub.call(records.group_exists, self.hub.core, slug)
+            case None:
+                known = False
+            case _:  # a signed reply address, or the bounces of Pinwall's own mails
+                known = True
+        if not known:
+            return self._refuse(550, "mail.smtp.unknown_address", "unknown_address")
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, bytes) and not raw:
+            raw = envelope.content
+        try:
+            mail = await asyncio.to_thread(parse, raw, max_file=self.max_file)
+        except Refused as refused:
+            reason = refused.key.rpartition(".")[2]
+            return self._refuse(refused.code, refused.key, reason, **refused.params)
+        if mail.report:
+            await self._bounce(mail)
+            return "250 2.0.0 OK"
+        if not self._within_rate(mail.sender):
+            return self._refuse(451, "mail.smtp.rate", "rate")
+        letters = [r for r in envelope.rcpt_tos if _is_newsletter(r)]
+        if letters:
+            return await self._newsletters(mail, raw, letters)
+        who = await self.hub.call(records.sender, self.hub.core, mail.sender)
+        if who is None:
+            if mail.automatic:  # an autoresponder or a mailing list: dropped, not answered
+                self.refused.labels("dropped").inc()
+                return "250 2.0.0 OK"
+            return self._refuse(550, "mail.smtp.unknown_sender", "unknown_sender")
+        if not await self._authenticated(mail, raw):
+            details = {
+                "from": mail.sender,
+                "to": list(envelope.rcpt_tos),
+                "subject": mail.subject[:200],
+                "message_id": mail.message_id[:200],
+            }
+            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), who, details)
+            self.refused.labels("held").inc()
+            log.warning("mail: held a mail claiming to be from %s (not authenticated)", mail.sender)
+            return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
+        files = await self._store_files(mail)
+        for recipient in envelope.rcpt_tos:
+            match route(recipient, self.domain, self.signer):
+                case ("group", slug):
+                    to, kind = f"group:{slug}", "group"
+                case ("item", item_id, _):
+                    to, kind = f"item:{item_id}", "item"
+                case _:  # an autoreply to Pinwall's envelope sender: not for anyone
+                    continue
+            await self.hub.submit(self._event(mail, to, files))
+            self.received.labels(kind).inc()
+        return "250 2.0.0 OK"
+
+    async def _newsletters(self, mail: Mail, raw: bytes, recipients: list[str]) -> str:
+        """A newsletter to groups' newsletter addresses: an entry in each group that
+        allowed its sender, once per Message-ID and link; held when the sender is not
+        authenticated, refused where it is not allowed."""
+        if not await self._authenticated(mail, raw):
+            details = {"from": mail.sender, "to": recipients, "subject": mail.subject[:200]}
+            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), None, details)
+            self.refused.labels("held").inc()
+            return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
+        entry = entry_of(mail)
+        taken = 0
+        for recipient in recipients:
+            match route(recipient, self.domain, self.signer):
+                case ("newsletter", slug):
+                    outcome = await self.hub.call(
+                        records.newsletter_entry,
+                        self.hub.core,
+                        slug,
+                        mail.sender,
+                        entry,
+                        mail.message_id,
+                        self.hub.clock.now(),
+                    )
+                case _:
+                    continue
+            if outcome == "posted":
+                self.received.labels("newsletter").inc()
+            taken += outcome != "not_allowed"
+        if not taken:
+            return self._refuse(550, "mail.smtp.unknown_sender", "newsletter_sender")
+        return "250 2.0.0 OK"
+
+    # --- the parts -----------------------------------------------------------------------
+
+    def _within_rate(self, sender: str) -> bool:
+        now = time.monotonic()
+        recent = self._recent[sender]
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        if len(recent) >= self.per_minute:
+            return False
+        recent.append(now)
+        if len(self._recent) > 10_000:  # forget the quiet ones
+            for key in [k for k, v in self._recent.items() if not v]:
+                del self._recent[key]
+        return True
+
+    async def _authenticated(self, mail: Mail, raw: bytes) -> bool:
+        if authenticated_by_mta(mail.message, mail.sender, self.authserv_id):
+            return True
+        if self.dkim_check is None or "dkim-signature" not in mail.message:
+            return False
+        return await asyncio.to_thread(self.dkim_check, raw, mail.sender)
+
+    async def _store_files(self, mail: Mail) -> tuple[InboundFile, ...]:
+        blobs = self.hub.blobs
+        if blobs is None:
+            return ()
+        stored = []
+        for a in mail.attachments:
+            blob = await asyncio.to_thread(blobs.put, a.data)
+            stored.append(
+                InboundFile(name=a.name, blob_id=blob.id, mime_type=a.mime_type, size=blob.size)
+            )
+        return tuple(stored)
+
+    def _event(self, mail: Mail, to: str, files: tuple[InboundFile, ...]) -> MessageReceived:
+        # Without a Message-ID, the same mail is known by what it says (stable across
+        # restarts, unlike hash()).
+        key = mail.message_id or "<{}@unknown>".format(
+            hashlib.sha256(f"{mail.sender}\n{mail.subject}\n{mail.text}".encode()).hexdigest()
+        )
+        return MessageReceived(
+            meta=Meta(
+                platform=MAIL_PLATFORM,
+                event_id=f"{key[:200]} {to}",
+                actor=Actor(
+                    platform=MAIL_PLATFORM,
+                    external_id=mail.sender,
+                    username=mail.sender,
+                    display_name=mail.sender_name or None,
+                ),
+                conversation=Conversation(external_id=mail.sender, direct=True),
+                time=self.hub.clock.now(),
+            ),
+            text=mail.text,
+            attachments=files,
+            message_id=mail.message_id or None,
+            intent="mail",
+            subject=mail.subject or None,
+            to=to,
+        )
+
+    async def _bounce(self, mail: Mail) -> None:
+        """A DSN: the recipients it reports failed are marked failing, if the report is
+        about a mail Pinwall sent them (its Message-ID names the outbox row)."""
+        for address, reason, original in failed_recipients(mail):
+            sent = None
+            if original.startswith("<pw") and original.endswith(f"@{self.domain}>"):
+                row = original[3 : original.index("@")]
+                if row.isdigit():
+                    sent = await self.hub.call(records.sent_to, self.hub.core, int(row))
+            if sent != address:
+                log.warning("mail: ignored a bounce for %s that names no mail of ours", address)
+                continue
+            now = self.hub.clock.now()
+            if await self.hub.call(records.bounced, self.hub.core, address, reason, now):
+                self.hub.metrics.mail_bounced.inc()
+                self.hub.wake()
+
+
+def _is_newsletter(recipient: str) -> bool:
+    return recipient.strip("<>").lower().startswith("newsletter+")
+
+
+def failed_recipients(mail: Mail) -> list[tuple[str, str, str]]:
+    """(address, reason, the original's Message-ID) for each recipient a delivery status
+    notification reports as failed (RFC 3464)."""
+    original = ""
+    failed: list[tuple[str, str, str]] = []
+    for part in mail.message.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            inner: Any = part.get_payload()
+            if isinstance(inner, list) and inner:
+                original = str(inner[0].get("message-id", ""))
+        elif kind == "text/rfc822-headers":
+            original = _header_in(str(part.get_content()), "message-id")
+        if kind != "message/delivery-status":
+            continue
+        blocks: Any = part.get_payload()
+        for block in blocks[1:] if isinstance(blocks, list) else []:
+            if str(block.get("action", "")).strip().lower() != "failed":
+                continue
+            recipient = str(block.get("final-recipient", "")).partition(";")[2].strip()
+            reason = str(block.get("diagnostic-code", "") or block.get("status", ""))
+            reason = reason.partition(";")[2].strip() or reason.strip()
+            if recipient:
+                failed.append((recipient.lower(), " ".join(reason.split()), ""))
+    return [(a, r, original.strip()) for a, r, _ in failed]
+
+
+def _header_in(headers: str, name: str) -> str:
+    return str(HeaderParser().parsestr(headers).get(name, ""))

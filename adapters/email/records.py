@@ -1,0 +1,208 @@
+"""What the mail bridge reads and writes in the store, outside the core's events: who an
+address belongs to, held mails, bounces, unsubscribes. Synchronous: run with Hub.call."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from adapters.email.newsletter import Entry
+from bot.core import Core
+from bot.digest import reschedule, schedule_of
+from bot.message import Message
+from store.models import MAIL_PLATFORM, Item, ItemKind, NotifyMode
+
+# The "group" of an unsubscribe link in a digest: all digests (as `digest off` does).
+DIGESTS = 0
+
+
+@dataclass(frozen=True)
+class Sender:
+    person_id: int
+    language: str
+
+
+def sender(core: Core, address: str) -> Sender | None:
+    """The active person whose verified address this is."""
+    with core.db.uow() as uow:
+        account = uow.people.account(MAIL_PLATFORM, address)
+        if account is None:
+            return None
+        person = uow.people.get(account.person_id)
+        if person is None or not person.active:
+            return None
+        return Sender(person.id, core.language_of(person))
+
+
+def group_exists(core: Core, slug: str) -> bool:
+    with core.db.uow() as uow:
+        return uow.groups.by_slug(slug) is not None
+
+
+def hold(core: Core, now: datetime, who: Sender | None, details: dict[str, Any]) -> None:
+    """A mail whose sender could not be verified: not posted, kept in the audit log for
+    admins and moderators (`audit`), with who it claimed to be and where it went."""
+    with core.db.uow() as uow:
+        uow.audit.add(
+            at=now,
+            actor_id=who.person_id if who else None,
+            action="mail.held",
+            subject=str(details.get("from", "")),
+            details=details,
+        )
+        uow.commit()
+
+
+@dataclass(frozen=True)
+class MailContext:
+    """What a mail to one address needs besides its message: whose address it is (for the
+    signed reply and unsubscribe links), their language, and what the unsubscribe link
+    is for (the post's group, or DIGESTS) with its name as they read it."""
+
+    person_id: int | None
+    language: str
+    group_id: int | None
+    group_label: str
+
+
+def mail_context(core: Core, address: str, item_id: int | None, digest: bool) -> MailContext:
+    with core.db.uow() as uow:
+        account = uow.people.account(MAIL_PLATFORM, address)
+        person = uow.people.get(account.person_id) if account else None
+        t = core.translator(person)
+        if person is None:
+            return MailContext(None, t.language, None, "")
+        group_id: int | None = DIGESTS if digest else None
+        label = str(t("mail.unsubscribe.digests")) if digest else ""
+        item = uow.items.get(item_id) if item_id is not None and not digest else None
+        if item is not None:
+            group = uow.groups.get(item.group_id)
+            membership = uow.groups.membership(person.id, item.group_id)
+            if group is not None and membership is not None:
+                group_id, label = group.id, group.name
+        return MailContext(person.id, t.language, group_id, label)
+
+
+def sent_to(core: Core, outbox_id: int) -> str | None:
+    """The address a mail Pinwall sent (outbox row `outbox_id`) went to."""
+    with core.db.uow() as uow:
+        row = uow.outbox.get(outbox_id)
+        return row.target if row is not None and row.platform == MAIL_PLATFORM else None
+
+
+def bounced(core: Core, address: str, reason: str, now: datetime) -> bool:
+    """A delivery status notification: the address is failing; its account gets no more
+    mail, and its person hears of it on a messenger if they have one. True when known."""
+    with core.db.uow() as uow:
+        row = uow.mail.mark_failing(address, reason, now)
+        account = uow.people.account(MAIL_PLATFORM, address)
+        if row is None or account is None:
+            return False
+        first = account.reachable
+        uow.people.update_account(account, reachable=False)
+        person = uow.people.get(account.person_id)
+        uow.audit.add(
+            at=now,
+            actor_id=None,
+            action="mail.bounced",
+            subject=address,
+            details={"person": account.person_id, "reason": reason[:200]},
+        )
+        if first and person is not None:
+            t = core.translator(person)
+            text = t("mail.bounce.told", address=address, reason=reason[:200])
+            core.send_to_person(uow, person, Message(text=text), now)  # a messenger, if any
+        uow.commit()
+        return True
+
+
+def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> bool:
+    """One-click unsubscribe: the person gets nothing more of the group (notify mute), or
+    no more digests (group DIGESTS: paused, as `digest off`). False when there is nothing
+    to unsubscribe from (not in the group any more)."""
+    with core.db.uow() as uow:
+        person = uow.people.get(person_id)
+        if person is None:
+            return False
+        if group_id == DIGESTS:
+            zone = core.timezone_of(person)
+            schedule = schedule_of(uow, person, zone, now)
+            schedule.paused = True
+            reschedule(schedule, zone, now)
+            subject = "digests"
+        else:
+            membership = uow.groups.membership(person_id, group_id)
+            group = uow.groups.get(group_id)
+            if membership is None or group is None:
+                return False
+            membership.notify = NotifyMode.MUTE
+            subject = group.slug
+        uow.audit.add(
+            at=now,
+            actor_id=person_id,
+            action="mail.unsubscribed",
+            subject=subject,
+            details={"group": group_id},
+        )
+        uow.commit()
+        return True
+
+
+def subscription(core: Core, person_id: int, group_id: int) -> tuple[str, str] | None:
+    """(what the link unsubscribes from, as the person reads it; their language) for the
+    unsubscribe page and the mail's footer; None: nothing (not a member any more)."""
+    with core.db.uow() as uow:
+        person = uow.people.get(person_id)
+        if person is None:
+            return None
+        t = core.translator(person)
+        if group_id == DIGESTS:
+            return str(t("mail.unsubscribe.digests")), t.language
+        membership = uow.groups.membership(person_id, group_id)
+        group = uow.groups.get(group_id)
+        if membership is None or group is None:
+            return None
+        return group.name, t.language
+
+
+def _key(kind: str, value: str) -> str:
+    """A dedup key in feed_entry_keys' shape (kind + SHA-256), shared with feeds."""
+    return kind + hashlib.sha256(value.encode("utf-8", errors="replace")).hexdigest()[:63]
+
+
+def newsletter_entry(
+    core: Core, slug: str, sender: str, entry: Entry, message_id: str, now: datetime
+) -> Literal["posted", "duplicate", "not_allowed"]:
+    """A newsletter's entry in the group, as a feed entry (to digests, searchable), if
+    the group allowed its sender; one per Message-ID and per link (the group's feeds and
+    newsletters share the keys)."""
+    with core.db.uow() as uow:
+        group = uow.groups.by_slug(slug)
+        if group is None or not uow.mail.sender_allowed(group.id, sender):
+            return "not_allowed"
+        keys = [_key("m", message_id.strip().lower())] if message_id.strip() else []
+        if entry.url:
+            keys.append(_key("l", entry.url))
+        if not keys or uow.feeds.known_keys(group.id, keys):
+            return "duplicate"
+        item = uow.items.add(
+            Item(
+                group_id=group.id,
+                author_id=None,
+                kind=ItemKind.FEED_ENTRY,
+                text=entry.text,
+                url=entry.url,
+                title=entry.title or entry.url or None,
+                source_platform="feed",
+                created_at=now,
+                published_at=now,
+                site_name=sender,
+            )
+        )
+        uow.feeds.add_keys(
+            [{"group_id": group.id, "key": k, "item_id": item.id, "created_at": now} for k in keys]
+        )
+        uow.commit()
+        return "posted"
