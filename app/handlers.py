@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.commands import (
     admin,
+    announcements,
     digests,
     feeds,
     groups,
@@ -13,6 +14,7 @@ from bot.commands import (
     invites,
     mail,
     people,
+    polls,
     proposals,
     search,
     sharing,
@@ -34,6 +36,8 @@ PARTS = (
     admin.HANDLERS,
     help.HANDLERS,
     guide.HANDLERS,
+    announcements.HANDLERS,
+    polls.HANDLERS,
     mail.HANDLERS,
 )
 

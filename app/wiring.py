@@ -34,6 +34,7 @@ from bot.messenger import Messenger
 from bot.ports import MessengerAdapter
 from bot.runtime import Hub, keep_on_one_cpu, loop_name
 from bot.signing import UrlSigner
+from jobs.announcements import AnnouncementJob
 from jobs.delivery import DeliveryPolicy, DeliveryWorker
 from jobs.digests import DigestJob
 from jobs.feeds import FeedPoller
@@ -117,6 +118,8 @@ def build_core(settings: Settings, db: Database, clock: Clock | None = None) -> 
             outlets=outlet_settings(settings),
             read_tracking=settings.read_tracking,
             preview_wait=PREVIEW_WAIT if settings.link_previews else 0.0,
+            voter_key=settings.secret_key_value(),
+            poll_anonymous_minimum=settings.poll_anonymous_minimum,
         ),
         type(settings).MESSENGERS,
     )
@@ -203,6 +206,7 @@ def build(settings: Settings) -> Program:
     )
     ticks: list[Tick] = []
     ticks.append(Tick("digests", every=30, run=DigestJob(hub).tick))
+    ticks.append(Tick("announcements", every=30, run=AnnouncementJob(hub).tick))
     feeds = FeedPoller(
         hub, GuardedClient(allowlist=settings.fetch_allowlist, public_url=settings.public_url)
     )

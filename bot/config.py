@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Off unless an admin switches it on: works councils ask that no one's reading be
     # recorded by default (issue 9). Switching it off again erases what was recorded.
     read_tracking: bool = False
+    # An anonymous poll shows its results once this many voted, so that no single vote
+    # can be deduced (what works councils ask of anonymous surveys).
+    poll_anonymous_minimum: int = Field(5, ge=1, le=1000)
 
     @classmethod
     def settings_customise_sources(

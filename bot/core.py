@@ -32,6 +32,7 @@ from bot.message import Message, Target, dump_message
 from bot.metrics import Metrics
 from bot.outlets import OutletSettings
 from bot.policy import Policy
+from store.blobs import BlobStore
 from store.db import Database
 from store.models import (
     Account,
@@ -90,6 +91,10 @@ class CoreSettings:
     # previews are off, or nobody fetches them here); the preview worker lets them go as
     # soon as it has the preview.
     preview_wait: float = 0.0
+    # Keys an anonymous poll's voters (an HMAC of poll and person): PINWALL_SECRET_KEY.
+    # Tests and the console get a random one per process.
+    voter_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    poll_anonymous_minimum: int = 5  # PINWALL_POLL_ANONYMOUS_MINIMUM
 
 
 @dataclass
@@ -191,6 +196,9 @@ class Core:
         # Which function answers what: built by the top floor (app/handlers.py).
         self.handlers = handlers
         self.metrics = Metrics()
+        # Where files Pinwall makes itself (an export sent as a file) are stored: the
+        # hub's blob store, given when the hub is made (bot.runtime.Hub); None without.
+        self.blobs: BlobStore | None = None
 
     @property
     def outlet_names(self) -> list[str]:

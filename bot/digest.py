@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
+from bot import announcements
 from bot.delivery import CORE_PLATFORM_NAMES
 from bot.i18n import Translator
 from bot.linklabel import link_label
@@ -421,13 +422,15 @@ def render(
     prefix: str = "/",
     cache: dict[tuple[int, str], Markup] | None = None,
     platform_names: Mapping[str, str] = CORE_PLATFORM_NAMES,
+    pinned: Sequence[str] = (),
 ) -> Message:
-    """The digest as one neutral message: a title, then per group its best posts.
+    """The digest as one neutral message: a title, the announcements it carries (pinned
+    on top), then per group its best posts.
     `cache`: post lines already rendered, by (post id, language), for a batch."""
     cache = {} if cache is None else cache
     local = now.astimezone(ZoneInfo(zone))
     day = local.strftime("%d.%m.%Y") if t.language == "de" else local.strftime("%Y-%m-%d")
-    out: list[str] = []
+    out: list[str] = list(pinned)
     shown: list[int] = []
     for part in digest.parts:
         if out:
@@ -504,9 +507,11 @@ def finish(
     messages: list[Message] = []
     for digest in digests:
         uow.digests.raise_watermarks(digest.person_id, digest.watermarks, now)
-        if digest.empty:
-            continue
         person = batch.people[digest.person_id]
+        # Announcements to groups the person muted wait for this digest (bot.announcements).
+        pinned, waiting = announcements.digest_lines(uow, core.translator(person), person, now)
+        if digest.empty and not waiting:
+            continue
         account = accounts.get(digest.person_id)
         if platform is None and (account is None or not person.active):
             continue  # nowhere to send it: covered all the same, as an instant post would be
@@ -521,6 +526,7 @@ def finish(
             prefix=core.settings.command_prefixes.get(on, "/"),
             cache=batch.rendered,
             platform_names=core.platform_names,
+            pinned=pinned,
         )
         messages.append(message)
         if account is not None:

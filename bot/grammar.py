@@ -178,6 +178,9 @@ _USAGES = (
     "revise <proposal> <text...>",
     "withdraw <proposal>",
     "search <words...> [--page <n:int>]",
+    "announce <groups> <text...> [--confirm] [--until <date:when>] [--item <item>]",
+    "announcement <announcement> [format]",
+    "poll <group> <question...> [--multi] [--anonymous] [--closes <moment:when>]",
     "invite {role:member|guest|partner} <groups> [--uses <n:int>] [--days <n:int>]",
     "invites",
     "revoke <code:code>",
@@ -200,6 +203,7 @@ _USAGES = (
 _PRIVATE = frozenset(
     {
         "admin web",
+        "announcement",
         "groups",
         "members",
         "items",

@@ -32,6 +32,8 @@ INTERNAL = frozenset(
         "invites",
         "revoke",
         "bridge",
+        "announce",
+        "poll",
     }
 )
 GATEKEEPERS = frozenset({"pending", "approve", "reject"})
@@ -44,6 +46,7 @@ WHY = ("admin", "gatekeeper", "internal")
 TASKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("share", ("share", "show", "comment", "items", "search")),
     ("groups", ("groups", "join", "leave", "members", "group", "add", "remove", "bridge")),
+    ("announce", ("announce", "announcement", "poll")),
     ("news", ("notify", "digest", "feed", "newsletter")),
     ("approvals", ("propose", "pending", "approve", "reject", "revise", "withdraw", "outlets")),
     ("invites", ("invite", "invites", "revoke")),
@@ -66,6 +69,8 @@ SHORT: frozenset[str] = frozenset(
         "digest",
         "feed",
         "propose",
+        "announce",
+        "poll",
         "pending",
         "approve",
         "reject",

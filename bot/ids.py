@@ -1,10 +1,11 @@
-"""Typed identifiers as people see them: posts `#12`, proposals `P3`, feeds `F2`."""
+"""Typed identifiers as people see them: posts `#12`, proposals `P3`, feeds `F2`,
+announcements `A4`, polls (votes) `V5`."""
 
 from __future__ import annotations
 
 from bot.errors import UserError
 
-ID_PREFIXES = {"item": "#", "proposal": "P", "feed": "F"}
+ID_PREFIXES = {"item": "#", "proposal": "P", "feed": "F", "announcement": "A", "poll": "V"}
 
 
 def parse_id(text: str, kind: str) -> int:

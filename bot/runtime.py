@@ -240,6 +240,8 @@ class Hub:
     ) -> None:
         self.core = core
         self.blobs = blobs  # file bytes; adapters store what they download here
+        if blobs is not None and core.blobs is None:
+            core.blobs = blobs  # and the core what it sends as a file (an export)
         self.signer = signer  # signs /files/... links
         self.db = core.db
         self.clock = core.clock

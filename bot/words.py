@@ -59,6 +59,9 @@ GERMAN_COMMANDS: Mapping[str, str] = {
     "protokoll": "audit",
     "abbrechen": "cancel",
     "zeigen": "show",
+    "ankündigen": "announce",
+    "ankündigung": "announcement",
+    "umfrage": "poll",
     "mail": "email",
 }
 

@@ -19,6 +19,7 @@ from store.repositories.adapter_state import (
     DirectChatRepository,
     UploadRepository,
 )
+from store.repositories.announcements import AnnouncementRepository
 from store.repositories.audit import AuditRepository
 from store.repositories.blobs import BlobRepository
 from store.repositories.conversation_state import ConversationStateRepository
@@ -90,6 +91,7 @@ class UnitOfWork:
     reads = _Repository(ReadRepository)
     join_requests = _Repository(JoinRequestRepository)
     instances = _Repository(InstanceRepository)
+    announcements = _Repository(AnnouncementRepository)
     mail = _Repository(MailAddressRepository)
 
     def __init__(self, session: Session, *, backend: str) -> None:

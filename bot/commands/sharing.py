@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bot import grammar, guide
+from bot import announcements, grammar, guide
 from bot.authors import author_label, mentions_of
 from bot.core import Ctx
 from bot.delivery import LIKE, fan_out, item_message, like_count
@@ -142,10 +142,21 @@ def on_share(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("share.done", item=show_id(item.id, "item"), group=group.name)
 
 
+PINNED_MAX = 3  # announcements pinned on top of `items`
+PINNED_WINDOW = 200  # how far back among the newest posts they are looked for
+
+
 def on_items(ctx: Ctx, cmd: Command) -> None:
     group = ctx.policy.readable_group(cmd.arg("group"))
     limit = min(cmd.arg("n") or ITEMS_DEFAULT, ITEMS_MAX)
-    items = ctx.uow.items.lines(group.id, max(limit, 1))
+    # Announcements that have not expired come first (pinned), then the newest posts.
+    since = ctx.now - announcements.PIN_DEFAULT
+    pinned = set(ctx.uow.announcements.pinned_items(group.id, since, ctx.now)[:PINNED_MAX])
+    items = ctx.uow.items.lines(group.id, max(limit, 1) + (PINNED_WINDOW if pinned else 0))
+    if pinned:
+        items = [i for i in items if i.id in pinned] + [i for i in items if i.id not in pinned][
+            : max(limit, 1)
+        ]
     if not items:
         ctx.reply("items.none", group=group.name)
         return
@@ -159,6 +170,8 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     for item in items:
         label = link_label(item.url, item.title) if item.url else item.title
         summary = one_line(item.text) or one_line(label or "")
+        if item.id in pinned:
+            summary = "📌 " + summary
         lines.append(
             ctx.t(
                 "items.line" if item.author_handle else "items.line_feed",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from bot import announcements, polls
 from bot.approval_cards import command_prefix
 from bot.core import Ctx
 from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.ids import parse_id, show_id
 from bot.show import may_propose, post_message
+from store.models import ItemKind
 
 
 def on_show(ctx: Ctx, cmd: Command) -> None:
@@ -16,6 +18,16 @@ def on_show(ctx: Ctx, cmd: Command) -> None:
 
 def open_post(ctx: Ctx, item_id: int) -> None:
     item, group = ctx.policy.item(item_id)
+    # A poll or an announcement is shown as its card: the tally and the vote buttons, or
+    # the text with Read ✓ where the reader still has to confirm it.
+    if item.kind == ItemKind.POLL and (poll := ctx.uow.announcements.poll_of_item(item.id)):
+        ctx.reply_message(polls.card_for(ctx, poll))
+        return
+    if item.kind == ItemKind.ANNOUNCEMENT and (
+        announcement := ctx.uow.announcements.of_item(item.id)
+    ):
+        ctx.reply_message(announcements.card_for(ctx, announcement))
+        return
     outlets = len(ctx.core.settings.outlets.outlets)
     ctx.reply_message(
         post_message(

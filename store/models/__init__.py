@@ -3,6 +3,14 @@ of this package; every model, enum and helper is imported from here (`store.mode
 
 from __future__ import annotations
 
+from store.models.announcements import (
+    Announcement,
+    AnnouncementGroup,
+    AnnouncementRecipient,
+    LiveCard,
+    Poll,
+    PollVote,
+)
 from store.models.base import (
     Base,
     InboxStatus,
@@ -74,6 +82,9 @@ __all__ = [
     "MAIL_PLATFORM",
     "UNMAPPED_TABLES",
     "Account",
+    "Announcement",
+    "AnnouncementGroup",
+    "AnnouncementRecipient",
     "ApprovalCard",
     "AuditEntry",
     "Base",
@@ -103,6 +114,7 @@ __all__ = [
     "JoinRequest",
     "LinkCode",
     "LinkRequest",
+    "LiveCard",
     "MailAddress",
     "Membership",
     "MessageRef",
@@ -112,6 +124,8 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Person",
+    "Poll",
+    "PollVote",
     "PreviewStatus",
     "Prompt",
     "Proposal",

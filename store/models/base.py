@@ -112,6 +112,8 @@ class ItemKind(enum.StrEnum):
     NOTE = "note"
     FILE = "file"
     FEED_ENTRY = "feed_entry"
+    ANNOUNCEMENT = "announcement"  # holds an announcement in each of its groups
+    POLL = "poll"
 
 
 class PreviewStatus(enum.StrEnum):

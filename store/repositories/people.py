@@ -21,6 +21,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from store.driver import update_by_id
 from store.models import (
     Account,
+    Announcement,
+    AnnouncementRecipient,
     ApprovalCard,
     Comment,
     DigestWatermark,
@@ -30,9 +32,12 @@ from store.models import (
     Invite,
     Item,
     ItemRead,
+    LiveCard,
     Membership,
     OutboxMessage,
     Person,
+    Poll,
+    PollVote,
     Proposal,
     ProposalVote,
     Reaction,
@@ -246,6 +251,9 @@ class PersonRepository(Repo):
             Proposal.author_id,
             ApprovalCard.person_id,
             Feed.added_by,
+            Announcement.author_id,
+            Poll.author_id,
+            LiveCard.person_id,
         ):
             s.execute(update(column.class_).where(column == source.id).values({column: target.id}))
         # Where the target already has the same row (a reaction to the same post, a vote on
@@ -258,6 +266,25 @@ class PersonRepository(Repo):
         self._move_unless_taken(DigestWatermark, "person_id", ("group_id",), source, target)
         self._move_unless_taken(ItemRead, "person_id", ("item_id",), source, target)
         JoinRequestRepository(s).move(source.id, target.id)
+        self._move_unless_taken(
+            AnnouncementRecipient, "person_id", ("announcement_id",), source, target
+        )
+        # A named vote moves with its voter key; where the target voted on the same poll,
+        # the target's stays. (An anonymous vote is keyed by an HMAC of the source's id: it
+        # cannot be found, and stays as it is.)
+        theirs = aliased(PollVote)
+        taken = exists().where(theirs.person_id == target.id, theirs.poll_id == PollVote.poll_id)
+        options = {"synchronize_session": False}
+        s.execute(
+            delete(PollVote).where(PollVote.person_id == source.id, taken),
+            execution_options=options,
+        )
+        s.execute(
+            update(PollVote)
+            .where(PollVote.person_id == source.id)
+            .values(person_id=target.id, voter=f"p{target.id}"),
+            execution_options=options,
+        )
         s.execute(delete(Person).where(Person.id == source.id))
         s.expire_all()
 

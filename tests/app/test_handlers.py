@@ -44,7 +44,7 @@ def test_the_table_holds_each_part_once() -> None:
     assert handlers.reactions[0] is sharing.on_reaction_added
     assert len(handlers.reactions) == 2
     assert set(handlers.prompts) == {"comment", "p.reject", "p.changes", "guide"}
-    assert set(handlers.renderers) == {"card"}
+    assert set(handlers.renderers) == {"card", "announce", "acard", "poll", "presult"}
 
 
 @pytest.mark.parametrize(

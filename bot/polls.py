@@ -1,0 +1,329 @@
+"""Polls: one question to a group, one tally across every messenger and the console.
+
+A poll is a post of its group (kind "poll": searchable, shown with the group's posts,
+seen by whoever may read the group — bot.policy decides). Its card goes to the group's
+bridged rooms and the author (live cards, edited in place at most once a second as
+votes come in) and to every member not on mute (their copy shows the tally of when it
+went, and again whenever they vote). A vote is one upsert keyed by poll, voter and slot,
+so that two votes at the same instant both count and a changed vote replaces the old
+one. An anonymous poll keeps no voter identity: the key is an HMAC of poll and person
+under the server's secret (enough to refuse a second vote), and its results show only
+once enough people voted (poll_anonymous_minimum).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot import live, when
+from bot.delivery import OutboxRow
+from bot.errors import UserError
+from bot.i18n import Translator
+from bot.ids import parse_id, show_id
+from bot.markup import Markup, bold
+from bot.message import Button, Message, Target
+from bot.policy import may_read
+from store.models import Group, Item, ItemKind, NotifyMode, Person, Poll
+from store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.core import Core, Ctx
+
+MAX_OPTIONS = 10  # Matrix votes by keycap reactions: 1️⃣ … 🔟
+MAX_TEXT = 300
+VOTE_ACTION = "poll.vote"
+CLOSE_WORDS = frozenset({"close", "schliessen", "schließen", "beenden", "end"})
+
+
+def voter_key(core: Core, poll: Poll, person: Person) -> tuple[str, int | None]:
+    """(the voter column, the person column) of this person's vote on this poll."""
+    if not poll.anonymous:
+        return f"p{person.id}", person.id
+    digest = hmac.new(
+        core.settings.voter_key.encode(), f"{poll.id}:{person.id}".encode(), hashlib.sha256
+    ).hexdigest()
+    return digest[:64], None
+
+
+def split(text: str) -> tuple[str, list[str]]:
+    parts = [p.strip() for p in text.split("|")]
+    question, options = parts[0], [p for p in parts[1:] if p]
+    if not question or len(options) < 2 or len(options) > MAX_OPTIONS:
+        raise UserError("error.poll_options", most=MAX_OPTIONS, usage_of="poll")
+    if len(question) > MAX_TEXT or any(len(o) > MAX_TEXT for o in options):
+        raise UserError("error.text_too_long", max=MAX_TEXT)
+    if len({o.lower() for o in options}) != len(options):
+        raise UserError("error.poll_options_twice", usage_of="poll")
+    return question, options
+
+
+def create(
+    ctx: Ctx, group: Group, text: str, *, multi: bool, anonymous: bool, closes: str | None
+) -> Poll:
+    ctx.policy.require_post(group)
+    question, options = split(text)
+    closes_at = None
+    if closes:
+        zone = ctx.core.timezone_of(ctx.person)
+        found = when.moment(closes, zone, ctx.now)
+        if not isinstance(found, datetime):
+            raise UserError("error.bad_closes", value=closes, usage_of="poll")
+        if found <= ctx.now:
+            raise UserError("error.until_past", when=ctx.t.datetime(found, zone))
+        closes_at = found
+    uow, now = ctx.uow, ctx.now
+    item = uow.items.add(
+        Item(
+            group_id=group.id,
+            author_id=ctx.person.id,
+            kind=ItemKind.POLL,
+            text="\n".join([question, *options]),
+            source_platform=ctx.platform,
+            created_at=now,
+        )
+    )
+    poll = uow.announcements.add_poll(
+        Poll(
+            group_id=group.id,
+            author_id=ctx.person.id,
+            item_id=item.id,
+            question=question,
+            options=options,
+            multi=multi,
+            anonymous=anonymous,
+            created_at=now,
+            closes_at=closes_at,
+            closed_at=None,
+        )
+    )
+    payload = {"t": "poll", "p": poll.id}
+    for _, platform, address in uow.rooms.bridged_addresses(group.id):
+        uow.announcements.add_card(
+            "poll",
+            poll.id,
+            platform=platform,
+            target_kind="room",
+            target=address,
+            person_id=None,
+            payload=payload,
+            now=now,
+        )
+    uow.announcements.add_card(
+        "poll",
+        poll.id,
+        platform=ctx.platform,
+        target_kind="dm",
+        target=ctx.event.meta.actor.external_id,
+        person_id=ctx.person.id,
+        payload=payload,
+        now=now,
+    )
+    members = [
+        p
+        for p, modes in uow.announcements.members_of([group.id]).items()
+        if p != ctx.person.id and all(m != NotifyMode.MUTE for m in modes)
+    ]
+    for person_id, account in uow.people.preferred_accounts(members).items():
+        live.enqueue_ref(
+            uow, Target(account.platform, "dm", account.external_id), payload, person_id, now
+        )
+    ctx.audit(
+        "poll.created",
+        show_id(poll.id, "poll"),
+        group=group.slug,
+        anonymous=anonymous,
+        multi=multi,
+        options=len(options),
+    )
+    return poll
+
+
+def poll_message(
+    core: Core,
+    uow: UnitOfWork,
+    t: Translator,
+    poll: Poll,
+    *,
+    timezone: str,
+    mine: set[int] | None = None,
+) -> Message:
+    """The card: the question, each option with its votes (an anonymous poll's only once
+    enough voted), and a button per option while it is open."""
+    per, voters = uow.announcements.tally(poll.id)
+    ref = show_id(poll.id, "poll")
+    shown = not poll.anonymous or voters >= core.settings.poll_anonymous_minimum
+    lines = [bold(poll.question)]
+    for i, option in enumerate(poll.options):
+        mark = "✓ " if mine and i in mine else ""
+        if shown:
+            lines.append(
+                t("poll.option_count", n=i + 1, option=option, count=per.get(i, 0), mark=mark)
+            )
+        else:
+            lines.append(t("poll.option", n=i + 1, option=option, mark=mark))
+    lines.append(t("poll.voters", count=voters))
+    if not shown:
+        lines.append(t("poll.hidden_until", need=core.settings.poll_anonymous_minimum))
+    if poll.anonymous:
+        lines.append(t("poll.anonymous"))
+    if poll.multi and poll.closed_at is None:
+        lines.append(t("poll.multi"))
+    buttons: tuple[Button, ...] = ()
+    if poll.closed_at is not None:
+        lines.append(t("poll.closed"))
+    else:
+        if poll.closes_at is not None:
+            lines.append(t("poll.closes", when=t.datetime(poll.closes_at, timezone)))
+        buttons = tuple(
+            Button(label=f"{i + 1}. {option}"[:60], action=VOTE_ACTION, value=f"{poll.id}:{i}")
+            for i, option in enumerate(poll.options)
+        )
+    group = uow.groups.get(poll.group_id)
+    return Message(
+        title=t("poll.title", ref=ref, group=group.name if group else "?"),
+        text="\n".join(lines),
+        buttons=buttons,
+        meta={"poll": poll.id},
+    )
+
+
+def _reader_may_read(uow: UnitOfWork, person: Person, poll: Poll) -> bool:
+    group = uow.groups.get(poll.group_id)
+    return group is not None and may_read(person, group, uow.groups.membership(person.id, group.id))
+
+
+def render_poll(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
+    """A copy of the card as it is when it goes; an edit in place of a live card."""
+    poll = uow.announcements.poll(int(row.payload["p"]))
+    if poll is None:
+        return None
+    person = uow.people.get(row.person_id) if row.person_id else None
+    if row.person_id is not None and (person is None or not _reader_may_read(uow, person, poll)):
+        return None
+    zone = core.timezone_of(person) if person else core.settings.default_timezone
+    message = poll_message(core, uow, core.translator(person), poll, timezone=zone)
+    if row.payload.get("r"):  # an anonymous voter's own card, again in its place
+        return replace(message, replaces=str(row.payload["r"]))
+    return live.as_edit(uow, row, message)
+
+
+def parse_vote(value: str) -> tuple[int, int]:
+    poll_id, _, option = value.partition(":")
+    if not poll_id.isdigit() or not option.isdigit():
+        raise UserError("error.button_expired")
+    return int(poll_id), int(option)
+
+
+def vote(ctx: Ctx, poll_id: int, option: int) -> None:
+    uow = ctx.uow
+    poll = uow.announcements.poll(poll_id)
+    if poll is None or not _reader_may_read(uow, ctx.person, poll):
+        raise UserError("error.button_expired")
+    if poll.closed_at is not None:
+        raise UserError("error.poll_closed", ref=show_id(poll.id, "poll"))
+    if not 0 <= option < len(poll.options):
+        raise UserError("error.button_expired")
+    voter, person_id = voter_key(ctx.core, poll, ctx.person)
+    # An anonymous vote is stored with the poll's own time, not the moment it was cast
+    # (which the messenger's event would tie to a person), and its event is forgotten.
+    at = poll.created_at if poll.anonymous else ctx.now
+    if poll.multi:
+        if uow.announcements.has_slot(poll.id, voter, option, option):
+            uow.announcements.unvote(poll.id, voter, option)
+        else:
+            uow.announcements.vote(poll.id, voter, option, option, at, person_id)
+    else:
+        uow.announcements.vote(poll.id, voter, 0, option, at, person_id)
+    pressed = getattr(ctx.event, "message", None)
+    replaces = getattr(pressed, "message_id", None)
+    if poll.anonymous:
+        # The voter's card again, as a reference rendered when it goes: no stored
+        # message says what they chose (so it shows the tally, not their choice).
+        meta = ctx.event.meta
+        uow.announcements.forget_event(meta.platform, meta.event_id)
+        target = ctx.core.reply_target(ctx.event)
+        payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
+        live.enqueue_ref(uow, target, payload, ctx.person.id, ctx.now)
+    else:
+        mine = uow.announcements.choices_of(poll.id, voter)
+        zone = ctx.core.timezone_of(ctx.person)
+        message = poll_message(ctx.core, uow, ctx.t, poll, timezone=zone, mine=mine)
+        ctx.reply_message(replace(message, replaces=replaces))
+    live.refresh(ctx.core, uow, "poll", poll.id, {"t": "poll", "p": poll.id}, ctx.now)
+
+
+def find(ctx: Ctx, raw: str) -> Poll:
+    poll = ctx.uow.announcements.poll(parse_id(raw, "poll"))
+    if poll is None or not _reader_may_read(ctx.uow, ctx.person, poll):
+        raise UserError("error.poll_not_found", ref=raw)
+    return poll
+
+
+def close(core: Core, uow: UnitOfWork, poll: Poll, now: datetime, by: int | None) -> bool:
+    """Closes the poll (once) and posts its result to the group: its bridged rooms, its
+    author, and an edit of every live card. False when it was closed already."""
+    if not uow.announcements.close_poll(poll.id, now):
+        return False
+    payload: dict[str, Any] = {"t": "poll", "p": poll.id}
+    live.refresh(core, uow, "poll", poll.id, payload, now)
+    result = {"t": "presult", "p": poll.id}
+    for _, platform, address in uow.rooms.bridged_addresses(poll.group_id):
+        live.enqueue_ref(uow, Target(platform, "room", address), result, None, now)
+    author = uow.people.get(poll.author_id) if poll.author_id else None
+    if author is not None:
+        account = uow.people.preferred_accounts([author.id]).get(author.id)
+        if account is not None:
+            live.enqueue_ref(
+                uow, Target(account.platform, "dm", account.external_id), result, author.id, now
+            )
+    uow.audit.add(
+        at=now, actor_id=by, action="poll.closed", subject=show_id(poll.id, "poll"), details={}
+    )
+    return True
+
+
+def render_result(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
+    poll = uow.announcements.poll(int(row.payload["p"]))
+    if poll is None:
+        return None
+    person = uow.people.get(row.person_id) if row.person_id else None
+    t = core.translator(person)
+    per, voters = uow.announcements.tally(poll.id)
+    ref = show_id(poll.id, "poll")
+    if poll.anonymous and voters < core.settings.poll_anonymous_minimum:
+        text = t("poll.result_hidden", need=core.settings.poll_anonymous_minimum, count=voters)
+        return Message(title=t("poll.result_title", ref=ref), text=text)
+    best = max(per.values(), default=0)
+    lines = [bold(poll.question)]
+    for i, option in enumerate(poll.options):
+        count = per.get(i, 0)
+        mark = "🏆 " if best and count == best else ""
+        lines.append(t("poll.option_count", n=i + 1, option=option, count=count, mark=mark))
+    lines.append(t("poll.voters", count=voters))
+    return Message(title=t("poll.result_title", ref=ref), text=Markup("\n".join(lines)))
+
+
+def close_due(core: Core, now: datetime) -> int:
+    """Closes the polls whose --closes time came (each in its own unit of work)."""
+    with core.db.uow() as uow:
+        due = uow.announcements.due_polls(now)
+    done = 0
+    for poll_id in due:
+        with core.db.uow() as uow:
+            poll = uow.announcements.poll(poll_id)
+            if poll is not None and close(core, uow, poll, now, None):
+                done += 1
+            uow.commit()
+    return done
+
+
+def card_for(ctx: Ctx, poll: Poll) -> Message:
+    """The card as `show` opens it for the asker (with their own choices marked)."""
+    voter, _ = voter_key(ctx.core, poll, ctx.person)
+    mine = ctx.uow.announcements.choices_of(poll.id, voter)
+    zone = ctx.core.timezone_of(ctx.person)
+    return poll_message(ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine)

@@ -1,0 +1,189 @@
+"""Polls as conversations: one tally across messengers, a changed vote, multiple choice,
+an anonymous poll that stores no voter identity and hides results below the minimum,
+closing posts the result, a partner sees only their group's polls, and two votes at
+the same instant both count."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text
+
+from adapters.memory import MemoryAdapter, Sent
+from bot import polls
+from bot.events import ButtonPressed
+from store.models import Person, Poll, PollVote
+from tests.bot.conversation import other_messenger, refused, say_on
+from tests.bot.test_visibility import _partner_paul
+from tests.harness import World
+
+QUESTION = "/poll filialen Which date? | 12.1. | 19.1. | 26.1."
+
+
+def cards(adapter: MemoryAdapter, who: str) -> list[Sent]:
+    return [s for s in adapter.to(who) if "poll" in s.message.meta]
+
+
+async def press(world: World, adapter: MemoryAdapter, who: str, option: int) -> list[Sent]:
+    sent = [s for s in cards(adapter, who) if s.message.buttons][-1]
+    before = len(adapter.sent)
+    await world.hub.submit(adapter.press(who, sent, option, world.clock.now()))
+    await world.worker.drain()
+    return [s for s in adapter.sent[before:] if s.target.address == who]
+
+
+async def test_one_tally_across_messengers_and_a_changed_vote(world: World) -> None:
+    telegram = other_messenger(world, "telegram")
+    matrix = other_messenger(world, "matrix")
+    await world.say("admin", "/group create filialen Filialen")
+    await say_on(world, telegram, "tina", "/join filialen")
+    await say_on(world, matrix, "max", "/join filialen")
+    await say_on(world, telegram, "tina", "/notify filialen instant")
+    await say_on(world, matrix, "max", "/notify filialen instant")
+    await world.say("admin", QUESTION)
+    assert len(cards(telegram, "tina")) == 1
+    assert len(cards(matrix, "max")) == 1
+    shown = await press(world, telegram, "tina", 0)
+    assert "1. 12.1.: 1" in shown[-1].message.text
+    shown = await press(world, matrix, "max", 0)
+    assert "1. 12.1.: 2" in shown[-1].message.text
+    shown = await press(world, telegram, "tina", 2)  # changed her mind
+    assert "1. 12.1.: 1" in shown[-1].message.text
+    assert "3. 26.1.: 1" in shown[-1].message.text
+    world.clock.advance(2)
+    await world.worker.drain()
+    author = [s for s in cards(world.adapter, "admin") if s.message.replaces]
+    assert "2 people voted" in author[-1].message.text
+    with world.db.uow() as uow:
+        assert uow.announcements.tally(1) == ({0: 1, 2: 1}, 2)
+    out = await world.say("admin", "/poll close V1")
+    result = [s for s in out.to("admin") if s.message.title and "Result" in s.message.title]
+    assert "🏆 1. 12.1.: 1" in result[-1].message.text
+
+
+async def test_multiple_choice_toggles(world: World) -> None:
+    await world.say("admin", "/group create filialen Filialen")
+    await world.say("alice", "/join filialen")
+    await world.say("alice", "/notify filialen instant")
+    await world.say("admin", QUESTION + " --multi")
+    await press(world, world.adapter, "alice", 0)
+    await press(world, world.adapter, "alice", 1)
+    shown = await press(world, world.adapter, "alice", 0)  # taken back
+    assert "1. 12.1.: 0" in shown[-1].message.text
+    assert "✓ 2. 19.1.: 1" in shown[-1].message.text
+
+
+async def test_an_anonymous_poll_stores_no_voter_identity(world: World) -> None:
+    await world.say("admin", "/group create filialen Filialen")
+    people = ["alice", "bob", "carol", "dave", "erin"]
+    for who in people:
+        await world.say(who, "/join filialen")
+        await world.say(who, "/notify filialen instant")
+    await world.say("admin", QUESTION + " --anonymous")
+    for n, who in enumerate(people[:4]):
+        world.clock.advance(60)
+        shown = await press(world, world.adapter, who, n % 3)
+        assert ": 1" not in shown[-1].message.text  # hidden below five votes
+        assert shown[-1].message.replaces  # her card, in place
+    shown = await press(world, world.adapter, "erin", 0)
+    assert "1. 12.1.: 3" in shown[-1].message.text
+    again = await press(world, world.adapter, "erin", 0)  # twice counts once
+    assert "5 people voted" in again[-1].message.text
+    with world.db.uow() as uow:
+        ids = {str(p.id) for p in uow.session.scalars(select(Person))}
+        handles = {p.handle for p in uow.session.scalars(select(Person))}
+        rows = uow.session.execute(text("SELECT * FROM poll_votes")).all()
+        assert len(rows) == 5
+        for row in rows:
+            vote = dict(row._mapping)
+            assert vote["person_id"] is None
+            assert vote["voter"] not in ids
+            assert not any(h in vote["voter"] for h in handles)
+            assert not vote["voter"].startswith("p")
+    # nor anywhere else: the audit log has no vote, the inbox no event of a vote (who
+    # pressed what), no stored message marks a choice, no vote has the time it was cast
+    with world.db.uow() as uow:
+        actions = [r[0] for r in uow.session.execute(text("SELECT action FROM audit_log"))]
+        assert not any("vote" in a for a in actions)
+        inbox = [str(r[0]) for r in uow.session.execute(text("SELECT payload FROM inbox_events"))]
+        assert not any(polls.VOTE_ACTION in p for p in inbox)
+        assert sum("anonymous vote" in p for p in inbox) == 6
+        outbox = [str(r[0]) for r in uow.session.execute(text("SELECT payload FROM outbox"))]
+        assert not any("✓" in p or "\\u2713" in p for p in outbox)
+        times = {r[0] for r in uow.session.execute(text("SELECT created_at FROM poll_votes"))}
+        assert len(times) == 1
+
+
+async def test_a_partner_sees_only_their_groups_polls(world: World) -> None:
+    await _partner_paul(world)
+    await world.say("admin", "/poll agencies Which agency? | A | B")
+    await world.say("admin", "/poll franchise Which date? | Mon | Tue")
+    text = await refused(world, "paul", "/poll close V1")
+    assert "no poll V1" in text
+    await refused(world, "paul", "/poll agencies Hack? | x | y")
+    # the poll of their group they may vote on
+    press_other = ButtonPressed(
+        meta=world.adapter.meta("paul", world.clock.now()),
+        action=polls.VOTE_ACTION,
+        value="1:0",
+        message=None,
+    )
+    before = world.snapshot()
+    await world.hub.submit(press_other)
+    await world.worker.drain()
+    assert world.snapshot() == before
+    with world.db.uow() as uow:
+        assert uow.announcements.tally(1) == ({}, 0)
+    found = await world.say("paul", "/search agency")
+    assert "Which agency" not in found.text("paul")
+
+
+async def test_two_votes_at_the_same_instant_both_count(world: World) -> None:
+    await world.say("admin", "/group create filialen Filialen")
+    await world.say("alice", "/join filialen")
+    await world.say("bob", "/join filialen")
+    await world.say("admin", QUESTION)
+    with world.db.uow() as uow:
+        voters = [p.id for p in uow.session.scalars(select(Person)) if p.handle in ("alice", "bob")]
+    # On PostgreSQL both transactions are open at once when they vote; SQLite takes one
+    # writer at a time (its transactions begin immediately), so there they follow.
+    together = world.db.backend == "postgresql"
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+    now = datetime.now(UTC)
+
+    def vote(person_id: int) -> None:
+        try:
+            with world.db.uow() as uow:
+                uow.announcements.poll(1)
+                if together:
+                    barrier.wait(timeout=5)
+                uow.announcements.vote(1, f"p{person_id}", 0, 1, now, person_id)
+                uow.commit()
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=vote, args=(p,)) for p in voters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with world.db.uow() as uow:
+        assert uow.announcements.tally(1) == ({1: 2}, 2)
+        assert len(uow.session.scalars(select(PollVote)).all()) == 2
+        assert uow.session.scalars(select(Poll)).one().closed_at is None
+
+
+async def test_a_poll_is_found_by_search_and_opened_by_show(world: World) -> None:
+    await world.say("admin", "/group create filialen Filialen")
+    await world.say("alice", "/join filialen")
+    await world.say("admin", "/umfrage filialen Welcher Termin für das Regionaltreffen? | Mo | Di")
+    found = await world.say("alice", "/search Regionaltreffen")
+    assert "#1" in found.text("alice")
+    shown = await world.say("alice", "/show #1")
+    card = shown.to("alice")[-1]
+    assert [b.label for b in card.message.buttons] == ["1. Mo", "2. Di"]
+    voted = await world.press("alice", card, 1)
+    assert "✓ 2. Di: 1" in voted.text("alice")
