@@ -11,7 +11,10 @@ LinkedIn token: the admins are told too, since only they can put in a new one).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -101,3 +104,21 @@ class PublisherFactory(Protocol):
     """Each `jobs.outlets.<kind>` module has `create: PublisherFactory`."""
 
     def __call__(self, spec: OutletSpec, context: OutletContext) -> Publisher: ...
+
+
+def wait_seconds(value: str | None) -> float | None:
+    """Retry-After (seconds or an HTTP date) or X-RateLimit-Reset (an ISO time) as seconds."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return max(when.timestamp() - time.time(), 0.0)

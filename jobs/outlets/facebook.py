@@ -40,6 +40,7 @@ from jobs.outlets.base import (
     TokenRefusedError,
     TransientPublishError,
     UncertainPublishError,
+    wait_seconds,
 )
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
@@ -61,14 +62,6 @@ def message(publication: Publication) -> str:
     if publication.media:
         return publication_text(publication.text, publication.link)
     return publication.text
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
@@ -201,7 +194,8 @@ class FacebookPublisher:
         detail = f"{code}: {error.get('message') or status}"
         if status == 429 or code in RATE_LIMIT_CODES:
             return TransientPublishError(
-                f"Facebook: too many requests ({detail})", retry_after=_retry_after(response)
+                f"Facebook: too many requests ({detail})",
+                retry_after=wait_seconds(response.headers.get("Retry-After")),
             )
         if code in TOKEN_CODES or status == 401:
             return TokenRefusedError(f"Facebook refused the page token ({detail})", _TOKEN_REFUSED)

@@ -51,6 +51,7 @@ from jobs.outlets.base import (
     TokenRefusedError,
     TransientPublishError,
     UncertainPublishError,
+    wait_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -95,14 +96,6 @@ def organization_urn(value: str | int) -> str | None:
     raw = str(value).strip()
     number = raw.removeprefix("urn:li:organization:")
     return f"urn:li:organization:{number}" if number.isdigit() else None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
 
 
 def _detail(response: httpx.Response) -> tuple[str, str]:
@@ -342,7 +335,8 @@ class LinkedInPublisher:
         code, message = _detail(response)
         if status == 429:
             return TransientPublishError(
-                "LinkedIn: too many requests", retry_after=_retry_after(response)
+                "LinkedIn: too many requests",
+                retry_after=wait_seconds(response.headers.get("Retry-After")),
             )
         if status >= 500 or status == 408:
             return TransientPublishError(f"LinkedIn: server error {status}")

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -43,6 +41,7 @@ from jobs.outlets.base import (
     PublishError,
     TransientPublishError,
     UncertainPublishError,
+    wait_seconds,
 )
 
 VISIBILITIES = ("public", "unlisted", "private", "direct")
@@ -67,24 +66,6 @@ def _not_sent(exc: BaseException | None) -> bool:
         inner = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
         return isinstance(inner, NewConnectionError)
     return False
-
-
-def _seconds(value: str | None) -> float | None:
-    """Retry-After (seconds or an HTTP date) or X-RateLimit-Reset (an ISO time) as seconds."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return max(when.timestamp() - time.time(), 0.0)
 
 
 class MastodonPublisher:
@@ -196,7 +177,7 @@ class MastodonPublisher:
         if isinstance(exc, MastodonRatelimitError):
             response = getattr(self._last, "response", None)
             headers = response.headers if response is not None else {}
-            wait = _seconds(headers.get("Retry-After")) or _seconds(
+            wait = wait_seconds(headers.get("Retry-After")) or wait_seconds(
                 headers.get("X-RateLimit-Reset")
             )
             return TransientPublishError("Mastodon: too many requests", retry_after=wait)
