@@ -18,13 +18,13 @@ from store.models import (
     LiveCard,
     Membership,
     OutboxMessage,
-    OutboxStatus,
     Person,
     Poll,
     PollVote,
     table_of,
 )
 from store.repositories.base import Repo
+from store.repositories.outbox import queue_one
 
 _recipients = table_of(AnnouncementRecipient)
 _people = table_of(Person)
@@ -415,19 +415,15 @@ class AnnouncementRepository(Repo):
         now: datetime,
     ) -> LiveCard:
         """Queues the card (rendered when sent) and remembers where it went."""
-        message = OutboxMessage(
-            created_at=now,
+        message = queue_one(
+            self.s,
             platform=platform,
             target_kind=target_kind,
             target=target,
             person_id=person_id,
             payload=payload,
-            status=OutboxStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
+            now=now,
         )
-        self.s.add(message)
-        self.s.flush()
         card = LiveCard(
             kind=kind,
             ref_id=ref_id,

@@ -17,7 +17,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import Session, aliased
 
 from store.driver import insert_into
 from store.models import (
@@ -53,6 +53,34 @@ _TAKE_BACK_VALUES: dict[str, Any] = {
 _OUTBOX_STATES = select(
     _outbox.c.id, _outbox.c.platform, _outbox.c.target, _outbox.c.person_id, _outbox.c.attempts
 ).where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def queue_one(
+    session: Session,
+    *,
+    platform: str,
+    target_kind: str,
+    target: str,
+    person_id: int | None,
+    payload: dict[str, Any],
+    now: datetime,
+) -> OutboxMessage:
+    """One message queued with this unit of work and flushed, so that its id can be kept
+    (where a card went, to change it in place later: approval cards, live cards)."""
+    message = OutboxMessage(
+        created_at=now,
+        platform=platform,
+        target_kind=target_kind,
+        target=target,
+        person_id=person_id,
+        payload=payload,
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return message
 
 
 class OutboxRepository(Repo):

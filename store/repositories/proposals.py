@@ -22,7 +22,6 @@ from store.models import (
     GatekeeperRoom,
     NewsroomEntry,
     OutboxMessage,
-    OutboxStatus,
     Person,
     Proposal,
     ProposalStatus,
@@ -31,6 +30,7 @@ from store.models import (
     Room,
     table_of,
 )
+from store.repositories.outbox import queue_one
 
 _votes = table_of(ProposalVote)
 
@@ -233,19 +233,15 @@ class ProposalRepository:
         now: datetime,
     ) -> ApprovalCard:
         """Queues a card (in the outbox, with this unit of work) and remembers where."""
-        message = OutboxMessage(
-            created_at=now,
+        message = queue_one(
+            self.s,
             platform=platform,
             target_kind=target_kind,
             target=target,
             person_id=person_id,
             payload=payload,
-            status=OutboxStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
+            now=now,
         )
-        self.s.add(message)
-        self.s.flush()
         card = ApprovalCard(
             proposal_id=proposal.id,
             outbox_id=message.id,
