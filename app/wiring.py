@@ -102,6 +102,7 @@ def make_core(
         platform_names={m.name: m.display_name for m in messengers},
         command_prefixes={m.name: m.command_prefix for m in messengers},
         private_in_room=frozenset(m.name for m in messengers if m.private_in_room),
+        shown_in_place=frozenset(m.name for m in messengers if m.shown_in_place),
     )
     return Core(db, clock, settings, handlers=build_handlers())
 

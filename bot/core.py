@@ -82,8 +82,8 @@ class CoreSettings:
     private_in_room: frozenset[str] = frozenset()
     # Platforms where a like or a reaction shows by changing its card in place ("👍 3" on
     # a post's button, "Approved by" on an approval card) rather than by a message saying
-    # so; adapters that edit their messages well add themselves as they start (Telegram).
-    shown_in_place: set[str] = field(default_factory=set)
+    # so: the descriptors that say `shown_in_place` (Telegram, Slack).
+    shown_in_place: frozenset[str] = frozenset()
     running: set[str] = field(default_factory=set)  # messengers with an adapter (Hub.register)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post

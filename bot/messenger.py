@@ -65,6 +65,9 @@ class Messenger(Generic[S, A]):
     # It can show a message in a shared room to one person alone (Slack's ephemeral
     # messages): a private answer then stays in the room, addressed to the asker.
     private_in_room: bool = False
+    # A like or an approval by reaction shows on the card itself, changed in place (a
+    # post's "👍 3", "Approved by" on an approval card), so no message says it as well.
+    shown_in_place: bool = False
     # Send pacing from the platform's documented limits (pinwall.toml's [rate_limits.NAME]
     # overrides); None: not paced (nothing leaves the process).
     rate_limits: PlatformLimits | None = None

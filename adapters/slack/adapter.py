@@ -167,9 +167,6 @@ class SlackAdapter:
             ) from None
         self.bot_user_id = str(auth.get("user_id") or "")
         self.team_id = str(auth.get("team_id") or "")
-        # A like or an approval by reaction changes its card in place (chat.update): no
-        # message says so as well.
-        self.hub.core.settings.shown_in_place.add(PLATFORM)
         self._stopping.clear()
         self._applier = asyncio.create_task(self._apply_loop(), name="slack-apply")
         if self.mode == "socket":

@@ -68,6 +68,7 @@ MESSENGER = Messenger(
     # Telegram's documented limits: 30 messages a second overall, one a second per
     # chat, 20 a minute per group.
     rate_limits=PlatformLimits(overall=Rate(30, 30), per_dm=Rate(1, 1), per_room=Rate(20 / 60, 3)),
+    shown_in_place=True,  # editMessageText
 )
 
 __all__ = ["MESSENGER"]

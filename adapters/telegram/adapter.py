@@ -180,9 +180,6 @@ class TelegramAdapter:
         # A bot may not write to someone who never opened its chat: where an answer went
         # there privately, the room is told how to open it.
         self.hub.core.settings.direct_links[PLATFORM] = f"https://t.me/{self.me.username}"
-        # A like or an approval by reaction changes its card in place (editMessageText):
-        # no message says so as well.
-        self.hub.core.settings.shown_in_place.add(PLATFORM)
         await self._set_menus()
         await self._set_descriptions()
         if self.mode == "webhook":
