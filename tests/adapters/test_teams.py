@@ -1,0 +1,185 @@
+"""The Teams adapter over real HTTP: activities signed with FakeTeams' test key into
+Pinwall's /teams/messages, the Bot Connector, token endpoint and JWKS answered by
+FakeTeams, a console member beside it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from store.db import Database
+from store.models import InboxEvent, Item, OutboxMessage
+from tests.adapters.teams_world import TeamsPinwall
+from tests.fakes.teams import APP_ID, FakeTeams, wait_until
+
+ALICE, BOB = "29:alice-id", "29:bob-id"
+MARKET = "19:market@thread.tacv2"
+
+
+@pytest.fixture
+def teams() -> Iterator[FakeTeams]:
+    with FakeTeams() as server:
+        yield server
+        assert server.errors == []
+
+
+@pytest.fixture
+async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
+    pinwall = TeamsPinwall(sqlite_db, teams, tmp_path, admins=frozenset({("teams", ALICE)}))
+    await pinwall.start()
+    try:
+        yield pinwall
+    finally:
+        await pinwall.close()
+
+
+def personal(user: str) -> str:
+    return "a:personal-" + user
+
+
+def count(db: Database, model: object) -> int:
+    with db.uow() as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(model)) or 0)  # type: ignore[arg-type]
+
+
+async def test_a_command_in_personal_chat_is_answered_in_the_persons_language(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    alice = tp.user(ALICE, "Alice", locale="de-DE")
+    bob = tp.user(BOB, "Bob", locale="en-US")
+    assert (await alice.says("help")).status_code == 200
+    assert (await bob.says("/help")).status_code == 200
+    german = await tp.said_to(personal(ALICE), "Das kannst du tun:")
+    english = await tp.said_to(personal(BOB), "Here is what you can do:")
+    assert german.method == english.method == "POST"
+    assert teams.token_requests[0]["scope"] == "https://api.botframework.com/.default"
+
+
+async def test_a_share_from_personal_chat_reaches_a_console_member(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create marketing Marketing")
+    await tp.on_console("carla", "/join marketing", "/notify marketing instant")
+    alice = tp.user(ALICE, "Alice")
+    await alice.says("join marketing")
+    await alice.says("share marketing https://example.com/poster Plakat am Bahnhof")
+    post = await tp.printed_eventually("carla", "Plakat am Bahnhof")
+    assert "via Teams in Marketing" in post
+    await tp.said_to(personal(ALICE), "Geteilt als #1")
+
+
+async def test_a_channel_mention_is_a_command_and_bridges_the_channel(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create marketing Marketing")
+    alice = tp.user(ALICE, "Alice")
+    assert (await alice.mentions(MARKET, "bridge marketing")).status_code == 200
+    await tp.said_to(MARKET, "verbunden")
+    # A post from the console arrives in the channel as a card, proactively.
+    await tp.on_console("admin", "/join marketing")
+    await tp.on_console("admin", "/share marketing https://example.com/k Neuer Katalog")
+    relayed = await tp.said_to(MARKET, "Neuer Katalog")
+    card = relayed.card()
+    assert card["type"] == "AdaptiveCard"
+    assert any(a["type"] == "Action.Execute" for a in card["actions"])
+    # A reply in the post's thread is a comment on it.
+    await alice.post(
+        alice.activity(
+            "message", alice.channel(MARKET, relayed.activity_id), text="Hängt bei uns schon!"
+        )
+    )
+    await tp.printed_eventually("admin", "Hängt bei uns schon!")
+
+
+async def test_forged_or_missing_tokens_get_401_and_change_nothing(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    alice = tp.user(ALICE, "Alice")
+    activity = alice.activity("message", alice.personal(), text="group create evil Evil")
+    forged = await alice.post(activity, token=teams.signed(forged=True))
+    other_bot = await alice.post(activity, token=teams.signed(audience="another-bot"))
+    expired = await alice.post(activity, token=teams.signed(exp=1_000_000, iat=999_000))
+    wrong_service = await alice.post(
+        activity, token=teams.signed(serviceurl="https://evil.example")
+    )
+    missing = await alice.post(activity, token="")
+    answers = [r.status_code for r in (forged, other_bot, expired, wrong_service, missing)]
+    assert answers == [401, 401, 401, 401, 401]
+    assert count(tp.db, InboxEvent) == 0
+    assert count(tp.db, OutboxMessage) == 0
+    assert teams.sent == []
+
+
+async def test_a_429_from_the_connector_is_retried_after_its_retry_after(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create marketing Marketing")
+    alice = tp.user(ALICE, "Alice")
+    await alice.mentions(MARKET, "bridge marketing")
+    await tp.said_to(MARKET, "verbunden")
+    teams.throttle(2, retry_after=0.4)
+    await tp.on_console("admin", "/join marketing", "/share marketing Neuer Katalog")
+    await tp.said_to(MARKET, "Neuer Katalog")
+    assert teams.throttled == 2
+    assert teams.early == []  # nothing was sent before the Retry-After was up
+
+
+async def test_a_non_gatekeeper_press_on_an_approval_card_is_refused(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    bob = tp.user(BOB, "Bob", locale="en-US")
+    carl = tp.user("29:carl-id", "Carl", locale="en-US")
+    await bob.says("whoami")
+    await carl.says("whoami")
+    await tp.said_to(personal(BOB), "@bob")
+    await tp.on_console("admin", "/role bob gatekeeper")
+    await tp.on_console("alice", "/propose newsroom Our new store opens on Monday!")
+    card = await tp.said_to(personal(BOB), "Our new store opens on Monday!")
+    # Carl is no gatekeeper: his press (a forwarded card, a crafted invoke) decides nothing.
+    refused = await carl.presses(card, "Approve")
+    assert refused.status_code == 200
+    await tp.said_to(personal("29:carl-id"), "Only gatekeepers and admins can do that.")
+    with tp.db.uow() as uow:
+        from store.models import Proposal
+
+        assert uow.session.scalars(select(Proposal.status)).all() == ["pending"]
+    # Bob's press approves, and his card is updated in place.
+    assert (await bob.presses(card, "Approve")).status_code == 200
+    await wait_until(
+        lambda: any(
+            s.method == "PUT" and s.activity_id == card.activity_id and "Approved by" in s.text
+            for s in teams.sent
+        ),
+        "the card updated in place",
+    )
+    await tp.printed_eventually("alice", "was approved by @bob")
+
+
+async def test_reactions_count_as_likes_and_the_bot_ignores_its_own_activities(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create marketing Marketing")
+    alice = tp.user(ALICE, "Alice")
+    await alice.mentions(MARKET, "bridge marketing")
+    await tp.on_console("admin", "/join marketing", "/share marketing Neuer Katalog")
+    relayed = await tp.said_to(MARKET, "Neuer Katalog")
+    reaction = alice.activity(
+        "messageReaction",
+        alice.channel(MARKET),
+        replyToId=relayed.activity_id,
+        reactionsAdded=[{"type": "like"}],
+    )
+    assert (await alice.post(reaction)).status_code == 200
+    mine = alice.activity("message", alice.personal(), text="help")
+    mine["from"] = {"id": f"28:{APP_ID}", "name": "Pinwall"}
+    assert (await alice.post(mine)).status_code == 200
+
+    def likes() -> int:
+        with tp.db.uow() as uow:
+            return uow.items.stats([1])[1].reactions
+
+    await wait_until(lambda: likes() == 1, "the like")
+    assert count(tp.db, Item) == 1
