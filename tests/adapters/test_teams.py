@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from store.db import Database
 from store.models import InboxEvent, Item, OutboxMessage
 from tests.adapters.teams_world import TeamsPinwall
+from tests.adapters.conftest import BOSS
 from tests.fakes.teams import APP_ID, FakeTeams, wait_until
+from tests.fakes.telegram import FakeTelegram, TgChat
 
 ALICE, BOB = "29:alice-id", "29:bob-id"
 MARKET = "19:market@thread.tacv2"
@@ -183,3 +185,45 @@ async def test_reactions_count_as_likes_and_the_bot_ignores_its_own_activities(
 
     await wait_until(lambda: likes() == 1, "the like")
     assert count(tp.db, Item) == 1
+
+
+async def test_a_bridged_telegram_group_and_teams_channel_carry_each_others_posts(
+    sqlite_db: Database, teams: FakeTeams, tmp_path: Path
+) -> None:
+    with FakeTelegram() as telegram:
+        telegram.privacy_mode = False  # the bot sees every message of the group
+        branch = TgChat.supergroup("Filiale Nord")
+        telegram.add_chat(branch)
+        admins = frozenset({("teams", ALICE), ("telegram", str(BOSS.id))})
+        tp = TeamsPinwall(sqlite_db, teams, tmp_path, admins=admins, telegram=telegram)
+        await tp.start()
+        try:
+            await tp.on_console("admin", "/group create marketing Marketing")
+            alice = tp.user(ALICE, "Alice")
+            await alice.mentions(MARKET, "bridge marketing")
+            await tp.said_to(MARKET, "verbunden")
+            telegram.user_sends_command(
+                BOSS, branch, "bridge", "marketing", mention="pinwall_test_bot"
+            )
+            await telegram.wait_for_async(
+                lambda: any("verbunden" in (s.text or "") for s in telegram.sent_to(branch.id))
+            )
+            # A message in the Telegram group is a post of the group: it shows in Teams.
+            telegram.user_sends_text(BOSS, branch, "Unser Schaufenster https://example.com/window")
+            relayed = await tp.said_to(MARKET, "Unser Schaufenster")
+            assert "via Telegram" in relayed.text
+            # A message in the Teams channel (read with the manifest's RSC permission)
+            # is a post too, and shows in the Telegram group.
+            said = alice.activity(
+                "message", alice.channel(MARKET), text="Neuer Flyer https://example.com/flyer"
+            )
+            assert (await alice.post(said)).status_code == 200
+            await telegram.wait_for_async(
+                lambda: any("Neuer Flyer" in (s.text or "") for s in telegram.sent_to(branch.id)),
+                what="the Teams post in the Telegram group",
+            )
+            [shown] = [s for s in telegram.sent_to(branch.id) if "Neuer Flyer" in (s.text or "")]
+            assert "via Teams" in (shown.text or "")
+        finally:
+            await tp.close()
+        assert telegram.errors == []
