@@ -106,7 +106,7 @@ def manifest(settings: TeamsSettings, version: str = "1.0.0") -> dict[str, Any]:
             "full": _t(en, "description.full", company)[:4000],
         },
         "icons": {"color": "color.png", "outline": "outline.png"},
-        "accentColor": "#%02X%02X%02X" % ACCENT,
+        "accentColor": "#" + "".join(f"{c:02X}" for c in ACCENT),
         "localizationInfo": {
             "defaultLanguageTag": "en-us",
             "additionalLanguages": [{"languageTag": "de-de", "file": "de.json"}],

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from store.db import Database
 from store.models import InboxEvent, Item, OutboxMessage
-from tests.adapters.teams_world import TeamsPinwall
 from tests.adapters.conftest import BOSS
+from tests.adapters.teams_world import TeamsPinwall
 from tests.fakes.teams import APP_ID, FakeTeams, wait_until
 from tests.fakes.telegram import FakeTelegram, TgChat
 
