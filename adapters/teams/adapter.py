@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,6 +84,7 @@ class TeamsAdapter:
         self._clients: dict[str, ConversationClient] = {}
         self._services: dict[str, str] = {}  # conversation -> serviceUrl
         self._trusted_hosts: set[str] = set()
+        self._roles: dict[str, str] = {}  # Teams user -> userRole ("user", "guest")
         self._work = asyncio.Event()
         self._stopping = asyncio.Event()
         self._applier: asyncio.Task[None] | None = None
@@ -153,6 +155,13 @@ class TeamsAdapter:
         await self._remember(activity, service_url)
         found = inbound.translate(activity, self.app_id, self.tenant_id)
         if found is not None:
+            try:
+                where = str((activity.get("conversation") or {}).get("id") or "")
+                found = await self._guests_are_externals(found, service_url, where)
+            except (httpx.HTTPError, CredentialsRefused) as exc:
+                # Not recorded: Teams sends the activity again; nobody is let in unchecked.
+                log.warning("Teams: the roster did not answer (%s); activity not taken", exc)
+                return PlainTextResponse("roster unavailable", status_code=503)
             attachments = [
                 await files.fetch(self.http, self.hub.blobs, w, self._trusted_hosts)
                 for w in found.files
@@ -160,6 +169,25 @@ class TeamsAdapter:
             await self.hub.record(found.event(attachments))
             self._work.set()
         return self._answer(activity)
+
+    async def _guests_are_externals(
+        self, found: inbound.Inbound, service_url: str, conversation: str
+    ) -> inbound.Inbound:
+        """A guest account of the company's tenant is an external (a Pinwall guest only by
+        invite): the activity does not say it, the conversation's roster does (userRole)."""
+        actor = found.meta.actor
+        if actor.trust != "member":
+            return found
+        role = self._roles.get(actor.external_id)
+        if role is None:
+            where, _root = inbound.base_conversation(conversation)
+            member = await self._client(service_url).get_member_by_id(where, actor.external_id)
+            role = str(member.user_role or "user").lower()
+            self._roles[actor.external_id] = role
+        if role != "guest":
+            return found
+        meta = replace(found.meta, actor=replace(actor, trust="external"))
+        return replace(found, meta=meta)
 
     async def _authentic(self, token: str, service_url: object) -> bool:
         if not token or not isinstance(service_url, str) or self._validator is None:

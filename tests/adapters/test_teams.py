@@ -227,3 +227,41 @@ async def test_a_bridged_telegram_group_and_teams_channel_carry_each_others_post
         finally:
             await tp.close()
         assert telegram.errors == []
+
+
+async def test_guests_of_the_tenant_and_people_of_other_tenants_are_externals(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    teams.guests.add("29:gus-id")
+    gus = tp.user("29:gus-id", "Gus", locale="en-US")
+    other = tp.user(
+        "29:olga-id", "Olga", locale="en-US", tenant="99999999-0000-4000-8000-000000000000"
+    )
+    await gus.says("whoami")
+    await other.says("whoami")
+    await tp.said_to(personal("29:gus-id"), "(guest)")
+    await tp.said_to(personal("29:olga-id"), "(guest)")
+    carl = tp.user("29:carl-id", "Carl", locale="en-US")
+    await carl.says("whoami")
+    await tp.said_to(personal("29:carl-id"), "@carl")
+    with tp.db.uow() as uow:
+        people = {h: uow.people.by_handle(h) for h in ("gus", "olga", "carl")}
+        roles = {h: p.role if p else None for h, p in people.items()}
+    assert roles == {
+        "gus": "guest",
+        "olga": "guest",
+        "carl": "member",
+    }
+    assert teams.roster_requests == ["29:gus-id", "29:carl-id"]  # once each, not per message
+
+
+async def test_link_codes_are_given_in_personal_chat_only(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    alice = tp.user(ALICE, "Alice")
+    await alice.mentions(MARKET, "link")
+    code = await tp.said_to(personal(ALICE), "Dein Verknüpfungscode")
+    # In the channel only a pointer to the personal chat, never the code.
+    [pointer] = [s.text for s in teams.to(MARKET)]
+    assert "privaten Chat" in pointer
+    assert code.text.split("**")[1] not in pointer

@@ -73,6 +73,8 @@ class FakeTeams:
     files: dict[str, bytes] = field(default_factory=dict)
     early: list[str] = field(default_factory=list)
     throttled: int = 0
+    guests: set[str] = field(default_factory=set)  # Teams users whose userRole is "guest"
+    roster_requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1000)
@@ -99,7 +101,7 @@ class FakeTeams:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
             def do_GET(self) -> None:
-                status, body, headers = fake.get(self.path)
+                status, body, headers = fake.get(self.path, self.headers)
                 self._reply(status, body, headers)
 
             def do_POST(self) -> None:
@@ -130,7 +132,15 @@ class FakeTeams:
 
     # --- what the fake serves -------------------------------------------------------
 
-    def get(self, path: str) -> tuple[int, Any, dict[str, str]]:
+    def get(self, path: str, headers: Any) -> tuple[int, Any, dict[str, str]]:
+        parts = [unquote(p) for p in urlsplit(path).path.split("/")]
+        if parts[1:3] == ["v3", "conversations"] and len(parts) == 6 and parts[4] == "members":
+            if headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
+                self.errors.append(f"GET {path} without the bot's token")
+                return 401, {"message": "Authorization has been denied for this request."}, {}
+            self.roster_requests.append(parts[5])
+            role = "guest" if parts[5] in self.guests else "user"
+            return 200, {"id": parts[5], "name": parts[5], "userRole": role, "tenantId": TENANT}, {}
         if path == "/v1/.well-known/openidconfiguration":
             return 200, {"issuer": ISSUER, "jwks_uri": self.url + "/v1/.well-known/keys"}, {}
         if path == "/v1/.well-known/keys":
