@@ -144,14 +144,18 @@ class TeamsAdapter:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
         service_url = activity.get("serviceUrl") if isinstance(activity, dict) else None
-        if not await self._authentic(token, service_url):
+        # An unreadable body has no serviceUrl for the token's to match: refused as well.
+        if not isinstance(activity, dict) or not isinstance(service_url, str):
+            authentic = False
+        else:
+            authentic = await self._authentic(token, service_url)
+        if not authentic:
             log.warning(
                 "Teams: refused a request without a valid Bot Framework token from %s", peer
             )
             return PlainTextResponse("unauthorized", status_code=401)
-        if not isinstance(activity, dict) or not isinstance(service_url, str):
-            log.warning("Teams: refused a signed request that is no activity from %s", peer)
-            return PlainTextResponse("malformed activity", status_code=400)
+        assert isinstance(activity, dict)
+        assert isinstance(service_url, str)
         await self._remember(activity, service_url)
         found = inbound.translate(activity, self.app_id, self.tenant_id)
         if found is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -110,6 +111,12 @@ async def test_forged_or_missing_tokens_get_401_and_change_nothing(
     missing = await alice.post(activity, token="")
     answers = [r.status_code for r in (forged, other_bot, expired, wrong_service, missing)]
     assert answers == [401, 401, 401, 401, 401]
+    # Signed, but no activity (the token's service URL has nothing to match): refused too.
+    async with httpx.AsyncClient() as http:
+        headers = {"Authorization": f"Bearer {teams.signed()}"}
+        broken = await http.post(tp.endpoint, content=b"{not json", headers=headers)
+        huge = await http.post(tp.endpoint, content=b"x" * 1_100_000, headers=headers)
+    assert (broken.status_code, huge.status_code) == (401, 413)
     assert count(tp.db, InboxEvent) == 0
     assert count(tp.db, OutboxMessage) == 0
     assert teams.sent == []
@@ -140,10 +147,20 @@ async def test_a_non_gatekeeper_press_on_an_approval_card_is_refused(
     await tp.on_console("admin", "/role bob gatekeeper")
     await tp.on_console("alice", "/propose newsroom Our new store opens on Monday!")
     card = await tp.said_to(personal(BOB), "Our new store opens on Monday!")
-    # Carl is no gatekeeper: his press (a forwarded card, a crafted invoke) decides nothing.
+    # Carl is no gatekeeper: his press (a forwarded card, a crafted invoke) decides nothing,
+    # as Action.Execute and as Action.Submit (a message carrying the press).
     refused = await carl.presses(card, "Approve")
     assert refused.status_code == 200
     await tp.said_to(personal("29:carl-id"), "Only gatekeepers and admins can do that.")
+    [approve] = [a for a in card.card()["actions"] if a.get("title") == "Approve"]
+    submit = carl.activity(
+        "message", carl.personal(), replyToId=card.activity_id, value=approve["data"]
+    )
+    assert (await carl.post(submit)).status_code == 200
+    await wait_until(
+        lambda: sum("Only gatekeepers" in s.text for s in teams.to(personal("29:carl-id"))) == 2,
+        "the second refusal",
+    )
     with tp.db.uow() as uow:
         from store.models import Proposal
 
