@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,7 +55,10 @@ PLATFORM = "teams"
 MESSAGES_PATH = "/teams/messages"
 MAX_BODY = 1_000_000  # bytes; Bot Framework activities are far smaller
 SERVICE = "teams:service:"  # cursor name prefix: a conversation's serviceUrl
-DEFAULT_SERVICE = "teams:service"  # the newest serviceUrl seen: where new chats are made
+DEFAULT_SERVICE = "teams:service"
+FILE_LINK_TTL = timedelta(
+    days=7
+)  # how long a file's download link in a message works  # the newest serviceUrl seen: where new chats are made
 
 
 class TeamsAdapter:
@@ -301,7 +305,9 @@ class TeamsAdapter:
                 )
             conversation, service = found
             client = self._client(service)
-            body = MessageActivityInput.model_validate(render.activity(message))
+            body = MessageActivityInput.model_validate(
+                render.activity(message, self._file_links(message))
+            )
             if message.replaces:
                 try:
                     await client.update_activity(conversation, message.replaces, body)
@@ -322,6 +328,20 @@ class TeamsAdapter:
             return DeliveryFailed(f"token: {exc}")
         except (httpx.HTTPError, OSError) as exc:
             return DeliveryFailed(f"{type(exc).__name__}: {exc}")
+
+    def _file_links(self, message: Message) -> dict[str, str]:
+        """Signed, expiring download links (Pinwall's /files/...) of the message's files,
+        where PINWALL_PUBLIC_URL says where Pinwall is."""
+        base = self.hub.core.settings.public_url
+        signer, blobs = self.hub.signer, self.hub.blobs
+        if not message.files or not base or signer is None or blobs is None:
+            return {}
+        now = self.hub.clock.now()
+        return {
+            f.blob_id: signer.file_url(base, f.blob_id, f.name, now=now, ttl=FILE_LINK_TTL)
+            for f in message.files
+            if blobs.exists(f.blob_id)
+        }
 
     def _failure(self, response: httpx.Response, target: Target) -> SendResult:
         status = response.status_code

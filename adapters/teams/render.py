@@ -98,7 +98,18 @@ def is_card(message: Message) -> bool:
     return bool(message.title or message.fields or message.buttons)
 
 
-def card(message: Message) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _file_lines(message: Message, links: dict[str, str]) -> str:
+    """Each file as "📎 name", a link to Pinwall's signed download where there is one."""
+    lines = []
+    for f in message.files:
+        url = links.get(f.blob_id)
+        lines.append(f"📎 [{_escape(f.name)}]({url})" if url else f"📎 {_escape(f.name)}")
+    return "\n\n".join(lines)
+
+
+def card(
+    message: Message, links: dict[str, str] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The Adaptive Card of a message, and the mention entities it needs."""
     people = message.meta.get("mentions")
     body: list[dict[str, Any]] = []
@@ -117,7 +128,7 @@ def card(message: Message) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         facts = [{"title": markdown(f.label), "value": markdown(f.value)} for f in message.fields]
         body.append({"type": "FactSet", "facts": facts})
     if message.files:
-        names = "\n\n".join(f"📎 {_escape(f.name)}" for f in message.files)
+        names = _file_lines(message, links or {})
         body.append({"type": "TextBlock", "text": names, "wrap": True, "isSubtle": True})
     actions = [_action(b) for b in message.buttons]
     url = message.meta.get("url")
@@ -137,10 +148,12 @@ def card(message: Message) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return content, entities
 
 
-def activity(message: Message) -> dict[str, Any]:
-    """The message activity (as the Bot Connector takes it) of a neutral message."""
+def activity(message: Message, links: dict[str, str] | None = None) -> dict[str, Any]:
+    """The message activity (as the Bot Connector takes it) of a neutral message; `links`:
+    signed download URLs of its files, by blob id (files are shown as links: a bot can
+    upload to a personal chat only after a consent card, to a channel only via Graph)."""
     if is_card(message):
-        content, _entities = card(message)
+        content, _entities = card(message, links)
         return {
             "type": "message",
             "summary": cut(summary(message), 200),
@@ -148,7 +161,7 @@ def activity(message: Message) -> dict[str, Any]:
         }
     text, entities = mentions(markdown(message.text), message.meta.get("mentions"))
     if message.files:
-        text += "\n\n" + "\n\n".join(f"📎 {_escape(f.name)}" for f in message.files)
+        text += "\n\n" + _file_lines(message, links or {})
     out: dict[str, Any] = {"type": "message", "textFormat": "markdown", "text": cut(text, MAX_TEXT)}
     if entities:
         out["entities"] = entities

@@ -30,6 +30,9 @@ from tests.fakes.teams import APP_ID, PASSWORD, TENANT, FakeTeams, TeamsUser, wa
 from tests.fakes.telegram import FakeTelegram
 
 
+PUBLIC_URL = "https://pinwall.example.com"
+
+
 class TeamsPinwall:
     def __init__(
         self,
@@ -43,7 +46,9 @@ class TeamsPinwall:
     ) -> None:
         self.db, self.fake = db, fake
         self.core = make_core(
-            db, SystemClock(), CoreSettings(admins=frozenset({("console", "admin")}) | admins)
+            db,
+            SystemClock(),
+            CoreSettings(admins=frozenset({("console", "admin")}) | admins, public_url=PUBLIC_URL),
         )
         self.hub = Hub(
             self.core,

@@ -15,7 +15,7 @@ from store.db import Database
 from store.models import InboxEvent, Item, OutboxMessage
 from tests.adapters.conftest import BOSS
 from tests.adapters.teams_world import TeamsPinwall
-from tests.fakes.teams import APP_ID, FakeTeams, wait_until
+from tests.fakes.teams import APP_ID, TENANT, FakeTeams, wait_until
 from tests.fakes.telegram import FakeTelegram, TgChat
 
 ALICE, BOB = "29:alice-id", "29:bob-id"
@@ -282,3 +282,7 @@ async def test_link_codes_are_given_in_personal_chat_only(
     [pointer] = [s.text for s in teams.to(MARKET)]
     assert "privaten Chat" in pointer
     assert code.text.split("**")[1] not in pointer
+    # She had never written to the bot in personal chat: Pinwall opened it, proactively.
+    [created] = teams.created
+    assert created["members"] == [{"id": ALICE}]
+    assert created["tenantId"] == TENANT

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import struct
 import zipfile
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -20,7 +22,7 @@ from app.cli import main
 from bot.message import Message
 from store.db import Database
 from store.models import ItemFile
-from tests.adapters.teams_world import TeamsPinwall
+from tests.adapters.teams_world import PUBLIC_URL, TeamsPinwall
 from tests.fakes.teams import APP_ID, PASSWORD, TENANT, FakeTeams
 
 ALICE = "29:alice-id"
@@ -79,9 +81,10 @@ async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
 async def test_a_file_shared_in_teams_is_stored_and_hostile_or_large_ones_are_refused(
     tp: TeamsPinwall, teams: FakeTeams, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
     alice = tp.user(ALICE, "Alice")
-    await alice.says("join marketing")
+    await alice.says("group create marketing Marketing")  # she moderates it
+    await alice.mentions(MARKET, "bridge marketing")
+    await tp.said_to(MARKET, "verbunden")
     teams.files["flyer.pdf"] = b"%PDF-1.4 the flyer"
     teams.files["huge.bin"] = b"0" * 4096  # over the 1 KiB the blob store takes here
 
@@ -103,6 +106,13 @@ async def test_a_file_shared_in_teams_is_stored_and_hostile_or_large_ones_are_re
         [blob_id] = uow.session.scalars(select(ItemFile.blob_id)).all()
     assert tp.hub.blobs is not None
     assert tp.hub.blobs.read(blob_id) == b"%PDF-1.4 the flyer"
+    # In the bridged channel the post links the file to Pinwall's signed download.
+    relayed = await tp.said_to(MARKET, "Flyer der Konkurrenz")
+    [link] = re.findall(r"📎 \[flyer\.pdf\]\((https://[^)]+)\)", relayed.text)
+    assert link.startswith(PUBLIC_URL + f"/files/{blob_id}/flyer.pdf?exp=")
+    async with httpx.AsyncClient() as http:
+        served = await http.get(tp.endpoint.replace("/teams/messages", link[len(PUBLIC_URL) :]))
+    assert served.content == b"%PDF-1.4 the flyer"
     # A download URL inside the company's network, and a file over the limit: refused.
     await alice.says(
         "share marketing Geheim",
