@@ -29,7 +29,6 @@ from tests.e2e.test_console import lines_to
 from tests.fakes.teams import APP_ID, PASSWORD, TENANT, FakeTeams, TeamsUser, wait_until
 from tests.fakes.telegram import FakeTelegram
 
-
 PUBLIC_URL = "https://pinwall.example.com"
 
 
