@@ -55,10 +55,8 @@ PLATFORM = "teams"
 MESSAGES_PATH = "/teams/messages"
 MAX_BODY = 1_000_000  # bytes; Bot Framework activities are far smaller
 SERVICE = "teams:service:"  # cursor name prefix: a conversation's serviceUrl
-DEFAULT_SERVICE = "teams:service"
-FILE_LINK_TTL = timedelta(
-    days=7
-)  # how long a file's download link in a message works  # the newest serviceUrl seen: where new chats are made
+DEFAULT_SERVICE = "teams:service"  # the newest serviceUrl seen: where new chats are made
+FILE_LINK_TTL = timedelta(days=7)  # how long a file's download link in a message works
 
 
 class TeamsAdapter:
