@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.markup import Span, parse
+from bot.markup import Span, parse, to_plain
 from bot.message import Button, Message
 
 CARD = "application/vnd.microsoft.card.adaptive"
@@ -107,6 +107,50 @@ def _file_lines(message: Message, links: dict[str, str]) -> str:
     return "\n\n".join(lines)
 
 
+_POST_LINE = re.compile(r"^- #(\d+)\b")
+
+
+def _digest(message: Message) -> tuple[list[dict[str, Any]], list[Button]]:
+    """A digest's lines, each post ("- #12 …") with its Open button beside it (a card's
+    own actions are few in Teams); the buttons no line took are returned."""
+    opens = {b.value: b for b in message.buttons if b.action == "item.open"}
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            out.append({"type": "TextBlock", "text": markdown("\n".join(pending)), "wrap": True})
+            pending.clear()
+
+    for line in message.text.split("\n"):
+        found = _POST_LINE.match(line)
+        button = opens.pop(found.group(1), None) if found else None
+        if button is None:
+            pending.append(line)
+            continue
+        flush()
+        out.append(
+            {
+                "type": "ColumnSet",
+                "columns": [
+                    {
+                        "type": "Column",
+                        "width": "stretch",
+                        "items": [{"type": "TextBlock", "text": markdown(line), "wrap": True}],
+                    },
+                    {
+                        "type": "Column",
+                        "width": "auto",
+                        "items": [{"type": "ActionSet", "actions": [_action(button)]}],
+                    },
+                ],
+            }
+        )
+    flush()
+    left = [b for b in message.buttons if b.action != "item.open" or b.value in opens]
+    return out, left
+
+
 def card(
     message: Message, links: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -120,7 +164,11 @@ def card(
             {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True}
         )
         people = None  # named once, in the title
-    if message.text:
+    buttons = list(message.buttons)
+    if message.text and "digest" in message.meta:
+        lines, buttons = _digest(message)
+        body += lines
+    elif message.text:
         text, more = mentions(markdown(message.text), people)
         entities += more
         body.append({"type": "TextBlock", "text": cut(text, MAX_TEXT), "wrap": True})
@@ -130,7 +178,7 @@ def card(
     if message.files:
         names = _file_lines(message, links or {})
         body.append({"type": "TextBlock", "text": names, "wrap": True, "isSubtle": True})
-    actions = [_action(b) for b in message.buttons]
+    actions = [_action(b) for b in buttons]
     url = message.meta.get("url")
     if "item" in message.meta and isinstance(url, str) and re.match(r"https?://", url, re.I):
         actions.insert(0, {"type": "Action.OpenUrl", "title": "↗", "url": url})
@@ -169,7 +217,5 @@ def activity(message: Message, links: dict[str, str] | None = None) -> dict[str,
 
 
 def summary(message: Message) -> str:
-    from bot.markup import to_plain
-
     first = message.title or message.text or ""
     return to_plain(first).split("\n")[0] or "Pinwall"

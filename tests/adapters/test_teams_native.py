@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from adapters.teams.render import activity
 from app.cli import main
-from bot.message import Message
+from bot.message import Button, Message
 from store.db import Database
 from store.models import ItemFile
 from tests.adapters.teams_world import PUBLIC_URL, TeamsPinwall
@@ -211,3 +211,25 @@ def test_doctor_checks_the_teams_credentials(
         assert "Teams: the token endpoint refused the bot's credentials" in out
         assert "AADSTS7000215" in out
         assert "PINWALL_TEAMS_APP_PASSWORD" in out
+
+
+def test_a_digest_card_has_each_posts_open_button_beside_its_line() -> None:
+    digest = Message(
+        title="Deine Zusammenfassung",
+        text="**Marketing** (2)\n- #12 Neuer Katalog · @alice\n- #13 Flyer · @bob",
+        buttons=(
+            Button(label="#12 öffnen", action="item.open", value="12"),
+            Button(label="#13 öffnen", action="item.open", value="13"),
+            Button(label="Pause", action="digest.pause", value="daily"),
+        ),
+        meta={"digest": "daily"},
+    )
+    [attachment] = activity(digest)["attachments"]
+    card = attachment["content"]
+    rows = [b for b in card["body"] if b["type"] == "ColumnSet"]
+    assert [r["columns"][1]["items"][0]["actions"][0]["data"]["pw"] for r in rows] == [
+        "item.open|12",
+        "item.open|13",
+    ]
+    assert rows[0]["columns"][0]["items"][0]["text"].startswith("- #12 Neuer Katalog")
+    assert [a["data"]["pw"] for a in card["actions"]] == ["digest.pause|daily"]
