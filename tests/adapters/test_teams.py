@@ -4,6 +4,7 @@ FakeTeams, a console member beside it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 
 from store.db import Database
 from store.models import InboxEvent, Item, OutboxMessage
-from tests.adapters.conftest import BOSS
+from tests.adapters.conftest import BOSS, FRANZ
 from tests.adapters.teams_world import TeamsPinwall
 from tests.fakes.teams import APP_ID, TENANT, FakeTeams, wait_until
 from tests.fakes.telegram import FakeTelegram, TgChat
@@ -286,3 +287,41 @@ async def test_link_codes_are_given_in_personal_chat_only(
     [created] = teams.created
     assert created["members"] == [{"id": ALICE}]
     assert created["tenantId"] == TENANT
+
+
+async def test_an_approval_in_teams_updates_the_card_on_telegram_too(
+    sqlite_db: Database, teams: FakeTeams, tmp_path: Path
+) -> None:
+    with FakeTelegram() as telegram:
+        tp = TeamsPinwall(sqlite_db, teams, tmp_path, telegram=telegram)
+        await tp.start()
+        try:
+            bob = tp.user(BOB, "Bob", locale="en-US")
+            await bob.says("whoami")
+            await tp.said_to(personal(BOB), "@bob")
+            # Franz, a member on Telegram by invite, is the other gatekeeper.
+            await tp.on_console("admin", "/group create team Team", "/invite member team")
+            link = re.search(r"start=(\w{10})", tp.printed("admin")[-1])
+            assert link is not None
+            telegram.user_starts(FRANZ, link.group(1))
+            await telegram.wait_for_async(
+                lambda: any("Willkommen" in (s.text or "") for s in telegram.sent_to(FRANZ.id))
+            )
+            await tp.on_console("admin", "/role bob gatekeeper", "/role franz_nord gatekeeper")
+            await tp.on_console("alice", "/propose newsroom Our new store opens on Monday!")
+            card = await tp.said_to(personal(BOB), "Our new store opens on Monday!")
+            await telegram.wait_for_async(
+                lambda: any("new store" in (s.text or "") for s in telegram.sent_to(FRANZ.id)),
+                what="the card on Telegram",
+            )
+            assert (await bob.presses(card, "Approve")).status_code == 200
+            await tp.said_to(personal(BOB), "Approved by")
+            await telegram.wait_for_async(
+                lambda: any(
+                    e.chat_id == FRANZ.id and "@bob" in (e.text or "") for e in telegram.edits
+                ),
+                what="the Telegram card edited in place",
+            )
+        finally:
+            await tp.close()
+        assert telegram.errors == []
