@@ -9,9 +9,10 @@ against those keys; there is no setting that turns the check off.
 
 from __future__ import annotations
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 
 from bot.config import Settings
+from bot.errors import ConfigError
 
 OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"  # noqa: S105
@@ -32,6 +33,26 @@ class TeamsSettings(Settings):
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be an http:// or https:// URL")
         return value
+
+    @model_validator(mode="after")
+    def _teams_complete(self) -> TeamsSettings:
+        # The app id alone is enough for `pinwall teams manifest`; running needs all three.
+        if self.teams_app_password is not None or self.teams_tenant_id:
+            missing = [
+                name
+                for name, value in (
+                    ("PINWALL_TEAMS_APP_ID", self.teams_app_id),
+                    ("PINWALL_TEAMS_APP_PASSWORD", self.teams_app_password),
+                    ("PINWALL_TEAMS_TENANT_ID", self.teams_tenant_id),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigError(
+                    f"{', '.join(missing)}: missing; Teams needs the bot's app id, a client "
+                    "secret of it and the tenant id (README, Microsoft Teams)"
+                )
+        return self
 
     @property
     def teams_configured(self) -> bool:

@@ -233,3 +233,15 @@ def test_a_digest_card_has_each_posts_open_button_beside_its_line() -> None:
     ]
     assert rows[0]["columns"][0]["items"][0]["text"].startswith("- #12 Neuer Katalog")
     assert [a["data"]["pw"] for a in card["actions"]] == ["digest.pause|daily"]
+
+
+def test_a_half_configured_teams_is_named_with_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PINWALL_TEAMS_APP_ID", APP_ID)
+    monkeypatch.setenv("PINWALL_TEAMS_APP_PASSWORD", PASSWORD)
+    monkeypatch.delenv("PINWALL_TEAMS_TENANT_ID", raising=False)
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert "PINWALL_TEAMS_TENANT_ID: missing" in err
+    assert "PINWALL_TEAMS_APP_ID" not in err.split(":")[1]
