@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -83,6 +84,7 @@ class TeamsAdapter:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=10.0))
         self.token = BotToken(self.http, token_url, app_id, password)
         self._validator: Any = None
+        self._validating = threading.Lock()
         self._clients: dict[str, ConversationClient] = {}
         self._services: dict[str, str] = {}  # conversation -> serviceUrl
         self._trusted_hosts: set[str] = set()
@@ -159,6 +161,9 @@ class TeamsAdapter:
         assert isinstance(activity, dict)
         assert isinstance(service_url, str)
         await self._remember(activity, service_url)
+        if inbound.uninstalled(activity):  # removed from their personal chat: no more DMs
+            user = str((activity.get("from") or {}).get("id") or "")
+            await self.hub.call(self.hub.core.account_unreachable, PLATFORM, user)
         found = inbound.translate(activity, self.app_id, self.tenant_id)
         if found is not None:
             try:
@@ -199,11 +204,17 @@ class TeamsAdapter:
         if not token or not isinstance(service_url, str) or self._validator is None:
             return False
         try:
-            await self._validator.validate_token(token, service_url=service_url)
+            # The SDK's validator fetches the keys with PyJWKClient (blocking urllib, cached
+            # for five minutes): off the event loop, one check at a time.
+            await asyncio.to_thread(self._validate, token, service_url)
         except jwt.PyJWTError as exc:
             log.warning("Teams: JWT refused: %s", exc)
             return False
         return True
+
+    def _validate(self, token: str, service_url: str) -> None:
+        with self._validating:
+            asyncio.run(self._validator.validate_token(token, service_url=service_url))
 
     @staticmethod
     def _answer(activity: dict[str, Any]) -> Response:

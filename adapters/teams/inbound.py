@@ -132,6 +132,15 @@ def is_direct(activity: dict[str, Any]) -> bool:
     return bool(kind == "personal")
 
 
+def uninstalled(activity: dict[str, Any]) -> bool:
+    """The person removed the app from their personal chat (installationUpdate remove)."""
+    return (
+        activity.get("type") == "installationUpdate"
+        and activity.get("action") == "remove"
+        and is_direct(activity)
+    )
+
+
 def _time(raw: object) -> datetime:
     if isinstance(raw, str):
         try:

@@ -325,3 +325,17 @@ async def test_an_approval_in_teams_updates_the_card_on_telegram_too(
         finally:
             await tp.close()
         assert telegram.errors == []
+
+
+async def test_removing_the_app_from_personal_chat_stops_deliveries_there(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    bob = tp.user(BOB, "Bob", locale="en-US")
+    await bob.says("whoami")
+    await tp.said_to(personal(BOB), "@bob")
+    removed = bob.activity("installationUpdate", bob.personal(), action="remove")
+    assert (await bob.post(removed)).status_code == 200
+    with tp.db.uow() as uow:
+        account = uow.people.account("teams", BOB)
+        assert account is not None
+        assert not account.reachable
