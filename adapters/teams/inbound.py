@@ -294,6 +294,9 @@ def _invoke(activity: dict[str, Any], tenant: str, direct: bool, base: str) -> I
         payload = value.get("messagePayload") or {}
         body = payload.get("body") or {}
         text = plain_text(str(body.get("content") or ""))
+        note = (value.get("data") or {}).get("note")  # the dialog's "Note" field
+        if isinstance(note, str) and note.strip():
+            text = f"{note.strip()}\n{text}" if text else note.strip()
         meta = _meta(activity, event_id or f"share:{base}:{payload.get('id')}", tenant, True)
         # The question which group goes to the person's personal chat with the bot.
         return Inbound(

@@ -61,6 +61,7 @@ async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
         value={
             "commandId": "shareToPinwall",
             "commandContext": "message",
+            "data": {"note": "Für die Messeplanung"},
             "messagePayload": {
                 "id": "1700000000001",
                 "body": {
@@ -76,6 +77,7 @@ async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
     assert (await alice.presses(question, "Marketing")).status_code == 200
     post = await tp.printed_eventually("carla", "Messe-Termine")
     assert "via Teams in Marketing" in post
+    assert "Für die Messeplanung" in post
 
 
 async def test_a_file_shared_in_teams_is_stored_and_hostile_or_large_ones_are_refused(
