@@ -40,6 +40,17 @@ async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIter
         await pinwall.close()
 
 
+@pytest.fixture
+async def tp_any(db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
+    """On SQLite and on PostgreSQL."""
+    pinwall = TeamsPinwall(db, teams, tmp_path, admins=frozenset({("teams", ALICE)}))
+    await pinwall.start()
+    try:
+        yield pinwall
+    finally:
+        await pinwall.close()
+
+
 def personal(user: str) -> str:
     return "a:personal-" + user
 
@@ -138,8 +149,9 @@ async def test_a_429_from_the_connector_is_retried_after_its_retry_after(
 
 
 async def test_a_non_gatekeeper_press_on_an_approval_card_is_refused(
-    tp: TeamsPinwall, teams: FakeTeams
+    tp_any: TeamsPinwall, teams: FakeTeams
 ) -> None:
+    tp = tp_any
     bob = tp.user(BOB, "Bob", locale="en-US")
     carl = tp.user("29:carl-id", "Carl", locale="en-US")
     await bob.says("whoami")
