@@ -13,6 +13,7 @@ its limits, and records any call that came before that time was up (`early`).
 from __future__ import annotations
 
 import base64
+import functools
 import itertools
 import json
 import threading
@@ -39,8 +40,10 @@ def _b64(n: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-_FORGER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+@functools.cache
+def _key(name: str) -> rsa.RSAPrivateKey:
+    """The test key ("bot-framework") and a forger's ("forger"), made once, when first used."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 @dataclass
@@ -144,7 +147,7 @@ class FakeTeams:
         if path == "/v1/.well-known/openidconfiguration":
             return 200, {"issuer": ISSUER, "jwks_uri": self.url + "/v1/.well-known/keys"}, {}
         if path == "/v1/.well-known/keys":
-            numbers = _KEY.public_key().public_numbers()
+            numbers = _key("bot-framework").public_key().public_numbers()
             key = {
                 "kty": "RSA",
                 "use": "sig",
@@ -237,7 +240,7 @@ class FakeTeams:
             "serviceurl": self.url,
             **claims,
         }
-        key = _FORGER if forged else _KEY
+        key = _key("forger" if forged else "bot-framework")
         return jwt.encode(payload, key, algorithm="RS256", headers={"kid": KID})
 
 
