@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from adapters.console.adapter import ConsoleAdapter
+from adapters.matrix.adapter import MatrixAdapter
 from adapters.teams.adapter import TeamsAdapter
 from adapters.telegram.adapter import TelegramAdapter
 from app.http import create_app
@@ -26,6 +27,7 @@ from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.blobs import BlobStore
 from store.db import Database
 from tests.e2e.test_console import lines_to
+from tests.fakes.synapse import MatrixUser, Synapse
 from tests.fakes.teams import APP_ID, PASSWORD, TENANT, FakeTeams, TeamsUser, wait_until
 from tests.fakes.telegram import FakeTelegram
 
@@ -41,6 +43,7 @@ class TeamsPinwall:
         *,
         admins: frozenset[tuple[str, str]] = frozenset(),
         telegram: FakeTelegram | None = None,
+        matrix: tuple[Synapse, MatrixUser] | None = None,
         max_bytes: int = 5 * 1024 * 1024,
     ) -> None:
         self.db, self.fake = db, fake
@@ -80,6 +83,18 @@ class TeamsPinwall:
             )
             self.hub.register(self.telegram)
             limits["telegram"] = PlatformLimits()
+        self.matrix: MatrixAdapter | None = None
+        if matrix is not None:
+            synapse, bot = matrix
+            self.matrix = MatrixAdapter(
+                self.hub,
+                homeserver=synapse.url,
+                user_id=bot.user_id,
+                access_token=bot.access_token,
+                sync_timeout=1.0,
+            )
+            self.hub.register(self.matrix)
+            limits["matrix"] = PlatformLimits()
         self.worker = DeliveryWorker(
             self.hub, DeliveryPolicy(idle_poll=0.05, base_backoff=0.1), RateLimiter(limits)
         )
@@ -92,6 +107,8 @@ class TeamsPinwall:
         await self.adapter.start()
         if self.telegram is not None:
             await self.telegram.start()
+        if self.matrix is not None:
+            await self.matrix.start()
         self._tasks.append(asyncio.create_task(self.worker.run(self._stop)))
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -113,6 +130,8 @@ class TeamsPinwall:
             await task
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.matrix is not None:
+            await self.matrix.stop()
         await self.adapter.stop()
         self.hub.close()
 

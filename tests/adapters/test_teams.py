@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from store.db import Database
 from store.models import InboxEvent, Item, OutboxMessage
-from tests.adapters.conftest import BOSS, FRANZ
+from tests.adapters.conftest import BOSS, FRANZ, humans
 from tests.adapters.teams_world import TeamsPinwall
+from tests.fakes.synapse import Synapse
 from tests.fakes.teams import APP_ID, TENANT, FakeTeams, wait_until
 from tests.fakes.telegram import FakeTelegram, TgChat
 
@@ -351,3 +352,52 @@ async def test_removing_the_app_from_personal_chat_stops_deliveries_there(
         account = uow.people.account("teams", BOB)
         assert account is not None
         assert not account.reachable
+
+
+async def test_a_link_shared_in_teams_reaches_the_bridged_telegram_group_and_matrix_room(
+    sqlite_db: Database, teams: FakeTeams, tmp_path: Path, synapse: Synapse
+) -> None:
+    """The issue's acceptance: one group, bridged to a Teams channel, a Telegram group chat
+    and a Matrix room; a link shared in Teams shows in the other two."""
+    bot = synapse.register("pinwall-teams")
+    with FakeTelegram() as telegram:
+        telegram.privacy_mode = False
+        branch = TgChat.supergroup("Filiale Süd")
+        telegram.add_chat(branch)
+        async with humans(synapse, "mboss") as [mboss]:
+            admins = frozenset(
+                {("teams", ALICE), ("telegram", str(BOSS.id)), ("matrix", mboss.user_id)}
+            )
+            tp = TeamsPinwall(
+                sqlite_db, teams, tmp_path, admins=admins, telegram=telegram, matrix=(synapse, bot)
+            )
+            await tp.start()
+            try:
+                await tp.on_console("admin", "/group create marketing Marketing")
+                alice = tp.user(ALICE, "Alice")
+                await alice.mentions(MARKET, "bridge marketing")
+                await tp.said_to(MARKET, "verbunden")
+                telegram.user_sends_command(
+                    BOSS, branch, "bridge", "marketing", mention="pinwall_test_bot"
+                )
+                await telegram.wait_for_async(
+                    lambda: any("verbunden" in (s.text or "") for s in telegram.sent_to(branch.id))
+                )
+                room = await mboss.room(bot.user_id, name="Marketing")
+                await mboss.say(room, "!pw bridge marketing")
+                await mboss.bot_said(room, bot.user_id, "now connected")
+                said = alice.activity(
+                    "message", alice.channel(MARKET), text="Messestand https://example.com/stand"
+                )
+                assert (await alice.post(said)).status_code == 200
+                await telegram.wait_for_async(
+                    lambda: any(
+                        "Messestand" in (s.text or "") for s in telegram.sent_to(branch.id)
+                    ),
+                    what="the Teams post in the Telegram group",
+                )
+                shown = await mboss.bot_said(room, bot.user_id, "Messestand")
+                assert "via Teams" in shown["content"]["body"]
+            finally:
+                await tp.close()
+        assert telegram.errors == []
