@@ -184,8 +184,9 @@ class TeamsAdapter:
     async def _guests_are_externals(
         self, found: inbound.Inbound, service_url: str, conversation: str
     ) -> inbound.Inbound:
-        """A guest account of the company's tenant is an external (a Pinwall guest only by
-        invite): the activity does not say it, the conversation's roster does (userRole)."""
+        """A guest account of the company's tenant, or someone whose account is another
+        tenant's (in a shared channel), is an external: the activity does not say it, the
+        conversation's roster does (userRole, tenantId)."""
         actor = found.meta.actor
         if actor.trust != "member":
             return found
@@ -194,6 +195,9 @@ class TeamsAdapter:
             where, _root = inbound.base_conversation(conversation)
             member = await self._client(service_url).get_member_by_id(where, actor.external_id)
             role = str(member.user_role or "user").lower()
+            home = getattr(member, "tenant_id", None)
+            if home and home != self.tenant_id:  # from another tenant (a shared channel)
+                role = "guest"
             self._roles[actor.external_id] = role
         if role != "guest":
             return found

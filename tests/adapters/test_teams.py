@@ -275,15 +275,21 @@ async def test_guests_of_the_tenant_and_people_of_other_tenants_are_externals(
     carl = tp.user("29:carl-id", "Carl", locale="en-US")
     await carl.says("whoami")
     await tp.said_to(personal("29:carl-id"), "@carl")
+    # Sam writes in a channel shared with another company: his account is theirs.
+    teams.tenants["29:sam-id"] = "99999999-0000-4000-8000-000000000000"
+    sam = tp.user("29:sam-id", "Sam", locale="en-US")
+    await sam.mentions(MARKET, "whoami")
+    await tp.said_to(personal("29:sam-id"), "(guest)")
     with tp.db.uow() as uow:
-        people = {h: uow.people.by_handle(h) for h in ("gus", "olga", "carl")}
+        people = {h: uow.people.by_handle(h) for h in ("gus", "olga", "carl", "sam")}
         roles = {h: p.role if p else None for h, p in people.items()}
     assert roles == {
         "gus": "guest",
         "olga": "guest",
         "carl": "member",
+        "sam": "guest",
     }
-    assert teams.roster_requests == ["29:gus-id", "29:carl-id"]  # once each, not per message
+    assert teams.roster_requests == ["29:gus-id", "29:carl-id", "29:sam-id"]  # once each
 
 
 async def test_link_codes_are_given_in_personal_chat_only(

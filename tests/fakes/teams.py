@@ -78,6 +78,7 @@ class FakeTeams:
     throttled: int = 0
     guests: set[str] = field(default_factory=set)  # Teams users whose userRole is "guest"
     roster_requests: list[str] = field(default_factory=list)
+    tenants: dict[str, str] = field(default_factory=dict)  # a user's home tenant, if not ours
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1000)
@@ -143,7 +144,8 @@ class FakeTeams:
                 return 401, {"message": "Authorization has been denied for this request."}, {}
             self.roster_requests.append(parts[5])
             role = "guest" if parts[5] in self.guests else "user"
-            return 200, {"id": parts[5], "name": parts[5], "userRole": role, "tenantId": TENANT}, {}
+            tenant = self.tenants.get(parts[5], TENANT)
+            return 200, {"id": parts[5], "name": parts[5], "userRole": role, "tenantId": tenant}, {}
         if path == "/v1/.well-known/openidconfiguration":
             return 200, {"issuer": ISSUER, "jwks_uri": self.url + "/v1/.well-known/keys"}, {}
         if path == "/v1/.well-known/keys":
