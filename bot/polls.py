@@ -249,7 +249,9 @@ def vote(ctx: Ctx, poll_id: int, option: int) -> None:
         payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
         live.enqueue_ref(uow, target, payload, ctx.person.id, ctx.now)
     else:
-        mine = uow.announcements.choices_of(poll.id, voter)
+        # A card in a shared room is everyone's: it shows the tally, not this voter's marks.
+        shared = not ctx.event.meta.conversation.direct
+        mine = None if shared else uow.announcements.choices_of(poll.id, voter)
         zone = ctx.core.timezone_of(ctx.person)
         message = poll_message(ctx.core, uow, ctx.t, poll, timezone=zone, mine=mine)
         ctx.reply_message(replace(message, replaces=replaces))

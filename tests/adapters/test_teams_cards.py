@@ -1,0 +1,122 @@
+"""Polls and announcements in Teams, over real HTTP against FakeTeams: the vote buttons
+and Read ✓ as Adaptive Card actions, pressed in Teams, the cards updated in place; usage
+lines as a Teams channel needs them (after @Pinwall) and as personal chat does; taking a
+like back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from store.db import Database
+from tests.adapters.teams_world import TeamsPinwall
+from tests.fakes.teams import FakeTeams, Sent, wait_until
+
+ALICE, BOB = "29:alice-id", "29:bob-id"
+MARKET = "19:market@thread.tacv2"
+
+
+def personal(user: str) -> str:
+    return "a:personal-" + user
+
+
+@pytest.fixture
+def teams() -> Iterator[FakeTeams]:
+    with FakeTeams() as server:
+        yield server
+        assert server.errors == []
+
+
+@pytest.fixture
+async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
+    pinwall = TeamsPinwall(sqlite_db, teams, tmp_path, admins=frozenset({("teams", ALICE)}))
+    await pinwall.start()
+    try:
+        yield pinwall
+    finally:
+        await pinwall.close()
+
+
+def titles(sent: Sent) -> list[str]:
+    return [a["title"] for a in sent.card().get("actions") or []]
+
+
+def updated(teams: FakeTeams, sent: Sent, needle: str) -> bool:
+    return any(
+        s.method == "PUT" and s.activity_id == sent.activity_id and needle in s.text
+        for s in teams.sent
+    )
+
+
+async def test_a_console_poll_is_voted_in_teams_and_the_tally_updates_the_teams_cards(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create marketing Marketing")
+    alice = tp.user(ALICE, "Alice", locale="de-DE")
+    bob = tp.user(BOB, "Bob", locale="en-US")
+    for person in (alice, bob):
+        await person.says("join marketing")
+        await person.says("notify marketing instant")
+    await alice.mentions(MARKET, "bridge marketing")
+    await tp.said_to(MARKET, "verbunden")
+    await tp.on_console("admin", "/poll marketing Welcher Termin? | 12.1. | 19.1.")
+
+    # Each person's card in their language, one Action.Execute per option carrying the
+    # poll and the option; the channel's card (a live card) the same.
+    german = await tp.said_to(personal(ALICE), "Welcher Termin?")
+    english = await tp.said_to(personal(BOB), "Welcher Termin?")
+    channel = await tp.said_to(MARKET, "Welcher Termin?")
+    assert "Umfrage" in german.text and "Poll" in english.text
+    for card in (german, english, channel):
+        assert titles(card) == ["1. 12.1.", "2. 19.1."]
+        actions = card.card()["actions"]
+        assert {a["type"] for a in actions} == {"Action.Execute"}
+        assert [a["data"] for a in actions] == [{"pw": "poll.vote|1:0"}, {"pw": "poll.vote|1:1"}]
+
+    # Alice votes in her personal chat: her own card shows her vote in place.
+    assert (await alice.presses(german, "1. 12.1.")).status_code == 200
+    await wait_until(lambda: updated(teams, german, "✓ 1. 12.1.: 1"), "Alice's card with her vote")
+    # Bob votes on the channel's card: the channel's card counts both, in place.
+    assert (await bob.presses(channel, "1. 12.1.")).status_code == 200
+    await wait_until(lambda: updated(teams, channel, "12.1.: 2"), "the channel card's tally")
+    # The channel's card is everyone's: it never shows Bob's own mark.
+    shown = [s.text for s in teams.sent if s.activity_id == channel.activity_id]
+    assert "2 people voted" in shown[-1]  # a room's card: the default language
+    assert not any("✓ 1." in text for text in shown)
+    # The admin's own card on the console counts the same.
+    await tp.printed_eventually("admin", "12.1.: 2")
+    with tp.db.uow() as uow:
+        assert uow.announcements.tally(1) == ({0: 2}, 2)
+
+
+async def test_an_announcement_is_confirmed_in_teams_with_its_read_button(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create filialen Filialen")
+    alice = tp.user(ALICE, "Alice", locale="de-DE")
+    bob = tp.user(BOB, "Bob", locale="en-US")
+    for person in (alice, bob):
+        await person.says("join filialen")
+    await tp.on_console("admin", "/announce filialen Neue Hygieneregeln ab Montag --confirm")
+    await tp.printed_eventually("admin", "Read ✓: 0/2")
+    german = await tp.said_to(personal(ALICE), "Hygieneregeln")
+    english = await tp.said_to(personal(BOB), "Hygieneregeln")
+    assert titles(german) == ["Gelesen ✓"]
+    assert titles(english) == ["Read ✓"]
+    [read] = german.card()["actions"]
+    assert (read["type"], read["data"], read.get("style")) == (
+        "Action.Execute",
+        {"pw": "announce.confirm|1"},
+        "positive",
+    )
+    assert (await alice.presses(german, "Gelesen ✓")).status_code == 200
+    # Her copy says so in place and has no button any more; the admin's card counts it.
+    await wait_until(lambda: updated(teams, german, "du hast sie am"), "her copy confirmed")
+    last = [s for s in teams.sent if s.activity_id == german.activity_id][-1]
+    assert titles(last) == []
+    await tp.printed_eventually("admin", "Read ✓: 1/2")
+    assert (await bob.presses(english, "Read ✓")).status_code == 200
+    await wait_until(lambda: updated(teams, english, "You confirmed it"), "his copy confirmed")
+    await tp.printed_eventually("admin", "Read ✓: 2/2")
