@@ -101,6 +101,7 @@ def make_core(
         settings or CoreSettings(),
         platform_names={m.name: m.display_name for m in messengers},
         command_prefixes={m.name: m.command_prefix for m in messengers},
+        room_prefixes={m.name: m.room_prefix for m in messengers if m.room_prefix is not None},
         private_in_room=frozenset(m.name for m in messengers if m.private_in_room),
         shown_in_place=frozenset(m.name for m in messengers if m.shown_in_place),
     )

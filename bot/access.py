@@ -143,7 +143,7 @@ def resolve(
             return None  # chatter or a reaction of a stranger in a room: not for us
         t = Translator(normalize_language(actor.language) or core.settings.default_language)
         key = "access.needs_invite" if name != "start" else "access.start_without_code"
-        prefix = core.settings.command_prefixes.get(actor.platform, "/")
+        prefix = core.prefix(actor.platform, room=not event.meta.conversation.direct)
         core.answer(uow, event, Message(text=t(key, how=f"{prefix}redeem CODE")), None, now)
         return None
     return _create(uow, actor, role, now)

@@ -69,6 +69,9 @@ class CoreSettings:
     # named ("Telegram") and spells a command, for usage lines ("/", "/pinwall ", "!pw ")
     platform_names: Mapping[str, str] = field(default_factory=dict)
     command_prefixes: Mapping[str, str] = field(default_factory=dict)
+    # How commands are typed in a shared room where that differs (a descriptor's
+    # room_prefix): "@Pinwall " in a Teams channel, where only a mention reaches the bot.
+    room_prefixes: Mapping[str, str] = field(default_factory=dict)
     public_url: str | None = None
     # Links that redeem an invite on a messenger, by platform, with {code} in them:
     # {"telegram": "https://t.me/pinwall_bot?start={code}"}. Adapters fill this in as
@@ -125,6 +128,19 @@ class Ctx:
         return self.event.meta.conversation.direct
 
     @property
+    def in_room(self) -> bool:
+        """Whether the answers are read in a shared room: not in a direct chat, and not
+        sent to the asker's private chat instead."""
+        if self.in_direct_chat:
+            return False
+        return not (self.private and self.platform not in self.core.settings.private_in_room)
+
+    @property
+    def prefix(self) -> str:
+        """How the asker types a command where they read the answer ("/", "@Pinwall ")."""
+        return self.core.prefix(self.platform, room=self.in_room)
+
+    @property
     def reply_target(self) -> Target:
         return self.core.reply_target(self.event)
 
@@ -137,7 +153,7 @@ class Ctx:
         )
 
     def usage(self, key: str) -> Markup:
-        return self.core.usage(key, self.t, self.platform)
+        return self.core.usage(key, self.t, self.platform, room=self.in_room)
 
     def reply(self, key: str, /, **params: Any) -> None:
         self.reply_message(Message(text=self.t(key, **params)))
@@ -220,8 +236,15 @@ class Core:
     def timezone_of(self, person: Person) -> str:
         return person.timezone or self.settings.default_timezone
 
-    def usage(self, key: str, t: Translator, platform: str) -> Markup:
-        prefix = self.settings.command_prefixes.get(platform, "/")
+    def prefix(self, platform: str, *, room: bool = False) -> str:
+        """How commands are typed on `platform` (its descriptor's command_prefix); in a
+        shared room, its room_prefix where it has one ("@Pinwall " in a Teams channel)."""
+        if room and platform in self.settings.room_prefixes:
+            return self.settings.room_prefixes[platform]
+        return self.settings.command_prefixes.get(platform, "/")
+
+    def usage(self, key: str, t: Translator, platform: str, *, room: bool = False) -> Markup:
+        prefix = self.prefix(platform, room=room)
         lines = [s.usage_line for s in grammar.SPECS if s.key == key or s.name == key]
         return Markup("\n".join(esc(prefix + help_texts.localize_usage(line, t)) for line in lines))
 
@@ -431,18 +454,22 @@ class Core:
             )
         )
         person_id = person.id if person else None
+        private = isinstance(event, CommandInvoked) and grammar.is_private(
+            event.name, event.arguments
+        )
         if failure is not None:
             examples = None
             if "usage_of" in failure.params or failure.key == "error.unknown_subcommand":
                 examples = help_texts.example_values(uow, person, t, self.outlet_names)
-            text = self.error_text(failure, t, meta.platform, examples)
+            # Read in the room unless the answer goes to the asker's private chat.
+            room = not meta.conversation.direct and not (
+                private and meta.platform not in self.settings.private_in_room
+            )
+            text = self.error_text(failure, t, meta.platform, examples, room=room)
             if isinstance(failure, WrongCode):  # counted after the rollback took the rest
                 access.count_wrong_code(self, uow, meta.actor, failure.kind, person_id, now)
         else:
             text = t("error.incident", incident=incident)
-        private = isinstance(event, CommandInvoked) and grammar.is_private(
-            event.name, event.arguments
-        )
         if self.answer(uow, event, Message(text=text), person_id, now, private=private):
             self.point_to_private(uow, event, t, person_id, now)
         uow.commit()
@@ -454,6 +481,8 @@ class Core:
         t: Translator,
         platform: str,
         examples: Mapping[str, str] | None = None,
+        *,
+        room: bool = False,
     ) -> Markup:
         """One layout for every refusal: what happened and why (the catalog's text),
         then, where the input was wrong, what to do: the usage and one real example
@@ -464,11 +493,12 @@ class Core:
             usage_of = params["command"]
         if "param" in params:
             params["param"] = help_texts.param_name(t, str(params["param"]))
-        prefix = self.settings.command_prefixes.get(platform, "/")
+        prefix = self.prefix(platform, room=room)
         params.setdefault("prefix", prefix)
         text = t(err.key, **params)
         if usage_of:
-            text = Markup(f"{text}\n{t('error.usage', usage=self.usage(usage_of, t, platform))}")
+            usage = self.usage(usage_of, t, platform, room=room)
+            text = Markup(f"{text}\n{t('error.usage', usage=usage)}")
             values = examples if examples is not None else help_texts.example_values(None, None, t)
             shown = help_texts.example_of(t, usage_of, prefix, values)
             if shown is not None:
@@ -555,7 +585,7 @@ class Core:
             # ... but is answered without raising, so that the question stays taken:
             # raising would roll its removal back and trap every later message here.
             examples = help_texts.example_values(ctx.uow, ctx.person, ctx.t, self.outlet_names)
-            ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform, examples))
+            ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform, examples, room=ctx.in_room))
         return True
 
     @staticmethod

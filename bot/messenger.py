@@ -65,6 +65,11 @@ class Messenger(Generic[S, A]):
     # It can show a message in a shared room to one person alone (Slack's ephemeral
     # messages): a private answer then stays in the room, addressed to the asker.
     private_in_room: bool = False
+    # How commands are typed in a shared room (a channel, a group chat) where that differs
+    # from command_prefix: Teams' "@Pinwall " (only a mention reaches the bot there, while
+    # its personal chat takes "join marketing" as typed). Usage lines, help and refusals
+    # read in such a room show it; None: command_prefix everywhere.
+    room_prefix: str | None = None
     # A like or an approval by reaction shows on the card itself, changed in place (a
     # post's "👍 3", "Approved by" on an approval card), so no message says it as well.
     shown_in_place: bool = False

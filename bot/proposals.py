@@ -275,9 +275,7 @@ def decline(ctx: Ctx, proposal: Proposal, revision: int | None, reason: str, kin
     """Rejects the proposal, or (kind "changes") sends it back to its author to revise."""
     ref = show_id(proposal.id, "proposal")
     if proposal.author_id == ctx.person.id:
-        raise UserError(
-            "error.own_proposal_reject", proposal=ref, prefix=command_prefix(ctx.core, ctx.platform)
-        )
+        raise UserError("error.own_proposal_reject", proposal=ref, prefix=ctx.prefix)
     ctx.policy.require_gatekeeper()
     reason = reason.strip()[:2000]
     if (
@@ -371,9 +369,7 @@ def ask_reason(ctx: Ctx, proposal: Proposal, revision: int, kind: str) -> None:
     ctx.policy.require_gatekeeper()
     ref = show_id(proposal.id, "proposal")
     if proposal.author_id == ctx.person.id:
-        raise UserError(
-            "error.own_proposal_reject", proposal=ref, prefix=command_prefix(ctx.core, ctx.platform)
-        )
+        raise UserError("error.own_proposal_reject", proposal=ref, prefix=ctx.prefix)
     check_open(ctx, proposal, revision)
     ctx.uow.state.set_prompt(ctx.person.id, f"p.{kind}", proposal.id, ctx.now)
     author = ctx.uow.people.get(proposal.author_id) if proposal.author_id else None

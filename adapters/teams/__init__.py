@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from adapters.teams.settings import TeamsSettings
+from adapters.teams.settings import BOT_NAME, TeamsSettings
 from bot.messenger import Messenger, PlatformLimits, Problem, Rate
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ async def _check(settings: TeamsSettings) -> Sequence[Problem]:
 MESSENGER = Messenger(
     name="teams",
     display_name="Teams",
-    command_prefix="",
+    command_prefix="",  # personal chat: "join marketing" as typed
+    room_prefix=f"@{BOT_NAME} ",  # channels and group chats: only a mention reaches the bot
     settings=TeamsSettings,
     configured=lambda settings: settings.teams_configured,
     build=_build,

@@ -14,6 +14,9 @@ from pydantic import SecretStr, field_validator, model_validator
 from bot.config import Settings
 from bot.errors import ConfigError
 
+# The bot's name in Teams: the app's short name in the manifest, and so what people type
+# after "@" to reach it in a channel or group chat ("@Pinwall join marketing").
+BOT_NAME = "Pinwall"
 OPENID_URL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"  # noqa: S105
 

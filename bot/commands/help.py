@@ -43,7 +43,7 @@ def _why_not(spec: grammar.Spec, role: Role) -> str | None:
 
 
 def on_help(ctx: Ctx, cmd: Command) -> None:
-    prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+    prefix = ctx.prefix
     wanted = cmd.arg("command")
     role = ctx.policy.role
     available = ctx.core.handlers.commands

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot import proposals
-from bot.approval_cards import command_prefix, outlet_spec, render_card
+from bot.approval_cards import outlet_spec, render_card
 from bot.authors import author_label
 from bot.commands.sharing import MAX_TEXT
 from bot.core import Ctx
@@ -81,7 +81,7 @@ def on_outlets(ctx: Ctx, cmd: Command) -> None:
                 quorum=ctx.t("outlets.quorum", count=spec.quorum),
             )
         )
-    lines.append(ctx.t("outlets.footer", prefix=command_prefix(ctx.core, ctx.platform)))
+    lines.append(ctx.t("outlets.footer", prefix=ctx.prefix))
     ctx.reply_markup(Markup("\n".join(lines)))
 
 
@@ -166,7 +166,7 @@ def on_propose(ctx: Ctx, cmd: Command) -> None:
             when=ctx.t.datetime(publish_at, zone),
         )
     if not sent:
-        nobody = ctx.t("proposal.nobody_to_approve", prefix=command_prefix(ctx.core, ctx.platform))
+        nobody = ctx.t("proposal.nobody_to_approve", prefix=ctx.prefix)
         answer = Markup(f"{answer}\n{nobody}")
     ctx.reply_markup(answer)
 
@@ -180,7 +180,7 @@ def _require_decider(ctx: Ctx, raw: str) -> None:
     found = ctx.uow.proposals.get(number)
     if found is not None and found.author_id == ctx.person.id:
         return
-    prefix = command_prefix(ctx.core, ctx.platform)
+    prefix = ctx.prefix
     gatekeepers = ctx.uow.proposals.people_with_role(Role.GATEKEEPER)
     if gatekeepers:
         names = ", ".join(f"@{p.handle}" for p in gatekeepers[:5])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bot import announcements, polls
-from bot.approval_cards import command_prefix
 from bot.core import Ctx
 from bot.grammar import Command
 from bot.handlers import Handlers
@@ -55,7 +54,7 @@ def on_propose_button(ctx: Ctx, value: str) -> None:
     names = [spec.name for spec in ctx.core.settings.outlets.outlets]
     ctx.reply(
         "show.propose_how",
-        prefix=command_prefix(ctx.core, ctx.platform),
+        prefix=ctx.prefix,
         item=show_id(item.id, "item"),
         outlet=names[0] if names else "",
         outlets=", ".join(names),

@@ -68,7 +68,8 @@ async def test_a_console_poll_is_voted_in_teams_and_the_tally_updates_the_teams_
     german = await tp.said_to(personal(ALICE), "Welcher Termin?")
     english = await tp.said_to(personal(BOB), "Welcher Termin?")
     channel = await tp.said_to(MARKET, "Welcher Termin?")
-    assert "Umfrage" in german.text and "Poll" in english.text
+    assert "Umfrage" in german.text
+    assert "Poll" in english.text
     for card in (german, english, channel):
         assert titles(card) == ["1. 12.1.", "2. 19.1."]
         actions = card.card()["actions"]
@@ -120,3 +121,36 @@ async def test_an_announcement_is_confirmed_in_teams_with_its_read_button(
     assert (await bob.presses(english, "Read ✓")).status_code == 200
     await wait_until(lambda: updated(teams, english, "You confirmed it"), "his copy confirmed")
     await tp.printed_eventually("admin", "Read ✓: 2/2")
+
+
+async def test_usage_lines_in_a_channel_name_the_bot_and_in_personal_chat_do_not(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create marketing Marketing")
+    alice = tp.user(ALICE, "Alice", locale="de-DE")
+    bob = tp.user(BOB, "Bob", locale="en-US")
+    await alice.says("join marketing")
+    await bob.says("join marketing")
+    await alice.says("poll marketing Welcher Tag?")
+    await bob.says("poll marketing Which day?")
+    await alice.mentions(MARKET, "poll marketing Welcher Tag?")
+    german = await tp.said_to(personal(ALICE), "poll")
+    english = await tp.said_to(personal(BOB), "poll")
+    in_channel = await tp.said_to(MARKET, "poll")
+    # Personal chat: typed as is, no "/" and no mention.
+    assert "So geht's: poll <gruppe> <Frage" in german.text
+    assert "Zum Beispiel: umfrage marketing" in german.text
+    assert "Usage: poll <group> <question" in english.text
+    assert "For example: poll marketing" in english.text
+    assert "@Pinwall" not in german.text + english.text
+    # A channel: only a mention reaches the bot, so the usage and the example say it.
+    assert "So geht's: @Pinwall poll <gruppe> <Frage" in in_channel.text
+    assert "Zum Beispiel: @Pinwall umfrage marketing" in in_channel.text
+    await bob.mentions(MARKET, "help share")
+    helped = await tp.said_to(MARKET, "@Pinwall share <group>")
+    assert "/share" not in helped.text
+    # A private command's refusal goes to the personal chat, and is typed as there.
+    await alice.mentions(MARKET, "notify marketing oft")
+    private = await tp.said_to(personal(ALICE), "**oft**")
+    assert "So geht's: notify <gruppe> instant|daily|weekly|mute" in private.text
+    assert "@Pinwall" not in private.text
