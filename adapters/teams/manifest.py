@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.teams.inbound import SHARE_COMMAND
-from adapters.teams.settings import TeamsSettings
+from adapters.teams.settings import BOT_NAME, TeamsSettings
+from bot.i18n import translator_for
 
 SCHEMA = "https://developer.microsoft.com/en-us/json-schemas/teams/v1.19/MicrosoftTeams.schema.json"
 LOCALIZATION_SCHEMA = (
@@ -26,61 +27,36 @@ LOCALIZATION_SCHEMA = (
 ACCENT = (0x2B, 0x57, 0x9A)  # Pinwall blue
 COMMANDS = ("help", "groups", "join", "share", "items", "notify", "settings", "link")
 
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "short": "Pinwall",
-        "full": "Pinwall: {company}'s internal social network",
-        "description.short": "Share links and news with your groups, right here in Teams.",
-        "description.full": (
-            "Pinwall is {company}'s internal social network inside the messengers people "
-            "already use. Share links and files with your groups, get digests, vote in "
-            "polls, and approve what goes out — in Teams, Slack, Telegram, Matrix or mail."
-        ),
-        "share.title": "Share to Pinwall group",
-        "share.description": "Share this message with one of your Pinwall groups",
-        "share.note": "Note (optional)",
-        "command.help": "What Pinwall can do",
-        "command.groups": "Your groups and all others",
-        "command.join": "Join a group: join marketing",
-        "command.share": "Share a link: share marketing https://…",
-        "command.items": "The newest posts of a group",
-        "command.notify": "How often you hear of a group",
-        "command.settings": "Your language, digests and quiet hours",
-        "command.link": "Link this account with your other messengers",
-    },
-    "de": {
-        "short": "Pinwall",
-        "full": "Pinwall: das interne soziale Netzwerk von {company}",
-        "description.short": "Teile Links und Neuigkeiten mit deinen Gruppen, direkt in Teams.",
-        "description.full": (
-            "Pinwall ist das interne soziale Netzwerk von {company} in den Messengern, die "
-            "alle schon nutzen. Teile Links und Dateien mit deinen Gruppen, bekomme "
-            "Zusammenfassungen, stimme ab und gib frei, was veröffentlicht wird — in Teams, "
-            "Slack, Telegram, Matrix oder per Mail."
-        ),
-        "share.title": "In Pinwall-Gruppe teilen",
-        "share.description": "Diese Nachricht mit einer deiner Pinwall-Gruppen teilen",
-        "share.note": "Notiz (optional)",
-        "command.help": "Was Pinwall kann",
-        "command.groups": "Deine Gruppen und alle anderen",
-        "command.join": "Einer Gruppe beitreten: join marketing",
-        "command.share": "Einen Link teilen: share marketing https://…",
-        "command.items": "Die neuesten Beiträge einer Gruppe",
-        "command.notify": "Wie oft du von einer Gruppe hörst",
-        "command.settings": "Sprache, Zusammenfassungen und Ruhezeiten",
-        "command.link": "Dieses Konto mit deinen anderen Messengern verbinden",
-    },
+# The texts are the catalogs' (bot/i18n/*.teams.toml, "teams.manifest.*"); the short
+# name is the bot's name, the same in every language: people type "@Pinwall" in channels.
+_KEYS = {
+    "full": "full",
+    "description.short": "description_short",
+    "description.full": "description_full",
+    "share.title": "share.title",
+    "share.description": "share.description",
+    "share.note": "share.note",
+    **{f"command.{name}": f"command.{name}" for name in COMMANDS},
 }
 
 
 def _t(language: str, key: str, company: str) -> str:
-    return TEXTS[language][key].replace("{company}", company)
+    if key == "short":
+        return BOT_NAME
+    # Plain text (the manifest is JSON, not markup): the template, the company put in.
+    template = translator_for(language).raw(f"teams.manifest.{_KEYS[key]}")
+    return str(template).replace("{company}", company)
+
+
+def company_of(settings: TeamsSettings, language: str) -> str:
+    fallback = str(translator_for(language).raw("teams.manifest.company_fallback"))
+    return settings.company_name or fallback
 
 
 def manifest(settings: TeamsSettings, version: str = "1.0.0") -> dict[str, Any]:
     if not settings.teams_app_id:
         raise ValueError("PINWALL_TEAMS_APP_ID is not set: the manifest names the bot by it")
-    company = settings.company_name or "your company"
+    company = company_of(settings, "en")
     site = settings.public_url or "https://github.com/pinwall"
     if not site.startswith("https://"):
         site = "https://" + site.split("://", 1)[-1]
@@ -160,7 +136,7 @@ def manifest(settings: TeamsSettings, version: str = "1.0.0") -> dict[str, Any]:
 
 
 def german(settings: TeamsSettings) -> dict[str, Any]:
-    company = settings.company_name or "deiner Firma"
+    company = company_of(settings, "de")
     de = "de"
     out: dict[str, Any] = {
         "$schema": LOCALIZATION_SCHEMA,

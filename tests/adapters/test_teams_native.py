@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from adapters.teams.render import activity
 from app.cli import main
+from bot.i18n import translator_for
 from bot.message import Button, Message
 from store.db import Database
 from store.models import ItemFile
@@ -185,6 +186,14 @@ def test_pinwall_teams_manifest_writes_the_app_package(
     )
     assert german["composeExtensions[0].commands[0].title"] == "In Pinwall-Gruppe teilen"
     assert "Muster GmbH" in german["name.full"]
+    # The texts are the catalogs' (bot/i18n/*.teams.toml), in both languages.
+    join = translator_for("de").raw("teams.manifest.command.join")
+    assert german["bots[0].commandLists[0].commands[2].description"] == join
+    [english_join] = [
+        c for c in manifest["bots"][0]["commandLists"][0]["commands"] if c["title"] == "join"
+    ]
+    assert english_join["description"] == translator_for("en").raw("teams.manifest.command.join")
+    assert manifest["name"]["short"] == "Pinwall"
     monkeypatch.delenv("PINWALL_TEAMS_APP_ID")
     assert main(["teams", "manifest", "--out", str(out)]) == 2
     assert "PINWALL_TEAMS_APP_ID" in capsys.readouterr().err
