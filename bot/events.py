@@ -116,6 +116,8 @@ class ReactionAdded:
     meta: Meta
     emoji: str
     message: MessageRefIn
+    # The reaction was taken back (Teams' reactionsRemoved): a like given so is undone.
+    removed: bool = False
     type: Literal["reaction"] = "reaction"
 
 

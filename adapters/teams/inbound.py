@@ -72,6 +72,7 @@ class Inbound:
     command: tuple[str, str] | None = None
     button: tuple[str, str, MessageRefIn | None] | None = None
     reaction: tuple[str, MessageRefIn] | None = None
+    removed: bool = False  # a reaction taken back (reactionsRemoved)
     message_id: str | None = None
     reply_to: MessageRefIn | None = None
     intent: Literal["message", "share"] = "message"
@@ -92,7 +93,7 @@ class Inbound:
             return ButtonPressed(meta=self.meta, action=action, value=value, message=message)
         if self.reaction is not None:
             emoji, message = self.reaction
-            return ReactionAdded(meta=self.meta, emoji=emoji, message=message)
+            return ReactionAdded(meta=self.meta, emoji=emoji, message=message, removed=self.removed)
         return MessageReceived(
             meta=self.meta,
             text=self.text,
@@ -227,18 +228,30 @@ def translate(activity: dict[str, Any], bot_id: str, tenant: str) -> Inbound | N
     if kind == "invoke":
         return _invoke(activity, tenant, direct, base)
     if kind == "messageReaction":
-        added = activity.get("reactionsAdded") or []
-        target = activity.get("replyToId")
-        if not added or not target:
-            return None
-        reaction = str(added[0].get("type") or "")
-        emoji = REACTIONS.get(reaction, reaction)
-        ref = MessageRefIn(conversation=base, message_id=str(target))
-        meta = _meta(
-            activity, f"reaction:{base}:{target}:{sender['id']}:{reaction}", tenant, direct
-        )
-        return Inbound(kind="reaction", meta=meta, reaction=(emoji, ref))
+        return _reaction(activity, tenant, direct, base, event_id)
     return None
+
+
+def _reaction(
+    activity: dict[str, Any], tenant: str, direct: bool, base: str, event_id: str
+) -> Inbound | None:
+    """A reaction given (reactionsAdded) or taken back (reactionsRemoved): a like and its
+    undoing. Teams sends each in an activity of its own."""
+    added = activity.get("reactionsAdded") or []
+    removed = activity.get("reactionsRemoved") or []
+    target = activity.get("replyToId")
+    if not (added or removed) or not target:
+        return None
+    reaction = str((added or removed)[0].get("type") or "")
+    emoji = REACTIONS.get(reaction, reaction)
+    ref = MessageRefIn(conversation=base, message_id=str(target))
+    sender = str((activity.get("from") or {}).get("id") or "")
+    # The activity's own id where it has one: a like given again after it was taken back
+    # is a new event, not a repeat of the first.
+    verb = "reaction" if added else "unreaction"
+    key = f"{verb}:{base}:{target}:{sender}:{reaction}" + (f":{event_id}" if event_id else "")
+    meta = _meta(activity, key, tenant, direct)
+    return Inbound(kind="reaction", meta=meta, reaction=(emoji, ref), removed=not added)
 
 
 def _message(

@@ -342,6 +342,8 @@ def on_changes_button(ctx: Ctx, value: str) -> None:
 
 def on_card_reaction(ctx: Ctx, event: ReactionAdded) -> None:
     """✅ on an approval card approves, ❌ asks for the reason to reject."""
+    if event.removed:  # a decision is not taken back by taking a reaction back
+        return
     emoji = event.emoji.strip().strip(":")
     if emoji not in APPROVE_EMOJI and emoji not in REJECT_EMOJI:
         return

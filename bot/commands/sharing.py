@@ -459,8 +459,15 @@ def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
     group = ctx.uow.groups.get(group_item.group_id)
     if group is None or not ctx.policy.can_read(group):
         return
-    added = ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)
-    if added and event.emoji == LIKE and ctx.platform in ctx.core.settings.shown_in_place:
+    emoji = event.emoji[:64]
+    if event.removed:  # taken back: a like (or another emoji) given so is undone
+        existing = ctx.uow.items.reaction(group_item.id, ctx.person.id, emoji)
+        if existing is not None:
+            ctx.uow.items.remove_reaction(existing)
+        changed = existing is not None
+    else:
+        changed = ctx.uow.items.add_reaction(group_item.id, ctx.person.id, emoji, ctx.now)
+    if changed and event.emoji == LIKE and ctx.platform in ctx.core.settings.shown_in_place:
         show_count(ctx, group_item, group, event.message)
 
 

@@ -154,3 +154,38 @@ async def test_usage_lines_in_a_channel_name_the_bot_and_in_personal_chat_do_not
     private = await tp.said_to(personal(ALICE), "**oft**")
     assert "So geht's: notify <gruppe> instant|daily|weekly|mute" in private.text
     assert "@Pinwall" not in private.text
+
+
+async def test_taking_a_like_back_in_teams_undoes_it_and_the_card_shows_it(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    await tp.on_console("admin", "/group create marketing Marketing")
+    alice = tp.user(ALICE, "Alice")
+    await alice.mentions(MARKET, "bridge marketing")
+    await tp.on_console("admin", "/join marketing", "/share marketing Neuer Katalog")
+    relayed = await tp.said_to(MARKET, "Neuer Katalog")
+
+    def likes() -> int:
+        with tp.db.uow() as uow:
+            return uow.items.stats([1])[1].reactions
+
+    def reacts(field: str) -> dict[str, object]:
+        return alice.activity(
+            "messageReaction",
+            alice.channel(MARKET),
+            replyToId=relayed.activity_id,
+            **{field: [{"type": "like"}]},
+        )
+
+    def card_now() -> str:
+        return [s.text for s in teams.sent if s.activity_id == relayed.activity_id][-1]
+
+    assert (await alice.post(reacts("reactionsAdded"))).status_code == 200
+    await wait_until(lambda: likes() == 1, "the like")
+    await wait_until(lambda: "👍 1" in card_now(), "the card with one like")
+    assert (await alice.post(reacts("reactionsRemoved"))).status_code == 200
+    await wait_until(lambda: likes() == 0, "the like taken back")
+    await wait_until(lambda: "👍 1" not in card_now(), "the card without the like")
+    # Given again: a new activity, counted again (not taken for a repeat of the first).
+    assert (await alice.post(reacts("reactionsAdded"))).status_code == 200
+    await wait_until(lambda: likes() == 1, "the like given again")
