@@ -5,7 +5,8 @@ inbound.py   activities -> Pinwall events (pure): commands, @mentions, card pres
              "Share to Pinwall group", reactions, files
 render.py    neutral messages -> Teams markdown and Adaptive Cards (pure)
 auth.py      the bot's token (client credentials) and the inbound JWT check
-files.py     fetching shared files (file.download.info) into the blob store
+files.py     fetching shared files (file.download.info) into the blob store; files to
+             personal chats uploaded after the person's consent (FileConsentCard)
 adapter.py   POST /teams/messages on Pinwall's HTTP app, the Bot Connector I/O
 manifest.py  the Teams app package (`pinwall teams manifest`)
 doctor.py    `pinwall doctor`: does the token endpoint take the credentials?

@@ -164,6 +164,9 @@ class TeamsAdapter:
         if inbound.uninstalled(activity):  # removed from their personal chat: no more DMs
             user = str((activity.get("from") or {}).get("id") or "")
             await self.hub.call(self.hub.core.account_unreachable, PLATFORM, user)
+        if activity.get("type") == "invoke" and activity.get("name") == "fileConsent/invoke":
+            await self._file_consent(activity, service_url)
+            return self._answer(activity)
         found = inbound.translate(activity, self.app_id, self.tenant_id)
         if found is not None:
             try:
@@ -318,9 +321,11 @@ class TeamsAdapter:
                 )
             conversation, service = found
             client = self._client(service)
-            body = MessageActivityInput.model_validate(
-                render.activity(message, self._file_links(message))
-            )
+            raw = render.activity(message, self._file_links(message))
+            if target.kind == "dm" and not message.replaces:
+                # Each file offered for upload into the person's OneDrive as well.
+                raw.setdefault("attachments", []).extend(self._consent_cards(message))
+            body = MessageActivityInput.model_validate(raw)
             if message.replaces:
                 try:
                     await client.update_activity(conversation, message.replaces, body)
@@ -355,6 +360,41 @@ class TeamsAdapter:
             for f in message.files
             if blobs.exists(f.blob_id)
         }
+
+    def _consent_cards(self, message: Message) -> list[dict[str, Any]]:
+        signer, blobs = self.hub.signer, self.hub.blobs
+        if not message.files or signer is None or blobs is None:
+            return []
+        now = self.hub.clock.now().timestamp()
+        return [
+            files.consent_card(signer, f.blob_id, f.name, len(blobs.read(f.blob_id)), now)
+            for f in message.files
+            if blobs.exists(f.blob_id)
+        ]
+
+    async def _file_consent(self, activity: dict[str, Any], service_url: str) -> None:
+        """fileConsent/invoke: on "Allow" the file's bytes go to the upload URL Teams gave
+        and the file info card shows it in the chat; "Decline" changes nothing."""
+        value = activity.get("value") or {}
+        if not isinstance(value, dict) or value.get("action") != "accept":
+            return
+        info = value.get("uploadInfo") or {}
+        signer, blobs = self.hub.signer, self.hub.blobs
+        if signer is None or blobs is None or not isinstance(info, dict):
+            return
+        blob_id = files.offered_blob(signer, value.get("context"), self.hub.clock.now())
+        if blob_id is None or not blobs.exists(blob_id):
+            log.warning("Teams: a file consent for no file Pinwall offered; nothing uploaded")
+            return
+        url = str(info.get("uploadUrl") or "")
+        if not await files.upload(self.http, url, blobs.read(blob_id), self._trusted_hosts):
+            return
+        conversation = str((activity.get("conversation") or {}).get("id") or "")
+        card = MessageActivityInput.model_validate(files.file_card(info))
+        try:
+            await self._client(service_url).create_activity(conversation, card)
+        except (httpx.HTTPError, CredentialsRefused) as exc:
+            log.warning("Teams: the file card after an upload failed (%s)", exc)
 
     def _failure(self, response: httpx.Response, target: Target) -> SendResult:
         status = response.status_code

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Collection
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
 from adapters.teams.inbound import WantedFile
 from bot.events import InboundFile
+from bot.signing import UrlSigner
 from store.blobs import BlobStore, BlobTooLarge
 
 log = logging.getLogger(__name__)
@@ -75,3 +77,84 @@ async def fetch(
         log.warning("Teams: downloading file %s failed (%s)", wanted.name, exc)
         return refused("unavailable")
     return InboundFile(name=wanted.name, blob_id=blob.id, mime_type=blob.mime_type, size=blob.size)
+
+
+# --- files to a personal chat: the FileConsentCard flow --------------------------------
+# A bot uploads into a person's OneDrive only with their consent: it sends a consent card
+# per file; on "Allow" Teams invokes fileConsent/invoke with an uploadUrl, the bot PUTs
+# the bytes there and sends the file info card that shows the file in the chat. (To a
+# channel a bot can upload only via Graph: there the signed download link stays.)
+
+CONSENT = "application/vnd.microsoft.teams.card.file.consent"
+FILE_CARD = "application/vnd.microsoft.teams.card.file.info"
+CONSENT_TTL = 7 * 24 * 3600  # seconds an offer may be accepted
+
+
+def consent_card(
+    signer: UrlSigner, blob_id: str, name: str, size: int, now: float
+) -> dict[str, Any]:
+    """The consent card of one file; its context names the blob, signed (so that an
+    accept names only a file Pinwall offered, and not for ever)."""
+    expires = int(now) + CONSENT_TTL
+    context = {"blob": blob_id, "exp": expires, "sig": signer.signature(blob_id, expires)}
+    return {
+        "contentType": CONSENT,
+        "name": name,
+        "content": {
+            "description": name,
+            "sizeInBytes": size,
+            "acceptContext": context,
+            "declineContext": context,
+        },
+    }
+
+
+def offered_blob(signer: UrlSigner, context: object, now: datetime) -> str | None:
+    """The blob an accepted consent card offered; None for a forged or stale context."""
+    if not isinstance(context, dict):
+        return None
+    blob_id, expires, sig = context.get("blob"), context.get("exp"), context.get("sig")
+    if not isinstance(blob_id, str) or not isinstance(sig, str):
+        return None
+    if signer.check(blob_id, str(expires), sig, now=now) is not None:
+        return None
+    return blob_id
+
+
+async def upload(
+    http: httpx.AsyncClient, url: str, data: bytes, trusted_hosts: Collection[str]
+) -> bool:
+    """The bytes PUT to the upload session Teams gave (OneDrive's, pre-authorized: no
+    bot token goes there); only to SharePoint's hosts or a host a JWT vouched for."""
+    if not allowed(url, trusted_hosts):
+        log.warning("Teams: refused to upload to %s", url[:200])
+        return False
+    size = len(data)
+    headers = {"Content-Range": f"bytes 0-{max(size - 1, 0)}/{size}"}
+    try:
+        answer = await http.put(url, content=data, headers=headers)
+    except httpx.HTTPError as exc:
+        log.warning("Teams: upload failed (%s)", exc)
+        return False
+    if answer.status_code not in (200, 201):
+        log.warning("Teams: upload refused (%s)", answer.status_code)
+        return False
+    return True
+
+
+def file_card(info: dict[str, Any]) -> dict[str, Any]:
+    """The message that shows an uploaded file in the chat (Teams' file info card)."""
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": FILE_CARD,
+                "contentUrl": str(info.get("contentUrl") or ""),
+                "name": str(info.get("name") or "file"),
+                "content": {
+                    "uniqueId": str(info.get("uniqueId") or ""),
+                    "fileType": str(info.get("fileType") or ""),
+                },
+            }
+        ],
+    }

@@ -5,6 +5,7 @@ like back."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -189,3 +190,43 @@ async def test_taking_a_like_back_in_teams_undoes_it_and_the_card_shows_it(
     # Given again: a new activity, counted again (not taken for a repeat of the first).
     assert (await alice.post(reacts("reactionsAdded"))).status_code == 200
     await wait_until(lambda: likes() == 1, "the like given again")
+
+
+async def test_a_file_to_a_personal_chat_is_uploaded_after_the_persons_consent(
+    tp: TeamsPinwall, teams: FakeTeams, caplog: pytest.LogCaptureFixture
+) -> None:
+    await tp.on_console("admin", "/group create filialen Filialen")
+    alice = tp.user(ALICE, "Alice", locale="de-DE")  # an admin
+    await alice.says("join filialen")
+    await alice.says("announce filialen Bitte lesen --confirm")
+    await tp.said_to(personal(ALICE), "Gelesen ✓: 0/1")
+    await alice.says("announcement A1 csv")
+    offer = await tp.said_to(personal(ALICE), "A1-confirmations.csv")
+    # The message names the file (with its signed link) and offers it for upload.
+    [consent] = [a for a in offer.body["attachments"] if a["name"] == "A1-confirmations.csv"]
+    assert consent["contentType"] == "application/vnd.microsoft.teams.card.file.consent"
+    assert consent["content"]["sizeInBytes"] > 0
+    # A forged context (another blob, a made-up signature) uploads nothing.
+    caplog.set_level(logging.WARNING, logger="adapters.teams")
+    forged = {**consent["content"]["acceptContext"], "blob": "0" * 64}
+    answer = await alice.answers_file_consent(offer, "A1-confirmations.csv", context=forged)
+    assert answer.status_code == 200
+    assert teams.uploads == {}
+    assert any("no file Pinwall offered" in r.getMessage() for r in caplog.records)
+    # An upload URL that is no SharePoint's (nor the Bot Connector's): refused.
+    inside = "http://169.254.169.254/latest/upload"
+    await alice.answers_file_consent(offer, "A1-confirmations.csv", upload_url=inside)
+    assert any("refused to upload to http://169.254" in r.getMessage() for r in caplog.records)
+    # Declined: nothing either. Allowed: the bytes go to the upload session, and the
+    # file shows in the chat as Teams' file card.
+    await alice.answers_file_consent(offer, "A1-confirmations.csv", accept=False)
+    assert teams.uploads == {}
+    assert (await alice.answers_file_consent(offer, "A1-confirmations.csv")).status_code == 200
+    uploaded = teams.uploads["drive-item-A1-confirmations.csv"]
+    assert uploaded.decode().splitlines()[0] == "handle,confirmed,confirmed_at,messenger"
+    shown = await tp.said_to(personal(ALICE), '"fileType": "csv"')
+    [card] = shown.body["attachments"]
+    assert card["contentType"] == "application/vnd.microsoft.teams.card.file.info"
+    assert card["contentUrl"].endswith("/personal/drive-item-A1-confirmations.csv")
+    assert card["name"] == "A1-confirmations.csv"
+    assert card["content"] == {"uniqueId": "drive-item-A1-confirmations.csv", "fileType": "csv"}

@@ -79,6 +79,9 @@ class FakeTeams:
     guests: set[str] = field(default_factory=set)  # Teams users whose userRole is "guest"
     roster_requests: list[str] = field(default_factory=list)
     tenants: dict[str, str] = field(default_factory=dict)  # a user's home tenant, if not ours
+    # Upload sessions (OneDrive's, pre-authorized: PUT /upload/{id} without a token), as
+    # a file consent's uploadUrl names them: what was uploaded, by id.
+    uploads: dict[str, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1000)
@@ -187,6 +190,14 @@ class FakeTeams:
                 {"token_type": "Bearer", "expires_in": 3599, "access_token": ACCESS_TOKEN},
                 {},
             )
+        if path.startswith("/upload/") and method == "PUT":
+            if "Authorization" in headers:  # the bot's token has no business there
+                self.errors.append(f"PUT {path} with an Authorization header")
+            size = len(raw)
+            if headers.get("Content-Range") != f"bytes 0-{max(size - 1, 0)}/{size}":
+                return 400, {"error": {"code": "invalidRange"}}, {}
+            self.uploads[path[8:]] = raw
+            return 201, {"id": path[8:], "name": path[8:], "size": size}, {}
         if headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
             self.errors.append(f"{method} {path} without the bot's token")
             return 401, {"message": "Authorization has been denied for this request."}, {}
@@ -314,6 +325,44 @@ class TeamsUser:
                 "message", self.channel(channel_id, thread), text=f"{at} {text}", entities=[mention]
             )
         )
+
+    async def answers_file_consent(
+        self,
+        sent: Sent,
+        name: str,
+        *,
+        accept: bool = True,
+        context: Any = None,
+        upload_url: str | None = None,
+    ) -> httpx.Response:
+        """ "Allow" (or "Decline") on the consent card of file `name`: the invoke Teams
+        sends, with an upload session on the fake (uploadUrl) for the bot to PUT to."""
+        [consent] = [
+            a
+            for a in sent.body.get("attachments") or []
+            if a.get("contentType") == "application/vnd.microsoft.teams.card.file.consent"
+            and a.get("name") == name
+        ]
+        unique = f"drive-item-{name}"
+        invoke = self.activity(
+            "invoke",
+            self.personal(),
+            name="fileConsent/invoke",
+            replyToId=sent.activity_id,
+            value={
+                "type": "fileUpload",
+                "action": "accept" if accept else "decline",
+                "context": consent["content"]["acceptContext"] if context is None else context,
+                "uploadInfo": {
+                    "contentUrl": f"https://contoso-my.sharepoint.com/personal/{unique}",
+                    "name": name,
+                    "uploadUrl": upload_url or f"{self.fake.url}/upload/{unique}",
+                    "uniqueId": unique,
+                    "fileType": name.rsplit(".", 1)[-1],
+                },
+            },
+        )
+        return await self.post(invoke)
 
     async def presses(self, sent: Sent, title: str) -> httpx.Response:
         """Action.Execute on the card's button `title` (an invoke, as Teams sends it)."""
