@@ -62,7 +62,11 @@ class Sent:
         return "\n".join(parts)
 
     def card(self) -> dict[str, Any]:
-        [attachment] = self.body["attachments"]
+        [attachment] = [
+            a
+            for a in self.body["attachments"]
+            if a["contentType"] == "application/vnd.microsoft.card.adaptive"
+        ]
         content: dict[str, Any] = attachment["content"]
         return content
 
