@@ -21,14 +21,22 @@ EDIT_EVERY = 1.0  # seconds between two edits of one card
 
 
 def refresh(
-    core: Core, uow: UnitOfWork, kind: str, ref_id: int, payload: dict[str, Any], now: datetime
+    core: Core,
+    uow: UnitOfWork,
+    kind: str,
+    ref_id: int,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    skip: str | None = None,
 ) -> int:
     """Queues an edit of each delivered card of this thing, unless one is queued already
     (it will show this change too); returns how many were queued. A card not delivered
-    yet needs none: it is rendered with the count of when it goes."""
+    yet needs none: it is rendered with the count of when it goes. `skip`: the message id
+    of a card shown again by the change itself (the one a voter pressed)."""
     rows: list[dict[str, Any]] = []
     for card, message_id in uow.announcements.cards(kind, ref_id):
-        if message_id is None:
+        if message_id is None or (skip is not None and message_id == skip):
             continue
         due = uow.announcements.claim_edit(card.id, now, EDIT_EVERY)
         if due is None:

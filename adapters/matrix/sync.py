@@ -29,6 +29,7 @@ from nio import (
     SyncResponse,
 )
 
+from adapters.matrix import polls
 from adapters.matrix.client import (
     NETWORK_ERRORS,
     MatrixError,
@@ -72,6 +73,7 @@ FETCH_ATTEMPTS = 3  # downloads of one event's file before it is answered as una
 TIMELINE_TYPES = [
     "m.room.message",
     "m.reaction",
+    *polls.RESPONSE_TYPES,
     "m.room.encrypted",
     "m.room.member",
     "m.room.encryption",
@@ -330,6 +332,16 @@ class MatrixSync:
         """The button a reaction or a bare number presses, if it is one."""
         state = self.hub.state
         conversation = inbound.meta.conversation.external_id
+        if inbound.poll_response is not None:
+            start, answers = inbound.poll_response
+            prompt = await state.button_prompt(PLATFORM, conversation, start)
+            entry = next((c for c in prompt.buttons if c.get("card")), None) if prompt else None
+            value = polls.selection_value(str(entry["value"]), answers) if entry else None
+            if entry is None or value is None:
+                return None
+            # The answer shows again on the text card beside the native poll.
+            ref = MessageRefIn(conversation=conversation, message_id=str(entry["card"]))
+            return str(entry["action"]), value, ref
         if inbound.reaction is not None:
             key, ref = inbound.reaction
             prompt = await state.button_prompt(PLATFORM, ref.conversation, ref.message_id)

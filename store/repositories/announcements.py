@@ -359,6 +359,23 @@ class AnnouncementRepository(Repo):
         )
         return per, int(voters or 0)
 
+    def clear_votes(self, poll_id: int, voter: str) -> int:
+        done = self._run(delete(_votes).where(_votes.c.poll_id == poll_id, _votes.c.voter == voter))
+        return int(done.rowcount)
+
+    def anonymous_polls(self) -> Sequence[Poll]:
+        return self.s.scalars(select(Poll).where(Poll.anonymous).order_by(Poll.id)).all()
+
+    def rekey_votes(self, poll_id: int, old: str, new: str) -> int:
+        """The votes of voter `old` become `new`'s (two people merged into one); where
+        `new` voted already, theirs stays and `old`'s go. How many were moved."""
+        mine = (_votes.c.poll_id == poll_id, _votes.c.voter == old)
+        if self.choices_of(poll_id, new):
+            self._run(delete(_votes).where(*mine))
+            return 0
+        done = self._run(update(_votes).where(*mine).values(voter=new))
+        return int(done.rowcount)
+
     def due_polls(self, now: datetime, limit: int = 20) -> list[int]:
         return list(
             self.s.scalars(
