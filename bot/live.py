@@ -28,15 +28,16 @@ def refresh(
     payload: dict[str, Any],
     now: datetime,
     *,
-    skip: str | None = None,
+    skip: tuple[str, int, str] | None = None,
 ) -> int:
     """Queues an edit of each delivered card of this thing, unless one is queued already
     (it will show this change too); returns how many were queued. A card not delivered
-    yet needs none: it is rendered with the count of when it goes. `skip`: the message id
-    of a card shown again by the change itself (the one a voter pressed)."""
+    yet needs none: it is rendered with the count of when it goes. `skip`: (platform,
+    person, message id) of a card shown again by the change itself (the one a voter
+    pressed)."""
     rows: list[dict[str, Any]] = []
     for card, message_id in uow.announcements.cards(kind, ref_id):
-        if message_id is None or (skip is not None and message_id == skip):
+        if message_id is None or (card.platform, card.person_id, message_id) == skip:
             continue
         due = uow.announcements.claim_edit(card.id, now, EDIT_EVERY)
         if due is None:

@@ -325,11 +325,17 @@ def _voted(ctx: Ctx, poll: Poll, voter: str) -> None:
         zone = ctx.core.timezone_of(ctx.person)
         message = poll_message(ctx.core, uow, ctx.t, poll, timezone=zone, mine=mine)
         ctx.reply_message(replace(message, replaces=replaces))
-    refresh(ctx.core, uow, poll, ctx.now, skip=replaces)
+    skip = (ctx.platform, ctx.person.id, replaces) if replaces else None
+    refresh(ctx.core, uow, poll, ctx.now, skip=skip)
 
 
 def refresh(
-    core: Core, uow: UnitOfWork, poll: Poll, now: datetime, *, skip: str | None = None
+    core: Core,
+    uow: UnitOfWork,
+    poll: Poll,
+    now: datetime,
+    *,
+    skip: tuple[str, int, str] | None = None,
 ) -> None:
     """Edits every delivered copy of the card (coalesced, bot.live): the rooms' and the
     author's always, the members' own copies too — an anonymous poll's only once its
