@@ -21,6 +21,7 @@ from store.models import (
     Person,
     Poll,
     PollVote,
+    Role,
     table_of,
 )
 from store.repositories.base import Repo
@@ -143,8 +144,16 @@ class AnnouncementRepository(Repo):
             chosen.setdefault(person_id, (platform, external_id))
         return chosen
 
-    def everyone(self) -> list[int]:
-        return list(self.s.scalars(select(Person.id).where(Person.active).order_by(Person.id)))
+    def staff(self) -> list[int]:
+        """Everyone in the company: the active people who are no partner or guest."""
+        externals = [Role.GUEST.value, Role.PARTNER.value]
+        return list(
+            self.s.scalars(
+                select(Person.id)
+                .where(Person.active, Person.role.not_in(externals))
+                .order_by(Person.id)
+            )
+        )
 
     def add_recipients(self, announcement_id: int, via: dict[int, str]) -> None:
         """One row per person (the primary key keeps it once), in one statement."""
