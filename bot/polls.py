@@ -289,7 +289,7 @@ def vote(ctx: Ctx, poll_id: int, option: int) -> None:
             uow.announcements.vote(poll.id, voter, option, option, at, person_id)
     else:
         uow.announcements.vote(poll.id, voter, 0, option, at, person_id)
-    _voted(ctx, poll, voter)
+    _voted(ctx, poll)
 
 
 def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
@@ -304,27 +304,27 @@ def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
     uow.announcements.clear_votes(poll.id, voter)
     for option in options:
         uow.announcements.vote(poll.id, voter, option if poll.multi else 0, option, at, person_id)
-    _voted(ctx, poll, voter)
+    _voted(ctx, poll)
 
 
-def _voted(ctx: Ctx, poll: Poll, voter: str) -> None:
+def _voted(ctx: Ctx, poll: Poll) -> None:
     """The voter's card shown again in place, and every live card refreshed."""
     uow = ctx.uow
     pressed = getattr(ctx.event, "message", None)
     replaces = getattr(pressed, "message_id", None)
     if poll.anonymous:
-        # The voter's card again, as a reference rendered when it goes: no stored
-        # message says what they chose (so it shows the tally, not their choice).
+        # Who pressed what is forgotten: the inbox keeps only that an event came.
         meta = ctx.event.meta
         uow.announcements.forget_event(meta.platform, meta.event_id)
-        target = ctx.core.reply_target(ctx.event)
-        payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
-        live.enqueue_ref(uow, target, payload, ctx.person.id, ctx.now)
-    else:
-        mine = uow.announcements.choices_of(poll.id, voter)
-        zone = ctx.core.timezone_of(ctx.person)
-        message = poll_message(ctx.core, uow, ctx.t, poll, timezone=zone, mine=mine)
-        ctx.reply_message(replace(message, replaces=replaces))
+    # The voter's card again in its place, as a reference rendered when it goes: it shows
+    # the poll as it is then (never an open card after it closed, however the sends
+    # interleave), a named poll with the voter's own choices marked, an anonymous one
+    # without (no stored message says what anyone chose).
+    # In a shared room the card shows the tally, nobody's choice.
+    target = ctx.core.reply_target(ctx.event)
+    reader = ctx.person.id if target.kind == "dm" else None
+    payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
+    live.enqueue_ref(uow, target, payload, reader, ctx.now)
     skip = (ctx.platform, ctx.person.id, replaces) if replaces else None
     refresh(ctx.core, uow, poll, ctx.now, skip=skip)
 
