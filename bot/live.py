@@ -28,18 +28,22 @@ def refresh(
     payload: dict[str, Any],
     now: datetime,
     *,
-    skip: tuple[str, int, str] | None = None,
+    skip: tuple[str, int] | None = None,
 ) -> int:
     """Queues an edit of each delivered card of this thing, unless one is queued already
     (it will show this change too); returns how many were queued. A card not delivered
     yet needs none: it is rendered with the count of when it goes. `skip`: (platform,
-    person, message id) of a card shown again by the change itself (the one a voter
-    pressed)."""
+    person) whose direct-chat card the change itself shows again (a voter's)."""
+    delivered = [
+        card
+        for card, message_id in uow.announcements.cards(kind, ref_id)
+        if message_id is not None
+        and not (card.target_kind == "dm" and (card.platform, card.person_id) == skip)
+    ]
+    claimed = uow.announcements.claim_edits([c.id for c in delivered], now, EDIT_EVERY)
     rows: list[dict[str, Any]] = []
-    for card, message_id in uow.announcements.cards(kind, ref_id):
-        if message_id is None or (card.platform, card.person_id, message_id) == skip:
-            continue
-        due = uow.announcements.claim_edit(card.id, now, EDIT_EVERY)
+    for card in delivered:
+        due = claimed.get(card.id)
         if due is None:
             continue
         rows.append(

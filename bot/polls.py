@@ -325,8 +325,7 @@ def _voted(ctx: Ctx, poll: Poll) -> None:
     reader = ctx.person.id if target.kind == "dm" else None
     payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
     live.enqueue_ref(uow, target, payload, reader, ctx.now)
-    skip = (ctx.platform, ctx.person.id, replaces) if replaces else None
-    refresh(ctx.core, uow, poll, ctx.now, skip=skip)
+    refresh(ctx.core, uow, poll, ctx.now, skip=(ctx.platform, ctx.person.id) if reader else None)
 
 
 def refresh(
@@ -335,12 +334,13 @@ def refresh(
     poll: Poll,
     now: datetime,
     *,
-    skip: tuple[str, int, str] | None = None,
+    skip: tuple[str, int] | None = None,
 ) -> None:
     """Edits every delivered copy of the card (coalesced, bot.live): the rooms' and the
     author's always, the members' own copies too — an anonymous poll's only once its
     results show (before, an edit there would tell nothing but that someone voted).
-    `skip`: the copy the voter pressed, shown again by the vote itself."""
+    `skip`: (platform, person) of the voter in a direct chat, whose copy there the vote
+    itself shows again."""
     payload: dict[str, Any] = {"t": "poll", "p": poll.id}
     live.refresh(core, uow, CARD, poll.id, payload, now, skip=skip)
     if poll.anonymous and poll.closed_at is None:

@@ -488,18 +488,31 @@ class AnnouncementRepository(Repo):
             select(OutboxMessage.platform_message_id).where(OutboxMessage.id == card.outbox_id)
         )
 
-    def claim_edit(self, card_id: int, now: datetime, every: float) -> datetime | None:
-        """When the card's next edit may go, taking that slot: now when the last edit is a
-        second or more ago, else a second after it; None when an edit is queued for
-        later already (it will show this change too)."""
-        card = self.s.get(LiveCard, card_id, with_for_update=True)
-        if card is None:
-            return None
-        last = card.next_edit_at
-        if last is not None and last > now:
-            return None
+    def claim_edits(
+        self, card_ids: Sequence[int], now: datetime, every: float
+    ) -> dict[int, datetime]:
+        """When each card's next edit may go, taking that slot, in two statements however
+        many cards: now where its last edit is `every` seconds ago or more (or there was
+        none), a second from now where it is more recent; a card with an edit queued for
+        later already is left out (that edit will show this change too). Each UPDATE
+        re-checks its condition on the row, so two claims at once take a slot once."""
+        if not card_ids:
+            return {}
+        cards = table_of(LiveCard)
         gap = timedelta(seconds=every)
-        due = now if last is None or now - last >= gap else last + gap
-        card.next_edit_at = due
-        self.s.flush()
-        return due
+        ids = list(card_ids)
+        claimed: dict[int, datetime] = {}
+        # The recent ones first: once the others are set to now, they would match too.
+        for condition, due in (
+            (and_(cards.c.next_edit_at > now - gap, cards.c.next_edit_at <= now), now + gap),
+            (or_(cards.c.next_edit_at.is_(None), cards.c.next_edit_at <= now - gap), now),
+        ):
+            done = self._run(
+                update(cards)
+                .where(cards.c.id.in_(ids), condition)
+                .values(next_edit_at=due)
+                .returning(cards.c.id)
+            )
+            claimed.update((int(row[0]), due) for row in done)
+        self._expire(LiveCard, list(claimed))
+        return claimed
