@@ -107,6 +107,27 @@ class AnnouncementRepository(Repo):
             )
         )
 
+    def to_everyone(
+        self,
+        person_id: int | None,
+        *,
+        words: Sequence[str] = (),
+        pinned: tuple[datetime, datetime] | None = None,
+        limit: int = 5,
+    ) -> list[Announcement]:
+        """Announcements to everyone (`all`: no post in any group) this person got or
+        made (None: any, for an admin), newest first; with every one of `words` in the
+        text, and/or still pinned ((since, now): see pinned_items)."""
+        stmt = select(Announcement).where(Announcement.everyone)
+        if person_id is not None:
+            got = select(_recipients.c.announcement_id).where(_recipients.c.person_id == person_id)
+            stmt = stmt.where(or_(Announcement.author_id == person_id, Announcement.id.in_(got)))
+        for word in words:
+            stmt = stmt.where(func.lower(Announcement.text).contains(word.lower(), autoescape=True))
+        if pinned is not None:
+            stmt = stmt.where(_pinned(*pinned))
+        return list(self.s.scalars(stmt.order_by(Announcement.id.desc()).limit(limit)))
+
     def members_of(self, group_ids: Sequence[int]) -> dict[int, list[str]]:
         """Each active member of any of these groups with their notify modes there."""
         out: dict[int, list[str]] = {}

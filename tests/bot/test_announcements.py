@@ -279,6 +279,15 @@ async def test_announce_all_reaches_the_staff_once_not_partners_outside_named_gr
         assert a.everyone
         assert uow.announcements.group_ids(a.id) == []
     assert "Office closed" not in (await world.say("paul", "/search Office")).text("paul")
+    assert "Office closed" not in (await world.say("paul", "/items franchise")).text("paul")
+    # The staff find it once (no post per group), and see it pinned on top of `items`.
+    found = (await world.say("alice", "/search office closed")).text("alice")
+    assert found.count("📌 A1: Office closed on Friday") == 1
+    assert "📌 A1: Office closed on Friday" in (await world.say("admin", "/search Friday")).text(
+        "admin"
+    )
+    listing = (await world.say("alice", "/items marketing")).text("alice")
+    assert listing.splitlines()[1] == "📌 A1: Office closed on Friday"
 
     # all and a partner's group: Paul too, and everyone still once.
     await world.say("admin", "/announce all,franchise Inventory on Monday")
