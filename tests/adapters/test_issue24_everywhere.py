@@ -31,7 +31,7 @@ from jobs.ratelimit import PlatformLimits, RateLimiter
 from store.db import Database
 from tests.adapters.conftest import FRANZ, humans
 from tests.adapters.test_announcements import delivered
-from tests.adapters.test_cards import card_in, updated
+from tests.adapters.test_cards import card_in, has_buttons, updated
 from tests.adapters.test_polls_native import answer, edit_of
 from tests.adapters.test_slack import SECRET, button_of, texts
 from tests.adapters.test_telegram import button
@@ -243,3 +243,16 @@ async def test_an_announcement_and_a_poll_across_telegram_slack_matrix_and_the_c
         await mara.wait_for(dm, edit_of(card_mx["event_id"], "3 people voted"), what="her copy")
         with pw.db.uow() as uow:
             assert uow.announcements.tally(1) == ({0: 2, 1: 1}, 3)
+
+        # Closed: every member's copy becomes the result, without buttons.
+        await pw.on_console("admin", "/poll close V1")
+        await telegram.wait_for_async(
+            lambda: "Beendet." in str(telegram.message(FRANZ.id, card_tg.message_id)),
+            what="Franz's copy closed",
+        )
+        assert "reply_markup" not in (telegram.message(FRANZ.id, card_tg.message_id) or {})
+        closed = await updated(slack, bob_dm, card_slack.ts, "Closed.")
+        assert not has_buttons(closed)
+        final = await mara.wait_for(dm, edit_of(card_mx["event_id"], "Closed."), what="closed")
+        assert "🏆 ✓ 1. 12.1.: 2" in final["content"]["m.new_content"]["body"]
+        await mara.wait_for(dm, lambda e: e.get("type") == native.END_TYPE, what="the poll end")
