@@ -11,8 +11,8 @@ version has yet. It reads responses of either form: the unstable
 
 An answer's id is its option's number ("1", "2", ...); a response carries the whole
 selection, which the core's CHOOSE action takes as it is (none: the vote taken back).
-An anonymous poll is native only in a direct chat: in a room everyone would see who
-answered what.
+An anonymous poll is native only in a direct chat (in a room everyone would see who
+answered what), and there the bot redacts each answer once it is counted (sync.py).
 """
 
 from __future__ import annotations

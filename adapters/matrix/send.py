@@ -191,6 +191,8 @@ class MatrixSender:
             "action": str(native.get("action", "")),
             "value": str(native.get("value", "")),
             "card": card,
+            # An anonymous poll's answers are taken back from the room once counted.
+            "anonymous": bool(native.get("anonymous")),
         }
         numbers = [c.as_dict() for c in items]
         await self.hub.state.save_button_prompt(

@@ -146,6 +146,18 @@ async def test_an_anonymous_poll_is_native_only_in_direct_chats(
         await delivered(sqlite_db, card["event_id"])
         await answer(mara, dm, start["event_id"], "1")
         await mara.wait_for(dm, edit_of(card["event_id"], "1 person voted"), what="her vote")
+        # Her answer is taken back from the direct chat once counted: no trace of it there.
+        answered = next(
+            e for e in mara.events[dm] if e.get("type") == "org.matrix.msc3381.poll.response"
+        )
+        await mara.wait_for(
+            dm,
+            lambda e: (
+                e.get("type") == "m.room.redaction"
+                and answered["event_id"] in (e.get("redacts"), e.get("content", {}).get("redacts"))
+            ),
+            what="her answer redacted",
+        )
         with sqlite_db.uow() as uow:
             assert uow.announcements.tally(1) == ({0: 1}, 1)
             assert uow.session.execute(text("SELECT person_id FROM poll_votes")).all() == [(None,)]
