@@ -136,17 +136,11 @@ def create(
         for p, modes in uow.announcements.members_of([group.id]).items()
         if p != ctx.person.id and all(m != NotifyMode.MUTE for m in modes)
     ]
-    for person_id, account in uow.people.preferred_accounts(members).items():
-        uow.announcements.add_card(
-            MEMBER_CARD,
-            poll.id,
-            platform=account.platform,
-            target_kind="dm",
-            target=account.external_id,
-            person_id=person_id,
-            payload=payload,
-            now=now,
-        )
+    copies = [
+        (account.platform, "dm", account.external_id, person_id)
+        for person_id, account in uow.people.preferred_accounts(members).items()
+    ]
+    uow.announcements.add_cards(MEMBER_CARD, poll.id, copies, payload, now)
     ctx.audit(
         "poll.created",
         show_id(poll.id, "poll"),

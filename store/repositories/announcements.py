@@ -18,6 +18,7 @@ from store.models import (
     LiveCard,
     Membership,
     OutboxMessage,
+    OutboxStatus,
     Person,
     Poll,
     PollVote,
@@ -485,6 +486,49 @@ class AnnouncementRepository(Repo):
         self.s.add(card)
         self.s.flush()
         return card
+
+    def add_cards(
+        self,
+        kind: str,
+        ref_id: int,
+        targets: Sequence[tuple[str, str, str, int | None]],
+        payload: dict[str, object],
+        now: datetime,
+    ) -> None:
+        """Many cards at once ((platform, target kind, target, person) each): their outbox
+        rows in one flush (SQLAlchemy batches the INSERTs and reads the ids back), then
+        the cards in another — a poll's copy for each of a thousand members."""
+        messages = [
+            OutboxMessage(
+                created_at=now,
+                platform=platform,
+                target_kind=target_kind,
+                target=target,
+                person_id=person_id,
+                payload=payload,
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+            )
+            for platform, target_kind, target, person_id in targets
+        ]
+        self.s.add_all(messages)
+        self.s.flush()
+        self.s.add_all(
+            LiveCard(
+                kind=kind,
+                ref_id=ref_id,
+                outbox_id=message.id,
+                platform=message.platform,
+                target_kind=message.target_kind,
+                target=message.target,
+                person_id=message.person_id,
+                next_edit_at=None,
+                created_at=now,
+            )
+            for message in messages
+        )
+        self.s.flush()
 
     def cards(self, kind: str, ref_id: int) -> list[tuple[LiveCard, str | None]]:
         """The cards with the platform message id of each where it was delivered."""
