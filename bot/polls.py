@@ -349,11 +349,11 @@ def merge_anonymous_votes(core: Core, uow: UnitOfWork, source: Person, target: P
     the target's: where both voted on a poll the target's stays (one vote, not two),
     else the source's is re-keyed to the target (not lost, and no second vote). The keys
     are recomputed from the secret; nothing stored names either of them."""
+    keys = {voter_key(core, poll, source)[0]: poll for poll in uow.announcements.anonymous_polls()}
     moved = 0
-    for poll in uow.announcements.anonymous_polls():
-        old, _ = voter_key(core, poll, source)
-        new, _ = voter_key(core, poll, target)
-        moved += uow.announcements.rekey_votes(poll.id, old, new)
+    for old in uow.announcements.voters_among(list(keys)):  # the polls the source voted on
+        poll = keys[old]
+        moved += uow.announcements.rekey_votes(poll.id, old, voter_key(core, poll, target)[0])
     return moved
 
 

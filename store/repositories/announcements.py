@@ -397,6 +397,14 @@ class AnnouncementRepository(Repo):
     def anonymous_polls(self) -> Sequence[Poll]:
         return self.s.scalars(select(Poll).where(Poll.anonymous).order_by(Poll.id)).all()
 
+    def voters_among(self, voters: Sequence[str]) -> set[str]:
+        """Which of these voter keys have a vote (one query per 500 keys)."""
+        found: set[str] = set()
+        for start in range(0, len(voters), 500):
+            chunk = voters[start : start + 500]
+            found.update(self.s.scalars(select(_votes.c.voter).where(_votes.c.voter.in_(chunk))))
+        return found
+
     def rekey_votes(self, poll_id: int, old: str, new: str) -> int:
         """The votes of voter `old` become `new`'s (two people merged into one); where
         `new` voted already, theirs stays and `old`'s go. How many were moved."""
