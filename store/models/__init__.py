@@ -41,7 +41,13 @@ from store.models.items import (
     Reaction,
     SearchDoc,
 )
-from store.models.mail import MAIL_PLATFORM, MailAddress, NewsletterSender
+from store.models.mail import (
+    MAIL_PLATFORM,
+    HeldMail,
+    MailAddress,
+    MailSenderHit,
+    NewsletterSender,
+)
 from store.models.messaging import (
     AuditEntry,
     ButtonPrompt,
@@ -115,7 +121,9 @@ __all__ = [
     "LinkCode",
     "LinkRequest",
     "LiveCard",
+    "HeldMail",
     "MailAddress",
+    "MailSenderHit",
     "Membership",
     "MessageRef",
     "NewsletterSender",
