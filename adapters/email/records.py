@@ -129,7 +129,10 @@ def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> boo
         person = uow.people.get(person_id)
         if person is None:
             return False
-        if group_id == DIGESTS:
+        if group_id == DIGESTS and person.digest_by_mail:
+            person.digest_by_mail = False  # exactly this: digests go to the messenger again
+            subject = "digests by mail"
+        elif group_id == DIGESTS:
             zone = core.timezone_of(person)
             schedule = schedule_of(uow, person, zone, now)
             schedule.paused = True
@@ -140,7 +143,9 @@ def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> boo
             group = uow.groups.get(group_id)
             if membership is None or group is None:
                 return False
+            # `notify <group> mail` (or mail as the only way): no more of the group by mail
             membership.notify = NotifyMode.MUTE
+            membership.by_mail = False
             subject = group.slug
         uow.audit.add(
             at=now,
