@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from email.parser import HeaderParser
 from typing import Any
@@ -77,7 +75,6 @@ class MailReceiver:
         self.max_file = max_file
         self.t = Translator(language)
         self.dkim_check = dkim_check
-        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
         counters = hub.metrics
         self.received = counters.mail_received
         self.refused = counters.mail_refused
@@ -127,7 +124,7 @@ class MailReceiver:
         if mail.report:
             await self._bounce(mail)
             return "250 2.0.0 OK"
-        if not self._within_rate(mail.sender):
+        if not await self._within_rate(mail.sender):
             return self._refuse(451, "mail.smtp.rate", "rate")
         letters = [r for r in envelope.rcpt_tos if _is_newsletter(r)]
         if letters:
@@ -196,18 +193,12 @@ class MailReceiver:
 
     # --- the parts -----------------------------------------------------------------------
 
-    def _within_rate(self, sender: str) -> bool:
-        now = time.monotonic()
-        recent = self._recent[sender]
-        while recent and now - recent[0] > 60:
-            recent.popleft()
-        if len(recent) >= self.per_minute:
-            return False
-        recent.append(now)
-        if len(self._recent) > 10_000:  # forget the quiet ones
-            for key in [k for k, v in self._recent.items() if not v]:
-                del self._recent[key]
-        return True
+    async def _within_rate(self, sender: str) -> bool:
+        """At most `per_minute` mails a minute from one sender, counted in the store: the
+        count holds across a restart and across instances behind one MX."""
+        now = self.hub.clock.now()
+        count = await self.hub.call(records.count_sender, self.hub.core, sender, now)
+        return count <= self.per_minute
 
     async def _authenticated(self, mail: Mail, raw: bytes) -> bool:
         if authenticated_by_mta(mail.message, mail.sender, self.authserv_id):

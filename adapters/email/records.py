@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from adapters.email.newsletter import Entry
@@ -34,6 +34,18 @@ def sender(core: Core, address: str) -> Sender | None:
         if person is None or not person.active:
             return None
         return Sender(person.id, core.language_of(person))
+
+
+RATE_WINDOW = timedelta(minutes=1)
+
+
+def count_sender(core: Core, sender: str, now: datetime) -> int:
+    """Records a mail from `sender`; how many it sent within the last minute (this one
+    included): the per-sender rate limit, in the store."""
+    with core.db.uow() as uow:
+        count = uow.mail.count_sender(sender.lower(), now, RATE_WINDOW)
+        uow.commit()
+        return count
 
 
 def group_exists(core: Core, slug: str) -> bool:
