@@ -89,6 +89,13 @@ GERMAN_SUBCOMMANDS: Mapping[str, Mapping[str, str]] = {
         "zusammenfassungen": "digest",
     },
     "outbox": {"fehlgeschlagen": "failed", "wiederholen": "retry"},
+    "email": {
+        "gehalten": "held",
+        "zurückgehalten": "held",
+        "freigeben": "release",
+        "verwerfen": "drop",
+        "löschen": "drop",
+    },
 }
 
 

@@ -135,6 +135,8 @@ class MailReceiver:
                 self.refused.labels("dropped").inc()
                 return "250 2.0.0 OK"
             return self._refuse(550, "mail.smtp.unknown_sender", "unknown_sender")
+        files = await self._store_files(mail)
+        targets = self._targets(envelope.rcpt_tos)
         if not await self._authenticated(mail, raw):
             details = {
                 "from": mail.sender,
@@ -142,22 +144,35 @@ class MailReceiver:
                 "subject": mail.subject[:200],
                 "message_id": mail.message_id[:200],
             }
-            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), who, details)
+            # kept for a moderator: `mail release <id>` posts it as the person
+            content = {
+                "to": [to for to, _ in targets],
+                "text": mail.text,
+                "subject": mail.subject,
+                "message_id": mail.message_id,
+                "files": [_file_dict(f) for f in files],
+            }
+            now = self.hub.clock.now()
+            await self.hub.call(records.hold, self.hub.core, now, who, details, content)
             self.refused.labels("held").inc()
             log.warning("mail: held a mail claiming to be from %s (not authenticated)", mail.sender)
             return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
-        files = await self._store_files(mail)
-        for recipient in envelope.rcpt_tos:
-            match route(recipient, self.domain, self.signer):
-                case ("group", slug):
-                    to, kind = f"group:{slug}", "group"
-                case ("item", item_id, _):
-                    to, kind = f"item:{item_id}", "item"
-                case _:  # an autoreply to Pinwall's envelope sender: not for anyone
-                    continue
+        for to, kind in targets:
             await self.hub.submit(self._event(mail, to, files))
             self.received.labels(kind).inc()
         return "250 2.0.0 OK"
+
+    def _targets(self, recipients: list[str]) -> list[tuple[str, str]]:
+        """Where a person's mail goes: ("group:<slug>" | "item:<id>", the kind) for each
+        recipient (Pinwall's own bounce address is for no one)."""
+        out = []
+        for recipient in recipients:
+            match route(recipient, self.domain, self.signer):
+                case ("group", slug):
+                    out.append((f"group:{slug}", "group"))
+                case ("item", item_id, _):
+                    out.append((f"item:{item_id}", "item"))
+        return out
 
     async def _newsletters(self, mail: Mail, raw: bytes, recipients: list[str]) -> str:
         """A newsletter to groups' newsletter addresses: an entry in each group that
@@ -165,7 +180,9 @@ class MailReceiver:
         authenticated, refused where it is not allowed."""
         if not await self._authenticated(mail, raw):
             details = {"from": mail.sender, "to": recipients, "subject": mail.subject[:200]}
-            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), None, details)
+            content = {"newsletter": recipients, "subject": mail.subject, "files": []}
+            now = self.hub.clock.now()
+            await self.hub.call(records.hold, self.hub.core, now, None, details, content)
             self.refused.labels("held").inc()
             return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
         entry = entry_of(mail)
@@ -262,6 +279,10 @@ class MailReceiver:
             if await self.hub.call(records.bounced, self.hub.core, address, reason, now):
                 self.hub.metrics.mail_bounced.inc()
                 self.hub.wake()
+
+
+def _file_dict(f: InboundFile) -> dict[str, Any]:
+    return {"blob_id": f.blob_id, "name": f.name, "mime_type": f.mime_type, "size": f.size}
 
 
 def _is_newsletter(recipient: str) -> bool:

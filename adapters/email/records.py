@@ -56,18 +56,30 @@ def group_exists(core: Core, slug: str) -> bool:
         return group is not None and group.visibility != Visibility.SECRET
 
 
-def hold(core: Core, now: datetime, who: Sender | None, details: dict[str, Any]) -> None:
-    """A mail whose sender could not be verified: not posted, kept in the audit log for
-    admins and moderators (`audit`), with who it claimed to be and where it went."""
+def hold(
+    core: Core,
+    now: datetime,
+    who: Sender | None,
+    details: dict[str, Any],
+    content: dict[str, Any],
+) -> int:
+    """A mail whose sender could not be verified: not posted but held (`mail held`) for a
+    moderator to release as the person or drop, and in the audit log with who it claimed
+    to be and where it went. Returns the held mail's id."""
     with core.db.uow() as uow:
+        sender = str(details.get("from", ""))
+        held = uow.mail.hold(
+            who.person_id if who else None, sender, str(content.get("subject") or ""), content, now
+        )
         uow.audit.add(
             at=now,
             actor_id=who.person_id if who else None,
             action="mail.held",
-            subject=str(details.get("from", "")),
-            details=details,
+            subject=sender,
+            details={**details, "held": held.id},
         )
         uow.commit()
+        return held.id
 
 
 @dataclass(frozen=True)
