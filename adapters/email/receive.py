@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.email import records
 from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
-from adapters.email.newsletter import entry_of
+from adapters.email.newsletter import confirmation_links, entry_of, is_confirmation
 from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
 from bot.i18n import Translator
 from bot.runtime import Hub
@@ -188,6 +188,7 @@ class MailReceiver:
         entry = entry_of(mail)
         taken = 0
         for recipient in recipients:
+            outcome: str
             match route(recipient, self.domain, self.signer):
                 case ("newsletter", slug):
                     outcome = await self.hub.call(
@@ -201,6 +202,20 @@ class MailReceiver:
                     )
                 case _:
                     continue
+            if outcome == "not_allowed" and is_confirmation(mail):
+                # a list's double opt-in: its moderators may confirm (and allow the sender)
+                outcome = await self.hub.call(
+                    records.confirmation_to_moderators,
+                    self.hub.core,
+                    slug,
+                    mail.sender,
+                    mail.subject,
+                    mail.text,
+                    confirmation_links(mail),
+                    self.hub.clock.now(),
+                )
+                if outcome == "forwarded":
+                    self.hub.wake()
             if outcome == "posted":
                 self.received.labels("newsletter").inc()
             taken += outcome != "not_allowed"

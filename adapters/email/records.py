@@ -199,6 +199,50 @@ def subscription(core: Core, person_id: int, group_id: int) -> tuple[str, str] |
         return group.name, t.language
 
 
+def confirmation_to_moderators(
+    core: Core,
+    slug: str,
+    sender: str,
+    subject: str,
+    text: str,
+    links: list[str],
+    now: datetime,
+) -> Literal["forwarded", "not_allowed"]:
+    """A mailing list asks to confirm a subscription of the group's newsletter address
+    (double opt-in): its moderators get the mail's subject, text and links on their
+    messenger, to open the confirmation link and allow the sender (`newsletter <group>
+    <sender>`). Pinwall opens no link itself."""
+    with core.db.uow() as uow:
+        group = uow.groups.by_slug(slug)
+        if group is None:
+            return "not_allowed"
+        moderators = [p for p, m in uow.groups.members(group.id) if m.moderator]
+        if not moderators:
+            return "not_allowed"
+        for person in moderators:
+            t = core.translator(person)
+            body = t(
+                "mail.newsletter.confirm",
+                sender=sender,
+                slug=group.slug,
+                group=group.name,
+                subject=" ".join(subject.split())[:300],
+                text=" ".join(text.split())[:1000],
+                links="\n".join(links[:10]) or "-",
+            )
+            title = t("mail.newsletter.confirm_title", group=group.name)
+            core.send_to_person(uow, person, Message(title=title, text=body), now)
+        uow.audit.add(
+            at=now,
+            actor_id=None,
+            action="newsletter.confirmation",
+            subject=sender,
+            details={"group": group.slug, "moderators": len(moderators)},
+        )
+        uow.commit()
+        return "forwarded"
+
+
 def _key(kind: str, value: str) -> str:
     """A dedup key in feed_entry_keys' shape (kind + SHA-256), shared with feeds."""
     return kind + hashlib.sha256(value.encode("utf-8", errors="replace")).hexdigest()[:63]
