@@ -139,6 +139,11 @@ class Ctx:
     def usage(self, key: str) -> Markup:
         return self.core.usage(key, self.t, self.platform)
 
+    @property
+    def prefix(self) -> str:
+        """The command prefix as a sentence says it (Core.prefix)."""
+        return self.core.prefix(self.platform, self.t)
+
     def reply(self, key: str, /, **params: Any) -> None:
         self.reply_message(Message(text=self.t(key, **params)))
 
@@ -219,6 +224,15 @@ class Core:
 
     def timezone_of(self, person: Person) -> str:
         return person.timezone or self.settings.default_timezone
+
+    def prefix(self, platform: str, t: Translator) -> str:
+        """What goes before a command's name in a sentence ("Send {prefix}groups"): the
+        messenger's prefix, or where it has none (mail) the catalog's words for it
+        ("a reply with the word ")."""
+        prefix = self.settings.command_prefixes.get(platform, "/")
+        if not prefix and t.has(f"prefix.{platform}"):
+            return str(t(f"prefix.{platform}"))
+        return prefix
 
     def usage(self, key: str, t: Translator, platform: str) -> Markup:
         prefix = self.settings.command_prefixes.get(platform, "/")
@@ -464,7 +478,7 @@ class Core:
             usage_of = params["command"]
         if "param" in params:
             params["param"] = help_texts.param_name(t, str(params["param"]))
-        prefix = self.settings.command_prefixes.get(platform, "/")
+        prefix = self.prefix(platform, t)
         params.setdefault("prefix", prefix)
         text = t(err.key, **params)
         if usage_of:

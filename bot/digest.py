@@ -523,7 +523,7 @@ def finish(
             now,
             lines,
             batch.by_id,
-            prefix=core.settings.command_prefixes.get(on, "/"),
+            prefix=core.prefix(on, core.translator(person)),
             cache=batch.rendered,
             platform_names=core.platform_names,
             pinned=pinned,

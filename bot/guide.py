@@ -94,7 +94,7 @@ def say_expired(ctx: Ctx, prompt: Prompt) -> None:
 
 
 def _prefix(ctx: Ctx) -> str:
-    return ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+    return ctx.prefix
 
 
 # --- guided commands -----------------------------------------------------------------

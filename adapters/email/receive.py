@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from email.parser import HeaderParser
 from typing import Any
 
@@ -22,7 +23,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from adapters.email import records
 from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
 from adapters.email.newsletter import confirmation_links, entry_of, is_confirmation
-from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
+from bot.events import Actor, CommandInvoked, Conversation, InboundFile, MessageReceived, Meta
 from bot.i18n import Translator
 from bot.runtime import Hub
 from bot.signing import UrlSigner
@@ -158,7 +159,8 @@ class MailReceiver:
             log.warning("mail: held a mail claiming to be from %s (not authenticated)", mail.sender)
             return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
         for to, kind in targets:
-            await self.hub.submit(self._event(mail, to, files))
+            event = self._command(mail, files) if kind == "command" else None
+            await self.hub.submit(event or self._event(mail, to, files))
             self.received.labels(kind).inc()
         return "250 2.0.0 OK"
 
@@ -172,6 +174,8 @@ class MailReceiver:
                     out.append((f"group:{slug}", "group"))
                 case ("item", item_id, _):
                     out.append((f"item:{item_id}", "item"))
+                case ("commands",):
+                    out.append(("commands", "command"))
         return out
 
     async def _newsletters(self, mail: Mail, raw: bytes, recipients: list[str]) -> str:
@@ -250,6 +254,24 @@ class MailReceiver:
                 InboundFile(name=a.name, blob_id=blob.id, mime_type=a.mime_type, size=blob.size)
             )
         return tuple(stored)
+
+    def _command(self, mail: Mail, files: tuple[InboundFile, ...]) -> CommandInvoked | None:
+        """A mail to Pinwall's own address: its first line (else its subject) is a command,
+        as typed on a messenger (a leading / or ? is allowed); None: nothing to do."""
+        lines = [line.strip() for line in mail.text.splitlines() if line.strip()]
+        said = (lines[0] if lines else " ".join(mail.subject.split())).lstrip("/?!")
+        name, _, arguments = said.partition(" ")
+        if not name:
+            return None
+        key = mail.message_id or hashlib.sha256(f"{mail.sender}\n{said}".encode()).hexdigest()
+        meta = self._event(mail, "commands", files).meta
+        return CommandInvoked(
+            meta=replace(meta, event_id=f"{key[:200]} commands"),
+            name=name,
+            arguments=arguments.strip(),
+            raw=said,
+            attachments=files,
+        )
 
     def _event(self, mail: Mail, to: str, files: tuple[InboundFile, ...]) -> MessageReceived:
         # Without a Message-ID, the same mail is known by what it says (stable across

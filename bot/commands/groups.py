@@ -288,7 +288,7 @@ def on_members(ctx: Ctx, cmd: Command) -> None:
                 "join_request.waiting",
                 count=len(waiting),
                 names=_handles(tuple(p for _, p in waiting)),
-                prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+                prefix=ctx.prefix,
                 first=waiting[0][1].handle,
                 slug=group.slug,
             )

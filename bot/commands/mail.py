@@ -69,7 +69,7 @@ def _request(ctx: Ctx, typed: str) -> None:
     ctx.uow.mail.request(
         ctx.person.id, address, code, ctx.now + timedelta(minutes=CODE_MINUTES), ctx.now
     )
-    prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+    prefix = ctx.prefix
     body = ctx.t("mail.verify.body", code=code, minutes=CODE_MINUTES, prefix=prefix)
     message = Message(title=ctx.t("mail.verify.subject"), text=body, meta={"kind": "verify"})
     ctx.core.enqueue(ctx.uow, Target(MAIL_PLATFORM, "dm", address), message, None, ctx.now)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from jobs.digests import DigestJob
 from store.models import NotifyMode
 from tests.adapters.email_world import DOMAIN, PUBLIC_URL, MailWorld, mail_world, plain, sample
+from tests.adapters.test_email_sending import mail_only
 
 BOB = "bob.mueller@firma.test"
 
@@ -139,3 +140,39 @@ async def test_digests_by_mail_for_a_messenger_user_and_the_unsubscribe_brings_t
         await world.say("e2", "?settings language de")
         answer = await world.say("e2", "?einstellungen zusammenfassung mail")
         assert f"Deine Zusammenfassungen gehen jetzt per Mail an {BOB}." in answer
+
+
+def _mail(sender: str, to: str, body: str, n: int) -> bytes:
+    return (
+        f"Authentication-Results: mx.firma.test; dmarc=pass header.from=firma.test\r\n"
+        f"From: {sender}\r\nTo: {to}\r\nSubject: Re: Pinwall\r\n"
+        f"Message-ID: <cmd{n}@firma.test>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+async def test_a_mail_only_colleague_answers_with_a_command_and_reads_how_by_mail(
+    tmp_path: Path,
+) -> None:
+    """Pinwall's own address takes commands (the first line of a mail to it, as a reply to
+    any of its mails is), and texts to mail readers say "a reply with the word help"
+    where a messenger's say "/help"."""
+    carla = "carla.weber@firma.test"
+    pinwall = f"pinwall@{DOMAIN}"
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create vertrieb Vertrieb")
+        mail_only(world, carla, NotifyMode.INSTANT)  # German, her only account a mail address
+        await world.send(
+            _mail(carla, pinwall, "gruppen\n\n-- \nCarla", 1), sender=carla, to=[pinwall]
+        )
+        [answer] = world.sink.to(carla)
+        assert str(answer["From"]) == f"Pinwall <{pinwall}>"  # a reply comes back here
+        assert "vertrieb" in plain(answer)
+
+        await world.send(_mail(carla, pinwall, "frobnizieren", 2), sender=carla, to=[pinwall])
+        [_, refusal] = world.sink.to(carla)
+        assert "Den Befehl frobnizieren kenne ich nicht." in plain(refusal)
+        assert "Schick eine Antwort mit dem Wort help, um alle Befehle zu sehen." in plain(refusal)
+        # on a messenger the same text names the prefix
+        await world.say("e1", "?settings language de")
+        assert "Schick ?help, um alle Befehle zu sehen." in await world.say("e1", "?frobnizieren")
