@@ -140,8 +140,7 @@ class Ctx:
         return self.core.usage(key, self.t, self.platform)
 
     @property
-    def prefix(self) -> str:
-        """The command prefix as a sentence says it (Core.prefix)."""
+    def prefix(self) -> str:  # as a sentence says it (Core.prefix)
         return self.core.prefix(self.platform, self.t)
 
     def reply(self, key: str, /, **params: Any) -> None:
@@ -226,13 +225,9 @@ class Core:
         return person.timezone or self.settings.default_timezone
 
     def prefix(self, platform: str, t: Translator) -> str:
-        """What goes before a command's name in a sentence ("Send {prefix}groups"): the
-        messenger's prefix, or where it has none (mail) the catalog's words for it
-        ("a reply with the word ")."""
+        """Before a command in a sentence: the prefix, or the catalog's words (mail's)."""
         prefix = self.settings.command_prefixes.get(platform, "/")
-        if not prefix and t.has(f"prefix.{platform}"):
-            return str(t(f"prefix.{platform}"))
-        return prefix
+        return prefix or (str(t(f"prefix.{platform}")) if t.has(f"prefix.{platform}") else "")
 
     def usage(self, key: str, t: Translator, platform: str) -> Markup:
         prefix = self.settings.command_prefixes.get(platform, "/")
