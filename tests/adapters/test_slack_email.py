@@ -13,7 +13,7 @@ import pytest
 from adapters.slack.inbound import user_from_info
 from store.db import Database
 from store.models import MAIL_PLATFORM
-from tests.adapters.test_slack import SlackPinwall
+from tests.adapters.test_slack import SlackPinwall, home_element, selected
 from tests.fakes.slack import MANIFEST_SCOPES, FakeSlack
 
 
@@ -70,6 +70,23 @@ async def test_a_confirmed_slack_profile_address_is_the_persons_verified_address
     await sp.slack.slash_command("U4DORA", "D0DORA", "email dora.berg@firma.test")
     await sp.settled()
     assert any("already yours" in str(p.text) for p in fake.posted)
+
+    # her App Home offers "by mail" for her groups; Eve's (no address) does not
+    await sp.on_console("admin", "/group create marketing Marketing")
+    for user in ("U4DORA", "U5EVE"):
+        await sp.slack.slash_command(user, fake.dm_channel(user), "join marketing")
+        await sp.slack.event(sp.slack.app_home_opened(user))
+    await fake.wait_for_async(lambda: {"U4DORA", "U5EVE"} <= set(fake.home_views), what="homes")
+    for user, offered in (("U4DORA", True), ("U5EVE", False)):
+        select = home_element(fake, user, "pw:notify:marketing")
+        assert select is not None
+        values = [o["value"] for o in select["options"]]
+        assert ("notify.set|marketing:mail" in values) is offered
+    await sp.slack.home_select("U4DORA", "pw:notify:marketing", "notify.set|marketing:mail")
+    await fake.wait_for_async(
+        lambda: selected(fake, "U4DORA", "pw:notify:marketing").endswith(":mail"),
+        what="the home republished: by mail",
+    )
 
 
 def test_the_address_needs_the_scope_and_confirmation_or_a_trusted_workspace() -> None:
