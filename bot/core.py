@@ -128,17 +128,8 @@ class Ctx:
         return self.event.meta.conversation.direct
 
     @property
-    def in_room(self) -> bool:
-        """Whether the answers are read in a shared room: not in a direct chat, and not
-        sent to the asker's private chat instead."""
-        if self.in_direct_chat:
-            return False
-        return not (self.private and self.platform not in self.core.settings.private_in_room)
-
-    @property
-    def prefix(self) -> str:
-        """How the asker types a command where they read the answer ("/", "@Pinwall ")."""
-        return self.core.prefix(self.platform, room=self.in_room)
+    def in_room(self) -> bool:  # answers read in a shared room, not in a private chat
+        return self.core.in_room(self.event, private=self.private)
 
     @property
     def reply_target(self) -> Target:
@@ -154,6 +145,10 @@ class Ctx:
 
     def usage(self, key: str) -> Markup:
         return self.core.usage(key, self.t, self.platform, room=self.in_room)
+
+    @property
+    def prefix(self) -> str:  # as a sentence says it where it is read (Core.prefix)
+        return self.core.prefix(self.platform, self.t, room=self.in_room)
 
     def reply(self, key: str, /, **params: Any) -> None:
         self.reply_message(Message(text=self.t(key, **params)))
@@ -236,15 +231,22 @@ class Core:
     def timezone_of(self, person: Person) -> str:
         return person.timezone or self.settings.default_timezone
 
-    def prefix(self, platform: str, *, room: bool = False) -> str:
-        """How commands are typed on `platform` (its descriptor's command_prefix); in a
-        shared room, its room_prefix where it has one ("@Pinwall " in a Teams channel)."""
-        if room and platform in self.settings.room_prefixes:
-            return self.settings.room_prefixes[platform]
-        return self.settings.command_prefixes.get(platform, "/")
+    def typed(self, platform: str, *, room: bool = False) -> str:  # room: "@Pinwall "
+        prefixes = self.settings.room_prefixes if room else {}
+        return prefixes.get(platform, self.settings.command_prefixes.get(platform, "/"))
+
+    def in_room(self, event: Event, *, private: bool) -> bool:
+        """Whether an answer is read in a shared room (not sent to a private chat)."""
+        to_dm = private and event.meta.platform not in self.settings.private_in_room
+        return not event.meta.conversation.direct and not to_dm
+
+    def prefix(self, platform: str, t: Translator, *, room: bool = False) -> str:
+        """Before a command in a sentence: the prefix, or the catalog's words (mail's)."""
+        prefix = self.typed(platform, room=room)
+        return prefix or (str(t(f"prefix.{platform}")) if t.has(f"prefix.{platform}") else "")
 
     def usage(self, key: str, t: Translator, platform: str, *, room: bool = False) -> Markup:
-        prefix = self.prefix(platform, room=room)
+        prefix = self.typed(platform, room=room)
         lines = [s.usage_line for s in grammar.SPECS if s.key == key or s.name == key]
         return Markup("\n".join(esc(prefix + help_texts.localize_usage(line, t)) for line in lines))
 
@@ -461,11 +463,8 @@ class Core:
             examples = None
             if "usage_of" in failure.params or failure.key == "error.unknown_subcommand":
                 examples = help_texts.example_values(uow, person, t, self.outlet_names)
-            # Read in the room unless the answer goes to the asker's private chat.
-            room = not meta.conversation.direct and not (
-                private and meta.platform not in self.settings.private_in_room
-            )
-            text = self.error_text(failure, t, meta.platform, examples, room=room)
+            room = self.in_room(event, private=private)
+            text = help_texts.error_text(self, failure, t, meta.platform, examples, room=room)
             if isinstance(failure, WrongCode):  # counted after the rollback took the rest
                 access.count_wrong_code(self, uow, meta.actor, failure.kind, person_id, now)
         else:
@@ -474,36 +473,6 @@ class Core:
             self.point_to_private(uow, event, t, person_id, now)
         uow.commit()
         return "done"
-
-    def error_text(
-        self,
-        err: UserError,
-        t: Translator,
-        platform: str,
-        examples: Mapping[str, str] | None = None,
-        *,
-        room: bool = False,
-    ) -> Markup:
-        """One layout for every refusal: what happened and why (the catalog's text),
-        then, where the input was wrong, what to do: the usage and one real example
-        (`examples`: the names it uses, see bot.help.example_values)."""
-        params = dict(err.params)
-        usage_of = params.pop("usage_of", None)
-        if err.key == "error.unknown_subcommand":
-            usage_of = params["command"]
-        if "param" in params:
-            params["param"] = help_texts.param_name(t, str(params["param"]))
-        prefix = self.prefix(platform, room=room)
-        params.setdefault("prefix", prefix)
-        text = t(err.key, **params)
-        if usage_of:
-            usage = self.usage(usage_of, t, platform, room=room)
-            text = Markup(f"{text}\n{t('error.usage', usage=usage)}")
-            values = examples if examples is not None else help_texts.example_values(None, None, t)
-            shown = help_texts.example_of(t, usage_of, prefix, values)
-            if shown is not None:
-                text = Markup(f"{text}\n{t('error.example', example=shown)}")
-        return text
 
     def _known_person(self, uow: UnitOfWork, actor: Actor) -> Person | None:
         account = uow.people.account(actor.platform, actor.external_id)
@@ -585,7 +554,9 @@ class Core:
             # ... but is answered without raising, so that the question stays taken:
             # raising would roll its removal back and trap every later message here.
             examples = help_texts.example_values(ctx.uow, ctx.person, ctx.t, self.outlet_names)
-            ctx.reply_markup(self.error_text(err, ctx.t, ctx.platform, examples, room=ctx.in_room))
+            ctx.reply_markup(
+                help_texts.error_text(self, err, ctx.t, ctx.platform, examples, room=ctx.in_room)
+            )
         return True
 
     @staticmethod

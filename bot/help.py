@@ -1,7 +1,7 @@
 """What help says: the commands grouped by task, who each is for, and one example per
 command filled with names this person knows (their own group, a post they can read).
 
-`help` itself (bot/commands/help.py) and the refusal layout (Core.error_text: what
+`help` itself (bot/commands/help.py) and the refusal layout (error_text below: what
 happened, why, what to do — the usage and one example) both take their examples here.
 """
 
@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot import grammar
+from bot.errors import UserError
 from bot.i18n import Translator
 from bot.markup import Markup
 from store.models import Person, Role
 from store.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.core import Core
 
 # Who a command is for; a command not named here is for everyone who got in.
 INTERNAL = frozenset(
@@ -191,3 +196,34 @@ def localize_usage(line: str, t: Translator) -> str:
         else:
             out.append(piece)
     return " ".join(out)
+
+
+def error_text(
+    core: Core,
+    err: UserError,
+    t: Translator,
+    platform: str,
+    examples: Mapping[str, str] | None = None,
+    *,
+    room: bool = False,
+) -> Markup:
+    """One layout for every refusal: what happened and why (the catalog's text),
+    then, where the input was wrong, what to do: the usage and one real example
+    (`examples`: the names it uses, see bot.help.example_values)."""
+    params = dict(err.params)
+    usage_of = params.pop("usage_of", None)
+    if err.key == "error.unknown_subcommand":
+        usage_of = params["command"]
+    if "param" in params:
+        params["param"] = param_name(t, str(params["param"]))
+    prefix = core.prefix(platform, t, room=room)
+    params.setdefault("prefix", prefix)
+    text = t(err.key, **params)
+    if usage_of:
+        usage = core.usage(usage_of, t, platform, room=room)
+        text = Markup(f"{text}\n{t('error.usage', usage=usage)}")
+        values = examples if examples is not None else example_values(None, None, t)
+        shown = example_of(t, usage_of, prefix, values)
+        if shown is not None:
+            text = Markup(f"{text}\n{t('error.example', example=shown)}")
+    return text
