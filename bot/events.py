@@ -119,7 +119,19 @@ class ReactionAdded:
     type: Literal["reaction"] = "reaction"
 
 
-Event = CommandInvoked | MessageReceived | ButtonPressed | ReactionAdded
+@dataclass(frozen=True, kw_only=True)
+class ReactionRemoved:
+    """A person took a reaction back (Telegram's message_reaction without it, Slack's
+    reaction_removed): a 👍 taken back is an unlike. Given only to the handlers of
+    taken-back reactions, so that no handler of added ones mistakes it for a vote."""
+
+    meta: Meta
+    emoji: str
+    message: MessageRefIn
+    type: Literal["unreaction"] = "unreaction"
+
+
+Event = CommandInvoked | MessageReceived | ButtonPressed | ReactionAdded | ReactionRemoved
 
 _EVENTS: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 

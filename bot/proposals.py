@@ -248,7 +248,9 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
 def _card_says_it(ctx: Ctx) -> bool:
     """A reaction on a card where cards change in place: the card, showing the votes or
     the outcome (and when it is published), is the answer; a message would repeat it."""
-    return isinstance(ctx.event, ReactionAdded) and ctx.platform in ctx.core.settings.shown_in_place
+    return (
+        isinstance(ctx.event, ReactionAdded) and ctx.platform in ctx.core.settings.decided_in_place
+    )
 
 
 def _admin_retry(ctx: Ctx, proposal: Proposal) -> None:
