@@ -108,6 +108,9 @@ class ButtonPressed:
     # What the person typed with the press, where the platform asks at once (Slack's
     # modal for a rejection's reason); None for a plain press.
     text: str | None = None
+    # Pressed by reacting with the button's emoji (Matrix: ✅ under an approval card),
+    # so that where the card shows the outcome no message repeats it.
+    by_reaction: bool = False
     type: Literal["button"] = "button"
 
 

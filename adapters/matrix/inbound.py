@@ -100,7 +100,13 @@ class Inbound:
         found that this reaction or number presses a button."""
         if pressed is not None:
             action, value, message = pressed
-            return ButtonPressed(meta=self.meta, action=action, value=value, message=message)
+            return ButtonPressed(
+                meta=self.meta,
+                action=action,
+                value=value,
+                message=message,
+                by_reaction=self.reaction is not None,
+            )
         if self.encrypted:
             return None
         if self.reaction is not None:

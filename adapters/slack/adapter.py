@@ -306,8 +306,8 @@ class SlackAdapter:
                 await self.hub.call(self.hub.core.account_unreachable, PLATFORM, found.id)
 
         @app.event("reaction_removed")
-        async def on_reaction_removed() -> None:
-            return None
+        async def on_reaction_removed(body: dict[str, Any]) -> None:
+            await self._take(inbound.reaction_added(body, removed=True))
 
         @app.action(re.compile("^" + re.escape(ACTION_PREFIX)))
         async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -521,6 +521,22 @@ class SlackAdapter:
             self._dm_channels[target.address] = channel
         return channel
 
+    async def _ack(self, message: Message) -> SendResult | None:
+        """"Saved" as :white_check_mark: under the person's own message (meta "ack": a
+        comment written as a thread answer) instead of a message; None without one."""
+        ack = message.meta.get("ack")
+        if not isinstance(ack, dict) or not ack.get("conversation") or not ack.get("message_id"):
+            return None
+        channel = str(ack["conversation"])
+        try:
+            await self.client.reactions_add(
+                channel=channel, timestamp=str(ack["message_id"]), name="white_check_mark"
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                raise
+        return Delivered(conversation=channel)
+
     async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
         if "proposal" in message.meta:  # an approval card, new or decided
             self._homes |= self._deciders
@@ -528,6 +544,9 @@ class SlackAdapter:
                 self._homes.add(target.address)
             self._work.set()
         try:
+            acked = await self._ack(message)
+            if acked is not None:
+                return acked
             channel = await self._channel(target)
             text, body = fallback(message), blocks(message)
             audience = message.meta.get("audience")

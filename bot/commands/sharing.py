@@ -218,7 +218,9 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
             created_at=ctx.now,
         )
     )
-    ctx.reply("comment.done", item=show_id(item.id, "item"))
+    ctx.reply_message(
+        Message(text=ctx.t("comment.done", item=show_id(item.id, "item")), meta=_ack(ctx))
+    )
     _relay_comment(ctx, item, text)
     author = ctx.uow.people.get(item.author_id) if item.author_id else None
     if (
@@ -235,6 +237,20 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
             group=group.name,
             text=text[:500],
         )
+
+
+ACK = "✅"
+
+
+def _ack(ctx: Ctx) -> dict[str, Any]:
+    """For a comment that is a message of its own (a thread answer, a reply): "ack" says
+    which, so that a messenger that can react to it (Matrix, Slack) says "saved" with a
+    ✅ under it instead of a message; the others show the text."""
+    said = ctx.event
+    if not isinstance(said, MessageReceived) or said.intent != "message" or not said.message_id:
+        return {}
+    where = said.meta.conversation.external_id
+    return {"ack": {"conversation": where, "message_id": said.message_id, "emoji": ACK}}
 
 
 def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:

@@ -35,8 +35,8 @@ from tests.adapters.test_slack import SlackPinwall, question_to, texts
 from tests.fakes.slack import FakeSlack
 from tests.fakes.synapse import Synapse
 
-SLACK_AFTER = 10
-MATRIX_AFTER = 16
+SLACK_AFTER = 9
+MATRIX_AFTER = 15
 
 
 @pytest.fixture
@@ -88,9 +88,19 @@ async def test_the_story_on_slack_and_the_bots_message_count(
     assert "<@U1ALICE> in Marketing" in str(post.blocks)  # a real mention of the author
     # Bob likes it and comments in its thread; Alice hears of the comment.
     await slack.event(slack.reaction_added("U2BOB", "+1", dm_b, post.ts))
-    await slack.event(slack.message_event("U2BOB", dm_b, "Seen it too", thread_ts=post.ts))
+    answer = slack.message_event("U2BOB", dm_b, "Seen it too", thread_ts=post.ts)
+    await slack.event(answer)
     await sp.settled()
     await fake.wait_for_async(lambda: "Seen it too" in texts(fake.messages_in(dm_a)), what="told")
+    # "saved" is a ✅ under Bob's answer, not a message
+    await fake.wait_for_async(
+        lambda: any(
+            (r.channel, r.ts, r.name) == (dm_b, answer["ts"], "white_check_mark")
+            for r in fake.reactions
+        ),
+        what="the ✅ under the answer",
+    )
+    assert "is saved" not in texts(fake.messages_in(dm_b))
     told = [p for p in fake.messages_in(dm_a) if "Seen it too" in texts([p])][-1]
     assert "<@U2BOB> commented on your post #1" in str(told.blocks)  # a real mention
     # A colleague's post waits for Alice's digest, which she asks for.
@@ -163,7 +173,7 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
     await alice.say(dm_a, "share marketing https://example.com/p Poster")
     post = await bob.bot_said(dm_b, me, "Poster")
     await bob.react(dm_b, post["event_id"], "👍")
-    await bob.send(
+    answer = await bob.send(
         dm_b,
         "m.room.message",
         {
@@ -195,10 +205,14 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
         (r["content"]["m.relates_to"]["event_id"], r["content"]["m.relates_to"]["key"])
         for r in reactions
     ]
-    assert keys == [(card["event_id"], "✅"), (card["event_id"], "❌")]
+    # ✅ ❌ under the card, and "saved" as a ✅ under Bob's comment (no message)
+    assert sorted(keys) == sorted(
+        [(answer, "✅"), (card["event_id"], "✅"), (card["event_id"], "❌")]
+    )
     sent = len(bot_events([alice, bob], me)) - before
     bodies = [str(e.get("content", {}).get("body", "")) for e in bot_events([alice, bob], me)]
     assert not any("Usage:" in b for b in bodies)
+    assert [b for b in bodies if "is saved" in b or "You approved" in b] == []
     assert sent == MATRIX_AFTER, [
         (e["type"], e.get("content", {}).get("body") or e.get("content", {}).get("m.relates_to"))
         for e in bot_events([alice, bob], me)

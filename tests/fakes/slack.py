@@ -650,6 +650,9 @@ class FakeSlack:
         self._exchanged: set[str] = set()
         self._uploaded: list[SharedFile] = []
         self._reactions: list[Reaction] = []
+        # (channel, ts) of the people's own messages sent as events: the bot may react
+        # to them (reactions.add), as to its own.
+        self._user_messages: set[tuple[str, str]] = set()
         self._early: list[EarlyCall] = []
         self._errors: list[str] = []
         self._downloads: list[tuple[str, bool]] = []  # (file id, with the bot token)
@@ -837,6 +840,11 @@ class FakeSlack:
     errors = _Snapshot[list[str]]("_errors")  # tracebacks inside the fake: assert it is []
     downloads = _Snapshot[list[tuple[str, bool]]]("_downloads")  # (file id, had the token)
     acks = _Snapshot[list[dict[str, Any]]]("_acks")  # Socket Mode acks ({"envelope_id"...})
+
+    def user_wrote(self, channel: str, ts: str) -> None:
+        """A person's message exists in the channel (events.message_event says so)."""
+        with self._lock:
+            self._user_messages.add((channel, ts))
 
     def messages_in(self, channel: str) -> list[Posted]:
         """The channel's messages by the bot as they are now (updates applied), oldest first."""
@@ -1288,7 +1296,7 @@ class FakeSlack:
         ts, name = p.text("timestamp") or "", (p.text("name") or "").strip(":")
         if not name:
             raise SlackError("invalid_name")
-        if ts not in state.messages:
+        if ts not in state.messages and (state.id, ts) not in self._user_messages:
             raise SlackError("message_not_found")
         if any(r.channel == state.id and r.ts == ts and r.name == name for r in self._reactions):
             raise SlackError("already_reacted")
@@ -1997,6 +2005,8 @@ class SlackRequests:
         if thread_ts:
             event["thread_ts"] = thread_ts
             event["parent_user_id"] = user_id
+        if self.fake is not None:
+            self.fake.user_wrote(channel_id, ts)
         if files:
             event["subtype"] = "file_share"
             event["files"] = files
