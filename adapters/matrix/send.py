@@ -113,7 +113,7 @@ class MatrixSender:
             return DeliveryFailed(f"{type(exc).__name__}: {exc}")
 
     async def _ack(self, message: Message, key: str) -> SendResult | None:
-        """"Saved" as a reaction under the person's own message (meta "ack": a comment
+        """ "Saved" as a reaction under the person's own message (meta "ack": a comment
         written as a thread answer), not as a message of its own; None when the message
         has none (or not one in a Matrix room), so that its text is sent."""
         ack = message.meta.get("ack")

@@ -522,7 +522,7 @@ class SlackAdapter:
         return channel
 
     async def _ack(self, message: Message) -> SendResult | None:
-        """"Saved" as :white_check_mark: under the person's own message (meta "ack": a
+        """ "Saved" as :white_check_mark: under the person's own message (meta "ack": a
         comment written as a thread answer) instead of a message; None without one."""
         ack = message.meta.get("ack")
         if not isinstance(ack, dict) or not ack.get("conversation") or not ack.get("message_id"):

@@ -751,8 +751,14 @@ async def test_the_story_in_english_on_slack_without_one_usage_error(
     post = await question_to(fake, dm, "No comments yet.")
     await sp.slack.block_action("U2BOB", dm, post.ts, *button_of(post, "Comment"))
     await question_to(fake, dm, "as your next message")
-    await sp.slack.event(sp.slack.message_event("U2BOB", dm, "Up in every branch from Monday"))
-    await question_to(fake, dm, "Your comment on #1 is saved.")
+    answer = sp.slack.message_event("U2BOB", dm, "Up in every branch from Monday")
+    await sp.slack.event(answer)
+    # saved: a ✅ under the answer, not a message
+    await fake.wait_for_async(
+        lambda: any((r.channel, r.ts) == (dm, answer["ts"]) for r in fake.reactions),
+        what="the ✅ under the comment",
+    )
+    assert [r.name for r in fake.reactions if r.ts == answer["ts"]] == ["white_check_mark"]
     await sp.slack.slash_command("U2BOB", dm, "notify marketing daily")
     await fake.wait_for_async(
         lambda: any("daily digest" in texts([p]) for p in fake.messages_in(dm)), what="daily"
