@@ -237,9 +237,13 @@ def blocks(message: Message) -> list[Block]:
     out: list[Block] = []
     mentions = message.meta.get("mentions")
     if message.title:
-        title = mention(mrkdwn(message.title), mentions)
+        plain_title = mrkdwn(message.title)
+        title = mention(plain_title, mentions)
         out += _sections("\n".join(f"*{line}*" if line else "" for line in title.split("\n")))
-        mentions = None  # named once, in the title
+        if isinstance(mentions, dict):  # each named once: in the title, else in the text
+            mentions = {
+                h: p for h, p in mentions.items() if mention(plain_title, {h: p}) == plain_title
+            }
     buttons = list(message.buttons)
     if message.text and "digest" in message.meta:
         sections, buttons = _digest_sections(message, 0)

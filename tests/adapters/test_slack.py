@@ -568,7 +568,7 @@ async def test_share_to_pinwall_shortcut_opens_a_modal_with_the_persons_groups(
     assert url == "https://example.com/story"
 
 
-async def test_share_shortcut_without_groups_or_with_files_asks_by_direct_message(
+async def test_share_shortcut_without_groups_asks_by_direct_message(
     sp: SlackPinwall, fake: FakeSlack
 ) -> None:
     assert sp.slack is not None

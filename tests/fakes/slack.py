@@ -400,11 +400,38 @@ def _element_errors(el: Any, where: str) -> list[str]:
 
 def _select_errors(el: dict[str, Any], where: str) -> list[str]:
     """A static_select: 1 to 100 options, each a plain_text of up to 75 characters and a
-    value of up to 150; an initial_option that is one of them; a placeholder up to 150."""
+    value of up to 150; or instead option_groups: 1 to 100 groups, each a plain_text
+    label of up to 75 characters and 1 to 100 such options (values unique across them);
+    an initial_option that is one of them; a placeholder up to 150."""
+    groups = el.get("option_groups")
+    if groups is not None:
+        if "options" in el:
+            return [f"must provide either options or option_groups [json-pointer:{where}]"]
+        if not isinstance(groups, list) or not groups or len(groups) > MAX_OPTIONS:
+            return [f"must provide 1 to {MAX_OPTIONS} items [json-pointer:{where}/option_groups]"]
+        errors: list[str] = []
+        every: list[Any] = []
+        for g, group in enumerate(groups):
+            at = f"{where}/option_groups/{g}"
+            if not isinstance(group, dict):
+                errors.append(f"must provide an object [json-pointer:{at}]")
+                continue
+            errors += _text_errors(
+                group.get("label"), f"{at}/label", limit=MAX_OPTION_TEXT, plain_only=True
+            )
+            errors += _select_errors({"options": group.get("options")}, at)
+            every += group.get("options") or []
+        values = [o.get("value") for o in every if isinstance(o, dict)]
+        if len(values) != len(set(values)):
+            errors.append(f"duplicate option value [json-pointer:{where}/option_groups]")
+        initial = el.get("initial_option")
+        if initial is not None and initial not in every:
+            errors.append(f"must match one of the options [json-pointer:{where}/initial_option]")
+        return errors
     options = el.get("options")
     if not isinstance(options, list) or not options:
         return [f"must provide a non-empty array [json-pointer:{where}/options]"]
-    errors: list[str] = []
+    errors = []
     if len(options) > MAX_OPTIONS:
         errors.append(
             f"must provide no more than {MAX_OPTIONS} items [json-pointer:{where}/options]"
@@ -1864,8 +1891,11 @@ class SlackRequests:
             if element.get("type") == "static_select":
                 # `values` names the option's value; none named: the one preselected.
                 wanted = None if isinstance(values, str) else values.get(block_id)
+                offered = list(element.get("options") or [])
+                for group in element.get("option_groups") or []:
+                    offered += group.get("options") or []
                 chosen = next(
-                    (o for o in element.get("options") or [] if o.get("value") == wanted),
+                    (o for o in offered if o.get("value") == wanted),
                     element.get("initial_option") if wanted is None else None,
                 )
                 if chosen is None and not block.get("optional"):
@@ -1880,6 +1910,20 @@ class SlackRequests:
             typed = values if isinstance(values, str) else values.get(block_id, "")
             if not typed and not block.get("optional"):
                 raise AssertionError(f"Slack does not submit a modal with {block_id} empty")
+            picked = {
+                "datetimepicker": "selected_date_time",  # Unix seconds
+                "datepicker": "selected_date",  # YYYY-MM-DD
+                "timepicker": "selected_time",  # HH:mm
+            }.get(str(element.get("type")))
+            if picked is not None:
+                moment: Any = int(typed) if typed and picked == "selected_date_time" else typed
+                state[block_id] = {
+                    str(element.get("action_id")): {
+                        "type": element.get("type"),
+                        picked: moment or None,
+                    }
+                }
+                continue
             state[block_id] = {
                 str(element.get("action_id")): {
                     "type": element.get("type", "plain_text_input"),
