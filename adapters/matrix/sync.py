@@ -48,11 +48,20 @@ from adapters.matrix.inbound import (
     actor,
     invite_of,
     number_of,
+    taken_back,
     translate,
 )
 from adapters.matrix.render import choice_for_key, choice_for_number
 from bot.adapter_state import BatchChange, ForgetDirectChat, SetCursor, TellOnce
-from bot.events import CommandInvoked, Conversation, Event, InboundFile, MessageRefIn, Meta
+from bot.events import (
+    CommandInvoked,
+    Conversation,
+    Event,
+    InboundFile,
+    MessageRefIn,
+    Meta,
+    load_event,
+)
 from bot.i18n import Translator
 from bot.markup import to_plain
 from bot.message import Target
@@ -72,6 +81,7 @@ FETCH_ATTEMPTS = 3  # downloads of one event's file before it is answered as una
 TIMELINE_TYPES = [
     "m.room.message",
     "m.reaction",
+    "m.room.redaction",  # a reaction taken back
     "m.room.encrypted",
     "m.room.member",
     "m.room.encryption",
@@ -310,7 +320,10 @@ class MatrixSync:
         presses they stand for."""
         events: list[Event] = list(batch.extra)
         for inbound, files in batch.items:
-            event = inbound.event(files, await self._pressed(inbound))
+            if inbound.redacts is not None:
+                event: Event | None = await self.hub.call(self._taken_back, inbound)
+            else:
+                event = inbound.event(files, await self._pressed(inbound))
             if event is not None:
                 events.append(event)
         changes: list[BatchChange] = [
@@ -325,6 +338,19 @@ class MatrixSync:
         changes += [ForgetDirectChat(PLATFORM, room_id) for room_id in batch.gone]
         changes.append(SetCursor(self.since_cursor, batch.token))
         return await self.hub.record_batch(events, changes)
+
+    def _taken_back(self, inbound: Inbound) -> Event | None:
+        """What a redaction takes back, from the inbox: a reaction the person gave is
+        taken back (ReactionRemoved); anything else is nothing for Pinwall."""
+        assert inbound.redacts is not None
+        with self.hub.core.db.uow() as uow:
+            row = uow.inbox.get(PLATFORM, inbound.redacts)
+            payload = row.payload if row is not None else None
+        try:
+            redacted = load_event(payload) if isinstance(payload, dict) else None
+        except ValueError:
+            redacted = None
+        return taken_back(inbound, redacted)
 
     async def _pressed(self, inbound: Inbound) -> tuple[str, str, MessageRefIn] | None:
         """The button a reaction or a bare number presses, if it is one."""

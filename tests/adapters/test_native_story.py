@@ -172,7 +172,13 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
     await alice.bot_said(dm_a, me, "Marketing")
     await alice.say(dm_a, "share marketing https://example.com/p Poster")
     post = await bob.bot_said(dm_b, me, "Poster")
+    liked = await bob.react(dm_b, post["event_id"], "👍")
+    await _likes(mx, 1)
+    # taken back (a redaction of his 👍): unliked; given again
+    await bob.redact(dm_b, liked)
+    await _likes(mx, 0)
     await bob.react(dm_b, post["event_id"], "👍")
+    await _likes(mx, 1)
     answer = await bob.send(
         dm_b,
         "m.room.message",
@@ -213,10 +219,22 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
     bodies = [str(e.get("content", {}).get("body", "")) for e in bot_events([alice, bob], me)]
     assert not any("Usage:" in b for b in bodies)
     assert [b for b in bodies if "is saved" in b or "You approved" in b] == []
-    assert sent == MATRIX_AFTER, [
-        (e["type"], e.get("content", {}).get("body") or e.get("content", {}).get("m.relates_to"))
+    assert sent == MATRIX_AFTER, "\n".join(
+        f"{e['type']}: {str(e.get('content', {}).get('body') or e.get('content'))[:70]!r}"
         for e in bot_events([alice, bob], me)
-    ]
+    )
+
+
+async def _likes(mx: MatrixPinwall, count: int) -> None:
+    """Waits until the post's likes in the store are `count`."""
+    from bot.delivery import like_count
+
+    for _ in range(500):
+        with mx.db.uow() as uow:
+            if like_count(uow, 1) == count:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the post's likes never came to {count}")
 
 
 async def _card_recorded(mx: MatrixPinwall, room: str, event_id: str) -> None:
