@@ -6,13 +6,14 @@ Slack counts chat.postMessage and chat.postEphemeral calls (an edit in place,
 chat.update, is no new message); Matrix counts every timeline event the bot sent in the
 people's rooms, its reactions, edits and redactions included.
 
-After: Slack 10 (the Comment button's question is gone: a comment is an answer in the
-post's thread; the ✅ changes the card in place, chat.update, and no "You approved P1"
-repeats it), Matrix 16 (no reactions under posts or other messages, no keycaps; the
-card keeps ✅ ❌, taken back when it is decided). What stays on both: the welcome, the
-post to Bob, "Shared as #1", "your comment is saved", the comment told to Alice, the
-colleague's post to Bob, the digest, the card, "P1 waits", "approved" to Alice; on
-Matrix also "You approved P1" to Bob.
+After: Slack 9 (the Comment button's question is gone: a comment is an answer in the
+post's thread, and "saved" is a ✅ under it; the ✅ on the card changes it in place,
+chat.update, and no "You approved P1" repeats it), Matrix 15 (no reactions under posts
+or other messages, no keycaps; the card keeps ✅ ❌, taken back when it is decided; no
+"You approved P1" after an approval by reaction; "saved" is the bot's ✅ under the
+thread answer, an event still counted). What stays on both: the welcome, "Shared as #1",
+the post to Bob, the comment told to Alice, the colleague's post to Bob, the digest, the card,
+"P1 waits", "approved" to Alice. (Before this session: Slack 10, Matrix 16.)
 
 Measured on main before issue 22 (the same story and counting; the comment made there
 with the Comment button and the next message, as a thread answer in a direct chat was
