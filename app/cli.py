@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from app import cli_backup, cli_feeds, cli_people
+from app import cli_backup, cli_feeds, cli_people, cli_teams
 from app.config import load_settings
 from app.doctor import doctor
 from bot.config import Settings
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_people.add_parsers(sub)
     cli_feeds.add_parsers(sub)
     cli_backup.add_parsers(sub)
+    cli_teams.add_parsers(sub)
     return p
 
 
@@ -77,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit_export(settings, args)
         if command in ("backup", "restore"):
             return cli_backup.run(settings, args)
+        if command == "teams":
+            return cli_teams.run(settings, args)
         if command in ("people", "privacy"):
             return cli_people.run(settings, args)
         assert command == "feeds", command  # argparse admits only the commands above

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters import console, email, matrix, slack, telegram
+from adapters import console, email, matrix, slack, teams, telegram
 from bot.messenger import Messenger, PlatformLimits
 
 # In the order they start (and are listed in /healthz); the console last.
 MESSENGERS: tuple[Messenger[Any, Any], ...] = (
     telegram.MESSENGER,
     slack.MESSENGER,
+    teams.MESSENGER,
     matrix.MESSENGER,
     email.MESSENGER,
     console.MESSENGER,

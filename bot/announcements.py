@@ -51,23 +51,26 @@ class Announced:
 
 
 def target_groups(ctx: Ctx, targets: str) -> tuple[list[Group], bool]:
-    """The groups named (comma-separated), each one the announcer moderates; or every
-    group and everyone for `all` (admins only)."""
+    """The groups named (comma-separated), each one the announcer moderates; and whether
+    `all` was among them (admins only): everyone in the company, that is the staff —
+    partners and guests only where a group of theirs is named besides (`all,filialen`),
+    as an external sees no announcement to groups not theirs."""
     names = [n.strip() for n in targets.split(",") if n.strip()]
-    if any(fold(n) in EVERYONE_WORDS for n in names):
-        if not ctx.policy.is_admin:
-            raise UserError("error.announce_all_admins_only")
-        return list(ctx.uow.groups.all()), True
+    everyone = any(fold(n) in EVERYONE_WORDS for n in names)
+    if everyone and not ctx.policy.is_admin:
+        raise UserError("error.announce_all_admins_only")
     groups: list[Group] = []
     for name in names:
+        if fold(name) in EVERYONE_WORDS:
+            continue
         group = ctx.policy.group(name)
         if not ctx.policy.can_moderate(group):
             raise UserError("error.announce_moderators_only", group=group.name)
         if group not in groups:
             groups.append(group)
-    if not groups:
+    if not groups and not everyone:
         raise UserError("error.missing_argument", param="groups", usage_of="announce")
-    return groups, False
+    return groups, everyone
 
 
 def parse_until(ctx: Ctx, value: str | None) -> datetime | None:
@@ -138,14 +141,14 @@ def announce(
     uow.announcements.add(announcement, posts)
     # Each person once, whatever number of the groups they are in; by their digest only
     # where they muted every one of them (mute delays an announcement, it does not drop it).
+    # `all` is one card to each of the staff (no post in every group: an external there
+    # would see it, and a search would find it once per group).
+    modes = uow.announcements.members_of([g.id for g in groups]) if groups else {}
+    via = {
+        p: "digest" if all(m == NotifyMode.MUTE for m in ms) else "dm" for p, ms in modes.items()
+    }
     if everyone:
-        via = dict.fromkeys(uow.announcements.everyone(), "dm")
-    else:
-        modes = uow.announcements.members_of([g.id for g in groups])
-        via = {
-            p: "digest" if all(m == NotifyMode.MUTE for m in ms) else "dm"
-            for p, ms in modes.items()
-        }
+        via.update(dict.fromkeys(uow.announcements.staff(), "dm"))
     via.pop(ctx.person.id, None)  # the author gets the card with the count instead
     uow.announcements.add_recipients(announcement.id, via)
     payload = {"t": "announce", "a": announcement.id}
@@ -172,7 +175,12 @@ def announce(
         if way == "dm" and person_id in addresses:
             add(addresses[person_id][0], "dm", addresses[person_id][1], person_id)
     rooms: set[tuple[str, str]] = set()
-    for group in groups:
+    # Bridged rooms: the named groups', and for `all` those of every group that admits
+    # no externals (no partner reads the room of an announcement to the staff).
+    roomed = list(groups)
+    if everyone:
+        roomed += [g for g in uow.groups.all() if not g.admits_externals and g not in groups]
+    for group in roomed:
         for _, platform, address in uow.rooms.bridged_addresses(group.id):
             rooms.add((platform, address))
     for platform, address in sorted(rooms):
@@ -192,7 +200,7 @@ def announce(
     ctx.audit(
         "announcement.created",
         show_id(announcement.id, "announcement"),
-        groups=["*"] if everyone else [g.slug for g in groups],
+        groups=(["*"] if everyone else []) + [g.slug for g in groups],
         recipients=len(via),
         confirm=confirm,
     )

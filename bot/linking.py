@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot import polls
 from bot.errors import UserError, WrongCode
 from bot.events import Actor
 from bot.i18n import Translator, normalize_language
@@ -173,6 +174,9 @@ def decide(
         source = uow.people.get(existing.person_id)
         if source is not None:
             merged = source.id
+            # Anonymous votes are keyed by person: re-keyed first, so that the merged
+            # person neither votes twice nor loses a vote.
+            polls.merge_anonymous_votes(core, uow, source, owner)
             uow.people.merge(source, owner)  # the owner keeps their handle
     if (pending.platform, pending.external_id) in core.settings.admins:
         owner.role = Role.ADMIN  # the setting's floor (see access.admin_by_setting)

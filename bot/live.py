@@ -21,16 +21,29 @@ EDIT_EVERY = 1.0  # seconds between two edits of one card
 
 
 def refresh(
-    core: Core, uow: UnitOfWork, kind: str, ref_id: int, payload: dict[str, Any], now: datetime
+    core: Core,
+    uow: UnitOfWork,
+    kind: str,
+    ref_id: int,
+    payload: dict[str, Any],
+    now: datetime,
+    *,
+    skip: tuple[str, int] | None = None,
 ) -> int:
     """Queues an edit of each delivered card of this thing, unless one is queued already
     (it will show this change too); returns how many were queued. A card not delivered
-    yet needs none: it is rendered with the count of when it goes."""
+    yet needs none: it is rendered with the count of when it goes. `skip`: (platform,
+    person) whose direct-chat card the change itself shows again (a voter's)."""
+    delivered = [
+        card
+        for card, message_id in uow.announcements.cards(kind, ref_id)
+        if message_id is not None
+        and not (card.target_kind == "dm" and (card.platform, card.person_id) == skip)
+    ]
+    claimed = uow.announcements.claim_edits([c.id for c in delivered], now, EDIT_EVERY)
     rows: list[dict[str, Any]] = []
-    for card, message_id in uow.announcements.cards(kind, ref_id):
-        if message_id is None:
-            continue
-        due = uow.announcements.claim_edit(card.id, now, EDIT_EVERY)
+    for card in delivered:
+        due = claimed.get(card.id)
         if due is None:
             continue
         rows.append(

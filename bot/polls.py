@@ -2,9 +2,11 @@
 
 A poll is a post of its group (kind "poll": searchable, shown with the group's posts,
 seen by whoever may read the group — bot.policy decides). Its card goes to the group's
-bridged rooms and the author (live cards, edited in place at most once a second as
-votes come in) and to every member not on mute (their copy shows the tally of when it
-went, and again whenever they vote). A vote is one upsert keyed by poll, voter and slot,
+bridged rooms, its author and every member not on mute, each copy a live card: edited
+in place at most once a second as votes come in (a member's copy of an anonymous poll
+only once its results show), and to the final result when the poll closes. A messenger
+with native polls (Matrix's m.poll.start) answers with the whole selection
+(CHOOSE_ACTION). A vote is one upsert keyed by poll, voter and slot,
 so that two votes at the same instant both count and a changed vote replaces the old
 one. An anonymous poll keeps no voter identity: the key is an HMAC of poll and person
 under the server's secret (enough to refuse a second vote), and its results show only
@@ -36,6 +38,13 @@ if TYPE_CHECKING:
 MAX_OPTIONS = 10  # Matrix votes by keycap reactions: 1️⃣ … 🔟
 MAX_TEXT = 300
 VOTE_ACTION = "poll.vote"
+# A messenger's native poll answers with the whole selection at once ("<poll>:0,2";
+# nothing after the colon takes the vote back): Matrix's m.poll.response.
+CHOOSE_ACTION = "poll.choose"
+# The live cards of a poll: its bridged rooms' and its author's copy ("poll"), and each
+# member's own copy ("pollm", edited only once an anonymous poll shows its results).
+CARD = "poll"
+MEMBER_CARD = "pollm"
 CLOSE_WORDS = frozenset({"close", "schliessen", "schließen", "beenden", "end"})
 
 
@@ -103,7 +112,7 @@ def create(
     payload = {"t": "poll", "p": poll.id}
     for _, platform, address in uow.rooms.bridged_addresses(group.id):
         uow.announcements.add_card(
-            "poll",
+            CARD,
             poll.id,
             platform=platform,
             target_kind="room",
@@ -113,7 +122,7 @@ def create(
             now=now,
         )
     uow.announcements.add_card(
-        "poll",
+        CARD,
         poll.id,
         platform=ctx.platform,
         target_kind="dm",
@@ -127,10 +136,11 @@ def create(
         for p, modes in uow.announcements.members_of([group.id]).items()
         if p != ctx.person.id and all(m != NotifyMode.MUTE for m in modes)
     ]
-    for person_id, account in uow.people.preferred_accounts(members).items():
-        live.enqueue_ref(
-            uow, Target(account.platform, "dm", account.external_id), payload, person_id, now
-        )
+    copies = [
+        (account.platform, "dm", account.external_id, person_id)
+        for person_id, account in uow.people.preferred_accounts(members).items()
+    ]
+    uow.announcements.add_cards(MEMBER_CARD, poll.id, copies, payload, now)
     ctx.audit(
         "poll.created",
         show_id(poll.id, "poll"),
@@ -156,9 +166,12 @@ def poll_message(
     per, voters = uow.announcements.tally(poll.id)
     ref = show_id(poll.id, "poll")
     shown = not poll.anonymous or voters >= core.settings.poll_anonymous_minimum
+    closed = poll.closed_at is not None
+    best = max(per.values(), default=0) if closed and shown else 0
     lines = [bold(poll.question)]
     for i, option in enumerate(poll.options):
-        mark = "✓ " if mine and i in mine else ""
+        mark = "🏆 " if best and per.get(i, 0) == best else ""
+        mark += "✓ " if mine and i in mine else ""
         if shown:
             lines.append(
                 t("poll.option_count", n=i + 1, option=option, count=per.get(i, 0), mark=mark)
@@ -183,11 +196,20 @@ def poll_message(
             for i, option in enumerate(poll.options)
         )
     group = uow.groups.get(poll.group_id)
+    native = {
+        "question": poll.question,
+        "options": list(poll.options),
+        "max": len(poll.options) if poll.multi else 1,
+        "anonymous": poll.anonymous,
+        "open": not closed,
+        "value": str(poll.id),
+        "action": CHOOSE_ACTION,
+    }
     return Message(
         title=t("poll.title", ref=ref, group=group.name if group else "?"),
         text="\n".join(lines),
         buttons=buttons,
-        meta={"poll": poll.id},
+        meta={"poll": poll.id, "native_poll": native},
     )
 
 
@@ -205,7 +227,14 @@ def render_poll(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
     if row.person_id is not None and (person is None or not _reader_may_read(uow, person, poll)):
         return None
     zone = core.timezone_of(person) if person else core.settings.default_timezone
-    message = poll_message(core, uow, core.translator(person), poll, timezone=zone)
+    # A named poll's copy shows the reader's own choices; an anonymous one's never does
+    # (no message says what anyone chose).
+    mine = (
+        uow.announcements.choices_of(poll.id, f"p{person.id}")
+        if person is not None and not poll.anonymous
+        else None
+    )
+    message = poll_message(core, uow, core.translator(person), poll, timezone=zone, mine=mine)
     if row.payload.get("r"):  # an anonymous voter's own card, again in its place
         return replace(message, replaces=str(row.payload["r"]))
     return live.as_edit(uow, row, message)
@@ -218,15 +247,31 @@ def parse_vote(value: str) -> tuple[int, int]:
     return int(poll_id), int(option)
 
 
-def vote(ctx: Ctx, poll_id: int, option: int) -> None:
-    uow = ctx.uow
-    poll = uow.announcements.poll(poll_id)
-    if poll is None or not _reader_may_read(uow, ctx.person, poll):
+def parse_choice(value: str) -> tuple[int, list[int]]:
+    """ "7:0,2" -> (7, [0, 2]); "7:" -> (7, []) (the vote taken back)."""
+    poll_id, _, options = value.partition(":")
+    chosen = [o for o in options.split(",") if o]
+    if not poll_id.isdigit() or not all(o.isdigit() for o in chosen):
+        raise UserError("error.button_expired")
+    return int(poll_id), list(dict.fromkeys(int(o) for o in chosen))
+
+
+def _open_poll(ctx: Ctx, poll_id: int, options: list[int]) -> Poll:
+    poll = ctx.uow.announcements.poll(poll_id)
+    if poll is None or not _reader_may_read(ctx.uow, ctx.person, poll):
         raise UserError("error.button_expired")
     if poll.closed_at is not None:
         raise UserError("error.poll_closed", ref=show_id(poll.id, "poll"))
-    if not 0 <= option < len(poll.options):
+    if not all(0 <= o < len(poll.options) for o in options):
         raise UserError("error.button_expired")
+    return poll
+
+
+def vote(ctx: Ctx, poll_id: int, option: int) -> None:
+    """A press of one option: the vote (a changed one replaces it; on a --multi poll
+    the option is toggled)."""
+    poll = _open_poll(ctx, poll_id, [option])
+    uow = ctx.uow
     voter, person_id = voter_key(ctx.core, poll, ctx.person)
     # An anonymous vote is stored with the poll's own time, not the moment it was cast
     # (which the messenger's event would tie to a person), and its event is forgotten.
@@ -238,22 +283,78 @@ def vote(ctx: Ctx, poll_id: int, option: int) -> None:
             uow.announcements.vote(poll.id, voter, option, option, at, person_id)
     else:
         uow.announcements.vote(poll.id, voter, 0, option, at, person_id)
+    _voted(ctx, poll)
+
+
+def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
+    """A whole selection at once (a native poll's answer): the voter's choices become
+    exactly these (a single-choice poll takes the first); none takes the vote back."""
+    poll = _open_poll(ctx, poll_id, options)
+    if not poll.multi:
+        options = options[:1]
+    uow = ctx.uow
+    voter, person_id = voter_key(ctx.core, poll, ctx.person)
+    at = poll.created_at if poll.anonymous else ctx.now
+    uow.announcements.clear_votes(poll.id, voter)
+    for option in options:
+        uow.announcements.vote(poll.id, voter, option if poll.multi else 0, option, at, person_id)
+    _voted(ctx, poll)
+
+
+def _voted(ctx: Ctx, poll: Poll) -> None:
+    """The voter's card shown again in place, and every live card refreshed."""
+    uow = ctx.uow
     pressed = getattr(ctx.event, "message", None)
     replaces = getattr(pressed, "message_id", None)
     if poll.anonymous:
-        # The voter's card again, as a reference rendered when it goes: no stored
-        # message says what they chose (so it shows the tally, not their choice).
+        # Who pressed what is forgotten: the inbox keeps only that an event came.
         meta = ctx.event.meta
         uow.announcements.forget_event(meta.platform, meta.event_id)
-        target = ctx.core.reply_target(ctx.event)
-        payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
-        live.enqueue_ref(uow, target, payload, ctx.person.id, ctx.now)
-    else:
-        mine = uow.announcements.choices_of(poll.id, voter)
-        zone = ctx.core.timezone_of(ctx.person)
-        message = poll_message(ctx.core, uow, ctx.t, poll, timezone=zone, mine=mine)
-        ctx.reply_message(replace(message, replaces=replaces))
-    live.refresh(ctx.core, uow, "poll", poll.id, {"t": "poll", "p": poll.id}, ctx.now)
+    # The voter's card again in its place, as a reference rendered when it goes: it shows
+    # the poll as it is then (never an open card after it closed, however the sends
+    # interleave), a named poll with the voter's own choices marked, an anonymous one
+    # without (no stored message says what anyone chose).
+    # In a shared room the card shows the tally, nobody's choice.
+    target = ctx.core.reply_target(ctx.event)
+    reader = ctx.person.id if target.kind == "dm" else None
+    payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
+    live.enqueue_ref(uow, target, payload, reader, ctx.now)
+    refresh(ctx.core, uow, poll, ctx.now, skip=(ctx.platform, ctx.person.id) if reader else None)
+
+
+def refresh(
+    core: Core,
+    uow: UnitOfWork,
+    poll: Poll,
+    now: datetime,
+    *,
+    skip: tuple[str, int] | None = None,
+) -> None:
+    """Edits every delivered copy of the card (coalesced, bot.live): the rooms' and the
+    author's always, the members' own copies too — an anonymous poll's only once its
+    results show (before, an edit there would tell nothing but that someone voted).
+    `skip`: (platform, person) of the voter in a direct chat, whose copy there the vote
+    itself shows again."""
+    payload: dict[str, Any] = {"t": "poll", "p": poll.id}
+    live.refresh(core, uow, CARD, poll.id, payload, now, skip=skip)
+    if poll.anonymous and poll.closed_at is None:
+        _, voters = uow.announcements.tally(poll.id)
+        if voters < core.settings.poll_anonymous_minimum:
+            return
+    live.refresh(core, uow, MEMBER_CARD, poll.id, payload, now, skip=skip)
+
+
+def merge_anonymous_votes(core: Core, uow: UnitOfWork, source: Person, target: Person) -> int:
+    """When two people become one (account linking), the source's anonymous votes become
+    the target's: where both voted on a poll the target's stays (one vote, not two),
+    else the source's is re-keyed to the target (not lost, and no second vote). The keys
+    are recomputed from the secret; nothing stored names either of them."""
+    keys = {voter_key(core, poll, source)[0]: poll for poll in uow.announcements.anonymous_polls()}
+    moved = 0
+    for old in uow.announcements.voters_among(list(keys)):  # the polls the source voted on
+        poll = keys[old]
+        moved += uow.announcements.rekey_votes(poll.id, old, voter_key(core, poll, target)[0])
+    return moved
 
 
 def find(ctx: Ctx, raw: str) -> Poll:
@@ -264,12 +365,12 @@ def find(ctx: Ctx, raw: str) -> Poll:
 
 
 def close(core: Core, uow: UnitOfWork, poll: Poll, now: datetime, by: int | None) -> bool:
-    """Closes the poll (once) and posts its result to the group: its bridged rooms, its
-    author, and an edit of every live card. False when it was closed already."""
+    """Closes the poll (once) and posts its result to the group: its bridged rooms and
+    its author get the result, and every copy of the card (the members' too) is edited
+    to it, without buttons. False when it was closed already."""
     if not uow.announcements.close_poll(poll.id, now):
         return False
-    payload: dict[str, Any] = {"t": "poll", "p": poll.id}
-    live.refresh(core, uow, "poll", poll.id, payload, now)
+    refresh(core, uow, poll, now)  # every copy, the members' too, shows the result
     result = {"t": "presult", "p": poll.id}
     for _, platform, address in uow.rooms.bridged_addresses(poll.group_id):
         live.enqueue_ref(uow, Target(platform, "room", address), result, None, now)

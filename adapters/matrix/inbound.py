@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from adapters.matrix import polls
 from adapters.matrix.render import KEYCAPS
 from bot import grammar
 from bot.events import (
@@ -90,6 +91,8 @@ class Inbound:
     reaction: tuple[str, MessageRefIn] | None = None
     # A bare number (or keycap): a button's number, where it answers a prompt.
     number: int | None = None
+    # A native poll's answer: (the poll's start event, the answer ids chosen).
+    poll_response: tuple[str, tuple[str, ...]] | None = None
     encrypted: bool = False  # a message the bot cannot read
     # A redaction: the event it takes back (a person's 👍 taken back is an unlike; the
     # I/O part finds what the redacted event was, see taken_back).
@@ -113,8 +116,8 @@ class Inbound:
                 message=message,
                 by_reaction=self.reaction is not None,
             )
-        if self.encrypted:
-            return None
+        if self.encrypted or self.poll_response is not None:
+            return None  # an answer to no poll of Pinwall's
         if self.reaction is not None:
             key, message = self.reaction
             return ReactionAdded(meta=self.meta, emoji=key, message=message)
@@ -242,6 +245,9 @@ def translate(event: Mapping[str, Any], room: RoomView, me: Me) -> Inbound | Non
             return None
         ref = MessageRefIn(conversation=room.room_id, message_id=target)
         return Inbound(meta=meta, reaction=(key.strip(), ref))
+    response = polls.response_of(str(kind), content)
+    if response is not None:
+        return Inbound(meta=meta, poll_response=response)
     if kind != "m.room.message":
         return None
     if _relation(content).get("rel_type") == "m.replace" or "m.new_content" in content:

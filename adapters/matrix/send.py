@@ -14,7 +14,7 @@ import asyncio
 import io
 import logging
 import secrets
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 from nio import (
@@ -26,6 +26,7 @@ from nio import (
     UploadResponse,
 )
 
+from adapters.matrix import polls
 from adapters.matrix.client import (
     NETWORK_ERRORS,
     MatrixError,
@@ -100,7 +101,7 @@ class MatrixSender:
             room_id = await self._room_for(target)
             if message.replaces is not None:
                 return await self._edit(room_id, message, key)
-            return await self._post(room_id, message, key)
+            return await self._post(room_id, message, key, direct=target.kind == "dm")
         except MatrixRateLimited as exc:
             # M_LIMIT_EXCEEDED limits the bot's user, in every room alike.
             return RateLimited(retry_after=exc.retry_after, everywhere=True)
@@ -156,7 +157,9 @@ class MatrixSender:
         )
         return str(sent.event_id)
 
-    async def _post(self, room_id: str, message: Message, key: str) -> SendResult:
+    async def _post(
+        self, room_id: str, message: Message, key: str, *, direct: bool = False
+    ) -> SendResult:
         items = choices(message)
         main: str | None = None
         text = text_content(message, items)
@@ -175,9 +178,44 @@ class MatrixSender:
         if main is None:  # nothing to show (a file gone from the store)
             empty = {"msgtype": "m.notice", "body": "…"}
             main = await self._room_send(room_id, "m.room.message", empty, self._txn(key, "0"))
+        extra: list[dict[str, Any]] = []
+        native = polls.native_of(message.meta)
+        if native is not None and text is not None and polls.wanted(native, direct):
+            extra = await self._start_poll(room_id, main, native, items, key)
         if items:
-            await self._prompt(room_id, main, items, "item" in message.meta, key)
+            await self._prompt(room_id, main, items, "item" in message.meta, key, extra)
         return Delivered(message_id=main, conversation=room_id)
+
+    async def _start_poll(
+        self,
+        room_id: str,
+        card: str,
+        native: Mapping[str, Any],
+        items: list[Choice],
+        key: str,
+    ) -> list[dict[str, Any]]:
+        """Sends the native poll beside the text card and keeps what its answers press:
+        the whole selection (CHOOSE, shown again on the text card), and the card's
+        numbers as well (a bare number after it still votes). Returns the entry that
+        marks the text card's native poll, for its end."""
+        start = await self._room_send(
+            room_id, polls.START_TYPE, polls.start_content(native), self._txn(key, "p")
+        )
+        answer = {
+            "number": -1,  # pressed by a poll response, never by a number
+            "key": None,
+            "label": "",
+            "action": str(native.get("action", "")),
+            "value": str(native.get("value", "")),
+            "card": card,
+            # An anonymous poll's answers are taken back from the room once counted.
+            "anonymous": bool(native.get("anonymous")),
+        }
+        numbers = [c.as_dict() for c in items]
+        await self.hub.state.save_button_prompt(
+            PLATFORM, ButtonPromptView(room_id, start, [*numbers, answer], False)
+        )
+        return [{"number": -1, "key": None, "label": "", "action": "", "value": "", "poll": start}]
 
     async def _edit(self, room_id: str, message: Message, key: str) -> SendResult:
         """Shows the message in place of the one it replaces (`m.replace`); the old
@@ -187,6 +225,8 @@ class MatrixSender:
         items = choices(message)
         new = text_content(message, items) or {"msgtype": "m.notice", "body": "…"}
         old = await self.hub.state.button_prompt(PLATFORM, room_id, original)
+        # The native poll beside this card (polls.py), kept with the card's choices.
+        extra = [c for c in (old.buttons if old is not None else []) if c.get("poll")]
         for i, choice in enumerate(old.buttons if old is not None else []):
             reaction = choice.get("reaction")
             if not reaction:
@@ -203,8 +243,14 @@ class MatrixSender:
         await self._room_send(
             room_id, "m.room.message", edit_content(new, original), self._txn(key, "e")
         )
+        native = polls.native_of(message.meta)
+        if native is not None and not native.get("open") and extra:
+            # The poll closed: its native poll ends too (clients show the final count).
+            end = polls.end_content(str(extra[0]["poll"]), polls.fallback_text(native))
+            await self._room_send(room_id, polls.END_TYPE, end, self._txn(key, "pe"))
+            extra = []
         if items:
-            await self._prompt(room_id, original, items, "item" in message.meta, key)
+            await self._prompt(room_id, original, items, "item" in message.meta, key, extra)
         elif old is not None:
             await self.hub.state.drop_button_prompt(PLATFORM, room_id, original)
         for n, ref in enumerate(message.files, 1):  # files cannot be edited in: sent below
@@ -214,11 +260,18 @@ class MatrixSender:
         return Delivered(message_id=original, conversation=room_id)
 
     async def _prompt(
-        self, room_id: str, event_id: str, items: list[Choice], post: bool, key: str
+        self,
+        room_id: str,
+        event_id: str,
+        items: list[Choice],
+        post: bool,
+        key: str,
+        extra: list[dict[str, Any]] | None = None,
     ) -> None:
         """Keeps which reaction or number presses which button of this message (before
-        anyone can answer), then puts the bot's reactions under it."""
-        stored = [c.as_dict() for c in items]
+        anyone can answer), then puts the bot's reactions under it. `extra`: entries no
+        reaction or number presses (the native poll beside the card)."""
+        stored = [c.as_dict() for c in items] + list(extra or [])
         await self.hub.state.save_button_prompt(
             PLATFORM, ButtonPromptView(room_id, event_id, list(stored), post)
         )

@@ -26,9 +26,11 @@ from nio import (
     MessageDirection,
     RoomLeaveResponse,
     RoomMessagesResponse,
+    RoomRedactResponse,
     SyncResponse,
 )
 
+from adapters.matrix import polls
 from adapters.matrix.client import (
     NETWORK_ERRORS,
     MatrixError,
@@ -82,6 +84,7 @@ TIMELINE_TYPES = [
     "m.room.message",
     "m.reaction",
     "m.room.redaction",  # a reaction taken back
+    *polls.RESPONSE_TYPES,
     "m.room.encrypted",
     "m.room.member",
     "m.room.encryption",
@@ -319,13 +322,19 @@ class MatrixSync:
         were new. Reactions and numbered answers to the bot's prompts become the button
         presses they stand for."""
         events: list[Event] = list(batch.extra)
+        redact: list[tuple[str, str]] = []
         for inbound, files in batch.items:
+            pressed = None
             if inbound.redacts is not None:
                 event: Event | None = await self.hub.call(self._taken_back, inbound)
             else:
-                event = inbound.event(files, await self._pressed(inbound))
+                pressed = await self._pressed(inbound)
+                event = inbound.event(files, pressed)
             if event is not None:
                 events.append(event)
+            room_id = inbound.meta.conversation.external_id
+            if pressed is not None and await self._anonymous(room_id, inbound):
+                redact.append((room_id, inbound.meta.event_id))
         changes: list[BatchChange] = [
             TellOnce(
                 mark=f"matrix:encrypted-told:{room_id}",
@@ -337,7 +346,29 @@ class MatrixSync:
         ]
         changes += [ForgetDirectChat(PLATFORM, room_id) for room_id in batch.gone]
         changes.append(SetCursor(self.since_cursor, batch.token))
-        return await self.hub.record_batch(events, changes)
+        fresh = await self.hub.record_batch(events, changes)
+        for room_id, event_id in redact:
+            await self._take_back(room_id, event_id)
+        return fresh
+
+    async def _anonymous(self, room_id: str, inbound: Inbound) -> bool:
+        """Whether this is an answer to an anonymous poll of Pinwall's."""
+        if inbound.poll_response is None:
+            return False
+        prompt = await self.hub.state.button_prompt(PLATFORM, room_id, inbound.poll_response[0])
+        return prompt is not None and any(c.get("anonymous") for c in prompt.buttons)
+
+    async def _take_back(self, room_id: str, event_id: str) -> None:
+        """Redacts an answer to an anonymous poll once it is recorded (and counted by
+        the core, which forgets who gave it): the direct chat keeps no trace of the
+        choice. Best effort: where the bot may not redact, the answer stays."""
+        try:
+            await self._call(
+                self._client.room_redact(room_id, event_id, reason="anonymous poll"),
+                RoomRedactResponse,
+            )
+        except (MatrixError, *NETWORK_ERRORS) as exc:
+            log.info("Matrix: could not redact the anonymous answer %s (%s)", event_id, exc)
 
     def _taken_back(self, inbound: Inbound) -> Event | None:
         """What a redaction takes back, from the inbox: a reaction the person gave is
@@ -356,6 +387,16 @@ class MatrixSync:
         """The button a reaction or a bare number presses, if it is one."""
         state = self.hub.state
         conversation = inbound.meta.conversation.external_id
+        if inbound.poll_response is not None:
+            start, answers = inbound.poll_response
+            prompt = await state.button_prompt(PLATFORM, conversation, start)
+            entry = next((c for c in prompt.buttons if c.get("card")), None) if prompt else None
+            value = polls.selection_value(str(entry["value"]), answers) if entry else None
+            if entry is None or value is None:
+                return None
+            # The answer shows again on the text card beside the native poll.
+            ref = MessageRefIn(conversation=conversation, message_id=str(entry["card"]))
+            return str(entry["action"]), value, ref
         if inbound.reaction is not None:
             key, ref = inbound.reaction
             prompt = await state.button_prompt(PLATFORM, ref.conversation, ref.message_id)

@@ -42,8 +42,13 @@ def on_vote_button(ctx: Ctx, value: str) -> None:
     polls.vote(ctx, poll_id, option)
 
 
+def on_choice(ctx: Ctx, value: str) -> None:
+    poll_id, options = polls.parse_choice(value)
+    polls.choose(ctx, poll_id, options)
+
+
 HANDLERS = Handlers(
     commands={"poll": on_poll},
-    actions={polls.VOTE_ACTION: on_vote_button},
+    actions={polls.VOTE_ACTION: on_vote_button, polls.CHOOSE_ACTION: on_choice},
     renderers={"poll": polls.render_poll, "presult": polls.render_result},
 )

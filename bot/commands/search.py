@@ -34,9 +34,20 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
         raise UserError("search.no_words", usage_of="search")
     groups = {g.id: g for g in ctx.policy.readable_groups()}
     hits, total = ctx.uow.search.search(query, list(groups), limit=PAGE, offset=(page - 1) * PAGE)
-    if not hits:
+    # Announcements to everyone are no post of a group: found among those the asker got
+    # (or made; an admin: any), on the first page, before the posts.
+    announced = (
+        ctx.uow.announcements.to_everyone(
+            None if ctx.policy.is_admin else ctx.person.id,
+            words=[w.strip("\"'") for w in query.split() if not w.startswith("-")],
+        )
+        if page == 1
+        else []
+    )
+    if not hits and not announced:
         ctx.reply("search.none" if total == 0 else "search.past_end", query=query, total=total)
         return
+    total += len(announced)
     items = {
         i.id: i
         for i in ctx.uow.session.scalars(select(Item).where(Item.id.in_({h.item_id for h in hits})))
@@ -58,6 +69,10 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
     }
     pages = (total + PAGE - 1) // PAGE
     lines: list[str] = [ctx.t("search.header", query=query, count=total)]
+    lines += [
+        ctx.t("announce.digest_line", ref=show_id(a.id, "announcement"), text=_snippet(a.text))
+        for a in announced
+    ]
     shown: list[int] = []  # posts on this page (a comment hit shows the comment, not its post)
     for hit in hits:
         item = items.get(hit.item_id)

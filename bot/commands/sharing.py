@@ -168,6 +168,13 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     tz = ctx.core.timezone_of(ctx.person)
     per_emoji = ctx.uow.items.reaction_counts(item.id for item in items if item.reactions)
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
+    # Announcements to everyone the reader got, still pinned: on top of every group's list.
+    lines += [
+        ctx.t("announce.digest_line", ref=show_id(a.id, "announcement"), text=one_line(a.text))
+        for a in ctx.uow.announcements.to_everyone(
+            ctx.person.id, pinned=(since, ctx.now), limit=PINNED_MAX
+        )
+    ]
     for item in items:
         label = link_label(item.url, item.title) if item.url else item.title
         summary = one_line(item.text) or one_line(label or "")

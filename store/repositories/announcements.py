@@ -1,34 +1,28 @@
-"""Announcements, their recipients and confirmations; polls and their votes; live cards."""
+"""Announcements, their recipients and confirmations (uow.announcements, which also has
+the polls of store.repositories.polls and the live cards of store.repositories.live_cards)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 
 from store.models import (
     Account,
     Announcement,
     AnnouncementGroup,
     AnnouncementRecipient,
-    InboxEvent,
-    LiveCard,
     Membership,
-    OutboxMessage,
     Person,
-    Poll,
-    PollVote,
+    Role,
     table_of,
 )
-from store.repositories.base import Repo
-from store.repositories.outbox import queue_one
+from store.repositories.live_cards import LiveCardMethods
+from store.repositories.polls import PollMethods
 
 _recipients = table_of(AnnouncementRecipient)
 _people = table_of(Person)
-_votes = table_of(PollVote)
 
 
 def _pinned(since: datetime, now: datetime) -> ColumnElement[bool]:
@@ -38,7 +32,10 @@ def _pinned(since: datetime, now: datetime) -> ColumnElement[bool]:
     )
 
 
-class AnnouncementRepository(Repo):
+class AnnouncementRepository(PollMethods, LiveCardMethods):
+    """uow.announcements: announcements here, polls (store.repositories.polls) and live
+    cards (store.repositories.live_cards) from their modules."""
+
     # --- announcements --------------------------------------------------------------
 
     def add(self, announcement: Announcement, groups: Sequence[tuple[int, int | None]]) -> None:
@@ -106,6 +103,27 @@ class AnnouncementRepository(Repo):
             )
         )
 
+    def to_everyone(
+        self,
+        person_id: int | None,
+        *,
+        words: Sequence[str] = (),
+        pinned: tuple[datetime, datetime] | None = None,
+        limit: int = 5,
+    ) -> list[Announcement]:
+        """Announcements to everyone (`all`: no post in any group) this person got or
+        made (None: any, for an admin), newest first; with every one of `words` in the
+        text, and/or still pinned ((since, now): see pinned_items)."""
+        stmt = select(Announcement).where(Announcement.everyone)
+        if person_id is not None:
+            got = select(_recipients.c.announcement_id).where(_recipients.c.person_id == person_id)
+            stmt = stmt.where(or_(Announcement.author_id == person_id, Announcement.id.in_(got)))
+        for word in words:
+            stmt = stmt.where(func.lower(Announcement.text).contains(word.lower(), autoescape=True))
+        if pinned is not None:
+            stmt = stmt.where(_pinned(*pinned))
+        return list(self.s.scalars(stmt.order_by(Announcement.id.desc()).limit(limit)))
+
     def members_of(self, group_ids: Sequence[int]) -> dict[int, list[str]]:
         """Each active member of any of these groups with their notify modes there."""
         out: dict[int, list[str]] = {}
@@ -143,8 +161,16 @@ class AnnouncementRepository(Repo):
             chosen.setdefault(person_id, (platform, external_id))
         return chosen
 
-    def everyone(self) -> list[int]:
-        return list(self.s.scalars(select(Person.id).where(Person.active).order_by(Person.id)))
+    def staff(self) -> list[int]:
+        """Everyone in the company: the active people who are no partner or guest."""
+        externals = [Role.GUEST.value, Role.PARTNER.value]
+        return list(
+            self.s.scalars(
+                select(Person.id)
+                .where(Person.active, Person.role.not_in(externals))
+                .order_by(Person.id)
+            )
+        )
 
     def add_recipients(self, announcement_id: int, via: dict[int, str]) -> None:
         """One row per person (the primary key keeps it once), in one statement."""
@@ -276,204 +302,3 @@ class AnnouncementRepository(Repo):
             .where(AnnouncementRecipient.person_id == person_id)
             .order_by(AnnouncementRecipient.announcement_id)
         ).all()
-
-    # --- polls ----------------------------------------------------------------------
-
-    def add_poll(self, poll: Poll) -> Poll:
-        self._add_now(poll)
-        return poll
-
-    def poll(self, poll_id: int) -> Poll | None:
-        return self.s.get(Poll, poll_id)
-
-    def poll_of_item(self, item_id: int) -> Poll | None:
-        return self.s.scalar(select(Poll).where(Poll.item_id == item_id))
-
-    def vote(
-        self,
-        poll_id: int,
-        voter: str,
-        slot: int,
-        option: int,
-        now: datetime,
-        person_id: int | None,
-    ) -> None:
-        """One upsert: a new vote, or the voter's changed one in place. Two voters at the
-        same instant both count; one voter twice keeps one row per slot."""
-        dialect = self.s.get_bind().dialect.name
-        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(_votes)
-        stmt = ins.values(
-            poll_id=poll_id,
-            voter=voter,
-            slot=slot,
-            option=option,
-            created_at=now,
-            person_id=person_id,
-        ).on_conflict_do_update(
-            index_elements=["poll_id", "voter", "slot"],
-            set_={"option": ins.excluded.option, "created_at": ins.excluded.created_at},
-        )
-        self._run(stmt)
-
-    def unvote(self, poll_id: int, voter: str, slot: int) -> bool:
-        done = self._run(
-            delete(_votes).where(
-                _votes.c.poll_id == poll_id, _votes.c.voter == voter, _votes.c.slot == slot
-            )
-        )
-        return done.rowcount == 1
-
-    def has_slot(self, poll_id: int, voter: str, slot: int, option: int) -> bool:
-        return (
-            self.s.scalar(
-                select(func.count()).where(
-                    _votes.c.poll_id == poll_id,
-                    _votes.c.voter == voter,
-                    _votes.c.slot == slot,
-                    _votes.c.option == option,
-                )
-            )
-            or 0
-        ) > 0
-
-    def choices_of(self, poll_id: int, voter: str) -> set[int]:
-        return {
-            int(o)
-            for o in self.s.scalars(
-                select(_votes.c.option).where(_votes.c.poll_id == poll_id, _votes.c.voter == voter)
-            )
-        }
-
-    def tally(self, poll_id: int) -> tuple[dict[int, int], int]:
-        """Votes per option, and how many voted."""
-        per = {
-            int(o): int(n)
-            for o, n in self.s.execute(
-                select(_votes.c.option, func.count())
-                .where(_votes.c.poll_id == poll_id)
-                .group_by(_votes.c.option)
-            )
-        }
-        voters = self.s.scalar(
-            select(func.count(func.distinct(_votes.c.voter))).where(_votes.c.poll_id == poll_id)
-        )
-        return per, int(voters or 0)
-
-    def due_polls(self, now: datetime, limit: int = 20) -> list[int]:
-        return list(
-            self.s.scalars(
-                select(Poll.id)
-                .where(Poll.closed_at.is_(None), Poll.closes_at.is_not(None), Poll.closes_at <= now)
-                .order_by(Poll.closes_at)
-                .limit(limit)
-            )
-        )
-
-    def close_poll(self, poll_id: int, now: datetime) -> bool:
-        """False when it was closed already (by hand, or another instance's tick)."""
-        polls = table_of(Poll)
-        done = self._run(
-            update(polls)
-            .where(polls.c.id == poll_id, polls.c.closed_at.is_(None))
-            .values(closed_at=now)
-        )
-        self._expire(Poll, [poll_id])
-        return done.rowcount == 1
-
-    def forget_event(self, platform: str, event_id: str) -> None:
-        """An anonymous vote's inbox record keeps only that an event came (its platform
-        and id, for recognising a redelivery): who pressed which button goes."""
-        inbox = table_of(InboxEvent)
-        self._run(
-            update(inbox)
-            .where(inbox.c.platform == platform, inbox.c.event_id == event_id)
-            .values(payload={"redacted": "anonymous vote"})
-        )
-
-    def polls_of_author(self, person_id: int) -> Sequence[Poll]:
-        return self.s.scalars(select(Poll).where(Poll.author_id == person_id)).all()
-
-    def votes_of(self, voter: str) -> Sequence[PollVote]:
-        return self.s.scalars(select(PollVote).where(PollVote.voter == voter)).all()
-
-    def forget_votes(self, voter: str) -> int:
-        done = self._run(delete(_votes).where(_votes.c.voter == voter))
-        return int(done.rowcount)
-
-    # --- live cards -----------------------------------------------------------------
-
-    def add_card(
-        self,
-        kind: str,
-        ref_id: int,
-        *,
-        platform: str,
-        target_kind: str,
-        target: str,
-        person_id: int | None,
-        payload: dict[str, object],
-        now: datetime,
-    ) -> LiveCard:
-        """Queues the card (rendered when sent) and remembers where it went."""
-        message = queue_one(
-            self.s,
-            platform=platform,
-            target_kind=target_kind,
-            target=target,
-            person_id=person_id,
-            payload=payload,
-            now=now,
-        )
-        card = LiveCard(
-            kind=kind,
-            ref_id=ref_id,
-            outbox_id=message.id,
-            platform=platform,
-            target_kind=target_kind,
-            target=target,
-            person_id=person_id,
-            next_edit_at=None,
-            created_at=now,
-        )
-        self.s.add(card)
-        self.s.flush()
-        return card
-
-    def cards(self, kind: str, ref_id: int) -> list[tuple[LiveCard, str | None]]:
-        """The cards with the platform message id of each where it was delivered."""
-        rows = self.s.execute(
-            select(LiveCard, OutboxMessage.platform_message_id)
-            .outerjoin(OutboxMessage, OutboxMessage.id == LiveCard.outbox_id)
-            .where(LiveCard.kind == kind, LiveCard.ref_id == ref_id)
-            .order_by(LiveCard.id)
-        ).all()
-        return [(card, message_id) for card, message_id in rows]
-
-    def card(self, card_id: int) -> LiveCard | None:
-        return self.s.get(LiveCard, card_id)
-
-    def card_sent_by(self, outbox_id: int) -> LiveCard | None:
-        return self.s.scalar(select(LiveCard).where(LiveCard.outbox_id == outbox_id))
-
-    def card_message_id(self, card: LiveCard) -> str | None:
-        if card.outbox_id is None:
-            return None
-        return self.s.scalar(
-            select(OutboxMessage.platform_message_id).where(OutboxMessage.id == card.outbox_id)
-        )
-
-    def claim_edit(self, card_id: int, now: datetime, every: float) -> datetime | None:
-        """When the card's next edit may go, taking that slot: now when the last edit is a
-        second or more ago, else a second after it; None when an edit is queued for
-        later already (it will show this change too)."""
-        card = self.s.get(LiveCard, card_id, with_for_update=True)
-        if card is None:
-            return None
-        last = card.next_edit_at
-        if last is not None and last > now:
-            return None
-        gap = timedelta(seconds=every)
-        due = now if last is None or now - last >= gap else last + gap
-        card.next_edit_at = due
-        self.s.flush()
-        return due

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from adapters.memory import Sent
 from bot.announcements import remind_due
-from store.models import Announcement, AnnouncementRecipient
+from store.models import Announcement, AnnouncementRecipient, Item
 from tests.bot.conftest import Pinwall
 from tests.bot.conversation import en, link_accounts, other_messenger, refused, say_on
 from tests.bot.test_visibility import _partner_paul
@@ -259,3 +259,40 @@ async def test_pinned_on_top_of_digests_until_confirmed_or_expired(world: World)
     assert "📌" not in digest
     items = (await world.say("alice", "/items filialen")).text("alice")
     assert "📌" not in items
+
+
+async def test_announce_all_reaches_the_staff_once_not_partners_outside_named_groups(
+    world: World,
+) -> None:
+    await _partner_paul(world)  # Paul: a partner in Franchise
+    await world.say("alice", "/join marketing")
+    await world.say("bob", "/whoami")  # staff in no group at all
+    with world.db.uow() as uow:
+        posts = len(uow.session.scalars(select(Item)).all())
+    await world.say("admin", "/announce all Office closed on Friday")
+    for who in ("alice", "bob"):
+        assert len(announcements_to(world, who)) == 1
+    assert announcements_to(world, "paul") == []
+    with world.db.uow() as uow:
+        assert len(uow.session.scalars(select(Item)).all()) == posts  # one card each, no posts
+        (a,) = uow.session.scalars(select(Announcement))
+        assert a.everyone
+        assert uow.announcements.group_ids(a.id) == []
+    assert "Office closed" not in (await world.say("paul", "/search Office")).text("paul")
+    assert "Office closed" not in (await world.say("paul", "/items franchise")).text("paul")
+    # The staff find it once (no post per group), and see it pinned on top of `items`.
+    found = (await world.say("alice", "/search office closed")).text("alice")
+    assert found.count("📌 A1: Office closed on Friday") == 1
+    assert "📌 A1: Office closed on Friday" in (await world.say("admin", "/search Friday")).text(
+        "admin"
+    )
+    listing = (await world.say("alice", "/items marketing")).text("alice")
+    assert listing.splitlines()[1] == "📌 A1: Office closed on Friday"
+
+    # all and a partner's group: Paul too, and everyone still once.
+    await world.say("admin", "/announce all,franchise Inventory on Monday")
+    for who in ("alice", "bob", "paul"):
+        assert len([s for s in announcements_to(world, who) if "Inventory" in s.message.text]) == 1
+    listing = (await world.say("paul", "/items franchise")).text("paul")
+    assert "Inventory" in listing
+    assert "Office closed" not in listing

@@ -1,0 +1,163 @@
+"""Matrix's native poll on a real Synapse: the poll card goes as the text card (the tally,
+edited in place) and, beside it, an `org.matrix.msc3381.poll.start` that Element shows
+with its own buttons. Answers come back as `m.poll.response` (unstable or stable form)
+into the one tally, a member's copy follows the votes of others live, and closing ends
+the native poll and edits every copy to the final result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from adapters.matrix import polls as native
+from store.db import Database
+from tests.adapters.conftest import Human, humans, matrix_running
+from tests.adapters.test_announcements import delivered
+from tests.fakes.synapse import Synapse
+
+
+def edit_of(event_id: str, needle: str) -> Any:
+    def check(e: dict[str, Any]) -> bool:
+        content = e.get("content", {})
+        relates = content.get("m.relates_to", {})
+        return (
+            relates.get("rel_type") == "m.replace"
+            and relates.get("event_id") == event_id
+            and needle in content.get("m.new_content", {}).get("body", "")
+        )
+
+    return check
+
+
+async def answer(human: Human, room: str, start: str, *ids: str, stable: bool = False) -> None:
+    relates = {"rel_type": "m.reference", "event_id": start}
+    if stable:
+        await human.send(room, "m.poll.response", {"m.relates_to": relates, "m.selections": ids})
+    else:
+        await human.send(
+            room,
+            "org.matrix.msc3381.poll.response",
+            {"m.relates_to": relates, "org.matrix.msc3381.poll.response": {"answers": list(ids)}},
+        )
+
+
+async def test_a_native_matrix_poll_counts_in_the_one_tally_and_ends_on_close(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    bot = synapse.register("pinwall")
+    async with (
+        humans(synapse, "mara") as [mara],
+        matrix_running(sqlite_db, synapse, bot, tmp_path) as mx,
+    ):
+        dm = await mara.dm(bot.user_id)
+        await mx.on_console("admin", "/group create filialen Filialen")
+        await mara.say(dm, "join filialen")
+        await mara.bot_said(dm, bot.user_id, "Filialen")
+        await mx.on_console("alice", "/join filialen")
+
+        await mx.on_console("admin", "/poll filialen Which date? | 12.1. | 19.1.")
+        card = await mara.bot_said(dm, bot.user_id, "Which date?")
+        start = await mara.wait_for(
+            dm,
+            lambda e: e.get("sender") == bot.user_id and e.get("type") == native.START_TYPE,
+            what="the native poll",
+        )
+        poll = start["content"][native.START_TYPE]
+        assert poll["question"] == {native.TEXT: "Which date?"}
+        assert poll["kind"] == native.DISCLOSED
+        assert poll["max_selections"] == 1
+        assert [(a["id"], a[native.TEXT]) for a in poll["answers"]] == [
+            ("1", "12.1."),
+            ("2", "19.1."),
+        ]
+        assert start["content"][native.TEXT] == "Which date?\n1. 12.1.\n2. 19.1."
+        # The text card, for clients without polls, still lists the numbered options.
+        assert "[2] 2. 19.1." in card["content"]["body"]
+        await delivered(sqlite_db, card["event_id"])
+
+        # Mara answers in Element's (unstable) form: her text card shows her vote.
+        await answer(mara, dm, start["event_id"], "2")
+        await mara.wait_for(dm, edit_of(card["event_id"], "✓ 2. 19.1.: 1"), what="her vote")
+        # She changes it in the stable form: one vote, moved.
+        await answer(mara, dm, start["event_id"], "1", stable=True)
+        await mara.wait_for(dm, edit_of(card["event_id"], "✓ 1. 12.1.: 1"), what="her change")
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({0: 1}, 1)
+
+        # Alice votes on the console: Mara's copy follows live, edited in place.
+        await mx.printed_eventually("alice", "Which date?")
+        await mx.on_console("alice", "/press 1")
+        await mara.wait_for(dm, edit_of(card["event_id"], "12.1.: 2"), what="the live tally")
+        # An answer that is no option of the poll changes nothing.
+        await answer(mara, dm, start["event_id"], "7")
+        await mara.bot_said(dm, bot.user_id, "no longer valid")
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({0: 2}, 2)
+
+        await mx.on_console("admin", "/poll close V1")
+        end = await mara.wait_for(
+            dm,
+            lambda e: e.get("sender") == bot.user_id and e.get("type") == native.END_TYPE,
+            what="the end of the native poll",
+        )
+        assert end["content"]["m.relates_to"] == {
+            "rel_type": "m.reference",
+            "event_id": start["event_id"],
+        }
+        final = await mara.wait_for(dm, edit_of(card["event_id"], "Closed."), what="the result")
+        body = final["content"]["m.new_content"]["body"]
+        assert "🏆 ✓ 1. 12.1.: 2" in body
+        assert "[1]" not in body  # no choices left on the closed card
+        # A late answer to the ended poll is refused, the tally unchanged.
+        await answer(mara, dm, start["event_id"], "2")
+        await mara.bot_said(dm, bot.user_id, "closed")
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({0: 2}, 2)
+
+
+async def test_an_anonymous_poll_is_native_only_in_direct_chats(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    bot = synapse.register("pinwall")
+    async with (
+        humans(synapse, "mara") as [mara],
+        matrix_running(
+            sqlite_db, synapse, bot, tmp_path, admins=frozenset({("matrix", mara.user_id)})
+        ) as mx,
+    ):
+        dm = await mara.dm(bot.user_id)
+        room = await mara.room(bot.user_id, "Filialen room")
+        await mx.on_console("admin", "/group create filialen Filialen")
+        await mara.say(dm, "join filialen")
+        await mara.bot_said(dm, bot.user_id, "Filialen")
+        await mara.say(room, "!pw bridge filialen")
+        await mara.bot_said(room, bot.user_id, "now connected")
+
+        await mx.on_console("admin", "/poll filialen Secret? | yes | no --anonymous")
+        await mara.bot_said(room, bot.user_id, "Secret?")
+        card = await mara.bot_said(dm, bot.user_id, "Secret?")
+        start = await mara.wait_for(
+            dm, lambda e: e.get("type") == native.START_TYPE, what="the native poll"
+        )
+        assert start["content"][native.START_TYPE]["kind"] == native.UNDISCLOSED
+        assert not [e for e in mara.events.get(room, []) if e.get("type") == native.START_TYPE]
+        await delivered(sqlite_db, card["event_id"])
+        await answer(mara, dm, start["event_id"], "1")
+        await mara.wait_for(dm, edit_of(card["event_id"], "1 person voted"), what="her vote")
+        # Her answer is taken back from the direct chat once counted: no trace of it there.
+        answered = next(
+            e for e in mara.events[dm] if e.get("type") == "org.matrix.msc3381.poll.response"
+        )
+        await mara.wait_for(
+            dm,
+            lambda e: (
+                e.get("type") == "m.room.redaction"
+                and answered["event_id"] in (e.get("redacts"), e.get("content", {}).get("redacts"))
+            ),
+            what="her answer redacted",
+        )
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({0: 1}, 1)
+            assert uow.session.execute(text("SELECT person_id FROM poll_votes")).all() == [(None,)]
