@@ -19,7 +19,7 @@ from bot.events import (
 from bot.i18n import Translator, normalize_language
 from bot.message import Message
 from store.codes import code_candidates
-from store.models import Account, Invite, Person, Role
+from store.models import MAIL_PLATFORM, Account, Invite, Person, Role
 from store.uow import UnitOfWork
 
 # How fresh "last seen" must be; it only picks the messenger a person hears from.
@@ -119,6 +119,7 @@ def resolve(
         _refresh(core, uow, person, account, actor, now)
         if not person.active:
             raise UserError("error.deactivated")
+        _proven_address(core, uow, person, actor, now)
         return person, account
 
     name, arguments = _opening_command(event)
@@ -153,7 +154,38 @@ def resolve(
         prefix = core.settings.command_prefixes.get(actor.platform, "/")
         core.answer(uow, event, Message(text=t(key, how=f"{prefix}redeem CODE")), None, now)
         return None
-    return _create(uow, actor, role, now)
+    person, account = _create(uow, actor, role, now)
+    _proven_address(core, uow, person, actor, now)
+    return person, account
+
+
+def _proven_address(
+    core: Core, uow: UnitOfWork, person: Person, actor: Actor, now: datetime
+) -> None:
+    """A mail address the messenger proves (Actor.email) becomes the person's verified
+    address, as `email confirm` would make it: when mail runs, the address is no one's
+    yet, and the person has none."""
+    address = actor.email
+    if not address or MAIL_PLATFORM not in core.settings.running:
+        return
+    if uow.people.account(MAIL_PLATFORM, address) is not None:
+        return  # theirs already (the usual case), or someone else's
+    if uow.mail.verified(address) is not None:
+        return
+    if any(a.platform == MAIL_PLATFORM for a in uow.people.accounts_of(person.id)):
+        return  # they chose another address themselves
+    row = uow.mail.request(person.id, address, "", now, now)
+    row.verified_at, row.code, row.code_expires_at = now, None, None
+    uow.people.add_account(
+        person, platform=MAIL_PLATFORM, external_id=address, username=address, now=now
+    )
+    uow.audit.add(
+        at=now,
+        actor_id=person.id,
+        action="mail.verified",
+        subject=person.handle,
+        details={"address": address, "by": actor.platform},
+    )
 
 
 def _create(uow: UnitOfWork, actor: Actor, role: Role, now: datetime) -> tuple[Person, Account]:

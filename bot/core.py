@@ -144,6 +144,10 @@ class Ctx:
     def usage(self, key: str) -> Markup:
         return self.core.usage(key, self.t, self.platform)
 
+    @property
+    def prefix(self) -> str:  # as a sentence says it (Core.prefix)
+        return self.core.prefix(self.platform, self.t)
+
     def reply(self, key: str, /, **params: Any) -> None:
         self.reply_message(Message(text=self.t(key, **params)))
 
@@ -224,6 +228,11 @@ class Core:
 
     def timezone_of(self, person: Person) -> str:
         return person.timezone or self.settings.default_timezone
+
+    def prefix(self, platform: str, t: Translator) -> str:
+        """Before a command in a sentence: the prefix, or the catalog's words (mail's)."""
+        prefix = self.settings.command_prefixes.get(platform, "/")
+        return prefix or (str(t(f"prefix.{platform}")) if t.has(f"prefix.{platform}") else "")
 
     def usage(self, key: str, t: Translator, platform: str) -> Markup:
         prefix = self.settings.command_prefixes.get(platform, "/")
@@ -469,7 +478,7 @@ class Core:
             usage_of = params["command"]
         if "param" in params:
             params["param"] = help_texts.param_name(t, str(params["param"]))
-        prefix = self.settings.command_prefixes.get(platform, "/")
+        prefix = self.prefix(platform, t)
         params.setdefault("prefix", prefix)
         text = t(err.key, **params)
         if usage_of:

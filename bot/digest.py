@@ -483,7 +483,7 @@ def preload(
     digests = [d for d in digests if not d.empty]
     return (
         uow.digests.post_lines(i for d in digests for i in d.post_ids),
-        uow.people.preferred_accounts({d.person_id for d in digests}),
+        uow.people.digest_accounts({d.person_id for d in digests}),
     )
 
 
@@ -509,7 +509,7 @@ def finish(
         lines = uow.digests.post_lines(i for d in digests for i in d.post_ids)
     if accounts is None:
         accounts = (
-            uow.people.preferred_accounts({d.person_id for d in digests if not d.empty})
+            uow.people.digest_accounts({d.person_id for d in digests if not d.empty})
             if platform is None
             else {}
         )
@@ -533,7 +533,7 @@ def finish(
             now,
             lines,
             batch.by_id,
-            prefix=core.settings.command_prefixes.get(on, "/"),
+            prefix=core.prefix(on, core.translator(person)),
             cache=batch.rendered,
             platform_names=core.platform_names,
             pinned=pinned,

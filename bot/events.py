@@ -24,6 +24,9 @@ class Actor:
     display_name: str | None = None
     language: str | None = None
     trust: Trust = "unknown"
+    # A mail address the messenger vouches for as this person's (Slack's users.info with
+    # users:read.email, confirmed): it becomes their verified address (bot.access).
+    email: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

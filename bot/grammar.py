@@ -161,7 +161,7 @@ _USAGES = (
     "items <group> [n:int]",
     "comment <item> <text...>",
     "show <item>",
-    "notify <group> {mode:instant|daily|weekly|mute} [--feeds]",
+    "notify <group> {mode:instant|daily|weekly|mute|mail} [--feeds]",
     "feed add <group> <url> [--include <words...>] [--exclude <words...>] [--to-rooms]",
     "feed list [group]",
     "feed remove <feed>",
@@ -188,8 +188,12 @@ _USAGES = (
     "link [code:code]",
     "whoami",
     "email <address...>",
+    "email held",
+    "email release <id:int>",
+    "email drop <id:int>",
     "settings language {language:en|de}",
     "settings timezone <zone>",
+    "settings digest {via:mail|messenger}",
     "role <person> {role:member|gatekeeper|admin}",
     "bridge <group>",
     "audit [n:int]",
@@ -225,8 +229,10 @@ _PRIVATE = frozenset(
         "link",
         "whoami",
         "email",
+        "email held",
         "settings language",
         "settings timezone",
+        "settings digest",
         "role",
         "audit",
         "outbox failed",
@@ -309,7 +315,10 @@ def parse(name: str, arguments: str) -> Command:
     chosen = candidates[0]
     if len(candidates) > 1 or len(chosen.path) > 1:
         sub = words.subcommand(chosen.name, tokens[0].value) if tokens else ""
-        matches = [s for s in candidates if s.path[1] == sub]
+        matches = [s for s in candidates if s.path[1:2] == (sub,)]
+        bare = [s for s in candidates if len(s.path) == 1]
+        if not matches and bare:  # `email <address>` beside `email held`
+            return _bind(bare[0], tokens, arguments)
         if not matches:
             given = tokens[0].value.lower() if tokens else ""
             raise UserError("error.unknown_subcommand", command=chosen.name, given=given)
@@ -433,7 +442,10 @@ def is_private(name: str, arguments: str) -> bool:
     if len(candidates) == 1 and len(candidates[0].path) == 1:
         return candidates[0].private
     sub = words.subcommand(candidates[0].name, first_word(arguments)) if candidates else ""
-    return any(s.private for s in candidates if s.path[1:2] == (sub,))
+    chosen = [s for s in candidates if s.path[1:2] == (sub,)]
+    if not chosen and sub:  # the bare form beside subcommands (`email <address>`)
+        chosen = [s for s in candidates if len(s.path) == 1]
+    return any(s.private for s in chosen)
 
 
 def first_word(text: str) -> str:

@@ -31,7 +31,7 @@ from bot.errors import UserError
 from bot.events import ButtonPressed
 from bot.markup import Markup
 from bot.message import Button, Message, Target
-from store.models import Draft, Group, Prompt
+from store.models import MAIL_PLATFORM, Draft, Group, Prompt
 
 if TYPE_CHECKING:
     from bot.core import Ctx
@@ -94,7 +94,7 @@ def say_expired(ctx: Ctx, prompt: Prompt) -> None:
 
 
 def _prefix(ctx: Ctx) -> str:
-    return ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+    return ctx.prefix
 
 
 # --- guided commands -----------------------------------------------------------------
@@ -135,7 +135,11 @@ def next_step(ctx: Ctx, name: str, arguments: str, err: UserError) -> Step | Non
             return None
         key = f"{spec.key.replace(' ', '_')}.{param.name}"
         if param.kind == "choice":
-            choices = tuple(Choice(_label(ctx, param.name, c), c) for c in param.choices)
+            choices = tuple(
+                Choice(_label(ctx, param.name, c), c)
+                for c in param.choices
+                if c != "mail" or MAIL_PLATFORM in ctx.core.settings.running
+            )
             return Step(name, arguments, key, param.name, False, True, choices)
         found = _PROVIDERS.get(key) or _PROVIDERS.get(param.name)
         choices, none_key = found(ctx) if found else ((), None)

@@ -17,7 +17,7 @@ from bot.digest import Times, clock_time, next_digest
 from bot.ids import show_id
 from bot.linklabel import link_label
 from bot.policy import Policy, is_gatekeeper
-from store.models import ProposalStatus
+from store.models import MAIL_PLATFORM, ProposalStatus
 
 POSTS = 10
 HOME_LABEL_MAX = 200  # a link's label in the App Home
@@ -30,7 +30,7 @@ JOINABLE = 20  # groups offered to join on the home, by name
 class HomeGroup:
     slug: str
     name: str
-    mode: str  # instant | daily | weekly | mute
+    mode: str  # instant | daily | weekly | mute | mail (instant, by mail)
     moderator: bool
 
 
@@ -81,6 +81,7 @@ class Home:
     proposals_more: int = 0
     # Groups the person sees but is not in, that they may join or ask to join (closed).
     joinable: tuple[HomeGroup, ...] = ()
+    has_mail: bool = False  # a reachable verified address: `notify <group> mail` is offered
     # The authors of the posts and proposals shown, as a message's meta "mentions" says
     # them (bot.authors): real mentions where the messenger has them.
     mentions: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +146,8 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
             weekly_at=clock_time(times.weekly_minute),
             digests_paused=times.paused,
             next_digest=next_digest(schedule, core.timezone_of(person), core.clock.now()),
+            has_mail=MAIL_PLATFORM in core.settings.running
+            and any(a.platform == MAIL_PLATFORM and a.reachable for a in person.accounts),
             handle=person.handle,
             language=core.language_of(person),
             timezone=core.timezone_of(person),
@@ -153,7 +156,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
                 HomeGroup(
                     slug=g.slug,
                     name=g.name,
-                    mode=str(memberships[g.id].notify),
+                    mode="mail" if memberships[g.id].by_mail else str(memberships[g.id].notify),
                     moderator=memberships[g.id].moderator,
                 )
                 for g in groups

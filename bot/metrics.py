@@ -87,7 +87,7 @@ class Metrics:
         # The mail bridge (adapters/email); its sends are also in pinwall_deliveries.
         self.mail_received = Counter(
             "pinwall_mail_received",
-            "Mails taken in as posts or comments, by kind (group, item)",
+            "Mails taken in as posts, comments or commands, by kind (group, item, command)",
             ["kind"],
             registry=self.registry,
         )

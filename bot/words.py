@@ -82,8 +82,20 @@ GERMAN_SUBCOMMANDS: Mapping[str, Mapping[str, str]] = {
         "aus": "off",
         "stopp": "off",
     },
-    "settings": {"sprache": "language", "zeitzone": "timezone"},
+    "settings": {
+        "sprache": "language",
+        "zeitzone": "timezone",
+        "zusammenfassung": "digest",
+        "zusammenfassungen": "digest",
+    },
     "outbox": {"fehlgeschlagen": "failed", "wiederholen": "retry"},
+    "email": {
+        "gehalten": "held",
+        "zurückgehalten": "held",
+        "freigeben": "release",
+        "verwerfen": "drop",
+        "löschen": "drop",
+    },
 }
 
 
@@ -128,6 +140,8 @@ CHOICES: Mapping[str, tuple[str, ...]] = {
     "daily": ("täglich",),
     "weekly": ("wöchentlich",),
     "mute": ("stumm", "aus"),
+    "mail": ("e-mail", "email", "per-mail", "mails"),
+    "messenger": ("chat",),
     # roles
     "member": ("mitglied",),
     "guest": ("gast",),

@@ -207,9 +207,13 @@ Route = (
     tuple[Literal["group", "newsletter"], str]
     | tuple[Literal["item"], int, int]
     | tuple[Literal["bounce"]]
+    | tuple[Literal["commands"]]
 )
 # The envelope sender of Pinwall's mails: where delivery status notifications come back.
 BOUNCES = "bounces"
+# Pinwall's own address (the From of its mails): a mail to it is a command, its first
+# line (`groups`, `join vertrieb`), so that "reply with the word groups" works.
+COMMANDS = "pinwall"
 
 
 def reply_address(signer: UrlSigner, item_id: int, person_id: int, domain: str) -> str:
@@ -227,6 +231,8 @@ def route(recipient: str, domain: str, signer: UrlSigner) -> Route | None:
     local = local.lower()
     if local == BOUNCES:
         return ("bounce",)
+    if local == COMMANDS:
+        return ("commands",)
     if local.startswith("newsletter+"):
         slug = local.removeprefix("newsletter+")
         return ("newsletter", slug) if slug.isascii() and slug.replace("-", "").isalnum() else None

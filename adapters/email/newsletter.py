@@ -58,6 +58,41 @@ class _Links(HTMLParser):
             self._href = None
 
 
+# Words of a list's double opt-in mail ("please confirm your subscription").
+CONFIRMATION_WORDS = (
+    "confirm",
+    "verify",
+    "opt-in",
+    "bestätig",
+    "bestaetig",
+    "verifizier",
+    "anmeldung",
+    "abonnement",
+)
+
+
+def is_confirmation(mail: Mail) -> bool:
+    """Whether a mail reads like a mailing list's request to confirm a subscription."""
+    said = f"{mail.subject}\n{mail.text}".lower()
+    return any(word in said for word in CONFIRMATION_WORDS)
+
+
+def confirmation_links(mail: Mail) -> list[str]:
+    """The links of a confirmation mail as they are (not unwrapped: the token is the
+    point), the sender's unsubscribe links left out."""
+    if not mail.html:
+        return []
+    parser = _Links()
+    parser.feed(mail.html)
+    parser.close()
+    return [
+        href
+        for href, label in parser.links
+        if href.startswith(("http://", "https://"))
+        and "unsubscribe" not in f"{href} {label}".lower()
+    ]
+
+
 @dataclass(frozen=True)
 class Entry:
     title: str

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import replace
 from email.parser import HeaderParser
 from typing import Any
 
@@ -23,8 +22,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.email import records
 from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
-from adapters.email.newsletter import entry_of
-from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
+from adapters.email.newsletter import confirmation_links, entry_of, is_confirmation
+from bot.events import Actor, CommandInvoked, Conversation, InboundFile, MessageReceived, Meta
 from bot.i18n import Translator
 from bot.runtime import Hub
 from bot.signing import UrlSigner
@@ -77,7 +76,6 @@ class MailReceiver:
         self.max_file = max_file
         self.t = Translator(language)
         self.dkim_check = dkim_check
-        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
         counters = hub.metrics
         self.received = counters.mail_received
         self.refused = counters.mail_refused
@@ -127,7 +125,7 @@ class MailReceiver:
         if mail.report:
             await self._bounce(mail)
             return "250 2.0.0 OK"
-        if not self._within_rate(mail.sender):
+        if not await self._within_rate(mail.sender):
             return self._refuse(451, "mail.smtp.rate", "rate")
         letters = [r for r in envelope.rcpt_tos if _is_newsletter(r)]
         if letters:
@@ -138,6 +136,8 @@ class MailReceiver:
                 self.refused.labels("dropped").inc()
                 return "250 2.0.0 OK"
             return self._refuse(550, "mail.smtp.unknown_sender", "unknown_sender")
+        files = await self._store_files(mail)
+        targets = self._targets(envelope.rcpt_tos)
         if not await self._authenticated(mail, raw):
             details = {
                 "from": mail.sender,
@@ -145,22 +145,38 @@ class MailReceiver:
                 "subject": mail.subject[:200],
                 "message_id": mail.message_id[:200],
             }
-            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), who, details)
+            # kept for a moderator: `mail release <id>` posts it as the person
+            content = {
+                "to": [to for to, _ in targets],
+                "text": mail.text,
+                "subject": mail.subject,
+                "message_id": mail.message_id,
+                "files": [_file_dict(f) for f in files],
+            }
+            now = self.hub.clock.now()
+            await self.hub.call(records.hold, self.hub.core, now, who, details, content)
             self.refused.labels("held").inc()
             log.warning("mail: held a mail claiming to be from %s (not authenticated)", mail.sender)
             return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
-        files = await self._store_files(mail)
-        for recipient in envelope.rcpt_tos:
-            match route(recipient, self.domain, self.signer):
-                case ("group", slug):
-                    to, kind = f"group:{slug}", "group"
-                case ("item", item_id, _):
-                    to, kind = f"item:{item_id}", "item"
-                case _:  # an autoreply to Pinwall's envelope sender: not for anyone
-                    continue
-            await self.hub.submit(self._event(mail, to, files))
+        for to, kind in targets:
+            event = self._command(mail, files) if kind == "command" else None
+            await self.hub.submit(event or self._event(mail, to, files))
             self.received.labels(kind).inc()
         return "250 2.0.0 OK"
+
+    def _targets(self, recipients: list[str]) -> list[tuple[str, str]]:
+        """Where a person's mail goes: ("group:<slug>" | "item:<id>", the kind) for each
+        recipient (Pinwall's own bounce address is for no one)."""
+        out = []
+        for recipient in recipients:
+            match route(recipient, self.domain, self.signer):
+                case ("group", slug):
+                    out.append((f"group:{slug}", "group"))
+                case ("item", item_id, _):
+                    out.append((f"item:{item_id}", "item"))
+                case ("commands",):
+                    out.append(("commands", "command"))
+        return out
 
     async def _newsletters(self, mail: Mail, raw: bytes, recipients: list[str]) -> str:
         """A newsletter to groups' newsletter addresses: an entry in each group that
@@ -168,12 +184,15 @@ class MailReceiver:
         authenticated, refused where it is not allowed."""
         if not await self._authenticated(mail, raw):
             details = {"from": mail.sender, "to": recipients, "subject": mail.subject[:200]}
-            await self.hub.call(records.hold, self.hub.core, self.hub.clock.now(), None, details)
+            content = {"newsletter": recipients, "subject": mail.subject, "files": []}
+            now = self.hub.clock.now()
+            await self.hub.call(records.hold, self.hub.core, now, None, details, content)
             self.refused.labels("held").inc()
             return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
         entry = entry_of(mail)
         taken = 0
         for recipient in recipients:
+            outcome: str
             match route(recipient, self.domain, self.signer):
                 case ("newsletter", slug):
                     outcome = await self.hub.call(
@@ -187,6 +206,20 @@ class MailReceiver:
                     )
                 case _:
                     continue
+            if outcome == "not_allowed" and is_confirmation(mail):
+                # a list's double opt-in: its moderators may confirm (and allow the sender)
+                outcome = await self.hub.call(
+                    records.confirmation_to_moderators,
+                    self.hub.core,
+                    slug,
+                    mail.sender,
+                    mail.subject,
+                    mail.text,
+                    confirmation_links(mail),
+                    self.hub.clock.now(),
+                )
+                if outcome == "forwarded":
+                    self.hub.wake()
             if outcome == "posted":
                 self.received.labels("newsletter").inc()
             taken += outcome != "not_allowed"
@@ -196,18 +229,12 @@ class MailReceiver:
 
     # --- the parts -----------------------------------------------------------------------
 
-    def _within_rate(self, sender: str) -> bool:
-        now = time.monotonic()
-        recent = self._recent[sender]
-        while recent and now - recent[0] > 60:
-            recent.popleft()
-        if len(recent) >= self.per_minute:
-            return False
-        recent.append(now)
-        if len(self._recent) > 10_000:  # forget the quiet ones
-            for key in [k for k, v in self._recent.items() if not v]:
-                del self._recent[key]
-        return True
+    async def _within_rate(self, sender: str) -> bool:
+        """At most `per_minute` mails a minute from one sender, counted in the store: the
+        count holds across a restart and across instances behind one MX."""
+        now = self.hub.clock.now()
+        count = await self.hub.call(records.count_sender, self.hub.core, sender, now)
+        return count <= self.per_minute
 
     async def _authenticated(self, mail: Mail, raw: bytes) -> bool:
         if authenticated_by_mta(mail.message, mail.sender, self.authserv_id):
@@ -227,6 +254,24 @@ class MailReceiver:
                 InboundFile(name=a.name, blob_id=blob.id, mime_type=a.mime_type, size=blob.size)
             )
         return tuple(stored)
+
+    def _command(self, mail: Mail, files: tuple[InboundFile, ...]) -> CommandInvoked | None:
+        """A mail to Pinwall's own address: its first line (else its subject) is a command,
+        as typed on a messenger (a leading / or ? is allowed); None: nothing to do."""
+        lines = [line.strip() for line in mail.text.splitlines() if line.strip()]
+        said = (lines[0] if lines else " ".join(mail.subject.split())).lstrip("/?!")
+        name, _, arguments = said.partition(" ")
+        if not name:
+            return None
+        key = mail.message_id or hashlib.sha256(f"{mail.sender}\n{said}".encode()).hexdigest()
+        meta = self._event(mail, "commands", files).meta
+        return CommandInvoked(
+            meta=replace(meta, event_id=f"{key[:200]} commands"),
+            name=name,
+            arguments=arguments.strip(),
+            raw=said,
+            attachments=files,
+        )
 
     def _event(self, mail: Mail, to: str, files: tuple[InboundFile, ...]) -> MessageReceived:
         # Without a Message-ID, the same mail is known by what it says (stable across
@@ -271,6 +316,10 @@ class MailReceiver:
             if await self.hub.call(records.bounced, self.hub.core, address, reason, now):
                 self.hub.metrics.mail_bounced.inc()
                 self.hub.wake()
+
+
+def _file_dict(f: InboundFile) -> dict[str, Any]:
+    return {"blob_id": f.blob_id, "name": f.name, "mime_type": f.mime_type, "size": f.size}
 
 
 def _is_newsletter(recipient: str) -> bool:

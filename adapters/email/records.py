@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from adapters.email.newsletter import Entry
@@ -36,6 +36,18 @@ def sender(core: Core, address: str) -> Sender | None:
         return Sender(person.id, core.language_of(person))
 
 
+RATE_WINDOW = timedelta(minutes=1)
+
+
+def count_sender(core: Core, sender: str, now: datetime) -> int:
+    """Records a mail from `sender`; how many it sent within the last minute (this one
+    included): the per-sender rate limit, in the store."""
+    with core.db.uow() as uow:
+        count = uow.mail.count_sender(sender.lower(), now, RATE_WINDOW)
+        uow.commit()
+        return count
+
+
 def group_exists(core: Core, slug: str) -> bool:
     """Whether `<slug>@` is a group's address. A secret group has none: a 250 for it and a
     550 for a slug nobody uses would tell anyone who asks the mail server that it exists."""
@@ -44,18 +56,30 @@ def group_exists(core: Core, slug: str) -> bool:
         return group is not None and group.visibility != Visibility.SECRET
 
 
-def hold(core: Core, now: datetime, who: Sender | None, details: dict[str, Any]) -> None:
-    """A mail whose sender could not be verified: not posted, kept in the audit log for
-    admins and moderators (`audit`), with who it claimed to be and where it went."""
+def hold(
+    core: Core,
+    now: datetime,
+    who: Sender | None,
+    details: dict[str, Any],
+    content: dict[str, Any],
+) -> int:
+    """A mail whose sender could not be verified: not posted but held (`mail held`) for a
+    moderator to release as the person or drop, and in the audit log with who it claimed
+    to be and where it went. Returns the held mail's id."""
     with core.db.uow() as uow:
+        sender = str(details.get("from", ""))
+        held = uow.mail.hold(
+            who.person_id if who else None, sender, str(content.get("subject") or ""), content, now
+        )
         uow.audit.add(
             at=now,
             actor_id=who.person_id if who else None,
             action="mail.held",
-            subject=str(details.get("from", "")),
-            details=details,
+            subject=sender,
+            details={**details, "held": held.id},
         )
         uow.commit()
+        return held.id
 
 
 @dataclass(frozen=True)
@@ -129,7 +153,10 @@ def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> boo
         person = uow.people.get(person_id)
         if person is None:
             return False
-        if group_id == DIGESTS:
+        if group_id == DIGESTS and person.digest_by_mail:
+            person.digest_by_mail = False  # exactly this: digests go to the messenger again
+            subject = "digests by mail"
+        elif group_id == DIGESTS:
             zone = core.timezone_of(person)
             schedule = schedule_of(uow, person, zone, now)
             schedule.paused = True
@@ -140,7 +167,9 @@ def unsubscribe(core: Core, person_id: int, group_id: int, now: datetime) -> boo
             group = uow.groups.get(group_id)
             if membership is None or group is None:
                 return False
+            # `notify <group> mail` (or mail as the only way): no more of the group by mail
             membership.notify = NotifyMode.MUTE
+            membership.by_mail = False
             subject = group.slug
         uow.audit.add(
             at=now,
@@ -168,6 +197,50 @@ def subscription(core: Core, person_id: int, group_id: int) -> tuple[str, str] |
         if membership is None or group is None:
             return None
         return group.name, t.language
+
+
+def confirmation_to_moderators(
+    core: Core,
+    slug: str,
+    sender: str,
+    subject: str,
+    text: str,
+    links: list[str],
+    now: datetime,
+) -> Literal["forwarded", "not_allowed"]:
+    """A mailing list asks to confirm a subscription of the group's newsletter address
+    (double opt-in): its moderators get the mail's subject, text and links on their
+    messenger, to open the confirmation link and allow the sender (`newsletter <group>
+    <sender>`). Pinwall opens no link itself."""
+    with core.db.uow() as uow:
+        group = uow.groups.by_slug(slug)
+        if group is None:
+            return "not_allowed"
+        moderators = [p for p, m in uow.groups.members(group.id) if m.moderator]
+        if not moderators:
+            return "not_allowed"
+        for person in moderators:
+            t = core.translator(person)
+            body = t(
+                "mail.newsletter.confirm",
+                sender=sender,
+                slug=group.slug,
+                group=group.name,
+                subject=" ".join(subject.split())[:300],
+                text=" ".join(text.split())[:1000],
+                links="\n".join(links[:10]) or "-",
+            )
+            title = t("mail.newsletter.confirm_title", group=group.name)
+            core.send_to_person(uow, person, Message(title=title, text=body), now)
+        uow.audit.add(
+            at=now,
+            actor_id=None,
+            action="newsletter.confirmation",
+            subject=sender,
+            details={"group": group.slug, "moderators": len(moderators)},
+        )
+        uow.commit()
+        return "forwarded"
 
 
 def _key(kind: str, value: str) -> str:

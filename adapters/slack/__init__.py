@@ -40,6 +40,7 @@ def _build(settings: SlackSettings, hub: Hub) -> SlackAdapter:
         signing_secret=secret.get_secret_value() if secret else None,
         mode=settings.slack_mode,
         api_url=settings.slack_api_url,
+        trust_profile_email=settings.slack_trust_profile_email,
     )
 
 

@@ -103,7 +103,9 @@ class SlackAdapter(SlackForms):
         api_url: str = "https://slack.com/api/",
         command: str = "/pinwall",
         max_download: int | None = None,
+        trust_profile_email: bool = False,
     ) -> None:
+        self.trust_profile_email = trust_profile_email
         if mode == "http" and not signing_secret:
             raise ConfigError(
                 "PINWALL_SLACK_SIGNING_SECRET: HTTP mode needs the app's signing secret "
@@ -399,7 +401,7 @@ class SlackAdapter(SlackForms):
             if exc.response.get("error") == "user_not_found":
                 return None
             raise
-        found = user_from_info(answer["user"], self.team_id)
+        found = user_from_info(answer["user"], self.team_id, self.trust_profile_email)
         self._users[user_id] = (time.monotonic(), found)
         return found
 

@@ -78,14 +78,25 @@ class SlackUser:
     trust: Trust
     is_bot: bool = False
     deleted: bool = False
+    email: str | None = None  # a proven address (see user_from_info)
 
 
-def user_from_info(user: dict[str, Any], team_id: str) -> SlackUser:
+def user_from_info(
+    user: dict[str, Any], team_id: str, trust_profile_email: bool = False
+) -> SlackUser:
     """Full members of the workspace are members; guests (restricted, single-channel)
-    and people of other workspaces (Slack Connect) are externals."""
+    and people of other workspaces (Slack Connect) are externals.
+
+    The profile's mail address (present with the scope users:read.email) counts as the
+    person's proven address when Slack says it is confirmed (is_email_confirmed) or the
+    workspace's addresses are trusted (set by its admins); never for another
+    workspace's people or bots."""
     profile = user.get("profile") or {}
     guest = bool(user.get("is_restricted") or user.get("is_ultra_restricted"))
     foreign = bool(team_id) and user.get("team_id") not in (None, team_id)
+    bot = bool(user.get("is_bot")) or user.get("id") == "USLACKBOT"
+    email = str(profile.get("email") or "").strip().lower() or None
+    confirmed = bool(user.get("is_email_confirmed")) or trust_profile_email
     return SlackUser(
         id=str(user["id"]),
         name=str(user.get("name") or user["id"]),
@@ -98,8 +109,9 @@ def user_from_info(user: dict[str, Any], team_id: str) -> SlackUser:
         ),
         locale=user.get("locale"),
         trust="external" if guest or foreign else "member",
-        is_bot=bool(user.get("is_bot")) or user.get("id") == "USLACKBOT",
+        is_bot=bot,
         deleted=bool(user.get("deleted")),
+        email=email if confirmed and not foreign and not bot else None,
     )
 
 
@@ -144,6 +156,7 @@ class Inbound:
                 display_name=user.display_name,
                 language=user.locale,
                 trust=user.trust,
+                email=user.email,
             ),
             conversation=self.conversation,
             time=self.time,

@@ -279,7 +279,7 @@ def fallback(message: Message) -> str:
 
 # --- App Home -----------------------------------------------------------------------
 
-MODES = ("instant", "daily", "weekly", "mute")
+MODES = ("instant", "daily", "weekly", "mute", "mail")
 
 
 def home_view(home: Home, t: Translator) -> dict[str, Any]:
@@ -301,8 +301,9 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
             view.append(_section("…"))
             break
         view.append(_section(cut(f"*{escape(g.name)}* ({escape(g.slug)})", MAX_SECTION)))
+        offered = [m for m in MODES if m != "mail" or home.has_mail or g.mode == "mail"]
         modes = [
-            _option(to_plain(t(f"notify.mode.{m}")), f"notify.set|{g.slug}:{m}") for m in MODES
+            _option(to_plain(t(f"notify.mode.{m}")), f"notify.set|{g.slug}:{m}") for m in offered
         ]
         view.append(
             {
@@ -313,8 +314,8 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
                         "action_id": f"{ACTION_PREFIX}notify:{g.slug}",
                         "placeholder": _plain(to_plain(t("slack.home.notify")), MAX_PLACEHOLDER),
                         "options": modes,
-                        "initial_option": modes[MODES.index(g.mode)]
-                        if g.mode in MODES
+                        "initial_option": modes[offered.index(g.mode)]
+                        if g.mode in offered
                         else modes[1],
                     },
                     {

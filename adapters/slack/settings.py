@@ -15,6 +15,10 @@ class SlackSettings(Settings):
     slack_signing_secret: SecretStr | None = None
     slack_mode: Literal["socket", "http"] = "socket"
     slack_api_url: str = "https://slack.com/api/"
+    # A profile's mail address (users.info, scope users:read.email) proves the address
+    # when Slack says it is confirmed (is_email_confirmed); with this on, also when it
+    # does not: the workspace's admins set the addresses (SSO/SCIM), not the people.
+    slack_trust_profile_email: bool = False
 
     @field_validator("slack_api_url")
     @classmethod

@@ -38,11 +38,7 @@ def on_outbox_failed(ctx: Ctx, cmd: Command) -> None:
                 error=(row.last_error or "-")[:200],
             )
         )
-    lines.append(
-        ctx.t(
-            "outbox.failed_footer", prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/")
-        )
-    )
+    lines.append(ctx.t("outbox.failed_footer", prefix=ctx.prefix))
     ctx.reply_markup(Markup("\n".join(lines)))
 
 

@@ -65,7 +65,7 @@ def times_line(
 
 
 def _prefix(ctx: Ctx) -> str:
-    return ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+    return ctx.prefix
 
 
 def _set(ctx: Ctx, schedule: DigestSchedule, key: str, kind: Kind, **params: object) -> None:

@@ -79,7 +79,7 @@ def on_feed_list(ctx: Ctx, cmd: Command) -> None:
     by_id = {g.id: g for g in groups}
     feeds = ctx.uow.feeds.of_groups(by_id)
     if not feeds:
-        prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+        prefix = ctx.prefix
         if slug:
             ctx.reply("feeds.none", group=groups[0].name, slug=groups[0].slug, prefix=prefix)
         else:

@@ -3,7 +3,7 @@ notify, bridge; requests to join closed groups and their moderators' decisions."
 
 from __future__ import annotations
 
-from bot.commands.common import find_person
+from bot.commands.common import find_person, mail_account
 from bot.core import Ctx
 from bot.digest import notify_changed
 from bot.errors import UserError
@@ -288,7 +288,7 @@ def on_members(ctx: Ctx, cmd: Command) -> None:
                 "join_request.waiting",
                 count=len(waiting),
                 names=_handles(tuple(p for _, p in waiting)),
-                prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+                prefix=ctx.prefix,
                 first=waiting[0][1].handle,
                 slug=group.slug,
             )
@@ -334,13 +334,19 @@ def on_notify(ctx: Ctx, cmd: Command) -> None:
     membership = ctx.policy.membership(group)
     if membership is None:
         raise UserError("error.not_member", group=group.name)
-    mode = NotifyMode(cmd.arg("mode"))
+    by_mail = cmd.arg("mode") == "mail"  # instantly, to their verified mail address
+    mode = NotifyMode.INSTANT if by_mail else NotifyMode(cmd.arg("mode"))
     feeds = bool(cmd.flags.get("feeds"))  # feed entries instantly too (else: digests)
     if feeds and mode is not NotifyMode.INSTANT:
         raise UserError("error.notify_feeds_instant_only", usage_of="notify")
+    address = mail_account(ctx) if by_mail else None
     notify_changed(ctx.uow, membership, mode, ctx.now)  # digests: from the newest post on
     membership.notify = mode
     membership.instant_feeds = feeds
+    membership.by_mail = by_mail
+    if address is not None:
+        ctx.reply("notify.mail", group=group.name, address=address)
+        return
     ctx.reply("notify.instant_feeds" if feeds else f"notify.{mode.value}", group=group.name)
 
 

@@ -62,7 +62,7 @@ def on_invite(ctx: Ctx, cmd: Command) -> None:
         "code": invite.code,
         "uses": uses,
         "until": ctx.t.datetime(invite.expires_at, ctx.core.timezone_of(ctx.person)),
-        "prefix": ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+        "prefix": ctx.prefix,
     }
     links = [
         (ctx.core.platform_names.get(platform, platform), link(template.format(code=invite.code)))
@@ -146,7 +146,7 @@ def welcome(ctx: Ctx, joined: list[Group]) -> None:
             "redeem.done",
             handle=ctx.person.handle,
             groups=", ".join(f"{g.name} ({g.slug})" for g in joined) or "-",
-            prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+            prefix=ctx.prefix,
         )
     ]
     p = ctx.policy
@@ -188,7 +188,7 @@ def on_start(ctx: Ctx, cmd: Command) -> None:
         ctx.reply(
             "start.known",
             handle=ctx.person.handle,
-            prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/"),
+            prefix=ctx.prefix,
         )
 
 

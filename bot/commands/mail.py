@@ -3,6 +3,7 @@ a mail to a group's address becomes a post, a reply to a notification a comment.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from email.errors import HeaderParseError
 from email.headerregistry import Address
@@ -11,14 +12,16 @@ from bot import access
 from bot.commands.sharing import add_comment, file_dicts, post
 from bot.core import Ctx
 from bot.errors import UserError, WrongCode
-from bot.events import MessageReceived
+from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
 from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.ids import show_id
+from bot.markup import Markup
 from bot.message import Message, Target
+from bot.policy import Policy
 from bot.words import fold
 from store.codes import new_code, normalize_code
-from store.models import MAIL_PLATFORM, ItemKind
+from store.models import MAIL_PLATFORM, HeldMail, ItemKind
 
 CODE_MINUTES = 30
 CONFIRM_WORDS = frozenset({"confirm", "bestaetigen", "bestätigen"})
@@ -66,7 +69,7 @@ def _request(ctx: Ctx, typed: str) -> None:
     ctx.uow.mail.request(
         ctx.person.id, address, code, ctx.now + timedelta(minutes=CODE_MINUTES), ctx.now
     )
-    prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+    prefix = ctx.prefix
     body = ctx.t("mail.verify.body", code=code, minutes=CODE_MINUTES, prefix=prefix)
     message = Message(title=ctx.t("mail.verify.subject"), text=body, meta={"kind": "verify"})
     ctx.core.enqueue(ctx.uow, Target(MAIL_PLATFORM, "dm", address), message, None, ctx.now)
@@ -137,4 +140,157 @@ def on_newsletter(ctx: Ctx, cmd: Command) -> None:
     ctx.reply("mail.newsletter.allowed", address=address, group=group.name, slug=group.slug)
 
 
-HANDLERS = Handlers(commands={"email": on_email, "newsletter": on_newsletter}, mail=on_mail)
+# --- held mails ---------------------------------------------------------------------------
+
+
+def _held_groups(ctx: Ctx, held: HeldMail) -> list[int]:
+    """The groups a held mail was for (a group's address, a reply to one of its posts,
+    a group's newsletter address)."""
+    ids: list[int] = []
+    content = held.content or {}
+    slugs = [str(t).partition(":")[2] for t in content.get("to", []) if str(t).startswith("group:")]
+    slugs += [
+        str(r).strip("<>").partition("@")[0].partition("+")[2]
+        for r in content.get("newsletter", [])
+    ]
+    for slug in slugs:
+        group = ctx.uow.groups.by_slug(slug)
+        if group is not None:
+            ids.append(group.id)
+    for target in content.get("to", []):
+        kind, _, ref = str(target).partition(":")
+        item = ctx.uow.items.get(int(ref)) if kind == "item" and ref.isdigit() else None
+        if item is not None:
+            ids.append(item.group_id)
+    return ids
+
+
+def _may_decide(ctx: Ctx, held: HeldMail) -> bool:
+    """Admins decide on every held mail, moderators on those for their groups."""
+    if ctx.policy.is_admin:
+        return True
+    return any(
+        (m := ctx.uow.groups.membership(ctx.person.id, group_id)) is not None and m.moderator
+        for group_id in _held_groups(ctx, held)
+    )
+
+
+def on_email_held(ctx: Ctx, cmd: Command) -> None:
+    """`mail held`: the mails held because their sender could not be verified, that the
+    asker may release or drop (moderators: of their groups; admins: all)."""
+    held = [h for h in ctx.uow.mail.held(200) if _may_decide(ctx, h)]
+    if not held:
+        ctx.reply("mail.held.none")
+        return
+    zone = ctx.core.timezone_of(ctx.person)
+    lines = [ctx.t("mail.held.header", count=len(held))]
+    for h in held[:20]:
+        content = h.content or {}
+        where = [
+            str(t).partition(":")[2] if str(t).startswith("group:") else str(t)
+            for t in content.get("to", [])
+        ]
+        where += ["newsletter" for _ in content.get("newsletter", [])]
+        lines.append(
+            ctx.t(
+                "mail.held.line",
+                id=h.id,
+                at=ctx.t.datetime(h.held_at, zone),
+                sender=h.sender,
+                to=", ".join(where) or "-",
+                subject=h.subject or "-",
+            )
+        )
+    lines.append(ctx.t("mail.held.how"))
+    ctx.reply_markup(Markup("\n".join(str(line) for line in lines)))
+
+
+def _decidable(ctx: Ctx, held_id: int, usage: str) -> HeldMail:
+    held = ctx.uow.mail.held_mail(held_id)
+    if held is None or not _may_decide(ctx, held):
+        raise UserError("mail.held.unknown", id=held_id, usage_of=usage)
+    if held.status != "held":
+        key = (
+            "mail.held.already_released"
+            if held.status == "released"
+            else "mail.held.already_dropped"
+        )
+        raise UserError(key, id=held_id)
+    return held
+
+
+def on_email_release(ctx: Ctx, cmd: Command) -> None:
+    """`mail release <id>`: the held mail becomes what it would have been had its sender
+    been verified: a post (or comment) of the person it is from, as them."""
+    held = _decidable(ctx, int(cmd.arg("id")), "email release")
+    content = held.content or {}
+    person = ctx.uow.people.get(held.person_id) if held.person_id is not None else None
+    account = ctx.uow.people.account(MAIL_PLATFORM, held.sender)
+    if content.get("newsletter") or person is None or account is None or not person.active:
+        raise UserError("mail.held.cannot_release", id=held.id, sender=held.sender)
+    files = tuple(
+        InboundFile(
+            name=str(f["name"]),
+            blob_id=str(f["blob_id"]),
+            mime_type=f.get("mime_type"),
+            size=f.get("size"),
+        )
+        for f in content.get("files", [])
+    )
+    for to in content.get("to", []):
+        event = MessageReceived(
+            meta=Meta(
+                platform=MAIL_PLATFORM,
+                event_id=f"held {held.id} {to}",
+                actor=Actor(platform=MAIL_PLATFORM, external_id=held.sender),
+                conversation=Conversation(external_id=held.sender, direct=True),
+                time=ctx.now,
+            ),
+            text=str(content.get("text") or ""),
+            attachments=files,
+            message_id=content.get("message_id") or None,
+            intent="mail",
+            subject=str(content.get("subject") or "") or None,
+            to=str(to),
+        )
+        # the person's own context: their rights, their language, answers to their address
+        as_them = replace(
+            ctx,
+            event=event,
+            person=person,
+            account=account,
+            t=ctx.core.translator(person),
+            policy=Policy(ctx.uow, person),
+            private=False,
+            pointed=False,
+            replaces=None,
+        )
+        try:
+            on_mail(as_them, event)
+        except UserError as err:  # what the mail asked for is not theirs to do (any more)
+            reason = ctx.core.error_text(err, ctx.t, ctx.platform)
+            raise UserError("mail.held.refused", id=held.id, reason=reason) from None
+    held.status, held.decided_by, held.decided_at = "released", ctx.person.id, ctx.now
+    ctx.audit("mail.released", held.sender, held=held.id)
+    ctx.reply("mail.held.released", id=held.id, sender=held.sender)
+
+
+def on_email_drop(ctx: Ctx, cmd: Command) -> None:
+    """`mail drop <id>`: the held mail is discarded (it stays in the audit log)."""
+    held = _decidable(ctx, int(cmd.arg("id")), "email drop")
+    held.status, held.decided_by, held.decided_at = "dropped", ctx.person.id, ctx.now
+    held.content = {"to": (held.content or {}).get("to", []), "files": []}  # its words go
+    ctx.audit("mail.dropped", held.sender, held=held.id)
+    ctx.reply("mail.held.dropped", id=held.id, sender=held.sender)
+
+
+HANDLERS = Handlers(
+    commands={
+        "email": on_email,
+        "email held": on_email_held,
+        "email release": on_email_release,
+        "email drop": on_email_drop,
+        "newsletter": on_newsletter,
+    },
+    mail=on_mail,
+)

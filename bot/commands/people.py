@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import linking
 from bot.access import CONSOLE_ADMIN, admin_by_setting, check_code_tries
-from bot.commands.common import find_person
+from bot.commands.common import find_person, mail_account
 from bot.commands.digests import times_line
 from bot.core import Ctx
 from bot.digest import timezone_changed
@@ -31,7 +31,7 @@ def on_whoami(ctx: Ctx, cmd: Command) -> None:
     for g in ctx.uow.groups.by_ids(ctx.policy.readable_group_ids()):
         m = ctx.policy.membership(g)
         if m is not None:
-            mode = ctx.t(f"notify.mode.{m.notify}")
+            mode = ctx.t("notify.mode.mail" if m.by_mail else f"notify.mode.{m.notify}")
             groups.append(f"{g.slug} ({mode})")
     text = ctx.t(
         "whoami.text",
@@ -61,6 +61,17 @@ def on_settings_timezone(ctx: Ctx, cmd: Command) -> None:
     ctx.person.timezone = zone
     timezone_changed(ctx.uow, ctx.person, zone, ctx.now)  # digests: 08:00 there now
     ctx.reply("settings.timezone_set", zone=zone, now=ctx.t.datetime(ctx.now, zone))
+
+
+def on_settings_digest(ctx: Ctx, cmd: Command) -> None:
+    """`settings digest mail|messenger`: where digests go (bot.digest finish)."""
+    if cmd.arg("via") == "mail":
+        address = mail_account(ctx)
+        ctx.person.digest_by_mail = True
+        ctx.reply("settings.digest_mail", address=address)
+        return
+    ctx.person.digest_by_mail = False
+    ctx.reply("settings.digest_messenger")
 
 
 def on_role(ctx: Ctx, cmd: Command) -> None:
@@ -141,6 +152,7 @@ HANDLERS = Handlers(
         "whoami": on_whoami,
         "settings language": on_settings_language,
         "settings timezone": on_settings_timezone,
+        "settings digest": on_settings_digest,
         "role": on_role,
         "link": on_link,
     },

@@ -110,7 +110,7 @@ def on_search(ctx: Ctx, cmd: Command) -> None:
     if ctx.core.settings.read_tracking:  # off: nothing recorded (issue 9)
         ctx.uow.reads.record(ctx.person.id, shown, ctx.now)
     if pages > 1:
-        prefix = ctx.core.settings.command_prefixes.get(ctx.platform, "/")
+        prefix = ctx.prefix
         lines.append(
             ctx.t(
                 "search.pages",

@@ -347,9 +347,7 @@ def _start_share_flow(
         return
     groups = ctx.policy.postable_groups()
     if not groups:
-        ctx.reply(
-            "share.no_groups", prefix=ctx.core.settings.command_prefixes.get(ctx.platform, "/")
-        )
+        ctx.reply("share.no_groups", prefix=ctx.prefix)
         return
     draft = ctx.uow.state.add_draft(
         ctx.person.id, text[:MAX_TEXT], ctx.platform, ctx.now, files=files, album=album

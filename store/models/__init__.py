@@ -41,7 +41,13 @@ from store.models.items import (
     Reaction,
     SearchDoc,
 )
-from store.models.mail import MAIL_PLATFORM, MailAddress, NewsletterSender
+from store.models.mail import (
+    MAIL_PLATFORM,
+    HeldMail,
+    MailAddress,
+    MailSenderHit,
+    NewsletterSender,
+)
 from store.models.messaging import (
     AuditEntry,
     ButtonPrompt,
@@ -101,6 +107,7 @@ __all__ = [
     "FeedEntryKey",
     "GatekeeperRoom",
     "Group",
+    "HeldMail",
     "InboxEvent",
     "InboxStatus",
     "Instance",
@@ -116,6 +123,7 @@ __all__ = [
     "LinkRequest",
     "LiveCard",
     "MailAddress",
+    "MailSenderHit",
     "Membership",
     "MessageRef",
     "NewsletterSender",

@@ -1,9 +1,10 @@
 """Mail addresses of people: verified by a code sent to them, marked failing by bounces
-(migration 0022)."""
+(migration 0022); held mails and the per-sender counts of the mail listener (0024)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -49,3 +50,37 @@ class NewsletterSender(Base):
     address: Mapped[str] = mapped_column(String(320))
     added_by: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
+
+
+class HeldMail(Base):
+    """A mail whose sender could not be verified (no DKIM/DMARC pass): not posted, kept
+    for a moderator or admin to release (posted as the person it claims to be from) or
+    drop (`mail held`, `mail release <id>`, `mail drop <id>`)."""
+
+    __tablename__ = "held_mails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The verified person the From: claims (None: a newsletter, nobody's).
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), index=True
+    )
+    sender: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500))
+    # {"to": ["group:vertrieb", "item:12"], "text": ..., "files": [...]} or, for a
+    # newsletter, {"newsletter": ["slug"], ...}: what releasing it needs.
+    content: Mapped[dict[str, Any]]
+    held_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(8), default="held", index=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None]
+
+
+class MailSenderHit(Base):
+    """One mail the listener took from a sender: the per-sender rate limit counts these
+    (in the store, so it holds across restarts and instances)."""
+
+    __tablename__ = "mail_sender_hits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)

@@ -37,6 +37,8 @@ class Person(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     language_hint: Mapped[str | None] = mapped_column(String(8))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # `settings digest mail`: digests go to the verified mail address (migration 0024).
+    digest_by_mail: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
 
@@ -104,6 +106,9 @@ class Membership(Base):
     # With notify instant: feed entries come instantly too (`notify <group> instant --feeds`);
     # otherwise they go to digests only (migration 0007).
     instant_feeds: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # `notify <group> mail`: the group's posts come instantly to the person's verified
+    # mail address rather than their messenger (migration 0024).
+    by_mail: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Room(Base):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 
 from store.models import (
     Account,
@@ -25,11 +25,37 @@ _recipients = table_of(AnnouncementRecipient)
 _people = table_of(Person)
 
 
-def _pinned(since: datetime, now: datetime) -> ColumnElement[bool]:
-    return or_(
-        and_(Announcement.until.is_(None), Announcement.created_at > since),
-        Announcement.until > now,
+# Still pinned: until its --until, or made after :since when it has none. The statements
+# `items` runs on every call are built once (building one costs more than running it).
+_PINNED: ColumnElement[bool] = or_(
+    and_(Announcement.until.is_(None), Announcement.created_at > bindparam("since")),
+    Announcement.until > bindparam("now"),
+)
+_PINNED_ITEMS = (
+    select(AnnouncementGroup.item_id)
+    .join(Announcement, Announcement.id == AnnouncementGroup.announcement_id)
+    .where(
+        AnnouncementGroup.group_id == bindparam("group_id"),
+        AnnouncementGroup.item_id.is_not(None),
+        _PINNED,
     )
+    .order_by(Announcement.id.desc())
+)
+_TO_EVERYONE = select(Announcement).where(Announcement.everyone)
+_GOT_OR_MADE = or_(
+    Announcement.author_id == bindparam("person_id"),
+    Announcement.id.in_(
+        select(_recipients.c.announcement_id).where(
+            _recipients.c.person_id == bindparam("person_id")
+        )
+    ),
+)
+# what `items` asks on every call: a reader's announcements to everyone, still pinned
+_TO_EVERYONE_PINNED_FOR = (
+    _TO_EVERYONE.where(_GOT_OR_MADE, _PINNED)
+    .order_by(Announcement.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 class AnnouncementRepository(PollMethods, LiveCardMethods):
@@ -73,16 +99,7 @@ class AnnouncementRepository(PollMethods, LiveCardMethods):
         """The posts of the group's announcements that are still pinned (until their
         --until, or made after `since` when they have none), newest first."""
         return list(
-            self.s.scalars(
-                select(AnnouncementGroup.item_id)
-                .join(Announcement, Announcement.id == AnnouncementGroup.announcement_id)
-                .where(
-                    AnnouncementGroup.group_id == group_id,
-                    AnnouncementGroup.item_id.is_not(None),
-                    _pinned(since, now),
-                )
-                .order_by(Announcement.id.desc())
-            )
+            self.s.scalars(_PINNED_ITEMS, {"group_id": group_id, "since": since, "now": now})
         )
 
     def pinned_for(self, person_id: int, since: datetime, now: datetime) -> list[Announcement]:
@@ -97,9 +114,10 @@ class AnnouncementRepository(PollMethods, LiveCardMethods):
                 .where(
                     AnnouncementRecipient.person_id == person_id,
                     AnnouncementRecipient.confirmed_at.is_(None),
-                    _pinned(since, now),
+                    _PINNED,
                 )
-                .order_by(Announcement.id)
+                .order_by(Announcement.id),
+                {"since": since, "now": now},
             )
         )
 
@@ -114,15 +132,22 @@ class AnnouncementRepository(PollMethods, LiveCardMethods):
         """Announcements to everyone (`all`: no post in any group) this person got or
         made (None: any, for an admin), newest first; with every one of `words` in the
         text, and/or still pinned ((since, now): see pinned_items)."""
-        stmt = select(Announcement).where(Announcement.everyone)
+        if person_id is not None and pinned is not None and not words:
+            since, now = pinned
+            params = {"person_id": person_id, "since": since, "now": now, "limit": limit}
+            return list(self.s.scalars(_TO_EVERYONE_PINNED_FOR, params))
+        stmt = _TO_EVERYONE
+        params = {"limit": limit}
         if person_id is not None:
-            got = select(_recipients.c.announcement_id).where(_recipients.c.person_id == person_id)
-            stmt = stmt.where(or_(Announcement.author_id == person_id, Announcement.id.in_(got)))
+            stmt = stmt.where(_GOT_OR_MADE)
+            params["person_id"] = person_id
         for word in words:
             stmt = stmt.where(func.lower(Announcement.text).contains(word.lower(), autoescape=True))
         if pinned is not None:
-            stmt = stmt.where(_pinned(*pinned))
-        return list(self.s.scalars(stmt.order_by(Announcement.id.desc()).limit(limit)))
+            stmt = stmt.where(_PINNED)
+            params["since"], params["now"] = pinned
+        stmt = stmt.order_by(Announcement.id.desc()).limit(bindparam("limit"))
+        return list(self.s.scalars(stmt, params))
 
     def members_of(self, group_ids: Sequence[int]) -> dict[int, list[str]]:
         """Each active member of any of these groups with their notify modes there."""

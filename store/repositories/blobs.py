@@ -15,6 +15,7 @@ from store.blobs import StoredBlob
 from store.models import (
     Blob,
     Draft,
+    HeldMail,
     Item,
     ItemFile,
 )
@@ -66,6 +67,9 @@ class BlobRepository(Repo):
         )
         for files in self.s.scalars(select(Draft.files)):
             used.update(f.get("blob_id") for f in files or ())
+        # a held mail's files wait for a moderator's decision (`mail release`)
+        for content in self.s.scalars(select(HeldMail.content).where(HeldMail.status == "held")):
+            used.update(f.get("blob_id") for f in (content or {}).get("files") or ())
         return candidates - used
 
     def forget(self, blob_ids: Iterable[str]) -> int:

@@ -92,7 +92,8 @@ _INSTANT_ACCOUNTS = Prebuilt(
     )
     .order_by(
         _accounts.c.person_id,
-        _accounts.c.platform == MAIL_PLATFORM,  # mail only for who has no messenger
+        # mail only for who has no messenger, or who chose it (`notify <group> mail`)
+        (_accounts.c.platform == MAIL_PLATFORM) != _memberships.c.by_mail,
         _accounts.c.last_seen_at.desc(),
         _accounts.c.id.desc(),
     )

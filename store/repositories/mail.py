@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from store.models import MailAddress, NewsletterSender
+from store.models import HeldMail, MailAddress, MailSenderHit, NewsletterSender
 
 
 class MailAddressRepository:
@@ -100,3 +101,53 @@ class MailAddressRepository:
             .where(NewsletterSender.group_id == group_id)
             .order_by(NewsletterSender.address)
         ).all()
+
+    # --- held mails -------------------------------------------------------------------
+
+    def hold(
+        self,
+        person_id: int | None,
+        sender: str,
+        subject: str,
+        content: dict[str, Any],
+        now: datetime,
+    ) -> HeldMail:
+        row = HeldMail(
+            person_id=person_id,
+            sender=sender[:320],
+            subject=subject[:500],
+            content=content,
+            held_at=now,
+            status="held",
+        )
+        self.s.add(row)
+        self.s.flush()
+        return row
+
+    def held(self, limit: int = 20) -> Sequence[HeldMail]:
+        """The mails waiting for a decision, oldest first."""
+        return self.s.scalars(
+            select(HeldMail).where(HeldMail.status == "held").order_by(HeldMail.id).limit(limit)
+        ).all()
+
+    def held_mail(self, held_id: int) -> HeldMail | None:
+        return self.s.get(HeldMail, held_id)
+
+    # --- the listener's per-sender rate limit ----------------------------------------------
+
+    def count_sender(self, sender: str, now: datetime, window: timedelta) -> int:
+        """Records one mail from `sender` and returns how many it sent within `window`
+        (this one included). Written first, then counted: two instances taking mails of
+        one sender at once both see both."""
+        self.s.add(MailSenderHit(sender=sender[:320], at=now))
+        self.s.flush()
+        # the quiet past goes (a bounded sweep, so that a flood's rows do not pile up)
+        self.s.execute(delete(MailSenderHit).where(MailSenderHit.at < now - 10 * window))
+        return (
+            self.s.scalar(
+                select(func.count())
+                .select_from(MailSenderHit)
+                .where(MailSenderHit.sender == sender[:320], MailSenderHit.at > now - window)
+            )
+            or 0
+        )

@@ -220,6 +220,29 @@ class PersonRepository(Repo):
             chosen.setdefault(account.person_id, account)
         return chosen
 
+    def digest_accounts(self, person_ids: Iterable[int]) -> dict[int, Account]:
+        """Where each person's digest goes: their verified mail address when they chose
+        digests by mail (`settings digest mail`) and it is reachable, else as
+        preferred_accounts."""
+        ids = list(set(person_ids))
+        if not ids:
+            return {}
+        rows = self.s.scalars(
+            select(Account)
+            .join(Person, Person.id == Account.person_id)
+            .where(Account.person_id.in_(ids), Account.reachable.is_(True))
+            .order_by(
+                Account.person_id,
+                (Account.platform == MAIL_PLATFORM) != Person.digest_by_mail,
+                Account.last_seen_at.desc(),
+                Account.id.desc(),
+            )
+        ).all()
+        chosen: dict[int, Account] = {}
+        for account in rows:
+            chosen.setdefault(account.person_id, account)
+        return chosen
+
     def count_role(self, role: Role) -> int:
         return (
             self.s.scalar(

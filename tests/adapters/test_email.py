@@ -10,7 +10,10 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
+from sqlalchemy import text
 
+from store.db import Database
+from store.models import Base
 from tests.adapters.email_world import DOMAIN, MailWorld, mail_world, sample
 
 ANNA = "anna.schmidt@firma.test"
@@ -163,6 +166,48 @@ async def test_a_flood_from_one_sender_is_deferred(tmp_path: Path) -> None:
             await world.send(sample("outlook_html_inline_de.eml"), sender=ANNA, to=[VERTRIEB])
         assert deferred.value.code == 451
         assert len(_items(world)) == 2
+    # the count is in the store: the same Pinwall started again within the minute holds it
+    async with mail_world(tmp_path, mail_per_minute=2) as world:
+        raw = sample("outlook_html_inline_de.eml", **{"AM0PR07MB1234ABCD": "after"})
+        with pytest.raises(aiosmtplib.SMTPDataError) as after_restart:
+            await world.send(raw, sender=ANNA, to=[VERTRIEB])
+        assert after_restart.value.code == 451
+        assert len(_items(world)) == 2
+
+
+@pytest.fixture
+def pg_store(_pg_migrated: Database) -> Database:
+    """The session's migrated PostgreSQL database, emptied."""
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with _pg_migrated.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return _pg_migrated
+
+
+@pytest.mark.postgres
+async def test_two_instances_behind_one_mx_share_the_per_sender_count(
+    tmp_path: Path, pg_store: Database
+) -> None:
+    """Two Pinwalls on one PostgreSQL store (each with its own listener, as two MX
+    targets): mails of one sender to either count together."""
+    shared = {"database_url": pg_store.url, "mail_per_minute": 2}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    async with mail_world(tmp_path / "a", **shared) as one:
+        await _group_with_anna(one)  # before the second starts: the code mail is one's
+        async with mail_world(tmp_path / "b", **shared) as two:
+            await _two_instances_count_together(one, two)
+
+
+async def _two_instances_count_together(one: MailWorld, two: MailWorld) -> None:
+    await one.send(sample("outlook_html_inline_de.eml"), sender=ANNA, to=[VERTRIEB])
+    raw = sample("outlook_html_inline_de.eml", **{"AM0PR07MB1234ABCD": "second"})
+    await two.send(raw, sender=ANNA, to=[VERTRIEB])
+    raw = sample("outlook_html_inline_de.eml", **{"AM0PR07MB1234ABCD": "third"})
+    with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
+        await one.send(raw, sender=ANNA, to=[VERTRIEB])
+    assert deferred.value.code == 451
+    assert len(_items(one)) == 2
 
 
 async def test_a_file_over_the_limit_is_refused_naming_the_limit(tmp_path: Path) -> None:

@@ -80,3 +80,32 @@ async def test_a_newsletter_whose_sender_is_not_authenticated_is_held(tmp_path: 
         response = await world.send(forged, sender=NEWS, to=[LETTERS])
         assert "waits for a moderator" in str(response)
         assert _entries(world) == []
+
+
+async def test_a_double_opt_in_confirmation_reaches_the_moderators(tmp_path: Path) -> None:
+    """A list's confirmation mail to the newsletter address of a group that has not
+    allowed its sender yet: forwarded to the group's moderators with the link to open,
+    not posted; once they allow the sender, its newsletters come in."""
+    confirm = "confirm@news.example.com"
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create vertrieb Vertrieb")
+        await world.say("e2", "?join vertrieb")
+        before = len(world.told("e2"))
+        await world.send(sample("newsletter_confirm.eml"), sender=confirm, to=[LETTERS])
+        assert _entries(world) == []
+        [told] = [t for t in world.told("e1") if "confirm a newsletter subscription" in t]
+        assert "https://news.example.com/optin/confirm?token=7f3a9c" in told
+        assert "unsubscribe" not in told  # the list's own unsubscribe link is left out
+        assert f"newsletter vertrieb {confirm}" in told
+        assert "Bitte bestätigen Sie Ihre Anmeldung" in told  # RFC 2047 subject
+        assert len(world.told("e2")) == before  # members who moderate nothing: nothing
+
+        # a mail of that sender that asks nothing is still refused
+        other = sample("newsletter_tracking.eml", **{"newsletter@news": "confirm@news"})
+        with pytest.raises(aiosmtplib.SMTPDataError) as refused:
+            await world.send(other, sender=confirm, to=[LETTERS])
+        assert refused.value.code == 550
+
+        await world.say("e1", f"?newsletter vertrieb {confirm}")
+        await world.send(other, sender=confirm, to=[LETTERS])
+        assert [title for _, _, title in _entries(world)] == ["Branchen-News: Die Woche im Handel"]

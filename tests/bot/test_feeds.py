@@ -170,7 +170,7 @@ async def test_notify_feeds_goes_with_instant_only(world: World) -> None:
     assert text == with_usage(
         "en",
         en("error.notify_feeds_instant_only"),
-        "/notify <group> instant|daily|weekly|mute [--feeds]",
+        "/notify <group> instant|daily|weekly|mute|mail [--feeds]",
         "/notify news daily",
     )
     out = await world.say("bob", "/notify news instant --feeds")

@@ -170,7 +170,7 @@ def test_every_design_command_has_a_spec() -> None:
 
 def test_usage_lines_read_like_design() -> None:
     shown = {s.key: s.usage_line for s in SPECS}
-    assert shown["notify"] == "notify <group> instant|daily|weekly|mute [--feeds]"
+    assert shown["notify"] == "notify <group> instant|daily|weekly|mute|mail [--feeds]"
     assert shown["items"] == "items <group> [n]"
     assert shown["invite"].startswith("invite member|guest|partner <groups> [--uses <n>]")
     assert ":" not in shown["invite"] + shown["audit"] + shown["settings language"]
@@ -401,7 +401,7 @@ def test_bad_choice() -> None:
     assert err.key == "error.bad_choice"
     assert err.params == {
         "value": "hourly",
-        "choices": "instant, daily, weekly, mute",
+        "choices": "instant, daily, weekly, mute, mail",
         "usage_of": "notify",
     }
     assert fails("settings", "language fr").params["choices"] == "en, de"

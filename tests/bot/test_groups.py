@@ -236,8 +236,8 @@ async def test_a_bad_notify_mode_shows_the_choices_and_the_usage(world: World) -
     text = await refused(world, "alice", "/notify marketing sometimes")
     assert text == with_usage(
         "en",
-        en("error.bad_choice", value="sometimes", choices="instant, daily, weekly, mute"),
-        "/notify <group> instant|daily|weekly|mute [--feeds]",
+        en("error.bad_choice", value="sometimes", choices="instant, daily, weekly, mute, mail"),
+        "/notify <group> instant|daily|weekly|mute|mail [--feeds]",
         "/notify marketing daily",
     )
 
@@ -338,5 +338,5 @@ async def test_errors_speak_the_persons_language(world: World) -> None:
     assert text == de("error.group_not_found", group="nirgendwo")
     text = await refused(world, "alice", "/notify marketing manchmal")
     assert text.startswith(
-        de("error.bad_choice", value="manchmal", choices="instant, daily, weekly, mute")
+        de("error.bad_choice", value="manchmal", choices="instant, daily, weekly, mute, mail")
     )

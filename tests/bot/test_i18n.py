@@ -116,6 +116,7 @@ EXPANSIONS: dict[str, list[str]] = {
     "status.{}": [s.value for s in ProposalStatus],  # of a proposal
     "outlets.kind.{}": list(OUTLET_KINDS),
     "outlets.{}": ["characters", "graphemes"],  # the units outlets measure in
+    "prefix.{}": ["email"],  # the words for a messenger without a prefix (Core.prefix)
     "feeds.error.{}": list(FEED_PROBLEMS),
     "digest.day.{}": [str(day) for day in range(7)],  # 0 = Monday
     "digest.title.{}": ["daily", "weekly", "now"],

@@ -184,7 +184,7 @@ async def test_a_direct_message_whose_first_word_is_a_command_is_that_command(
     out = await world.say("alice", "Share marketing https://example.com/a")
     assert out.text("alice") == en("share.done", item="#1", group="Marketing")
     text = await refused(world, "alice", "notify marketing sometimes")
-    assert "Usage: /notify <group> instant|daily|weekly|mute" in text
+    assert "Usage: /notify <group> instant|daily|weekly|mute|mail" in text
 
 
 async def test_a_plain_message_asks_which_group_with_a_button_per_postable_group(

@@ -250,7 +250,7 @@ async def test_an_umlaut_less_german_word_still_refuses_nonsense(world: World) -
     await world.say("alice", "/join vertrieb")
     text = await refused(world, "alice", "/notify vertrieb manchmal")
     assert text.startswith(
-        de("error.bad_choice", value="manchmal", choices="instant, daily, weekly, mute")
+        de("error.bad_choice", value="manchmal", choices="instant, daily, weekly, mute, mail")
     )
 
 

@@ -196,8 +196,10 @@ class _User:
     deleted: bool
     is_bot: bool
     team_id: str
+    email: str | None = None
+    is_email_confirmed: bool = True
 
-    def to_api(self, include_locale: bool = False) -> dict[str, Any]:
+    def to_api(self, include_locale: bool = False, with_email: bool = False) -> dict[str, Any]:
         real = self.real_name if self.real_name is not None else self.name
         out: dict[str, Any] = {
             "id": self.id,
@@ -229,6 +231,10 @@ class _User:
             out["profile"]["bot_id"] = BOT_ID if self.id == BOT_USER_ID else "B" + self.id[1:]
         if include_locale:
             out["locale"] = self.locale
+        if self.email is not None and not self.is_bot:
+            out["is_email_confirmed"] = self.is_email_confirmed
+            if with_email:  # the profile's address only with the scope users:read.email
+                out["profile"]["email"] = self.email
         return out
 
 
@@ -786,6 +792,8 @@ class FakeSlack:
         deleted: bool = False,
         is_bot: bool = False,
         team_id: str | None = None,
+        email: str | None = None,
+        is_email_confirmed: bool = True,
     ) -> dict[str, Any]:
         """Adds (or replaces) a person; returns the user object as users.info shows it."""
         user = _User(
@@ -799,10 +807,12 @@ class FakeSlack:
             deleted,
             is_bot,
             team_id or self.team_id,
+            email,
+            is_email_confirmed,
         )
         with self._lock:
             self._users[id] = user
-            return user.to_api(include_locale=True)
+            return user.to_api(include_locale=True, with_email=self._reads_email)
 
     def update_user(self, user_id: str, **changes: Any) -> dict[str, Any]:
         """Changes a person (deleted=True deactivates); returns the object for user_change."""
@@ -1065,7 +1075,15 @@ class FakeSlack:
 
     def _users_info(self, p: _Params) -> dict[str, Any]:
         user = self._find_user(p.required("user"))
-        return {"user": user.to_api(include_locale=p.flag("include_locale"))}
+        return {
+            "user": user.to_api(
+                include_locale=p.flag("include_locale"), with_email=self._reads_email
+            )
+        }
+
+    @property
+    def _reads_email(self) -> bool:
+        return "users:read.email" in self.scopes
 
     def _conversations_open(self, p: _Params) -> dict[str, Any]:
         ids = [u.strip() for u in (p.text("users") or "").split(",") if u.strip()]

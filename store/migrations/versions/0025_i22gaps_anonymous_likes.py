@@ -1,8 +1,8 @@
 """message_refs.anonymous_likes: the 👍 a channel's readers gave a card anonymously
 (issue 22)
 
-Revision ID: 0024_i22gaps_anonymous_likes
-Revises: 0023
+Revision ID: 0025_i22gaps_anonymous_likes
+Revises: 0024_i23_gaps_mail
 Create Date: 2026-12-07 23:30:00
 
 Telegram counts reactions in channels without saying whose they are
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024_i22gaps_anonymous_likes"
-down_revision: str | None = "0023"
+revision: str = "0025_i22gaps_anonymous_likes"
+down_revision: str | None = "0024_i23_gaps_mail"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
