@@ -1,6 +1,6 @@
 """notify by mail, digests by mail, held mails, per-sender mail counts (issue 23)
 
-Revision ID: 0024_i23_gaps_mail
+Revision ID: 0024
 Revises: 0023
 Create Date: 2026-12-07 23:30:00
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024_i23_gaps_mail"
+revision: str = "0024"
 down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
