@@ -2,7 +2,7 @@
 (issue 22)
 
 Revision ID: 0025_i22gaps_anonymous_likes
-Revises: 0024_i23_gaps_mail
+Revises: 0024
 Create Date: 2026-12-07 23:30:00
 
 Telegram counts reactions in channels without saying whose they are
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0025_i22gaps_anonymous_likes"
-down_revision: str | None = "0024_i23_gaps_mail"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
