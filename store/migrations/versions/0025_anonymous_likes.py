@@ -1,7 +1,7 @@
 """message_refs.anonymous_likes: the 👍 a channel's readers gave a card anonymously
 (issue 22)
 
-Revision ID: 0025_i22gaps_anonymous_likes
+Revision ID: 0025
 Revises: 0024
 Create Date: 2026-12-07 23:30:00
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0025_i22gaps_anonymous_likes"
+revision: str = "0025"
 down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
