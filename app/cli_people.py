@@ -66,14 +66,24 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 person = privacy.find(uow, args.person)
                 if action == "grant":
                     before = privacy.set_role(
-                        uow, person, Role(args.role), now, admins=configured_admins(settings)
+                        uow,
+                        person,
+                        Role(args.role),
+                        now,
+                        admins=configured_admins(settings),
+                        menus_by_role=_menus_by_role(),
                     )
                     message = f"{person.handle}: {before} -> {args.role}"
                 elif action == "revoke":
                     if person.role != args.role:
                         raise privacy.PrivacyError(f"{person.handle} is not {args.role}")
                     before = privacy.set_role(
-                        uow, person, Role.MEMBER, now, admins=configured_admins(settings)
+                        uow,
+                        person,
+                        Role.MEMBER,
+                        now,
+                        admins=configured_admins(settings),
+                        menus_by_role=_menus_by_role(),
                     )
                     message = f"{person.handle}: {before} -> member"
                 elif action == "deactivate":
@@ -115,6 +125,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     finally:
         db.dispose()
+
+
+def _menus_by_role() -> frozenset[str]:
+    """The messengers whose command menus follow a person's role (the running program
+    sends the new menu from the outbox)."""
+    from app.messengers import MESSENGERS
+
+    return frozenset(m.name for m in MESSENGERS if m.menus_by_role)
 
 
 def _confirmed(handle: str, posts: str) -> bool:

@@ -104,6 +104,8 @@ def make_core(
         room_prefixes={m.name: m.room_prefix for m in messengers if m.room_prefix is not None},
         private_in_room=frozenset(m.name for m in messengers if m.private_in_room),
         shown_in_place=frozenset(m.name for m in messengers if m.shown_in_place),
+        decided_in_place=frozenset(m.name for m in messengers if m.decided_in_place),
+        menus_by_role=frozenset(m.name for m in messengers if m.menus_by_role),
     )
     return Core(db, clock, settings, handlers=build_handlers())
 

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Literal
 
 from bot import grammar, linking
 from bot.errors import UserError, WrongCode
-from bot.events import Actor, CommandInvoked, Event, MessageReceived, ReactionAdded
+from bot.events import (
+    Actor,
+    CommandInvoked,
+    Event,
+    MessageReceived,
+    ReactionAdded,
+    ReactionRemoved,
+)
 from bot.i18n import Translator, normalize_language
 from bot.message import Message
 from store.codes import code_candidates
@@ -43,7 +50,7 @@ def _addresses_the_bot(event: Event) -> bool:
     in the direct chat with it (not every message or reaction in a shared room)."""
     if isinstance(event, CommandInvoked):
         return True
-    return event.meta.conversation.direct and not isinstance(event, ReactionAdded)
+    return event.meta.conversation.direct and not isinstance(event, ReactionAdded | ReactionRemoved)
 
 
 def valid_invite(uow: UnitOfWork, actor: Actor, code: str, now: datetime) -> Invite:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.authors import author_label
+from bot.authors import author_label, mentions_of_all
 from bot.core import Core
 from bot.delivery import OutboxRow
 from bot.i18n import Translator
@@ -71,9 +71,11 @@ def card_message(
     if proposal.revision > 1:
         lines.append(t("card.revision", revision=proposal.revision))
     buttons: tuple[Button, ...] = ()
+    named: list[Person | None] = [author]
     if outcome is None:
         if spec.quorum > 1:
             so_far = approvers(uow, proposal)
+            named += so_far
             if so_far:
                 lines.append(
                     t("card.votes_by", have=len(so_far), need=spec.quorum, by=handle_list(so_far))
@@ -96,7 +98,8 @@ def card_message(
         text="\n".join(lines),
         buttons=buttons,
         replaces=replaces,
-        meta={"proposal": proposal.id},
+        # the author and the votes so far as real mentions where the messenger has them
+        meta={"proposal": proposal.id, "mentions": mentions_of_all(named)},
     )
 
 

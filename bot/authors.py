@@ -7,6 +7,7 @@ their posts, comments and proposals stay without an author. They are shown as by
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bot.i18n import Translator
@@ -31,3 +32,12 @@ def mentions_of(person: Person | None) -> dict[str, dict[str, Any]]:
         return {}
     accounts = {a.platform: a.external_id for a in person.accounts if a.reachable}
     return {person.handle: {"name": person.display_name, "accounts": accounts}}
+
+
+def mentions_of_all(people: Iterable[Person | None]) -> dict[str, dict[str, Any]]:
+    """mentions_of for several people at once (a card's author and voters, a digest's
+    or a home's authors)."""
+    found: dict[str, dict[str, Any]] = {}
+    for person in people:
+        found.update(mentions_of(person))
+    return found

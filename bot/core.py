@@ -22,6 +22,7 @@ from bot.events import (
     Event,
     MessageReceived,
     ReactionAdded,
+    ReactionRemoved,
     dump_event,
     load_event,
 )
@@ -87,6 +88,10 @@ class CoreSettings:
     # a post's button, "Approved by" on an approval card) rather than by a message saying
     # so: the descriptors that say `shown_in_place` (Telegram, Slack).
     shown_in_place: frozenset[str] = frozenset()
+    # Platforms where an approval by reaction shows on the card (`decided_in_place`), and
+    # whose command menus follow a person's role (`menus_by_role`).
+    decided_in_place: frozenset[str] = frozenset()
+    menus_by_role: frozenset[str] = frozenset()
     running: set[str] = field(default_factory=set)  # messengers with an adapter (Hub.register)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
@@ -514,6 +519,9 @@ class Core:
                     raise Deferred
                 for handle_reaction in self.handlers.reactions:
                     handle_reaction(ctx, event)
+            case ReactionRemoved():
+                for handle_unreaction in self.handlers.unreactions:
+                    handle_unreaction(ctx, event)
 
     def _reaction_too_early(self, uow: UnitOfWork, event: ReactionAdded, now: datetime) -> bool:
         """A reaction on a message Pinwall does not know yet, while a send on that

@@ -9,7 +9,8 @@ far) in the handler table (bot.handlers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -70,6 +71,31 @@ def fan_out(
         if person_id != item.author_id:
             add(platform, "dm", external_id, person_id)
     uow.outbox.insert_many(rows)  # one statement for a group of a thousand
+    return len(rows)
+
+
+def refresh_cards(uow: UnitOfWork, item_id: int, platforms: Iterable[str], now: datetime) -> int:
+    """Queues every card of the post the bot delivered on these messengers (those that
+    edit in place) to be shown again where it is, rendered when sent ("👍 3" as it is
+    then); returns how many. A card that cannot be edited any more stays as it is."""
+    rows = [
+        {
+            "created_at": now,
+            "platform": platform,
+            "target_kind": kind,
+            "target": target,
+            "person_id": person_id,
+            "item_id": item_id,
+            "payload": {"t": "item", "replaces": message_id},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        for message_id, platform, kind, target, person_id in uow.outbox.delivered_cards(
+            item_id, platforms
+        )
+    ]
+    uow.outbox.insert_many(rows)
     return len(rows)
 
 
@@ -146,8 +172,34 @@ def like_label(likes: int) -> str:
 
 
 def like_count(uow: UnitOfWork, item_id: int) -> int:
+    """The post's likes: people's 👍 and those a channel gave anonymously."""
     counts = uow.items.reaction_counts([item_id]).get(item_id, [])
-    return next((n for emoji, n in counts if emoji == LIKE), 0)
+    return next((n for emoji, n in counts if emoji == LIKE), 0) + uow.outbox.anonymous_likes(
+        item_id
+    )
+
+
+def anonymous_likes_counted(
+    uow: UnitOfWork,
+    platform: str,
+    conversation: str,
+    message_id: str,
+    likes: int,
+    platforms: Iterable[str],
+    now: datetime,
+) -> bool:
+    """A messenger's total of anonymous 👍 on a copy of a post (a Telegram channel's
+    message_reaction_count): kept with the copy, and the post's cards on `platforms`
+    show the new count. False (nothing changed) for a message that is no post's copy or
+    a total that is the same."""
+    ref = uow.outbox.find_ref(platform, conversation, message_id)
+    likes = max(0, likes)
+    if ref is None or ref.item_id is None or ref.anonymous_likes == likes:
+        return False
+    ref.anonymous_likes = likes
+    uow.session.flush()
+    refresh_cards(uow, ref.item_id, platforms, now)
+    return True
 
 
 class OutboxRow(Protocol):
@@ -229,7 +281,11 @@ class Renderer:
         if kind == "item" and row.item_id is not None:
             if uow is None:
                 raise ValueError("rendering an item needs a unit of work")
-            return self._item(uow, row, {} if cache is None else cache)
+            shown = self._item(uow, row, {} if cache is None else cache)
+            replaces = row.payload.get("replaces")
+            if shown is not None and isinstance(replaces, str):  # a card shown again
+                return replace(shown, replaces=replaces, edit_only=True)
+            return shown
         other = self.core.handlers.renderers.get(kind) if isinstance(kind, str) else None
         if other is not None:
             if uow is None:

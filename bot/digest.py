@@ -39,7 +39,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from bot import announcements
@@ -423,6 +423,7 @@ def render(
     cache: dict[tuple[int, str], Markup] | None = None,
     platform_names: Mapping[str, str] = CORE_PLATFORM_NAMES,
     pinned: Sequence[str] = (),
+    mentions: Mapping[str, Any] | None = None,
 ) -> Message:
     """The digest as one neutral message: a title, the announcements it carries (pinned
     on top), then per group its best posts.
@@ -455,11 +456,19 @@ def render(
         Button(label=str(t("digest.open", item=f"#{i}")), action="item.open", value=str(i))
         for i in shown[:OPEN_BUTTONS_MAX]
     )
+    # The authors shown, as real mentions where the messenger has them (`mentions`: what
+    # bot.authors says of them, for the batch).
+    authors = {
+        line.author_handle
+        for i in shown
+        if (line := lines.get(i)) is not None and line.author_handle
+    }
+    named = {h: mentions[h] for h in sorted(authors) if mentions and h in mentions}
     return Message(
         title=t(f"digest.title.{digest.kind}", date=day),
         text="\n".join(out),
         buttons=opens,
-        meta={"digest": digest.kind},
+        meta={"digest": digest.kind, "mentions": named} if named else {"digest": digest.kind},
     )
 
 
@@ -504,6 +513,7 @@ def finish(
             if platform is None
             else {}
         )
+    mentions = uow.people.mentions(line.author_handle or "" for line in lines.values())
     messages: list[Message] = []
     for digest in digests:
         uow.digests.raise_watermarks(digest.person_id, digest.watermarks, now)
@@ -527,6 +537,7 @@ def finish(
             cache=batch.rendered,
             platform_names=core.platform_names,
             pinned=pinned,
+            mentions=mentions,
         )
         messages.append(message)
         if account is not None:

@@ -111,6 +111,9 @@ class ButtonPressed:
     # What the person typed with the press, where the platform asks at once (Slack's
     # modal for a rejection's reason); None for a plain press.
     text: str | None = None
+    # Pressed by reacting with the button's emoji (Matrix: ✅ under an approval card),
+    # so that where the card shows the outcome no message repeats it.
+    by_reaction: bool = False
     type: Literal["button"] = "button"
 
 
@@ -119,12 +122,22 @@ class ReactionAdded:
     meta: Meta
     emoji: str
     message: MessageRefIn
-    # The reaction was taken back (Teams' reactionsRemoved): a like given so is undone.
-    removed: bool = False
     type: Literal["reaction"] = "reaction"
 
 
-Event = CommandInvoked | MessageReceived | ButtonPressed | ReactionAdded
+@dataclass(frozen=True, kw_only=True)
+class ReactionRemoved:
+    """A person took a reaction back (Telegram's message_reaction without it, Slack's
+    reaction_removed): a 👍 taken back is an unlike. Given only to the handlers of
+    taken-back reactions, so that no handler of added ones mistakes it for a vote."""
+
+    meta: Meta
+    emoji: str
+    message: MessageRefIn
+    type: Literal["unreaction"] = "unreaction"
+
+
+Event = CommandInvoked | MessageReceived | ButtonPressed | ReactionAdded | ReactionRemoved
 
 _EVENTS: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
 

@@ -20,13 +20,14 @@ from bot import grammar
 if TYPE_CHECKING:
     from bot.core import Ctx
     from bot.delivery import RowRenderer
-    from bot.events import MessageReceived, ReactionAdded
+    from bot.events import MessageReceived, ReactionAdded, ReactionRemoved
     from store.models import Prompt
 
 CommandHandler = Callable[["Ctx", grammar.Command], None]
 ActionHandler = Callable[["Ctx", str], None]  # (ctx, the button's value)
 MessageHandler = Callable[["Ctx", "MessageReceived"], None]
 ReactionHandler = Callable[["Ctx", "ReactionAdded"], None]
+UnreactionHandler = Callable[["Ctx", "ReactionRemoved"], None]
 PromptHandler = Callable[["Ctx", "Prompt", str], None]  # (ctx, the question, the answer)
 
 
@@ -50,6 +51,8 @@ class Handlers:
     mail: MessageHandler | None = None
     # each is given every reaction and picks what concerns it (a post's like, a card's vote)
     reactions: tuple[ReactionHandler, ...] = ()
+    # each is given every reaction taken back (a 👍 taken back: an unlike)
+    unreactions: tuple[UnreactionHandler, ...] = ()
     # the answer to the bot's question of this kind ("comment", "p.reject")
     prompts: Mapping[str, PromptHandler] = field(default_factory=dict)
     # how an outbox row that references something is rendered when sent, by its payload
@@ -64,6 +67,8 @@ class Handlers:
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         if len(set(self.reactions)) != len(self.reactions):
             raise DuplicateHandler("a reaction handler is there twice")
+        if len(set(self.unreactions)) != len(self.unreactions):
+            raise DuplicateHandler("a handler of taken-back reactions is there twice")
 
     @classmethod
     def combine(cls, *parts: Handlers) -> Handlers:
@@ -77,6 +82,7 @@ class Handlers:
         message: MessageHandler | None = None
         mail: MessageHandler | None = None
         reactions: list[ReactionHandler] = []
+        unreactions: list[UnreactionHandler] = []
         for part in parts:
             for name, table in tables.items():
                 for key, fn in getattr(part, name).items():
@@ -96,12 +102,14 @@ class Handlers:
                     raise DuplicateHandler(f"mails: both {_name(mail)} and {_name(part.mail)}")
                 mail = part.mail
             reactions.extend(part.reactions)
+            unreactions.extend(part.unreactions)
         return cls(
             commands=tables["commands"],
             actions=tables["actions"],
             message=message,
             mail=mail,
             reactions=tuple(reactions),
+            unreactions=tuple(unreactions),
             prompts=tables["prompts"],
             renderers=tables["renderers"],
         )

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot import grammar
+from bot import grammar, words
 from bot.errors import UserError
 from bot.i18n import Translator
 from bot.markup import Markup
@@ -155,12 +155,53 @@ def example_values(
     return values
 
 
+# --- command names in the reader's language ------------------------------------------------
+
+
+def shown_name(name: str, language: str) -> str:
+    """A command as help lists it: its German name for German readers ("beiträge"),
+    where it has one, else its name."""
+    german = words.german_name(name) if language == "de" else None
+    return german or name
+
+
+def typed_name(name: str, language: str) -> str:
+    """A command as an example types it: the German name folded to plain letters
+    ("beitraege"), which every messenger takes as a command (Telegram's are
+    [a-z0-9_]) and the grammar accepts; else its name."""
+    german = words.german_name(name) if language == "de" else None
+    return words.fold(german) if german else name
+
+
+def _german_subcommand(command: str, sub: str) -> str:
+    forms = words.GERMAN_SUBCOMMANDS.get(command, {})
+    return next((german for german, meaning in forms.items() if meaning == sub), sub)
+
+
+def localize_command(line: str, language: str) -> str:
+    """A command line ("digest daily 08:00", "share <group> ...") with the command and
+    its subcommand as German readers type them ("zusammenfassung täglich 08:00")."""
+    if language != "de":
+        return line
+    first, space, rest = line.partition(" ")
+    if not first:
+        return line
+    second, space2, tail = rest.partition(" ")
+    if second and second in words.GERMAN_SUBCOMMANDS.get(first, {}).values():
+        rest = _german_subcommand(first, second) + space2 + tail
+    return typed_name(first, language) + space + rest
+
+
 def example(t: Translator, key: str, prefix: str, values: Mapping[str, str]) -> Markup | None:
-    """One real example of the command `key` (a spec's key or a command's name)."""
+    """One real example of the command `key` (a spec's key or a command's name), with
+    the command named as the reader types it (German names for German readers)."""
     name = f"help.example.{key}"
     if not t.has(name):
         return None
-    return t(name, prefix=prefix, **values)
+    shown = t(name, prefix=prefix, **values)
+    if t.language != "de" or not shown.startswith(prefix):
+        return shown
+    return Markup(prefix + localize_command(str(shown)[len(prefix) :], t.language))
 
 
 def example_of(t: Translator, key: str, prefix: str, values: Mapping[str, str]) -> Markup | None:
@@ -183,6 +224,9 @@ def param_name(t: Translator, name: str) -> str:
 
 
 def localize_usage(line: str, t: Translator) -> str:
+    """A usage line in the reader's words: the command's German name, the parameters'."""
+    line = localize_command(line, t.language)
+
     def swap(word: str) -> str:
         key = "param." + word
         return str(t(key)) if t.has(key) else word

@@ -7,8 +7,9 @@ with a home screen (Slack's App Home) render it natively.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bot.authors import forgotten
 from bot.core import Core
@@ -81,6 +82,9 @@ class Home:
     # Groups the person sees but is not in, that they may join or ask to join (closed).
     joinable: tuple[HomeGroup, ...] = ()
     has_mail: bool = False  # a reachable verified address: `notify <group> mail` is offered
+    # The authors of the posts and proposals shown, as a message's meta "mentions" says
+    # them (bot.authors): real mentions where the messenger has them.
+    mentions: dict[str, Any] = field(default_factory=dict)
 
 
 def home_of(core: Core, platform: str, external_id: str) -> Home | None:
@@ -117,7 +121,9 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
             if g.id not in memberships and (policy.may_join(g) or policy.may_ask_to_join(g))
         ]
         joinable.sort(key=lambda g: g.name.lower())
+        mentions = uow.people.mentions([*handles.values(), *(a.handle for a in authors.values())])
         return Home(
+            mentions=mentions,
             decides=decides,
             proposals=tuple(
                 HomeProposal(

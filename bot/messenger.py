@@ -73,6 +73,13 @@ class Messenger(Generic[S, A]):
     # A like or an approval by reaction shows on the card itself, changed in place (a
     # post's "👍 3", "Approved by" on an approval card), so no message says it as well.
     shown_in_place: bool = False
+    # An approval by reaction shows on the approval card itself ("✅ Approved by
+    # @greta"), so no message says it as well: every messenger that edits in place,
+    # Matrix too, whose posts show no like counter (so it is not `shown_in_place`).
+    decided_in_place: bool = False
+    # Its command menus depend on the person's role (Telegram's BotCommandScopeChat): a
+    # role change queues a message that only changes the menu (meta "role_menu").
+    menus_by_role: bool = False
     # Send pacing from the platform's documented limits (pinwall.toml's [rate_limits.NAME]
     # overrides); None: not paced (nothing leaves the process).
     rate_limits: PlatformLimits | None = None

@@ -14,7 +14,7 @@ change and its record commit together.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import Column, Executable, String, Table, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.role_menus import queue_role_menus
 from store.models import (
     Account,
     AuditEntry,
@@ -224,9 +225,11 @@ def set_role(
     now: datetime,
     *,
     admins: frozenset[tuple[str, str]] = frozenset(),
+    menus_by_role: Iterable[str] = (),
 ) -> str:
     """`people grant` and `people revoke`: the new role, audited; the old one returned.
-    `admins`: the accounts the settings make admins (bot.access.admin_by_setting)."""
+    `admins`: the accounts the settings make admins (bot.access.admin_by_setting);
+    `menus_by_role`: the messengers whose menus follow the role (queued the new one)."""
     from bot.access import CONSOLE_ADMIN, admin_by_setting
 
     if not person.active:
@@ -256,6 +259,7 @@ def set_role(
         subject=person.handle,
         details={"by": OPERATOR, "person": person.id, "before": before, "after": role.value},
     )
+    queue_role_menus(uow, person, role, menus_by_role, now)
     return before
 
 

@@ -29,7 +29,7 @@ from bot.approval_cards import (
 from bot.authors import author_label
 from bot.core import Core, Ctx
 from bot.errors import UserError
-from bot.events import ReactionAdded
+from bot.events import ButtonPressed, ReactionAdded
 from bot.i18n import Translator
 from bot.ids import parse_id, show_id
 from bot.markup import Markup
@@ -248,7 +248,11 @@ def approve(ctx: Ctx, proposal: Proposal, revision: int | None, comment: str | N
 def _card_says_it(ctx: Ctx) -> bool:
     """A reaction on a card where cards change in place: the card, showing the votes or
     the outcome (and when it is published), is the answer; a message would repeat it."""
-    return isinstance(ctx.event, ReactionAdded) and ctx.platform in ctx.core.settings.shown_in_place
+    event = ctx.event
+    reacted = isinstance(event, ReactionAdded) or (
+        isinstance(event, ButtonPressed) and event.by_reaction
+    )
+    return reacted and ctx.platform in ctx.core.settings.decided_in_place
 
 
 def _admin_retry(ctx: Ctx, proposal: Proposal) -> None:

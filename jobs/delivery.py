@@ -215,7 +215,8 @@ class DeliveryWorker:
                 failed.append((claimed, result))
                 continue
             sent.append((claimed.id, result.message_id))
-            if result.message_id and claimed.item_id is not None:
+            shown_again = claimed.message is not None and claimed.message.replaces is not None
+            if result.message_id and claimed.item_id is not None and not shown_again:
                 refs.append(
                     {
                         "platform": claimed.target.platform,

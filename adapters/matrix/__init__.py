@@ -54,6 +54,8 @@ MESSENGER = Messenger(
     check=_check,
     # Synapse's default for a bot that is not exempted from its rate limit.
     rate_limits=PlatformLimits(overall=Rate(10, 10), per_dm=Rate(5, 5), per_room=Rate(5, 5)),
+    # The card is replaced (m.replace) with its outcome; posts show no like counter.
+    decided_in_place=True,
 )
 
 __all__ = ["MESSENGER"]

@@ -28,6 +28,7 @@ from bot.events import (
     MessageRefIn,
     Meta,
     ReactionAdded,
+    ReactionRemoved,
 )
 
 PLATFORM = "matrix"
@@ -93,6 +94,9 @@ class Inbound:
     # A native poll's answer: (the poll's start event, the answer ids chosen).
     poll_response: tuple[str, tuple[str, ...]] | None = None
     encrypted: bool = False  # a message the bot cannot read
+    # A redaction: the event it takes back (a person's 👍 taken back is an unlike; the
+    # I/O part finds what the redacted event was, see taken_back).
+    redacts: str | None = None
 
     def event(
         self,
@@ -101,9 +105,17 @@ class Inbound:
     ) -> Event | None:
         """The Pinwall event; `pressed` = (action, value, message) where the I/O part
         found that this reaction or number presses a button."""
+        if self.redacts is not None:
+            return None  # only what it takes back may be something (taken_back)
         if pressed is not None:
             action, value, message = pressed
-            return ButtonPressed(meta=self.meta, action=action, value=value, message=message)
+            return ButtonPressed(
+                meta=self.meta,
+                action=action,
+                value=value,
+                message=message,
+                by_reaction=self.reaction is not None,
+            )
         if self.encrypted or self.poll_response is not None:
             return None  # an answer to no poll of Pinwall's
         if self.reaction is not None:
@@ -221,6 +233,9 @@ def translate(event: Mapping[str, Any], room: RoomView, me: Me) -> Inbound | Non
     )
     if kind == "m.room.encrypted":
         return Inbound(meta=meta, encrypted=True, message_id=event_id)
+    if kind == "m.room.redaction":  # "redacts": at the top (rooms < v11), in the content
+        redacted = event.get("redacts") or content.get("redacts")
+        return Inbound(meta=meta, redacts=redacted) if isinstance(redacted, str) else None
     if kind == "m.reaction":
         relates = _relation(content)
         key, target = relates.get("key"), relates.get("event_id")
@@ -324,3 +339,17 @@ def invite_of(room_id: str, invite_state: Sequence[Mapping[str, Any]], me: Me) -
     if inviter is None:
         return None
     return Invite(room_id=room_id, inviter=inviter, direct=direct, reason=reason, room_name=name)
+
+
+def taken_back(inbound: Inbound, redacted: Event | None) -> ReactionRemoved | None:
+    """A redaction of the person's own reaction (as Pinwall recorded it): the reaction
+    taken back; None for anything else (a message redacted, someone else's event)."""
+    if not isinstance(redacted, ReactionAdded):
+        return None
+    meta = inbound.meta
+    if (
+        redacted.meta.actor.external_id != meta.actor.external_id
+        or redacted.message.conversation != meta.conversation.external_id
+    ):
+        return None
+    return ReactionRemoved(meta=meta, emoji=redacted.emoji, message=redacted.message)

@@ -95,6 +95,9 @@ class MatrixSender:
         if not key:
             key = secrets.token_hex(8)  # a send without outbox key: still one per call
         try:
+            acked = await self._ack(message, key)
+            if acked is not None:
+                return acked
             room_id = await self._room_for(target)
             if message.replaces is not None:
                 return await self._edit(room_id, message, key)
@@ -109,6 +112,20 @@ class MatrixSender:
             return DeliveryFailed(str(exc), permanent=True, unreachable=gone)
         except NETWORK_ERRORS as exc:
             return DeliveryFailed(f"{type(exc).__name__}: {exc}")
+
+    async def _ack(self, message: Message, key: str) -> SendResult | None:
+        """ "Saved" as a reaction under the person's own message (meta "ack": a comment
+        written as a thread answer), not as a message of its own; None when the message
+        has none (or not one in a Matrix room), so that its text is sent."""
+        ack = message.meta.get("ack")
+        if not isinstance(ack, dict):
+            return None
+        room_id, event_id = str(ack.get("conversation", "")), str(ack.get("message_id", ""))
+        if not (room_id.startswith("!") and event_id.startswith("$")):
+            return None
+        content = reaction_content(event_id, str(ack.get("emoji") or "✅"))
+        await self._room_send(room_id, "m.reaction", content, self._txn(key, "ack"))
+        return Delivered(conversation=room_id)
 
     async def _room_for(self, target: Target) -> str:
         """The room a message goes to: a room as it is; a person's direct chat, opened

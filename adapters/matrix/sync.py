@@ -50,11 +50,20 @@ from adapters.matrix.inbound import (
     actor,
     invite_of,
     number_of,
+    taken_back,
     translate,
 )
 from adapters.matrix.render import choice_for_key, choice_for_number
 from bot.adapter_state import BatchChange, ForgetDirectChat, SetCursor, TellOnce
-from bot.events import CommandInvoked, Conversation, Event, InboundFile, MessageRefIn, Meta
+from bot.events import (
+    CommandInvoked,
+    Conversation,
+    Event,
+    InboundFile,
+    MessageRefIn,
+    Meta,
+    load_event,
+)
 from bot.i18n import Translator
 from bot.markup import to_plain
 from bot.message import Target
@@ -74,6 +83,7 @@ FETCH_ATTEMPTS = 3  # downloads of one event's file before it is answered as una
 TIMELINE_TYPES = [
     "m.room.message",
     "m.reaction",
+    "m.room.redaction",  # a reaction taken back
     *polls.RESPONSE_TYPES,
     "m.room.encrypted",
     "m.room.member",
@@ -314,8 +324,12 @@ class MatrixSync:
         events: list[Event] = list(batch.extra)
         redact: list[tuple[str, str]] = []
         for inbound, files in batch.items:
-            pressed = await self._pressed(inbound)
-            event = inbound.event(files, pressed)
+            pressed = None
+            if inbound.redacts is not None:
+                event: Event | None = await self.hub.call(self._taken_back, inbound)
+            else:
+                pressed = await self._pressed(inbound)
+                event = inbound.event(files, pressed)
             if event is not None:
                 events.append(event)
             room_id = inbound.meta.conversation.external_id
@@ -355,6 +369,19 @@ class MatrixSync:
             )
         except (MatrixError, *NETWORK_ERRORS) as exc:
             log.info("Matrix: could not redact the anonymous answer %s (%s)", event_id, exc)
+
+    def _taken_back(self, inbound: Inbound) -> Event | None:
+        """What a redaction takes back, from the inbox: a reaction the person gave is
+        taken back (ReactionRemoved); anything else is nothing for Pinwall."""
+        assert inbound.redacts is not None
+        with self.hub.core.db.uow() as uow:
+            row = uow.inbox.get(PLATFORM, inbound.redacts)
+            payload = row.payload if row is not None else None
+        try:
+            redacted = load_event(payload) if isinstance(payload, dict) else None
+        except ValueError:
+            redacted = None
+        return taken_back(inbound, redacted)
 
     async def _pressed(self, inbound: Inbound) -> tuple[str, str, MessageRefIn] | None:
         """The button a reaction or a bare number presses, if it is one."""

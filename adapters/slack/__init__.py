@@ -65,6 +65,7 @@ MESSENGER = Messenger(
     routes=_routes,
     private_in_room=True,  # ephemeral messages
     shown_in_place=True,  # chat.update
+    decided_in_place=True,
     # Slack's documented limits: about one message a second per channel, 20 a second
     # for the workspace.
     rate_limits=PlatformLimits(overall=Rate(20, 20), per_dm=Rate(1, 1), per_room=Rate(1, 1)),

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import re
 import time
+from dataclasses import replace
 from typing import Any, Literal
 
 import aiohttp
@@ -28,22 +29,18 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.slack import inbound
 from adapters.slack.files import Downloads, NotYet
+from adapters.slack.forms import SlackForms
 from adapters.slack.inbound import SHARE_SHORTCUT, Inbound, SlackUser, user_from_info
 from adapters.slack.modals import (
     PROPOSE_CALLBACK,
     SETTINGS_CALLBACK,
     SHARE_CALLBACK,
     form_submission,
-    form_view,
-    postable_groups_of,
-    propose_command,
     said,
     settings_commands,
     share_errors,
-    share_modal,
     share_submission,
 )
-from adapters.slack.modals import sign as sign_metadata
 from adapters.slack.render import (
     ACTION_PREFIX,
     REASON_BLOCK,
@@ -51,11 +48,10 @@ from adapters.slack.render import (
     blocks,
     fallback,
     home_view,
-    reason_modal,
 )
 from bot.errors import ConfigError
 from bot.home import home_of
-from bot.i18n import Translator, normalize_language
+from bot.i18n import Translator
 from bot.markup import to_plain
 from bot.message import (
     Capabilities,
@@ -67,7 +63,6 @@ from bot.message import (
     Target,
 )
 from bot.ports import task_problem
-from bot.proposals import decides_now
 from bot.runtime import Hub
 
 log = logging.getLogger(__name__)
@@ -90,7 +85,7 @@ _GONE = {
 _PERMANENT = _GONE | {"invalid_blocks", "msg_too_long", "no_text", "invalid_arguments"}
 
 
-class SlackAdapter:
+class SlackAdapter(SlackForms):
     platform = PLATFORM
     capabilities = Capabilities(
         buttons=True, reactions=True, html=False, edits=True, threads=True, max_text=3000
@@ -308,8 +303,8 @@ class SlackAdapter:
                 await self.hub.call(self.hub.core.account_unreachable, PLATFORM, found.id)
 
         @app.event("reaction_removed")
-        async def on_reaction_removed() -> None:
-            return None
+        async def on_reaction_removed(body: dict[str, Any]) -> None:
+            await self._take(inbound.reaction_added(body, removed=True))
 
         @app.action(re.compile("^" + re.escape(ACTION_PREFIX)))
         async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -345,9 +340,9 @@ class SlackAdapter:
         @app.shortcut(SHARE_SHORTCUT)
         async def on_share(ack: AsyncAck, body: dict[str, Any]) -> None:
             found = inbound.share_shortcut(body)
-            # A message without files: the modal with the person's groups. Files, a
+            # The modal with the person's groups (the message's files go with it); a
             # person not known yet or a modal that cannot open: the share flow by DM.
-            if found.files or not await self._open_share(found):
+            if not await self._open_share(found):
                 await self._take(found)
             await ack()
 
@@ -364,9 +359,8 @@ class SlackAdapter:
                 await ack(response_action="errors", errors=errors)
                 return
             arguments = f"{submitted.group} {submitted.text}"
-            await self._take(
-                said(submitted.user_id, "view:" + submitted.view_id, "share", arguments)
-            )
+            found = said(submitted.user_id, "view:" + submitted.view_id, "share", arguments)
+            await self._take(replace(found, files=submitted.files))
             await ack()  # the modal closes; "Shared as #12" comes as a message
 
     async def _take(self, found: Inbound | None) -> None:
@@ -381,81 +375,6 @@ class SlackAdapter:
         if found.user_id in self._deciders:  # their next event shows their home anew
             self._homes.add(found.user_id)
         self._work.set()
-
-    async def _ask(self, found: Inbound) -> bool:
-        """Opens the reason modal for a Reject / Request changes press; False where the
-        person may not decide on it now or it could not open (no trigger, expired, Slack
-        down): then the press is recorded and the core answers or asks by message."""
-        assert found.button is not None
-        user = await self.user(found.user_id)
-        if user is None or user.is_bot or user.deleted or not found.trigger_id:
-            return False
-        action, value, _ref = found.button
-        if not await self.hub.call(decides_now, self.hub.core, PLATFORM, found.user_id, value):
-            return False  # the core answers the press: not theirs to decide, or decided
-        t = Translator(await self._language(found.user_id, user.locale))
-        metadata = inbound.reason_metadata(found, self._modal_key)
-        return await self._open(
-            found.trigger_id, reason_modal(action, value, metadata, t), "reason"
-        )
-
-    async def _open_share(self, found: Inbound) -> bool:
-        """Opens the share modal for "Share to Pinwall group"; False where it cannot (no
-        trigger, nobody Pinwall knows, no group to post to, Slack refused)."""
-        user = await self.user(found.user_id)
-        if user is None or user.is_bot or user.deleted or not found.trigger_id:
-            return False
-        groups = await self.hub.call(postable_groups_of, self.hub.core, PLATFORM, found.user_id)
-        if not groups:
-            return False  # the core's share flow says how to join a group
-        t = Translator(await self._language(found.user_id, user.locale))
-        view = share_modal(
-            groups, found.text, sign_metadata({"u": found.user_id}, self._modal_key), t
-        )
-        return await self._open(found.trigger_id, view, "share")
-
-    async def _open_form(self, found: Inbound) -> bool:
-        """The propose or settings modal for a bare `/pinwall propose` or `settings`;
-        False where the core answers instead (a guest, someone unknown, no outlet)."""
-        user = await self.user(found.user_id)
-        if user is None or user.trust != "member" or not found.trigger_id:
-            return False
-        home = await self.hub.call(home_of, self.hub.core, PLATFORM, found.user_id)
-        if home is None:
-            return False
-        outlets = [o.name for o in self.hub.core.settings.outlets.outlets]
-        view = form_view(found.command, home, outlets, found.user_id, self._modal_key)
-        return view is not None and await self._open(found.trigger_id, view, "form")
-
-    async def _propose(self, body: dict[str, Any]) -> dict[str, str]:
-        """A submitted propose modal recorded as `propose`; else what is wrong, by field."""
-        form = form_submission(body, self._modal_key)
-        if form is None:
-            return {}
-        user, view_id, _data, values = form
-        outlets = {o.name: o for o in self.hub.core.settings.outlets.outlets}
-        t = Translator(await self._language(user))
-        arguments, errors = propose_command(values, outlets, t)
-        if not errors:
-            await self._take(said(user, f"view:{view_id}", "propose", arguments))
-        return errors
-
-    async def _open(self, trigger_id: str, view: dict[str, Any], what: str) -> bool:
-        try:
-            await self.client.views_open(trigger_id=trigger_id, view=view)
-        except SlackApiError as exc:
-            log.warning("Slack: %s modal not opened (%s)", what, exc.response.get("error"))
-            return False
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("Slack: %s modal not opened (%s)", what, exc)
-            return False
-        return True
-
-    async def _language(self, user_id: str, locale: str | None = None) -> str:
-        """The language Pinwall speaks with this person (their setting, else Slack's
-        locale, else the default)."""
-        chosen = await self.hub.state.language_of(PLATFORM, user_id)
-        return chosen or normalize_language(locale) or self.hub.core.settings.default_language
 
     async def _apply_loop(self) -> None:
         while not self._stopping.is_set():
@@ -523,6 +442,22 @@ class SlackAdapter:
             self._dm_channels[target.address] = channel
         return channel
 
+    async def _ack(self, message: Message) -> SendResult | None:
+        """ "Saved" as :white_check_mark: under the person's own message (meta "ack": a
+        comment written as a thread answer) instead of a message; None without one."""
+        ack = message.meta.get("ack")
+        if not isinstance(ack, dict) or not ack.get("conversation") or not ack.get("message_id"):
+            return None
+        channel = str(ack["conversation"])
+        try:
+            await self.client.reactions_add(
+                channel=channel, timestamp=str(ack["message_id"]), name="white_check_mark"
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                raise
+        return Delivered(conversation=channel)
+
     async def send(self, target: Target, message: Message, *, key: str = "") -> SendResult:
         if "proposal" in message.meta:  # an approval card, new or decided
             self._homes |= self._deciders
@@ -530,6 +465,9 @@ class SlackAdapter:
                 self._homes.add(target.address)
             self._work.set()
         try:
+            acked = await self._ack(message)
+            if acked is not None:
+                return acked
             channel = await self._channel(target)
             text, body = fallback(message), blocks(message)
             audience = message.meta.get("audience")

@@ -35,6 +35,7 @@ from bot.events import (
     MessageRefIn,
     Meta,
     ReactionAdded,
+    ReactionRemoved,
     Trust,
 )
 
@@ -127,7 +128,7 @@ class WantedFile:
 class Inbound:
     """A payload as Pinwall sees it, but for the person's details and the files."""
 
-    kind: Literal["command", "message", "button", "reaction"]
+    kind: Literal["command", "message", "button", "reaction", "unreaction"]
     event_id: str
     user_id: str
     conversation: Conversation
@@ -176,6 +177,8 @@ class Inbound:
             )
         if self.reaction is not None:
             emoji, message = self.reaction
+            if self.kind == "unreaction":
+                return ReactionRemoved(meta=meta, emoji=emoji, message=message)
             return ReactionAdded(meta=meta, emoji=emoji, message=message)
         return MessageReceived(
             meta=meta,
@@ -341,7 +344,8 @@ def app_mention(body: dict[str, Any], bot_user_id: str) -> Inbound | None:
     )
 
 
-def reaction_added(body: dict[str, Any]) -> Inbound | None:
+def reaction_added(body: dict[str, Any], *, removed: bool = False) -> Inbound | None:
+    """reaction_added (reaction_removed with `removed`: a 👍 taken back is an unlike)."""
     event = body["event"]
     item = event.get("item") or {}
     if item.get("type") != "message" or not event.get("user"):
@@ -349,9 +353,10 @@ def reaction_added(body: dict[str, Any]) -> Inbound | None:
     channel = str(item.get("channel", ""))
     name = str(event.get("reaction", "")).split("::")[0]  # skin tones: "+1::skin-tone-2"
     return Inbound(
-        kind="reaction",
+        kind="unreaction" if removed else "reaction",
         event_id=str(
-            body.get("event_id") or f"react:{channel}:{item.get('ts')}:{event['user']}:{name}"
+            body.get("event_id")
+            or f"{'un' if removed else ''}react:{channel}:{item.get('ts')}:{event['user']}:{name}"
         ),
         user_id=str(event["user"]),
         conversation=Conversation(external_id=channel, direct=_direct(channel)),

@@ -18,8 +18,9 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import available_timezones
 
-from adapters.slack.inbound import Inbound
+from adapters.slack.inbound import Inbound, WantedFile
 from adapters.slack.render import (
     MAX_MODAL_TITLE,
     MAX_OPTION_TEXT,
@@ -34,6 +35,7 @@ from bot.errors import UserError
 from bot.events import Conversation
 from bot.home import Home
 from bot.i18n import LANGUAGES, Translator
+from bot.ids import parse_id
 from bot.markup import to_plain
 from bot.outlets import OutletSpec, check
 from bot.policy import Policy
@@ -147,6 +149,9 @@ class ShareSubmitted:
     group: str
     text: str
     problem: str | None = None
+    # The shared message's files (the shortcut's), kept signed in the modal's metadata:
+    # they go with the share.
+    files: tuple[WantedFile, ...] = ()
 
 
 def said(user: str, event_id: str, name: str, arguments: str) -> Inbound:
@@ -185,7 +190,32 @@ def share_submission(body: dict[str, Any], key: bytes) -> ShareSubmitted | None:
         group=group,
         text=text.strip(),
         problem=problem,
+        files=files_of(data),
     )
+
+
+# A file as the share modal's metadata keeps it: [id, name, url, mime type, size].
+MAX_METADATA = 3000  # Slack's limit of private_metadata
+
+
+def share_metadata(user: str, files: tuple[WantedFile, ...], key: bytes) -> str | None:
+    """The signed metadata of a share modal: the person, and the message's files; None
+    when they do not fit Slack's limit (the share flow by direct message takes them)."""
+    data: dict[str, Any] = {"u": user}
+    if files:
+        data["f"] = [[f.id, f.name, f.url, f.mime_type, f.size] for f in files]
+    signed = sign(data, key)
+    return signed if len(signed) <= MAX_METADATA else None
+
+
+def files_of(data: dict[str, Any]) -> tuple[WantedFile, ...]:
+    out: list[WantedFile] = []
+    for f in data.get("f") or []:
+        if isinstance(f, list) and len(f) == 5 and all(isinstance(v, str) for v in f[:3]):
+            mime = f[3] if isinstance(f[3], str) else None
+            size = f[4] if isinstance(f[4], int) else None
+            out.append(WantedFile(f[0], f[1], f[2], mime, size))
+    return tuple(out)
 
 
 def share_errors(submitted: ShareSubmitted, t: Translator) -> dict[str, str]:
@@ -210,8 +240,11 @@ SETTINGS_CALLBACK = "pw:settings"
 OUTLET_BLOCK, OUTLET_INPUT = "outlet", "outlet_input"
 LANGUAGE_BLOCK, LANGUAGE_INPUT = "language", "language_input"
 ZONE_BLOCK, ZONE_INPUT = "timezone", "timezone_input"
-# The zones offered to choose from (any other IANA zone: `settings timezone <zone>`).
-ZONES = (
+ITEM_BLOCK, ITEM_INPUT = "item", "item_input"
+AT_BLOCK, AT_INPUT = "at", "at_input"
+# The zones offered first (the company's people are mostly in Europe); then every other
+# IANA zone by region, each region a group of the select (Slack filters as one types).
+COMMON_ZONES = (
     "Europe/Berlin",
     "Europe/Vienna",
     "Europe/Zurich",
@@ -229,6 +262,40 @@ ZONES = (
     "Australia/Sydney",
     "UTC",
 )
+_REGIONS = (
+    "Europe",
+    "America",
+    "Asia",
+    "Africa",
+    "Australia",
+    "Pacific",
+    "Atlantic",
+    "Indian",
+    "Antarctica",
+    "Arctic",
+)
+
+
+def zone_groups() -> list[tuple[str, list[str]]]:
+    """Every IANA zone of the system's database but the legacy aliases (US/Eastern,
+    Etc/GMT+5), by region, each group at most MAX_OPTIONS long (America is split:
+    "America A–L")."""
+    by_region: dict[str, list[str]] = {r: [] for r in _REGIONS}
+    for zone in available_timezones():
+        region = zone.split("/", 1)[0]
+        if region in by_region and "/" in zone and zone not in COMMON_ZONES:
+            by_region[region].append(zone)
+    groups: list[tuple[str, list[str]]] = []
+    for region, zones in by_region.items():
+        zones.sort()
+        chunks = [zones[i : i + MAX_OPTIONS] for i in range(0, len(zones), MAX_OPTIONS)]
+        for chunk in chunks:
+            label = region
+            if len(chunks) > 1:
+                first, last = chunk[0].split("/", 1)[1][0], chunk[-1].split("/", 1)[1][0]
+                label = f"{region} {first}–{last}"
+            groups.append((label, chunk))
+    return groups
 
 
 def _select(action_id: str, options: list[dict[str, Any]], placeholder: str) -> dict[str, Any]:
@@ -273,10 +340,19 @@ def propose_modal(outlets: list[str], metadata: str, t: Translator) -> dict[str,
         "max_length": MAX_INPUT,
         "placeholder": _plain(to_plain(t("slack.propose.text_placeholder")), MAX_PLACEHOLDER),
     }
+    item = {
+        "type": "plain_text_input",
+        "action_id": ITEM_INPUT,
+        "max_length": 20,
+        "placeholder": _plain(to_plain(t("slack.propose.item_placeholder")), MAX_PLACEHOLDER),
+    }
+    at = {"type": "datetimepicker", "action_id": AT_INPUT}
     view = _modal(PROPOSE_CALLBACK, metadata, t, "slack.propose.title", "slack.propose.submit")
     view["blocks"] = [
         _input(OUTLET_BLOCK, to_plain(t("slack.propose.outlet")), select),
         _input(TEXT_BLOCK, to_plain(t("slack.propose.text")), text),
+        {**_input(ITEM_BLOCK, to_plain(t("slack.propose.item")), item), "optional": True},
+        {**_input(AT_BLOCK, to_plain(t("slack.propose.at")), at), "optional": True},
     ]
     return view
 
@@ -287,15 +363,28 @@ def settings_modal(language: str, zone: str, metadata: str, t: Translator) -> di
         {"text": _plain(to_plain(t(f"language.{code}")), MAX_OPTION_TEXT), "value": code}
         for code in LANGUAGES
     ]
-    zones = [{"text": _plain(z, MAX_OPTION_TEXT), "value": z} for z in ZONES]
-    if zone not in ZONES:
-        zones.insert(0, {"text": _plain(zone, MAX_OPTION_TEXT), "value": zone[:MAX_OPTION_VALUE]})
+
+    def option(z: str) -> dict[str, Any]:
+        return {"text": _plain(z, MAX_OPTION_TEXT), "value": z[:MAX_OPTION_VALUE]}
+
+    groups = [(to_plain(t("slack.settings.common_zones")), list(COMMON_ZONES)), *zone_groups()]
+    if not any(zone in zones for _, zones in groups):  # one the database lacks: on top
+        groups[0][1].insert(0, zone)
+    option_groups = [
+        {"label": _plain(label, MAX_OPTION_TEXT), "options": [option(z) for z in zones]}
+        for label, zones in groups[:MAX_OPTIONS]
+    ]
     chosen_language = _select(LANGUAGE_INPUT, languages, to_plain(t("slack.settings.language")))
     chosen_language["initial_option"] = next(
         (o for o in languages if o["value"] == language), languages[0]
     )
-    chosen_zone = _select(ZONE_INPUT, zones, to_plain(t("slack.settings.timezone")))
-    chosen_zone["initial_option"] = next((o for o in zones if o["value"] == zone), zones[0])
+    chosen_zone = {
+        "type": "static_select",
+        "action_id": ZONE_INPUT,
+        "placeholder": _plain(to_plain(t("slack.settings.timezone")), MAX_PLACEHOLDER),
+        "option_groups": option_groups,
+        "initial_option": option(zone),
+    }
     view = _modal(SETTINGS_CALLBACK, metadata, t, "slack.settings.title", "slack.settings.submit")
     view["blocks"] = [
         _input(LANGUAGE_BLOCK, to_plain(t("slack.settings.language")), chosen_language),
@@ -323,18 +412,31 @@ def form_submission(
     return user, str(view.get("id") or body.get("trigger_id") or ""), data, values
 
 
-def propose_command(
-    values: dict[str, Any], outlets: dict[str, OutletSpec], t: Translator
-) -> tuple[str, dict[str, str]]:
-    """The `propose` arguments of a submitted propose modal, or what is wrong with it by
-    field (the outlet's own length limit included): nothing is proposed then."""
+@dataclass(frozen=True, slots=True)
+class ProposeForm:
+    """A submitted propose modal as the core takes it (action "proposal.form"): the
+    fields as the value, the text as typed (never read as options)."""
+
+    value: str  # JSON: {"outlet", "item": a post's number or null, "at": Unix seconds}
+    text: str
+
+
+def propose_form(
+    values: dict[str, Any], outlets: dict[str, OutletSpec], t: Translator, now: float
+) -> tuple[ProposeForm | None, dict[str, str]]:
+    """The submitted propose modal, or what is wrong with it by field (the outlet's own
+    length limit, a post number that is none, a moment past): nothing is proposed then."""
     outlet = _chosen(values, OUTLET_BLOCK, OUTLET_INPUT)
     text = str(((values.get(TEXT_BLOCK) or {}).get(TEXT_INPUT) or {}).get("value") or "").strip()
+    raw_item = str(((values.get(ITEM_BLOCK) or {}).get(ITEM_INPUT) or {}).get("value") or "")
+    at = ((values.get(AT_BLOCK) or {}).get(AT_INPUT) or {}).get("selected_date_time")
     spec = outlets.get(outlet)
     if spec is None:
-        return "", {OUTLET_BLOCK: to_plain(t("slack.propose.outlet_placeholder"))}
+        return None, {OUTLET_BLOCK: to_plain(t("slack.propose.outlet_placeholder"))}
     if not text:
-        return "", {TEXT_BLOCK: to_plain(t("slack.share.empty"))}
+        return None, {TEXT_BLOCK: to_plain(t("slack.share.empty"))}
+    if len(text) > MAX_INPUT:
+        return None, {TEXT_BLOCK: to_plain(t("slack.share.too_long", max=MAX_INPUT))}
     problem = check(spec.limits, text)
     if problem is not None and problem.what == "length":
         unit = t(f"outlets.{problem.unit}")
@@ -345,13 +447,18 @@ def propose_command(
             limit=problem.limit,
             unit=unit,
         )
-        return "", {TEXT_BLOCK: cut(to_plain(why), 2000)}
-    arguments = f"{outlet} {text}"
-    try:
-        grammar.parse("propose", arguments)
-    except UserError as exc:
-        return "", {TEXT_BLOCK: cut(to_plain(t(exc.key, **exc.params)), 2000)}
-    return arguments, {}
+        return None, {TEXT_BLOCK: cut(to_plain(why), 2000)}
+    item: int | None = None
+    if raw_item.strip():
+        try:
+            item = parse_id(raw_item.strip(), "item")
+        except UserError as exc:
+            return None, {ITEM_BLOCK: cut(to_plain(t(exc.key, **exc.params)), 2000)}
+    moment = at if isinstance(at, int) and not isinstance(at, bool) else None
+    if moment is not None and moment <= now:
+        return None, {AT_BLOCK: to_plain(t("slack.propose.at_past"))}
+    fields = {"outlet": outlet, "item": item, "at": moment}
+    return ProposeForm(json.dumps(fields, separators=(",", ":")), text), {}
 
 
 def settings_commands(values: dict[str, Any], data: dict[str, Any]) -> list[str]:

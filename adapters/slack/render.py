@@ -164,9 +164,11 @@ def _buttons(buttons: Iterable[Button], start: int = 0) -> list[Block]:
 _SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
-def mention(text: str, mentions: object) -> str:
+def mention(text: str, mentions: object, *, every: bool = False) -> str:
     """The first mention of each person in mrkdwn `text` (their handle, with or without
-    "@"): Slack's real mention where their Slack account is known, else their name."""
+    "@"): Slack's real mention where their Slack account is known, else their name.
+    `every`: each "@handle" (with its "@" only), for lists that name many people
+    (a digest's lines, the App Home)."""
     if not isinstance(mentions, dict):
         return text
     for handle, person in mentions.items():
@@ -181,8 +183,12 @@ def mention(text: str, mentions: object) -> str:
             shown = escape(" ".join(name.split())[:80])
         else:
             continue
-        word = re.compile(rf"(?<![\w.@/:&#-])@?{re.escape(escape(handle))}(?![\w-])")
-        found = word.search(text)  # a name is put in as it is, never read as a pattern
+        at = "@" if every else "@?"
+        word = re.compile(rf"(?<![\w.@/:&#-]){at}{re.escape(escape(handle))}(?![\w-])")
+        if every:  # a name is put in as it is, never read as a pattern
+            text = word.sub(shown.replace("\\", "\\\\"), text)  # a literal replacement
+            continue
+        found = word.search(text)
         if found is not None:
             text = text[: found.start()] + shown + text[found.end() :]
     return text
@@ -207,7 +213,8 @@ def _digest_sections(message: Message, first: int) -> tuple[list[Block], list[Bu
     opens = {b.value: (i, b) for i, b in enumerate(message.buttons) if b.action == "item.open"}
     out: list[Block] = []
     pending: list[str] = []
-    for line in mrkdwn(message.text).split("\n"):
+    text = mention(mrkdwn(message.text), message.meta.get("mentions"), every=True)
+    for line in text.split("\n"):
         found = re.match(r"• #(\d+)\b", line)
         taken = opens.pop(found.group(1), None) if found else None
         if taken is None:
@@ -230,9 +237,13 @@ def blocks(message: Message) -> list[Block]:
     out: list[Block] = []
     mentions = message.meta.get("mentions")
     if message.title:
-        title = mention(mrkdwn(message.title), mentions)
+        plain_title = mrkdwn(message.title)
+        title = mention(plain_title, mentions)
         out += _sections("\n".join(f"*{line}*" if line else "" for line in title.split("\n")))
-        mentions = None  # named once, in the title
+        if isinstance(mentions, dict):  # each named once: in the title, else in the text
+            mentions = {
+                h: p for h, p in mentions.items() if mention(plain_title, {h: p}) == plain_title
+            }
     buttons = list(message.buttons)
     if message.text and "digest" in message.meta:
         sections, buttons = _digest_sections(message, 0)
@@ -340,7 +351,11 @@ def home_view(home: Home, t: Translator) -> dict[str, Any]:
             author = f"@{p.author}"
         else:
             author = author_label(t, None) if p.former_member else "feed"
-        head = mrkdwn(t("home.post", item=p.item, group=p.group, author=author, when=when))
+        head = mention(
+            mrkdwn(t("home.post", item=p.item, group=p.group, author=author, when=when)),
+            home.mentions,
+            every=True,
+        )
         body = escape(cut(p.text.strip().split("\n")[0], 300)) if p.text.strip() else ""
         link = f"<{p.url}|{escape(cut(p.label or p.url, 200))}>" if p.url else ""
         text = "\n".join(x for x in (head, body, link) if x)
@@ -434,7 +449,7 @@ def _home_proposals(home: Home, t: Translator) -> list[Block]:
     if not home.proposals:
         out.append(_section(mrkdwn(t("home_proposals.none"))))
     for p in home.proposals:
-        out.append(_section(cut(_proposal_text(p, t), MAX_SECTION)))
+        out.append(_section(cut(mention(_proposal_text(p, t), home.mentions), MAX_SECTION)))
         value = f"{p.id}:{p.revision}"
         buttons = [
             Button(

@@ -33,6 +33,7 @@ from bot.events import (
     MessageRefIn,
     Meta,
     ReactionAdded,
+    ReactionRemoved,
     Trust,
 )
 from bot.grammar import COMMAND_NAMES
@@ -72,7 +73,7 @@ class Inbound:
     command: tuple[str, str] | None = None
     button: tuple[str, str, MessageRefIn | None] | None = None
     reaction: tuple[str, MessageRefIn] | None = None
-    removed: bool = False  # a reaction taken back (reactionsRemoved)
+    removed: bool = False  # a reaction taken back (reactionsRemoved): ReactionRemoved
     message_id: str | None = None
     reply_to: MessageRefIn | None = None
     intent: Literal["message", "share"] = "message"
@@ -93,7 +94,9 @@ class Inbound:
             return ButtonPressed(meta=self.meta, action=action, value=value, message=message)
         if self.reaction is not None:
             emoji, message = self.reaction
-            return ReactionAdded(meta=self.meta, emoji=emoji, message=message, removed=self.removed)
+            if self.removed:
+                return ReactionRemoved(meta=self.meta, emoji=emoji, message=message)
+            return ReactionAdded(meta=self.meta, emoji=emoji, message=message)
         return MessageReceived(
             meta=self.meta,
             text=self.text,

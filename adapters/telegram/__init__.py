@@ -69,6 +69,8 @@ MESSENGER = Messenger(
     # chat, 20 a minute per group.
     rate_limits=PlatformLimits(overall=Rate(30, 30), per_dm=Rate(1, 1), per_room=Rate(20 / 60, 3)),
     shown_in_place=True,  # editMessageText
+    decided_in_place=True,
+    menus_by_role=True,  # BotCommandScopeChat
 )
 
 __all__ = ["MESSENGER"]

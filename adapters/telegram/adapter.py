@@ -64,6 +64,7 @@ from bot.message import (
     Target,
 )
 from bot.ports import task_problem
+from bot.role_menus import ROLE_MENU
 from bot.runtime import Hub
 from store.models import Role
 
@@ -312,6 +313,10 @@ class TelegramAdapter:
             chat_id = int(target.address)
         except ValueError:
             return DeliveryFailed(f"not a Telegram chat id: {target.address!r}", permanent=True)
+        menu_role = message.meta.get(ROLE_MENU)
+        if menu_role in {r.value for r in Role}:  # a role changed: only the chat's menu
+            await self.set_role_menu(chat_id, Role(menu_role))
+            return Delivered(conversation=str(chat_id))
         try:
             if message.replaces is not None:
                 edited = await self._edit(chat_id, message)
@@ -323,11 +328,7 @@ class TelegramAdapter:
             # A question in a group goes to the one who asked: ForceReply (selective)
             # opens the reply for the people the message mentions, so it mentions them.
             addressee = str(audience) if target.kind == "room" and audience else None
-            sent = await self._post(chat_id, message, key, addressee)
-            role = message.meta.get("role")
-            if target.kind == "dm" and role in {r.value for r in Role}:
-                await self.set_role_menu(chat_id, Role(role))  # told of a new role: its menu
-            return sent
+            return await self._post(chat_id, message, key, addressee)
         except RetryAfter as exc:
             return RateLimited(retry_after=seconds(exc.retry_after))
         except Forbidden as exc:  # blocked by the person, or removed from the group
@@ -358,18 +359,30 @@ class TelegramAdapter:
         assert message.replaces is not None
         if not message.replaces.isdigit():
             return None
-        chunks = message_html(message)
-        if len(chunks) != 1:
+        files = [f for f in message.files if self.hub.blobs and self.hub.blobs.exists(f.blob_id)]
+        captions = message_html(message, MAX_CAPTION)
+        captioned = len(files) == 1 and len(captions) <= 1  # sent as a photo with its caption
+        chunks = captions if captioned else message_html(message)
+        if len(chunks) > 1 or not (chunks or captioned):
             return None
         try:
-            await self.bot.edit_message_text(
-                chunks[0],
-                chat_id=chat_id,
-                message_id=int(message.replaces),
-                parse_mode=ParseMode.HTML,
-                reply_markup=self._keyboard(chat_id, message.buttons),
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
-            )
+            if captioned:  # a photo post: its caption and buttons (the like counter)
+                await self.bot.edit_message_caption(
+                    chat_id=chat_id,
+                    message_id=int(message.replaces),
+                    caption=chunks[0] if chunks else None,
+                    parse_mode=ParseMode.HTML if chunks else None,
+                    reply_markup=self._keyboard(chat_id, message.buttons),
+                )
+            else:
+                await self.bot.edit_message_text(
+                    chunks[0],
+                    chat_id=chat_id,
+                    message_id=int(message.replaces),
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=self._keyboard(chat_id, message.buttons),
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
         except BadRequest as exc:
             if "not modified" in exc.message.lower():
                 return Delivered(message_id=message.replaces, conversation=str(chat_id))

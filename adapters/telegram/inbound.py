@@ -8,13 +8,14 @@ what the I/O part stored (`Inbound.event`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from telegram import Chat, Message, MessageEntity, ReactionTypeEmoji, Update, User
 from telegram.constants import ChatType
 
 from adapters.telegram.render import CallbackCodec
+from bot.delivery import LIKE
 from bot.events import (
     Actor,
     ButtonPressed,
@@ -26,6 +27,7 @@ from bot.events import (
     MessageRefIn,
     Meta,
     ReactionAdded,
+    ReactionRemoved,
 )
 
 PLATFORM = "telegram"
@@ -63,6 +65,26 @@ class Inbound:
     callback_id: str | None = None
     album: str | None = None  # media_group_id
     reaction: tuple[str, MessageRefIn] | None = None  # (emoji, the message reacted to)
+    # The emoji a reaction change took back (on `reaction`'s message, or `taken_on`).
+    taken_back: tuple[str, ...] = ()
+    taken_on: MessageRefIn | None = None
+
+    def events(self, attachments: Sequence[InboundFile] = ()) -> list[Event]:
+        """What the update comes to: one event, or for a reaction change each reaction
+        taken back (an unlike: 👍 taken back or swapped for another) and the one added."""
+        taken: list[Event] = []
+        if self.taken_on is not None:
+            taken = [
+                ReactionRemoved(
+                    meta=replace(self.meta, event_id=f"{self.meta.event_id}:-{i}"),
+                    emoji=emoji,
+                    message=self.taken_on,
+                )
+                for i, emoji in enumerate(self.taken_back)
+            ]
+            if self.reaction is None:
+                return taken
+        return [*taken, self.event(attachments)]
 
     def event(self, attachments: Sequence[InboundFile] = ()) -> Event:
         if self.reaction is not None:
@@ -164,19 +186,41 @@ def added_emoji(old: Sequence[object], new: Sequence[object]) -> str | None:
     return None
 
 
+def taken_back(old: Sequence[object], new: Sequence[object]) -> tuple[str, ...]:
+    """The emoji a reaction change takes back (a non-Premium user has one reaction: a new
+    one takes the old one's place)."""
+    after = {r.emoji for r in new if isinstance(r, ReactionTypeEmoji)}
+    return tuple(r.emoji for r in old if isinstance(r, ReactionTypeEmoji) and r.emoji not in after)
+
+
+def counted(update: Update) -> tuple[str, str, int] | None:
+    """An anonymous total (message_reaction_count, a channel's readers): (chat, message,
+    how many 👍 it shows now); None for any other update."""
+    totals = update.message_reaction_count
+    if totals is None:
+        return None
+    likes = sum(
+        r.total_count
+        for r in totals.reactions
+        if isinstance(r.type, ReactionTypeEmoji) and r.type.emoji == LIKE
+    )
+    return str(totals.chat.id), str(totals.message_id), likes
+
+
 def translate(update: Update, me: Bot, codec: CallbackCodec, now: datetime) -> Inbound | None:
     """The update as Pinwall sees it, or None when it is nothing for Pinwall.
 
     A reaction a person adds is a ReactionAdded on the message (a like on a post, an
-    approval on a card); one taken back, and the anonymous totals of
-    message_reaction_count (no person to count them for; Telegram shows them under the
-    message itself), are nothing for Pinwall."""
+    approval on a card); one taken back a ReactionRemoved (an unlike). The anonymous
+    totals of message_reaction_count (a channel's) are not a person's: the receiver
+    gives them to bot.likes itself (see `counted`)."""
     event_id = f"{me.id}:{update.update_id}"
     changed = update.message_reaction
     if changed is not None:
         user = changed.user
         emoji = added_emoji(changed.old_reaction, changed.new_reaction)
-        if user is None or user.is_bot or emoji is None:
+        gone = taken_back(changed.old_reaction, changed.new_reaction)
+        if user is None or user.is_bot or (emoji is None and not gone):
             return None
         meta = Meta(
             platform=PLATFORM,
@@ -186,7 +230,13 @@ def translate(update: Update, me: Bot, codec: CallbackCodec, now: datetime) -> I
             time=changed.date,
         )
         ref = MessageRefIn(conversation=str(changed.chat.id), message_id=str(changed.message_id))
-        return Inbound(meta=meta, text="", reaction=(emoji, ref))
+        return Inbound(
+            meta=meta,
+            text="",
+            reaction=(emoji, ref) if emoji is not None else None,
+            taken_back=gone,
+            taken_on=ref if gone else None,
+        )
     query = update.callback_query
     if query is not None:
         message = query.message

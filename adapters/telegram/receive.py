@@ -27,9 +27,10 @@ from telegram import Bot, Update
 from telegram.error import BadRequest, Conflict, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
-from adapters.telegram.inbound import ALLOWED_UPDATES, WantedFile, translate
+from adapters.telegram.inbound import ALLOWED_UPDATES, WantedFile, counted, translate
 from adapters.telegram.inbound import Bot as Me
 from adapters.telegram.render import CallbackCodec
+from bot.delivery import anonymous_likes_counted
 from bot.events import InboundFile
 from bot.i18n import Translator, normalize_language
 from bot.markup import to_plain
@@ -268,6 +269,10 @@ class TelegramReceiver:
 
     async def process(self, update: Update) -> None:
         assert self.me is not None
+        total = counted(update)
+        if total is not None:
+            await self._count_likes(*total)
+            return
         inbound = translate(update, self.me, self.codec, self.hub.clock.now())
         query = update.callback_query
         if inbound is None:
@@ -283,7 +288,7 @@ class TelegramReceiver:
             await self.on_private_chat(int(inbound.meta.conversation.external_id))
         attachments = [await self._fetch(update.update_id, w) for w in inbound.files]
         try:
-            await self.hub.record_batch([inbound.event(attachments)])
+            await self.hub.record_batch(inbound.events(attachments))
         except Exception as exc:  # the store is away: Telegram keeps the update meanwhile
             raise TransientError(f"not recorded: {exc}") from exc
         self._fetch_failures.pop(update.update_id, None)
@@ -293,6 +298,32 @@ class TelegramReceiver:
             log.warning("Telegram: update %s recorded, not applied yet (%s)", update.update_id, exc)
         if inbound.callback_id is not None:
             await self._answer(inbound.callback_id)
+
+    async def _count_likes(self, chat: str, message_id: str, likes: int) -> None:
+        """A channel's anonymous 👍 on a post's copy: the post's cards show the new count.
+        A total, not a change: taking it twice is the same (no inbox needed)."""
+
+        def count() -> bool:
+            core = self.hub.core
+            with core.db.uow() as uow:
+                changed = anonymous_likes_counted(
+                    uow,
+                    PLATFORM,
+                    chat,
+                    message_id,
+                    likes,
+                    core.settings.shown_in_place,
+                    self.hub.clock.now(),
+                )
+                uow.commit()
+            return changed
+
+        try:
+            changed = await self.hub.call(count)
+        except Exception as exc:  # the store is away: Telegram keeps the update meanwhile
+            raise TransientError(f"not counted: {exc}") from exc
+        if changed:
+            self.hub.wake()
 
     async def _answer(self, callback_id: str, text: str | None = None) -> None:
         try:

@@ -18,6 +18,7 @@ from bot.help import (
     example_values,
     for_role,
     localize_usage,
+    shown_name,
     tasks_for,
 )
 from bot.markup import Markup, bold, esc
@@ -56,7 +57,7 @@ def on_help(ctx: Ctx, cmd: Command) -> None:
         specs = [s for s in grammar.specs_named(name) if not s.hidden]
         if not specs:
             raise UserError("error.unknown_command", command=name, suggestion="")
-        found: list[str] = [bold(specs[0].name)]
+        found: list[str] = [bold(shown_name(specs[0].name, ctx.t.language))]
         for s in specs:
             found.append(ctx.usage(s.key))
             found.append(Markup("  ") + ctx.t(f"help.{s.key}"))
@@ -72,7 +73,7 @@ def on_help(ctx: Ctx, cmd: Command) -> None:
     first: str | None = None
     for task in tasks_for(role, available, short=True):
         first = first or task.names[0]
-        commands = Markup(" · ".join(bold(n) for n in task.names))
+        commands = Markup(" · ".join(bold(shown_name(n, ctx.t.language)) for n in task.names))
         lines.append(
             ctx.t("help.short.line", task=ctx.t(f"help.task.{task.key}"), commands=commands)
         )

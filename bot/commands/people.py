@@ -17,6 +17,7 @@ from bot.handlers import Handlers
 from bot.i18n import Translator
 from bot.markup import Markup
 from bot.message import Message
+from bot.role_menus import queue_role_menus
 from store.models import LinkRequest, Role
 
 
@@ -92,13 +93,12 @@ def on_role(ctx: Ctx, cmd: Command) -> None:
     person.role = role
     ctx.audit("role.changed", person.handle, before=before, after=role.value)
     ctx.reply("role.done", handle=person.handle, role=ctx.t(f"role.name.{role}"))
+    # a messenger with menus by role shows them the new one (Telegram), wherever they are
+    queue_role_menus(ctx.uow, person, role, ctx.core.settings.menus_by_role, ctx.now)
     if person.id != ctx.person.id:
         t = ctx.core.translator(person)
         told = t("role.told", handle=ctx.person.handle, role=t(f"role.name.{role}"))
-        # "role": a messenger with menus by role shows them the new one (Telegram)
-        ctx.core.send_to_person(
-            ctx.uow, person, Message(text=told, meta={"role": role.value}), ctx.now
-        )
+        ctx.core.send_to_person(ctx.uow, person, Message(text=told), ctx.now)
 
 
 def on_link(ctx: Ctx, cmd: Command) -> None:

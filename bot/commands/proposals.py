@@ -5,6 +5,8 @@ deciding is bot/proposals.py's, the cards bot/approval_cards.py's.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from bot import proposals
@@ -138,20 +140,47 @@ def _item_attachment(
 
 def on_propose(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_internal()
-    name = str(cmd.arg("outlet")).lower()
-    spec = ctx.core.settings.outlets.get(name)
-    if spec is None:
-        raise UserError("error.outlet_not_found", outlet=cmd.arg("outlet"))
-    text = str(cmd.arg("text") or "").strip()
     item_id = parse_id(str(cmd.flags["item"]), "item") if cmd.flags.get("item") else None
-    link_, media = _item_attachment(ctx, item_id)
-    _check_limits(ctx, spec, text, link_, media)
     zone = ctx.core.timezone_of(ctx.person)
     publish_at = None
     if cmd.flags.get("at"):
         publish_at = parse_publish_time(str(cmd.flags["at"]), zone, ctx.now)
-        if publish_at is not None and publish_at <= ctx.now:
-            raise UserError("error.publish_time_past", when=ctx.t.datetime(publish_at, zone))
+    _propose(ctx, str(cmd.arg("outlet")), str(cmd.arg("text") or ""), item_id, publish_at)
+
+
+def on_propose_form(ctx: Ctx, value: str) -> None:
+    """A proposal filled in as a form (Slack's propose modal): the outlet, the post it
+    is about and the moment in `value` ({"outlet", "item", "at": Unix seconds}), the text
+    as typed in the event (`ButtonPressed.text`), never read as options: a "--at" in it
+    stays text."""
+    ctx.policy.require_internal()
+    try:
+        fields = json.loads(value)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        raise UserError("error.button_expired")
+    text = ctx.event.text if isinstance(ctx.event, ButtonPressed) else None
+    item, at = fields.get("item"), fields.get("at")
+    publish_at = datetime.fromtimestamp(at, UTC) if isinstance(at, int) else None
+    item_id = item if isinstance(item, int) else None
+    _propose(ctx, str(fields.get("outlet") or ""), text or "", item_id, publish_at)
+
+
+def _propose(
+    ctx: Ctx, outlet: str, text: str, item_id: int | None, publish_at: datetime | None
+) -> None:
+    spec = ctx.core.settings.outlets.get(outlet.lower())
+    if spec is None:
+        raise UserError("error.outlet_not_found", outlet=outlet)
+    text = text.strip()
+    if not text:
+        raise UserError("error.missing_argument", param="text", usage_of="propose")
+    link_, media = _item_attachment(ctx, item_id)
+    _check_limits(ctx, spec, text, link_, media)
+    zone = ctx.core.timezone_of(ctx.person)
+    if publish_at is not None and publish_at <= ctx.now:
+        raise UserError("error.publish_time_past", when=ctx.t.datetime(publish_at, zone))
     proposal, sent = proposals.create(ctx, spec, text, item_id, publish_at)
     ref = show_id(proposal.id, "proposal")
     need = ctx.t("outlets.quorum", count=spec.quorum)
@@ -342,8 +371,6 @@ def on_changes_button(ctx: Ctx, value: str) -> None:
 
 def on_card_reaction(ctx: Ctx, event: ReactionAdded) -> None:
     """✅ on an approval card approves, ❌ asks for the reason to reject."""
-    if event.removed:  # a decision is not taken back by taking a reaction back
-        return
     emoji = event.emoji.strip().strip(":")
     if emoji not in APPROVE_EMOJI and emoji not in REJECT_EMOJI:
         return
@@ -387,6 +414,7 @@ HANDLERS = Handlers(
         "proposal.approve": on_approve_button,
         "proposal.reject": on_reject_button,
         "proposal.changes": on_changes_button,
+        "proposal.form": on_propose_form,
     },
     reactions=(on_card_reaction,),
     prompts=dict.fromkeys(REASON_PROMPTS, on_reason),

@@ -12,7 +12,7 @@ from typing import Any
 from bot import announcements, grammar, guide
 from bot.authors import author_label, mentions_of
 from bot.core import Ctx
-from bot.delivery import LIKE, fan_out, item_message, like_count
+from bot.delivery import LIKE, fan_out, refresh_cards
 from bot.errors import UserError
 from bot.events import (
     ButtonPressed,
@@ -21,13 +21,14 @@ from bot.events import (
     MessageReceived,
     MessageRefIn,
     ReactionAdded,
+    ReactionRemoved,
 )
 from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.ids import parse_id, show_id
 from bot.linklabel import link_label
 from bot.markup import Markup, link
-from bot.message import Button, FileRef, Message, Target
+from bot.message import Button, Message, Target
 from bot.policy import may_read
 from bot.show import may_propose, one_line, post_message
 from store.blobs import StoredBlob
@@ -224,7 +225,9 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
             created_at=ctx.now,
         )
     )
-    ctx.reply("comment.done", item=show_id(item.id, "item"))
+    ctx.reply_message(
+        Message(text=ctx.t("comment.done", item=show_id(item.id, "item")), meta=_ack(ctx))
+    )
     _relay_comment(ctx, item, text)
     author = ctx.uow.people.get(item.author_id) if item.author_id else None
     if (
@@ -241,6 +244,20 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
             group=group.name,
             text=text[:500],
         )
+
+
+ACK = "✅"
+
+
+def _ack(ctx: Ctx) -> dict[str, Any]:
+    """For a comment that is a message of its own (a thread answer, a reply): "ack" says
+    which, so that a messenger that can react to it (Matrix, Slack) says "saved" with a
+    ✅ under it instead of a message; the others show the text."""
+    said = ctx.event
+    if not isinstance(said, MessageReceived) or said.intent != "message" or not said.message_id:
+        return {}
+    where = said.meta.conversation.external_id
+    return {"ack": {"conversation": where, "message_id": said.message_id, "emoji": ACK}}
 
 
 def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
@@ -405,77 +422,81 @@ def on_like_button(ctx: Ctx, value: str) -> None:
     else:
         ctx.uow.items.remove_reaction(existing)
     pressed = ctx.event.message if isinstance(ctx.event, ButtonPressed) else None
-    if ctx.platform in ctx.core.settings.shown_in_place and pressed is not None:
-        show_count(ctx, item, group, pressed)  # "👍 3" on the card, no message
-    else:
+    if not likes_changed(ctx, item, group, pressed):
         ctx.reply("like.done" if existing is None else "like.undone", item=show_id(item.id, "item"))
 
 
-def show_count(ctx: Ctx, item: Item, group: Group, shown: MessageRefIn) -> None:
-    """The card a like was given on, again in its place with the new count: a delivered
-    copy of the post as it was delivered, else the opened post (`show`). Only in place:
-    where the card cannot be edited any more, nothing is sent."""
+def likes_changed(ctx: Ctx, item: Item, group: Group, shown: MessageRefIn | None) -> bool:
+    """After a like given or taken back: every card of the post on the messengers that
+    edit in place shows the new count ("👍 3"), and the card it was given on too (the
+    opened post of `show`). True when the person sees it there, so that no message
+    needs to say it."""
+    in_place = ctx.core.settings.shown_in_place
+    refresh_cards(ctx.uow, item.id, in_place, ctx.now)
+    if ctx.platform not in in_place or shown is None:
+        return False
     ref = ctx.uow.outbox.find_ref(ctx.platform, shown.conversation, shown.message_id)
-    direct = ctx.event.meta.conversation.direct
-    if ref is not None and ref.item_id == item.id:
-        found = ctx.uow.items.to_render(item.id)
-        if found is None:
-            return
-        _, _, author, file_rows = found
-        files = tuple(
-            FileRef(blob_id=b, name=n, mime_type=m, image=m.startswith("image/"))
-            for b, n, m in file_rows
-        )
-        # A room's copy is in the default language, as the renderer wrote it.
-        t = ctx.core.translator(ctx.person if direct else None)
-        card = item_message(
-            t,
-            item,
-            group,
-            author,
-            target_platform=ctx.platform,
-            files=files,
-            platform_names=ctx.core.platform_names,
-            likes=like_count(ctx.uow, item.id),
-        )
-    else:
-        outlets = len(ctx.core.settings.outlets.outlets)
-        card = post_message(
-            ctx.uow,
-            ctx.t,
-            item,
-            group,
-            ctx.core.timezone_of(ctx.person),
-            platform_names=dict(ctx.core.platform_names),
-            can_propose=may_propose(ctx.person, outlets),
-        )
+    if ref is None or ref.item_id != item.id:
+        show_opened(ctx, item, group, shown)
+    return True
+
+
+def show_opened(ctx: Ctx, item: Item, group: Group, shown: MessageRefIn) -> None:
+    """The opened post (`show`) a like was given on, again in its place with the new
+    count. Only in place: where it cannot be edited any more, nothing is sent."""
+    outlets = len(ctx.core.settings.outlets.outlets)
+    card = post_message(
+        ctx.uow,
+        ctx.t,
+        item,
+        group,
+        ctx.core.timezone_of(ctx.person),
+        platform_names=dict(ctx.core.platform_names),
+        can_propose=may_propose(ctx.person, outlets),
+    )
     card = replace(card, replaces=shown.message_id, edit_only=True)
     target = ctx.core.reply_target(ctx.event)
+    direct = ctx.event.meta.conversation.direct
     ctx.core.enqueue(ctx.uow, target, card, ctx.person.id if direct else None, ctx.now)
 
 
-def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
-    ref = ctx.uow.outbox.find_ref(
-        ctx.platform, event.message.conversation, event.message.message_id
-    )
+def _reacted_post(ctx: Ctx, message: MessageRefIn) -> tuple[Item, Group] | None:
+    """The post a reaction is on, where the person may read it."""
+    ref = ctx.uow.outbox.find_ref(ctx.platform, message.conversation, message.message_id)
     if ref is None or ref.item_id is None:
-        return  # a reaction on something that is not a post
+        return None  # a reaction on something that is not a post
     group_item = ctx.uow.items.get(ref.item_id)
     if group_item is None:
-        return
+        return None
     group = ctx.uow.groups.get(group_item.group_id)
     if group is None or not ctx.policy.can_read(group):
+        return None
+    return group_item, group
+
+
+def on_reaction_added(ctx: Ctx, event: ReactionAdded) -> None:
+    found = _reacted_post(ctx, event.message)
+    if found is None:
         return
-    emoji = event.emoji[:64]
-    if event.removed:  # taken back: a like (or another emoji) given so is undone
-        existing = ctx.uow.items.reaction(group_item.id, ctx.person.id, emoji)
-        if existing is not None:
-            ctx.uow.items.remove_reaction(existing)
-        changed = existing is not None
-    else:
-        changed = ctx.uow.items.add_reaction(group_item.id, ctx.person.id, emoji, ctx.now)
-    if changed and event.emoji == LIKE and ctx.platform in ctx.core.settings.shown_in_place:
-        show_count(ctx, group_item, group, event.message)
+    group_item, group = found
+    added = ctx.uow.items.add_reaction(group_item.id, ctx.person.id, event.emoji[:64], ctx.now)
+    if added and event.emoji == LIKE:
+        likes_changed(ctx, group_item, group, event.message)
+
+
+def on_reaction_removed(ctx: Ctx, event: ReactionRemoved) -> None:
+    """A reaction taken back on a post: the person's reaction is gone (a 👍: unliked,
+    the cards show the count again). Nothing is said: the person sees it."""
+    found = _reacted_post(ctx, event.message)
+    if found is None:
+        return
+    group_item, group = found
+    existing = ctx.uow.items.reaction(group_item.id, ctx.person.id, event.emoji[:64])
+    if existing is None:
+        return
+    ctx.uow.items.remove_reaction(existing)
+    if event.emoji == LIKE:
+        likes_changed(ctx, group_item, group, event.message)
 
 
 HANDLERS = Handlers(
@@ -491,5 +512,6 @@ HANDLERS = Handlers(
     },
     message=on_plain_message,
     reactions=(on_reaction_added,),
+    unreactions=(on_reaction_removed,),
     prompts={"comment": on_comment_answer},
 )

@@ -132,6 +132,9 @@ class MessageRef(Base):
     )
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
     created_at: Mapped[datetime]
+    # The 👍 given to this copy without saying by whom (a Telegram channel's readers):
+    # the platform's total, counted in the post's likes.
+    anonymous_likes: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class AuditEntry(Base):

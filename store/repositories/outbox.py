@@ -292,6 +292,40 @@ class OutboxRepository(Repo):
             .order_by(MessageRef.id)
         ).all()
 
+    def delivered_cards(
+        self, item_id: int, platforms: Iterable[str]
+    ) -> list[tuple[str, str, str, str, int | None]]:
+        """Where the bot showed the post as its card on these messengers (a room's copy,
+        a member's): (message id, platform, target kind, target, person) of each, oldest
+        first, so that each can be shown again in place (a like's new count)."""
+        rows = self.s.execute(
+            select(
+                MessageRef.message_id,
+                OutboxMessage.platform,
+                OutboxMessage.target_kind,
+                OutboxMessage.target,
+                OutboxMessage.person_id,
+                OutboxMessage.payload,
+            )
+            .join(OutboxMessage, OutboxMessage.id == MessageRef.outbox_id)
+            .where(MessageRef.item_id == item_id, MessageRef.platform.in_(list(platforms)))
+            .order_by(MessageRef.id)
+        ).all()
+        return [
+            (r.message_id, r.platform, r.target_kind, r.target, r.person_id)
+            for r in rows
+            if isinstance(r.payload, dict) and r.payload.get("t") == "item"
+        ]
+
+    def anonymous_likes(self, item_id: int) -> int:
+        """The 👍 given to the post's copies without a name (a channel's readers)."""
+        total = self.s.scalar(
+            select(func.coalesce(func.sum(MessageRef.anonymous_likes), 0)).where(
+                MessageRef.item_id == item_id
+            )
+        )
+        return int(total or 0)
+
     def sending_on(self, platform: str) -> bool:
         """Whether a message to this messenger is being sent right now (claimed, its
         outcome not yet recorded)."""

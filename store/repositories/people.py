@@ -115,6 +115,24 @@ class PersonRepository(Repo):
         ).all()
         return [(external_id, Role(role)) for external_id, role in rows]
 
+    def mentions(self, handles: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """What a message's meta "mentions" says of these people, in one query: each
+        handle's display name and reachable accounts by platform (bot.authors)."""
+        wanted = sorted({h for h in handles if h})
+        if not wanted:
+            return {}
+        rows = self.s.execute(
+            select(Person.handle, Person.display_name, Account.platform, Account.external_id)
+            .outerjoin(Account, (Account.person_id == Person.id) & Account.reachable.is_(True))
+            .where(Person.handle.in_(wanted))
+        ).all()
+        found: dict[str, dict[str, Any]] = {}
+        for handle, name, platform, external_id in rows:
+            entry = found.setdefault(handle, {"name": name, "accounts": {}})
+            if platform is not None:
+                entry["accounts"][platform] = external_id
+        return found
+
     def accounts_of(self, person_id: int) -> Sequence[Account]:
         return self.s.scalars(
             select(Account).where(Account.person_id == person_id).order_by(Account.id)

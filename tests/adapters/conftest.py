@@ -381,6 +381,15 @@ class Human:
         content = {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": key}}
         return await self.send(room, "m.reaction", content)
 
+    async def redact(self, room: str, event_id: str) -> str:
+        """Takes one's own event back (a reaction: the 👍 taken back)."""
+        from nio import RoomRedactResponse
+
+        resp = await self.client.room_redact(room, event_id, tx_id=self._next_txn())
+        if not isinstance(resp, RoomRedactResponse):
+            raise AssertionError(f"the human's redaction failed: {resp}")
+        return str(resp.event_id)
+
     async def send_image(self, room: str, data: bytes, name: str, mime: str = "image/png") -> str:
         import io
 

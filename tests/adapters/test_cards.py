@@ -372,7 +372,9 @@ async def test_slack_app_home_lists_pending_proposals_for_gatekeepers_only(
     )
     home = slack.home_views["U2BOB"]
     assert "Waiting for your decision" in str(home)
-    assert "*P1* → newsroom · @carla" in str(home)
+    # carla has no Slack account: named by her display name (a Slack person: <@U…>)
+    assert "*P1* → newsroom · carla" in str(home)
+    assert "@carla" not in str(home)
     labels = [
         e["text"]["text"]
         for b in home["blocks"]

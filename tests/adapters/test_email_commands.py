@@ -25,7 +25,7 @@ async def test_email_in_german_with_its_refusals(tmp_path: Path) -> None:
         await world.say("e2", "?settings language de")
         bad = await world.say("e2", "?mail anna.schmidt")
         assert "ist keine Mail-Adresse, die ich nutzen kann" in bad
-        assert "?email anna.schmidt@example.com" in bad  # the usage's example
+        assert "?mail anna.schmidt@example.com" in bad  # the usage's example, German name
         assert world.sink.mails == []  # nothing sent, nothing written
 
         assert "Keine Adresse wartet auf einen Code" in await world.say("e2", "?mail bestätigen X")

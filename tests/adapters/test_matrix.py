@@ -686,7 +686,7 @@ async def test_comments_go_in_the_posts_thread_as_html_and_thread_answers_are_co
             assert "<script>" not in comment["content"]["formatted_body"]
             assert comment["content"]["msgtype"] == "m.text"  # a person's words, relayed
             # An answer in that thread is a comment on the post, told to its author.
-            await boss.send(
+            answer = await boss.send(
                 room,
                 "m.room.message",
                 {
@@ -702,7 +702,19 @@ async def test_comments_go_in_the_posts_thread_as_html_and_thread_answers_are_co
             )
             await mx.printed_eventually("alice", "Agreed, print it")
             await mx.worker.drain()
-    # The bot seeded no reaction in the room, and the thread answer made no new post.
-    assert boss.from_bot(room, bot.user_id, "m.reaction") == []
+            await boss.wait_for(
+                room,
+                lambda e: e.get("type") == "m.reaction" and e.get("sender") == bot.user_id,
+                what="the bot's ✅ under the answer",
+            )
+    # The bot seeded no reaction under the post; the thread answer made no new post, and
+    # "saved" is the bot's ✅ under the answer (no message).
+    reactions = boss.from_bot(room, bot.user_id, "m.reaction")
+    assert [
+        (r["content"]["m.relates_to"]["event_id"], r["content"]["m.relates_to"]["key"])
+        for r in reactions
+    ] == [(answer, "✅")]
+    bodies = [str(e["content"].get("body")) for e in boss.from_bot(room, bot.user_id)]
+    assert not any("is saved" in b for b in bodies)
     with sqlite_db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 1

@@ -6,13 +6,14 @@ Slack counts chat.postMessage and chat.postEphemeral calls (an edit in place,
 chat.update, is no new message); Matrix counts every timeline event the bot sent in the
 people's rooms, its reactions, edits and redactions included.
 
-After: Slack 10 (the Comment button's question is gone: a comment is an answer in the
-post's thread; the ✅ changes the card in place, chat.update, and no "You approved P1"
-repeats it), Matrix 16 (no reactions under posts or other messages, no keycaps; the
-card keeps ✅ ❌, taken back when it is decided). What stays on both: the welcome, the
-post to Bob, "Shared as #1", "your comment is saved", the comment told to Alice, the
-colleague's post to Bob, the digest, the card, "P1 waits", "approved" to Alice; on
-Matrix also "You approved P1" to Bob.
+After: Slack 9 (the Comment button's question is gone: a comment is an answer in the
+post's thread, and "saved" is a ✅ under it; the ✅ on the card changes it in place,
+chat.update, and no "You approved P1" repeats it), Matrix 15 (no reactions under posts
+or other messages, no keycaps; the card keeps ✅ ❌, taken back when it is decided; no
+"You approved P1" after an approval by reaction; "saved" is the bot's ✅ under the
+thread answer, an event still counted). What stays on both: the welcome, "Shared as #1",
+the post to Bob, the comment told to Alice, the colleague's post to Bob, the digest, the card,
+"P1 waits", "approved" to Alice. (Before this session: Slack 10, Matrix 16.)
 
 Measured on main before issue 22 (the same story and counting; the comment made there
 with the Comment button and the next message, as a thread answer in a direct chat was
@@ -35,8 +36,8 @@ from tests.adapters.test_slack import SlackPinwall, question_to, texts
 from tests.fakes.slack import FakeSlack
 from tests.fakes.synapse import Synapse
 
-SLACK_AFTER = 10
-MATRIX_AFTER = 16
+SLACK_AFTER = 9
+MATRIX_AFTER = 15
 
 
 @pytest.fixture
@@ -88,9 +89,19 @@ async def test_the_story_on_slack_and_the_bots_message_count(
     assert "<@U1ALICE> in Marketing" in str(post.blocks)  # a real mention of the author
     # Bob likes it and comments in its thread; Alice hears of the comment.
     await slack.event(slack.reaction_added("U2BOB", "+1", dm_b, post.ts))
-    await slack.event(slack.message_event("U2BOB", dm_b, "Seen it too", thread_ts=post.ts))
+    answer = slack.message_event("U2BOB", dm_b, "Seen it too", thread_ts=post.ts)
+    await slack.event(answer)
     await sp.settled()
     await fake.wait_for_async(lambda: "Seen it too" in texts(fake.messages_in(dm_a)), what="told")
+    # "saved" is a ✅ under Bob's answer, not a message
+    await fake.wait_for_async(
+        lambda: any(
+            (r.channel, r.ts, r.name) == (dm_b, answer["ts"], "white_check_mark")
+            for r in fake.reactions
+        ),
+        what="the ✅ under the answer",
+    )
+    assert "is saved" not in texts(fake.messages_in(dm_b))
     told = [p for p in fake.messages_in(dm_a) if "Seen it too" in texts([p])][-1]
     assert "<@U2BOB> commented on your post #1" in str(told.blocks)  # a real mention
     # A colleague's post waits for Alice's digest, which she asks for.
@@ -162,8 +173,14 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
     await alice.bot_said(dm_a, me, "Marketing")
     await alice.say(dm_a, "share marketing https://example.com/p Poster")
     post = await bob.bot_said(dm_b, me, "Poster")
+    liked = await bob.react(dm_b, post["event_id"], "👍")
+    await _likes(mx, 1)
+    # taken back (a redaction of his 👍): unliked; given again
+    await bob.redact(dm_b, liked)
+    await _likes(mx, 0)
     await bob.react(dm_b, post["event_id"], "👍")
-    await bob.send(
+    await _likes(mx, 1)
+    answer = await bob.send(
         dm_b,
         "m.room.message",
         {
@@ -195,14 +212,30 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
         (r["content"]["m.relates_to"]["event_id"], r["content"]["m.relates_to"]["key"])
         for r in reactions
     ]
-    assert keys == [(card["event_id"], "✅"), (card["event_id"], "❌")]
+    # ✅ ❌ under the card, and "saved" as a ✅ under Bob's comment (no message)
+    assert sorted(keys) == sorted(
+        [(answer, "✅"), (card["event_id"], "✅"), (card["event_id"], "❌")]
+    )
     sent = len(bot_events([alice, bob], me)) - before
     bodies = [str(e.get("content", {}).get("body", "")) for e in bot_events([alice, bob], me)]
     assert not any("Usage:" in b for b in bodies)
-    assert sent == MATRIX_AFTER, [
-        (e["type"], e.get("content", {}).get("body") or e.get("content", {}).get("m.relates_to"))
+    assert [b for b in bodies if "is saved" in b or "You approved" in b] == []
+    assert sent == MATRIX_AFTER, "\n".join(
+        f"{e['type']}: {str(e.get('content', {}).get('body') or e.get('content'))[:70]!r}"
         for e in bot_events([alice, bob], me)
-    ]
+    )
+
+
+async def _likes(mx: MatrixPinwall, count: int) -> None:
+    """Waits until the post's likes in the store are `count`."""
+    from bot.delivery import like_count
+
+    for _ in range(500):
+        with mx.db.uow() as uow:
+            if like_count(uow, 1) == count:
+                return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the post's likes never came to {count}")
 
 
 async def _card_recorded(mx: MatrixPinwall, room: str, event_id: str) -> None:

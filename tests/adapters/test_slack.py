@@ -568,7 +568,7 @@ async def test_share_to_pinwall_shortcut_opens_a_modal_with_the_persons_groups(
     assert url == "https://example.com/story"
 
 
-async def test_share_shortcut_without_groups_or_with_files_asks_by_direct_message(
+async def test_share_shortcut_without_groups_asks_by_direct_message(
     sp: SlackPinwall, fake: FakeSlack
 ) -> None:
     assert sp.slack is not None
@@ -751,8 +751,14 @@ async def test_the_story_in_english_on_slack_without_one_usage_error(
     post = await question_to(fake, dm, "No comments yet.")
     await sp.slack.block_action("U2BOB", dm, post.ts, *button_of(post, "Comment"))
     await question_to(fake, dm, "as your next message")
-    await sp.slack.event(sp.slack.message_event("U2BOB", dm, "Up in every branch from Monday"))
-    await question_to(fake, dm, "Your comment on #1 is saved.")
+    answer = sp.slack.message_event("U2BOB", dm, "Up in every branch from Monday")
+    await sp.slack.event(answer)
+    # saved: a ✅ under the answer, not a message
+    await fake.wait_for_async(
+        lambda: any((r.channel, r.ts) == (dm, answer["ts"]) for r in fake.reactions),
+        what="the ✅ under the comment",
+    )
+    assert [r.name for r in fake.reactions if r.ts == answer["ts"]] == ["white_check_mark"]
     await sp.slack.slash_command("U2BOB", dm, "notify marketing daily")
     await fake.wait_for_async(
         lambda: any("daily digest" in texts([p]) for p in fake.messages_in(dm)), what="daily"

@@ -130,21 +130,28 @@ async def test_help_speaks_german_when_the_messenger_does(world: World) -> None:
     out = await world.say("greta", "/help", language="de-AT")
     assert out.text("greta").splitlines() == [
         de("help.short.header", handle="greta"),
-        "• Teilen und lesen: share · show · comment · items · search",
-        "• Gruppen: groups · join · leave · group",
-        "• Ankündigungen und Umfragen: announce · poll",
-        "• Neuigkeiten: notify · digest · feed",
-        "• Freigaben: propose",
-        "• Einladungen: invite · invites",
-        "• Einstellungen: settings · whoami · link",
+        # the German names, which the grammar takes (bot.words)
+        "• Teilen und lesen: teilen · zeigen · kommentieren · beiträge · suchen",
+        "• Gruppen: gruppen · beitreten · verlassen · gruppe",
+        "• Ankündigungen und Umfragen: ankündigen · umfrage",
+        "• Neuigkeiten: benachrichtigung · zusammenfassung · feed",
+        "• Freigaben: vorschlagen",
+        "• Einladungen: einladen · einladungen",
+        "• Einstellungen: einstellungen · whoami · verknüpfen",
         de(
             "help.short.example",
-            example="/share vertrieb https://example.com/plakat Neues Plakat am Bahnhof",
+            example="/teilen vertrieb https://example.com/plakat Neues Plakat am Bahnhof",
         ),
         de("help.short.footer"),
     ]
     out = await world.say("greta", "/help all")
-    assert f"/join <gruppe> — {de('help.join')}" in out.text("greta")
+    assert f"/beitreten <gruppe> — {de('help.join')}" in out.text("greta")
+    assert f"/zusammenfassung täglich <HH:MM> — {de('help.digest daily')}" in out.text("greta")
+    # the example is what it says: typed, it is understood
+    out = await world.say("greta", "/help beitraege")
+    assert "/beitraege vertrieb 5" in out.text("greta")
+    out = await world.say("greta", "/beitraege vertrieb 5")
+    assert de("error.unknown_command", command="beitraege") not in out.text("greta")
 
 
 # --- unknown commands -------------------------------------------------------------------

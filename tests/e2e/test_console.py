@@ -94,7 +94,7 @@ def test_acceptance_conversation(tmp_path: Path) -> None:
     assert "https://example.com/poster" in bob[2]
     assert bob[3] == "[bob] Ab jetzt spreche ich Deutsch mit dir."
     assert bob[4].startswith("[bob] Hallo @bob! Das kannst du tun:")
-    example = "/share marketing https://example.com/plakat Neues Plakat am Bahnhof"
+    example = "/teilen marketing https://example.com/plakat Neues Plakat am Bahnhof"
     assert f"Probier's: {example}" in bob[4]
     assert len(bob[4].splitlines()) <= 12  # help fits one screen
     # Every line is a bot message or its continuation: nothing else on stdout.

@@ -406,11 +406,38 @@ def _element_errors(el: Any, where: str) -> list[str]:
 
 def _select_errors(el: dict[str, Any], where: str) -> list[str]:
     """A static_select: 1 to 100 options, each a plain_text of up to 75 characters and a
-    value of up to 150; an initial_option that is one of them; a placeholder up to 150."""
+    value of up to 150; or instead option_groups: 1 to 100 groups, each a plain_text
+    label of up to 75 characters and 1 to 100 such options (values unique across them);
+    an initial_option that is one of them; a placeholder up to 150."""
+    groups = el.get("option_groups")
+    if groups is not None:
+        if "options" in el:
+            return [f"must provide either options or option_groups [json-pointer:{where}]"]
+        if not isinstance(groups, list) or not groups or len(groups) > MAX_OPTIONS:
+            return [f"must provide 1 to {MAX_OPTIONS} items [json-pointer:{where}/option_groups]"]
+        errors: list[str] = []
+        every: list[Any] = []
+        for g, group in enumerate(groups):
+            at = f"{where}/option_groups/{g}"
+            if not isinstance(group, dict):
+                errors.append(f"must provide an object [json-pointer:{at}]")
+                continue
+            errors += _text_errors(
+                group.get("label"), f"{at}/label", limit=MAX_OPTION_TEXT, plain_only=True
+            )
+            errors += _select_errors({"options": group.get("options")}, at)
+            every += group.get("options") or []
+        values = [o.get("value") for o in every if isinstance(o, dict)]
+        if len(values) != len(set(values)):
+            errors.append(f"duplicate option value [json-pointer:{where}/option_groups]")
+        initial = el.get("initial_option")
+        if initial is not None and initial not in every:
+            errors.append(f"must match one of the options [json-pointer:{where}/initial_option]")
+        return errors
     options = el.get("options")
     if not isinstance(options, list) or not options:
         return [f"must provide a non-empty array [json-pointer:{where}/options]"]
-    errors: list[str] = []
+    errors = []
     if len(options) > MAX_OPTIONS:
         errors.append(
             f"must provide no more than {MAX_OPTIONS} items [json-pointer:{where}/options]"
@@ -656,6 +683,9 @@ class FakeSlack:
         self._exchanged: set[str] = set()
         self._uploaded: list[SharedFile] = []
         self._reactions: list[Reaction] = []
+        # (channel, ts) of the people's own messages sent as events: the bot may react
+        # to them (reactions.add), as to its own.
+        self._user_messages: set[tuple[str, str]] = set()
         self._early: list[EarlyCall] = []
         self._errors: list[str] = []
         self._downloads: list[tuple[str, bool]] = []  # (file id, with the bot token)
@@ -847,6 +877,11 @@ class FakeSlack:
     errors = _Snapshot[list[str]]("_errors")  # tracebacks inside the fake: assert it is []
     downloads = _Snapshot[list[tuple[str, bool]]]("_downloads")  # (file id, had the token)
     acks = _Snapshot[list[dict[str, Any]]]("_acks")  # Socket Mode acks ({"envelope_id"...})
+
+    def user_wrote(self, channel: str, ts: str) -> None:
+        """A person's message exists in the channel (events.message_event says so)."""
+        with self._lock:
+            self._user_messages.add((channel, ts))
 
     def messages_in(self, channel: str) -> list[Posted]:
         """The channel's messages by the bot as they are now (updates applied), oldest first."""
@@ -1306,7 +1341,7 @@ class FakeSlack:
         ts, name = p.text("timestamp") or "", (p.text("name") or "").strip(":")
         if not name:
             raise SlackError("invalid_name")
-        if ts not in state.messages:
+        if ts not in state.messages and (state.id, ts) not in self._user_messages:
             raise SlackError("message_not_found")
         if any(r.channel == state.id and r.ts == ts and r.name == name for r in self._reactions):
             raise SlackError("already_reacted")
@@ -1874,8 +1909,11 @@ class SlackRequests:
             if element.get("type") == "static_select":
                 # `values` names the option's value; none named: the one preselected.
                 wanted = None if isinstance(values, str) else values.get(block_id)
+                offered = list(element.get("options") or [])
+                for group in element.get("option_groups") or []:
+                    offered += group.get("options") or []
                 chosen = next(
-                    (o for o in element.get("options") or [] if o.get("value") == wanted),
+                    (o for o in offered if o.get("value") == wanted),
                     element.get("initial_option") if wanted is None else None,
                 )
                 if chosen is None and not block.get("optional"):
@@ -1890,6 +1928,20 @@ class SlackRequests:
             typed = values if isinstance(values, str) else values.get(block_id, "")
             if not typed and not block.get("optional"):
                 raise AssertionError(f"Slack does not submit a modal with {block_id} empty")
+            picked = {
+                "datetimepicker": "selected_date_time",  # Unix seconds
+                "datepicker": "selected_date",  # YYYY-MM-DD
+                "timepicker": "selected_time",  # HH:mm
+            }.get(str(element.get("type")))
+            if picked is not None:
+                moment: Any = int(typed) if typed and picked == "selected_date_time" else typed
+                state[block_id] = {
+                    str(element.get("action_id")): {
+                        "type": element.get("type"),
+                        picked: moment or None,
+                    }
+                }
+                continue
             state[block_id] = {
                 str(element.get("action_id")): {
                     "type": element.get("type", "plain_text_input"),
@@ -2015,6 +2067,8 @@ class SlackRequests:
         if thread_ts:
             event["thread_ts"] = thread_ts
             event["parent_user_id"] = user_id
+        if self.fake is not None:
+            self.fake.user_wrote(channel_id, ts)
         if files:
             event["subtype"] = "file_share"
             event["files"] = files
