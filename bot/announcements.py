@@ -319,8 +319,8 @@ def render_card(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
     if announcement is None:
         return None
     person = uow.people.get(row.person_id) if row.person_id else None
-    prefix = core.settings.command_prefixes.get(row.platform, "/")
-    message = card_message(uow, core.translator(person), announcement, prefix)
+    t = core.translator(person)
+    message = card_message(uow, t, announcement, core.prefix(row.platform, t))
     return live.as_edit(uow, row, message)
 
 

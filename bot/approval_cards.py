@@ -35,8 +35,9 @@ def outlet_spec(core: Core, name: str) -> OutletSpec:
     return found or OutletSpec(name, "unknown", limits=NEWSROOM_SPEC.limits)
 
 
-def command_prefix(core: Core, platform: str) -> str:
-    return core.settings.command_prefixes.get(platform, "/")
+def command_prefix(core: Core, platform: str, t: Translator) -> str:
+    """As a sentence to a person on this platform says it (Core.prefix: mail's words)."""
+    return core.prefix(platform, t)
 
 
 def _quote(text: str) -> Markup:
@@ -82,7 +83,7 @@ def card_message(
                 )
             else:
                 lines.append(t("card.votes", have=0, need=spec.quorum))
-        lines.append(t("card.hint", prefix=command_prefix(core, platform), proposal=ref))
+        lines.append(t("card.hint", prefix=command_prefix(core, platform, t), proposal=ref))
         value = f"{proposal.id}:{proposal.revision}"
         buttons = (
             Button(

@@ -70,7 +70,7 @@ def tell_admins(core: Core, uow: UnitOfWork, dead: Sequence[DeadLetter], now: da
             )
         if len(dead) > SHOWN:
             lines.append(t("dead_letters.more", count=len(dead) - SHOWN))
-        prefix = core.settings.command_prefixes.get(account.platform, "/")
+        prefix = core.prefix(account.platform, t)
         lines.append(t("dead_letters.footer", prefix=prefix))
         message = Message(text=Markup("\n".join(lines)), meta={"notice": NOTICE})
         if core.send_to_person(uow, admin, message, now):

@@ -101,7 +101,7 @@ def tell_author(
         return
     t = core.translator(author)
     account = uow.people.preferred_accounts([author.id]).get(author.id)
-    prefix = command_prefix(core, account.platform) if account else "/"
+    prefix = command_prefix(core, account.platform, t) if account else "/"
     params.setdefault("proposal", show_id(proposal.id, "proposal"))
     params.setdefault("outlet", proposal.outlet)
     text = t(key, prefix=prefix, **localized_error(t, params))
@@ -117,8 +117,8 @@ def tell_admins(
     accounts = uow.people.preferred_accounts([p.id for p in admins])
     for admin in admins:
         account = accounts.get(admin.id)
-        prefix = command_prefix(core, account.platform) if account else "/"
         t = core.translator(admin)
+        prefix = command_prefix(core, account.platform, t) if account else "/"
         text = t(key, prefix=prefix, **localized_error(t, params))
         core.send_to_person(uow, admin, Message(text=text), now)
 

@@ -145,8 +145,8 @@ def _ask_to_join(ctx: Ctx, group: Group) -> None:
     for decider in deciders:
         account = accounts.get(decider.id)
         platform = account.platform if account is not None else ctx.platform
-        prefix = ctx.core.settings.command_prefixes.get(platform, "/")
-        card = _request_card(ctx.core.translator(decider), request, ctx.person, group, prefix)
+        t = ctx.core.translator(decider)
+        card = _request_card(t, request, ctx.person, group, ctx.core.prefix(platform, t))
         ctx.core.send_to_person(ctx.uow, decider, card, ctx.now)
     ctx.reply("join.requested", group=group.name, moderators=_handles(deciders))
 
