@@ -124,6 +124,7 @@ def test_driver_errors_are_sqlalchemy_errors_and_change_nothing(db: Database) ->
             display_name="x",
             role="member",
             active=True,
+            digest_by_mail=False,
             created_at=bindparam("at", type_=_people.c.created_at.type),
         )
     )
