@@ -83,25 +83,12 @@ SERVER_FIXTURES = {
 }
 
 
-# The long tests (real `pinwall run` processes, the 10,000-event and kill tests, the
-# Hypothesis property on PostgreSQL: 10-45 s each, see the ten slowest at the end of a
-# run) go out first: handed out last, one of them kept a worker busy while the other had
-# nothing left to do. Scheduling only; every test runs as before.
-SLOW_FIRST = (
-    "tests/e2e/",
-    "tests/jobs/test_reliability.py",
-    "tests/bot/test_visibility_properties.py",
-)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         names = getattr(item, "fixturenames", ())
         groups = sorted({g for f, g in SERVER_FIXTURES.items() if f in names})
         if groups:
             item.add_marker(pytest.mark.xdist_group("+".join(groups)))
-    # A stable sort: the same order on every worker, as xdist requires.
-    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))
 
 
 # --- no network but loopback ------------------------------------------------------------
