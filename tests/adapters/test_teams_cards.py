@@ -6,62 +6,35 @@ like back."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-from store.db import Database
-from tests.adapters.teams_world import TeamsPinwall
+from tests.adapters.teams_world import (
+    ALICE,
+    BOB,
+    MARKET,
+    TEAMS_WORLD,
+    TeamsPinwall,
+    personal,
+    updated,
+)
 from tests.fakes.teams import FakeTeams, Sent, wait_until
 
-ALICE, BOB = "29:alice-id", "29:bob-id"
-MARKET = "19:market@thread.tacv2"
-
-
-def personal(user: str) -> str:
-    return "a:personal-" + user
-
-
-@pytest.fixture
-def teams() -> Iterator[FakeTeams]:
-    with FakeTeams() as server:
-        yield server
-        assert server.errors == []
-
-
-@pytest.fixture
-async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
-    pinwall = TeamsPinwall(sqlite_db, teams, tmp_path, admins=frozenset({("teams", ALICE)}))
-    await pinwall.start()
-    try:
-        yield pinwall
-    finally:
-        await pinwall.close()
+pytest_plugins = [TEAMS_WORLD]
 
 
 def titles(sent: Sent) -> list[str]:
     return [a["title"] for a in sent.card().get("actions") or []]
 
 
-def updated(teams: FakeTeams, sent: Sent, needle: str) -> bool:
-    return any(
-        s.method == "PUT" and s.activity_id == sent.activity_id and needle in s.text
-        for s in teams.sent
-    )
-
-
 async def test_a_console_poll_is_voted_in_teams_and_the_tally_updates_the_teams_cards(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    alice = tp.user(ALICE, "Alice", locale="de-DE")
+    alice = await tp.channel_bridged()
     bob = tp.user(BOB, "Bob", locale="en-US")
     for person in (alice, bob):
         await person.says("join marketing")
         await person.says("notify marketing instant")
-    await alice.mentions(MARKET, "bridge marketing")
-    await tp.said_to(MARKET, "verbunden")
     await tp.on_console("admin", "/poll marketing Welcher Termin? | 12.1. | 19.1.")
 
     # Each person's card in their language, one Action.Execute per option carrying the
@@ -161,9 +134,7 @@ async def test_usage_lines_in_a_channel_name_the_bot_and_in_personal_chat_do_not
 async def test_taking_a_like_back_in_teams_undoes_it_and_the_card_shows_it(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    alice = tp.user(ALICE, "Alice")
-    await alice.mentions(MARKET, "bridge marketing")
+    alice = await tp.channel_bridged()
     await tp.on_console("admin", "/join marketing", "/share marketing Neuer Katalog")
     relayed = await tp.said_to(MARKET, "Neuer Katalog")
 

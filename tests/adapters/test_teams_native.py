@@ -10,8 +10,8 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,29 +23,25 @@ from bot.i18n import translator_for
 from bot.message import Button, Message
 from store.db import Database
 from store.models import ItemFile
-from tests.adapters.teams_world import PUBLIC_URL, TeamsPinwall
+from tests.adapters.teams_world import (
+    ALICE,
+    MARKET,
+    PUBLIC_URL,
+    TEAMS_WORLD,
+    TeamsPinwall,
+    personal,
+)
 from tests.fakes.teams import APP_ID, PASSWORD, TENANT, FakeTeams
 
-ALICE = "29:alice-id"
-MARKET = "19:market@thread.tacv2"
 FILE_INFO = "application/vnd.microsoft.teams.file.download.info"
 
-
-@pytest.fixture
-def teams() -> Iterator[FakeTeams]:
-    with FakeTeams() as server:
-        yield server
-        assert server.errors == []
+pytest_plugins = [TEAMS_WORLD]
 
 
 @pytest.fixture
-async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
-    pinwall = TeamsPinwall(sqlite_db, teams, tmp_path, max_bytes=1024)
-    await pinwall.start()
-    try:
-        yield pinwall
-    finally:
-        await pinwall.close()
+def teams_options() -> dict[str, Any]:
+    """No admin; files over a KiB are too large."""
+    return {"max_bytes": 1024}
 
 
 async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
@@ -74,7 +70,7 @@ async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
     )
     answer = await alice.post(invoke)
     assert (answer.status_code, answer.json()) == (200, {})
-    question = await tp.said_to("a:personal-" + ALICE, "In welcher Gruppe")
+    question = await tp.said_to(personal(ALICE), "In welcher Gruppe")
     assert (await alice.presses(question, "Marketing")).status_code == 200
     post = await tp.printed_eventually("carla", "Messe-Termine")
     assert "via Teams in Marketing" in post
@@ -104,7 +100,7 @@ async def test_a_file_shared_in_teams_is_stored_and_hostile_or_large_ones_are_re
         "share marketing Flyer der Konkurrenz",
         attachments=[shared("flyer.pdf", teams.url + "/files/flyer.pdf")],
     )
-    await tp.said_to("a:personal-" + ALICE, "Geteilt als #1")
+    await tp.said_to(personal(ALICE), "Geteilt als #1")
     with tp.db.uow() as uow:
         [blob_id] = uow.session.scalars(select(ItemFile.blob_id)).all()
     assert tp.hub.blobs is not None
@@ -124,7 +120,7 @@ async def test_a_file_shared_in_teams_is_stored_and_hostile_or_large_ones_are_re
     await alice.says(
         "share marketing Riesig", attachments=[shared("huge.bin", teams.url + "/files/huge.bin")]
     )
-    await tp.said_to("a:personal-" + ALICE, "huge.bin")
+    await tp.said_to(personal(ALICE), "huge.bin")
     assert any("refused to fetch file meta.txt" in r.getMessage() for r in caplog.records)
     with tp.db.uow() as uow:
         assert len(uow.session.scalars(select(ItemFile.blob_id)).all()) == 1
