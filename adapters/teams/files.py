@@ -15,7 +15,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from adapters.teams.inbound import WantedFile
+from adapters.teams.render import activity
 from bot.events import InboundFile
+from bot.i18n import Translator
+from bot.message import Message
 from bot.signing import UrlSigner
 from store.blobs import BlobStore, BlobTooLarge
 
@@ -93,10 +96,11 @@ CONSENT_TTL = 7 * 24 * 3600  # seconds an offer may be accepted
 def consent_card(
     signer: UrlSigner, blob_id: str, name: str, size: int, now: float
 ) -> dict[str, Any]:
-    """The consent card of one file; its context names the blob, signed (so that an
-    accept names only a file Pinwall offered, and not for ever)."""
+    """The consent card of one file; its context names the blob and the file's name,
+    signed (so that an answer names only a file Pinwall offered, and not for ever)."""
     expires = int(now) + CONSENT_TTL
-    context = {"blob": blob_id, "exp": expires, "sig": signer.signature(blob_id, expires)}
+    sig = signer.signature(f"{blob_id}|{name}", expires)
+    context = {"blob": blob_id, "name": name, "exp": expires, "sig": sig}
     return {
         "contentType": CONSENT,
         "name": name,
@@ -109,16 +113,31 @@ def consent_card(
     }
 
 
-def offered_blob(signer: UrlSigner, context: object, now: datetime) -> str | None:
-    """The blob an accepted consent card offered; None for a forged or stale context."""
+def consent_activity(card: dict[str, Any]) -> dict[str, Any]:
+    """A consent card goes alone in its activity: the answer's replyToId names it, and it
+    is replaced in place by what came of it (answered())."""
+    return {"type": "message", "attachments": [card]}
+
+
+def offered(signer: UrlSigner, context: object, now: datetime) -> tuple[str, str] | None:
+    """The blob and the file name an answered consent card offered; None for a forged
+    or stale context. (Cards sent before the name was signed carry none: name "".)"""
     if not isinstance(context, dict):
         return None
-    blob_id, expires, sig = context.get("blob"), context.get("exp"), context.get("sig")
-    if not isinstance(blob_id, str) or not isinstance(sig, str):
+    blob_id, name = context.get("blob"), context.get("name", "")
+    expires, sig = context.get("exp"), context.get("sig")
+    if not isinstance(blob_id, str) or not isinstance(name, str) or not isinstance(sig, str):
         return None
-    if signer.check(blob_id, str(expires), sig, now=now) is not None:
+    signed = f"{blob_id}|{name}" if "name" in context else blob_id
+    if signer.check(signed, str(expires), sig, now=now) is not None:
         return None
-    return blob_id
+    return blob_id, name
+
+
+def answered(t: Translator, name: str, *, uploaded: bool) -> dict[str, Any]:
+    """What replaces an answered consent card: the file uploaded, or not sent."""
+    key = "teams.file.uploaded" if uploaded else "teams.file.declined"
+    return activity(Message(text=t(key, name=name)))
 
 
 async def upload(

@@ -173,27 +173,50 @@ async def test_a_file_to_a_personal_chat_is_uploaded_after_the_persons_consent(
     await alice.says("announce filialen Bitte lesen --confirm")
     await tp.said_to(personal(ALICE), "Gelesen ✓: 0/1")
     await alice.says("announcement A1 csv")
-    offer = await tp.said_to(personal(ALICE), "A1-confirmations.csv")
-    # The message names the file (with its signed link) and offers it for upload.
-    [consent] = [a for a in offer.body["attachments"] if a["name"] == "A1-confirmations.csv"]
+    # The message names the file (with its signed link); after it, the file is offered
+    # for upload with a consent card of its own.
+    await wait_until(lambda: len(consents(teams)) == 1, "the offer")
+    [offer] = consents(teams)
+    [consent] = offer.body["attachments"]
+    assert consent["name"] == "A1-confirmations.csv"
     assert consent["contentType"] == "application/vnd.microsoft.teams.card.file.consent"
     assert consent["content"]["sizeInBytes"] > 0
-    # A forged context (another blob, a made-up signature) uploads nothing.
+    [message] = [s for s in teams.to(personal(ALICE)) if "/files/" in s.text]
+    assert int(message.activity_id) == int(offer.activity_id) - 1
+    # A forged context (another blob, a made-up signature) uploads nothing, and the
+    # card stays.
     caplog.set_level(logging.WARNING, logger="adapters.teams")
     forged = {**consent["content"]["acceptContext"], "blob": "0" * 64}
     answer = await alice.answers_file_consent(offer, "A1-confirmations.csv", context=forged)
     assert answer.status_code == 200
+    renamed = {**consent["content"]["acceptContext"], "name": "gehalt.xlsx"}
+    await alice.answers_file_consent(offer, "A1-confirmations.csv", context=renamed)
     assert teams.uploads == {}
-    assert any("no file Pinwall offered" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records].count(
+        "Teams: a file consent for no file Pinwall offered; nothing uploaded"
+    ) == 2
     # An upload URL that is no SharePoint's (nor the Bot Connector's): refused.
     inside = "http://169.254.169.254/latest/upload"
     await alice.answers_file_consent(offer, "A1-confirmations.csv", upload_url=inside)
     assert any("refused to upload to http://169.254" in r.getMessage() for r in caplog.records)
-    # Declined: nothing either. Allowed: the bytes go to the upload session, and the
-    # file shows in the chat as Teams' file card.
+    assert not any(s.method == "PUT" for s in teams.sent)
+    # Declined: nothing uploaded, and the card says so in its place, in her language.
     await alice.answers_file_consent(offer, "A1-confirmations.csv", accept=False)
     assert teams.uploads == {}
-    assert (await alice.answers_file_consent(offer, "A1-confirmations.csv")).status_code == 200
+    [declined] = [s for s in teams.sent if s.method == "PUT"]
+    assert (declined.activity_id, declined.body["text"]) == (
+        offer.activity_id,
+        "A1-confirmations.csv: nicht gesendet.",
+    )
+    assert "attachments" not in declined.body
+    # Offered again, to Alice now speaking English, and allowed: the bytes go to the
+    # upload session, the file shows in the chat as Teams' file card, and the consent
+    # card is replaced by the upload's outcome.
+    await alice.says("settings language en")
+    await alice.says("announcement A1 csv")
+    await wait_until(lambda: len(consents(teams)) == 2, "the second offer")
+    again = consents(teams)[-1]
+    assert (await alice.answers_file_consent(again, "A1-confirmations.csv")).status_code == 200
     uploaded = teams.uploads["drive-item-A1-confirmations.csv"]
     assert uploaded.decode().splitlines()[0] == "handle,confirmed,confirmed_at,messenger"
     shown = await tp.said_to(personal(ALICE), '"fileType": "csv"')
@@ -202,3 +225,16 @@ async def test_a_file_to_a_personal_chat_is_uploaded_after_the_persons_consent(
     assert card["contentUrl"].endswith("/personal/drive-item-A1-confirmations.csv")
     assert card["name"] == "A1-confirmations.csv"
     assert card["content"] == {"uniqueId": "drive-item-A1-confirmations.csv", "fileType": "csv"}
+    assert updated(teams, again, "📎 Uploaded: A1-confirmations.csv")
+    assert not updated(teams, offer, "Uploaded")
+
+
+def consents(teams: FakeTeams) -> list[Sent]:
+    """The consent cards Pinwall sent (POST), oldest first."""
+    kind = "application/vnd.microsoft.teams.card.file.consent"
+    return [
+        s
+        for s in teams.sent
+        if s.method == "POST"
+        and any(a["contentType"] == kind for a in s.body.get("attachments") or [])
+    ]
