@@ -320,7 +320,8 @@ def render_card(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
         return None
     person = uow.people.get(row.person_id) if row.person_id else None
     t = core.translator(person)
-    message = card_message(uow, t, announcement, core.prefix(row.platform, t))
+    prefix = core.prefix(row.platform, t, room=row.target_kind == "room")
+    message = card_message(uow, t, announcement, prefix)
     return live.as_edit(uow, row, message)
 
 

@@ -128,6 +128,8 @@ async def test_a_non_gatekeeper_press_on_an_approval_card_is_refused(
     await tp.on_console("admin", "/role bob gatekeeper")
     await tp.on_console("alice", "/propose newsroom Our new store opens on Monday!")
     card = await tp.said_to(personal(BOB), "Our new store opens on Monday!")
+    assert "Or: approve P1 · reject P1" in card.text  # typed as is in personal chat
+    assert "@Pinwall" not in card.text
     # Carl is no gatekeeper: his press (a forwarded card, a crafted invoke) decides nothing,
     # as Action.Execute and as Action.Submit (a message carrying the press).
     refused = await carl.presses(card, "Approve")

@@ -131,6 +131,24 @@ async def test_usage_lines_in_a_channel_name_the_bot_and_in_personal_chat_do_not
     assert "@Pinwall" not in private.text
 
 
+async def test_an_approval_card_in_a_teams_channel_names_the_bot_in_its_hint(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    """A card sent outside a command's answer, to a channel (the gatekeepers' room): its
+    hint says the commands as they are typed there."""
+    gate = "19:gatekeepers@thread.tacv2"
+    alice = tp.user(ALICE, "Alice")  # an admin
+    await alice.mentions(gate, "bridge gatekeepers")
+    await tp.said_to(gate, "Freigabe")
+    await tp.known(BOB, "Bob")
+    await tp.on_console("admin", "/role bob gatekeeper")
+    await tp.on_console("carla", "/propose newsroom Our new store opens on Monday!")
+    in_channel = await tp.said_to(gate, "Our new store opens on Monday!")
+    assert "Or: @Pinwall approve P1 · @Pinwall reject P1" in in_channel.text
+    # (In personal chat the same card's hint has no mention: test_teams.py's
+    # test_a_non_gatekeeper_press_on_an_approval_card_is_refused.)
+
+
 async def test_taking_a_like_back_in_teams_undoes_it_and_the_card_shows_it(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
