@@ -161,3 +161,60 @@ async def test_an_anonymous_poll_is_native_only_in_direct_chats(
         with sqlite_db.uow() as uow:
             assert uow.announcements.tally(1) == ({0: 1}, 1)
             assert uow.session.execute(text("SELECT person_id FROM poll_votes")).all() == [(None,)]
+
+
+async def test_show_of_a_poll_on_matrix_shows_the_card_and_starts_no_second_native_poll(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    bot = synapse.register("pinwall")
+    async with (
+        humans(synapse, "mara") as [mara],
+        matrix_running(
+            sqlite_db, synapse, bot, tmp_path, admins=frozenset({("matrix", mara.user_id)})
+        ) as mx,
+    ):
+        dm = await mara.dm(bot.user_id)
+        room = await mara.room(bot.user_id, "Filialen room")
+        await mx.on_console("admin", "/group create filialen Filialen")
+        await mara.say(dm, "join filialen")
+        await mara.bot_said(dm, bot.user_id, "Filialen")
+        await mara.say(room, "!pw bridge filialen")
+        await mara.bot_said(room, bot.user_id, "now connected")
+
+        def starts(where: str) -> list[dict[str, Any]]:
+            return [
+                e
+                for e in mara.events.get(where, [])
+                if e.get("sender") == bot.user_id and e.get("type") == native.START_TYPE
+            ]
+
+        await mx.on_console("admin", "/poll filialen Which date? | 12.1. | 19.1.")
+        card = await mara.bot_said(dm, bot.user_id, "Which date?")
+        await mara.wait_for(dm, lambda e: bool(starts(dm)), what="the native poll")
+        await mara.wait_for(room, lambda e: bool(starts(room)), what="the room's native poll")
+        [start] = starts(dm)
+        await delivered(sqlite_db, card["event_id"])
+
+        # `show` in the room: the card (with the tally) comes to her direct chat, as
+        # `show` answers do, and no second native poll, there or in the room.
+        await mara.say(room, "!pw show V1")
+        shown = await mara.wait_for(
+            dm,
+            lambda e: (
+                e.get("sender") == bot.user_id
+                and e.get("type") == "m.room.message"
+                and e["event_id"] != card["event_id"]
+                and "m.relates_to" not in e.get("content", {})
+                and "Which date?" in e.get("content", {}).get("body", "")
+            ),
+            what="the card `show` opened",
+        )
+        assert "No votes yet." in shown["content"]["body"]
+        await delivered(sqlite_db, shown["event_id"])
+        # An answer to the first native poll still counts: the cards show it.
+        await answer(mara, dm, start["event_id"], "2")
+        await mara.wait_for(dm, edit_of(card["event_id"], "✓ 2. 19.1.: 1"), what="her vote")
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({1: 1}, 1)
+        assert len(starts(dm)) == 1
+        assert len(starts(room)) == 1
