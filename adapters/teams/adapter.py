@@ -374,7 +374,8 @@ class TeamsAdapter:
         for f in message.files:
             if not blobs.exists(f.blob_id):
                 continue
-            card = files.consent_card(signer, f.blob_id, f.name, len(blobs.read(f.blob_id)), now)
+            size = blobs.path(f.blob_id).stat().st_size
+            card = files.consent_card(signer, f.blob_id, f.name, size, now)
             offer = MessageActivityInput.model_validate(files.consent_activity(card))
             try:
                 await client.create_activity(conversation, offer)
@@ -400,7 +401,8 @@ class TeamsAdapter:
         if accepted:
             info = value.get("uploadInfo") or {}
             url = str(info.get("uploadUrl") or "") if isinstance(info, dict) else ""
-            if not await files.upload(self.http, url, blobs.read(blob_id), self._trusted_hosts):
+            source = blobs.path(blob_id)
+            if not await files.upload(self.http, url, source, self._trusted_hosts):
                 return  # the card stays: the person may try again
             name = name or str(info.get("name") or "")
             card = MessageActivityInput.model_validate(files.file_card(info))

@@ -6,9 +6,11 @@ refused and logged."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -140,25 +142,56 @@ def answered(t: Translator, name: str, *, uploaded: bool) -> dict[str, Any]:
     return activity(Message(text=t(key, name=name)))
 
 
+# OneDrive's upload session takes a file in byte ranges, each PUT with its Content-Range:
+# under 60 MiB a request, each but the last a multiple of 320 KiB (Microsoft Graph,
+# "driveItem: createUploadSession", upload bytes to the upload session); an answer 202
+# asks for the next range, 200/201 (the driveItem) ends it. 10 MiB per request keeps
+# memory small with PINWALL_FILE_MAX_MB up to 2048.
+RANGE_UNIT = 320 * 1024
+UPLOAD_CHUNK = 32 * RANGE_UNIT  # 10 MiB
+MAX_REQUEST = 60 * 1024 * 1024  # exclusive
+
+
+def _read(source: Path, start: int, size: int) -> bytes:
+    with source.open("rb") as f:
+        f.seek(start)
+        return f.read(size)
+
+
 async def upload(
-    http: httpx.AsyncClient, url: str, data: bytes, trusted_hosts: Collection[str]
+    http: httpx.AsyncClient,
+    url: str,
+    source: Path,
+    trusted_hosts: Collection[str],
+    *,
+    chunk: int = UPLOAD_CHUNK,
 ) -> bool:
-    """The bytes PUT to the upload session Teams gave (OneDrive's, pre-authorized: no
-    bot token goes there); only to SharePoint's hosts or a host a JWT vouched for."""
+    """The file PUT to the upload session Teams gave (OneDrive's, pre-authorized: no bot
+    token goes there), in ranges of `chunk` bytes; only to SharePoint's hosts or a host
+    a JWT vouched for."""
+    assert chunk % RANGE_UNIT == 0, "OneDrive takes ranges in multiples of 320 KiB"
+    assert 0 < chunk < MAX_REQUEST, "OneDrive takes under 60 MiB a request"
     if not allowed(url, trusted_hosts):
         log.warning("Teams: refused to upload to %s", url[:200])
         return False
-    size = len(data)
-    headers = {"Content-Range": f"bytes 0-{max(size - 1, 0)}/{size}"}
-    try:
-        answer = await http.put(url, content=data, headers=headers)
-    except httpx.HTTPError as exc:
-        log.warning("Teams: upload failed (%s)", exc)
-        return False
-    if answer.status_code not in (200, 201):
-        log.warning("Teams: upload refused (%s)", answer.status_code)
-        return False
-    return True
+    size = (await asyncio.to_thread(source.stat)).st_size
+    start = 0
+    while True:
+        piece = await asyncio.to_thread(_read, source, start, chunk)
+        end = start + len(piece)
+        headers = {"Content-Range": f"bytes {start}-{max(end - 1, 0)}/{size}"}
+        try:
+            answer = await http.put(url, content=piece, headers=headers)
+        except httpx.HTTPError as exc:
+            log.warning("Teams: upload failed (%s)", exc)
+            return False
+        done = end >= size
+        if answer.status_code not in ((200, 201) if done else (202,)):
+            log.warning("Teams: upload refused at byte %s (%s)", start, answer.status_code)
+            return False
+        if done:
+            return True
+        start = end
 
 
 def file_card(info: dict[str, Any]) -> dict[str, Any]:
