@@ -181,6 +181,17 @@ class TeamsPinwall:
         await self.said_to(personal(user), "@" + name.lower())
         return person
 
+    async def group_joined(
+        self, slug: str, title: str, *people: TeamsUser, reader: str | None = None
+    ) -> None:
+        """The console's admin creates the group; each of `people` joins it in Teams, and
+        `reader` on the console, who hears of every post at once."""
+        await self.on_console("admin", f"/group create {slug} {title}")
+        if reader is not None:
+            await self.on_console(reader, f"/join {slug}", f"/notify {slug} instant")
+        for person in people:
+            await person.says(f"join {slug}")
+
     async def channel_bridged(self, slug: str = "marketing", title: str = "Marketing") -> TeamsUser:
         """The console's admin creates the group; Alice (an admin in Teams, German) bridges
         the channel MARKET to it. Returns Alice."""

@@ -50,10 +50,8 @@ async def test_a_command_in_personal_chat_is_answered_in_the_persons_language(
 async def test_a_share_from_personal_chat_reaches_a_console_member(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    await tp.on_console("carla", "/join marketing", "/notify marketing instant")
     alice = tp.user(ALICE, "Alice")
-    await alice.says("join marketing")
+    await tp.group_joined("marketing", "Marketing", alice, reader="carla")
     await alice.says("share marketing https://example.com/poster Plakat am Bahnhof")
     post = await tp.printed_eventually("carla", "Plakat am Bahnhof")
     assert "via Teams in Marketing" in post

@@ -69,11 +69,9 @@ async def test_a_console_poll_is_voted_in_teams_and_the_tally_updates_the_teams_
 async def test_an_announcement_is_confirmed_in_teams_with_its_read_button(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create filialen Filialen")
     alice = tp.user(ALICE, "Alice", locale="de-DE")
     bob = tp.user(BOB, "Bob", locale="en-US")
-    for person in (alice, bob):
-        await person.says("join filialen")
+    await tp.group_joined("filialen", "Filialen", alice, bob)
     await tp.on_console("admin", "/announce filialen Neue Hygieneregeln ab Montag --confirm")
     await tp.printed_eventually("admin", "Read ✓: 0/2")
     german = await tp.said_to(personal(ALICE), "Hygieneregeln")
@@ -100,11 +98,9 @@ async def test_an_announcement_is_confirmed_in_teams_with_its_read_button(
 async def test_usage_lines_in_a_channel_name_the_bot_and_in_personal_chat_do_not(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
     alice = tp.user(ALICE, "Alice", locale="de-DE")
     bob = tp.user(BOB, "Bob", locale="en-US")
-    await alice.says("join marketing")
-    await bob.says("join marketing")
+    await tp.group_joined("marketing", "Marketing", alice, bob)
     await alice.says("poll marketing Welcher Tag?")
     await bob.says("poll marketing Which day?")
     await alice.mentions(MARKET, "poll marketing Welcher Tag?")
@@ -185,9 +181,8 @@ async def test_taking_a_like_back_in_teams_undoes_it_and_the_card_shows_it(
 async def test_a_file_to_a_personal_chat_is_uploaded_after_the_persons_consent(
     tp: TeamsPinwall, teams: FakeTeams, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await tp.on_console("admin", "/group create filialen Filialen")
     alice = tp.user(ALICE, "Alice", locale="de-DE")  # an admin
-    await alice.says("join filialen")
+    await tp.group_joined("filialen", "Filialen", alice)
     await alice.says("announce filialen Bitte lesen --confirm")
     await tp.said_to(personal(ALICE), "Gelesen ✓: 0/1")
     await alice.says("announcement A1 csv")

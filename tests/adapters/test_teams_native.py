@@ -48,10 +48,8 @@ def teams_options() -> dict[str, Any]:
 async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    await tp.on_console("carla", "/join marketing", "/notify marketing instant")
     alice = tp.user(ALICE, "Alice")
-    await alice.says("join marketing")
+    await tp.group_joined("marketing", "Marketing", alice, reader="carla")
     invoke = alice.activity(
         "invoke",
         alice.channel("19:other@thread.tacv2"),
