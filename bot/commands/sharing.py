@@ -251,8 +251,9 @@ ACK = "✅"
 
 def _ack(ctx: Ctx) -> dict[str, Any]:
     """For a comment that is a message of its own (a thread answer, a reply): "ack" says
-    which, so that a messenger that can react to it (Matrix, Slack) says "saved" with a
-    ✅ under it instead of a message; the others show the text."""
+    which, so that a messenger that can react to it says "saved" with a ✅ under it
+    instead of a message (Matrix, Slack; Telegram with 👌, its nearest standard reaction);
+    the others, and one whose reaction fails, show the text."""
     said = ctx.event
     if not isinstance(said, MessageReceived) or said.intent != "message" or not said.message_id:
         return {}

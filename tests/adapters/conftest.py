@@ -156,6 +156,13 @@ class TelegramPinwall:
         )
         return found()[-1]
 
+    async def bot_reacted(self, chat_id: int, message_id: int, emoji: str = "👌") -> None:
+        """The bot's reaction on a message (a comment's "saved": 👌 under it)."""
+        await self.fake.wait_for_async(
+            lambda: self.fake.bot_reactions(chat_id, message_id) == [emoji],
+            what=f"the bot's {emoji} on message {message_id} in {chat_id}",
+        )
+
 
 @pytest.fixture
 def fake() -> Iterator[FakeTelegram]:
