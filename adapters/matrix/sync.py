@@ -323,15 +323,25 @@ class MatrixSync:
         presses they stand for."""
         events: list[Event] = list(batch.extra)
         redact: list[tuple[str, str]] = []
+        # This batch's events by id: a redaction of one of them (a reaction taken back
+        # before the bot synced again) takes back what came before it in the batch,
+        # which the inbox does not hold yet.
+        earlier: dict[str, Event] = {}
         for inbound, files in batch.items:
             pressed = None
             if inbound.redacts is not None:
-                event: Event | None = await self.hub.call(self._taken_back, inbound)
+                before = earlier.get(inbound.redacts)
+                event: Event | None = (
+                    taken_back(inbound, before)
+                    if before is not None
+                    else await self.hub.call(self._taken_back, inbound)
+                )
             else:
                 pressed = await self._pressed(inbound)
                 event = inbound.event(files, pressed)
             if event is not None:
                 events.append(event)
+                earlier[event.meta.event_id] = event
             room_id = inbound.meta.conversation.external_id
             if pressed is not None and await self._anonymous(room_id, inbound):
                 redact.append((room_id, inbound.meta.event_id))
