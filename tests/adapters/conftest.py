@@ -443,6 +443,26 @@ class Human:
                 raise AssertionError(f"no {what} in {room}; seen: {seen}")
             await asyncio.sleep(0.02)
 
+    async def caught_up(self, room: str, within: float = 10.0) -> None:
+        """Until this person has synced every event the room has now (none newer on the
+        server than where their sync stands), so that counting what they saw is exact."""
+        from nio import MessageDirection, RoomMessagesResponse
+
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            since = self._since
+            assert since is not None
+            resp = await self.client.room_messages(
+                room, start=since, direction=MessageDirection.front, limit=1
+            )
+            if not isinstance(resp, RoomMessagesResponse):
+                raise AssertionError(f"the human's /messages failed: {resp}")
+            if not resp.chunk:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{self.user_id} did not catch up in {room}")
+            await asyncio.sleep(0.02)
+
     def from_bot(self, room: str, bot: str, kind: str = "m.room.message") -> list[dict[str, Any]]:
         return [
             e for e in self.events.get(room, []) if e.get("sender") == bot and e.get("type") == kind
