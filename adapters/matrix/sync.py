@@ -189,6 +189,10 @@ class MatrixSync:
 
     async def run(self) -> None:
         backoff = 1.0
+        # A start has a new client, which knows no room yet: its first sync brings every
+        # room's state (else a direct chat looks left, its members unknown, and the next
+        # answer opens a new one), after a stop of this instance as after a process start.
+        self._full_state = True
         while not self._stopping.is_set():
             try:  # whatever fails, the loop goes on (a database away: the lock's query too)
                 # Checked before every sync: the lock dies with its connection when

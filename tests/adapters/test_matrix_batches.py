@@ -86,6 +86,10 @@ async def test_a_like_taken_back_before_the_bots_next_sync_is_no_like(
         await mx.adapter.start()
         await _synced_past(mx, token)
         assert _reactions(mx.db) == 0
+        # the bot answers in the same direct chat after its restart (the new client had
+        # no members of it when its first sync was not a full one: a new chat was opened)
+        await bob.say(dm, "Thanks!")
+        await bob.bot_said(dm, me, "You're welcome")
         # Bob likes it again, live: one like
         await bob.react(dm, post["event_id"], "👍")
         await _likes(mx, 1)
