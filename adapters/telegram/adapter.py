@@ -153,6 +153,7 @@ class TelegramAdapter:
             poll_timeout=poll_timeout,
             max_download=max_download,
             webhook_secret=self.webhook_secret,
+            company=company,
         )
         # Menus of their own that Telegram refused (no such chat yet: an admin named by
         # PINWALL_ADMINS who never opened the bot), set when their chat first speaks.

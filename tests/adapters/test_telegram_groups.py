@@ -17,7 +17,7 @@ from store.db import Database
 from store.models import Comment, Item, Proposal
 from tests.adapters.conftest import BOSS, FRANZ, GRETA, TelegramPinwall, running
 from tests.adapters.test_telegram_native import data_of, edited, invite, labels
-from tests.fakes.telegram import FakeTelegram, TgChat
+from tests.fakes.telegram import FakeTelegram, TgChat, TgUser
 
 BRANCH = TgChat.supergroup("Filiale Nord", id=-1009000000001)
 ADMINS = frozenset({("telegram", str(BOSS.id))})
@@ -160,3 +160,29 @@ async def test_a_comment_is_saved_with_a_reaction_or_in_words_where_reactions_ar
         saved = await tg.bot_said(BRANCH.id, "Dein Kommentar zu #1 ist gespeichert.")
         assert saved.reply_to_message_id in (None, said.message["message_id"])
         assert fake.bot_reactions(BRANCH.id, said.message["message_id"]) == []
+
+
+async def test_a_stranger_pressing_a_button_in_a_group_is_told_alone_how_to_take_part(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    nina = TgUser(id=6001, first_name="Nina", language_code="de")
+    async with running(sqlite_db, fake, tmp_path, admins=ADMINS) as tg:
+        await _branch_bridged(tg, fake)
+        await tg.on_console("alice", "/join marketing", "/share marketing Plakat")
+        copy = await tg.bot_said(BRANCH.id, "Plakat")
+        sent = len(fake.sent)
+        fake.user_presses(nina, BRANCH, copy.message_id, data_of(copy, "Comment"))
+        await fake.wait_for_async(
+            lambda: any(a.text for a in fake.answered_callbacks), what="the answer to her press"
+        )
+        [told] = [a for a in fake.answered_callbacks if a.text]
+        assert told.show_alert  # to her alone, until she closes it
+        assert told.text is not None
+        assert told.text.startswith("Das ist Pinwall, das interne Netzwerk von deiner Firma.")
+        assert "Einladung" in told.text
+        # a member's press is answered as always, without a word
+        fake.user_presses(FRANZ, BRANCH, copy.message_id, data_of(copy, "Comment"))
+        await tg.bot_said(BRANCH.id, "Schreib deinen Kommentar zu #1")
+        await fake.wait_for_async(lambda: len(fake.answered_callbacks) == 2, what="his answer")
+        assert fake.answered_callbacks[-1].text is None
+        assert len(fake.sent) == sent + 1  # the room got only his question
