@@ -411,7 +411,12 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
 def on_comment_button(ctx: Ctx, value: str) -> None:
     item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
     ctx.uow.state.set_prompt(ctx.person.id, "comment", item.id, ctx.now)
-    text = ctx.t("comment.prompt", item=show_id(item.id, "item"))
+    # Read by everyone in a shared room, whose next message there is a post: the answer
+    # is the reply to the question (Telegram's ForceReply opens it), which says so. (A
+    # question shown to the asker alone, Slack's ephemeral one, cannot be replied to.)
+    shared = ctx.in_room and ctx.platform not in ctx.core.settings.private_in_room
+    key = "comment.prompt_reply" if shared else "comment.prompt"
+    text = ctx.t(key, item=show_id(item.id, "item"))
     ctx.reply_message(Message(text=text, meta={"prompt": "comment"}))
 
 

@@ -54,7 +54,9 @@ async def test_the_guided_flows_in_a_group_tie_every_typed_answer_to_its_questio
         await tg.on_console("alice", "/join marketing", "/share marketing Plakat für die Filialen")
         copy = await tg.bot_said(BRANCH.id, "Plakat für die Filialen")
         fake.user_presses(FRANZ, BRANCH, copy.message_id, data_of(copy, "Comment"))
-        asked = await tg.bot_said(BRANCH.id, "Schreib deinen Kommentar zu #1")
+        asked = await tg.bot_said(
+            BRANCH.id, "Antworte auf diese Nachricht mit deinem Kommentar zu #1"
+        )
         assert forced(asked)
         assert (asked.raw_text or "").startswith(f'<a href="tg://user?id={FRANZ.id}">')
         said = fake.user_sends_text(FRANZ, BRANCH, "Hängt ab Montag", reply_to=asked.message_id)
@@ -89,10 +91,11 @@ async def test_the_guided_flows_in_a_group_tie_every_typed_answer_to_its_questio
         await tg.bot_said(FRANZ.id, "Bitte mit Preis")
 
         # not one text question in the room without ForceReply, none shown by an edit
-        in_room = [s for s in fake.sent_to(BRANCH.id) if "Schreib" in (s.text or "")]
+        in_room = [s for s in fake.sent_to(BRANCH.id) if "Kommentar zu" in (s.text or "")]
         assert in_room
         assert all(forced(s) for s in in_room)
-        assert not [e for e in fake.edits if e.chat_id == BRANCH.id and "Schreib" in (e.text or "")]
+        edits = [e for e in fake.edits if e.chat_id == BRANCH.id]
+        assert not [e for e in edits if "Kommentar zu" in (e.text or "")]
         # nothing of it said "saved" in words in the room
         assert not [s for s in fake.sent_to(BRANCH.id) if "gespeichert" in (s.text or "")]
     with sqlite_db.uow() as uow:
@@ -182,7 +185,7 @@ async def test_a_stranger_pressing_a_button_in_a_group_is_told_alone_how_to_take
         assert "Einladung" in told.text
         # a member's press is answered as always, without a word
         fake.user_presses(FRANZ, BRANCH, copy.message_id, data_of(copy, "Comment"))
-        await tg.bot_said(BRANCH.id, "Schreib deinen Kommentar zu #1")
+        await tg.bot_said(BRANCH.id, "Antworte auf diese Nachricht mit deinem Kommentar zu #1")
         await fake.wait_for_async(lambda: len(fake.answered_callbacks) == 2, what="his answer")
         assert fake.answered_callbacks[-1].text is None
         assert len(fake.sent) == sent + 1  # the room got only his question
