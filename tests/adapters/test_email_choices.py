@@ -172,7 +172,7 @@ async def test_a_mail_only_colleague_answers_with_a_command_and_reads_how_by_mai
         await world.send(_mail(carla, pinwall, "frobnizieren", 2), sender=carla, to=[pinwall])
         [_, refusal] = world.sink.to(carla)
         assert "Den Befehl frobnizieren kenne ich nicht." in plain(refusal)
-        assert "Schick eine Antwort mit dem Wort help, um alle Befehle zu sehen." in plain(refusal)
+        assert "Schick eine Antwort mit dem Wort hilfe, um alle Befehle zu sehen." in plain(refusal)
         # on a messenger the same text names the prefix
         await world.say("e1", "?settings language de")
-        assert "Schick ?help, um alle Befehle zu sehen." in await world.say("e1", "?frobnizieren")
+        assert "Schick ?hilfe, um alle Befehle zu sehen." in await world.say("e1", "?frobnizieren")
