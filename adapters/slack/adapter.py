@@ -321,12 +321,18 @@ class SlackAdapter(SlackForms):
         @app.view(REASON_CALLBACK)
         async def on_reason(ack: AsyncAck, body: dict[str, Any]) -> None:
             found = inbound.view_submission(body, self._modal_key)
-            if found == "empty":  # only blanks typed: Slack shows this under the field
+            if found in ("empty", "empty_comment"):  # only blanks: shown under the field
                 user_id = str((body.get("user") or {}).get("id") or "")
                 t = Translator(await self._language(user_id))
                 await ack(
                     response_action="errors",
-                    errors={REASON_BLOCK: to_plain(t("reason_modal.empty"))},
+                    errors={
+                        REASON_BLOCK: to_plain(
+                            t("reason_modal.empty")
+                            if found == "empty"
+                            else t("reason_modal.empty_comment")
+                        )
+                    },
                 )
                 return
             if isinstance(found, Inbound):

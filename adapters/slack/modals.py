@@ -65,6 +65,23 @@ def postable_groups_of(core: Core, platform: str, external_id: str) -> list[Grou
         return [GroupChoice(g.slug, g.name) for g in groups]
 
 
+def may_comment(core: Core, platform: str, external_id: str, value: str) -> bool:
+    """Whether the person behind this account may read (and so comment on) the post the
+    Comment button with this value names; the core answers a press otherwise."""
+    if not value.isdigit():
+        return False
+    with core.db.uow() as uow:
+        account = uow.people.account(platform, external_id)
+        person = uow.people.get(account.person_id) if account else None
+        if person is None or not person.active:
+            return False
+        try:
+            Policy(uow, person).item(int(value))
+        except UserError:
+            return False
+        return True
+
+
 def _mac(raw: str, key: bytes) -> str:
     return hmac.new(key, raw.encode(), hashlib.sha256).hexdigest()[:32]
 

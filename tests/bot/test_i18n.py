@@ -126,6 +126,12 @@ EXPANSIONS: dict[str, list[str]] = {
     "role.tag.{}": [r.value for r in Role if r.is_external],
     "group.visibility.{}": [v.value for v in Visibility],
     "notify.{}": [m.value for m in NotifyMode],
+    "reason_modal.{}": [
+        f"{kind}_{part}"
+        for kind in ("reject", "changes", "comment")
+        for part in ("title", "submit", "label")
+    ]
+    + ["cancel", "placeholder", "comment_placeholder"],
     "notify.mode.{}": [m.value for m in NotifyMode],
     "help.{}": [s.key for s in grammar.SPECS],
     "language.{}": list(LANGUAGES),
