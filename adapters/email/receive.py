@@ -252,7 +252,16 @@ class MailReceiver:
         authenticated, refused where it is not allowed."""
         if not await self._authenticated(mail, raw):
             details = {"from": mail.sender, "to": recipients, "subject": mail.subject[:200]}
-            content = {"newsletter": recipients, "subject": mail.subject, "files": []}
+            # what `email release` makes of it: the same entry, the same dedup keys
+            held = entry_of(mail)
+            content = {
+                "newsletter": recipients,
+                "subject": mail.subject,
+                "files": [],
+                "sender": mail.sender,
+                "message_id": mail.message_id,
+                "entry": {"title": held.title, "url": held.url, "text": held.text},
+            }
             now = self.hub.clock.now()
             await self.hub.call(records.hold, self.hub.core, now, None, details, content)
             self.refused.labels("held").inc()
