@@ -109,6 +109,7 @@ EXPANSIONS: dict[str, list[str]] = {
     "role.name.{}": [r.value for r in Role],
     "role.tag.{}": [r.value for r in Role if r.is_external],
     "group.visibility.{}": [v.value for v in Visibility],
+    "slack.settings.digest_{}": ["messenger", "mail"],
     "notify.{}": [m.value for m in NotifyMode],
     "notify.mode.{}": [m.value for m in NotifyMode],
     "help.{}": [s.key for s in grammar.SPECS],
