@@ -33,6 +33,10 @@ NO_LIMITS = {"telegram": PlatformLimits(), "console": PlatformLimits()}
 WEBHOOK_SECRET = "s3cret-Token_1"
 PUBLIC_URL = "https://pinwall.example.com"
 
+# The Teams tests take their fixtures from teams_world as a plugin (pytest_plugins): its
+# asserts are rewritten like a conftest's only if pytest knows before the first import.
+pytest.register_assert_rewrite("tests.adapters.teams_world")
+
 
 class TelegramPinwall:
     """Core, hub, delivery worker, the Telegram adapter and a console, all real."""
