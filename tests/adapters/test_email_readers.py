@@ -41,12 +41,12 @@ async def test_a_mail_reader_is_told_how_to_send_a_command_by_mail(tmp_path: Pat
         for line, text in said.items():
             assert not RAW.search(text), f"{line}: {text}"
 
-        assert f"Mehr zu einem Befehl: {WORDS}help <befehl>" in said["hilfe"]
+        assert f"Mehr zu einem Befehl: {WORDS}hilfe <befehl>" in said["hilfe"]
         assert f"• {WORDS}beitreten <gruppe>" in said["hilfe alle"]
         assert f"Beispiel: {WORDS}beitreten vertrieb" in said["hilfe beitreten"]
-        assert f"Schick {WORDS}help, um alle Befehle zu sehen." in said["frobnizieren"]
+        assert f"Schick {WORDS}hilfe, um alle Befehle zu sehen." in said["frobnizieren"]
         assert f"{WORDS}benachrichtigung <gruppe>" in said["benachrichtigung vertrieb oft"]
-        assert f"ernennt jemanden, so: {WORDS}role <person> gatekeeper" in said["freigeben P1"]
+        assert f"ernennt jemanden, so: {WORDS}rolle <person> gatekeeper" in said["freigeben P1"]
 
         # in English the same
         await world.send(
