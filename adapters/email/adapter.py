@@ -123,6 +123,9 @@ class MailAdapter:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
+            listen = self.settings.mail_listen_address()
+            if listen is not None and listen.path is not None:
+                Path(listen.path).unlink(missing_ok=True)  # noqa: ASYNC240 - a moment's work
 
     def healthy(self) -> bool:
         return self.problem() is None

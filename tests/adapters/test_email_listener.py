@@ -95,6 +95,7 @@ async def test_lmtp_on_a_unix_socket_answers_each_recipient(tmp_path: Path) -> N
         assert code == 250
         assert dict(_posts(world))["Messe-Stand steht in Halle 4"] == ["Ich komme um 10"]
         assert item_id
+    assert not socket.exists()  # taken away when Pinwall stops
 
 
 async def test_lmtp_over_tcp_and_a_mail_too_large_for_each_recipient(tmp_path: Path) -> None:
