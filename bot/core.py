@@ -35,13 +35,7 @@ from bot.outlets import OutletSettings
 from bot.policy import Policy
 from store.blobs import BlobStore
 from store.db import Database
-from store.models import (
-    Account,
-    InboxStatus,
-    Person,
-    Role,
-    Room,
-)
+from store.models import Account, InboxStatus, Person, Role, Room
 from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -323,10 +317,13 @@ class Core:
         self, uow: UnitOfWork, event: Event, t: Translator, person_id: int | None, now: datetime
     ) -> None:
         """One line in the room where a command was said: its answer went to the asker's
-        private chat (with the way to open that chat, where a messenger needs one)."""
+        private chat (with the way to open that chat, where a messenger needs one and
+        nothing has reached the asker there yet)."""
         meta = event.meta
         name = meta.actor.display_name or meta.actor.username or meta.actor.external_id
         url = self.settings.direct_links.get(meta.platform)
+        if url and person_id is not None and uow.outbox.reached_directly(person_id, meta.platform):
+            url = None
         text = t("private.sent_open", name=name, url=url) if url else t("private.sent", name=name)
         self.enqueue(uow, self.reply_target(event), Message(text=text), person_id, now)
 

@@ -317,15 +317,6 @@ class OutboxRepository(Repo):
             if isinstance(r.payload, dict) and r.payload.get("t") == "item"
         ]
 
-    def anonymous_likes(self, item_id: int) -> int:
-        """The 👍 given to the post's copies without a name (a channel's readers)."""
-        total = self.s.scalar(
-            select(func.coalesce(func.sum(MessageRef.anonymous_likes), 0)).where(
-                MessageRef.item_id == item_id
-            )
-        )
-        return int(total or 0)
-
     def sending_on(self, platform: str) -> bool:
         """Whether a message to this messenger is being sent right now (claimed, its
         outcome not yet recorded)."""
@@ -334,6 +325,22 @@ class OutboxRepository(Repo):
             .where(
                 OutboxMessage.status == OutboxStatus.SENDING,
                 OutboxMessage.platform == platform,
+            )
+            .limit(1)
+        )
+        return found is not None
+
+    def reached_directly(self, person_id: int, platform: str) -> bool:
+        """Whether a direct message on this messenger has reached the person (so their
+        private chat with the bot is open: Telegram lets a bot write only to people who
+        started it)."""
+        found = self.s.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.person_id == person_id,
+                OutboxMessage.platform == platform,
+                OutboxMessage.target_kind == "dm",
+                OutboxMessage.status == OutboxStatus.SENT,
             )
             .limit(1)
         )
