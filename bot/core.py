@@ -245,7 +245,7 @@ class Core:
         return prefix or (str(t(f"prefix.{platform}")) if t.has(f"prefix.{platform}") else "")
 
     def usage(self, key: str, t: Translator, platform: str, *, room: bool = False) -> Markup:
-        prefix = self.typed(platform, room=room)
+        prefix = self.prefix(platform, t, room=room)  # mail: "a reply with the word "
         lines = [s.usage_line for s in grammar.SPECS if s.key == key or s.name == key]
         return Markup("\n".join(esc(prefix + help_texts.localize_usage(line, t)) for line in lines))
 

@@ -125,6 +125,8 @@ EXPANSIONS: dict[str, list[str]] = {
     "role.name.{}": [r.value for r in Role],
     "role.tag.{}": [r.value for r in Role if r.is_external],
     "group.visibility.{}": [v.value for v in Visibility],
+    "settings_menu.to_{}": ["en", "de"],
+    "slack.settings.digest_{}": ["messenger", "mail"],
     "notify.{}": [m.value for m in NotifyMode],
     "reason_modal.{}": [
         f"{kind}_{part}"
