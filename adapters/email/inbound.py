@@ -176,29 +176,64 @@ def _aligned(domain: str, sender_domain: str) -> bool:
     return domain == sender_domain or sender_domain.endswith("." + domain)
 
 
+def _authserv_id_of(value: str) -> str:
+    """The authserv-id an Authentication-Results value starts with (its first word
+    before any `;`), lower case: read without the parser, so that a header of ours that
+    does not parse is still known as ours."""
+    head = value.partition(";")[0].split()
+    return head[0].lower() if head else ""
+
+
 def authenticated_by_mta(message: EmailMessage, sender: str, authserv_id: str | None) -> bool:
     """Whether the receiving MTA (its Authentication-Results, with our authserv-id) says
-    DMARC or an aligned DKIM signature passed for the From domain."""
+    DMARC or an aligned DKIM signature passed for the From domain.
+
+    Only the topmost header with our authserv-id counts: the MTA prepends its own above
+    every header it received (RFC 8601 section 5), so one with our authserv-id lower
+    down came with the mail, written by whoever sent it."""
     if not authserv_id:
         return False
     sender_domain = sender.rpartition("@")[2]
-    for value in message.get_all("authentication-results", []):
-        try:
-            header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
-        except Exception:  # noqa: S112 - a malformed header vouches for nothing
+    ours = next(
+        (
+            str(value)
+            for value in message.get_all("authentication-results", [])
+            if _authserv_id_of(str(value)) == authserv_id.lower()
+        ),
+        None,
+    )
+    if ours is None:
+        return False
+    try:
+        header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {ours}")
+    except Exception:  # a malformed header vouches for nothing
+        return False
+    if str(header.authserv_id).lower() != authserv_id.lower():
+        return False
+    for result in header.results:
+        if str(result.result).lower() != "pass":
             continue
-        if str(header.authserv_id).lower() != authserv_id.lower():
-            continue
-        for result in header.results:
-            if str(result.result).lower() != "pass":
-                continue
-            props = {(p.type, p.name): str(p.value) for p in result.properties}
-            method = str(result.method).lower()
-            if method == "dmarc" and _aligned(props.get(("header", "from"), ""), sender_domain):
-                return True
-            if method == "dkim" and _aligned(props.get(("header", "d"), ""), sender_domain):
-                return True
+        props = {(p.type, p.name): str(p.value) for p in result.properties}
+        method = str(result.method).lower()
+        if method == "dmarc" and _aligned(props.get(("header", "from"), ""), sender_domain):
+            return True
+        if method == "dkim" and _aligned(props.get(("header", "d"), ""), sender_domain):
+            return True
     return False
+
+
+def addressed(message: EmailMessage) -> frozenset[str] | None:
+    """The addresses the mail's To and Cc name (lower case, parsed by the stdlib), or
+    None when it has more than one To or Cc header (RFC 5322 allows one of each; a
+    second one is how a header is added to a signed mail without breaking its
+    signature, which covers the last one only)."""
+    found: set[str] = set()
+    for name in ("to", "cc"):
+        values = message.get_all(name, [])
+        if len(values) > 1:
+            return None
+        found.update(a.lower() for _, a in getaddresses([str(v) for v in values]) if "@" in a)
+    return frozenset(found)
 
 
 # --- where it goes ----------------------------------------------------------------------

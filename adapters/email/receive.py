@@ -24,7 +24,14 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.email import records
-from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
+from adapters.email.inbound import (
+    Mail,
+    Refused,
+    addressed,
+    authenticated_by_mta,
+    parse,
+    route,
+)
 from adapters.email.newsletter import confirmation_links, entry_of, is_confirmation
 from bot.events import (
     Actor,
@@ -194,43 +201,78 @@ class MailReceiver:
                     statuses[recipient] = self._refuse(
                         550, "mail.smtp.not_your_reply", "not_your_reply"
                     )
+        # A mail is for the addresses its To and Cc name: one that does not name the
+        # Pinwall address it was delivered to is someone else's mail re-sent here (a
+        # signed mail stays signed) or came by Bcc; a command or a reply is refused, a
+        # mail to a group held for its moderators.
+        named = addressed(mail.message)
+        unaddressed: list[str] = []
+        for recipient in recipients:
+            if recipient in statuses or (named is not None and _bare(recipient) in named):
+                continue
+            match route(recipient, self.domain, self.signer):
+                case ("commands",) | ("item", _, _):
+                    statuses[recipient] = self._refuse(
+                        550, "mail.smtp.not_addressed", "not_addressed"
+                    )
+                case ("group", _):
+                    unaddressed.append(recipient)
+                case _:
+                    continue
+            log.warning("mail: %s names %s in neither To nor Cc", mail.sender, recipient)
         accepted = [r for r in recipients if r not in statuses]
         if not accepted:
             return [statuses[r] for r in recipients]
         files = await self._store_files(mail)
-        targets = self._targets(accepted)
         if not await self._authenticated(mail, raw):
-            details = {
-                "from": mail.sender,
-                "to": accepted,
-                "subject": mail.subject[:200],
-                "message_id": mail.message_id[:200],
-            }
-            # kept for a moderator: `mail release <id>` records these events in the
-            # inbox, as if they had come authenticated (a redelivery then is one)
-            events = []
-            for to, kind in targets:
-                command = self._command(mail, files) if kind == "command" else None
-                events.append(dump_event(command or self._event(mail, to, files)))
-            content = {
-                "to": [to for to, _ in targets],
-                "text": mail.text,
-                "subject": mail.subject,
-                "message_id": mail.message_id,
-                "files": [_file_dict(f) for f in files],
-                "events": events,
-            }
-            now = self.hub.clock.now()
-            await self.hub.call(records.hold, self.hub.core, now, who, details, content)
-            self.refused.labels("held").inc()
-            log.warning("mail: held a mail claiming to be from %s (not authenticated)", mail.sender)
+            await self._hold(mail, who, accepted, files, "not_authenticated")
             held = f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
             return [statuses.get(r, held) for r in recipients]
-        for to, kind in targets:
+        if unaddressed:
+            await self._hold(mail, who, unaddressed, files, "not_addressed")
+            held = f"250 2.0.0 {self.smtp_text('mail.smtp.held_not_addressed')}"
+            statuses.update((r, held) for r in unaddressed)
+        for to, kind in self._targets([r for r in accepted if r not in unaddressed]):
             event = self._command(mail, files) if kind == "command" else None
             await self.hub.submit(event or self._event(mail, to, files))
             self.received.labels(kind).inc()
         return [statuses.get(r, "250 2.0.0 OK") for r in recipients]
+
+    async def _hold(
+        self,
+        mail: Mail,
+        who: records.Sender,
+        recipients: list[str],
+        files: tuple[InboundFile, ...],
+        reason: str,
+    ) -> None:
+        """The mail kept for a moderator, for these recipients: `email release <id>`
+        records its events in the inbox, as if it had come authenticated (a redelivery
+        then is one); the audit log says why it was held."""
+        targets = self._targets(recipients)
+        details = {
+            "from": mail.sender,
+            "to": recipients,
+            "subject": mail.subject[:200],
+            "message_id": mail.message_id[:200],
+            "reason": reason,
+        }
+        events = []
+        for to, kind in targets:
+            command = self._command(mail, files) if kind == "command" else None
+            events.append(dump_event(command or self._event(mail, to, files)))
+        content = {
+            "to": [to for to, _ in targets],
+            "text": mail.text,
+            "subject": mail.subject,
+            "message_id": mail.message_id,
+            "files": [_file_dict(f) for f in files],
+            "events": events,
+        }
+        now = self.hub.clock.now()
+        await self.hub.call(records.hold, self.hub.core, now, who, details, content)
+        self.refused.labels("held").inc()
+        log.warning("mail: held a mail claiming to be from %s (%s)", mail.sender, reason)
 
     def _targets(self, recipients: list[str]) -> list[tuple[str, str]]:
         """Where a person's mail goes: ("group:<slug>" | "item:<id>", the kind) for each
@@ -397,6 +439,11 @@ class MailReceiver:
 
 def _file_dict(f: InboundFile) -> dict[str, Any]:
     return {"blob_id": f.blob_id, "name": f.name, "mime_type": f.mime_type, "size": f.size}
+
+
+def _bare(recipient: str) -> str:
+    """An envelope recipient as To/Cc addresses are compared: without <>, lower case."""
+    return recipient.strip().strip("<>").lower()
 
 
 def _is_newsletter(recipient: str) -> bool:

@@ -243,10 +243,17 @@ def on_email_release(ctx: Ctx, cmd: Command) -> None:
     so that the same mail arriving again (authenticated, or redelivered) is taken once."""
     held = _decidable(ctx, int(cmd.arg("id")), "email release")
     content = held.content or {}
+    left_out: list[str] = []
     if content.get("newsletter"):
         _release_newsletter(ctx, held, content)
     else:
-        _release_mail(ctx, held, content)
+        left_out = _release_mail(ctx, held, content)
+    if left_out:  # the rest stays held for those who moderate it
+        ctx.audit("mail.released", held.sender, held=held.id, left_out=left_out)
+        ctx.reply(
+            "mail.held.released_partly", id=held.id, sender=held.sender, left=", ".join(left_out)
+        )
+        return
     held.status, held.decided_by, held.decided_at = "released", ctx.person.id, ctx.now
     ctx.audit("mail.released", held.sender, held=held.id)
     ctx.reply("mail.held.released", id=held.id, sender=held.sender)
@@ -286,13 +293,37 @@ def _held_events(held: HeldMail, content: dict[str, Any], now: datetime) -> list
     ]
 
 
-def _release_mail(ctx: Ctx, held: HeldMail, content: dict[str, Any]) -> None:
+def _target_group(ctx: Ctx, event: Event) -> tuple[int | None, str]:
+    """The group a held mail's event goes into (None: a command, no group's) and how the
+    releaser is told of it when it is not theirs to release."""
+    if not isinstance(event, MessageReceived):
+        return None, str(ctx.t("mail.held.commands"))
+    kind, _, ref = (event.to or "").partition(":")
+    group = None
+    if kind == "group":
+        group = ctx.uow.groups.by_slug(ref)
+    elif kind == "item" and ref.isdigit():
+        item = ctx.uow.items.get(int(ref))
+        group = ctx.uow.groups.get(item.group_id) if item is not None else None
+    return (None, ref) if group is None else (group.id, group.name)
+
+
+def _release_mail(ctx: Ctx, held: HeldMail, content: dict[str, Any]) -> list[str]:
+    """Posts (comments, commands) of the held mail as its sender, into the groups the
+    releaser decides on (a moderator: those they moderate; commands: admins only).
+    Returns the targets left out, for their own moderators."""
     person = ctx.uow.people.get(held.person_id) if held.person_id is not None else None
     account = ctx.uow.people.account(MAIL_PLATFORM, held.sender)
     if person is None or account is None or not person.active:
         raise UserError("mail.held.cannot_release", id=held.id, sender=held.sender)
     taken = 0
+    left_out: list[str] = []
     for event in _held_events(held, content, ctx.now):
+        group_id, name = _target_group(ctx, event)
+        if not ctx.policy.is_admin and (group_id is None or not _may_decide_group(ctx, group_id)):
+            if ctx.uow.inbox.get(MAIL_PLATFORM, event.meta.event_id) is None:
+                left_out.append(name)  # not released by anyone yet
+            continue
         # in the inbox, as if it had come authenticated: if it did since (or was
         # released before), the inbox has it and it is not applied twice
         recorded = ctx.uow.inbox.record(
@@ -328,6 +359,7 @@ def _release_mail(ctx: Ctx, held: HeldMail, content: dict[str, Any]) -> None:
             raise UserError("mail.held.refused", id=held.id, reason=reason) from None
     if not taken:
         raise UserError("mail.held.already_received", id=held.id, sender=held.sender)
+    return left_out
 
 
 def _release_newsletter(ctx: Ctx, held: HeldMail, content: dict[str, Any]) -> None:

@@ -65,14 +65,21 @@ async def test_the_code_is_answered_privately_and_expires(tmp_path: Path) -> Non
             assert uow.people.account(MAIL_PLATFORM, "anna.schmidt@firma.test") is None
 
 
-def _signed(raw: bytes, key: rsa.RSAPrivateKey, domain: str) -> bytes:
+def _signed(
+    raw: bytes,
+    key: rsa.RSAPrivateKey,
+    domain: str,
+    headers: tuple[bytes, ...] = (b"from", b"to", b"subject", b"message-id"),
+    *,
+    length: bool = False,
+) -> bytes:
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
     signature: bytes = dkim.sign(
-        raw, b"sel", domain.encode(), pem, include_headers=[b"from", b"subject", b"message-id"]
+        raw, b"sel", domain.encode(), pem, include_headers=list(headers), length=length
     )
     return signature + raw
 
@@ -96,6 +103,37 @@ def test_pinwall_verifies_a_dkim_signature_itself() -> None:
     other = _signed(raw, key, "evil.test")
     assert not check_dkim(other, "anna.schmidt@firma.test")
     assert not check_dkim(raw, "anna.schmidt@firma.test")  # no signature at all
+
+
+def test_a_dkim_signature_that_could_be_replayed_to_pinwall_is_not_believed() -> None:
+    """Pinwall's own DKIM check believes a signature only when it covers who the mail is
+    for (To, and Cc when there is one) and the whole body (no l=): otherwise a mail
+    signed for someone else is re-sent with a To of Pinwall's, or text added below."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return record if name == b"sel._domainkey.firma.test." else None
+
+    check_dkim = dkim_checker(dns)
+    anna = "anna.schmidt@firma.test"
+    raw = sample("forged_from.eml").split(b"\r\n", 3)[3]
+    assert check_dkim(_signed(raw, key, "firma.test"), anna)  # To signed: believed
+    # To not signed: anyone could put a Pinwall address there
+    assert not check_dkim(_signed(raw, key, "firma.test", (b"from", b"subject")), anna)
+    # a Cc that the signature does not cover; then one it does
+    with_cc = raw.replace(b"Subject:", b"Cc: lager@pinwall.firma.test\r\nSubject:", 1)
+    assert not check_dkim(_signed(with_cc, key, "firma.test"), anna)
+    covered = (b"from", b"to", b"cc", b"subject")
+    assert check_dkim(_signed(with_cc, key, "firma.test", covered), anna)
+    # a body length (l=): whatever is appended below it still verifies, so it never counts
+    partial = _signed(raw, key, "firma.test", length=True)
+    assert b" l=" in partial or b";l=" in partial.replace(b" ", b"")
+    assert not check_dkim(partial + b"\r\nAppended: new IBAN DE99\r\n", anna)
+    assert not check_dkim(partial, anna)
 
 
 async def test_doctor_names_what_is_missing_and_an_unreachable_relay(tmp_path: Path) -> None:

@@ -81,15 +81,14 @@ async def test_a_held_mail_is_listed_released_as_its_sender_or_dropped(tmp_path:
         assert "Keine zurückgehaltenen Mails" in await world.say("e1", "?mail gehalten")
 
 
-AUTHENTIC = (
-    b"Authentication-Results: mx.firma.test; dmarc=pass header.from=firma.test\r\n"
-    b"From: Anna Schmidt"
-)
-
-
 def _authentic(raw: bytes) -> bytes:
-    """The same mail as it comes when the MTA could verify Anna's domain."""
-    return raw.replace(b"From: Anna Schmidt", AUTHENTIC, 1)
+    """The same mail as it comes when the MTA could verify Anna's domain: its own
+    Authentication-Results, on top, say pass."""
+    return raw.replace(
+        b"dkim=none; dmarc=fail (p=none) header.from=firma.test",
+        b"dkim=pass header.d=firma.test; dmarc=pass header.from=firma.test",
+        1,
+    )
 
 
 async def test_a_released_mail_is_in_the_inbox_so_the_same_mail_again_is_taken_once(
@@ -198,3 +197,60 @@ async def test_a_held_newsletter_is_released_as_an_entry_once_its_sender_is_allo
             again = uow.groups.by_slug("vertrieb")
             assert again is not None
             assert len(uow.items.lines(again.id, 10)) == 1
+
+
+async def test_a_moderator_releases_a_held_mail_only_into_the_groups_they_moderate(
+    tmp_path: Path,
+) -> None:
+    """e3 moderates only Lager. A (forged) mail 'from Anna' to lager@ AND vertrieb@ is
+    held: e3 releases it into Lager alone and is told that Vertrieb was left out; it
+    stays held for Vertrieb's moderators (here the admin), and the audit log says who
+    released what."""
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create vertrieb Vertrieb")
+        await world.say("e1", "?group create lager Lager")
+        await world.say("e1", "?add e3 lager")
+        await world.say("e2", "?join vertrieb")
+        await world.say("e2", "?join lager")
+        await world.say("e3", "?join lager")
+        with world.program.db.uow() as uow:
+            lager = uow.groups.by_slug("lager")
+            assert lager is not None
+            e3 = uow.people.account("echo", "e3")
+            assert e3 is not None
+            e3_id = e3.person_id
+            membership = uow.groups.membership(e3_id, lager.id)
+            assert membership is not None
+            membership.moderator = True
+            uow.commit()
+        await world.verify("e2", ANNA)
+        raw = sample("forged_from.eml", **{"To: vertrieb@": f"To: lager@{DOMAIN}, vertrieb@"})
+        await world.send(raw, sender=ANNA, to=[f"lager@{DOMAIN}", VERTRIEB])
+        assert _posts(world) == []
+        await world.say("e3", "?settings language de")
+        answer = await world.say("e3", "?mail freigeben 1")
+        assert "Freigegeben: Die zurückgehaltene Mail 1" in answer, answer
+        assert "Nicht freigegeben (das darfst du nicht): Vertrieb." in answer
+        assert _posts(world) == []  # nothing in Vertrieb
+        with world.program.db.uow() as uow:
+            lager_posts = uow.items.lines(lager.id, 10)
+            assert len(lager_posts) == 1
+            held = uow.mail.held_mail(1)
+            assert held is not None
+            assert held.status == "held"  # still waiting for Vertrieb's moderators
+            [audit] = [e for e in uow.audit.newest(100) if e.action == "mail.released"]
+            assert audit.actor_id == e3_id
+            assert audit.details == {"held": 1, "left_out": ["Vertrieb"]}
+        # e3 again: nothing more is theirs to release
+        again = await world.say("e3", "?mail freigeben 1")
+        assert "ist schon auf Pinwall" in again
+        # the admin releases the rest, in English: Vertrieb gets it, once; Lager not twice
+        answer = await world.say("e1", "?email release 1")
+        assert f"Released: held mail 1 from {ANNA} is on Pinwall now" in answer, answer
+        assert len(_posts(world)) == 1
+        with world.program.db.uow() as uow:
+            assert len(uow.items.lines(lager.id, 10)) == 1
+            held = uow.mail.held_mail(1)
+            assert held is not None
+            assert held.status == "released"
+        assert _actions(world).count("mail.released") == 2

@@ -231,11 +231,13 @@ async def test_an_external_partner_mails_only_into_their_groups(tmp_path: Path) 
         reply_to = str(mail["Reply-To"])
 
         # her Gmail reply (DMARC pass for gmail.com at our MTA) is a comment ...
-        await world.send(sample("gmail_reply.eml"), sender=partner, to=[reply_to])
+        reply = sample("gmail_reply.eml", **{"reply@pinwall.firma.test": reply_to})
+        await world.send(reply, sender=partner, to=[reply_to])
         assert _comments(world) == ["Great, we'll put one up in the Augsburg window too."]
         # ... but a mail to a group she is not in posts nothing and says why, by mail
         before = len(world.sink.to(partner))
-        raw = sample("gmail_reply.eml", **{"CAK7xY": "CAK8zZ"})
+        intern = {"CAK7xY": "CAK8zZ", "reply@pinwall.firma.test": f"intern@{DOMAIN}"}
+        raw = sample("gmail_reply.eml", **intern)
         await world.send(raw, sender=partner, to=[f"intern@{DOMAIN}"])
         with world.program.db.uow() as uow:
             intern = uow.groups.by_slug("intern")
