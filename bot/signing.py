@@ -38,6 +38,10 @@ class UrlSigner:
         mac = hmac.new(self._key, f"{purpose}:{body}".encode(), hashlib.sha256)
         return mac.hexdigest()[:20]  # 80 bits: lower case, fits a mail address's local part
 
+    def tag(self, purpose: str, body: str) -> str:
+        """The MAC of `body` for `purpose` (20 lower-case hex digits)."""
+        return self._mac(purpose, body)
+
     def token(self, purpose: str, *numbers: int) -> str:
         """`numbers` signed for `purpose`: "12.5.<mac>" (digits, dots and lower-case hex,
         which survive mail systems that fold the local part's case)."""

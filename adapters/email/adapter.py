@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.email import records
-from adapters.email.inbound import BOUNCES, reply_address
+from adapters.email.inbound import BOUNCES, message_id, reply_address
 from adapters.email.receive import (
     ENCODING_SLACK,
     HEADROOM,
@@ -160,7 +160,8 @@ class MailAdapter:
         return Delivered(message_id=str(mail["Message-ID"]), conversation=target.address)
 
     async def compose(self, target: Target, message: Message, key: str) -> Any:
-        """The mail for one outbox row (`key`: "pw<row id>", its Message-ID's left part)."""
+        """The mail for one outbox row (`key`: "pw<row id>", its Message-ID's left part,
+        signed with the address: inbound.message_id)."""
         item = message.meta.get("item")
         item_id = item if isinstance(item, int) else None
         core = self.hub.core
@@ -181,7 +182,7 @@ class MailAdapter:
             sender=f"pinwall@{self.domain}",
             sender_name=str(t("mail.out.from_name")),
             recipient=target.address,
-            message_id=f"<{key or 'pw0'}@{self.domain}>",
+            message_id=message_id(self.signer, key or "pw0", target.address, self.domain),
             date=self.hub.clock.now(),
             reply_to=reply_to,
             unsubscribe_url=unsubscribe,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hmac
 from dataclasses import dataclass, field
 from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses
@@ -27,6 +28,7 @@ MAX_DEPTH = 8
 ONE_LINE = ("subject", "from", "to", "cc", "reply-to", "message-id", "in-reply-to", "references")
 REPLY_LANGUAGES = ["en", "de"]
 REPLY_PURPOSE = "mail-reply"
+DSN_PURPOSE = "mail-dsn"
 
 
 class Refused(Exception):
@@ -254,6 +256,25 @@ COMMANDS = "pinwall"
 def reply_address(signer: UrlSigner, item_id: int, person_id: int, domain: str) -> str:
     """The Reply-To of a post mailed to a person: a reply to it comments on the post."""
     return f"reply+{signer.token(REPLY_PURPOSE, item_id, person_id)}@{domain}"
+
+
+def message_id(signer: UrlSigner, key: str, address: str, domain: str) -> str:
+    """The Message-ID of Pinwall's mail for outbox row `key` ("pw<row id>") to `address`:
+    <pw<row id>.<mac>@domain>, the MAC over both, so that a delivery status notification
+    can name it only if it really came back with that mail (ids are sequential)."""
+    return f"<{key}.{signer.tag(DSN_PURPOSE, f'{key}:{address.lower()}')}@{domain}>"
+
+
+def sent_row(signer: UrlSigner, original: str, address: str, domain: str) -> int | None:
+    """The outbox row a DSN's original Message-ID names, when it is one Pinwall made for
+    mail to `address`; None for anything else (a guessed or another address's id)."""
+    local, _, at = original.strip().strip("<>").rpartition("@")
+    key, _, mac = local.lower().partition(".")
+    row = key.removeprefix("pw")
+    if at.lower() != domain.lower() or not key.startswith("pw") or not row.isdigit():
+        return None
+    expected = signer.tag(DSN_PURPOSE, f"{key}:{address.lower()}")
+    return int(row) if hmac.compare_digest(expected, mac) else None
 
 
 def route(recipient: str, domain: str, signer: UrlSigner) -> Route | None:

@@ -31,6 +31,7 @@ from adapters.email.inbound import (
     authenticated_by_mta,
     parse,
     route,
+    sent_row,
 )
 from adapters.email.newsletter import confirmation_links, entry_of, is_confirmation
 from bot.events import (
@@ -176,7 +177,9 @@ class MailReceiver:
         except Refused as refused:
             reason = refused.key.rpartition(".")[2]
             return each(self._refuse(refused.code, refused.key, reason, **refused.params))
-        if mail.report:
+        if mail.report:  # counted too: a flood of (forged) reports is deferred
+            if not await self._within_rate(mail.sender):
+                return each(self._refuse(451, "mail.smtp.rate", "rate"))
             await self._bounce(mail)
             return each("250 2.0.0 OK")
         if not await self._within_rate(mail.sender):
@@ -421,14 +424,14 @@ class MailReceiver:
 
     async def _bounce(self, mail: Mail) -> None:
         """A DSN: the recipients it reports failed are marked failing, if the report is
-        about a mail Pinwall sent them (its Message-ID names the outbox row)."""
+        about a mail Pinwall sent them (its Message-ID names the outbox row, signed with
+        the address it went to: inbound.message_id)."""
         for address, reason, original in failed_recipients(mail):
             sent = None
-            if original.startswith("<pw") and original.endswith(f"@{self.domain}>"):
-                row = original[3 : original.index("@")]
-                if row.isdigit():
-                    sent = await self.hub.call(records.sent_to, self.hub.core, int(row))
-            if sent != address:
+            row = sent_row(self.signer, original, address, self.domain)
+            if row is not None:
+                sent = await self.hub.call(records.sent_to, self.hub.core, row)
+            if sent is None or sent.lower() != address:
                 log.warning("mail: ignored a bounce for %s that names no mail of ours", address)
                 continue
             now = self.hub.clock.now()

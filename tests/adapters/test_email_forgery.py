@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -191,3 +192,27 @@ async def test_a_command_or_a_reply_not_addressed_to_its_address_is_refused(
         await world.send(raw.replace(b"replayed-1", b"direct-1"), sender=ANNA, to=[pinwall])
         with world.program.db.uow() as uow:
             assert uow.groups.membership(anna, group_id) is None
+
+
+async def test_forged_dsns_with_guessed_outbox_ids_cut_off_no_one(tmp_path: Path) -> None:
+    """Anyone who can reach the listener sends DSNs to bounces@ naming <pwN@domain> for
+    sequential N, or the real Message-ID of a mail to someone else: none counts (the id
+    must carry the MAC over row and address), and a flood of them is deferred."""
+    async with mail_world(tmp_path, mail_per_minute=6) as world:
+        await world.verify("e2", ANNA)
+        await world.verify("e3", "bob@firma.test")
+        bobs = [m for m in world.sink.mails if str(m["To"]) == "bob@firma.test"]
+        bobs_id = str(bobs[0]["Message-ID"])[3:].partition("@")[0]  # "<row>.<mac>"
+        guesses = [str(n) for n in range(1, 5)] + [bobs_id, bobs_id.partition(".")[0]]
+        for guess in guesses:
+            dsn = sample("dsn_bounce.eml", **{"{OUTBOX_ID}": guess})
+            await world.send_null_sender(dsn, to=f"bounces@{DOMAIN}")
+        with world.program.db.uow() as uow:
+            account = uow.people.account(MAIL_PLATFORM, ANNA)
+            assert account is not None
+            assert account.reachable  # Anna still gets Pinwall's mail
+        # the seventh report within the minute from the same reporter waits (451)
+        dsn = sample("dsn_bounce.eml", **{"{OUTBOX_ID}": "5"})
+        with pytest.raises(smtplib.SMTPDataError) as deferred:
+            await world.send_null_sender(dsn, to=f"bounces@{DOMAIN}")
+        assert deferred.value.smtp_code == 451

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from adapters.email.inbound import message_id
 from bot.message import DeliveryFailed
 from jobs.digests import DigestJob
 from store.models import MAIL_PLATFORM, NotifyMode, OutboxStatus, Role
@@ -68,7 +69,11 @@ async def test_a_post_reaches_the_mail_only_colleague_whose_reply_becomes_a_comm
         # a stable Message-ID per delivery: the outbox row's
         with world.program.db.uow() as uow:
             [row_id] = [r.id for r in uow.outbox.listing(["sent"], 50) if r.target == CARLA]
-        assert str(mail["Message-ID"]) == f"<pw{row_id}@{DOMAIN}>"
+        # signed with the address, so that only a real bounce can name it
+        assert str(mail["Message-ID"]) == message_id(
+            world.mail.signer, f"pw{row_id}", CARLA, DOMAIN
+        )
+        assert str(mail["Message-ID"]).startswith(f"<pw{row_id}.")
         assert world.sink.envelopes[-1][0] == f"bounces@{DOMAIN}"  # DSNs come back to us
         # one-click unsubscribe (RFC 8058) and a reply address that is a comment
         assert str(mail["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
@@ -217,7 +222,10 @@ async def test_a_crash_between_claim_and_send_loses_no_mail(tmp_path: Path) -> N
         await world.program.worker.drain(wait_up_to=5)
         [mail] = world.sink.to(CARLA)
         assert "Eilt!" in plain(mail)
-        assert str(mail["Message-ID"]) == f"<pw{row_id}@{DOMAIN}>"  # the same delivery
+        # the same delivery, the same Message-ID
+        assert str(mail["Message-ID"]) == message_id(
+            world.mail.signer, f"pw{row_id}", CARLA, DOMAIN
+        )
 
 
 async def test_an_external_partner_mails_only_into_their_groups(tmp_path: Path) -> None:
