@@ -170,9 +170,9 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     # Announcements to everyone the reader got, still pinned: on top of every group's list.
     lines += [
-        ctx.t("announce.digest_line", ref=show_id(a.id, "announcement"), text=one_line(a.text))
-        for a in ctx.uow.announcements.to_everyone(
-            ctx.person.id, pinned=(since, ctx.now), limit=PINNED_MAX
+        ctx.t("announce.digest_line", ref=show_id(a_id, "announcement"), text=one_line(text))
+        for a_id, text in ctx.uow.announcements.pinned_to_everyone(
+            ctx.person.id, since, ctx.now, PINNED_MAX
         )
     ]
     for item in items:
