@@ -317,15 +317,6 @@ class OutboxRepository(Repo):
             if isinstance(r.payload, dict) and r.payload.get("t") == "item"
         ]
 
-    def anonymous_likes(self, item_id: int) -> int:
-        """The 👍 given to the post's copies without a name (a channel's readers)."""
-        total = self.s.scalar(
-            select(func.coalesce(func.sum(MessageRef.anonymous_likes), 0)).where(
-                MessageRef.item_id == item_id
-            )
-        )
-        return int(total or 0)
-
     def sending_on(self, platform: str) -> bool:
         """Whether a message to this messenger is being sent right now (claimed, its
         outcome not yet recorded)."""

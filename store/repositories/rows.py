@@ -107,15 +107,19 @@ def loaded(session: Session, model: type[T], values: Sequence[Any], *, refresh: 
     `refresh` showing these values, as populate_existing does), else a new persistent
     one, without SQL."""
     shape = shape_of(model)
-    key = identity_key(model, tuple(values[i] for i in shape.pk))
-    held = session.identity_map.get(key)
-    if held is not None:
-        if refresh:
-            for name, value in zip(shape.keys, values, strict=True):
-                set_committed_value(held, name, value)
-        return held
-    obj = model(**dict(zip(shape.keys, values, strict=True)))
-    make_transient_to_detached(obj)  # as loaded: nothing modified, nothing to flush
+    if session.identity_map:
+        key = identity_key(model, tuple(values[i] for i in shape.pk))
+        held = session.identity_map.get(key)
+        if held is not None:
+            if refresh:
+                for name, value in zip(shape.keys, values, strict=True):
+                    set_committed_value(held, name, value)
+            return held
+    # As loading does: the values as stored (no attribute events, no validators).
+    obj = model()
+    for name, value in zip(shape.keys, values, strict=True):
+        set_committed_value(obj, name, value)
+    make_transient_to_detached(obj)
     session.add(obj)
     return obj
 
