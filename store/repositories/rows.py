@@ -164,24 +164,25 @@ def add_now(session: Session, obj: Any) -> None:
     session.info.setdefault(_NEW, []).append((transaction, obj))
 
 
-def _within(transaction: SessionTransaction | None, ended: SessionTransaction) -> bool:
+def _active(transaction: SessionTransaction | None) -> bool:
     while transaction is not None:
-        if transaction is ended:
-            return True
+        if not transaction.is_active:
+            return False
         transaction = transaction.parent
-    return False
+    return True
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
-    """What add_now inserted in the rolled-back transaction (or savepoint, or one inside
-    it) leaves the session and is transient again, as the ORM does with what it flushed."""
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    """What add_now inserted in the transaction (or savepoint) being rolled back leaves
+    the session, transient again with its values, as the ORM does with what it flushed.
+    Before the rollback expires what the session holds: the values stay."""
     inserted = session.info.get(_NEW)
     if not inserted:
         return
     kept = []
     for transaction, obj in inserted:
-        if not _within(transaction, previous_transaction):
+        if _active(transaction):
             kept.append((transaction, obj))
             continue
         if obj in session:
@@ -192,6 +193,16 @@ def _forget_rolled_back(session: Session, previous_transaction: SessionTransacti
 
 @event.listens_for(Session, "after_commit")
 def _forget_committed(session: Session) -> None:
-    """Once the outermost transaction committed, what it inserted stays for good."""
-    if session.get_nested_transaction() is None:
-        session.info.pop(_NEW, None)
+    """The outermost transaction committed: what it inserted stays for good. A savepoint
+    released: what it inserted belongs to the enclosing transaction now."""
+    inserted = session.info.get(_NEW)
+    if not inserted:
+        return
+    released = session.get_nested_transaction()
+    if released is None:
+        del session.info[_NEW]
+        return
+    session.info[_NEW] = [
+        (released.parent if transaction is released else transaction, obj)
+        for transaction, obj in inserted
+    ]
