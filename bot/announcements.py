@@ -26,7 +26,7 @@ from bot.ids import parse_id, show_id
 from bot.markup import Markup, link
 from bot.message import Button, Message, Target
 from bot.words import fold
-from store.models import Announcement, Group, Item, ItemKind, NotifyMode, Person
+from store.models import MAIL_PLATFORM, Announcement, Group, Item, ItemKind, NotifyMode, Person
 from store.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -224,9 +224,11 @@ def announcement_message(
     now: datetime,
     confirmable: bool,
     confirmed_at: datetime | None = None,
+    platform: str = "",
 ) -> Message:
     """The announcement as a reader sees it: with the Read ✓ button while it waits for
-    their confirmation, or saying when they confirmed."""
+    their confirmation, or saying when they confirmed. By mail (`platform`), which shows
+    no buttons, it says the reply that confirms it (`announcement A1 read`)."""
     author = uow.people.get(announcement.author_id) if announcement.author_id else None
     ref = show_id(announcement.id, "announcement")
     lines = [t("announce.text", text=announcement.text)]
@@ -242,7 +244,10 @@ def announcement_message(
     if confirmed_at is not None:
         lines.append(t("announce.confirmed_at", when=t.datetime(confirmed_at, timezone)))
     elif confirmable and announcement.confirm and _active(announcement, now):
-        lines.append(t("announce.please_confirm"))
+        if platform == MAIL_PLATFORM:
+            lines.append(t("announce.please_confirm_by_reply", ref=ref))
+        else:
+            lines.append(t("announce.please_confirm"))
         buttons = (
             Button(
                 label=t("announce.read_button"),
@@ -292,6 +297,7 @@ def render_announcement(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message 
         now=core.clock.now(),
         confirmable=True,
         confirmed_at=recipient.confirmed_at,
+        platform=row.platform,
     )
 
 
@@ -320,7 +326,8 @@ def render_card(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
         return None
     person = uow.people.get(row.person_id) if row.person_id else None
     t = core.translator(person)
-    message = card_message(uow, t, announcement, core.prefix(row.platform, t))
+    prefix = core.prefix(row.platform, t, room=row.target_kind == "room")
+    message = card_message(uow, t, announcement, prefix)
     return live.as_edit(uow, row, message)
 
 
@@ -360,6 +367,17 @@ def confirm(ctx: Ctx, value: str) -> None:
     live.refresh(
         ctx.core, uow, "announce", announcement_id, {"t": "acard", "a": announcement_id}, ctx.now
     )
+
+
+def to_confirm(ctx: Ctx, raw: str) -> Announcement:
+    """An announcement that waits for the asker's confirmation (`announcement A1 read`)."""
+    announcement_id = parse_id(raw, "announcement")
+    announcement = ctx.uow.announcements.get(announcement_id)
+    recipient = ctx.uow.announcements.recipient(announcement_id, ctx.person.id)
+    if announcement is None or recipient is None or not announcement.confirm:
+        ref = show_id(announcement_id, "announcement")
+        raise UserError("error.announcement_not_to_confirm", ref=ref)
+    return announcement
 
 
 def readable(ctx: Ctx, raw: str) -> Announcement:
@@ -426,8 +444,10 @@ def csv_text(uow: UnitOfWork, announcement: Announcement) -> str:
 def send_reminder(core: Core, uow: UnitOfWork, announcement_id: int, now: datetime) -> int:
     """Reminds those who have not confirmed, once: the announcement is marked reminded in
     the same transaction as the reminders are queued, so a restart (or a second
-    instance) finds it done. By a second way where the person has one (another
-    messenger they linked), else where they got it. Returns how many were reminded."""
+    instance) finds it done. By a second way where the person has one that runs here —
+    their verified mail address first (the way staff apps escalate an unopened
+    announcement), else another messenger they linked — else where they got it. Returns
+    how many were reminded."""
     if not uow.announcements.take_reminder(announcement_id, now):
         return 0
     announcement = uow.announcements.get(announcement_id)
@@ -441,8 +461,11 @@ def send_reminder(core: Core, uow: UnitOfWork, announcement_id: int, now: dateti
         others = [
             a
             for a in uow.people.accounts_of(person.id)
-            if a.reachable and (first is None or a.id != first.id)
+            if a.reachable
+            and a.platform in core.settings.running
+            and (first is None or a.id != first.id)
         ]
+        others.sort(key=lambda a: a.platform != MAIL_PLATFORM)  # stable: else by age
         chosen = others[0] if others else first
         if chosen is None:
             continue
@@ -455,6 +478,7 @@ def send_reminder(core: Core, uow: UnitOfWork, announcement_id: int, now: dateti
             timezone=core.timezone_of(person),
             now=now,
             confirmable=True,
+            platform=chosen.platform,
         )
         message = Message(
             title=t("announce.reminder_title", ref=show_id(announcement_id, "announcement")),

@@ -35,9 +35,11 @@ def outlet_spec(core: Core, name: str) -> OutletSpec:
     return found or OutletSpec(name, "unknown", limits=NEWSROOM_SPEC.limits)
 
 
-def command_prefix(core: Core, platform: str, t: Translator) -> str:
-    """As a sentence to a person on this platform says it (Core.prefix: mail's words)."""
-    return core.prefix(platform, t)
+def command_prefix(core: Core, platform: str, t: Translator, *, room: bool = False) -> str:
+    """As a sentence to a person on this platform says it (Core.prefix: mail's words);
+    `room`: read in a shared room, where a command may be typed otherwise (Teams'
+    "@Pinwall ")."""
+    return core.prefix(platform, t, room=room)
 
 
 def _quote(text: str) -> Markup:
@@ -52,10 +54,12 @@ def card_message(
     *,
     platform: str,
     timezone: str,
+    room: bool = False,
     outcome: Markup | None = None,
     replaces: str | None = None,
 ) -> Message:
-    """The approval card: the proposal, and either its buttons or its outcome."""
+    """The approval card: the proposal, and either its buttons or its outcome; `room`:
+    it is read in a shared room (the gatekeepers' bridged room), not a direct chat."""
     spec = outlet_spec(core, proposal.outlet)
     ref = show_id(proposal.id, "proposal")
     author = uow.people.get(proposal.author_id) if proposal.author_id else None
@@ -83,7 +87,8 @@ def card_message(
                 )
             else:
                 lines.append(t("card.votes", have=0, need=spec.quorum))
-        lines.append(t("card.hint", prefix=command_prefix(core, platform, t), proposal=ref))
+        prefix = command_prefix(core, platform, t, room=room)
+        lines.append(t("card.hint", prefix=prefix, proposal=ref))
         value = f"{proposal.id}:{proposal.revision}"
         buttons = (
             Button(
@@ -267,6 +272,7 @@ def _card_for(
         proposal,
         platform=card.platform,
         timezone=zone,
+        room=card.target_kind != "dm",
         outcome=shown,
         replaces=replaces,
     )

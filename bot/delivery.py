@@ -22,6 +22,7 @@ from bot.markup import Markup, italic, link
 from bot.message import Button, FileRef, Message, load_message
 from bot.policy import may_receive
 from store.models import Group, Item, Person
+from store.repositories.items import LIKE as ITEM_LIKE
 from store.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ def item_message(
     )
 
 
-LIKE = "👍"
+LIKE = ITEM_LIKE  # 👍: what a like is, on every messenger
 
 
 def like_label(likes: int) -> str:
@@ -172,7 +173,8 @@ def like_label(likes: int) -> str:
 
 
 def like_count(uow: UnitOfWork, item_id: int) -> int:
-    """The post's likes: people's 👍 and those a channel gave anonymously."""
+    """The post's likes: people's 👍 and those a channel gave anonymously (counted as
+    every list and digest counts them: ItemRepository.reaction_counts), in one query."""
     return uow.items.likes(item_id, LIKE)
 
 

@@ -423,8 +423,12 @@ def close_due(core: Core, now: datetime) -> int:
 
 
 def card_for(ctx: Ctx, poll: Poll) -> Message:
-    """The card as `show` opens it for the asker (with their own choices marked)."""
+    """The card as `show` opens it for the asker (with their own choices marked): a look
+    at the poll, not a copy of it, so no messenger starts a native poll of its own for it
+    (Matrix: answers go to the one started with the poll's copies, or by number here)."""
     voter, _ = voter_key(ctx.core, poll, ctx.person)
     mine = ctx.uow.announcements.choices_of(poll.id, voter)
     zone = ctx.core.timezone_of(ctx.person)
-    return poll_message(ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine)
+    card = poll_message(ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine)
+    native = {**card.meta["native_poll"], "view": True}
+    return replace(card, meta={**card.meta, "native_poll": native})

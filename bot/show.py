@@ -7,17 +7,13 @@ Also the short one-line form of a post that lists show (`items`), cut with "…"
 
 from __future__ import annotations
 
-from collections import Counter
-
-from sqlalchemy import select
-
 from bot.authors import author_label, forgotten
 from bot.delivery import LIKE, like_label
 from bot.i18n import Translator
 from bot.linklabel import link_label
 from bot.markup import Markup, esc, link
 from bot.message import Button, FileRef, Message
-from store.models import Group, Item, ItemKind, Person, Reaction
+from store.models import Group, Item, ItemKind, Person
 from store.uow import UnitOfWork
 
 # How many comments an opened post shows (the newest; the count says how many more).
@@ -84,9 +80,9 @@ def post_message(
             lines.append(esc(one_line(description, PREVIEW_MAX)))
     if files:
         lines.append(t("show.files", names=", ".join(f.name for f in files)))
-    reactions = Counter(r for r in _reaction_emojis(uow, item.id))
+    reactions = uow.items.reaction_counts([item.id]).get(item.id, [])
     if reactions:
-        shown = " · ".join(f"{emoji} {count}" for emoji, count in reactions.most_common())
+        shown = " · ".join(f"{emoji} {count}" for emoji, count in reactions)
         lines.append(t("show.reactions", reactions=shown))
     comments = list(uow.items.comments(item.id))
     if comments:
@@ -111,7 +107,9 @@ def post_message(
         lines.append(t("show.no_comments"))
     buttons = [
         Button(label=t("button.comment"), action="item.comment", value=str(item.id)),
-        Button(label=like_label(reactions.get(LIKE, 0)), action="item.like", value=str(item.id)),
+        Button(
+            label=like_label(dict(reactions).get(LIKE, 0)), action="item.like", value=str(item.id)
+        ),
     ]
     if can_propose:
         buttons.append(Button(label=t("show.propose"), action="item.propose", value=str(item.id)))
@@ -122,10 +120,3 @@ def post_message(
         buttons=tuple(buttons),
         meta={"item": item.id},
     )
-
-
-def _reaction_emojis(uow: UnitOfWork, item_id: int) -> list[str]:
-    """The post's reactions, oldest first (one query; the store has no repository call
-    for them yet, so this reads the one column it needs)."""
-    query = select(Reaction.emoji).where(Reaction.item_id == item_id).order_by(Reaction.id)
-    return list(uow.session.scalars(query).all())

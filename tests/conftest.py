@@ -163,7 +163,7 @@ _USED_SEQUENCES = text(
 )
 
 
-def _empty(db: Database) -> None:
+def empty_postgres(db: Database) -> None:
     """Every table empty and every sequence back at 1, as TRUNCATE … RESTART IDENTITY
     CASCADE of all tables would leave them, but only where a test left something: a
     DELETE of a few rows costs far less than truncating 38 tables (new files for each)."""
@@ -212,7 +212,7 @@ def db(
         database.dispose()
     else:
         database = request.getfixturevalue("_pg_migrated")
-        _empty(database)
+        empty_postgres(database)
         yield database
 
 

@@ -37,7 +37,10 @@ def native_of(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
 
 def wanted(native: Mapping[str, Any], direct: bool) -> bool:
     """Whether this copy gets a native poll: an open poll, where answering natively tells
-    no one else who voted what (an anonymous poll: only a direct chat)."""
+    no one else who voted what (an anonymous poll: only a direct chat), and not a mere
+    look at it (`show`: "view"), which would start a second poll beside the first."""
+    if native.get("view"):
+        return False
     return bool(native.get("open")) and (direct or not native.get("anonymous"))
 
 

@@ -189,6 +189,10 @@ class MatrixSync:
 
     async def run(self) -> None:
         backoff = 1.0
+        # A start has a new client, which knows no room yet: its first sync brings every
+        # room's state (else a direct chat looks left, its members unknown, and the next
+        # answer opens a new one), after a stop of this instance as after a process start.
+        self._full_state = True
         while not self._stopping.is_set():
             try:  # whatever fails, the loop goes on (a database away: the lock's query too)
                 # Checked before every sync: the lock dies with its connection when
@@ -323,15 +327,25 @@ class MatrixSync:
         presses they stand for."""
         events: list[Event] = list(batch.extra)
         redact: list[tuple[str, str]] = []
+        # This batch's events by id: a redaction of one of them (a reaction taken back
+        # before the bot synced again) takes back what came before it in the batch,
+        # which the inbox does not hold yet.
+        earlier: dict[str, Event] = {}
         for inbound, files in batch.items:
             pressed = None
             if inbound.redacts is not None:
-                event: Event | None = await self.hub.call(self._taken_back, inbound)
+                before = earlier.get(inbound.redacts)
+                event: Event | None = (
+                    taken_back(inbound, before)
+                    if before is not None
+                    else await self.hub.call(self._taken_back, inbound)
+                )
             else:
                 pressed = await self._pressed(inbound)
                 event = inbound.event(files, pressed)
             if event is not None:
                 events.append(event)
+                earlier[event.meta.event_id] = event
             room_id = inbound.meta.conversation.external_id
             if pressed is not None and await self._anonymous(room_id, inbound):
                 redact.append((room_id, inbound.meta.event_id))

@@ -38,6 +38,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.teams import files, inbound, render
 from adapters.teams.auth import BotToken, CredentialsRefused, jwks_uri, validator
 from bot.errors import ConfigError
+from bot.i18n import Translator, normalize_language
 from bot.message import (
     Capabilities,
     Delivered,
@@ -322,9 +323,6 @@ class TeamsAdapter:
             conversation, service = found
             client = self._client(service)
             raw = render.activity(message, self._file_links(message))
-            if target.kind == "dm" and not message.replaces:
-                # Each file offered for upload into the person's OneDrive as well.
-                raw.setdefault("attachments", []).extend(self._consent_cards(message))
             body = MessageActivityInput.model_validate(raw)
             if message.replaces:
                 try:
@@ -339,6 +337,8 @@ class TeamsAdapter:
             if message.thread and target.kind == "room":  # a reply in a channel's thread
                 where = f"{conversation};messageid={message.thread}"
             sent = await client.create_activity(where, body)
+            if target.kind == "dm" and not message.replaces:
+                await self._offer_uploads(client, conversation, message)
             return Delivered(message_id=sent.id, conversation=conversation)
         except httpx.HTTPStatusError as exc:
             return self._failure(exc.response, target)
@@ -361,40 +361,67 @@ class TeamsAdapter:
             if blobs.exists(f.blob_id)
         }
 
-    def _consent_cards(self, message: Message) -> list[dict[str, Any]]:
+    async def _offer_uploads(
+        self, client: ConversationClient, conversation: str, message: Message
+    ) -> None:
+        """Each file of a message to a personal chat offered for upload into the person's
+        OneDrive as well: a consent card of its own after the message (which has the
+        file's link already, so a card that fails to go is only logged)."""
         signer, blobs = self.hub.signer, self.hub.blobs
         if not message.files or signer is None or blobs is None:
-            return []
+            return
         now = self.hub.clock.now().timestamp()
-        return [
-            files.consent_card(signer, f.blob_id, f.name, len(blobs.read(f.blob_id)), now)
-            for f in message.files
-            if blobs.exists(f.blob_id)
-        ]
+        for f in message.files:
+            if not blobs.exists(f.blob_id):
+                continue
+            size = blobs.path(f.blob_id).stat().st_size
+            card = files.consent_card(signer, f.blob_id, f.name, size, now)
+            offer = MessageActivityInput.model_validate(files.consent_activity(card))
+            try:
+                await client.create_activity(conversation, offer)
+            except httpx.HTTPError as exc:
+                log.warning("Teams: the consent card of %s was not sent (%s)", f.name, exc)
 
     async def _file_consent(self, activity: dict[str, Any], service_url: str) -> None:
         """fileConsent/invoke: on "Allow" the file's bytes go to the upload URL Teams gave
-        and the file info card shows it in the chat; "Decline" changes nothing."""
+        and the file info card shows it in the chat; the consent card is replaced in place
+        by what came of it (uploaded, or not sent on "Decline")."""
         value = activity.get("value") or {}
-        if not isinstance(value, dict) or value.get("action") != "accept":
-            return
-        info = value.get("uploadInfo") or {}
         signer, blobs = self.hub.signer, self.hub.blobs
-        if signer is None or blobs is None or not isinstance(info, dict):
+        if not isinstance(value, dict) or signer is None or blobs is None:
             return
-        blob_id = files.offered_blob(signer, value.get("context"), self.hub.clock.now())
-        if blob_id is None or not blobs.exists(blob_id):
+        found = files.offered(signer, value.get("context"), self.hub.clock.now())
+        if found is None or not blobs.exists(found[0]):
             log.warning("Teams: a file consent for no file Pinwall offered; nothing uploaded")
             return
-        url = str(info.get("uploadUrl") or "")
-        if not await files.upload(self.http, url, blobs.read(blob_id), self._trusted_hosts):
-            return
+        blob_id, name = found
         conversation = str((activity.get("conversation") or {}).get("id") or "")
-        card = MessageActivityInput.model_validate(files.file_card(info))
+        client = self._client(service_url)
+        accepted = value.get("action") == "accept"
+        if accepted:
+            info = value.get("uploadInfo") or {}
+            url = str(info.get("uploadUrl") or "") if isinstance(info, dict) else ""
+            source = blobs.path(blob_id)
+            if not await files.upload(self.http, url, source, self._trusted_hosts):
+                return  # the card stays: the person may try again
+            name = name or str(info.get("name") or "")
+            card = MessageActivityInput.model_validate(files.file_card(info))
+            try:
+                await client.create_activity(conversation, card)
+            except (httpx.HTTPError, CredentialsRefused) as exc:
+                log.warning("Teams: the file card after an upload failed (%s)", exc)
+        asked = str(activity.get("replyToId") or "")
+        if not asked:
+            return
+        user = str((activity.get("from") or {}).get("id") or "")
+        language = await self.hub.state.language_of(PLATFORM, user)
+        language = language or normalize_language(str(activity.get("locale") or ""))
+        t = Translator(language or self.hub.core.settings.default_language)
+        shown = MessageActivityInput.model_validate(files.answered(t, name, uploaded=accepted))
         try:
-            await self._client(service_url).create_activity(conversation, card)
+            await client.update_activity(conversation, asked, shown)
         except (httpx.HTTPError, CredentialsRefused) as exc:
-            log.warning("Teams: the file card after an upload failed (%s)", exc)
+            log.warning("Teams: the answered consent card was not replaced (%s)", exc)
 
     def _failure(self, response: httpx.Response, target: Target) -> SendResult:
         status = response.status_code

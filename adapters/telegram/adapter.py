@@ -9,7 +9,7 @@ import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from starlette.routing import BaseRoute, Route
@@ -25,6 +25,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     LinkPreviewOptions,
+    ReactionTypeEmoji,
     ReplyParameters,
     Update,
 )
@@ -73,6 +74,9 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/telegram/webhook"
 MAX_DOWNLOAD = int(FileSizeLimit.FILESIZE_DOWNLOAD)  # what a bot may fetch: 20 MB
 MENU_LANGUAGES = menus.MENU_LANGUAGES
+# "Saved" as a reaction under the person's own message (meta "ack", ✅ on Matrix and
+# Slack): Telegram's standard reactions, the only ones a bot may set, have no ✅.
+ACK_REACTION = "👌"
 
 
 def file_base_url(base_url: str) -> str:
@@ -149,6 +153,7 @@ class TelegramAdapter:
             poll_timeout=poll_timeout,
             max_download=max_download,
             webhook_secret=self.webhook_secret,
+            company=company,
         )
         # Menus of their own that Telegram refused (no such chat yet: an admin named by
         # PINWALL_ADMINS who never opened the bot), set when their chat first speaks.
@@ -318,6 +323,15 @@ class TelegramAdapter:
             await self.set_role_menu(chat_id, Role(menu_role))
             return Delivered(conversation=str(chat_id))
         try:
+            if await self._ack(message):
+                return Delivered(conversation=str(chat_id))
+            if message.replaces is not None and self._asks_in_group(chat_id, message):
+                # A question whose answer is typed, in a group: an edit cannot carry the
+                # ForceReply that ties the answer to it (an edit's reply_markup takes
+                # only inline keyboards), so it comes new, under the card it follows,
+                # whose buttons go (they were answered).
+                await self._drop_buttons(chat_id, message.replaces)
+                message = replace(message, replaces=None, thread=message.replaces)
             if message.replaces is not None:
                 edited = await self._edit(chat_id, message)
                 if edited is not None:
@@ -338,6 +352,43 @@ class TelegramAdapter:
             return DeliveryFailed(exc.message, permanent=True, unreachable=gone)
         except (NetworkError, OSError) as exc:  # TimedOut included: tried again later
             return DeliveryFailed(f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _asks_in_group(chat_id: int, message: Message) -> bool:
+        """A question whose answer is typed (meta "prompt", no choices to press), to a
+        group (a group's or supergroup's id is negative; a private chat's is the
+        person's)."""
+        return chat_id < 0 and bool(message.meta.get("prompt")) and not message.buttons
+
+    async def _drop_buttons(self, chat_id: int, message_id: str) -> None:
+        if not message_id.isdigit():
+            return
+        try:
+            await self.bot.edit_message_reply_markup(
+                chat_id=chat_id, message_id=int(message_id), reply_markup=None
+            )
+        except BadRequest as exc:  # gone, too old, or without buttons already
+            log.info("Telegram: buttons of %s not dropped (%s)", message_id, exc.message)
+
+    async def _ack(self, message: Message) -> bool:
+        """ "Saved" as 👌 under the person's own message (meta "ack": a comment written
+        as a reply) instead of a message; False when the message has none, or the chat
+        takes no such reaction (reactions turned off or narrowed by its admins): then its
+        text is sent."""
+        ack = message.meta.get("ack")
+        if not isinstance(ack, dict):
+            return False
+        chat, message_id = str(ack.get("conversation", "")), str(ack.get("message_id", ""))
+        if not (chat.lstrip("-").isdigit() and message_id.isdigit()):
+            return False
+        try:
+            await self.bot.set_message_reaction(
+                int(chat), int(message_id), reaction=ReactionTypeEmoji(ACK_REACTION)
+            )
+        except BadRequest as exc:  # REACTION_INVALID, the message gone: said as text
+            log.info("Telegram: no %s on message %s (%s)", ACK_REACTION, message_id, exc.message)
+            return False
+        return True
 
     def _keyboard(self, chat_id: int, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
         rows: list[list[InlineKeyboardButton]] = []

@@ -31,7 +31,7 @@ from adapters.telegram.inbound import ALLOWED_UPDATES, WantedFile, counted, tran
 from adapters.telegram.inbound import Bot as Me
 from adapters.telegram.render import CallbackCodec
 from bot.delivery import anonymous_likes_counted
-from bot.events import InboundFile
+from bot.events import InboundFile, Meta
 from bot.i18n import Translator, normalize_language
 from bot.markup import to_plain
 from bot.runtime import Hub
@@ -115,8 +115,10 @@ class TelegramReceiver:
         poll_timeout: float,
         max_download: int,
         webhook_secret: str,
+        company: str = "",
     ) -> None:
         self.hub = hub
+        self.company = company
         self.bot = bot
         self.codec = codec
         self.singleton = singleton
@@ -297,7 +299,8 @@ class TelegramReceiver:
         except Exception as exc:  # recorded: the inbox tick applies it when the store is back
             log.warning("Telegram: update %s recorded, not applied yet (%s)", update.update_id, exc)
         if inbound.callback_id is not None:
-            await self._answer(inbound.callback_id)
+            told = await self._to_stranger(inbound.meta)
+            await self._answer(inbound.callback_id, told, alert=told is not None)
 
     async def _count_likes(self, chat: str, message_id: str, likes: int) -> None:
         """A channel's anonymous 👍 on a post's copy: the post's cards show the new count.
@@ -325,9 +328,29 @@ class TelegramReceiver:
         if changed:
             self.hub.wake()
 
-    async def _answer(self, callback_id: str, text: str | None = None) -> None:
+    async def _to_stranger(self, meta: Meta) -> str | None:
+        """What a button pressed in a group by someone Pinwall does not know says to them
+        alone (the core answers no stranger in a shared room, to keep it quiet): how to
+        take part. None for anyone else."""
+        if meta.conversation.direct:
+            return None
+
+        def known() -> bool:
+            with self.hub.core.db.uow() as uow:
+                return uow.people.actor(PLATFORM, meta.actor.external_id) is not None
+
+        if await self.hub.call(known):
+            return None
+        settings = self.hub.core.settings
+        t = Translator(normalize_language(meta.actor.language) or settings.default_language)
+        company = self.company.strip() or str(t("telegram.your_company"))
+        return to_plain(t("telegram.stranger_pressed", company=company))
+
+    async def _answer(
+        self, callback_id: str, text: str | None = None, *, alert: bool = False
+    ) -> None:
         try:
-            await self.bot.answer_callback_query(callback_id, text=text)
+            await self.bot.answer_callback_query(callback_id, text=text, show_alert=alert)
         except TelegramError as exc:  # too old, or answered already: the press still counts
             log.info("Telegram: callback %s not answered (%s)", callback_id, exc)
 

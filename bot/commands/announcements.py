@@ -15,6 +15,8 @@ from bot.words import fold
 from store.blobs import StoredBlob
 
 CSV_WORDS = frozenset({"csv", "export", "exportieren"})
+# `announcement A1 read`: Read ✓ typed, where there is no button to press (mail).
+READ_WORDS = frozenset({"read", "gelesen", "confirm", "bestaetigen", "bestaetigt"})
 
 
 def on_announce(ctx: Ctx, cmd: Command) -> None:
@@ -33,14 +35,18 @@ def on_announce(ctx: Ctx, cmd: Command) -> None:
 
 
 def on_announcement(ctx: Ctx, cmd: Command) -> None:
-    announcement = announcements.readable(ctx, str(cmd.arg("announcement")))
     shape = cmd.arg("format")
+    if shape is not None and fold(str(shape)) in READ_WORDS:
+        to_confirm = announcements.to_confirm(ctx, str(cmd.arg("announcement")))
+        announcements.confirm(ctx, str(to_confirm.id))
+        return
+    announcement = announcements.readable(ctx, str(cmd.arg("announcement")))
     if shape is None:
         ctx.reply_markup(announcements.status_text(ctx, announcement))
         return
     if fold(str(shape)) not in CSV_WORDS:
         raise UserError(
-            "error.bad_choice", value=str(shape), choices="csv", usage_of="announcement"
+            "error.bad_choice", value=str(shape), choices="csv, read", usage_of="announcement"
         )
     text = announcements.csv_text(ctx.uow, announcement)
     ref = show_id(announcement.id, "announcement")

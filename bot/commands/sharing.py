@@ -251,8 +251,9 @@ ACK = "✅"
 
 def _ack(ctx: Ctx) -> dict[str, Any]:
     """For a comment that is a message of its own (a thread answer, a reply): "ack" says
-    which, so that a messenger that can react to it (Matrix, Slack) says "saved" with a
-    ✅ under it instead of a message; the others show the text."""
+    which, so that a messenger that can react to it says "saved" with a ✅ under it
+    instead of a message (Matrix, Slack; Telegram with 👌, its nearest standard reaction);
+    the others, and one whose reaction fails, show the text."""
     said = ctx.event
     if not isinstance(said, MessageReceived) or said.intent != "message" or not said.message_id:
         return {}
@@ -410,7 +411,12 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
 def on_comment_button(ctx: Ctx, value: str) -> None:
     item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
     ctx.uow.state.set_prompt(ctx.person.id, "comment", item.id, ctx.now)
-    text = ctx.t("comment.prompt", item=show_id(item.id, "item"))
+    # Read by everyone in a shared room, whose next message there is a post: the answer
+    # is the reply to the question (Telegram's ForceReply opens it), which says so. (A
+    # question shown to the asker alone, Slack's ephemeral one, cannot be replied to.)
+    shared = ctx.in_room and ctx.platform not in ctx.core.settings.private_in_room
+    key = "comment.prompt_reply" if shared else "comment.prompt"
+    text = ctx.t(key, item=show_id(item.id, "item"))
     ctx.reply_message(Message(text=text, meta={"prompt": "comment"}))
 
 

@@ -6,13 +6,17 @@ from bot import announcements, polls
 from bot.core import Ctx
 from bot.grammar import Command
 from bot.handlers import Handlers
-from bot.ids import parse_id, show_id
+from bot.ids import ID_PREFIXES, parse_id, show_id
 from bot.show import may_propose, post_message
 from store.models import ItemKind
 
 
 def on_show(ctx: Ctx, cmd: Command) -> None:
-    open_post(ctx, parse_id(str(cmd.arg("item")), "item"))
+    raw = str(cmd.arg("item")).strip()
+    if raw[:1].upper() == ID_PREFIXES["poll"] and raw[1:].isdigit():  # a poll by its V5
+        ctx.reply_message(polls.card_for(ctx, polls.find(ctx, raw)))
+        return
+    open_post(ctx, parse_id(raw, "item"))
 
 
 def open_post(ctx: Ctx, item_id: int) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Integer, and_, bindparam, func, or_, selec
 
 from store.driver import Prebuilt
 from store.models import (
+    MAIL_PLATFORM,
     Account,
     Announcement,
     AnnouncementGroup,
@@ -191,14 +192,21 @@ class AnnouncementRepository(PollMethods, LiveCardMethods):
 
     def addresses(self, group_ids: Sequence[int] | None) -> dict[int, tuple[str, str]]:
         """Each active member of these groups (everyone: None) with their most recently
-        used reachable account as (platform, external id): one query of plain rows, as
-        the fan-out of a post does (loading a thousand accounts as objects took longer)."""
+        used reachable account as (platform, external id), a mail address only for those
+        without a reachable messenger account (as preferred_accounts): one query of plain
+        rows, as the fan-out of a post does (loading a thousand accounts as objects took
+        longer)."""
         accounts = table_of(Account)
         stmt = (
             select(accounts.c.person_id, accounts.c.platform, accounts.c.external_id)
             .join(_people, _people.c.id == accounts.c.person_id)
             .where(_people.c.active, accounts.c.reachable.is_(True))
-            .order_by(accounts.c.person_id, accounts.c.last_seen_at.desc(), accounts.c.id.desc())
+            .order_by(
+                accounts.c.person_id,
+                accounts.c.platform == MAIL_PLATFORM,
+                accounts.c.last_seen_at.desc(),
+                accounts.c.id.desc(),
+            )
         )
         if group_ids is not None:
             memberships = table_of(Membership)

@@ -39,9 +39,9 @@ from store.models import (
     Membership,
     NotifyMode,
     Person,
-    Reaction,
     table_of,
 )
+from store.repositories.items import reactions_of
 
 DIGEST_MODES = (NotifyMode.DAILY.value, NotifyMode.WEEKLY.value)
 # Groups per statement when new posts are looked up for a batch of people.
@@ -52,7 +52,6 @@ _schedules = table_of(DigestSchedule)
 _watermarks = table_of(DigestWatermark)
 _items = table_of(Item)
 _comments = table_of(Comment)
-_reactions = table_of(Reaction)
 _people = table_of(Person)
 
 _SCHEDULE_COLUMNS = (
@@ -148,9 +147,7 @@ _DATED = func.coalesce(_items.c.published_at, _items.c.created_at)
 _COMMENT_COUNT = (
     select(func.count()).where(_comments.c.item_id == _items.c.id).correlate(_items)
 ).scalar_subquery()
-_REACTION_COUNT = (
-    select(func.count()).where(_reactions.c.item_id == _items.c.id).correlate(_items)
-).scalar_subquery()
+_REACTION_COUNT = reactions_of(_items.c.id)  # people's and a channel's anonymous likes
 
 _POST_LINES = (
     select(

@@ -43,6 +43,28 @@ _comments = table_of(Comment)
 _reactions = table_of(Reaction)
 _blobs = table_of(Blob)
 _item_files = table_of(ItemFile)
+_refs = table_of(MessageRef)
+
+# The emoji a messenger's anonymous likes count as (MessageRef.anonymous_likes: a
+# Telegram channel's readers' 👍, a total per copy of the post).
+LIKE = "👍"
+
+
+def anonymous_likes_of(item_id: Any) -> Any:
+    """The 👍 given to a post's copies without a name (a channel's readers), as a
+    correlated SQL expression of the post's id column."""
+    return (
+        select(func.coalesce(func.sum(_refs.c.anonymous_likes), 0))
+        .where(_refs.c.item_id == item_id)
+        .scalar_subquery()
+    )
+
+
+def reactions_of(item_id: Any) -> Any:
+    """How many reactions a post has: people's and the anonymous likes of its copies.
+    The one count every list, digest and card shows (and the digest ranks by)."""
+    people = select(func.count()).where(_reactions.c.item_id == item_id).scalar_subquery()
+    return people + anonymous_likes_of(item_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +89,9 @@ class ItemLine:
     kind: str | None = None  # ItemKind: without an author, a feed entry's or a forgotten one's
 
 
-# Item.dated_at, on the Core table: the newest first means by this, then by number.
 # A post's likes: people's reactions with the emoji, and those its copies got without a
 # name (a channel's readers). Prebuilt: the delivery counts them for every card it
 # renders, and two ORM queries cost more than the rest of the rendering.
-_refs = table_of(MessageRef)
 _LIKES = Prebuilt(
     select(
         select(func.count())
@@ -85,6 +105,7 @@ _LIKES = Prebuilt(
         .scalar_subquery()
     )
 )
+# Item.dated_at, on the Core table: the newest first means by this, then by number.
 _DATED = func.coalesce(_items.c.published_at, _items.c.created_at)
 
 _ITEM_LINES = Prebuilt(
@@ -99,10 +120,7 @@ _ITEM_LINES = Prebuilt(
         .where(_comments.c.item_id == _items.c.id)
         .correlate(_items)
         .scalar_subquery(),
-        select(func.count())
-        .where(_reactions.c.item_id == _items.c.id)
-        .correlate(_items)
-        .scalar_subquery(),
+        reactions_of(_items.c.id),
         _items.c.site_name,
         _items.c.kind,
     )
@@ -192,14 +210,12 @@ class ItemRepository(Repo):
                 .group_by(Comment.item_id)
             ).all()
         )
-        reactions = dict(
+        reactions: dict[int, int] = dict(
             self.s.execute(
-                select(Reaction.item_id, func.count())
-                .where(Reaction.item_id.in_(ids))
-                .group_by(Reaction.item_id)
+                select(_items.c.id, reactions_of(_items.c.id)).where(_items.c.id.in_(ids))
             ).all()
         )
-        return {i: ItemStats(comments.get(i, 0), reactions.get(i, 0)) for i in ids}
+        return {i: ItemStats(comments.get(i, 0), int(reactions.get(i) or 0)) for i in ids}
 
     def add_comment(self, comment: Comment) -> Comment:
         self.s.add(comment)
@@ -240,8 +256,8 @@ class ItemRepository(Repo):
         return int(_LIKES.scalar(self._flushed_connection(), {"item_id": item_id, "emoji": emoji}))
 
     def reaction_counts(self, item_ids: Iterable[int]) -> dict[int, list[tuple[str, int]]]:
-        """Each post's reactions, counted per emoji: the most given first, then the
-        first given (👍 3, 🎉 1)."""
+        """Each post's reactions, counted per emoji, the anonymous likes of its copies
+        among the 👍: the most given first, then the first given (👍 3, 🎉 1)."""
         ids = list(item_ids)
         if not ids:
             return {}
@@ -249,12 +265,25 @@ class ItemRepository(Repo):
             select(Reaction.item_id, Reaction.emoji, func.count(), func.min(Reaction.id))
             .where(Reaction.item_id.in_(ids))
             .group_by(Reaction.item_id, Reaction.emoji)
-            .order_by(Reaction.item_id, func.count().desc(), func.min(Reaction.id))
         ).all()
-        counts: dict[int, list[tuple[str, int]]] = {}
-        for item_id, emoji, count, _first in rows:
-            counts.setdefault(item_id, []).append((emoji, count))
-        return counts
+        anonymous = self.s.execute(
+            select(_refs.c.item_id, func.sum(_refs.c.anonymous_likes))
+            .where(_refs.c.item_id.in_(ids), _refs.c.anonymous_likes > 0)
+            .group_by(_refs.c.item_id)
+        ).all()
+        found: dict[int, dict[str, list[int]]] = {}  # item -> emoji -> [count, first id]
+        for item_id, emoji, count, first in rows:
+            found.setdefault(item_id, {})[emoji] = [int(count), int(first)]
+        for item_id, likes in anonymous:
+            like = found.setdefault(item_id, {}).setdefault(LIKE, [0, 0])  # given first
+            like[0] += int(likes or 0)
+        return {
+            item_id: [
+                (emoji, count)
+                for emoji, (count, _first) in sorted(per.items(), key=lambda e: (-e[1][0], e[1][1]))
+            ]
+            for item_id, per in found.items()
+        }
 
     # --- link previews (jobs.previews) ---------------------------------------------
 

@@ -33,6 +33,10 @@ NO_LIMITS = {"telegram": PlatformLimits(), "console": PlatformLimits()}
 WEBHOOK_SECRET = "s3cret-Token_1"
 PUBLIC_URL = "https://pinwall.example.com"
 
+# The Teams tests take their fixtures from teams_world as a plugin (pytest_plugins): its
+# asserts are rewritten like a conftest's only if pytest knows before the first import.
+pytest.register_assert_rewrite("tests.adapters.teams_world")
+
 
 class TelegramPinwall:
     """Core, hub, delivery worker, the Telegram adapter and a console, all real."""
@@ -155,6 +159,13 @@ class TelegramPinwall:
             lambda: bool(found()), within, what=f"a message to {chat_id} with {needle!r}"
         )
         return found()[-1]
+
+    async def bot_reacted(self, chat_id: int, message_id: int, emoji: str = "👌") -> None:
+        """The bot's reaction on a message (a comment's "saved": 👌 under it)."""
+        await self.fake.wait_for_async(
+            lambda: self.fake.bot_reactions(chat_id, message_id) == [emoji],
+            what=f"the bot's {emoji} on message {message_id} in {chat_id}",
+        )
 
 
 @pytest.fixture
@@ -434,6 +445,26 @@ class Human:
                     for e in self.events.get(room, [])
                 ]
                 raise AssertionError(f"no {what} in {room}; seen: {seen}")
+            await asyncio.sleep(0.02)
+
+    async def caught_up(self, room: str, within: float = 10.0) -> None:
+        """Until this person has synced every event the room has now (none newer on the
+        server than where their sync stands), so that counting what they saw is exact."""
+        from nio import MessageDirection, RoomMessagesResponse
+
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            since = self._since
+            assert since is not None
+            resp = await self.client.room_messages(
+                room, start=since, direction=MessageDirection.front, limit=1
+            )
+            if not isinstance(resp, RoomMessagesResponse):
+                raise AssertionError(f"the human's /messages failed: {resp}")
+            if not resp.chunk:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{self.user_id} did not catch up in {room}")
             await asyncio.sleep(0.02)
 
     def from_bot(self, room: str, bot: str, kind: str = "m.room.message") -> list[dict[str, Any]]:

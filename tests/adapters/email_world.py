@@ -103,6 +103,16 @@ class MailWorld:
             if t.address == user
         ]
 
+    async def told_eventually(self, user: str, needle: str, within: float = 5.0) -> str:
+        """The newest message Echo delivered to `user` with `needle`, waiting for it (an
+        answer may wait behind a card's coalesced edit, up to a second)."""
+        deadline = asyncio.get_running_loop().time() + within
+        while not (found := [m for m in self.told(user) if needle in m]):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no {needle!r} to {user}: {self.told(user)[-3:]}")
+            await asyncio.sleep(0.02)
+        return found[-1]
+
     async def verify(self, user: str, address: str) -> None:
         """`user` makes `address` theirs: the code comes by mail, goes back on Echo."""
         before = len(self.sink.mails)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bot.announcements import remind_due
 from jobs.digests import DigestJob
 from store.models import NotifyMode
 from tests.adapters.email_world import DOMAIN, PUBLIC_URL, MailWorld, mail_world, plain, sample
@@ -172,7 +173,67 @@ async def test_a_mail_only_colleague_answers_with_a_command_and_reads_how_by_mai
         await world.send(_mail(carla, pinwall, "frobnizieren", 2), sender=carla, to=[pinwall])
         [_, refusal] = world.sink.to(carla)
         assert "Den Befehl frobnizieren kenne ich nicht." in plain(refusal)
-        assert "Schick eine Antwort mit dem Wort help, um alle Befehle zu sehen." in plain(refusal)
+        assert "Schick eine Antwort mit dem Wort hilfe, um alle Befehle zu sehen." in plain(refusal)
         # on a messenger the same text names the prefix
         await world.say("e1", "?settings language de")
-        assert "Schick ?help, um alle Befehle zu sehen." in await world.say("e1", "?frobnizieren")
+        assert "Schick ?hilfe, um alle Befehle zu sehen." in await world.say("e1", "?frobnizieren")
+
+
+async def test_the_reminder_of_an_unconfirmed_announcement_goes_by_mail_as_the_second_way(
+    tmp_path: Path,
+) -> None:
+    """Issue 24's "second way": people with a verified mail address who read Pinwall on a
+    messenger get the announcement there, and the reminder after 24 hours by mail — once,
+    in their language, saying the reply that confirms it; one who confirmed gets none."""
+    anna, eva = "anna.schmidt@firma.test", "eva.berg@firma.test"
+    pinwall = f"pinwall@{DOMAIN}"
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create filialen Filialen")
+        for user, address in (("e2", BOB), ("e3", anna), ("e4", eva)):
+            await world.say(user, "?join filialen")
+            await world.verify(user, address)
+        await world.say("e3", "?settings language de")
+        mailed = len(world.sink.mails)
+        await world.say("e1", "?announce filialen New hygiene rules from Monday --confirm")
+        # On their messenger, not by mail (mail is for those without one).
+        for user in ("e2", "e3", "e4"):
+            assert any("New hygiene rules" in m for m in world.told(user))
+        assert len(world.sink.mails) == mailed
+        # Eva confirms on her messenger (typed: Echo shows no buttons).
+        assert "You confirmed it" in await world.say("e4", "?announcement A1 read")
+
+        # A day later (its reminder made due now: the program's clock is the real one).
+        now = world.program.core.clock.now()
+        with world.program.db.uow() as uow:
+            announcement = uow.announcements.get(1)
+            assert announcement is not None
+            assert announcement.remind_at == announcement.created_at + timedelta(hours=24)
+            announcement.remind_at = now - timedelta(minutes=1)
+            uow.commit()
+        told = len(world.echo.sent)
+        assert await world.program.hub.call(remind_due, world.program.core, now) == 2
+        await world.program.worker.drain()
+        [english] = world.sink.to(BOB)[-1:]
+        assert str(english["Subject"]) == "⏰ Reminder: please confirm announcement A1"
+        assert "New hygiene rules from Monday" in plain(english)
+        assert "reply with announcement A1 read" in plain(english)
+        [german] = world.sink.to(anna)[-1:]
+        assert str(german["Subject"]) == "⏰ Erinnerung: Bitte bestätige die Ankündigung A1"
+        assert "Antworte mit ankündigung A1 gelesen" in plain(german)
+        assert len(world.sink.mails) == mailed + 2  # none to Eva
+        assert not any(t.address in ("e2", "e3") for t, _ in world.echo.sent[told:])
+        # Once: a second run (a restart, another instance) finds it done.
+        assert await world.program.hub.call(remind_due, world.program.core, now) == 0
+
+        # Anna answers the mail as it says: confirmed, and the author's count shows it.
+        await world.send(
+            _mail(anna, pinwall, "ankündigung A1 gelesen\n\n-- \nAnna", 3),
+            sender=anna,
+            to=[pinwall],
+        )
+        [thanks] = world.sink.to(anna)[-1:]
+        assert "Bestätigt ✓" in plain(thanks)
+        await world.say("e1", "?announcement A1")
+        status = await world.told_eventually("e1", "📌 A1:")
+        assert "Read ✓: 2/3" in status
+        assert "@e2" in status

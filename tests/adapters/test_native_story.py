@@ -167,6 +167,11 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
         "admin", f"/role {bob.user.localpart} gatekeeper", "/invite member marketing"
     )
     [code] = re.findall(r"redeem ([A-Za-z0-9]{10})", mx.printed("admin")[-1])
+    # Counted from here: what came before is all synced (the role's "@admin made you
+    # gatekeeper" otherwise came in after this count under load: 16 instead of 15).
+    await bob.bot_said(dm_b, me, "made you gatekeeper")
+    for person, room in ((alice, dm_a), (bob, dm_b)):
+        await person.caught_up(room)
     before = len(bot_events([alice, bob], me))
 
     await alice.say(dm_a, f"redeem {code}")
@@ -201,10 +206,21 @@ async def _matrix_story(mx: MatrixPinwall, alice: Human, bob: Human) -> None:
     await alice.say(dm_a, "propose newsroom Our new store opens Monday")
     card = await bob.bot_said(dm_b, me, "Our new store opens Monday")
     await _card_recorded(mx, dm_b, card["event_id"])
+    for key in ("✅", "❌"):  # seen before the decision takes them away (then pruned)
+        await bob.wait_for(
+            dm_b,
+            lambda e, key=key: (
+                e.get("sender") == me
+                and e.get("type") == "m.reaction"
+                and e["content"].get("m.relates_to", {}).get("key") == key
+            ),
+            what=f"the bot's {key} under the card",
+        )
     await bob.react(dm_b, card["event_id"], "✅")
     await alice.bot_said(dm_a, me, "approved")
     await mx.worker.drain()
-    await asyncio.sleep(1.0)  # what the bot sends after the answer (reactions) arrives too
+    for person, room in ((alice, dm_a), (bob, dm_b)):  # all the bot sent, synced
+        await person.caught_up(room)
 
     # The bot's reactions: only ✅ and ❌ under the card, none under the posts.
     reactions = [e for e in bot_events([alice, bob], me) if e["type"] == "m.reaction"]

@@ -6,6 +6,8 @@ the native poll and edits every copy to the final result."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlalchemy import text
 
 from adapters.matrix import polls as native
 from store.db import Database
-from tests.adapters.conftest import Human, humans, matrix_running
+from tests.adapters.conftest import Human, MatrixPinwall, humans, matrix_running
 from tests.adapters.test_announcements import delivered
 from tests.fakes.synapse import Synapse
 
@@ -41,6 +43,31 @@ async def answer(human: Human, room: str, start: str, *ids: str, stable: bool = 
             "org.matrix.msc3381.poll.response",
             {"m.relates_to": relates, "org.matrix.msc3381.poll.response": {"answers": list(ids)}},
         )
+
+
+@asynccontextmanager
+async def bridged(
+    synapse: Synapse, db: Database, tmp_path: Path
+) -> AsyncIterator[tuple[MatrixPinwall, Human, str, str, str]]:
+    """A running Pinwall on the real Synapse; Mara (an admin) in filialen, joined from her
+    direct chat with the bot, and a room of hers bridged to it. Yields the Pinwall, Mara,
+    the bot's user id, the direct chat and the room."""
+    account = synapse.register("pinwall")
+    bot = account.user_id
+    async with (
+        humans(synapse, "mara") as [mara],
+        matrix_running(
+            db, synapse, account, tmp_path, admins=frozenset({("matrix", mara.user_id)})
+        ) as mx,
+    ):
+        dm = await mara.dm(bot)
+        room = await mara.room(bot, "Filialen room")
+        await mx.on_console("admin", "/group create filialen Filialen")
+        await mara.say(dm, "join filialen")
+        await mara.bot_said(dm, bot, "Filialen")
+        await mara.say(room, "!pw bridge filialen")
+        await mara.bot_said(room, bot, "now connected")
+        yield mx, mara, bot, dm, room
 
 
 async def test_a_native_matrix_poll_counts_in_the_one_tally_and_ends_on_close(
@@ -120,24 +147,10 @@ async def test_a_native_matrix_poll_counts_in_the_one_tally_and_ends_on_close(
 async def test_an_anonymous_poll_is_native_only_in_direct_chats(
     synapse: Synapse, sqlite_db: Database, tmp_path: Path
 ) -> None:
-    bot = synapse.register("pinwall")
-    async with (
-        humans(synapse, "mara") as [mara],
-        matrix_running(
-            sqlite_db, synapse, bot, tmp_path, admins=frozenset({("matrix", mara.user_id)})
-        ) as mx,
-    ):
-        dm = await mara.dm(bot.user_id)
-        room = await mara.room(bot.user_id, "Filialen room")
-        await mx.on_console("admin", "/group create filialen Filialen")
-        await mara.say(dm, "join filialen")
-        await mara.bot_said(dm, bot.user_id, "Filialen")
-        await mara.say(room, "!pw bridge filialen")
-        await mara.bot_said(room, bot.user_id, "now connected")
-
+    async with bridged(synapse, sqlite_db, tmp_path) as (mx, mara, bot, dm, room):
         await mx.on_console("admin", "/poll filialen Secret? | yes | no --anonymous")
-        await mara.bot_said(room, bot.user_id, "Secret?")
-        card = await mara.bot_said(dm, bot.user_id, "Secret?")
+        await mara.bot_said(room, bot, "Secret?")
+        card = await mara.bot_said(dm, bot, "Secret?")
         start = await mara.wait_for(
             dm, lambda e: e.get("type") == native.START_TYPE, what="the native poll"
         )
@@ -161,3 +174,47 @@ async def test_an_anonymous_poll_is_native_only_in_direct_chats(
         with sqlite_db.uow() as uow:
             assert uow.announcements.tally(1) == ({0: 1}, 1)
             assert uow.session.execute(text("SELECT person_id FROM poll_votes")).all() == [(None,)]
+
+
+async def test_show_of_a_poll_on_matrix_shows_the_card_and_starts_no_second_native_poll(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    async with bridged(synapse, sqlite_db, tmp_path) as (mx, mara, bot, dm, room):
+
+        def starts(where: str) -> list[dict[str, Any]]:
+            return [
+                e
+                for e in mara.events.get(where, [])
+                if e.get("sender") == bot and e.get("type") == native.START_TYPE
+            ]
+
+        await mx.on_console("admin", "/poll filialen Which date? | 12.1. | 19.1.")
+        card = await mara.bot_said(dm, bot, "Which date?")
+        await mara.wait_for(dm, lambda e: bool(starts(dm)), what="the native poll")
+        await mara.wait_for(room, lambda e: bool(starts(room)), what="the room's native poll")
+        [start] = starts(dm)
+        await delivered(sqlite_db, card["event_id"])
+
+        # `show` in the room: the card (with the tally) comes to her direct chat, as
+        # `show` answers do, and no second native poll, there or in the room.
+        await mara.say(room, "!pw show V1")
+        shown = await mara.wait_for(
+            dm,
+            lambda e: (
+                e.get("sender") == bot
+                and e.get("type") == "m.room.message"
+                and e["event_id"] != card["event_id"]
+                and "m.relates_to" not in e.get("content", {})
+                and "Which date?" in e.get("content", {}).get("body", "")
+            ),
+            what="the card `show` opened",
+        )
+        assert "No votes yet." in shown["content"]["body"]
+        await delivered(sqlite_db, shown["event_id"])
+        # An answer to the first native poll still counts: the cards show it.
+        await answer(mara, dm, start["event_id"], "2")
+        await mara.wait_for(dm, edit_of(card["event_id"], "✓ 2. 19.1.: 1"), what="her vote")
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({1: 1}, 1)
+        assert len(starts(dm)) == 1
+        assert len(starts(room)) == 1

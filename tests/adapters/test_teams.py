@@ -5,55 +5,28 @@ FakeTeams, a console member beside it."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
 from store.db import Database
 from store.models import InboxEvent, Item, OutboxMessage
 from tests.adapters.conftest import BOSS, FRANZ, humans
-from tests.adapters.teams_world import TeamsPinwall
+from tests.adapters.teams_world import (
+    ALICE,
+    BOB,
+    MARKET,
+    TEAMS_WORLD,
+    TeamsPinwall,
+    personal,
+    updated,
+)
 from tests.fakes.synapse import Synapse
 from tests.fakes.teams import APP_ID, TENANT, FakeTeams, wait_until
-from tests.fakes.telegram import FakeTelegram, TgChat
+from tests.fakes.telegram import FakeTelegram
 
-ALICE, BOB = "29:alice-id", "29:bob-id"
-MARKET = "19:market@thread.tacv2"
-
-
-@pytest.fixture
-def teams() -> Iterator[FakeTeams]:
-    with FakeTeams() as server:
-        yield server
-        assert server.errors == []
-
-
-@pytest.fixture
-async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
-    pinwall = TeamsPinwall(sqlite_db, teams, tmp_path, admins=frozenset({("teams", ALICE)}))
-    await pinwall.start()
-    try:
-        yield pinwall
-    finally:
-        await pinwall.close()
-
-
-@pytest.fixture
-async def tp_any(db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
-    """On SQLite and on PostgreSQL."""
-    pinwall = TeamsPinwall(db, teams, tmp_path, admins=frozenset({("teams", ALICE)}))
-    await pinwall.start()
-    try:
-        yield pinwall
-    finally:
-        await pinwall.close()
-
-
-def personal(user: str) -> str:
-    return "a:personal-" + user
+pytest_plugins = [TEAMS_WORLD]
 
 
 def count(db: Database, model: object) -> int:
@@ -77,10 +50,8 @@ async def test_a_command_in_personal_chat_is_answered_in_the_persons_language(
 async def test_a_share_from_personal_chat_reaches_a_console_member(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    await tp.on_console("carla", "/join marketing", "/notify marketing instant")
     alice = tp.user(ALICE, "Alice")
-    await alice.says("join marketing")
+    await tp.group_joined("marketing", "Marketing", alice, reader="carla")
     await alice.says("share marketing https://example.com/poster Plakat am Bahnhof")
     post = await tp.printed_eventually("carla", "Plakat am Bahnhof")
     assert "via Teams in Marketing" in post
@@ -138,10 +109,7 @@ async def test_forged_or_missing_tokens_get_401_and_change_nothing(
 async def test_a_429_from_the_connector_is_retried_after_its_retry_after(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    alice = tp.user(ALICE, "Alice")
-    await alice.mentions(MARKET, "bridge marketing")
-    await tp.said_to(MARKET, "verbunden")
+    await tp.channel_bridged()
     teams.throttle(2, retry_after=0.4)
     await tp.on_console("admin", "/join marketing", "/share marketing Neuer Katalog")
     await tp.said_to(MARKET, "Neuer Katalog")
@@ -153,14 +121,13 @@ async def test_a_non_gatekeeper_press_on_an_approval_card_is_refused(
     tp_any: TeamsPinwall, teams: FakeTeams
 ) -> None:
     tp = tp_any
-    bob = tp.user(BOB, "Bob", locale="en-US")
-    carl = tp.user("29:carl-id", "Carl", locale="en-US")
-    await bob.says("whoami")
-    await carl.says("whoami")
-    await tp.said_to(personal(BOB), "@bob")
+    bob = await tp.known(BOB, "Bob")
+    carl = await tp.known("29:carl-id", "Carl")
     await tp.on_console("admin", "/role bob gatekeeper")
     await tp.on_console("alice", "/propose newsroom Our new store opens on Monday!")
     card = await tp.said_to(personal(BOB), "Our new store opens on Monday!")
+    assert "Or: approve P1 · reject P1" in card.text  # typed as is in personal chat
+    assert "@Pinwall" not in card.text
     # Carl is no gatekeeper: his press (a forwarded card, a crafted invoke) decides nothing,
     # as Action.Execute and as Action.Submit (a message carrying the press).
     refused = await carl.presses(card, "Approve")
@@ -181,22 +148,14 @@ async def test_a_non_gatekeeper_press_on_an_approval_card_is_refused(
         assert uow.session.scalars(select(Proposal.status)).all() == ["pending"]
     # Bob's press approves, and his card is updated in place.
     assert (await bob.presses(card, "Approve")).status_code == 200
-    await wait_until(
-        lambda: any(
-            s.method == "PUT" and s.activity_id == card.activity_id and "Approved by" in s.text
-            for s in teams.sent
-        ),
-        "the card updated in place",
-    )
+    await wait_until(lambda: updated(teams, card, "Approved by"), "the card updated in place")
     await tp.printed_eventually("alice", "was approved by @bob")
 
 
 async def test_reactions_count_as_likes_and_the_bot_ignores_its_own_activities(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    alice = tp.user(ALICE, "Alice")
-    await alice.mentions(MARKET, "bridge marketing")
+    alice = await tp.channel_bridged()
     await tp.on_console("admin", "/join marketing", "/share marketing Neuer Katalog")
     relayed = await tp.said_to(MARKET, "Neuer Katalog")
     reaction = alice.activity(
@@ -222,23 +181,10 @@ async def test_a_bridged_telegram_group_and_teams_channel_carry_each_others_post
     sqlite_db: Database, teams: FakeTeams, tmp_path: Path
 ) -> None:
     with FakeTelegram() as telegram:
-        telegram.privacy_mode = False  # the bot sees every message of the group
-        branch = TgChat.supergroup("Filiale Nord")
-        telegram.add_chat(branch)
         admins = frozenset({("teams", ALICE), ("telegram", str(BOSS.id))})
-        tp = TeamsPinwall(sqlite_db, teams, tmp_path, admins=admins, telegram=telegram)
-        await tp.start()
-        try:
-            await tp.on_console("admin", "/group create marketing Marketing")
-            alice = tp.user(ALICE, "Alice")
-            await alice.mentions(MARKET, "bridge marketing")
-            await tp.said_to(MARKET, "verbunden")
-            telegram.user_sends_command(
-                BOSS, branch, "bridge", "marketing", mention="pinwall_test_bot"
-            )
-            await telegram.wait_for_async(
-                lambda: any("verbunden" in (s.text or "") for s in telegram.sent_to(branch.id))
-            )
+        async with TeamsPinwall(sqlite_db, teams, tmp_path, admins=admins, telegram=telegram) as tp:
+            alice = await tp.channel_bridged()
+            branch = await tp.telegram_group_bridged("Filiale Nord")
             # A message in the Telegram group is a post of the group: it shows in Teams.
             telegram.user_sends_text(BOSS, branch, "Unser Schaufenster https://example.com/window")
             relayed = await tp.said_to(MARKET, "Unser Schaufenster")
@@ -255,8 +201,6 @@ async def test_a_bridged_telegram_group_and_teams_channel_carry_each_others_post
             )
             [shown] = [s for s in telegram.sent_to(branch.id) if "Neuer Flyer" in (s.text or "")]
             assert "via Teams" in (shown.text or "")
-        finally:
-            await tp.close()
         assert telegram.errors == []
 
 
@@ -272,9 +216,7 @@ async def test_guests_of_the_tenant_and_people_of_other_tenants_are_externals(
     await other.says("whoami")
     await tp.said_to(personal("29:gus-id"), "(guest)")
     await tp.said_to(personal("29:olga-id"), "(guest)")
-    carl = tp.user("29:carl-id", "Carl", locale="en-US")
-    await carl.says("whoami")
-    await tp.said_to(personal("29:carl-id"), "@carl")
+    await tp.known("29:carl-id", "Carl")
     # Sam writes in a channel shared with another company: his account is theirs.
     teams.tenants["29:sam-id"] = "99999999-0000-4000-8000-000000000000"
     sam = tp.user("29:sam-id", "Sam", locale="en-US")
@@ -312,12 +254,8 @@ async def test_an_approval_in_teams_updates_the_card_on_telegram_too(
     sqlite_db: Database, teams: FakeTeams, tmp_path: Path
 ) -> None:
     with FakeTelegram() as telegram:
-        tp = TeamsPinwall(sqlite_db, teams, tmp_path, telegram=telegram)
-        await tp.start()
-        try:
-            bob = tp.user(BOB, "Bob", locale="en-US")
-            await bob.says("whoami")
-            await tp.said_to(personal(BOB), "@bob")
+        async with TeamsPinwall(sqlite_db, teams, tmp_path, telegram=telegram) as tp:
+            bob = await tp.known(BOB, "Bob")
             # Franz, a member on Telegram by invite, is the other gatekeeper.
             await tp.on_console("admin", "/group create team Team", "/invite member team")
             link = re.search(r"start=(\w{10})", tp.printed("admin")[-1])
@@ -341,17 +279,13 @@ async def test_an_approval_in_teams_updates_the_card_on_telegram_too(
                 ),
                 what="the Telegram card edited in place",
             )
-        finally:
-            await tp.close()
         assert telegram.errors == []
 
 
 async def test_removing_the_app_from_personal_chat_stops_deliveries_there(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    bob = tp.user(BOB, "Bob", locale="en-US")
-    await bob.says("whoami")
-    await tp.said_to(personal(BOB), "@bob")
+    bob = await tp.known(BOB, "Bob")
     removed = bob.activity("installationUpdate", bob.personal(), action="remove")
     assert (await bob.post(removed)).status_code == 200
     with tp.db.uow() as uow:
@@ -367,28 +301,15 @@ async def test_a_link_shared_in_teams_reaches_the_bridged_telegram_group_and_mat
     and a Matrix room; a link shared in Teams shows in the other two."""
     bot = synapse.register("pinwall-teams")
     with FakeTelegram() as telegram:
-        telegram.privacy_mode = False
-        branch = TgChat.supergroup("Filiale Süd")
-        telegram.add_chat(branch)
         async with humans(synapse, "mboss") as [mboss]:
             admins = frozenset(
                 {("teams", ALICE), ("telegram", str(BOSS.id)), ("matrix", mboss.user_id)}
             )
-            tp = TeamsPinwall(
+            async with TeamsPinwall(
                 sqlite_db, teams, tmp_path, admins=admins, telegram=telegram, matrix=(synapse, bot)
-            )
-            await tp.start()
-            try:
-                await tp.on_console("admin", "/group create marketing Marketing")
-                alice = tp.user(ALICE, "Alice")
-                await alice.mentions(MARKET, "bridge marketing")
-                await tp.said_to(MARKET, "verbunden")
-                telegram.user_sends_command(
-                    BOSS, branch, "bridge", "marketing", mention="pinwall_test_bot"
-                )
-                await telegram.wait_for_async(
-                    lambda: any("verbunden" in (s.text or "") for s in telegram.sent_to(branch.id))
-                )
+            ) as tp:
+                alice = await tp.channel_bridged()
+                branch = await tp.telegram_group_bridged("Filiale Süd")
                 room = await mboss.room(bot.user_id, name="Marketing")
                 await mboss.say(room, "!pw bridge marketing")
                 await mboss.bot_said(room, bot.user_id, "now connected")
@@ -404,6 +325,4 @@ async def test_a_link_shared_in_teams_reaches_the_bridged_telegram_group_and_mat
                 )
                 shown = await mboss.bot_said(room, bot.user_id, "Messestand")
                 assert "via Teams" in shown["content"]["body"]
-            finally:
-                await tp.close()
         assert telegram.errors == []

@@ -6,62 +6,35 @@ like back."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-from store.db import Database
-from tests.adapters.teams_world import TeamsPinwall
+from tests.adapters.teams_world import (
+    ALICE,
+    BOB,
+    MARKET,
+    TEAMS_WORLD,
+    TeamsPinwall,
+    personal,
+    updated,
+)
 from tests.fakes.teams import FakeTeams, Sent, wait_until
 
-ALICE, BOB = "29:alice-id", "29:bob-id"
-MARKET = "19:market@thread.tacv2"
-
-
-def personal(user: str) -> str:
-    return "a:personal-" + user
-
-
-@pytest.fixture
-def teams() -> Iterator[FakeTeams]:
-    with FakeTeams() as server:
-        yield server
-        assert server.errors == []
-
-
-@pytest.fixture
-async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
-    pinwall = TeamsPinwall(sqlite_db, teams, tmp_path, admins=frozenset({("teams", ALICE)}))
-    await pinwall.start()
-    try:
-        yield pinwall
-    finally:
-        await pinwall.close()
+pytest_plugins = [TEAMS_WORLD]
 
 
 def titles(sent: Sent) -> list[str]:
     return [a["title"] for a in sent.card().get("actions") or []]
 
 
-def updated(teams: FakeTeams, sent: Sent, needle: str) -> bool:
-    return any(
-        s.method == "PUT" and s.activity_id == sent.activity_id and needle in s.text
-        for s in teams.sent
-    )
-
-
 async def test_a_console_poll_is_voted_in_teams_and_the_tally_updates_the_teams_cards(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    alice = tp.user(ALICE, "Alice", locale="de-DE")
+    alice = await tp.channel_bridged()
     bob = tp.user(BOB, "Bob", locale="en-US")
     for person in (alice, bob):
         await person.says("join marketing")
         await person.says("notify marketing instant")
-    await alice.mentions(MARKET, "bridge marketing")
-    await tp.said_to(MARKET, "verbunden")
     await tp.on_console("admin", "/poll marketing Welcher Termin? | 12.1. | 19.1.")
 
     # Each person's card in their language, one Action.Execute per option carrying the
@@ -96,11 +69,9 @@ async def test_a_console_poll_is_voted_in_teams_and_the_tally_updates_the_teams_
 async def test_an_announcement_is_confirmed_in_teams_with_its_read_button(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create filialen Filialen")
     alice = tp.user(ALICE, "Alice", locale="de-DE")
     bob = tp.user(BOB, "Bob", locale="en-US")
-    for person in (alice, bob):
-        await person.says("join filialen")
+    await tp.group_joined("filialen", "Filialen", alice, bob)
     await tp.on_console("admin", "/announce filialen Neue Hygieneregeln ab Montag --confirm")
     await tp.printed_eventually("admin", "Read ✓: 0/2")
     german = await tp.said_to(personal(ALICE), "Hygieneregeln")
@@ -127,11 +98,9 @@ async def test_an_announcement_is_confirmed_in_teams_with_its_read_button(
 async def test_usage_lines_in_a_channel_name_the_bot_and_in_personal_chat_do_not(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
     alice = tp.user(ALICE, "Alice", locale="de-DE")
     bob = tp.user(BOB, "Bob", locale="en-US")
-    await alice.says("join marketing")
-    await bob.says("join marketing")
+    await tp.group_joined("marketing", "Marketing", alice, bob)
     await alice.says("poll marketing Welcher Tag?")
     await bob.says("poll marketing Which day?")
     await alice.mentions(MARKET, "poll marketing Welcher Tag?")
@@ -158,12 +127,28 @@ async def test_usage_lines_in_a_channel_name_the_bot_and_in_personal_chat_do_not
     assert "@Pinwall" not in private.text
 
 
+async def test_an_approval_card_in_a_teams_channel_names_the_bot_in_its_hint(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    """A card sent outside a command's answer, to a channel (the gatekeepers' room): its
+    hint says the commands as they are typed there."""
+    gate = "19:gatekeepers@thread.tacv2"
+    alice = tp.user(ALICE, "Alice")  # an admin
+    await alice.mentions(gate, "bridge gatekeepers")
+    await tp.said_to(gate, "Freigabe")
+    await tp.known(BOB, "Bob")
+    await tp.on_console("admin", "/role bob gatekeeper")
+    await tp.on_console("carla", "/propose newsroom Our new store opens on Monday!")
+    in_channel = await tp.said_to(gate, "Our new store opens on Monday!")
+    assert "Or: @Pinwall approve P1 · @Pinwall reject P1" in in_channel.text
+    # (In personal chat the same card's hint has no mention: test_teams.py's
+    # test_a_non_gatekeeper_press_on_an_approval_card_is_refused.)
+
+
 async def test_taking_a_like_back_in_teams_undoes_it_and_the_card_shows_it(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    alice = tp.user(ALICE, "Alice")
-    await alice.mentions(MARKET, "bridge marketing")
+    alice = await tp.channel_bridged()
     await tp.on_console("admin", "/join marketing", "/share marketing Neuer Katalog")
     relayed = await tp.said_to(MARKET, "Neuer Katalog")
 
@@ -196,33 +181,55 @@ async def test_taking_a_like_back_in_teams_undoes_it_and_the_card_shows_it(
 async def test_a_file_to_a_personal_chat_is_uploaded_after_the_persons_consent(
     tp: TeamsPinwall, teams: FakeTeams, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await tp.on_console("admin", "/group create filialen Filialen")
     alice = tp.user(ALICE, "Alice", locale="de-DE")  # an admin
-    await alice.says("join filialen")
+    await tp.group_joined("filialen", "Filialen", alice)
     await alice.says("announce filialen Bitte lesen --confirm")
     await tp.said_to(personal(ALICE), "Gelesen ✓: 0/1")
     await alice.says("announcement A1 csv")
-    offer = await tp.said_to(personal(ALICE), "A1-confirmations.csv")
-    # The message names the file (with its signed link) and offers it for upload.
-    [consent] = [a for a in offer.body["attachments"] if a["name"] == "A1-confirmations.csv"]
+    # The message names the file (with its signed link); after it, the file is offered
+    # for upload with a consent card of its own.
+    await wait_until(lambda: len(consents(teams)) == 1, "the offer")
+    [offer] = consents(teams)
+    [consent] = offer.body["attachments"]
+    assert consent["name"] == "A1-confirmations.csv"
     assert consent["contentType"] == "application/vnd.microsoft.teams.card.file.consent"
     assert consent["content"]["sizeInBytes"] > 0
-    # A forged context (another blob, a made-up signature) uploads nothing.
+    [message] = [s for s in teams.to(personal(ALICE)) if "/files/" in s.text]
+    assert int(message.activity_id) == int(offer.activity_id) - 1
+    # A forged context (another blob, a made-up signature) uploads nothing, and the
+    # card stays.
     caplog.set_level(logging.WARNING, logger="adapters.teams")
     forged = {**consent["content"]["acceptContext"], "blob": "0" * 64}
     answer = await alice.answers_file_consent(offer, "A1-confirmations.csv", context=forged)
     assert answer.status_code == 200
+    renamed = {**consent["content"]["acceptContext"], "name": "gehalt.xlsx"}
+    await alice.answers_file_consent(offer, "A1-confirmations.csv", context=renamed)
     assert teams.uploads == {}
-    assert any("no file Pinwall offered" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records].count(
+        "Teams: a file consent for no file Pinwall offered; nothing uploaded"
+    ) == 2
     # An upload URL that is no SharePoint's (nor the Bot Connector's): refused.
     inside = "http://169.254.169.254/latest/upload"
     await alice.answers_file_consent(offer, "A1-confirmations.csv", upload_url=inside)
     assert any("refused to upload to http://169.254" in r.getMessage() for r in caplog.records)
-    # Declined: nothing either. Allowed: the bytes go to the upload session, and the
-    # file shows in the chat as Teams' file card.
+    assert not any(s.method == "PUT" for s in teams.sent)
+    # Declined: nothing uploaded, and the card says so in its place, in her language.
     await alice.answers_file_consent(offer, "A1-confirmations.csv", accept=False)
     assert teams.uploads == {}
-    assert (await alice.answers_file_consent(offer, "A1-confirmations.csv")).status_code == 200
+    [declined] = [s for s in teams.sent if s.method == "PUT"]
+    assert (declined.activity_id, declined.body["text"]) == (
+        offer.activity_id,
+        "A1-confirmations.csv: nicht gesendet.",
+    )
+    assert "attachments" not in declined.body
+    # Offered again, to Alice now speaking English, and allowed: the bytes go to the
+    # upload session, the file shows in the chat as Teams' file card, and the consent
+    # card is replaced by the upload's outcome.
+    await alice.says("settings language en")
+    await alice.says("announcement A1 csv")
+    await wait_until(lambda: len(consents(teams)) == 2, "the second offer")
+    again = consents(teams)[-1]
+    assert (await alice.answers_file_consent(again, "A1-confirmations.csv")).status_code == 200
     uploaded = teams.uploads["drive-item-A1-confirmations.csv"]
     assert uploaded.decode().splitlines()[0] == "handle,confirmed,confirmed_at,messenger"
     shown = await tp.said_to(personal(ALICE), '"fileType": "csv"')
@@ -231,3 +238,16 @@ async def test_a_file_to_a_personal_chat_is_uploaded_after_the_persons_consent(
     assert card["contentUrl"].endswith("/personal/drive-item-A1-confirmations.csv")
     assert card["name"] == "A1-confirmations.csv"
     assert card["content"] == {"uniqueId": "drive-item-A1-confirmations.csv", "fileType": "csv"}
+    assert updated(teams, again, "📎 Uploaded: A1-confirmations.csv")
+    assert not updated(teams, offer, "Uploaded")
+
+
+def consents(teams: FakeTeams) -> list[Sent]:
+    """The consent cards Pinwall sent (POST), oldest first."""
+    kind = "application/vnd.microsoft.teams.card.file.consent"
+    return [
+        s
+        for s in teams.sent
+        if s.method == "POST"
+        and any(a["contentType"] == kind for a in s.body.get("attachments") or [])
+    ]

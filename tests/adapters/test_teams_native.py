@@ -10,51 +10,46 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from adapters.teams import files
 from adapters.teams.render import activity
 from app.cli import main
 from bot.i18n import translator_for
 from bot.message import Button, Message
 from store.db import Database
 from store.models import ItemFile
-from tests.adapters.teams_world import PUBLIC_URL, TeamsPinwall
+from tests.adapters.teams_world import (
+    ALICE,
+    MARKET,
+    PUBLIC_URL,
+    TEAMS_WORLD,
+    TeamsPinwall,
+    personal,
+)
 from tests.fakes.teams import APP_ID, PASSWORD, TENANT, FakeTeams
 
-ALICE = "29:alice-id"
-MARKET = "19:market@thread.tacv2"
 FILE_INFO = "application/vnd.microsoft.teams.file.download.info"
 
-
-@pytest.fixture
-def teams() -> Iterator[FakeTeams]:
-    with FakeTeams() as server:
-        yield server
-        assert server.errors == []
+pytest_plugins = [TEAMS_WORLD]
 
 
 @pytest.fixture
-async def tp(sqlite_db: Database, teams: FakeTeams, tmp_path: Path) -> AsyncIterator[TeamsPinwall]:
-    pinwall = TeamsPinwall(sqlite_db, teams, tmp_path, max_bytes=1024)
-    await pinwall.start()
-    try:
-        yield pinwall
-    finally:
-        await pinwall.close()
+def teams_options() -> dict[str, Any]:
+    """No admin; files over a KiB are too large."""
+    return {"max_bytes": 1024}
 
 
 async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:
-    await tp.on_console("admin", "/group create marketing Marketing")
-    await tp.on_console("carla", "/join marketing", "/notify marketing instant")
     alice = tp.user(ALICE, "Alice")
-    await alice.says("join marketing")
+    await tp.group_joined("marketing", "Marketing", alice, reader="carla")
     invoke = alice.activity(
         "invoke",
         alice.channel("19:other@thread.tacv2"),
@@ -74,7 +69,7 @@ async def test_share_to_pinwall_on_a_message_asks_which_group_in_personal_chat(
     )
     answer = await alice.post(invoke)
     assert (answer.status_code, answer.json()) == (200, {})
-    question = await tp.said_to("a:personal-" + ALICE, "In welcher Gruppe")
+    question = await tp.said_to(personal(ALICE), "In welcher Gruppe")
     assert (await alice.presses(question, "Marketing")).status_code == 200
     post = await tp.printed_eventually("carla", "Messe-Termine")
     assert "via Teams in Marketing" in post
@@ -104,7 +99,7 @@ async def test_a_file_shared_in_teams_is_stored_and_hostile_or_large_ones_are_re
         "share marketing Flyer der Konkurrenz",
         attachments=[shared("flyer.pdf", teams.url + "/files/flyer.pdf")],
     )
-    await tp.said_to("a:personal-" + ALICE, "Geteilt als #1")
+    await tp.said_to(personal(ALICE), "Geteilt als #1")
     with tp.db.uow() as uow:
         [blob_id] = uow.session.scalars(select(ItemFile.blob_id)).all()
     assert tp.hub.blobs is not None
@@ -124,10 +119,48 @@ async def test_a_file_shared_in_teams_is_stored_and_hostile_or_large_ones_are_re
     await alice.says(
         "share marketing Riesig", attachments=[shared("huge.bin", teams.url + "/files/huge.bin")]
     )
-    await tp.said_to("a:personal-" + ALICE, "huge.bin")
+    await tp.said_to(personal(ALICE), "huge.bin")
     assert any("refused to fetch file meta.txt" in r.getMessage() for r in caplog.records)
     with tp.db.uow() as uow:
         assert len(uow.session.scalars(select(ItemFile.blob_id)).all()) == 1
+
+
+async def test_a_large_file_goes_to_the_upload_session_in_ranges(
+    teams: FakeTeams, tmp_path: Path
+) -> None:
+    """OneDrive's upload session takes under 60 MiB a request, in multiples of 320 KiB but
+    the last: a file over one range goes in several PUTs (files.UPLOAD_CHUNK is 10 MiB;
+    here 320 KiB, so that a test need not move 60 MiB), the fake checking each range."""
+    unit = files.RANGE_UNIT
+    source = tmp_path / "big.bin"
+    data = bytes(range(256)) * ((2 * unit + 1000) // 256 + 1)
+    source.write_bytes(data)
+    session = f"{teams.url}/upload/drive-item-big.bin"
+    async with httpx.AsyncClient() as http:
+        assert await files.upload(http, session, source, {"127.0.0.1"}, chunk=unit)
+    size = len(data)
+    assert teams.upload_ranges["drive-item-big.bin"] == [
+        f"bytes 0-{unit - 1}/{size}",
+        f"bytes {unit}-{2 * unit - 1}/{size}",
+        f"bytes {2 * unit}-{size - 1}/{size}",
+    ]
+    assert teams.uploads["drive-item-big.bin"] == data
+    # A file within one range: one PUT, as before.
+    small = tmp_path / "small.csv"
+    small.write_bytes(b"handle,confirmed\n")
+    async with httpx.AsyncClient() as http:
+        assert await files.upload(http, f"{teams.url}/upload/s", small, {"127.0.0.1"})
+    assert teams.upload_ranges["s"] == ["bytes 0-16/17"]
+    assert files.UPLOAD_CHUNK % unit == 0
+    assert files.UPLOAD_CHUNK < 60 * 1024 * 1024
+    # The fake holds an uploader to it: a range before the last off the 320 KiB grid is
+    # refused (and would fail the test).
+    async with httpx.AsyncClient() as http:
+        off_grid = {"Content-Range": "bytes 0-999/5000"}
+        bad = await http.put(f"{teams.url}/upload/bad", content=b"x" * 1000, headers=off_grid)
+    assert bad.status_code == 400
+    assert teams.errors == ["upload bad: range 'bytes 0-999/5000' after 0 bytes"]
+    teams.errors.clear()
 
 
 def test_a_bridged_post_names_its_teams_author_with_a_real_mention() -> None:

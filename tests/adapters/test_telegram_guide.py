@@ -131,8 +131,8 @@ async def test_the_franchisee_story_in_german_without_one_usage_error(
         assert "Noch keine Kommentare." in (post.text or "")
         fake.user_presses(FRANZ, None, post.message_id, data_of(post, "Kommentieren"))
         await tg.bot_said(FRANZ.id, "Schreib deinen Kommentar zu #1")
-        fake.user_sends_text(FRANZ, None, "Hängt ab Montag in allen Filialen")
-        await tg.bot_said(FRANZ.id, "Dein Kommentar zu #1 ist gespeichert.")
+        said = fake.user_sends_text(FRANZ, None, "Hängt ab Montag in allen Filialen")
+        await tg.bot_reacted(FRANZ.id, said.message["message_id"])  # 👌: saved
 
         fake.user_sends_text(FRANZ, None, "/benachrichtigung aktionen täglich")
         await tg.bot_said(FRANZ.id, "Aktionen: Du bekommst die Beiträge jetzt")

@@ -112,6 +112,46 @@ async def test_a_like_shows_on_every_copy_photo_posts_by_their_caption(
         assert len(fake.sent) == sent  # all of it in place
 
 
+async def test_a_channels_anonymous_likes_count_in_lists_posts_and_digests(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """A channel's anonymous 👍 (message_reaction_count) count wherever likes are shown:
+    the cards, /items, /show and the digest (its line and its ranking), all alike."""
+    branch = TgChat.supergroup("Filiale Nord")
+    fake.add_chat(branch)
+    admins = frozenset({("telegram", str(BOSS.id))})
+    async with running(sqlite_db, fake, tmp_path, admins=admins) as tg:
+        await _marketing_with(tg, fake, GRETA)
+        fake.bot_added_to_group(BOSS, branch, administrator=True)
+        fake.user_sends_command(BOSS, branch, "bridge", "marketing", mention="pinwall_test_bot")
+        await tg.bot_said(branch.id, "verbunden")
+        await tg.on_console("alice", "/join marketing", "/share marketing Older post")
+        await tg.on_console("alice", "/share marketing Spring flyer")
+        room_copy = await tg.bot_said(branch.id, "Spring flyer")
+        greta_copy = await tg.bot_said(GRETA.id, "Older post")
+
+        # two anonymous 👍 on the room's copy of #2, Greta's own 👍 on #1
+        fake.anonymous_reacts(branch, room_copy.message_id, "👍", 2)
+        await edited(fake, branch.id, room_copy.message_id, "👍 2")
+        fake.user_reacts(GRETA, None, greta_copy.message_id, "👍")
+        await edited(fake, GRETA.id, greta_copy.message_id, "👍 1")
+
+        await tg.on_console("alice", "/items marketing")
+        listed = tg.printed("alice")[-1]
+        assert "#1" in listed
+        assert "#2" in listed
+        older, newer = listed.split("#1")[1], listed.split("#2")[1].split("#1")[0]
+        assert "👍 2" in newer  # the anonymous ones
+        assert "👍 1" in older  # Greta's
+        await tg.on_console("alice", "/show 2")
+        assert "Reactions: 👍 2" in tg.printed("alice")[-1]
+        await tg.on_console("admin", "/join marketing", "/digest now")
+        digest = await tg.printed_eventually("admin", "Spring flyer")
+        assert "2 reactions" in digest
+        # ranked by them too: #2 (two likes) above #1 (one)
+        assert digest.index("Spring flyer") < digest.index("Older post")
+
+
 @pytest.fixture
 def cli(sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
     monkeypatch.setenv("PINWALL_DATABASE_URL", sqlite_db.url)

@@ -231,8 +231,8 @@ async def test_prompts_force_a_reply_and_a_reply_in_a_group_is_the_answer(
         fake.user_presses(FRANZ, None, post.message_id, data_of(post, "Kommentieren"))
         prompt = await tg.bot_said(FRANZ.id, "Schreib deinen Kommentar zu #1")
         assert prompt.force_reply == {"force_reply": True, "selective": True}
-        fake.user_sends_text(FRANZ, None, "Schön!", reply_to=prompt.message_id)
-        await tg.bot_said(FRANZ.id, "Dein Kommentar zu #1 ist gespeichert.")
+        said = fake.user_sends_text(FRANZ, None, "Schön!", reply_to=prompt.message_id)
+        await tg.bot_reacted(FRANZ.id, said.message["message_id"])  # 👌: saved
         # a question with choices has its inline keyboard instead
         fake.user_sends_command(FRANZ, None, "benachrichtigung")
         question = await tg.bot_said(FRANZ.id, "Für welche Gruppe")

@@ -166,6 +166,22 @@ async def test_the_reminder_goes_by_a_second_way_where_there_is_one(world: World
     ]
 
 
+async def test_read_typed_confirms_where_there_is_no_button(world: World) -> None:
+    """`announcement A1 read` (`ankündigung A1 gelesen`): Read ✓ for mail readers; only
+    for those it waits for."""
+    await branches(world)
+    await world.say("admin", "/announce filialen Please read --confirm")
+    await world.say("alice", "/settings language de")
+    said = await world.say("alice", "/ankündigung A1 gelesen")
+    assert "Bestätigt ✓" in said.text("alice")
+    again = await world.say("alice", "/announcement A1 read")
+    assert "schon bestätigt" in again.text("alice")
+    text = await refused(world, "dave", "/announcement A1 read")  # not in filialen
+    assert text.startswith(en("error.announcement_not_to_confirm", ref="A1"))
+    with world.db.uow() as uow:
+        assert uow.announcements.counts(1) == (1, 3)
+
+
 async def test_who_may_announce_where(world: World) -> None:
     await branches(world)
     text = await refused(world, "alice", "/announce filialen Hi")

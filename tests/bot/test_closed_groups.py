@@ -83,7 +83,7 @@ async def test_the_refusal_speaks_the_readers_language(world: World) -> None:
     await world.say("alice", "/settings language de")
     text = await refused(world, "alice", "/items sales")
     assert text == de("error.members_only", group="Sales", slug="sales", moderators="@mona")
-    assert "/join sales" in text
+    assert "/beitreten sales" in text
 
 
 async def test_buttons_and_reactions_on_a_closed_groups_post_refuse_a_non_member(

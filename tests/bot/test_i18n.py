@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot import grammar
+from bot import grammar, words
 from bot.feeds import PROBLEM_KINDS as FEED_PROBLEMS
 from bot.help import TASKS as HELP_TASKS
 from bot.help import WHY as HELP_WHY
@@ -84,6 +84,22 @@ def test_german_uses_informal_lowercase_du() -> None:
             for m in capital_du.finditer(template):
                 before = template[: m.start()]
                 assert sentence_start.search(before), f"{key}: capital {m.group()} mid-sentence"
+
+
+def test_german_names_commands_by_their_german_names() -> None:
+    """No English inside a German sentence (CONVERSATION.md): a command that has a German
+    name ("beitreten") is named so in German texts, and so is its subcommand
+    ("zusammenfassung täglich"); the grammar takes both in either language."""
+    named = re.compile(r"\{prefix\}([a-zäöü]+)(?: ([a-zäöü]+))?")
+    for key, value in catalog("de").items():
+        for template in forms(value).values():
+            for m in named.finditer(template):
+                command, second = m.group(1), m.group(2)
+                assert words.german_name(command) is None, f"{key}: {m.group()}"
+                english = words.GERMAN_SUBCOMMANDS.get(command, {}).values()
+                if key.startswith("help.example."):  # German at runtime (help.example)
+                    continue
+                assert second not in english, f"{key}: {m.group()}"
 
 
 # --- every key the code uses exists -----------------------------------------------------

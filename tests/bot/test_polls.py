@@ -137,6 +137,13 @@ async def test_a_partner_sees_only_their_groups_polls(world: World) -> None:
         assert uow.announcements.tally(1) == ({}, 0)
     found = await world.say("paul", "/search agency")
     assert "Which agency" not in found.text("paul")
+    # `show` opens a poll by its V number too: their group's, not the other.
+    shown = await world.say("paul", "/show v2")
+    [card] = shown.to("paul")
+    assert "Which date?" in card.message.text
+    assert card.message.meta["native_poll"]["view"]  # a look, not a second copy
+    text = await refused(world, "paul", "/show V1")
+    assert "no poll V1" in text
 
 
 async def test_two_votes_at_the_same_instant_both_count(world: World) -> None:

@@ -383,5 +383,5 @@ def test_guided_commands_as_numbered_choices(tmp_path: Path) -> None:
         "[alice] Abgebrochen. Es wurde nichts gespeichert.",
         "[alice] Gern geschehen, alice! 🙂\n"
         "  Schick mir einen Link oder eine Datei, um sie mit deinen Gruppen zu teilen, oder"
-        " /help, um zu sehen, was ich kann.",
+        " /hilfe, um zu sehen, was ich kann.",
     ]

@@ -16,6 +16,7 @@ import base64
 import functools
 import itertools
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -84,11 +85,14 @@ class FakeTeams:
     roster_requests: list[str] = field(default_factory=list)
     tenants: dict[str, str] = field(default_factory=dict)  # a user's home tenant, if not ours
     # Upload sessions (OneDrive's, pre-authorized: PUT /upload/{id} without a token), as
-    # a file consent's uploadUrl names them: what was uploaded, by id.
+    # a file consent's uploadUrl names them: what was uploaded, by id; the ranges each
+    # took (Content-Range), and what a session holds until its last byte came.
     uploads: dict[str, bytes] = field(default_factory=dict)
+    upload_ranges: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1000)
+        self._partial: dict[str, bytearray] = {}
         self._lock = threading.Lock()
         self._throttle_left = 0
         self._retry_after = 0.0
@@ -197,11 +201,7 @@ class FakeTeams:
         if path.startswith("/upload/") and method == "PUT":
             if "Authorization" in headers:  # the bot's token has no business there
                 self.errors.append(f"PUT {path} with an Authorization header")
-            size = len(raw)
-            if headers.get("Content-Range") != f"bytes 0-{max(size - 1, 0)}/{size}":
-                return 400, {"error": {"code": "invalidRange"}}, {}
-            self.uploads[path[8:]] = raw
-            return 201, {"id": path[8:], "name": path[8:], "size": size}, {}
+            return self._upload_range(path[8:], raw, headers.get("Content-Range") or "")
         if headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
             self.errors.append(f"{method} {path} without the bot's token")
             return 401, {"message": "Authorization has been denied for this request."}, {}
@@ -240,6 +240,35 @@ class FakeTeams:
                 return 200, {"id": parts[5]}, {}
         self.errors.append(f"{method} {path}")
         return 404, {"error": {"code": "NotFound"}}, {}
+
+    def _upload_range(
+        self, session: str, raw: bytes, claimed: str
+    ) -> tuple[int, Any, dict[str, str]]:
+        """One PUT of a byte range as OneDrive's upload session takes it: the next range in
+        order, its Content-Range matching its body, under 60 MiB, a multiple of 320 KiB
+        unless it is the last; 202 with the next expected range until the last byte, then
+        201 with the drive item. Anything else is a 400 and an error of the test."""
+        found = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", claimed)
+        held = self._partial.setdefault(session, bytearray())
+        first, last, total = (int(n) for n in found.groups()) if found else (-1, -1, -1)
+        ends = last + 1 == total or (total == 0 and last == 0 and not raw)
+        wrong = (
+            found is None
+            or first != len(held)
+            or (raw and last - first + 1 != len(raw))
+            or len(raw) >= 60 * 1024 * 1024
+            or (not ends and len(raw) % (320 * 1024) != 0)
+            or last + 1 > max(total, 1)
+        )
+        if wrong:
+            self.errors.append(f"upload {session}: range {claimed!r} after {len(held)} bytes")
+            return 400, {"error": {"code": "invalidRange"}}, {}
+        self.upload_ranges.setdefault(session, []).append(claimed)
+        held.extend(raw)
+        if not ends:
+            return 202, {"nextExpectedRanges": [f"{len(held)}-"]}, {}
+        self.uploads[session] = bytes(self._partial.pop(session))
+        return 201, {"id": session, "name": session, "size": total}, {}
 
     # --- for tests ----------------------------------------------------------------------
 

@@ -1156,6 +1156,9 @@ class _Chat:
     kinds: dict[int, str] = field(default_factory=dict)
     blocked: str | None = None  # a 403 description while blocked
     bot_status: str = "member"  # groups: member | administrator | left | kicked
+    # The reactions the chat allows (a group's admins may narrow them or turn them off:
+    # an empty set); None: every standard one (REACTION_EMOJI).
+    available_reactions: frozenset[str] | None = None
 
 
 @dataclass
@@ -1348,6 +1351,7 @@ class FakeTelegram:
                 ("editMessageCaption", self._edit_message_caption),
                 ("editMessageReplyMarkup", self._edit_message_reply_markup),
                 ("deleteMessage", self._delete_message),
+                ("setMessageReaction", self._set_message_reaction),
                 ("setMyCommands", self._set_my_commands),
                 ("getMyCommands", self._get_my_commands),
                 ("deleteMyCommands", self._delete_my_commands),
@@ -1879,6 +1883,18 @@ class FakeTelegram:
             return self._deliver(
                 "message_reaction_count", body, state.bot_status == "administrator"
             )
+
+    def set_available_reactions(self, chat: TgChat, emoji: Iterable[str] | None) -> None:
+        """A group's admins narrow the reactions allowed there (none: turned off), or
+        allow every standard one again (None)."""
+        with self._lock:
+            state = self._chat_state(chat)
+            state.available_reactions = None if emoji is None else frozenset(emoji)
+
+    def bot_reactions(self, chat_id: int, message_id: int) -> list[str]:
+        """The emoji the bot itself set on a message (setMessageReaction)."""
+        with self._lock:
+            return list(self._reactions.get((chat_id, message_id), {}).get(self.bot_user.id, []))
 
     def bot_added_to_group(
         self, by: TgUser, chat: TgChat, *, administrator: bool = False
@@ -3178,6 +3194,37 @@ class FakeTelegram:
                 raise _bad_request("message to delete not found")
             del state.messages[message_id]
             state.by_bot.discard(message_id)
+        return True
+
+    def _set_message_reaction(self, p: _Params) -> bool:
+        """A bot's reaction on a message, as Telegram checks it: standard emoji only (a bot
+        has no Premium: REACTION_INVALID otherwise), at most one, and only those the chat
+        allows. Bots get no update of their own reactions."""
+        given = p.json("reaction", "reaction types")
+        given = [] if given is None else given
+        if not isinstance(given, list) or not all(isinstance(r, dict) for r in given):
+            raise _bad_request("can't parse reaction types JSON object")
+        emoji: list[str] = []
+        for r in given:
+            if r.get("type") != "emoji" or r.get("emoji") not in REACTION_EMOJI:
+                raise _bad_request("REACTION_INVALID")
+            emoji.append(str(r["emoji"]))
+        if len(emoji) > 1:
+            raise _bad_request("REACTIONS_TOO_MANY")
+        with self._lock:
+            state = self._resolve_chat(p)
+            message_id = p.integer("message_id", 0)
+            if message_id not in state.messages:
+                raise _bad_request("message to react not found")
+            self._check_can_post(state)
+            allowed = state.available_reactions
+            if allowed is not None and any(e not in allowed for e in emoji):
+                raise _bad_request("REACTION_INVALID")
+            per_user = self._reactions.setdefault((state.chat.id, message_id), {})
+            if emoji:
+                per_user[self.bot_user.id] = emoji
+            else:
+                per_user.pop(self.bot_user.id, None)
         return True
 
     # --- API: commands ----------------------------------------------------------------------

@@ -759,3 +759,33 @@ async def test_reactions_come_when_asked_for_in_private_chats_and_to_admin_bots(
     counted = fake.anonymous_reacts(TEAM, post.message_id, "👍")
     body = counted.update["message_reaction_count"]
     assert body["reactions"] == [{"type": {"type": "emoji", "emoji": "👍"}, "total_count": 2}]
+
+
+async def test_a_bots_reaction_is_checked_as_telegram_checks_it(
+    bot: Bot, fake: FakeTelegram
+) -> None:
+    said = fake.user_sends_text(ALICE, None, "A comment").message["message_id"]
+    kinds = ["message", "message_reaction"]
+    await bot.get_updates(allowed_updates=kinds)
+    assert await bot.set_message_reaction(ALICE.id, said, "👌")
+    assert fake.bot_reactions(ALICE.id, said) == ["👌"]
+    assert fake.reactions_on(ALICE.id, said) == {"👌": 1}
+    # ✅ is no standard reaction; a bot has one at most; a message must be there
+    with pytest.raises(BadRequest, match=r"(?i)reaction_invalid"):
+        await bot.set_message_reaction(ALICE.id, said, "✅")
+    with pytest.raises(BadRequest, match=r"(?i)reactions_too_many"):
+        await bot.set_message_reaction(ALICE.id, said, ["👍", "👌"])
+    with pytest.raises(BadRequest, match=r"(?i)message to react not found"):
+        await bot.set_message_reaction(ALICE.id, said + 100, "👌")
+    # a group whose admins turned reactions off takes none
+    fake.bot_added_to_group(BOB, TEAM)
+    in_team = fake.user_sends_text(BOB, TEAM, "/hello@" + BOT_USERNAME).message["message_id"]
+    fake.set_available_reactions(TEAM, [])
+    with pytest.raises(BadRequest, match=r"(?i)reaction_invalid"):
+        await bot.set_message_reaction(TEAM.id, in_team, "👌")
+    fake.set_available_reactions(TEAM, None)
+    assert await bot.set_message_reaction(TEAM.id, in_team, "👌")
+    # taken back (no reaction); the bot's own reactions cause no update
+    assert await bot.set_message_reaction(ALICE.id, said)
+    assert fake.bot_reactions(ALICE.id, said) == []
+    assert not [u for u in await bot.get_updates(allowed_updates=kinds) if u.message_reaction]

@@ -629,7 +629,8 @@ def test_concurrent_claims_keep_a_conversation_with_one_session(db: Database) ->
     # that locked her second message while the other held the first gives it back.
     mine = [[i for i in claimed if i in alice] for claimed in (a, b)]
     taken = max(mine, key=len)
-    assert taken and taken == alice[: len(taken)]
+    assert taken
+    assert taken == alice[: len(taken)]
     assert min(mine, key=len) == []
     assert set(a + b) - set(taken) <= {bob}
     assert {status_of(db, i) for i in alice[len(taken) :]} == {"pending"}
