@@ -196,10 +196,13 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         )
         if item.url:
             lines.append(Markup("  ") + link(item.url, label))
+        read_by = readers.get(item.id, 0)
+        if not (read_by or item.comments or item.reactions):
+            continue  # no stats line: nothing to count (most posts of a list)
         stats = {"comments": item.comments, "reactions": reaction_counts(ctx, per_emoji, item.id)}
-        if read_by := readers.get(item.id, 0):
+        if read_by:
             lines.append(Markup("  ") + ctx.t("items.stats_read", **stats, readers=read_by))
-        elif item.comments or item.reactions:
+        else:
             lines.append(Markup("  ") + ctx.t("items.stats", **stats))
     ctx.reply_markup(Markup("\n".join(lines)))
 
