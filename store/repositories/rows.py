@@ -1,19 +1,19 @@
 """ORM objects from prebuilt Core statements, through public SQLAlchemy API only.
 
 A command reads its person, account, group and membership and inserts its post or
-membership. As ORM queries and an ORM flush that took about a third of a command's
-time on SQLite (bench/commands.py, issue 20): the ORM's execution and loading, and the
-flush's unit-of-work machinery, around statements SQLite runs in microseconds. Here the
-statements are prebuilt (store/driver.py) and their rows become ORM objects as a query
-would give them:
+membership. As ORM queries and an ORM flush, most of that time was the ORM's execution
+and the flush's unit-of-work machinery around statements SQLite runs in microseconds
+(bench/commands.py on SQLite, per call: the actor 240 -> 145 us, a group with the
+membership 150 -> 90 us, adding a post 560 -> 230 us; issue 20). Here the statements
+are prebuilt (store/driver.py) and their rows become ORM objects as a query gives them:
 
 - `loaded`: the object this session holds for the row's primary key, else a new one
-  built with the model's constructor and made persistent without SQL by the public
-  `make_transient_to_detached` + `Session.add`;
+  given the values as stored (`set_committed_value`) and made persistent without SQL
+  by the public `make_transient_to_detached` + `Session.add`;
 - `add_now`: one prebuilt INSERT (RETURNING the id) instead of add + flush, the object
   then made persistent the same way. A rollback of the transaction or savepoint it was
-  inserted in takes it out of the session again (transient), as after a flush: the
-  session events `after_soft_rollback` below.
+  inserted in takes it out of the session again (transient, its values kept), as
+  after a flush: the session events `after_rollback` and `after_commit` below.
 
 tests/store/test_driver.py holds both to the ORM's behaviour.
 """
