@@ -151,7 +151,7 @@ def resolve(
             return None  # chatter or a reaction of a stranger in a room: not for us
         t = Translator(normalize_language(actor.language) or core.settings.default_language)
         key = "access.needs_invite" if name != "start" else "access.start_without_code"
-        prefix = core.typed(actor.platform, room=not event.meta.conversation.direct)
+        prefix = core.prefix(actor.platform, t, room=not event.meta.conversation.direct)
         core.answer(uow, event, Message(text=t(key, how=f"{prefix}redeem CODE")), None, now)
         return None
     person, account = _create(uow, actor, role, now)

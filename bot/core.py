@@ -35,13 +35,7 @@ from bot.outlets import OutletSettings
 from bot.policy import Policy
 from store.blobs import BlobStore
 from store.db import Database
-from store.models import (
-    Account,
-    InboxStatus,
-    Person,
-    Role,
-    Room,
-)
+from store.models import Account, InboxStatus, Person, Role, Room
 from store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -251,7 +245,7 @@ class Core:
         return prefix or (str(t(f"prefix.{platform}")) if t.has(f"prefix.{platform}") else "")
 
     def usage(self, key: str, t: Translator, platform: str, *, room: bool = False) -> Markup:
-        prefix = self.typed(platform, room=room)
+        prefix = self.prefix(platform, t, room=room)  # mail: "a reply with the word "
         lines = [s.usage_line for s in grammar.SPECS if s.key == key or s.name == key]
         return Markup("\n".join(esc(prefix + help_texts.localize_usage(line, t)) for line in lines))
 
@@ -311,7 +305,8 @@ class Core:
         if meta.conversation.direct or not isinstance(event, (CommandInvoked, ButtonPressed)):
             self.enqueue(uow, self.reply_target(event), message, person_id, now)
             return False
-        if private and meta.platform not in self.settings.private_in_room:
+        # (files too: Slack's message to one person in a channel cannot carry them)
+        if private and (meta.platform not in self.settings.private_in_room or message.files):
             direct = Target(meta.platform, "dm", meta.actor.external_id)
             self.enqueue(uow, direct, message, person_id, now)
             return True
@@ -323,10 +318,13 @@ class Core:
         self, uow: UnitOfWork, event: Event, t: Translator, person_id: int | None, now: datetime
     ) -> None:
         """One line in the room where a command was said: its answer went to the asker's
-        private chat (with the way to open that chat, where a messenger needs one)."""
+        private chat (with the way to open that chat, where a messenger needs one and
+        nothing has reached the asker there yet)."""
         meta = event.meta
         name = meta.actor.display_name or meta.actor.username or meta.actor.external_id
         url = self.settings.direct_links.get(meta.platform)
+        if url and person_id is not None and uow.outbox.reached_directly(person_id, meta.platform):
+            url = None
         text = t("private.sent_open", name=name, url=url) if url else t("private.sent", name=name)
         self.enqueue(uow, self.reply_target(event), Message(text=text), person_id, now)
 

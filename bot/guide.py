@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete
 
-from bot import grammar
+from bot import grammar, settings_menu
 from bot.errors import UserError
 from bot.events import ButtonPressed
 from bot.markup import Markup
@@ -161,6 +161,9 @@ def _label(ctx: Ctx, param: str, value: str) -> str:
 
 def ask_missing(ctx: Ctx, name: str, arguments: str, err: UserError) -> bool:
     """Asks for what `err` says is missing (Core.run_command); False: not a question."""
+    if settings_menu.wanted(ctx, grammar.canonical_name(grammar.first_word(name)), arguments):
+        _say(ctx, settings_menu.menu(ctx))  # what is set, a button for each change
+        return True
     step = next_step(ctx, name, arguments, err)
     if step is None:
         return False

@@ -82,6 +82,7 @@ class Home:
     # Groups the person sees but is not in, that they may join or ask to join (closed).
     joinable: tuple[HomeGroup, ...] = ()
     has_mail: bool = False  # a reachable verified address: `notify <group> mail` is offered
+    digest_by_mail: bool = False  # `settings digest mail`: digests go to that address
     # The authors of the posts and proposals shown, as a message's meta "mentions" says
     # them (bot.authors): real mentions where the messenger has them.
     mentions: dict[str, Any] = field(default_factory=dict)
@@ -148,6 +149,7 @@ def home_of(core: Core, platform: str, external_id: str) -> Home | None:
             next_digest=next_digest(schedule, core.timezone_of(person), core.clock.now()),
             has_mail=MAIL_PLATFORM in core.settings.running
             and any(a.platform == MAIL_PLATFORM and a.reachable for a in person.accounts),
+            digest_by_mail=bool(person.digest_by_mail),
             handle=person.handle,
             language=core.language_of(person),
             timezone=core.timezone_of(person),

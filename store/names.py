@@ -58,6 +58,10 @@ def handle_base(name: str) -> str:
 
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,31}$")
+# Slugs no group may have: a group's slug is its mail address (<slug>@ the mail domain),
+# and these local parts are Pinwall's own (bounces@ takes delivery reports, pinwall@
+# commands) or the mail operators' (RFC 2142), whatever a group would be called.
+RESERVED_SLUGS = frozenset({"bounces", "pinwall", "postmaster", "abuse", "mailer-daemon"})
 _SLUG_JUNK = re.compile(r"[^a-z0-9]+")
 
 

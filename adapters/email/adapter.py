@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from pathlib import Path
 from typing import Any
 
 import aiosmtplib
@@ -15,7 +16,14 @@ from starlette.routing import BaseRoute, Route
 
 from adapters.email import records
 from adapters.email.inbound import BOUNCES, reply_address
-from adapters.email.receive import ENCODING_SLACK, HEADROOM, DkimCheck, MailReceiver, PinwallSMTP
+from adapters.email.receive import (
+    ENCODING_SLACK,
+    HEADROOM,
+    DkimCheck,
+    MailReceiver,
+    PinwallLMTP,
+    PinwallSMTP,
+)
 from adapters.email.relay import Relay
 from adapters.email.render import Envelope, compose
 from adapters.email.settings import MailSettings
@@ -81,25 +89,33 @@ class MailAdapter:
         listen = self.settings.mail_listen_address()
         if listen is None:
             return
-        host, port = listen
         limit = int(self.max_file * ENCODING_SLACK) + HEADROOM
         too_large = self.receiver.smtp_text("mail.smtp.too_large", max=self.max_file // 2**20)
-        loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            lambda: PinwallSMTP(
+        server = PinwallLMTP if listen.protocol == "lmtp" else PinwallSMTP
+
+        def protocol() -> PinwallSMTP:
+            return server(
                 self.receiver,
                 too_large=too_large,
                 hostname=self.domain,
                 ident="Pinwall",
+                # aiosmtpd stops keeping a mail's lines beyond this and answers 552
                 data_size_limit=limit,
                 enable_SMTPUTF8=True,
-            ),
-            host,
-            port,
-        )
-        sockname = self.server.sockets[0].getsockname()
-        self.address = (sockname[0], sockname[1])
-        log.warning("Mail: receiving for @%s on %s:%s", self.domain, *self.address)
+            )
+
+        loop = asyncio.get_running_loop()
+        if listen.path is not None:
+            # a socket left by a Pinwall that crashed (a moment's work: no thread)
+            Path(listen.path).unlink(missing_ok=True)  # noqa: ASYNC240
+            self.server = await loop.create_unix_server(protocol, listen.path)
+            self.address = (listen.path, 0)
+        else:
+            self.server = await loop.create_server(protocol, listen.host, listen.port)
+            sockname = self.server.sockets[0].getsockname()
+            self.address = (sockname[0], sockname[1])
+        where = listen.path or "{}:{}".format(*self.address)
+        log.warning("Mail: receiving for @%s on %s (%s)", self.domain, where, listen.protocol)
 
     async def stop(self) -> None:
         await self.relay.close()
@@ -107,6 +123,9 @@ class MailAdapter:
             self.server.close()
             await self.server.wait_closed()
             self.server = None
+            listen = self.settings.mail_listen_address()
+            if listen is not None and listen.path is not None:
+                Path(listen.path).unlink(missing_ok=True)  # noqa: ASYNC240 - a moment's work
 
     def healthy(self) -> bool:
         return self.problem() is None
@@ -142,7 +161,9 @@ class MailAdapter:
 
     async def compose(self, target: Target, message: Message, key: str) -> Any:
         """The mail for one outbox row (`key`: "pw<row id>", its Message-ID's left part)."""
-        item = message.meta.get("item")
+        # a post, or a notice about one ("comment_on": a comment on their post): a reply
+        # to its mail comments on that post
+        item = message.meta.get("item", message.meta.get("comment_on"))
         item_id = item if isinstance(item, int) else None
         core = self.hub.core
         # one trip to the store for all a mail needs to know (a digest's unsubscribe

@@ -39,9 +39,9 @@ async def check(settings: MailSettings) -> Sequence[Problem]:
             )
         )
     listen = settings.mail_listen_address()
-    if listen is not None and listen[1] != 0:
+    if listen is not None and listen.path is None and listen.port != 0:
         try:
-            await asyncio.to_thread(_bindable, *listen)
+            await asyncio.to_thread(_bindable, listen.host, listen.port)
         except OSError as exc:
             problems.append(
                 Problem(

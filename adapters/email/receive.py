@@ -1,11 +1,13 @@
-"""Receiving mail: an aiosmtpd SMTP server on Pinwall's event loop.
+"""Receiving mail: an aiosmtpd SMTP (or LMTP) server on Pinwall's event loop.
 
 RCPT TO is checked as it comes: a group's address or a signed reply address, else 550
-and nothing is read. DATA is parsed (inbound.py); a mail from a verified address whose
-sender is authenticated (the MTA's Authentication-Results, or a DKIM signature Pinwall
-verifies itself) becomes a MessageReceived of intent "mail" through the hub; the inbox
-keeps it once per Message-ID and address. Anything else is refused with a short reason
-in the SMTP reply (the sending server tells its sender), held, or dropped.
+and nothing is read. Over LMTP the end of DATA gets one reply per recipient (RFC 2033),
+so that a reply address that is someone else's is refused alone. DATA is parsed
+(inbound.py); a mail from a verified address whose sender is authenticated (the MTA's
+Authentication-Results, or a DKIM signature Pinwall verifies itself) becomes a
+MessageReceived of intent "mail" through the hub; the inbox keeps it once per
+Message-ID and address. Anything else is refused with a short reason in the SMTP reply
+(the sending server tells its sender), held, or dropped.
 """
 
 from __future__ import annotations
@@ -18,13 +20,22 @@ from dataclasses import replace
 from email.parser import HeaderParser
 from typing import Any
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from adapters.email import records
 from adapters.email.inbound import Mail, Refused, authenticated_by_mta, parse, route
 from adapters.email.newsletter import confirmation_links, entry_of, is_confirmation
-from bot.events import Actor, CommandInvoked, Conversation, InboundFile, MessageReceived, Meta
-from bot.i18n import Translator
+from bot.events import (
+    Actor,
+    CommandInvoked,
+    Conversation,
+    InboundFile,
+    MessageReceived,
+    Meta,
+    dump_event,
+)
+from bot.i18n import LANGUAGES, Translator
 from bot.runtime import Hub
 from bot.signing import UrlSigner
 from store.models import MAIL_PLATFORM
@@ -40,17 +51,34 @@ HEADROOM = 1024 * 1024
 DkimCheck = Callable[[bytes, str], bool]
 
 
+# What aiosmtpd answers at the end of a DATA it stopped keeping: over its
+# data_size_limit, the lines beyond it are read and thrown away (never all in memory),
+# then this one reply; over LMTP it must be one per recipient.
+_AFTER_DATA = ("552 Error: Too much mail data", "500 Line too long")
+
+
 class PinwallSMTP(SMTP):
     """aiosmtpd's server, saying why a mail is too large in Pinwall's words (the limit)."""
 
     def __init__(self, handler: Any, *, too_large: str, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._too_large = too_large
+        self._handler = handler
 
     async def push(self, status: str) -> None:  # type: ignore[override]
-        if status.startswith("552 Error"):  # over the SIZE announced in EHLO
+        after_data = status.startswith(_AFTER_DATA)
+        if status.startswith("552 Error"):  # over SIZE (MAIL FROM), or over it in DATA
             status = f"552 5.3.4 {self._too_large}"
+            if isinstance(self._handler, MailReceiver):
+                self._handler.refused.labels("too_large").inc()
+        if after_data and isinstance(self, LMTP) and self.envelope is not None:
+            status = "\r\n".join([status] * max(1, len(self.envelope.rcpt_tos)))
         await super().push(status)
+
+
+class PinwallLMTP(PinwallSMTP, LMTP):
+    """The same over LMTP (LHLO; a reply per recipient after DATA): for an MTA that
+    delivers to Pinwall as to a mailbox (Postfix's lmtp transport, a unix socket)."""
 
 
 class MailReceiver:
@@ -75,14 +103,19 @@ class MailReceiver:
         self.per_minute = per_minute
         self.max_file = max_file
         self.t = Translator(language)
+        self.others = [Translator(other) for other in LANGUAGES if other != self.t.language]
         self.dkim_check = dkim_check
         counters = hub.metrics
         self.received = counters.mail_received
         self.refused = counters.mail_refused
 
     def smtp_text(self, key: str, **params: Any) -> str:
-        """A catalog text as an SMTP reply may carry it: one line of ASCII."""
-        return to_ascii(" ".join(str(self.t(key, **params)).split())).replace("*", "")
+        """A catalog text as an SMTP reply may carry it: one line of ASCII, in Pinwall's
+        language and then the other (the sender's own is not known; their mail server
+        tells them this line)."""
+        said = [self.t(key, **params), *(t(key, **params) for t in self.others)]
+        texts = [to_ascii(" ".join(str(text).split())).replace("*", "") for text in said]
+        return " / ".join(dict.fromkeys(texts))
 
     def _refuse(self, code: int, key: str, reason: str, **params: Any) -> str:
         self.refused.labels(reason).inc()
@@ -114,6 +147,20 @@ class MailReceiver:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        statuses = await self._receive(envelope)
+        if isinstance(server, LMTP):  # one reply per recipient, in the order of RCPT
+            return "\r\n".join(statuses)
+        # SMTP has one reply: accepted when it was for any recipient
+        return next((s for s in statuses if s.startswith("2")), statuses[0])
+
+    async def _receive(self, envelope: Envelope) -> list[str]:
+        """The reply for each recipient (envelope.rcpt_tos), mostly all the same."""
+        recipients = list(envelope.rcpt_tos)
+        every = max(1, len(recipients))
+
+        def each(status: str) -> list[str]:
+            return [status] * every
+
         raw = envelope.original_content or b""
         if isinstance(envelope.content, bytes) and not raw:
             raw = envelope.content
@@ -121,48 +168,69 @@ class MailReceiver:
             mail = await asyncio.to_thread(parse, raw, max_file=self.max_file)
         except Refused as refused:
             reason = refused.key.rpartition(".")[2]
-            return self._refuse(refused.code, refused.key, reason, **refused.params)
+            return each(self._refuse(refused.code, refused.key, reason, **refused.params))
         if mail.report:
             await self._bounce(mail)
-            return "250 2.0.0 OK"
+            return each("250 2.0.0 OK")
         if not await self._within_rate(mail.sender):
-            return self._refuse(451, "mail.smtp.rate", "rate")
-        letters = [r for r in envelope.rcpt_tos if _is_newsletter(r)]
+            return each(self._refuse(451, "mail.smtp.rate", "rate"))
+        letters = [r for r in recipients if _is_newsletter(r)]
         if letters:
-            return await self._newsletters(mail, raw, letters)
+            return each(await self._newsletters(mail, raw, letters))
         who = await self.hub.call(records.sender, self.hub.core, mail.sender)
         if who is None:
             if mail.automatic:  # an autoresponder or a mailing list: dropped, not answered
                 self.refused.labels("dropped").inc()
-                return "250 2.0.0 OK"
-            return self._refuse(550, "mail.smtp.unknown_sender", "unknown_sender")
+                return each("250 2.0.0 OK")
+            # refused in the SMTP dialogue, never by a mail of ours: the From of a mail
+            # nobody here knows is as likely forged, and a reply would be backscatter
+            return each(self._refuse(550, "mail.smtp.unknown_sender", "unknown_sender"))
+        # A reply address is the notification's reader's own: someone else replying with
+        # it (a forwarded notification, a reply-all) is refused, for that recipient alone.
+        statuses: dict[str, str] = {}
+        for recipient in recipients:
+            match route(recipient, self.domain, self.signer):
+                case ("item", _, person_id) if person_id != who.person_id:
+                    statuses[recipient] = self._refuse(
+                        550, "mail.smtp.not_your_reply", "not_your_reply"
+                    )
+        accepted = [r for r in recipients if r not in statuses]
+        if not accepted:
+            return [statuses[r] for r in recipients]
         files = await self._store_files(mail)
-        targets = self._targets(envelope.rcpt_tos)
+        targets = self._targets(accepted)
         if not await self._authenticated(mail, raw):
             details = {
                 "from": mail.sender,
-                "to": list(envelope.rcpt_tos),
+                "to": accepted,
                 "subject": mail.subject[:200],
                 "message_id": mail.message_id[:200],
             }
-            # kept for a moderator: `mail release <id>` posts it as the person
+            # kept for a moderator: `mail release <id>` records these events in the
+            # inbox, as if they had come authenticated (a redelivery then is one)
+            events = []
+            for to, kind in targets:
+                command = self._command(mail, files) if kind == "command" else None
+                events.append(dump_event(command or self._event(mail, to, files)))
             content = {
                 "to": [to for to, _ in targets],
                 "text": mail.text,
                 "subject": mail.subject,
                 "message_id": mail.message_id,
                 "files": [_file_dict(f) for f in files],
+                "events": events,
             }
             now = self.hub.clock.now()
             await self.hub.call(records.hold, self.hub.core, now, who, details, content)
             self.refused.labels("held").inc()
             log.warning("mail: held a mail claiming to be from %s (not authenticated)", mail.sender)
-            return f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
+            held = f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
+            return [statuses.get(r, held) for r in recipients]
         for to, kind in targets:
             event = self._command(mail, files) if kind == "command" else None
             await self.hub.submit(event or self._event(mail, to, files))
             self.received.labels(kind).inc()
-        return "250 2.0.0 OK"
+        return [statuses.get(r, "250 2.0.0 OK") for r in recipients]
 
     def _targets(self, recipients: list[str]) -> list[tuple[str, str]]:
         """Where a person's mail goes: ("group:<slug>" | "item:<id>", the kind) for each
@@ -184,7 +252,16 @@ class MailReceiver:
         authenticated, refused where it is not allowed."""
         if not await self._authenticated(mail, raw):
             details = {"from": mail.sender, "to": recipients, "subject": mail.subject[:200]}
-            content = {"newsletter": recipients, "subject": mail.subject, "files": []}
+            # what `email release` makes of it: the same entry, the same dedup keys
+            held = entry_of(mail)
+            content = {
+                "newsletter": recipients,
+                "subject": mail.subject,
+                "files": [],
+                "sender": mail.sender,
+                "message_id": mail.message_id,
+                "entry": {"title": held.title, "url": held.url, "text": held.text},
+            }
             now = self.hub.clock.now()
             await self.hub.call(records.hold, self.hub.core, now, None, details, content)
             self.refused.labels("held").inc()

@@ -3,7 +3,6 @@ address belongs to, held mails, bounces, unsubscribes. Synchronous: run with Hub
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -12,7 +11,8 @@ from adapters.email.newsletter import Entry
 from bot.core import Core
 from bot.digest import reschedule, schedule_of
 from bot.message import Message
-from store.models import MAIL_PLATFORM, Item, ItemKind, NotifyMode, Visibility
+from bot.newsletters import add_entry
+from store.models import MAIL_PLATFORM, NotifyMode, Visibility
 
 # The "group" of an unsubscribe link in a digest: all digests (as `digest off` does).
 DIGESTS = 0
@@ -243,42 +243,21 @@ def confirmation_to_moderators(
         return "forwarded"
 
 
-def _key(kind: str, value: str) -> str:
-    """A dedup key in feed_entry_keys' shape (kind + SHA-256), shared with feeds."""
-    return kind + hashlib.sha256(value.encode("utf-8", errors="replace")).hexdigest()[:63]
-
-
 def newsletter_entry(
     core: Core, slug: str, sender: str, entry: Entry, message_id: str, now: datetime
 ) -> Literal["posted", "duplicate", "not_allowed"]:
-    """A newsletter's entry in the group, as a feed entry (to digests, searchable), if
-    the group allowed its sender; one per Message-ID and per link (the group's feeds and
-    newsletters share the keys)."""
+    """A newsletter's entry in the group (bot.newsletters.add_entry), in its own
+    transaction."""
     with core.db.uow() as uow:
-        group = uow.groups.by_slug(slug)
-        if group is None or not uow.mail.sender_allowed(group.id, sender):
-            return "not_allowed"
-        keys = [_key("m", message_id.strip().lower())] if message_id.strip() else []
-        if entry.url:
-            keys.append(_key("l", entry.url))
-        if not keys or uow.feeds.known_keys(group.id, keys):
-            return "duplicate"
-        item = uow.items.add(
-            Item(
-                group_id=group.id,
-                author_id=None,
-                kind=ItemKind.FEED_ENTRY,
-                text=entry.text,
-                url=entry.url,
-                title=entry.title or entry.url or None,
-                source_platform="feed",
-                created_at=now,
-                published_at=now,
-                site_name=sender,
-            )
-        )
-        uow.feeds.add_keys(
-            [{"group_id": group.id, "key": k, "item_id": item.id, "created_at": now} for k in keys]
+        outcome = add_entry(
+            uow,
+            slug,
+            sender,
+            title=entry.title,
+            url=entry.url,
+            text=entry.text,
+            message_id=message_id,
+            now=now,
         )
         uow.commit()
-        return "posted"
+        return outcome

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -14,13 +14,42 @@ def host_port(value: str) -> tuple[str, int]:
     """ "127.0.0.1:2525" -> ("127.0.0.1", 2525); "[::1]:25" -> ("::1", 25)."""
     host, sep, port = value.strip().rpartition(":")
     if not sep or not port.isdigit() or not host or int(port) > 65535:
-        raise ValueError("must be host:port, like 0.0.0.0:2525 (port 0 picks a free port)")
+        raise ValueError(
+            "must be host:port, like 0.0.0.0:2525 (port 0 picks a free port), "
+            "lmtp://host:port or lmtp:/path/to/socket"
+        )
     return host.strip("[]"), int(port)
+
+
+class Listen(NamedTuple):
+    """Where the mail listener listens, and which protocol it speaks there."""
+
+    protocol: Literal["smtp", "lmtp"]
+    host: str = ""
+    port: int = 0
+    path: str | None = None  # a unix socket (LMTP only)
+
+
+def listen_at(value: str) -> Listen:
+    """ "127.0.0.1:2525" or "smtp://127.0.0.1:2525": SMTP; "lmtp://127.0.0.1:2424": LMTP
+    over TCP; "lmtp:/run/pinwall/lmtp.sock": LMTP on a unix socket (the MTA delivers to
+    a local socket, as Postfix's lmtp transport does)."""
+    value = value.strip()
+    scheme, sep, rest = value.partition(":")
+    if sep and scheme.lower() in ("smtp", "lmtp") and rest.startswith("/"):
+        protocol: Literal["smtp", "lmtp"] = "lmtp" if scheme.lower() == "lmtp" else "smtp"
+        if rest.startswith("//"):
+            return Listen(protocol, *host_port(rest[2:]))
+        if protocol == "lmtp":
+            return Listen("lmtp", path=rest)
+        raise ValueError("must be smtp://host:port, lmtp://host:port or lmtp:/path/to/socket")
+    return Listen("smtp", *host_port(value))
 
 
 class MailSettings(Settings):
     # Where Pinwall takes mail for PINWALL_MAIL_DOMAIN (the company's mail server routes
-    # that subdomain here); unset: no mail is received.
+    # that subdomain here): host:port (SMTP), lmtp://host:port or lmtp:/path (LMTP);
+    # unset: no mail is received.
     mail_listen: str | None = None
     mail_domain: str | None = None
     # Whose Authentication-Results header Pinwall believes (the receiving MTA's own
@@ -40,7 +69,7 @@ class MailSettings(Settings):
     @classmethod
     def _listen(cls, value: str | None) -> str | None:
         if value:
-            host_port(value)
+            listen_at(value)
         return value or None
 
     @field_validator("mail_domain")
@@ -65,5 +94,5 @@ class MailSettings(Settings):
     def mail_configured(self) -> bool:
         return bool(self.mail_listen or self.smtp_host)
 
-    def mail_listen_address(self) -> tuple[str, int] | None:
-        return host_port(self.mail_listen) if self.mail_listen else None
+    def mail_listen_address(self) -> Listen | None:
+        return listen_at(self.mail_listen) if self.mail_listen else None

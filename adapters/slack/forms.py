@@ -19,6 +19,7 @@ from adapters.slack.inbound import Inbound, SlackUser
 from adapters.slack.modals import (
     form_submission,
     form_view,
+    may_comment,
     postable_groups_of,
     propose_form,
     said,
@@ -51,15 +52,23 @@ class SlackForms:
         raise NotImplementedError
 
     async def _ask(self, found: Inbound) -> bool:
-        """Opens the reason modal for a Reject / Request changes press; False where the
-        person may not decide on it now or it could not open (no trigger, expired, Slack
-        down): then the press is recorded and the core answers or asks by message."""
+        """Opens the reason modal for a Reject / Request changes press (or the comment
+        modal for Comment); False where the person may not decide on it now (or read the
+        post) or it could not open (no trigger, expired, Slack down): then the press is
+        recorded and the core answers or asks by message."""
         assert found.button is not None
         user = await self.user(found.user_id)
         if user is None or user.is_bot or user.deleted or not found.trigger_id:
             return False
         action, value, _ref = found.button
-        if not await self.hub.call(decides_now, self.hub.core, PLATFORM, found.user_id, value):
+        if action == "item.comment":
+            # In the direct chat the next message is the comment; in a channel the
+            # question would be shown to the asker alone, with no way to answer it there.
+            if found.conversation.direct or found.home:
+                return False
+            if not await self.hub.call(may_comment, self.hub.core, PLATFORM, found.user_id, value):
+                return False  # the core answers the press: not theirs to read
+        elif not await self.hub.call(decides_now, self.hub.core, PLATFORM, found.user_id, value):
             return False  # the core answers the press: not theirs to decide, or decided
         t = Translator(await self._language(found.user_id, user.locale))
         metadata = inbound.reason_metadata(found, self._modal_key)

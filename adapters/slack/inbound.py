@@ -454,7 +454,8 @@ def _mac(raw: str, key: bytes) -> str:
 
 def view_submission(body: dict[str, Any], key: bytes) -> Inbound | str | None:
     """The submitted reason modal as the press it answers, with the reason typed; the
-    string "empty" when no reason was typed (Slack shows the error in the modal); None
+    string "empty" (or "empty_comment") when nothing was typed (Slack shows the error in
+    the modal); None
     for a modal that is not Pinwall's, was tampered with or submitted by someone else."""
     view = body.get("view") or {}
     raw, _, mac = str(view.get("private_metadata") or "").rpartition(".")
@@ -471,7 +472,7 @@ def view_submission(body: dict[str, Any], key: bytes) -> Inbound | str | None:
     typed = ((values.get(REASON_BLOCK) or {}).get(REASON_INPUT) or {}).get("value")
     reason = str(typed or "").strip()
     if not reason:
-        return "empty"
+        return "empty_comment" if REASON_ACTIONS[data["a"]] == "comment" else "empty"
     channel = str(data.get("c") or user)
     ref = (
         MessageRefIn(conversation=channel, message_id=str(data["m"]))

@@ -65,6 +65,23 @@ def postable_groups_of(core: Core, platform: str, external_id: str) -> list[Grou
         return [GroupChoice(g.slug, g.name) for g in groups]
 
 
+def may_comment(core: Core, platform: str, external_id: str, value: str) -> bool:
+    """Whether the person behind this account may read (and so comment on) the post the
+    Comment button with this value names; the core answers a press otherwise."""
+    if not value.isdigit():
+        return False
+    with core.db.uow() as uow:
+        account = uow.people.account(platform, external_id)
+        person = uow.people.get(account.person_id) if account else None
+        if person is None or not person.active:
+            return False
+        try:
+            Policy(uow, person).item(int(value))
+        except UserError:
+            return False
+        return True
+
+
 def _mac(raw: str, key: bytes) -> str:
     return hmac.new(key, raw.encode(), hashlib.sha256).hexdigest()[:32]
 
@@ -240,6 +257,8 @@ SETTINGS_CALLBACK = "pw:settings"
 OUTLET_BLOCK, OUTLET_INPUT = "outlet", "outlet_input"
 LANGUAGE_BLOCK, LANGUAGE_INPUT = "language", "language_input"
 ZONE_BLOCK, ZONE_INPUT = "timezone", "timezone_input"
+DIGEST_BLOCK, DIGEST_INPUT = "digest", "digest_input"
+DIGEST_VIA = ("messenger", "mail")  # `settings digest <via>`
 ITEM_BLOCK, ITEM_INPUT = "item", "item_input"
 AT_BLOCK, AT_INPUT = "at", "at_input"
 # The zones offered first (the company's people are mostly in Europe); then every other
@@ -357,8 +376,12 @@ def propose_modal(outlets: list[str], metadata: str, t: Translator) -> dict[str,
     return view
 
 
-def settings_modal(language: str, zone: str, metadata: str, t: Translator) -> dict[str, Any]:
-    """The person's language and time zone as selects, showing what they have."""
+def settings_modal(
+    language: str, zone: str, metadata: str, t: Translator, digest_via: str | None = None
+) -> dict[str, Any]:
+    """The person's language and time zone as selects, showing what they have; and where
+    digests go (`digest_via`: "messenger" or "mail"), for who has a verified address
+    while mail runs (None: not offered)."""
     languages = [
         {"text": _plain(to_plain(t(f"language.{code}")), MAX_OPTION_TEXT), "value": code}
         for code in LANGUAGES
@@ -390,6 +413,19 @@ def settings_modal(language: str, zone: str, metadata: str, t: Translator) -> di
         _input(LANGUAGE_BLOCK, to_plain(t("slack.settings.language")), chosen_language),
         _input(ZONE_BLOCK, to_plain(t("slack.settings.timezone")), chosen_zone),
     ]
+    if digest_via in DIGEST_VIA:
+        ways = [
+            {
+                "text": _plain(to_plain(t(f"slack.settings.digest_{via}")), MAX_OPTION_TEXT),
+                "value": via,
+            }
+            for via in DIGEST_VIA
+        ]
+        chosen_via = _select(DIGEST_INPUT, ways, to_plain(t("slack.settings.digest")))
+        chosen_via["initial_option"] = next(o for o in ways if o["value"] == digest_via)
+        view["blocks"].append(
+            _input(DIGEST_BLOCK, to_plain(t("slack.settings.digest")), chosen_via)
+        )
     return view
 
 
@@ -470,6 +506,9 @@ def settings_commands(values: dict[str, Any], data: dict[str, Any]) -> list[str]
         out.append(f"language {language}")
     if zone and zone != data.get("z"):
         out.append(f"timezone {zone}")
+    via = _chosen(values, DIGEST_BLOCK, DIGEST_INPUT)
+    if data.get("d") and via in DIGEST_VIA and via != data.get("d"):  # offered, and changed
+        out.append(f"digest {via}")
     return out
 
 
@@ -481,8 +520,9 @@ def form_view(
     t = Translator(home.language)
     outlets = [o for o in outlets if len(o) <= MAX_OPTION_VALUE]
     if command == ("settings", ""):
-        data = {"u": user, "l": home.language, "z": home.timezone}
-        return settings_modal(home.language, home.timezone, sign(data, key), t)
+        via = ("mail" if home.digest_by_mail else "messenger") if home.has_mail else None
+        data = {"u": user, "l": home.language, "z": home.timezone, "d": via}
+        return settings_modal(home.language, home.timezone, sign(data, key), t, via)
     if command == ("propose", "") and outlets:
         return propose_modal(outlets, sign({"u": user}, key), t)
     return None

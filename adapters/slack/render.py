@@ -47,7 +47,13 @@ MAX_PLACEHOLDER = 150
 ACTION_PREFIX = "pw:"
 OPEN_ACTION = ACTION_PREFIX + "open"  # a link button: Slack opens it, Pinwall ignores the press
 # Reject / Request changes by button: Slack asks for the reason in a modal at once.
-REASON_ACTIONS = {"proposal.reject": "reject", "proposal.changes": "changes"}
+# Presses that Slack answers with a modal asking for a text (the reason of a decision, a
+# comment: a question shown in a channel to the asker alone could not be answered there).
+REASON_ACTIONS = {
+    "proposal.reject": "reject",
+    "proposal.changes": "changes",
+    "item.comment": "comment",
+}
 REASON_CALLBACK = "pw:reason"
 REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
 MAX_MODAL_TITLE = 24  # a modal's title, submit and close labels
@@ -485,48 +491,45 @@ def _proposal_text(p: HomeProposal, t: Translator) -> str:
 
 def reason_modal(action: str, value: str, metadata: str, t: Translator) -> dict[str, Any]:
     """The modal that asks a gatekeeper for the reason of a rejection (or of the changes
-    they request); the press travels in its private_metadata."""
-    reject = REASON_ACTIONS[action] == "reject"
+    they request), or anyone for their comment on a post; the press travels in its
+    private_metadata."""
+    kind = REASON_ACTIONS[action]
     raw_id = value.partition(":")[0]
-    proposal = show_id(int(raw_id), "proposal") if raw_id.isdigit() else "?"
+    ref = (
+        show_id(int(raw_id), "item" if kind == "comment" else "proposal")
+        if raw_id.isdigit()
+        else "?"
+    )
+    submit = {"reject": "reject_submit", "changes": "changes_submit", "comment": "comment_submit"}
 
     def plain(text: str, limit: int) -> dict[str, Any]:
         return {"type": "plain_text", "text": cut(text, limit), "emoji": True}
+
+    def said(key: str) -> str:
+        return to_plain(t(f"reason_modal.{key}", proposal=ref, item=ref))
 
     return {
         "type": "modal",
         "callback_id": REASON_CALLBACK,
         "private_metadata": metadata[:MAX_METADATA],
-        "title": plain(
-            to_plain(
-                t("reason_modal.reject_title", proposal=proposal)
-                if reject
-                else t("reason_modal.changes_title", proposal=proposal)
-            ),
-            MAX_MODAL_TITLE,
-        ),
-        "submit": plain(
-            to_plain(t("reason_modal.reject_submit" if reject else "reason_modal.changes_submit")),
-            MAX_MODAL_TITLE,
-        ),
-        "close": plain(to_plain(t("reason_modal.cancel")), MAX_MODAL_TITLE),
+        "title": plain(said(f"{kind}_title"), MAX_MODAL_TITLE),
+        "submit": plain(said(submit[kind]), MAX_MODAL_TITLE),
+        "close": plain(said("cancel"), MAX_MODAL_TITLE),
         "blocks": [
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,
-                "label": plain(
-                    to_plain(
-                        t("reason_modal.reject_label" if reject else "reason_modal.changes_label")
-                    ),
-                    MAX_INPUT_LABEL,
-                ),
+                "label": plain(said(f"{kind}_label"), MAX_INPUT_LABEL),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": REASON_INPUT,
                     "multiline": True,
                     "min_length": 1,
                     "max_length": MAX_REASON,
-                    "placeholder": plain(to_plain(t("reason_modal.placeholder")), MAX_PLACEHOLDER),
+                    "placeholder": plain(
+                        said("comment_placeholder" if kind == "comment" else "placeholder"),
+                        MAX_PLACEHOLDER,
+                    ),
                 },
             }
         ],

@@ -15,7 +15,7 @@ from bot.message import Button, Message
 from bot.policy import may_moderate
 from bot.proposals import bridge_gatekeepers
 from store.models import Group, JoinOutcome, JoinRequest, NotifyMode, Person, Visibility
-from store.names import SLUG, slugify
+from store.names import RESERVED_SLUGS, SLUG, slugify
 
 
 def _visibility_label(ctx: Ctx, group: Group) -> Markup:
@@ -59,9 +59,10 @@ def _looks_like_a_title(word: str) -> bool:
 
 
 def _free_slug(ctx: Ctx, slug: str) -> str:
-    """The slug, or the first of slug-2, slug-3, ... that no group has."""
+    """The slug, or the first of slug-2, slug-3, ... that no group has (nor is reserved:
+    a title "Pinwall" gets pinwall-2)."""
     n, free = 1, slug
-    while ctx.uow.groups.by_slug(free) is not None:
+    while free in RESERVED_SLUGS or ctx.uow.groups.by_slug(free) is not None:
         n += 1
         free = f"{slug[: 31 - len(str(n))]}-{n}"
     return free
@@ -80,6 +81,8 @@ def on_group_create(ctx: Ctx, cmd: Command) -> None:
         slug = typed.lower()
         if not SLUG.match(slug):
             raise UserError("error.bad_slug", slug=cmd.arg("slug"), usage_of="group create")
+        if slug in RESERVED_SLUGS:  # the group could not be mailed: its address is taken
+            raise UserError("error.slug_reserved", slug=slug, usage_of="group create")
         if ctx.uow.groups.by_slug(slug) is not None:
             raise UserError("error.slug_taken", slug=slug)
         name = (cmd.arg("name") or slug).strip()[:200]

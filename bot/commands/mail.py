@@ -4,25 +4,37 @@ a mail to a group's address becomes a post, a reply to a notification a comment.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.errors import HeaderParseError
 from email.headerregistry import Address
+from typing import Any
 
 from bot import access
 from bot import help as help_texts
 from bot.commands.sharing import add_comment, file_dicts, post
 from bot.core import Ctx
 from bot.errors import UserError, WrongCode
-from bot.events import Actor, Conversation, InboundFile, MessageReceived, Meta
+from bot.events import (
+    Actor,
+    CommandInvoked,
+    Conversation,
+    Event,
+    InboundFile,
+    MessageReceived,
+    Meta,
+    dump_event,
+    load_event,
+)
 from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.ids import show_id
 from bot.markup import Markup
 from bot.message import Message, Target
+from bot.newsletters import add_entry
 from bot.policy import Policy
 from bot.words import fold
 from store.codes import new_code, normalize_code
-from store.models import MAIL_PLATFORM, HeldMail, ItemKind
+from store.models import MAIL_PLATFORM, HeldMail, InboxStatus, ItemKind
 
 CODE_MINUTES = 30
 CONFIRM_WORDS = frozenset({"confirm", "bestaetigen", "bestätigen"})
@@ -166,14 +178,18 @@ def _held_groups(ctx: Ctx, held: HeldMail) -> list[int]:
     return ids
 
 
+def _may_decide_group(ctx: Ctx, group_id: int) -> bool:
+    if ctx.policy.is_admin:
+        return True
+    membership = ctx.uow.groups.membership(ctx.person.id, group_id)
+    return membership is not None and membership.moderator
+
+
 def _may_decide(ctx: Ctx, held: HeldMail) -> bool:
     """Admins decide on every held mail, moderators on those for their groups."""
     if ctx.policy.is_admin:
         return True
-    return any(
-        (m := ctx.uow.groups.membership(ctx.person.id, group_id)) is not None and m.moderator
-        for group_id in _held_groups(ctx, held)
-    )
+    return any(_may_decide_group(ctx, group_id) for group_id in _held_groups(ctx, held))
 
 
 def on_email_held(ctx: Ctx, cmd: Command) -> None:
@@ -222,13 +238,25 @@ def _decidable(ctx: Ctx, held_id: int, usage: str) -> HeldMail:
 
 def on_email_release(ctx: Ctx, cmd: Command) -> None:
     """`mail release <id>`: the held mail becomes what it would have been had its sender
-    been verified: a post (or comment) of the person it is from, as them."""
+    been verified: a post, comment or command of the person it is from, as them, or a
+    newsletter's entry. It is recorded in the inbox as the mail itself would have been,
+    so that the same mail arriving again (authenticated, or redelivered) is taken once."""
     held = _decidable(ctx, int(cmd.arg("id")), "email release")
     content = held.content or {}
-    person = ctx.uow.people.get(held.person_id) if held.person_id is not None else None
-    account = ctx.uow.people.account(MAIL_PLATFORM, held.sender)
-    if content.get("newsletter") or person is None or account is None or not person.active:
-        raise UserError("mail.held.cannot_release", id=held.id, sender=held.sender)
+    if content.get("newsletter"):
+        _release_newsletter(ctx, held, content)
+    else:
+        _release_mail(ctx, held, content)
+    held.status, held.decided_by, held.decided_at = "released", ctx.person.id, ctx.now
+    ctx.audit("mail.released", held.sender, held=held.id)
+    ctx.reply("mail.held.released", id=held.id, sender=held.sender)
+
+
+def _held_events(held: HeldMail, content: dict[str, Any], now: datetime) -> list[Event]:
+    """The events the mail was (as the receiver made them when it held it); for a mail
+    held before they were kept, made again from its words."""
+    if "events" in content:
+        return [load_event(e) for e in content["events"]]
     files = tuple(
         InboundFile(
             name=str(f["name"]),
@@ -238,14 +266,14 @@ def on_email_release(ctx: Ctx, cmd: Command) -> None:
         )
         for f in content.get("files", [])
     )
-    for to in content.get("to", []):
-        event = MessageReceived(
+    return [
+        MessageReceived(
             meta=Meta(
                 platform=MAIL_PLATFORM,
                 event_id=f"held {held.id} {to}",
                 actor=Actor(platform=MAIL_PLATFORM, external_id=held.sender),
                 conversation=Conversation(external_id=held.sender, direct=True),
-                time=ctx.now,
+                time=now,
             ),
             text=str(content.get("text") or ""),
             attachments=files,
@@ -254,6 +282,29 @@ def on_email_release(ctx: Ctx, cmd: Command) -> None:
             subject=str(content.get("subject") or "") or None,
             to=str(to),
         )
+        for to in content.get("to", [])
+    ]
+
+
+def _release_mail(ctx: Ctx, held: HeldMail, content: dict[str, Any]) -> None:
+    person = ctx.uow.people.get(held.person_id) if held.person_id is not None else None
+    account = ctx.uow.people.account(MAIL_PLATFORM, held.sender)
+    if person is None or account is None or not person.active:
+        raise UserError("mail.held.cannot_release", id=held.id, sender=held.sender)
+    taken = 0
+    for event in _held_events(held, content, ctx.now):
+        # in the inbox, as if it had come authenticated: if it did since (or was
+        # released before), the inbox has it and it is not applied twice
+        recorded = ctx.uow.inbox.record(
+            MAIL_PLATFORM,
+            event.meta.event_id,
+            dump_event(event),
+            ctx.now,
+            status=InboxStatus.APPLIED,
+        )
+        if recorded is None:
+            continue
+        taken += 1
         # the person's own context: their rights, their language, answers to their address
         as_them = replace(
             ctx,
@@ -267,13 +318,49 @@ def on_email_release(ctx: Ctx, cmd: Command) -> None:
             replaces=None,
         )
         try:
-            on_mail(as_them, event)
+            match event:
+                case CommandInvoked(name=name, arguments=arguments):
+                    ctx.core.run_command(as_them, name, arguments)
+                case MessageReceived():
+                    on_mail(as_them, event)
         except UserError as err:  # what the mail asked for is not theirs to do (any more)
             reason = help_texts.error_text(ctx.core, err, ctx.t, ctx.platform)
             raise UserError("mail.held.refused", id=held.id, reason=reason) from None
-    held.status, held.decided_by, held.decided_at = "released", ctx.person.id, ctx.now
-    ctx.audit("mail.released", held.sender, held=held.id)
-    ctx.reply("mail.held.released", id=held.id, sender=held.sender)
+    if not taken:
+        raise UserError("mail.held.already_received", id=held.id, sender=held.sender)
+
+
+def _release_newsletter(ctx: Ctx, held: HeldMail, content: dict[str, Any]) -> None:
+    """A held newsletter: its entry in each of its groups that the releaser decides on
+    and that allowed its sender (once per Message-ID and link, as when it arrives)."""
+    entry = content.get("entry")
+    if not isinstance(entry, dict):  # held before its entry was kept
+        raise UserError("mail.held.cannot_release", id=held.id, sender=held.sender)
+    sender = str(content.get("sender") or held.sender)
+    outcomes: list[str] = []
+    refused: list[str] = []
+    for recipient in content.get("newsletter", []):
+        slug = str(recipient).strip("<>").partition("@")[0].partition("+")[2]
+        group = ctx.uow.groups.by_slug(slug)
+        if group is None or not _may_decide_group(ctx, group.id):
+            continue
+        outcome = add_entry(
+            ctx.uow,
+            slug,
+            sender,
+            title=str(entry.get("title") or ""),
+            url=entry.get("url") or None,
+            text=str(entry.get("text") or ""),
+            message_id=str(content.get("message_id") or ""),
+            now=ctx.now,
+        )
+        outcomes.append(outcome)
+        if outcome == "not_allowed":
+            refused.append(slug)
+    if "posted" not in outcomes and refused:
+        raise UserError("mail.held.sender_not_allowed", id=held.id, sender=sender, slug=refused[0])
+    if "posted" not in outcomes:
+        raise UserError("mail.held.already_received", id=held.id, sender=sender)
 
 
 def on_email_drop(ctx: Ctx, cmd: Command) -> None:

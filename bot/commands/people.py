@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot import linking
+from bot import linking, settings_menu
 from bot.access import CONSOLE_ADMIN, admin_by_setting, check_code_tries
 from bot.commands.common import find_person, mail_account
 from bot.commands.digests import times_line
@@ -157,6 +157,7 @@ HANDLERS = Handlers(
         "link": on_link,
     },
     actions={
+        settings_menu.ACTION: settings_menu.on_pressed,
         linking.CONFIRM_ACTION: on_link_confirm,
         linking.DENY_ACTION: on_link_deny,
     },

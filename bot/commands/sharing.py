@@ -239,14 +239,16 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
         # The author may have lost sight of the group since (removed, or never allowed).
         and may_read(author, group, ctx.uow.groups.membership(author.id, group.id))
     ):
-        ctx.tell(
-            author,
+        told = ctx.core.translator(author)(
             "comment.told",
             handle=ctx.person.handle,
             item=show_id(item.id, "item"),
             group=group.name,
             text=text[:500],
         )
+        # "comment_on": by mail, a reply to this notice comments on the post
+        meta = {"mentions": mentions_of(ctx.person), "comment_on": item.id}
+        ctx.core.send_to_person(ctx.uow, author, Message(text=told, meta=meta), ctx.now)
 
 
 ACK = "✅"
@@ -265,8 +267,10 @@ def _ack(ctx: Ctx) -> dict[str, Any]:
 
 
 def _relay_comment(ctx: Ctx, item: Item, text: str) -> None:
-    """Shows the comment threaded under every room copy of the post, but where it was said."""
-    here = (ctx.platform, ctx.event.meta.conversation.external_id)
+    """Shows the comment threaded under every room copy of the post, but where it was said
+    (typed into a form with a press, it was said nowhere: every copy shows it)."""
+    said_in = isinstance(ctx.event, MessageReceived)
+    here = (ctx.platform, ctx.event.meta.conversation.external_id) if said_in else None
     t = ctx.core.translator(None)  # rooms speak the default language
     body = t("comment.relayed", handle=ctx.person.handle, item=show_id(item.id, "item"), text=text)
     seen: set[tuple[str, str]] = set()
@@ -412,7 +416,11 @@ def on_share_pick(ctx: Ctx, value: str) -> None:
 
 
 def on_comment_button(ctx: Ctx, value: str) -> None:
-    item, _ = ctx.policy.item(int(value) if value.isdigit() else 0)
+    item, group = ctx.policy.item(int(value) if value.isdigit() else 0)
+    typed = ctx.event.text if isinstance(ctx.event, ButtonPressed) else None
+    if typed is not None:  # typed with the press (Slack's comment modal): no question
+        add_comment(ctx, item, group, typed)
+        return
     ctx.uow.state.set_prompt(ctx.person.id, "comment", item.id, ctx.now)
     # Read by everyone in a shared room, whose next message there is a post: the answer
     # is the reply to the question (Telegram's ForceReply opens it), which says so. (A

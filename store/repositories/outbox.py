@@ -330,6 +330,22 @@ class OutboxRepository(Repo):
         )
         return found is not None
 
+    def reached_directly(self, person_id: int, platform: str) -> bool:
+        """Whether a direct message on this messenger has reached the person (so their
+        private chat with the bot is open: Telegram lets a bot write only to people who
+        started it)."""
+        found = self.s.scalar(
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.person_id == person_id,
+                OutboxMessage.platform == platform,
+                OutboxMessage.target_kind == "dm",
+                OutboxMessage.status == OutboxStatus.SENT,
+            )
+            .limit(1)
+        )
+        return found is not None
+
     def sent_as(self, platform: str, conversation: str, message_id: str) -> OutboxMessage | None:
         """The outbox message that became this platform message in this conversation (a
         room's; a direct chat's is addressed to the person), if it was one."""

@@ -132,7 +132,15 @@ def test_settings_that_belong_together() -> None:
     with pytest.raises(ValueError, match="must be host:port"):
         MailSettings(mail_listen="2525", mail_domain=DOMAIN)
     assert MailSettings(mail_listen="[::1]:25", mail_domain=DOMAIN).mail_listen_address() == (
+        "smtp",
         "::1",
         25,
+        None,
     )
+    lmtp = MailSettings(mail_listen="lmtp://127.0.0.1:2424", mail_domain=DOMAIN)
+    assert lmtp.mail_listen_address() == ("lmtp", "127.0.0.1", 2424, None)
+    socket = MailSettings(mail_listen="lmtp:/run/pinwall/lmtp.sock", mail_domain=DOMAIN)
+    assert socket.mail_listen_address() == ("lmtp", "", 0, "/run/pinwall/lmtp.sock")
+    with pytest.raises(ValueError, match="lmtp:/path/to/socket"):
+        MailSettings(mail_listen="smtp:/run/pinwall.sock", mail_domain=DOMAIN)
     assert not MailSettings().mail_configured  # off by default

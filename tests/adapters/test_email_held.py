@@ -79,3 +79,122 @@ async def test_a_held_mail_is_listed_released_as_its_sender_or_dropped(tmp_path:
             assert held.status == "dropped"
             assert "text" not in held.content
         assert "Keine zurückgehaltenen Mails" in await world.say("e1", "?mail gehalten")
+
+
+AUTHENTIC = (
+    b"Authentication-Results: mx.firma.test; dmarc=pass header.from=firma.test\r\n"
+    b"From: Anna Schmidt"
+)
+
+
+def _authentic(raw: bytes) -> bytes:
+    """The same mail as it comes when the MTA could verify Anna's domain."""
+    return raw.replace(b"From: Anna Schmidt", AUTHENTIC, 1)
+
+
+async def test_a_released_mail_is_in_the_inbox_so_the_same_mail_again_is_taken_once(
+    tmp_path: Path,
+) -> None:
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create vertrieb Vertrieb")
+        await world.say("e2", "?join vertrieb")
+        await world.verify("e2", ANNA)
+        first = sample("forged_from.eml")
+        await world.send(first, sender=ANNA, to=[VERTRIEB])
+        assert "Released" in await world.say("e1", "?email release 1")
+        with world.program.db.uow() as uow:
+            row = uow.inbox.get(MAIL_PLATFORM, "<forged-0001@mail.example.net> group:vertrieb")
+            assert row is not None  # recorded as the mail itself would have been
+        # the same mail redelivered, now verified: the inbox knows it, no second post
+        await world.send(_authentic(first), sender=ANNA, to=[VERTRIEB])
+        assert len(_posts(world)) == 1
+
+        # the other way round: held, then the same mail comes verified (posted), then a
+        # moderator releases the held copy: nothing twice, and they are told why
+        second = sample("forged_from.eml", **{"forged-0001": "forged-0002"})
+        await world.send(second, sender=ANNA, to=[VERTRIEB])
+        await world.send(_authentic(second), sender=ANNA, to=[VERTRIEB])
+        assert len(_posts(world)) == 2
+        answer = await world.say("e1", "?email release 2")
+        assert f"Held mail 2 from {ANNA} is on Pinwall already" in answer
+        assert "email drop 2" in answer
+        assert len(_posts(world)) == 2
+        with world.program.db.uow() as uow:
+            held = uow.mail.held_mail(2)
+            assert held is not None
+            assert held.status == "held"  # nothing changed: it can still be dropped
+
+
+async def test_a_held_command_is_released_as_its_sender(tmp_path: Path) -> None:
+    """A command mailed to pinwall@ whose sender could not be verified: only an admin
+    decides (it is for no group, not even the one it names); released, it runs as Anna
+    and she gets the answer."""
+    pinwall = f"pinwall@{DOMAIN}"
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create vertrieb Vertrieb")
+        await world.say("e3", "?group create einkauf Einkauf")  # e3 moderates Einkauf
+        await world.say("e2", "?join vertrieb")
+        await world.verify("e2", ANNA)
+        raw = (
+            f"From: Anna Schmidt <{ANNA}>\r\nTo: {pinwall}\r\nSubject: Re: Pinwall\r\n"
+            "Message-ID: <held-command-1@mail.example.net>\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\njoin einkauf\r\n"
+        ).encode()
+        response = await world.send(raw, sender=ANNA, to=[pinwall])
+        assert "waits for a moderator" in str(response)
+        assert "No held mails wait for you." in await world.say("e3", "?email held")
+        listing = await world.say("e1", "?email held")
+        assert f"{ANNA} → commands · Re: Pinwall" in listing
+        mails = len(world.sink.to(ANNA))
+        assert "Released: held mail 1" in await world.say("e1", "?email release 1")
+        with world.program.db.uow() as uow:
+            group = uow.groups.by_slug("einkauf")
+            account = uow.people.account(MAIL_PLATFORM, ANNA)
+            assert group is not None
+            assert account is not None
+            assert uow.groups.membership(account.person_id, group.id) is not None
+        [answer] = world.sink.to(ANNA)[mails:]
+        assert "Einkauf" in plain(answer)
+        # the same mail again, verified: the inbox has it, it is not run twice
+        await world.send(_authentic(raw), sender=ANNA, to=[pinwall])
+        assert len(world.sink.to(ANNA)) == mails + 1
+
+
+async def test_a_held_newsletter_is_released_as_an_entry_once_its_sender_is_allowed(
+    tmp_path: Path,
+) -> None:
+    news = "newsletter@news.example.com"
+    letters = f"newsletter+vertrieb@{DOMAIN}"
+    async with mail_world(tmp_path) as world:
+        await world.say("e1", "?group create vertrieb Vertrieb")
+        await world.say("e1", "?settings language de")
+        held = sample("newsletter_tracking.eml", **{"dmarc=pass": "dmarc=fail"}).replace(
+            b"dkim=pass", b"dkim=fail"
+        )
+        await world.send(held, sender=news, to=[letters])
+        # not allowed yet: the release says what to do first, and changes nothing
+        answer = await world.say("e1", "?mail freigeben 1")
+        assert (
+            f"noch nicht an vertrieb schicken darf. Erlaube ihn zuerst: newsletter vertrieb {news}"
+            in answer
+        )
+        await world.say("e1", f"?newsletter vertrieb {news}")
+        assert "Freigegeben: Die zurückgehaltene Mail 1" in await world.say(
+            "e1", "?mail freigeben 1"
+        )
+        with world.program.db.uow() as uow:
+            group = uow.groups.by_slug("vertrieb")
+            assert group is not None
+            entries = [uow.items.get(line.id) for line in uow.items.lines(group.id, 10)]
+            assert [(e.title, e.url) for e in entries if e] == [
+                (
+                    "Branchen-News: Die Woche im Handel",
+                    "https://handel.example.org/artikel/preise-2027",
+                )
+            ]
+        # the same newsletter arriving verified: its Message-ID and link are known
+        await world.send(sample("newsletter_tracking.eml"), sender=news, to=[letters])
+        with world.program.db.uow() as uow:
+            again = uow.groups.by_slug("vertrieb")
+            assert again is not None
+            assert len(uow.items.lines(again.id, 10)) == 1

@@ -104,3 +104,54 @@ def test_the_address_needs_the_scope_and_confirmation_or_a_trusted_workspace() -
     assert user_from_info(foreign, "T0PINWALL", True).email is None
     bot = {**eve, "is_bot": True, "is_email_confirmed": True}
     assert user_from_info(bot, "T0PINWALL", True).email is None
+
+
+async def test_the_settings_modal_offers_digests_by_mail_to_who_has_an_address(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    assert sp.slack is not None
+    for user, dm in (("U4DORA", "D0DORA"), ("U5EVE", "D0EVE")):
+        await sp.slack.slash_command(user, dm, "whoami")
+    await sp.settled()
+
+    # Dora has a verified address and mail runs: a third select, showing where digests go
+    await sp.slack.slash_command("U4DORA", "D0DORA", "settings")
+    await fake.wait_for_async(lambda: bool(fake.views), what="the settings modal")
+    view = fake.views[-1].view
+    assert view["callback_id"] == "pw:settings"
+    blocks = {b["block_id"]: b for b in view["blocks"]}
+    assert list(blocks) == ["language", "timezone", "digest"]
+    digest = blocks["digest"]["element"]
+    assert blocks["digest"]["label"]["text"] == "Digests"
+    assert [(o["value"], o["text"]["text"]) for o in digest["options"]] == [
+        ("messenger", "Here on Slack"),
+        ("mail", "By mail"),
+    ]
+    assert digest["initial_option"]["value"] == "messenger"
+    await sp.slack.view_submission("U4DORA", {"digest": "mail"})
+    await sp.settled()
+    with sp.db.uow() as uow:
+        dora = uow.people.by_handle("dora")
+        assert dora is not None
+        assert dora.digest_by_mail is True
+        assert dora.language is None  # only what changed is set
+
+    # in German, showing mail now; back to Slack
+    await sp.slack.slash_command("U4DORA", "D0DORA", "settings language de")
+    await sp.settled()
+    await sp.slack.slash_command("U4DORA", "D0DORA", "settings")
+    await fake.wait_for_async(lambda: len(fake.views) == 2, what="the second settings modal")
+    blocks = {b["block_id"]: b for b in fake.views[-1].view["blocks"]}
+    assert blocks["digest"]["label"]["text"] == "Zusammenfassungen"
+    assert blocks["digest"]["element"]["initial_option"]["text"]["text"] == "Per Mail"
+    await sp.slack.view_submission("U4DORA", {"digest": "messenger"})
+    await sp.settled()
+    with sp.db.uow() as uow:
+        dora = uow.people.by_handle("dora")
+        assert dora is not None
+        assert dora.digest_by_mail is False
+
+    # Eve has no address: no such select
+    await sp.slack.slash_command("U5EVE", "D0EVE", "settings")
+    await fake.wait_for_async(lambda: len(fake.views) == 3, what="Eve's settings modal")
+    assert [b["block_id"] for b in fake.views[-1].view["blocks"]] == ["language", "timezone"]

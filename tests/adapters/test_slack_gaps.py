@@ -11,9 +11,9 @@ from zoneinfo import available_timezones
 
 from sqlalchemy import select
 
-from store.models import Item, ItemFile, Proposal, Reaction
+from store.models import Comment, Item, ItemFile, Proposal, Reaction
 from tests.adapters import test_slack
-from tests.adapters.test_slack import SlackPinwall, question_to, texts
+from tests.adapters.test_slack import SlackPinwall, button_of, question_to, texts
 from tests.fakes.slack import FakeSlack
 
 fake, sp = test_slack.fake, test_slack.sp  # its fixtures, used here
@@ -197,3 +197,82 @@ async def test_a_like_taken_back_on_slack_unlikes_in_place(
     with sp.db.uow() as uow:
         assert uow.session.scalars(select(Reaction)).all() == []
     assert len(fake.posted) == posted  # in place, no message
+
+
+async def test_the_comment_button_in_a_channel_opens_a_modal_whose_text_is_the_comment(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """In a channel, "what is your comment?" would be shown to the asker alone, and their
+    next message there would be a post: the Comment button opens a modal instead."""
+    assert sp.slack is not None
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "group create marketing Marketing", channel_name="marketing"
+    )
+    await sp.settled()
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
+    )
+    await sp.slack.slash_command("U2BOB", fake.dm_channel("U2BOB"), "join marketing")
+    await sp.on_console("admin", "/join marketing")
+    await sp.on_console("admin", "/share marketing Neuer Katalog")
+    await fake.wait_for_async(
+        lambda: any("Neuer Katalog" in texts([p]) for p in fake.messages_in("C1MARKET")), 10
+    )
+    [card] = [p for p in fake.messages_in("C1MARKET") if "Neuer Katalog" in texts([p])]
+    before = len(fake.messages_in("C1MARKET"))
+    action_id, value = button_of(card, "Comment")
+    await sp.slack.block_action("U2BOB", "C1MARKET", card.ts, action_id, value)
+    await fake.wait_for_async(lambda: bool(fake.views), what="the comment modal")
+    [modal] = fake.views
+    assert (modal.user, modal.view["title"]["text"]) == ("U2BOB", "Comment on #1")
+    blank = await sp.slack.view_submission("U2BOB", "   ")
+    assert blank.json() == {
+        "response_action": "errors",
+        "errors": {"reason": "Please write a comment."},
+    }
+    await sp.slack.view_submission("U2BOB", "Great, the prices are right")
+    await sp.printed_eventually("admin", "Great, the prices are right")  # told the author
+    with sp.db.uow() as uow:
+        assert [c.text for c in uow.session.scalars(select(Comment))] == [
+            "Great, the prices are right"
+        ]
+    # No question in the channel; the comment in the post's thread; "saved" to Bob alone.
+    await fake.wait_for_async(
+        lambda: any(
+            p.thread_ts == card.ts and "Great, the prices are right" in texts([p])
+            for p in fake.messages_in("C1MARKET")
+        ),
+        what="the comment in the thread",
+    )
+    later = fake.messages_in("C1MARKET")[before:]
+    assert [p.thread_ts for p in later if p.kind == "message"] == [card.ts]
+    [saved] = [p for p in fake.ephemerals if "is saved" in texts([p])]
+    assert (saved.channel, saved.user) == ("C1MARKET", "U2BOB")
+
+
+async def test_a_private_answer_with_a_file_asked_for_in_a_channel_goes_to_the_dm(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """A message to one person in a channel (ephemeral) cannot carry files: the CSV of
+    the confirmations goes to the asker's direct chat, the channel is told so."""
+    assert sp.slack is not None
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "group create marketing Marketing", channel_name="marketing"
+    )
+    await sp.settled()
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "announce marketing Inventur am Freitag --confirm"
+    )
+    await sp.settled()
+    await sp.slack.slash_command("U1ALICE", "C1MARKET", "announcement A1 csv")
+    dm = fake.dm_channel("U1ALICE")
+    await fake.wait_for_async(
+        lambda: any(p.kind == "file" for p in fake.messages_in(dm)), what="the CSV in the DM"
+    )
+    [csv] = [p for p in fake.messages_in(dm) if p.kind == "file"]
+    assert csv.files[0]["name"] == "A1-confirmations.csv"
+    assert not any(p.kind == "file" for p in fake.messages_in("C1MARKET"))
+    await fake.wait_for_async(
+        lambda: any("privaten Chat" in texts([p]) for p in fake.messages_in("C1MARKET")),
+        what="the pointer in the channel",
+    )

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from store.db import Database
-from store.models import Item, Membership
+from store.models import MAIL_PLATFORM, Item, Membership
 from tests.adapters.conftest import FRANZ, TelegramPinwall, running
 from tests.fakes.telegram import FakeTelegram
 
@@ -146,3 +146,75 @@ async def test_the_franchisee_story_in_german_without_one_usage_error(
     assert not [line for line in said if "So geht's" in line or "Es fehlt" in line], said
     with db.uow() as uow:
         assert uow.session.scalar(select(func.count()).select_from(Item)) == 1
+
+
+def _franz(tg: TelegramPinwall) -> Any:
+    with tg.db.uow() as uow:
+        account = uow.people.account("telegram", str(FRANZ.id))
+        assert account is not None
+        person = uow.people.get(account.person_id)
+        assert person is not None
+        schedule = uow.digests.schedule(person.id)
+        return (
+            person.language,
+            person.digest_by_mail,
+            schedule.daily_minute if schedule else None,
+        )
+
+
+async def test_bare_settings_shows_a_menu_with_a_button_for_each_change(
+    db: Database, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    async with running(db, fake, tmp_path) as tg:
+        await tg.on_console("admin", "/group create marketing Marketing")
+        await member_on_telegram(tg)
+
+        # no address yet (and mail not running): language, zone and digest times only
+        fake.user_sends_command(FRANZ, None, "settings", "")
+        menu = await tg.bot_said(FRANZ.id, "Deine Einstellungen")
+        assert "Sprache: Deutsch" in (menu.text or "")
+        assert "Zusammenfassungen: täglich um 08:00, wöchentlich am Montag um 08:00" in (
+            menu.text or ""
+        )
+        assert labels(menu) == [
+            "English",
+            "Zeitzone …",
+            "Tägliche Zusammenfassung …",
+            "Wöchentliche Zusammenfassung …",
+            "Zusammenfassungen pausieren",
+        ]
+
+        # the daily time: the guide asks for it, his answer sets it
+        fake.user_presses(FRANZ, None, menu.message_id, data_of(menu, "Tägliche Zusammenfassung …"))
+        await tg.bot_said(FRANZ.id, "Um wie viel Uhr?")
+        fake.user_sends_text(FRANZ, None, "7:30")
+        await tg.bot_said(FRANZ.id, "07:30")
+        assert _franz(tg)[2] == 7 * 60 + 30
+
+        # mail runs and Franz has a verified address: digests by mail is offered
+        tg.core.settings.running.add(MAIL_PLATFORM)
+        with tg.db.uow() as uow:
+            account = uow.people.account("telegram", str(FRANZ.id))
+            assert account is not None
+            person = uow.people.get(account.person_id)
+            assert person is not None
+            uow.people.add_account(
+                person,
+                platform=MAIL_PLATFORM,
+                external_id="franz@firma.test",
+                now=tg.core.clock.now(),
+            )
+            uow.commit()
+        fake.user_sends_command(FRANZ, None, "settings", "")
+        menu = await tg.bot_said(FRANZ.id, "nicht per Mail an franz@firma.test")
+        assert labels(menu)[-1] == "Zusammenfassungen per Mail"
+        fake.user_presses(FRANZ, None, menu.message_id, data_of(menu, "Zusammenfassungen per Mail"))
+        await tg.bot_said(
+            FRANZ.id, "Deine Zusammenfassungen gehen jetzt per Mail an franz@firma.test"
+        )
+        assert _franz(tg)[1] is True
+
+        # and the language, by one press
+        fake.user_presses(FRANZ, None, menu.message_id, data_of(menu, "English"))
+        await tg.bot_said(FRANZ.id, "From now on I'll talk to you in English.")
+        assert _franz(tg)[0] == "en"

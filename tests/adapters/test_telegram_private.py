@@ -21,8 +21,11 @@ EN = Translator("en")
 BOT_LINK = "https://t.me/pinwall_test_bot"
 
 
-def pointer(name: str, t: Translator = DE) -> str:
-    """The one line a group gets when an answer went to the asker privately."""
+def pointer(name: str, t: Translator = DE, *, opened: bool = True) -> str:
+    """The one line a group gets when an answer went to the asker privately; with the
+    way to open the private chat while nothing has reached the asker there yet."""
+    if opened:
+        return to_plain(t("private.sent", name=name))
     return to_plain(t("private.sent_open", name=name, url=BOT_LINK))
 
 
@@ -82,6 +85,23 @@ async def test_a_stranger_cannot_take_over_an_admin_with_a_code_said_in_a_group(
         )
         # Nothing the group saw carries the code.
         assert all(code not in (m.text or "") for m in fake.sent_to(branch.id))
+
+
+async def test_the_way_to_open_the_private_chat_is_said_until_a_message_got_there(
+    fake: FakeTelegram, sqlite_db: Database, tmp_path: Path
+) -> None:
+    branch = TgChat.supergroup("Filiale Nord")
+    fake.add_chat(branch)
+    admins = frozenset({("telegram", str(BOSS.id))})
+    async with running(sqlite_db, fake, tmp_path, admins=admins) as tg:
+        fake.user_sends_command(BOSS, branch, "whoami")
+        await tg.bot_said(branch.id, "privaten Chat")
+        # Telegram refused the answer (she never started the bot): the line says how.
+        assert [m.text for m in fake.sent_to(branch.id)] == [pointer("Bettina", opened=False)]
+        await started(tg, fake, BOSS)
+        fake.user_sends_command(BOSS, branch, "whoami")
+        await fake.wait_for_async(lambda: len(fake.sent_to(branch.id)) == 2)
+        assert fake.sent_to(branch.id)[1].text == pointer("Bettina")
 
 
 async def test_personal_answers_said_in_a_group_go_to_the_private_chat(

@@ -340,3 +340,24 @@ async def test_errors_speak_the_persons_language(world: World) -> None:
     assert text.startswith(
         de("error.bad_choice", value="manchmal", choices="instant, daily, weekly, mute, mail")
     )
+
+
+async def test_a_reserved_mail_address_is_no_group_name(world: World) -> None:
+    """A group's slug is its mail address: pinwall@ and bounces@ are Pinwall's own,
+    postmaster@ and abuse@ the mail operators' — refused when typed, stepped over when
+    the slug comes from a title."""
+    await world.say("alice", "/whoami")
+    for slug in ("pinwall", "bounces", "postmaster", "abuse"):
+        text = await refused(world, "alice", f"/group create {slug}")
+        assert text.startswith(en("error.slug_reserved", slug=slug)), slug
+        assert "/group create <name>" in text
+    await world.say("alice", "/settings language de")
+    text = await refused(world, "alice", "/group create pinwall Pinwall-Team")
+    assert "ist eine von Pinwalls eigenen Mail-Adressen" in text
+    assert "Nimm einen anderen, z. B. pinwall-team." in text
+    # a title "Pinwall" makes the slug pinwall-2, which can be mailed
+    await world.say("alice", "/group create Pinwall")
+    with world.db.uow() as uow:
+        group = uow.groups.by_title("Pinwall")
+        assert group is not None
+        assert group.slug == "pinwall-2"

@@ -125,7 +125,15 @@ EXPANSIONS: dict[str, list[str]] = {
     "role.name.{}": [r.value for r in Role],
     "role.tag.{}": [r.value for r in Role if r.is_external],
     "group.visibility.{}": [v.value for v in Visibility],
+    "settings_menu.to_{}": ["en", "de"],
+    "slack.settings.digest_{}": ["messenger", "mail"],
     "notify.{}": [m.value for m in NotifyMode],
+    "reason_modal.{}": [
+        f"{kind}_{part}"
+        for kind in ("reject", "changes", "comment")
+        for part in ("title", "submit", "label")
+    ]
+    + ["cancel", "placeholder", "comment_placeholder"],
     "notify.mode.{}": [m.value for m in NotifyMode],
     "help.{}": [s.key for s in grammar.SPECS],
     "language.{}": list(LANGUAGES),
