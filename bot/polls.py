@@ -164,6 +164,8 @@ def poll_message(
     """The card: the question, each option with its votes (an anonymous poll's only once
     enough voted), and a button per option while it is open."""
     per, voters = uow.announcements.tally(poll.id)
+    if poll.anonymous:
+        mine = None  # every card is a stored message: none says what anyone chose
     ref = show_id(poll.id, "poll")
     shown = not poll.anonymous or voters >= core.settings.poll_anonymous_minimum
     closed = poll.closed_at is not None
@@ -423,11 +425,16 @@ def close_due(core: Core, now: datetime) -> int:
 
 
 def card_for(ctx: Ctx, poll: Poll) -> Message:
-    """The card as `show` opens it for the asker (with their own choices marked): a look
-    at the poll, not a copy of it, so no messenger starts a native poll of its own for it
-    (Matrix: answers go to the one started with the poll's copies, or by number here)."""
-    voter, _ = voter_key(ctx.core, poll, ctx.person)
-    mine = ctx.uow.announcements.choices_of(poll.id, voter)
+    """The card as `show` opens it for the asker (a named poll's with their own choices
+    marked; an anonymous one's without: the answer is a stored message, and no stored
+    message says what anyone chose): a look at the poll, not a copy of it, so no
+    messenger starts a native poll of its own for it (Matrix: answers go to the one
+    started with the poll's copies, or by number here)."""
+    mine = (
+        None
+        if poll.anonymous
+        else ctx.uow.announcements.choices_of(poll.id, voter_key(ctx.core, poll, ctx.person)[0])
+    )
     zone = ctx.core.timezone_of(ctx.person)
     card = poll_message(ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine)
     native = {**card.meta["native_poll"], "view": True}

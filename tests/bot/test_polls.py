@@ -194,3 +194,28 @@ async def test_a_poll_is_found_by_search_and_opened_by_show(world: World) -> Non
     assert [b.label for b in card.message.buttons] == ["1. Mo", "2. Di"]
     voted = await world.press("alice", card, 1)
     assert "✓ 2. Di: 1" in voted.text("alice")
+
+
+async def test_show_of_an_anonymous_poll_marks_no_choice_in_any_stored_message(
+    world: World,
+) -> None:
+    """Review finding: `show` marked the asker's own choice on an anonymous poll, and
+    that answer was stored in the outbox ("✓ 1. 12.1."): alice's vote, in plain text."""
+    await world.say("admin", "/group create filialen Filialen")
+    people = ["alice", "bob", "carol", "dave", "erin"]
+    for who in people:
+        await world.say(who, "/join filialen")
+        await world.say(who, "/notify filialen instant")
+    await world.say("admin", QUESTION + " --anonymous")
+    for n, who in enumerate(people):
+        await press(world, world.adapter, who, n % 2)  # alice: 12.1.
+    for lang, cmd in (("en", "/show #1"), ("de", "/zeigen #1")):
+        await world.say("alice", f"/settings language {lang}")
+        shown = (await world.say("alice", cmd)).to("alice")[-1].message
+        assert "1. 12.1.: 3" in shown.text  # the tally shows (five voted) ...
+        assert ("Umfrage" in shown.title) == (lang == "de")
+        assert "✓" not in shown.text  # ... but not what she chose
+    with world.db.uow() as uow:
+        outbox = [str(r[0]) for r in uow.session.execute(text("SELECT payload FROM outbox"))]
+    assert any("12.1.: 3" in p for p in outbox)
+    assert not any("✓" in p or "\\u2713" in p for p in outbox)
