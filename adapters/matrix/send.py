@@ -31,6 +31,7 @@ from adapters.matrix.client import (
     NETWORK_ERRORS,
     MatrixError,
     MatrixRateLimited,
+    crowded,
     expect,
     has_left,
 )
@@ -129,16 +130,23 @@ class MatrixSender:
 
     async def _room_for(self, target: Target) -> str:
         """The room a message goes to: a room as it is; a person's direct chat, opened
-        (a new room, the person invited as a direct chat) when there is none."""
+        (a new room, the person invited as a direct chat) when there is none. A direct
+        chat someone else was invited to or joined is one no longer: it is forgotten
+        (what goes there, everyone in it would read) and a new one opened."""
         if target.kind == "room":
             return target.address
         user = target.address
-        room_id = self._dm_rooms.get(user) or await self.hub.state.newest_direct_chat(
-            PLATFORM, user
-        )
-        if room_id is not None and not has_left(self._client, room_id, user):
-            self._dm_rooms[user] = room_id
-            return room_id
+        state = self.hub.state
+        room_id = self._dm_rooms.get(user) or await state.newest_direct_chat(PLATFORM, user)
+        while room_id is not None and not has_left(self._client, room_id, user):
+            if not crowded(self._client, room_id):
+                self._dm_rooms[user] = room_id
+                return room_id
+            log.info("Matrix: %s is no direct chat with %s any more (others in it)", room_id, user)
+            if self._dm_rooms.get(user) == room_id:
+                del self._dm_rooms[user]
+            await state.forget_direct_chat(PLATFORM, room_id)
+            room_id = await state.newest_direct_chat(PLATFORM, user)
         created = await self._call(
             self._client.room_create(
                 is_direct=True, invite=[user], preset=RoomPreset.trusted_private_chat

@@ -116,6 +116,7 @@ class _Batch:
     extra: list[Event] = field(default_factory=list)  # not from the timeline (an invite)
     encrypted: dict[str, str | None] = field(default_factory=dict)  # room -> partner
     gone: list[str] = field(default_factory=list)  # direct chats whose person left
+    shared: list[str] = field(default_factory=list)  # direct chats someone else came into
 
 
 class MatrixSync:
@@ -265,12 +266,11 @@ class MatrixSync:
                 events = await self._fill_gap(room_id, info.timeline.prev_batch, since) + events
             partner = direct.get(room_id)
             view = room_view(self._client, room_id, partner)
-            if (
-                partner is not None
-                and view.direct_with is None
-                and has_left(self._client, room_id, partner)
-            ):
-                batch.gone.append(room_id)
+            if partner is not None and view.direct_with is None:
+                # The person left (the bot leaves too), or someone else came in (the
+                # room stays, as a room): either way no direct chat any more.
+                left = has_left(self._client, room_id, partner)
+                (batch.gone if left else batch.shared).append(room_id)
             encrypted = is_encrypted(self._client, room_id)
             for source in events:
                 inbound = translate(source, view, self.me)
@@ -287,11 +287,11 @@ class MatrixSync:
         for event_id in [i.meta.event_id for i, _ in batch.items]:
             self._fetch_failures.pop(event_id, None)
         self._noticed.update(batch.encrypted)
-        for room_id in batch.gone:
+        for room_id in batch.gone + batch.shared:
             for user, room in list(self._dm_rooms.items()):
                 if room == room_id:
                     del self._dm_rooms[user]
-            if room_id in resp.rooms.join:
+            if room_id in resp.rooms.join and room_id in batch.gone:
                 with contextlib.suppress(MatrixError, *NETWORK_ERRORS):
                     await self._call(self._client.room_leave(room_id), RoomLeaveResponse)
         if fresh:
@@ -358,7 +358,7 @@ class MatrixSync:
             )
             for room_id, partner in batch.encrypted.items()
         ]
-        changes += [ForgetDirectChat(PLATFORM, room_id) for room_id in batch.gone]
+        changes += [ForgetDirectChat(PLATFORM, r) for r in batch.gone + batch.shared]
         changes.append(SetCursor(self.since_cursor, batch.token))
         fresh = await self.hub.record_batch(events, changes)
         for room_id, event_id in redact:
