@@ -160,9 +160,11 @@ def poll_message(
     *,
     timezone: str,
     mine: set[int] | None = None,
+    room_sees_votes: bool = False,
 ) -> Message:
     """The card: the question, each option with its votes (an anonymous poll's only once
-    enough voted), and a button per option while it is open."""
+    enough voted), and a button per option while it is open. `room_sees_votes`: a copy
+    in a room where a vote is seen by all (seen_votes), which says where to vote."""
     per, voters = uow.announcements.tally(poll.id)
     if poll.anonymous:
         mine = None  # every card is a stored message: none says what anyone chose
@@ -185,6 +187,8 @@ def poll_message(
         lines.append(t("poll.hidden_until", need=core.settings.poll_anonymous_minimum))
     if poll.anonymous:
         lines.append(t("poll.anonymous"))
+        if room_sees_votes and not closed:
+            lines.append(t("poll.vote_in_private"))
     if poll.multi and poll.closed_at is None:
         lines.append(t("poll.multi"))
     buttons: tuple[Button, ...] = ()
@@ -236,7 +240,10 @@ def render_poll(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
         if person is not None and not poll.anonymous
         else None
     )
-    message = poll_message(core, uow, core.translator(person), poll, timezone=zone, mine=mine)
+    seen = row.target_kind == "room" and seen_votes(core, row.platform)
+    message = poll_message(
+        core, uow, core.translator(person), poll, timezone=zone, mine=mine, room_sees_votes=seen
+    )
     if row.payload.get("r"):  # an anonymous voter's own card, again in its place
         return replace(message, replaces=str(row.payload["r"]))
     return live.as_edit(uow, row, message)
@@ -269,9 +276,41 @@ def _open_poll(ctx: Ctx, poll_id: int, options: list[int]) -> Poll:
     return poll
 
 
+def seen_votes(core: Core, platform: str) -> bool:
+    """Whether a vote in a room of this messenger is seen by everyone in it (Matrix: a
+    reaction or a typed number is an event of the room, with the voter's name)."""
+    return platform in core.settings.presses_seen
+
+
+def _refused_in_room(ctx: Ctx, poll_id: int) -> bool:
+    """An anonymous poll takes no vote where the room would see it: not counted, the
+    event forgotten (who pressed what), and the voter told, privately, to vote in the
+    private chat, where the card goes to them. True when refused."""
+    if ctx.in_direct_chat or not seen_votes(ctx.core, ctx.platform):
+        return False
+    uow = ctx.uow
+    poll = uow.announcements.poll(poll_id)
+    if poll is None or not poll.anonymous:
+        return False
+    meta = ctx.event.meta
+    uow.announcements.forget_event(meta.platform, meta.event_id)
+    direct = Target(meta.platform, "dm", meta.actor.external_id)
+    ref = show_id(poll.id, "poll")
+    if poll.closed_at is not None or not _reader_may_read(uow, ctx.person, poll):
+        text = ctx.t("poll.voted_in_room", ref=ref)
+        ctx.core.enqueue(uow, direct, Message(text=text), ctx.person.id, ctx.now)
+        return True
+    text = Markup(f"{ctx.t('poll.voted_in_room', ref=ref)}\n{ctx.t('poll.vote_here')}")
+    ctx.core.enqueue(uow, direct, Message(text=text), ctx.person.id, ctx.now)
+    live.enqueue_ref(uow, direct, {"t": "poll", "p": poll.id}, ctx.person.id, ctx.now)
+    return True
+
+
 def vote(ctx: Ctx, poll_id: int, option: int) -> None:
     """A press of one option: the vote (a changed one replaces it; on a --multi poll
     the option is toggled)."""
+    if _refused_in_room(ctx, poll_id):
+        return
     poll = _open_poll(ctx, poll_id, [option])
     uow = ctx.uow
     voter, person_id = voter_key(ctx.core, poll, ctx.person)
@@ -291,6 +330,8 @@ def vote(ctx: Ctx, poll_id: int, option: int) -> None:
 def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
     """A whole selection at once (a native poll's answer): the voter's choices become
     exactly these (a single-choice poll takes the first); none takes the vote back."""
+    if _refused_in_room(ctx, poll_id):
+        return
     poll = _open_poll(ctx, poll_id, options)
     if not poll.multi:
         options = options[:1]
@@ -436,6 +477,9 @@ def card_for(ctx: Ctx, poll: Poll) -> Message:
         else ctx.uow.announcements.choices_of(poll.id, voter_key(ctx.core, poll, ctx.person)[0])
     )
     zone = ctx.core.timezone_of(ctx.person)
-    card = poll_message(ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine)
+    seen = ctx.in_room and seen_votes(ctx.core, ctx.platform)
+    card = poll_message(
+        ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine, room_sees_votes=seen
+    )
     native = {**card.meta["native_poll"], "view": True}
     return replace(card, meta={**card.meta, "native_poll": native})

@@ -190,6 +190,8 @@ class MatrixSender:
         native = polls.native_of(message.meta)
         if native is not None and text is not None and polls.wanted(native, direct):
             extra = await self._start_poll(room_id, main, native, items, key)
+        if native is not None and native.get("anonymous"):
+            extra.append(dict(polls.ANONYMOUS_CARD))  # its answers are taken back (sync)
         if items:
             await self._prompt(room_id, main, items, "item" in message.meta, key, extra)
         return Delivered(message_id=main, conversation=room_id)
@@ -233,8 +235,14 @@ class MatrixSender:
         items = choices(message)
         new = text_content(message, items) or {"msgtype": "m.notice", "body": "…"}
         old = await self.hub.state.button_prompt(PLATFORM, room_id, original)
-        # The native poll beside this card (polls.py), kept with the card's choices.
-        extra = [c for c in (old.buttons if old is not None else []) if c.get("poll")]
+        # The native poll beside this card (polls.py), kept with the card's choices, and
+        # the mark of an anonymous poll's card.
+        extra = [
+            c
+            for c in (old.buttons if old is not None else [])
+            if c.get("poll") or c.get("anonymous")
+        ]
+        started = [c for c in extra if c.get("poll")]
         for i, choice in enumerate(old.buttons if old is not None else []):
             reaction = choice.get("reaction")
             if not reaction:
@@ -252,9 +260,9 @@ class MatrixSender:
             room_id, "m.room.message", edit_content(new, original), self._txn(key, "e")
         )
         native = polls.native_of(message.meta)
-        if native is not None and not native.get("open") and extra:
+        if native is not None and not native.get("open") and started:
             # The poll closed: its native poll ends too (clients show the final count).
-            end = polls.end_content(str(extra[0]["poll"]), polls.fallback_text(native))
+            end = polls.end_content(str(started[0]["poll"]), polls.fallback_text(native))
             await self._room_send(room_id, polls.END_TYPE, end, self._txn(key, "pe"))
             extra = []
         if items:

@@ -347,7 +347,7 @@ class MatrixSync:
                 events.append(event)
                 earlier[event.meta.event_id] = event
             room_id = inbound.meta.conversation.external_id
-            if pressed is not None and await self._anonymous(room_id, inbound):
+            if pressed is not None and await self._anonymous(inbound, pressed[2]):
                 redact.append((room_id, inbound.meta.event_id))
         changes: list[BatchChange] = [
             TellOnce(
@@ -365,17 +365,21 @@ class MatrixSync:
             await self._take_back(room_id, event_id)
         return fresh
 
-    async def _anonymous(self, room_id: str, inbound: Inbound) -> bool:
-        """Whether this is an answer to an anonymous poll of Pinwall's."""
-        if inbound.poll_response is None:
-            return False
-        prompt = await self.hub.state.button_prompt(PLATFORM, room_id, inbound.poll_response[0])
+    async def _anonymous(self, inbound: Inbound, card: MessageRefIn) -> bool:
+        """Whether this is an answer to an anonymous poll of Pinwall's: a native answer
+        (its poll's start event kept as anonymous), or a reaction or number on the card."""
+        if inbound.poll_response is not None:
+            room_id, message_id = inbound.meta.conversation.external_id, inbound.poll_response[0]
+        else:
+            room_id, message_id = card.conversation, card.message_id
+        prompt = await self.hub.state.button_prompt(PLATFORM, room_id, message_id)
         return prompt is not None and any(c.get("anonymous") for c in prompt.buttons)
 
     async def _take_back(self, room_id: str, event_id: str) -> None:
-        """Redacts an answer to an anonymous poll once it is recorded (and counted by
-        the core, which forgets who gave it): the direct chat keeps no trace of the
-        choice. Best effort: where the bot may not redact, the answer stays."""
+        """Redacts an answer to an anonymous poll once it is recorded (counted by the
+        core in a direct chat, refused in a room, where everyone saw it; either way the
+        core forgets who gave it): the chat keeps no trace of the choice. Best effort:
+        where the bot may not redact, the answer stays."""
         try:
             await self._call(
                 self._client.room_redact(room_id, event_id, reason="anonymous poll"),

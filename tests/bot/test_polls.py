@@ -12,9 +12,9 @@ from sqlalchemy import select, text
 
 from adapters.memory import MemoryAdapter, Sent
 from bot import polls
-from bot.events import ButtonPressed
+from bot.events import ButtonPressed, MessageRefIn
 from store.models import Person, Poll, PollVote
-from tests.bot.conversation import other_messenger, refused, say_on
+from tests.bot.conversation import de, en, other_messenger, refused, say_on
 from tests.bot.test_visibility import _partner_paul
 from tests.harness import World
 
@@ -219,3 +219,65 @@ async def test_show_of_an_anonymous_poll_marks_no_choice_in_any_stored_message(
         outbox = [str(r[0]) for r in uow.session.execute(text("SELECT payload FROM outbox"))]
     assert any("12.1.: 3" in p for p in outbox)
     assert not any("✓" in p or "\\u2713" in p for p in outbox)
+
+
+async def _press_in_room(
+    world: World, adapter: MemoryAdapter, who: str, room: str, value: str
+) -> list[Sent]:
+    card = [s for s in adapter.to(room) if "poll" in s.message.meta][-1]
+    before = len(adapter.sent)
+    await world.hub.submit(
+        ButtonPressed(
+            meta=adapter.meta(who, world.clock.now(), room=room),
+            action=polls.VOTE_ACTION,
+            value=value,
+            message=MessageRefIn(conversation=room, message_id=card.message_id),
+        )
+    )
+    await world.worker.drain()
+    return adapter.sent[before:]
+
+
+async def test_an_anonymous_poll_refuses_a_vote_the_room_would_see(world: World) -> None:
+    """Review finding: an anonymous poll counted a vote given in a Matrix room, where
+    the reaction or number shows who chose what. Where a press in a room is seen by the
+    room (Matrix), the room's card says to vote privately, the vote is not counted and
+    the voter told so privately, in their language, with the card to vote on; where a
+    press is the bot's alone (Telegram's buttons), a vote in a room counts."""
+    matrix = other_messenger(world, "matrix")
+    telegram = other_messenger(world, "telegram")
+    await world.say("admin", "/group create filialen Filialen")
+    for adapter, who in ((matrix, "mara"), (telegram, "tina")):
+        await say_on(world, adapter, who, "/join filialen")
+    await say_on(world, matrix, "mara", "/settings language de")
+    with world.db.uow() as uow:
+        group = uow.groups.by_slug("filialen")
+        assert group is not None
+        for adapter, room in ((matrix, "!mx-room"), (telegram, "tg-room")):
+            uow.rooms.get_or_create(adapter.platform, room, name=room, now=world.clock.now())
+            found = uow.rooms.find(adapter.platform, room)
+            assert found is not None
+            found.group_id = group.id
+        uow.commit()
+    await world.say("admin", QUESTION + " --anonymous")
+    [mx_card] = [s for s in matrix.to("!mx-room") if "poll" in s.message.meta]
+    assert en("poll.vote_in_private") in mx_card.message.text
+    [tg_card] = [s for s in telegram.to("tg-room") if "poll" in s.message.meta]
+    assert en("poll.vote_in_private") not in tg_card.message.text
+    assert en("poll.vote_in_private") not in cards(matrix, "mara")[-1].message.text
+
+    sent = await _press_in_room(world, matrix, "mara", "!mx-room", "1:1")
+    assert [s.target.address for s in sent] == ["mara", "mara"]  # nothing to the room
+    told, card = sent
+    assert de("poll.voted_in_room", ref="V1") in told.message.text
+    assert de("poll.vote_here") in told.message.text
+    assert "Umfrage V1" in (card.message.title or "")
+    assert card.message.buttons  # to vote on, here
+    with world.db.uow() as uow:
+        assert uow.announcements.tally(1) == ({}, 0)
+        inbox = [str(r[0]) for r in uow.session.execute(text("SELECT payload FROM inbox_events"))]
+    assert not any(polls.VOTE_ACTION in p for p in inbox)
+    await press(world, matrix, "mara", 1)  # in her private chat: counted
+    await _press_in_room(world, telegram, "tina", "tg-room", "1:0")  # a button: unseen
+    with world.db.uow() as uow:
+        assert uow.announcements.tally(1) == ({0: 1, 1: 1}, 2)
