@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import live, when
+from bot import live, poll_steps, when
 from bot.delivery import OutboxRow
 from bot.errors import UserError
 from bot.i18n import Translator
@@ -165,11 +165,10 @@ def poll_message(
     """The card: the question, each option with its votes (an anonymous poll's only once
     enough voted), and a button per option while it is open. `room_sees_votes`: a copy
     in a room where a vote is seen by all (seen_votes), which says where to vote."""
-    per, voters = uow.announcements.tally(poll.id)
+    per, voters, shown = poll_steps.shown_tally(uow, poll)
     if poll.anonymous:
         mine = None  # every card is a stored message: none says what anyone chose
     ref = show_id(poll.id, "poll")
-    shown = not poll.anonymous or voters >= core.settings.poll_anonymous_minimum
     closed = poll.closed_at is not None
     best = max(per.values(), default=0) if closed and shown else 0
     lines = [bold(poll.question)]
@@ -245,6 +244,11 @@ def render_poll(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
         core, uow, core.translator(person), poll, timezone=zone, mine=mine, room_sees_votes=seen
     )
     if row.payload.get("r"):  # an anonymous voter's own card, again in its place
+        if poll.anonymous and poll.closed_at is None:
+            # Its tally may not change with this vote (bot.poll_steps): it says that the
+            # vote was taken, and nothing else.
+            noted = Markup(f"{message.text}\n{core.translator(person)('poll.noted')}")
+            message = replace(message, text=noted)
         return replace(message, replaces=str(row.payload["r"]))
     return live.as_edit(uow, row, message)
 
@@ -324,7 +328,7 @@ def vote(ctx: Ctx, poll_id: int, option: int) -> None:
             uow.announcements.vote(poll.id, voter, option, option, at, person_id)
     else:
         uow.announcements.vote(poll.id, voter, 0, option, at, person_id)
-    _voted(ctx, poll)
+    _voted(ctx, poll, voter)
 
 
 def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
@@ -341,11 +345,12 @@ def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
     uow.announcements.clear_votes(poll.id, voter)
     for option in options:
         uow.announcements.vote(poll.id, voter, option if poll.multi else 0, option, at, person_id)
-    _voted(ctx, poll)
+    _voted(ctx, poll, voter)
 
 
-def _voted(ctx: Ctx, poll: Poll) -> None:
-    """The voter's card shown again in place, and every live card refreshed."""
+def _voted(ctx: Ctx, poll: Poll, voter: str) -> None:
+    """The voter's card shown again in place, and every live card refreshed (an
+    anonymous poll's only when what they show changed: bot.poll_steps)."""
     uow = ctx.uow
     pressed = getattr(ctx.event, "message", None)
     replaces = getattr(pressed, "message_id", None)
@@ -362,7 +367,15 @@ def _voted(ctx: Ctx, poll: Poll) -> None:
     reader = ctx.person.id if target.kind == "dm" else None
     payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
     live.enqueue_ref(uow, target, payload, reader, ctx.now)
-    refresh(ctx.core, uow, poll, ctx.now, skip=(ctx.platform, ctx.person.id) if reader else None)
+    skip = (ctx.platform, ctx.person.id) if reader else None
+    if not poll.anonymous:
+        refresh(ctx.core, uow, poll, ctx.now, skip=skip)
+        return
+    changed = poll_steps.count_vote(ctx.core, uow, poll, voter, ctx.now)
+    if changed == "step":
+        refresh(ctx.core, uow, poll, ctx.now, skip=skip)
+    elif changed == "voters":  # only how many voted shows: the rooms' and author's copies
+        live.refresh(ctx.core, uow, CARD, poll.id, {"t": "poll", "p": poll.id}, ctx.now, skip=skip)
 
 
 def refresh(
@@ -374,16 +387,12 @@ def refresh(
     skip: tuple[str, int] | None = None,
 ) -> None:
     """Edits every delivered copy of the card (coalesced, bot.live): the rooms' and the
-    author's always, the members' own copies too — an anonymous poll's only once its
-    results show (before, an edit there would tell nothing but that someone voted).
-    `skip`: (platform, person) of the voter in a direct chat, whose copy there the vote
-    itself shows again."""
+    author's, and the members' own copies (an anonymous poll's edited only when its
+    shown tally takes a step: before, an edit there would tell nothing but that someone
+    voted). `skip`: (platform, person) of the voter in a direct chat, whose copy there
+    the vote itself shows again."""
     payload: dict[str, Any] = {"t": "poll", "p": poll.id}
     live.refresh(core, uow, CARD, poll.id, payload, now, skip=skip)
-    if poll.anonymous and poll.closed_at is None:
-        _, voters = uow.announcements.tally(poll.id)
-        if voters < core.settings.poll_anonymous_minimum:
-            return
     live.refresh(core, uow, MEMBER_CARD, poll.id, payload, now, skip=skip)
 
 
@@ -413,6 +422,7 @@ def close(core: Core, uow: UnitOfWork, poll: Poll, now: datetime, by: int | None
     to it, without buttons. False when it was closed already."""
     if not uow.announcements.close_poll(poll.id, now):
         return False
+    poll_steps.forget(uow, poll.id)
     refresh(core, uow, poll, now)  # every copy, the members' too, shows the result
     result = {"t": "presult", "p": poll.id}
     for _, platform, address in uow.rooms.bridged_addresses(poll.group_id):

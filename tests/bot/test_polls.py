@@ -281,3 +281,56 @@ async def test_an_anonymous_poll_refuses_a_vote_the_room_would_see(world: World)
     await _press_in_room(world, telegram, "tina", "tg-room", "1:0")  # a button: unseen
     with world.db.uow() as uow:
         assert uow.announcements.tally(1) == ({0: 1, 1: 1}, 2)
+
+
+async def test_one_anonymous_vote_cannot_be_read_off_two_tallies(world: World) -> None:
+    """Review finding: once an anonymous poll's results showed, each vote changed the
+    shown tally by one (a `show` before and after a colleague voted gave their choice),
+    and every live card was edited at that moment. Now the tally shows in steps: the
+    first at five voters, the next once five more (different) people voted; between,
+    neither `show` nor any card changes, and the voter's own card only says the vote
+    is in."""
+    await world.say("admin", "/group create filialen Filialen")
+    people = ["alice", "bob", "carol", "dave", "erin", "frank", "gina", "hugo", "ida", "jan"]
+    for who in people:
+        await world.say(who, "/join filialen")
+        await world.say(who, "/notify filialen instant")
+    await world.say("admin", QUESTION + " --anonymous")
+    for n, who in enumerate(people[:5]):
+        world.clock.advance(60)
+        await press(world, world.adapter, who, n % 2)  # 3 x 12.1., 2 x 19.1.
+    before = (await world.say("alice", "/show #1")).to("alice")[-1].message.text
+    assert "1. 12.1.: 3" in before
+    assert "3. 26.1.: 0" in before
+    assert "5 people voted" in before
+
+    world.clock.advance(600)
+    with world.db.uow() as uow:
+        rows_before = uow.session.execute(text("SELECT count(*) FROM outbox")).scalar_one()
+    mine = await press(world, world.adapter, "frank", 2)  # frank's secret choice: 26.1.
+    assert "3. 26.1.: 0" in mine[-1].message.text  # his own card: the same step ...
+    assert en("poll.noted") in mine[-1].message.text  # ... and that his vote is in
+    with world.db.uow() as uow:
+        new = uow.session.execute(
+            text("SELECT target FROM outbox ORDER BY id"),
+        ).all()[rows_before:]
+    assert [r.target for r in new] == ["frank"]  # no live card edited at his vote
+    after = (await world.say("alice", "/show #1")).to("alice")[-1].message.text
+    assert after == before  # nothing to read off
+
+    for who in people[6:9]:  # three more: still the same step
+        await press(world, world.adapter, who, 2)
+    assert (await world.say("alice", "/show #1")).to("alice")[-1].message.text == before
+    await press(world, world.adapter, "jan", 2)  # the fifth since the step
+    stepped = (await world.say("alice", "/show #1")).to("alice")[-1].message.text
+    assert "3. 26.1.: 5" in stepped
+    assert "10 people voted" in stepped
+    for option in (0, 1, 0, 1, 2):  # one person's changes, however many, make no step
+        await press(world, world.adapter, "alice", option)
+    assert (await world.say("alice", "/show #1")).to("alice")[-1].message.text == stepped
+    # Closing shows the true tally.
+    await world.say("admin", "/poll close V1")
+    world.clock.advance(2)
+    await world.worker.drain()
+    final = [s for s in cards(world.adapter, "admin") if s.message.replaces][-1]
+    assert "🏆 3. 26.1.: 6" in final.message.text  # alice's last change counts
