@@ -307,7 +307,8 @@ class Core:
         if meta.conversation.direct or not isinstance(event, (CommandInvoked, ButtonPressed)):
             self.enqueue(uow, self.reply_target(event), message, person_id, now)
             return False
-        if private and meta.platform not in self.settings.private_in_room:
+        # (files too: Slack's message to one person in a channel cannot carry them)
+        if private and (meta.platform not in self.settings.private_in_room or message.files):
             direct = Target(meta.platform, "dm", meta.actor.external_id)
             self.enqueue(uow, direct, message, person_id, now)
             return True

@@ -236,14 +236,16 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
         # The author may have lost sight of the group since (removed, or never allowed).
         and may_read(author, group, ctx.uow.groups.membership(author.id, group.id))
     ):
-        ctx.tell(
-            author,
+        told = ctx.core.translator(author)(
             "comment.told",
             handle=ctx.person.handle,
             item=show_id(item.id, "item"),
             group=group.name,
             text=text[:500],
         )
+        # "comment_on": by mail, a reply to this notice comments on the post
+        meta = {"mentions": mentions_of(ctx.person), "comment_on": item.id}
+        ctx.core.send_to_person(ctx.uow, author, Message(text=told, meta=meta), ctx.now)
 
 
 ACK = "✅"

@@ -683,6 +683,23 @@ async def test_signed_but_malformed_requests_get_400_are_logged_and_change_nothi
     assert answer.status_code == 200
 
 
+async def test_a_request_that_cannot_be_slacks_is_refused_before_its_body_is_read(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """No signature or timestamp: 401 whatever follows (40 MB here); signed, but larger
+    than anything Slack sends: 413, read no further."""
+    assert sp.slack is not None
+    async with httpx.AsyncClient(timeout=60) as http:
+        unsigned = await http.post(sp.slack.url, content=b"{" + b" " * (40 * 1024 * 1024) + b"}")
+    assert unsigned.status_code == 401
+    huge = await sp.slack.post(
+        b'{"type": "x", "pad": "' + b"x" * 1_100_000 + b'"}', "application/json"
+    )
+    assert huge.status_code == 413
+    await sp.settled()
+    assert sp.count(InboxEvent) == 0
+
+
 async def test_bare_commands_ask_with_buttons_and_each_step_replaces_the_question(
     sp: SlackPinwall, fake: FakeSlack
 ) -> None:
