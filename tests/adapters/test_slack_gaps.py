@@ -205,15 +205,8 @@ async def test_the_comment_button_in_a_channel_opens_a_modal_whose_text_is_the_c
     """In a channel, "what is your comment?" would be shown to the asker alone, and their
     next message there would be a post: the Comment button opens a modal instead."""
     assert sp.slack is not None
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "group create marketing Marketing", channel_name="marketing"
-    )
-    await sp.settled()
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
-    )
+    await sp.channel_bridged()
     await sp.slack.slash_command("U2BOB", fake.dm_channel("U2BOB"), "join marketing")
-    await sp.on_console("admin", "/join marketing")
     await sp.on_console("admin", "/share marketing Neuer Katalog")
     await fake.wait_for_async(
         lambda: any("Neuer Katalog" in texts([p]) for p in fake.messages_in("C1MARKET")), 10
