@@ -106,6 +106,7 @@ def make_core(
         shown_in_place=frozenset(m.name for m in messengers if m.shown_in_place),
         decided_in_place=frozenset(m.name for m in messengers if m.decided_in_place),
         menus_by_role=frozenset(m.name for m in messengers if m.menus_by_role),
+        presses_seen=frozenset(m.name for m in messengers if m.presses_seen),
     )
     return Core(db, clock, settings, handlers=build_handlers())
 

@@ -49,7 +49,8 @@ class TellOnce:
 
 @dataclass(frozen=True)
 class ForgetDirectChat:
-    """The conversation is no direct chat with anyone any more (the person left it)."""
+    """The conversation is no direct chat with anyone any more (the person left it, or
+    someone else is in it too)."""
 
     platform: str
     conversation: str
@@ -238,6 +239,15 @@ class AdapterState:
     def _newest_direct_chat(self, platform: str, address: str) -> str | None:
         with self.db.uow() as uow:
             return uow.direct_chats.newest_for(platform, address)
+
+    async def forget_direct_chat(self, platform: str, conversation: str) -> None:
+        """The conversation is no direct chat any more (someone else is in it too)."""
+        await self._run(self._forget_direct_chat, platform, conversation)
+
+    def _forget_direct_chat(self, platform: str, conversation: str) -> None:
+        with self.db.uow() as uow:
+            uow.direct_chats.drop(platform, conversation)
+            uow.commit()
 
     async def add_direct_chat(self, platform: str, conversation: str, address: str) -> None:
         await self._run(self._add_direct_chat, platform, conversation, address)

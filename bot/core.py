@@ -82,10 +82,12 @@ class CoreSettings:
     # a post's button, "Approved by" on an approval card) rather than by a message saying
     # so: the descriptors that say `shown_in_place` (Telegram, Slack).
     shown_in_place: frozenset[str] = frozenset()
-    # Platforms where an approval by reaction shows on the card (`decided_in_place`), and
-    # whose command menus follow a person's role (`menus_by_role`).
+    # Platforms where an approval by reaction shows on the card (`decided_in_place`),
+    # whose command menus follow a person's role (`menus_by_role`), and where a press in
+    # a room is seen by the room (`presses_seen`: Matrix's reactions, typed numbers).
     decided_in_place: frozenset[str] = frozenset()
     menus_by_role: frozenset[str] = frozenset()
+    presses_seen: frozenset[str] = frozenset()
     running: set[str] = field(default_factory=set)  # messengers with an adapter (Hub.register)
     outlets: OutletSettings = field(default_factory=OutletSettings)  # and proposal expiry
     read_tracking: bool = False  # PINWALL_READ_TRACKING: record and count who saw a post
@@ -305,7 +307,8 @@ class Core:
         if meta.conversation.direct or not isinstance(event, (CommandInvoked, ButtonPressed)):
             self.enqueue(uow, self.reply_target(event), message, person_id, now)
             return False
-        if private and meta.platform not in self.settings.private_in_room:
+        # (files too: Slack's message to one person in a channel cannot carry them)
+        if private and (meta.platform not in self.settings.private_in_room or message.files):
             direct = Target(meta.platform, "dm", meta.actor.external_id)
             self.enqueue(uow, direct, message, person_id, now)
             return True

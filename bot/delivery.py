@@ -174,9 +174,8 @@ def like_label(likes: int) -> str:
 
 def like_count(uow: UnitOfWork, item_id: int) -> int:
     """The post's likes: people's 👍 and those a channel gave anonymously (counted as
-    every list and digest counts them: ItemRepository.reaction_counts)."""
-    counts = uow.items.reaction_counts([item_id]).get(item_id, [])
-    return next((n for emoji, n in counts if emoji == LIKE), 0)
+    every list and digest counts them: ItemRepository.reaction_counts), in one query."""
+    return uow.items.likes(item_id, LIKE)
 
 
 def anonymous_likes_counted(

@@ -77,6 +77,10 @@ class Messenger(Generic[S, A]):
     # @greta"), so no message says it as well: every messenger that edits in place,
     # Matrix too, whose posts show no like counter (so it is not `shown_in_place`).
     decided_in_place: bool = False
+    # A button press in a shared room is an event everyone there sees (Matrix: a reaction
+    # or a typed number), not one the bot alone gets: an anonymous poll takes no vote
+    # in a room there (bot.polls), only in the private chat.
+    presses_seen: bool = False
     # Its command menus depend on the person's role (Telegram's BotCommandScopeChat): a
     # role change queues a message that only changes the menu (meta "role_menu").
     menus_by_role: bool = False

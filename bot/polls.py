@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot import live, when
+from bot import live, poll_steps, when
 from bot.delivery import OutboxRow
 from bot.errors import UserError
 from bot.i18n import Translator
@@ -160,12 +160,15 @@ def poll_message(
     *,
     timezone: str,
     mine: set[int] | None = None,
+    room_sees_votes: bool = False,
 ) -> Message:
     """The card: the question, each option with its votes (an anonymous poll's only once
-    enough voted), and a button per option while it is open."""
-    per, voters = uow.announcements.tally(poll.id)
+    enough voted), and a button per option while it is open. `room_sees_votes`: a copy
+    in a room where a vote is seen by all (seen_votes), which says where to vote."""
+    per, voters, shown = poll_steps.shown_tally(uow, poll)
+    if poll.anonymous:
+        mine = None  # every card is a stored message: none says what anyone chose
     ref = show_id(poll.id, "poll")
-    shown = not poll.anonymous or voters >= core.settings.poll_anonymous_minimum
     closed = poll.closed_at is not None
     best = max(per.values(), default=0) if closed and shown else 0
     lines = [bold(poll.question)]
@@ -183,6 +186,8 @@ def poll_message(
         lines.append(t("poll.hidden_until", need=core.settings.poll_anonymous_minimum))
     if poll.anonymous:
         lines.append(t("poll.anonymous"))
+        if room_sees_votes and not closed:
+            lines.append(t("poll.vote_in_private"))
     if poll.multi and poll.closed_at is None:
         lines.append(t("poll.multi"))
     buttons: tuple[Button, ...] = ()
@@ -234,8 +239,16 @@ def render_poll(core: Core, uow: UnitOfWork, row: OutboxRow) -> Message | None:
         if person is not None and not poll.anonymous
         else None
     )
-    message = poll_message(core, uow, core.translator(person), poll, timezone=zone, mine=mine)
+    seen = row.target_kind == "room" and seen_votes(core, row.platform)
+    message = poll_message(
+        core, uow, core.translator(person), poll, timezone=zone, mine=mine, room_sees_votes=seen
+    )
     if row.payload.get("r"):  # an anonymous voter's own card, again in its place
+        if poll.anonymous and poll.closed_at is None:
+            # Its tally may not change with this vote (bot.poll_steps): it says that the
+            # vote was taken, and nothing else.
+            noted = Markup(f"{message.text}\n{core.translator(person)('poll.noted')}")
+            message = replace(message, text=noted)
         return replace(message, replaces=str(row.payload["r"]))
     return live.as_edit(uow, row, message)
 
@@ -267,9 +280,41 @@ def _open_poll(ctx: Ctx, poll_id: int, options: list[int]) -> Poll:
     return poll
 
 
+def seen_votes(core: Core, platform: str) -> bool:
+    """Whether a vote in a room of this messenger is seen by everyone in it (Matrix: a
+    reaction or a typed number is an event of the room, with the voter's name)."""
+    return platform in core.settings.presses_seen
+
+
+def _refused_in_room(ctx: Ctx, poll_id: int) -> bool:
+    """An anonymous poll takes no vote where the room would see it: not counted, the
+    event forgotten (who pressed what), and the voter told, privately, to vote in the
+    private chat, where the card goes to them. True when refused."""
+    if ctx.in_direct_chat or not seen_votes(ctx.core, ctx.platform):
+        return False
+    uow = ctx.uow
+    poll = uow.announcements.poll(poll_id)
+    if poll is None or not poll.anonymous:
+        return False
+    meta = ctx.event.meta
+    uow.announcements.forget_event(meta.platform, meta.event_id)
+    direct = Target(meta.platform, "dm", meta.actor.external_id)
+    ref = show_id(poll.id, "poll")
+    if poll.closed_at is not None or not _reader_may_read(uow, ctx.person, poll):
+        text = ctx.t("poll.voted_in_room", ref=ref)
+        ctx.core.enqueue(uow, direct, Message(text=text), ctx.person.id, ctx.now)
+        return True
+    text = Markup(f"{ctx.t('poll.voted_in_room', ref=ref)}\n{ctx.t('poll.vote_here')}")
+    ctx.core.enqueue(uow, direct, Message(text=text), ctx.person.id, ctx.now)
+    live.enqueue_ref(uow, direct, {"t": "poll", "p": poll.id}, ctx.person.id, ctx.now)
+    return True
+
+
 def vote(ctx: Ctx, poll_id: int, option: int) -> None:
     """A press of one option: the vote (a changed one replaces it; on a --multi poll
     the option is toggled)."""
+    if _refused_in_room(ctx, poll_id):
+        return
     poll = _open_poll(ctx, poll_id, [option])
     uow = ctx.uow
     voter, person_id = voter_key(ctx.core, poll, ctx.person)
@@ -283,12 +328,14 @@ def vote(ctx: Ctx, poll_id: int, option: int) -> None:
             uow.announcements.vote(poll.id, voter, option, option, at, person_id)
     else:
         uow.announcements.vote(poll.id, voter, 0, option, at, person_id)
-    _voted(ctx, poll)
+    _voted(ctx, poll, voter)
 
 
 def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
     """A whole selection at once (a native poll's answer): the voter's choices become
     exactly these (a single-choice poll takes the first); none takes the vote back."""
+    if _refused_in_room(ctx, poll_id):
+        return
     poll = _open_poll(ctx, poll_id, options)
     if not poll.multi:
         options = options[:1]
@@ -298,11 +345,12 @@ def choose(ctx: Ctx, poll_id: int, options: list[int]) -> None:
     uow.announcements.clear_votes(poll.id, voter)
     for option in options:
         uow.announcements.vote(poll.id, voter, option if poll.multi else 0, option, at, person_id)
-    _voted(ctx, poll)
+    _voted(ctx, poll, voter)
 
 
-def _voted(ctx: Ctx, poll: Poll) -> None:
-    """The voter's card shown again in place, and every live card refreshed."""
+def _voted(ctx: Ctx, poll: Poll, voter: str) -> None:
+    """The voter's card shown again in place, and every live card refreshed (an
+    anonymous poll's only when what they show changed: bot.poll_steps)."""
     uow = ctx.uow
     pressed = getattr(ctx.event, "message", None)
     replaces = getattr(pressed, "message_id", None)
@@ -319,7 +367,15 @@ def _voted(ctx: Ctx, poll: Poll) -> None:
     reader = ctx.person.id if target.kind == "dm" else None
     payload: dict[str, Any] = {"t": "poll", "p": poll.id, "r": replaces}
     live.enqueue_ref(uow, target, payload, reader, ctx.now)
-    refresh(ctx.core, uow, poll, ctx.now, skip=(ctx.platform, ctx.person.id) if reader else None)
+    skip = (ctx.platform, ctx.person.id) if reader else None
+    if not poll.anonymous:
+        refresh(ctx.core, uow, poll, ctx.now, skip=skip)
+        return
+    changed = poll_steps.count_vote(ctx.core, uow, poll, voter, ctx.now)
+    if changed == "step":
+        refresh(ctx.core, uow, poll, ctx.now, skip=skip)
+    elif changed == "voters":  # only how many voted shows: the rooms' and author's copies
+        live.refresh(ctx.core, uow, CARD, poll.id, {"t": "poll", "p": poll.id}, ctx.now, skip=skip)
 
 
 def refresh(
@@ -331,16 +387,12 @@ def refresh(
     skip: tuple[str, int] | None = None,
 ) -> None:
     """Edits every delivered copy of the card (coalesced, bot.live): the rooms' and the
-    author's always, the members' own copies too — an anonymous poll's only once its
-    results show (before, an edit there would tell nothing but that someone voted).
-    `skip`: (platform, person) of the voter in a direct chat, whose copy there the vote
-    itself shows again."""
+    author's, and the members' own copies (an anonymous poll's edited only when its
+    shown tally takes a step: before, an edit there would tell nothing but that someone
+    voted). `skip`: (platform, person) of the voter in a direct chat, whose copy there
+    the vote itself shows again."""
     payload: dict[str, Any] = {"t": "poll", "p": poll.id}
     live.refresh(core, uow, CARD, poll.id, payload, now, skip=skip)
-    if poll.anonymous and poll.closed_at is None:
-        _, voters = uow.announcements.tally(poll.id)
-        if voters < core.settings.poll_anonymous_minimum:
-            return
     live.refresh(core, uow, MEMBER_CARD, poll.id, payload, now, skip=skip)
 
 
@@ -370,6 +422,7 @@ def close(core: Core, uow: UnitOfWork, poll: Poll, now: datetime, by: int | None
     to it, without buttons. False when it was closed already."""
     if not uow.announcements.close_poll(poll.id, now):
         return False
+    poll_steps.forget(uow, poll.id)
     refresh(core, uow, poll, now)  # every copy, the members' too, shows the result
     result = {"t": "presult", "p": poll.id}
     for _, platform, address in uow.rooms.bridged_addresses(poll.group_id):
@@ -423,12 +476,20 @@ def close_due(core: Core, now: datetime) -> int:
 
 
 def card_for(ctx: Ctx, poll: Poll) -> Message:
-    """The card as `show` opens it for the asker (with their own choices marked): a look
-    at the poll, not a copy of it, so no messenger starts a native poll of its own for it
-    (Matrix: answers go to the one started with the poll's copies, or by number here)."""
-    voter, _ = voter_key(ctx.core, poll, ctx.person)
-    mine = ctx.uow.announcements.choices_of(poll.id, voter)
+    """The card as `show` opens it for the asker (a named poll's with their own choices
+    marked; an anonymous one's without: the answer is a stored message, and no stored
+    message says what anyone chose): a look at the poll, not a copy of it, so no
+    messenger starts a native poll of its own for it (Matrix: answers go to the one
+    started with the poll's copies, or by number here)."""
+    mine = (
+        None
+        if poll.anonymous
+        else ctx.uow.announcements.choices_of(poll.id, voter_key(ctx.core, poll, ctx.person)[0])
+    )
     zone = ctx.core.timezone_of(ctx.person)
-    card = poll_message(ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine)
+    seen = ctx.in_room and seen_votes(ctx.core, ctx.platform)
+    card = poll_message(
+        ctx.core, ctx.uow, ctx.t, poll, timezone=zone, mine=mine, room_sees_votes=seen
+    )
     native = {**card.meta["native_poll"], "view": True}
     return replace(card, meta={**card.meta, "native_poll": native})

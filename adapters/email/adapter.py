@@ -162,7 +162,9 @@ class MailAdapter:
     async def compose(self, target: Target, message: Message, key: str) -> Any:
         """The mail for one outbox row (`key`: "pw<row id>", its Message-ID's left part,
         signed with the address: inbound.message_id)."""
-        item = message.meta.get("item")
+        # a post, or a notice about one ("comment_on": a comment on their post): a reply
+        # to its mail comments on that post
+        item = message.meta.get("item", message.meta.get("comment_on"))
         item_id = item if isinstance(item, int) else None
         core = self.hub.core
         # one trip to the store for all a mail needs to know (a digest's unsubscribe

@@ -56,6 +56,8 @@ MESSENGER = Messenger(
     rate_limits=PlatformLimits(overall=Rate(10, 10), per_dm=Rate(5, 5), per_room=Rate(5, 5)),
     # The card is replaced (m.replace) with its outcome; posts show no like counter.
     decided_in_place=True,
+    # A reaction or a typed number in a room is seen by everyone in it.
+    presses_seen=True,
 )
 
 __all__ = ["MESSENGER"]

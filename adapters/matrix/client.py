@@ -89,7 +89,7 @@ def room_view(client: AsyncClient, room_id: str, partner: str | None) -> RoomVie
     room = client.rooms.get(room_id)
     if room is None:
         return RoomView(room_id=room_id, direct_with=partner)
-    direct = partner if partner is not None and room.member_count <= 2 else None
+    direct = partner if partner is not None and not crowded(client, room_id) else None
     names = {uid: u.display_name for uid, u in room.users.items() if u.display_name}
     return RoomView(
         room_id=room_id,
@@ -97,6 +97,13 @@ def room_view(client: AsyncClient, room_id: str, partner: str | None) -> RoomVie
         direct_with=direct,
         display_names=names,
     )
+
+
+def crowded(client: AsyncClient, room_id: str) -> bool:
+    """More than two joined or invited members (the bot and one person): no direct chat,
+    whatever it was opened as — what goes there, everyone in it reads."""
+    room = client.rooms.get(room_id)
+    return room is not None and room.member_count > 2
 
 
 def has_left(client: AsyncClient, room_id: str, user_id: str) -> bool:

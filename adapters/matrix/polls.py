@@ -27,6 +27,17 @@ TEXT = "org.matrix.msc1767.text"
 DISCLOSED = "org.matrix.msc3381.poll.disclosed"
 UNDISCLOSED = "org.matrix.msc3381.poll.undisclosed"
 MAX_ANSWERS = 20  # MSC3381: clients show at most 20 answers
+# Kept with an anonymous poll's card among its choices (no reaction or number presses
+# it): an answer to the card, a keycap reaction or a number, is taken back once counted
+# or refused (sync.py), as a native answer is.
+ANONYMOUS_CARD = {
+    "number": -1,
+    "key": None,
+    "label": "",
+    "action": "",
+    "value": "",
+    "anonymous": True,
+}
 
 
 def native_of(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:

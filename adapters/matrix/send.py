@@ -31,6 +31,7 @@ from adapters.matrix.client import (
     NETWORK_ERRORS,
     MatrixError,
     MatrixRateLimited,
+    crowded,
     expect,
     has_left,
 )
@@ -129,16 +130,23 @@ class MatrixSender:
 
     async def _room_for(self, target: Target) -> str:
         """The room a message goes to: a room as it is; a person's direct chat, opened
-        (a new room, the person invited as a direct chat) when there is none."""
+        (a new room, the person invited as a direct chat) when there is none. A direct
+        chat someone else was invited to or joined is one no longer: it is forgotten
+        (what goes there, everyone in it would read) and a new one opened."""
         if target.kind == "room":
             return target.address
         user = target.address
-        room_id = self._dm_rooms.get(user) or await self.hub.state.newest_direct_chat(
-            PLATFORM, user
-        )
-        if room_id is not None and not has_left(self._client, room_id, user):
-            self._dm_rooms[user] = room_id
-            return room_id
+        state = self.hub.state
+        room_id = self._dm_rooms.get(user) or await state.newest_direct_chat(PLATFORM, user)
+        while room_id is not None and not has_left(self._client, room_id, user):
+            if not crowded(self._client, room_id):
+                self._dm_rooms[user] = room_id
+                return room_id
+            log.info("Matrix: %s is no direct chat with %s any more (others in it)", room_id, user)
+            if self._dm_rooms.get(user) == room_id:
+                del self._dm_rooms[user]
+            await state.forget_direct_chat(PLATFORM, room_id)
+            room_id = await state.newest_direct_chat(PLATFORM, user)
         created = await self._call(
             self._client.room_create(
                 is_direct=True, invite=[user], preset=RoomPreset.trusted_private_chat
@@ -182,6 +190,8 @@ class MatrixSender:
         native = polls.native_of(message.meta)
         if native is not None and text is not None and polls.wanted(native, direct):
             extra = await self._start_poll(room_id, main, native, items, key)
+        if native is not None and native.get("anonymous"):
+            extra.append(dict(polls.ANONYMOUS_CARD))  # its answers are taken back (sync)
         if items:
             await self._prompt(room_id, main, items, "item" in message.meta, key, extra)
         return Delivered(message_id=main, conversation=room_id)
@@ -225,8 +235,14 @@ class MatrixSender:
         items = choices(message)
         new = text_content(message, items) or {"msgtype": "m.notice", "body": "…"}
         old = await self.hub.state.button_prompt(PLATFORM, room_id, original)
-        # The native poll beside this card (polls.py), kept with the card's choices.
-        extra = [c for c in (old.buttons if old is not None else []) if c.get("poll")]
+        # The native poll beside this card (polls.py), kept with the card's choices, and
+        # the mark of an anonymous poll's card.
+        extra = [
+            c
+            for c in (old.buttons if old is not None else [])
+            if c.get("poll") or c.get("anonymous")
+        ]
+        started = [c for c in extra if c.get("poll")]
         for i, choice in enumerate(old.buttons if old is not None else []):
             reaction = choice.get("reaction")
             if not reaction:
@@ -244,9 +260,9 @@ class MatrixSender:
             room_id, "m.room.message", edit_content(new, original), self._txn(key, "e")
         )
         native = polls.native_of(message.meta)
-        if native is not None and not native.get("open") and extra:
+        if native is not None and not native.get("open") and started:
             # The poll closed: its native poll ends too (clients show the final count).
-            end = polls.end_content(str(extra[0]["poll"]), polls.fallback_text(native))
+            end = polls.end_content(str(started[0]["poll"]), polls.fallback_text(native))
             await self._room_send(room_id, polls.END_TYPE, end, self._txn(key, "pe"))
             extra = []
         if items:

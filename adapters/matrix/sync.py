@@ -116,6 +116,7 @@ class _Batch:
     extra: list[Event] = field(default_factory=list)  # not from the timeline (an invite)
     encrypted: dict[str, str | None] = field(default_factory=dict)  # room -> partner
     gone: list[str] = field(default_factory=list)  # direct chats whose person left
+    shared: list[str] = field(default_factory=list)  # direct chats someone else came into
 
 
 class MatrixSync:
@@ -265,12 +266,11 @@ class MatrixSync:
                 events = await self._fill_gap(room_id, info.timeline.prev_batch, since) + events
             partner = direct.get(room_id)
             view = room_view(self._client, room_id, partner)
-            if (
-                partner is not None
-                and view.direct_with is None
-                and has_left(self._client, room_id, partner)
-            ):
-                batch.gone.append(room_id)
+            if partner is not None and view.direct_with is None:
+                # The person left (the bot leaves too), or someone else came in (the
+                # room stays, as a room): either way no direct chat any more.
+                left = has_left(self._client, room_id, partner)
+                (batch.gone if left else batch.shared).append(room_id)
             encrypted = is_encrypted(self._client, room_id)
             for source in events:
                 inbound = translate(source, view, self.me)
@@ -287,11 +287,11 @@ class MatrixSync:
         for event_id in [i.meta.event_id for i, _ in batch.items]:
             self._fetch_failures.pop(event_id, None)
         self._noticed.update(batch.encrypted)
-        for room_id in batch.gone:
+        for room_id in batch.gone + batch.shared:
             for user, room in list(self._dm_rooms.items()):
                 if room == room_id:
                     del self._dm_rooms[user]
-            if room_id in resp.rooms.join:
+            if room_id in resp.rooms.join and room_id in batch.gone:
                 with contextlib.suppress(MatrixError, *NETWORK_ERRORS):
                     await self._call(self._client.room_leave(room_id), RoomLeaveResponse)
         if fresh:
@@ -347,7 +347,7 @@ class MatrixSync:
                 events.append(event)
                 earlier[event.meta.event_id] = event
             room_id = inbound.meta.conversation.external_id
-            if pressed is not None and await self._anonymous(room_id, inbound):
+            if pressed is not None and await self._anonymous(inbound, pressed[2]):
                 redact.append((room_id, inbound.meta.event_id))
         changes: list[BatchChange] = [
             TellOnce(
@@ -358,24 +358,28 @@ class MatrixSync:
             )
             for room_id, partner in batch.encrypted.items()
         ]
-        changes += [ForgetDirectChat(PLATFORM, room_id) for room_id in batch.gone]
+        changes += [ForgetDirectChat(PLATFORM, r) for r in batch.gone + batch.shared]
         changes.append(SetCursor(self.since_cursor, batch.token))
         fresh = await self.hub.record_batch(events, changes)
         for room_id, event_id in redact:
             await self._take_back(room_id, event_id)
         return fresh
 
-    async def _anonymous(self, room_id: str, inbound: Inbound) -> bool:
-        """Whether this is an answer to an anonymous poll of Pinwall's."""
-        if inbound.poll_response is None:
-            return False
-        prompt = await self.hub.state.button_prompt(PLATFORM, room_id, inbound.poll_response[0])
+    async def _anonymous(self, inbound: Inbound, card: MessageRefIn) -> bool:
+        """Whether this is an answer to an anonymous poll of Pinwall's: a native answer
+        (its poll's start event kept as anonymous), or a reaction or number on the card."""
+        if inbound.poll_response is not None:
+            room_id, message_id = inbound.meta.conversation.external_id, inbound.poll_response[0]
+        else:
+            room_id, message_id = card.conversation, card.message_id
+        prompt = await self.hub.state.button_prompt(PLATFORM, room_id, message_id)
         return prompt is not None and any(c.get("anonymous") for c in prompt.buttons)
 
     async def _take_back(self, room_id: str, event_id: str) -> None:
-        """Redacts an answer to an anonymous poll once it is recorded (and counted by
-        the core, which forgets who gave it): the direct chat keeps no trace of the
-        choice. Best effort: where the bot may not redact, the answer stays."""
+        """Redacts an answer to an anonymous poll once it is recorded (counted by the
+        core in a direct chat, refused in a room, where everyone saw it; either way the
+        core forgets who gave it): the chat keeps no trace of the choice. Best effort:
+        where the bot may not redact, the answer stays."""
         try:
             await self._call(
                 self._client.room_redact(room_id, event_id, reason="anonymous poll"),

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "slack"
 FORMS = (("propose", ""), ("settings", ""))  # bare commands Slack answers with a modal
 EVENTS_PATH = "/slack/events"
+MAX_BODY = 1_000_000  # bytes; Slack's events and interactions are far smaller
 USER_TTL = 600.0  # seconds a users.info answer is trusted
 # Errors after which sending to that conversation again is pointless.
 _GONE = {
@@ -216,6 +217,19 @@ class SlackAdapter(SlackForms):
         handler = AsyncSlackRequestHandler(self.app)
 
         async def events(request: Request) -> Response:
+            # Nothing is read of a request that cannot be Slack's: no fresh timestamp or
+            # no signature, or a body larger than Slack sends (Bolt checks the rest).
+            stamp = request.headers.get("x-slack-request-timestamp", "")
+            declared = request.headers.get("content-length", "")
+            if (
+                not request.headers.get("x-slack-signature")
+                or not stamp.isdigit()
+                or abs(time.time() - int(stamp)) > inbound.SIGNATURE_WINDOW
+            ):
+                return PlainTextResponse("invalid request", status_code=401)
+            if not declared.isdigit() or int(declared) > MAX_BODY:
+                log.warning("refused a Slack request of %s bytes", declared or "unknown")
+                return PlainTextResponse("too large", status_code=413)
             body = await request.body()  # kept by the request: Bolt reads it again
             problem = inbound.malformed_body(body, request.headers.get("content-type"))
             if problem is None:

@@ -139,15 +139,19 @@ class TeamsAdapter:
 
     async def _messages(self, request: Request) -> Response:
         peer = request.client.host if request.client else "?"
-        body = await request.body()
-        if len(body) > MAX_BODY:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not token:  # refused before a byte of the body is read
+            log.warning("Teams: refused a request without a Bot Framework token from %s", peer)
+            return PlainTextResponse("unauthorized", status_code=401)
+        body = await _capped_body(request)
+        if body is None:
+            log.warning("Teams: refused a request body over %d bytes from %s", MAX_BODY, peer)
             return PlainTextResponse("too large", status_code=413)
         try:
             activity = json.loads(body)
         except ValueError:
             activity = None
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
         service_url = activity.get("serviceUrl") if isinstance(activity, dict) else None
         # An unreadable body has no serviceUrl for the token's to match: refused as well.
         if not isinstance(activity, dict) or not isinstance(service_url, str):
@@ -161,6 +165,15 @@ class TeamsAdapter:
             return PlainTextResponse("unauthorized", status_code=401)
         assert isinstance(activity, dict)
         assert isinstance(service_url, str)
+        # The Azure bot's other channels (Web Chat, Direct Line) are signed the same way,
+        # but there the client names the sender: only Teams' own activities, in a tenant.
+        if activity.get("channelId") != "msteams" or not inbound.tenant_of(activity):
+            log.warning(
+                "Teams: refused a %r activity without a tenant or not from Teams (from %s)",
+                activity.get("channelId"),
+                peer,
+            )
+            return PlainTextResponse("only Microsoft Teams", status_code=403)
         await self._remember(activity, service_url)
         if inbound.uninstalled(activity):  # removed from their personal chat: no more DMs
             user = str((activity.get("from") or {}).get("id") or "")
@@ -441,3 +454,17 @@ def retry_after(value: str | None) -> float:
         return max(float(value or 1), 0.0)
     except ValueError:
         return 1.0
+
+
+async def _capped_body(request: Request) -> bytes | None:
+    """The request's body, read no further than MAX_BODY bytes; None when it is longer
+    (a declared Content-Length says so before anything is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)

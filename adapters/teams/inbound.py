@@ -132,8 +132,8 @@ def tenant_of(activity: dict[str, Any]) -> str:
 
 
 def is_direct(activity: dict[str, Any]) -> bool:
-    kind = (activity.get("conversation") or {}).get("conversationType", "personal")
-    return bool(kind == "personal")
+    """A personal chat, as Teams says it; one that does not say is no personal chat."""
+    return bool((activity.get("conversation") or {}).get("conversationType") == "personal")
 
 
 def uninstalled(activity: dict[str, Any]) -> bool:

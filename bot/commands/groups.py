@@ -28,7 +28,10 @@ def _visibility_label(ctx: Ctx, group: Group) -> Markup:
 def on_groups(ctx: Ctx, cmd: Command) -> None:
     visible = ctx.policy.visible_groups()
     if not visible:
-        ctx.reply("groups.none" if not ctx.policy.is_external else "groups.none_external")
+        if ctx.policy.is_external:
+            ctx.reply("groups.none_external")
+        else:
+            ctx.reply("groups.none", prefix=ctx.prefix)
         return
     counts = ctx.uow.groups.member_counts(g.id for g in visible)
     lines: list[str] = [ctx.t("groups.header", count=len(visible))]

@@ -127,7 +127,7 @@ def on_link(ctx: Ctx, cmd: Command) -> None:
 def _answer_link(ctx: Ctx, pending: LinkRequest | None, *, confirm: bool) -> None:
     key, params = linking.decide(ctx.core, ctx.uow, ctx.person, pending, confirm, ctx.now)
     ctx.policy.forget_memberships()  # a merge brings the other person's groups
-    ctx.settle(key, **params)
+    ctx.settle(key, prefix=ctx.prefix, **params)
 
 
 def on_link_confirm(ctx: Ctx, value: str) -> None:

@@ -170,9 +170,9 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
     lines: list[str] = [ctx.t("items.header", group=group.name, count=len(items))]
     # Announcements to everyone the reader got, still pinned: on top of every group's list.
     lines += [
-        ctx.t("announce.digest_line", ref=show_id(a.id, "announcement"), text=one_line(a.text))
-        for a in ctx.uow.announcements.to_everyone(
-            ctx.person.id, pinned=(since, ctx.now), limit=PINNED_MAX
+        ctx.t("announce.digest_line", ref=show_id(a_id, "announcement"), text=one_line(text))
+        for a_id, text in ctx.uow.announcements.pinned_to_everyone(
+            ctx.person.id, since, ctx.now, PINNED_MAX
         )
     ]
     for item in items:
@@ -196,10 +196,13 @@ def on_items(ctx: Ctx, cmd: Command) -> None:
         )
         if item.url:
             lines.append(Markup("  ") + link(item.url, label))
+        read_by = readers.get(item.id, 0)
+        if not (read_by or item.comments or item.reactions):
+            continue  # no stats line: nothing to count (most posts of a list)
         stats = {"comments": item.comments, "reactions": reaction_counts(ctx, per_emoji, item.id)}
-        if read_by := readers.get(item.id, 0):
+        if read_by:
             lines.append(Markup("  ") + ctx.t("items.stats_read", **stats, readers=read_by))
-        elif item.comments or item.reactions:
+        else:
             lines.append(Markup("  ") + ctx.t("items.stats", **stats))
     ctx.reply_markup(Markup("\n".join(lines)))
 
@@ -236,14 +239,16 @@ def add_comment(ctx: Ctx, item: Item, group: Group, text: str) -> None:
         # The author may have lost sight of the group since (removed, or never allowed).
         and may_read(author, group, ctx.uow.groups.membership(author.id, group.id))
     ):
-        ctx.tell(
-            author,
+        told = ctx.core.translator(author)(
             "comment.told",
             handle=ctx.person.handle,
             item=show_id(item.id, "item"),
             group=group.name,
             text=text[:500],
         )
+        # "comment_on": by mail, a reply to this notice comments on the post
+        meta = {"mentions": mentions_of(ctx.person), "comment_on": item.id}
+        ctx.core.send_to_person(ctx.uow, author, Message(text=told, meta=meta), ctx.now)
 
 
 ACK = "✅"

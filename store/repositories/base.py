@@ -10,12 +10,11 @@ from sqlalchemy import (
     CursorResult,
     Executable,
 )
-from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from store.driver import connection_of
+from store.repositories import rows
 
 
 class Repo:
@@ -52,9 +51,7 @@ class Repo:
                 self.s.expire(obj)
 
     def _add_now(self, obj: Any) -> None:
-        """Adds a new object and flushes: it is stored (and has its id) at once. One stored
-        already is refused (adding it again would index it twice, say)."""
-        if sa_inspect(obj).has_identity:
-            raise InvalidRequestError(f"{obj!r} is stored already")
-        self.s.add(obj)
-        self.s.flush()
+        """Stores a new object at once (it has its id), as add + flush do (store.
+        repositories.rows). One stored already is refused (adding it again would index
+        it twice, say)."""
+        rows.add_now(self.s, obj)

@@ -18,7 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store.driver import update_by_id
+from store.driver import Prebuilt, update_by_id
 from store.models import (
     Account,
     Announcement,
@@ -46,6 +46,7 @@ from store.models import (
 )
 from store.models.mail import MAIL_PLATFORM
 from store.names import handle_base
+from store.repositories import rows
 from store.repositories.base import Repo
 from store.repositories.join_requests import JoinRequestRepository
 
@@ -55,12 +56,12 @@ _people = table_of(Person)
 _accounts = table_of(Account)
 
 
-_ACTOR = (
-    select(Account, Person)
-    .join(Person, Person.id == Account.person_id)
+_ACTOR = Prebuilt(
+    select(_accounts, _people)
+    .join(_people, _people.c.id == _accounts.c.person_id)
     .where(
-        Account.platform == bindparam("platform"),
-        Account.external_id == bindparam("external_id"),
+        _accounts.c.platform == bindparam("platform"),
+        _accounts.c.external_id == bindparam("external_id"),
     )
 )
 _PEOPLE_BY_IDS = select(Person).where(Person.id.in_(bindparam("ids", expanding=True)))
@@ -77,8 +78,13 @@ class PersonRepository(Repo):
 
     def actor(self, platform: str, external_id: str) -> tuple[Account, Person] | None:
         """An account and its person, in one query."""
-        found = self.s.execute(_ACTOR, {"platform": platform, "external_id": external_id}).first()
-        return None if found is None else (found[0], found[1])
+        row = _ACTOR.first(
+            self._flushed_connection(), {"platform": platform, "external_id": external_id}
+        )
+        if row is None:
+            return None
+        split = len(_accounts.columns)
+        return rows.loaded(self.s, Account, row[:split]), rows.loaded(self.s, Person, row[split:])
 
     def update_account(self, account: Account, **values: Any) -> None:
         """Writes these columns of an account at once (one UPDATE, no flush of the unit

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bot.message import Delivered, Message, Target
 from store.db import Database
 from tests.adapters.conftest import humans, matrix_running
 from tests.adapters.test_matrix import prompt_saved
@@ -111,3 +112,73 @@ async def test_a_link_code_asked_for_in_a_room_reaches_its_owner_alone(
             assert account is not None
             assert owner is not None
             assert account.person_id != owner.person_id
+
+
+async def test_a_direct_chat_someone_else_joined_gets_no_private_answer_any_more(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Review finding: boss invites mallory into her direct chat with the bot; boss's
+    link code and every private answer went on landing there, where mallory reads them.
+    Now a direct chat counts only while the bot and the person are alone in it (joined
+    or invited): with a third person it is a room, forgotten as a direct chat (the bot
+    stays), and what is for the boss alone goes to a new direct chat."""
+    bot = synapse.register("pinwall")
+    async with (
+        humans(synapse, "boss", "mallory") as [boss, mallory],
+        matrix_running(sqlite_db, synapse, bot, tmp_path) as mx,
+    ):
+        boss.accept_invites = True
+        dm = await boss.dm(bot.user_id)
+        await boss.say(dm, "whoami")
+        await boss.bot_said(dm, bot.user_id, "")  # the DM is known to Pinwall now
+        with sqlite_db.uow() as uow:
+            assert uow.direct_chats.newest_for("matrix", boss.user_id) == dm
+        await boss.client.room_invite(dm, mallory.user_id)
+        await mallory.client.join(dm)
+        await boss.joined(dm, mallory.user_id)
+
+        def newest() -> str | None:
+            with sqlite_db.uow() as uow:
+                return uow.direct_chats.newest_for("matrix", boss.user_id)
+
+        await eventually(lambda: True if newest() is None else None, what="the DM forgotten")
+
+        await boss.say(dm, "!pw link")  # in what is now a room of three
+        await boss.wait_for(
+            dm,
+            lambda e: (
+                e.get("sender") == bot.user_id and "answered you in our private chat" in body(e)
+            ),
+            what="the line that the answer went elsewhere",
+        )
+        code_event = await eventually(
+            lambda: next(
+                (
+                    e
+                    for room in boss.invited_to
+                    for e in boss.events.get(room, [])
+                    if "Your link code" in body(e)
+                ),
+                None,
+            ),
+            what="the link code in a new direct chat",
+        )
+        new_dm = next(r for r in boss.invited_to if code_event in boss.events.get(r, []))
+        assert new_dm != dm
+        assert newest() == new_dm
+        assert not any("Your link code" in body(e) for e in boss.events.get(dm, []))
+        assert not any("Your link code" in body(e) for e in mallory.events.get(dm, []))
+
+        # The sending side checks too: were the shared room still taken for her direct
+        # chat (a send racing the sync that saw mallory come in), it is forgotten, and
+        # the message goes to a direct chat with her alone.
+        await mx.hub.state.add_direct_chat("matrix", dm, boss.user_id)
+        mx.adapter.sender._dm_rooms[boss.user_id] = dm
+        sent = await mx.adapter.send(
+            Target("matrix", "dm", boss.user_id), Message(text="for the boss alone")
+        )
+        assert isinstance(sent, Delivered)
+        assert sent.conversation == new_dm
+        assert newest() == new_dm
+        await boss.bot_said(new_dm, bot.user_id, "for the boss alone")
+        assert not any("for the boss alone" in body(e) for e in mallory.events.get(dm, []))

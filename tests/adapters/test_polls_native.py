@@ -218,3 +218,70 @@ async def test_show_of_a_poll_on_matrix_shows_the_card_and_starts_no_second_nati
             assert uow.announcements.tally(1) == ({1: 1}, 1)
         assert len(starts(dm)) == 1
         assert len(starts(room)) == 1
+
+
+def redaction_of(event_id: str) -> Any:
+    def check(e: dict[str, Any]) -> bool:
+        return e.get("type") == "m.room.redaction" and event_id in (
+            e.get("redacts"),
+            e.get("content", {}).get("redacts"),
+        )
+
+    return check
+
+
+async def test_an_anonymous_poll_takes_no_vote_the_room_sees(
+    synapse: Synapse, sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Review finding: in a bridged room an anonymous poll's card took votes as keycap
+    reactions and numbers, which everyone in the room sees with the voter's name. Now
+    the room's card says to vote in the private chat; a reaction or a number there is
+    not counted, taken back where the bot may redact, and answered privately (with the
+    card, to vote on there), and the inbox keeps nothing of it."""
+    async with bridged(synapse, sqlite_db, tmp_path) as (mx, mara, bot, dm, room):
+        # Mara lets the bot moderate her room (as a room admin would): it may redact.
+        levels = await mara.client.room_get_state_event(room, "m.room.power_levels")
+        content = dict(levels.content)
+        content["users"] = {**content.get("users", {}), bot: 50}
+        await mara.client.room_put_state(room, "m.room.power_levels", content)
+
+        await mx.on_console("admin", "/poll filialen Secret? | yes | no --anonymous")
+        card = await mara.bot_said(room, bot, "Vote in our private chat")
+        assert "Secret?" in card["content"]["body"]
+        mine = await mara.bot_said(dm, bot, "Secret?")
+        assert "Vote in our private chat" not in mine["content"]["body"]
+        await delivered(sqlite_db, card["event_id"])
+        reaction = await mara.react(room, card["event_id"], "2️⃣")
+        told = await mara.bot_said(dm, bot, "your vote in the room was not counted")
+        assert "Vote here, in our private chat" in told["content"]["body"]
+        await mara.wait_for(room, redaction_of(reaction), what="the reaction taken back")
+        number = await mara.say(room, "1", reply_to=card["event_id"])
+        await mara.wait_for(room, redaction_of(number), what="the number taken back")
+        await mara.wait_for(
+            dm,
+            lambda e: (
+                e.get("sender") == bot
+                and "not counted" in e.get("content", {}).get("body", "")
+                and e["event_id"] != told["event_id"]
+            ),
+            what="the second refusal",
+        )
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({}, 0)  # neither counted
+            inbox = [
+                str(r[0]) for r in uow.session.execute(text("SELECT payload FROM inbox_events"))
+            ]
+        assert not any("poll.vote" in p for p in inbox)  # who pressed what: forgotten
+        # In the private chat the same vote counts (and is taken back from there too).
+        cards = [
+            e
+            for e in mara.events.get(dm, [])
+            if e.get("sender") == bot and "Secret?" in e.get("content", {}).get("body", "")
+        ]
+        fresh = cards[-1]
+        await delivered(sqlite_db, fresh["event_id"])
+        vote = await mara.react(dm, fresh["event_id"], "2️⃣")
+        await mara.wait_for(dm, redaction_of(vote), what="her private vote taken back")
+        await mara.wait_for(dm, edit_of(fresh["event_id"], "1 person voted"), what="counted")
+        with sqlite_db.uow() as uow:
+            assert uow.announcements.tally(1) == ({1: 1}, 1)

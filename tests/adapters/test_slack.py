@@ -124,6 +124,18 @@ class SlackPinwall:
             await self.hub.apply_recorded()
             await self.worker.drain()
 
+    async def channel_bridged(self, create: str = "group create marketing Marketing") -> None:
+        """Alice creates Marketing in her channel (so she moderates it) and connects the
+        channel to it; the console's admin joins."""
+        assert self.slack is not None
+        await self.slack.slash_command("U1ALICE", "C1MARKET", create, channel_name="marketing")
+        await self.settled()
+        await self.slack.slash_command(
+            "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
+        )
+        await self.on_console("admin", "/join marketing")
+        await self.settled()
+
     def count(self, model: Any) -> int:
         with self.db.uow() as uow:
             return int(uow.session.scalar(select(func.count()).select_from(model)) or 0)
@@ -445,16 +457,7 @@ async def test_reactions_on_a_relayed_post_count_and_429_is_honoured(
     sp: SlackPinwall, fake: FakeSlack
 ) -> None:
     assert sp.slack is not None
-    # Alice creates the group (so she moderates it) and connects her channel to it.
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "group create marketing Marketing", channel_name="marketing"
-    )
-    await sp.settled()
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
-    )
-    await sp.on_console("admin", "/join marketing")
-    await sp.settled()
+    await sp.channel_bridged()
     fake.rate_limit(seconds=1, count=2, method="chat.postMessage")
     await sp.on_console("admin", "/share marketing Neuer Katalog")
     await fake.wait_for_async(
@@ -477,15 +480,7 @@ async def test_a_slack_reaction_is_kept_as_its_emoji_and_counted_per_emoji(
     """Issue 21: :tada: is 🎉 (it was counted as 👍); a workspace's own emoji keeps its
     :name:."""
     assert sp.slack is not None
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "group create Marketing", channel_name="marketing"
-    )
-    await sp.settled()
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
-    )
-    await sp.on_console("admin", "/join marketing")
-    await sp.settled()
+    await sp.channel_bridged("group create Marketing")
     await sp.on_console("admin", "/share marketing Neuer Katalog")
     await fake.wait_for_async(
         lambda: any("Neuer Katalog" in texts([p]) for p in fake.messages_in("C1MARKET")), 10
@@ -681,6 +676,23 @@ async def test_signed_but_malformed_requests_get_400_are_logged_and_change_nothi
     # ... and the endpoint still serves what is well formed.
     answer = await sp.slack.slash_command("U1ALICE", "D0ALICE", "groups")
     assert answer.status_code == 200
+
+
+async def test_a_request_that_cannot_be_slacks_is_refused_before_its_body_is_read(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """No signature or timestamp: 401 whatever follows (40 MB here); signed, but larger
+    than anything Slack sends: 413, read no further."""
+    assert sp.slack is not None
+    async with httpx.AsyncClient(timeout=60) as http:
+        unsigned = await http.post(sp.slack.url, content=b"{" + b" " * (40 * 1024 * 1024) + b"}")
+    assert unsigned.status_code == 401
+    huge = await sp.slack.post(
+        b'{"type": "x", "pad": "' + b"x" * 1_100_000 + b'"}', "application/json"
+    )
+    assert huge.status_code == 413
+    await sp.settled()
+    assert sp.count(InboxEvent) == 0
 
 
 async def test_bare_commands_ask_with_buttons_and_each_step_replaces_the_question(

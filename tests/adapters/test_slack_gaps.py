@@ -205,15 +205,8 @@ async def test_the_comment_button_in_a_channel_opens_a_modal_whose_text_is_the_c
     """In a channel, "what is your comment?" would be shown to the asker alone, and their
     next message there would be a post: the Comment button opens a modal instead."""
     assert sp.slack is not None
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "group create marketing Marketing", channel_name="marketing"
-    )
-    await sp.settled()
-    await sp.slack.slash_command(
-        "U1ALICE", "C1MARKET", "bridge marketing", channel_name="marketing"
-    )
+    await sp.channel_bridged()
     await sp.slack.slash_command("U2BOB", fake.dm_channel("U2BOB"), "join marketing")
-    await sp.on_console("admin", "/join marketing")
     await sp.on_console("admin", "/share marketing Neuer Katalog")
     await fake.wait_for_async(
         lambda: any("Neuer Katalog" in texts([p]) for p in fake.messages_in("C1MARKET")), 10
@@ -248,3 +241,31 @@ async def test_the_comment_button_in_a_channel_opens_a_modal_whose_text_is_the_c
     assert [p.thread_ts for p in later if p.kind == "message"] == [card.ts]
     [saved] = [p for p in fake.ephemerals if "is saved" in texts([p])]
     assert (saved.channel, saved.user) == ("C1MARKET", "U2BOB")
+
+
+async def test_a_private_answer_with_a_file_asked_for_in_a_channel_goes_to_the_dm(
+    sp: SlackPinwall, fake: FakeSlack
+) -> None:
+    """A message to one person in a channel (ephemeral) cannot carry files: the CSV of
+    the confirmations goes to the asker's direct chat, the channel is told so."""
+    assert sp.slack is not None
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "group create marketing Marketing", channel_name="marketing"
+    )
+    await sp.settled()
+    await sp.slack.slash_command(
+        "U1ALICE", "C1MARKET", "announce marketing Inventur am Freitag --confirm"
+    )
+    await sp.settled()
+    await sp.slack.slash_command("U1ALICE", "C1MARKET", "announcement A1 csv")
+    dm = fake.dm_channel("U1ALICE")
+    await fake.wait_for_async(
+        lambda: any(p.kind == "file" for p in fake.messages_in(dm)), what="the CSV in the DM"
+    )
+    [csv] = [p for p in fake.messages_in(dm) if p.kind == "file"]
+    assert csv.files[0]["name"] == "A1-confirmations.csv"
+    assert not any(p.kind == "file" for p in fake.messages_in("C1MARKET"))
+    await fake.wait_for_async(
+        lambda: any("privaten Chat" in texts([p]) for p in fake.messages_in("C1MARKET")),
+        what="the pointer in the channel",
+    )

@@ -106,6 +106,42 @@ async def test_forged_or_missing_tokens_get_401_and_change_nothing(
     assert teams.sent == []
 
 
+async def test_a_signed_activity_from_web_chat_or_without_a_tenant_changes_nothing(
+    tp: TeamsPinwall, teams: FakeTeams
+) -> None:
+    """The Azure bot's Web Chat and Direct Line channels are signed like Teams, but there
+    the client names the sender: an activity naming Alice (an admin) from there, or one
+    without a tenant, is refused (403, logged) and acts as nobody."""
+    alice = tp.user(ALICE, "Alice", locale="en-US")
+    assert (await alice.says("help")).status_code == 200  # Alice is known (an admin)
+    await tp.said_to(personal(ALICE), "Here is what you can do")
+    inbox = count(tp.db, InboxEvent)
+
+    forged = alice.activity(
+        "message", {"id": "dl-conversation-1"}, text="group create leak Leak --secret"
+    )
+    forged["channelId"] = "webchat"  # Direct Line: no conversationType, no tenant
+    forged.pop("channelData", None)
+    forged["conversation"].pop("tenantId", None)
+    no_tenant = alice.activity("message", alice.personal(), text="group create leak Leak")
+    no_tenant.pop("channelData", None)
+    no_tenant["conversation"].pop("tenantId", None)
+    answers = [(await alice.post(a)).status_code for a in (forged, no_tenant)]
+    assert answers == [403, 403]
+    assert count(tp.db, InboxEvent) == inbox
+    with tp.db.uow() as uow:
+        assert uow.groups.by_slug("leak") is None
+
+
+async def test_an_unsigned_body_is_refused_before_it_is_read(tp: TeamsPinwall) -> None:
+    """No token: 401 at once, whatever the body (40 MB here); a signed one that says it is
+    too large is refused before it is read."""
+    body = b"{" + b" " * (40 * 1024 * 1024) + b"}"
+    async with httpx.AsyncClient(timeout=60) as http:
+        answer = await http.post(tp.endpoint, content=body)
+    assert answer.status_code == 401
+
+
 async def test_a_429_from_the_connector_is_retried_after_its_retry_after(
     tp: TeamsPinwall, teams: FakeTeams
 ) -> None:

@@ -14,7 +14,7 @@ from tests.harness import World
 
 async def test_no_groups_yet_says_how_to_create_one(world: World) -> None:
     out = await world.say("alice", "/groups")
-    assert out.text("alice") == en("groups.none")
+    assert out.text("alice") == en("groups.none", prefix="/")
 
 
 async def test_create_an_open_group_makes_the_creator_its_moderator(world: World) -> None:

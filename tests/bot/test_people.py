@@ -468,7 +468,9 @@ async def test_a_stranger_with_a_leaked_code_gets_nothing_until_the_owner_says_n
         assert out.text("666") == en("access.needs_invite", how="/redeem CODE"), line
     question = world.adapter.to("admin")[-1]
     out = await world.press("admin", question, 1)  # No
-    assert out.text("admin") == en("link.denied_owner", platform="Telegram", account="666")
+    assert out.text("admin") == en(
+        "link.denied_owner", platform="Telegram", account="666", prefix="/"
+    )
     assert Said(telegram.sent[-1:]).text("666") == en("link.denied")
     out = await say_on(world, telegram, "666", "/audit")
     assert out.text("666") == en("access.needs_invite", how="/redeem CODE")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, bindparam, event, exc, insert, select
+from sqlalchemy import Integer, bindparam, event, exc, insert, inspect, select
 from sqlalchemy.orm.attributes import instance_state
 
 from store.db import Database
@@ -204,6 +204,8 @@ def test_a_rollback_takes_new_rows_out_of_the_session(db: Database) -> None:
         first = uow.items.add(note("first"))
         uow.rollback()
         assert first not in uow.session
+        assert inspect(first).transient
+        assert first.text == "first"  # keeps its values, as after a flush
         second = uow.items.add(note("second"))
         assert second is not first
         assert uow.session.get(Item, second.id) is second
@@ -220,6 +222,7 @@ def test_a_savepoint_rollback_takes_its_new_rows_out_of_the_session(db: Database
         membership = uow.groups.add_member(bob.id, group_id, now=NOW)
         savepoint.rollback()
         assert membership not in uow.session
+        assert membership.group_id == group_id
         assert uow.session.get(Membership, (bob.id, group_id)) is None
         assert uow.groups.membership(alice_id, group_id) is not None
 
