@@ -65,6 +65,12 @@ DkimCheck = Callable[[bytes, str], bool]
 _AFTER_DATA = ("552 Error: Too much mail data", "500 Line too long")
 
 
+# The rate limit's key for mail that only claims its sender (not authenticated), and how
+# many of a sender's budgets all such mail together may use.
+UNAUTHENTICATED = "unauthenticated:"
+ALL_UNAUTHENTICATED = 5
+
+
 class PinwallSMTP(SMTP):
     """aiosmtpd's server, saying why a mail is too large in Pinwall's words (the limit)."""
 
@@ -182,11 +188,19 @@ class MailReceiver:
                 return each(self._refuse(451, "mail.smtp.rate", "rate"))
             await self._bounce(mail)
             return each("250 2.0.0 OK")
-        if not await self._within_rate(mail.sender):
+        # Authenticated first, so that mail only claiming to be someone's counts against
+        # a budget of its own, not theirs (a forger cannot hold Anna's real mail back),
+        # and all such mail together against one more: the held list stays bounded.
+        authentic = await self._authenticated(mail, raw)
+        if not await self._within_rate(mail.sender if authentic else UNAUTHENTICATED + mail.sender):
+            return each(self._refuse(451, "mail.smtp.rate", "rate"))
+        if not authentic and not await self._within_rate(
+            UNAUTHENTICATED + "*", ALL_UNAUTHENTICATED
+        ):
             return each(self._refuse(451, "mail.smtp.rate", "rate"))
         letters = [r for r in recipients if _is_newsletter(r)]
         if letters:
-            return each(await self._newsletters(mail, raw, letters))
+            return each(await self._newsletters(mail, letters, authentic))
         who = await self.hub.call(records.sender, self.hub.core, mail.sender)
         if who is None:
             if mail.automatic:  # an autoresponder or a mailing list: dropped, not answered
@@ -227,7 +241,7 @@ class MailReceiver:
         if not accepted:
             return [statuses[r] for r in recipients]
         files = await self._store_files(mail)
-        if not await self._authenticated(mail, raw):
+        if not authentic:
             await self._hold(mail, who, accepted, files, "not_authenticated")
             held = f"250 2.0.0 {self.smtp_text('mail.smtp.held')}"
             return [statuses.get(r, held) for r in recipients]
@@ -291,11 +305,11 @@ class MailReceiver:
                     out.append(("commands", "command"))
         return out
 
-    async def _newsletters(self, mail: Mail, raw: bytes, recipients: list[str]) -> str:
+    async def _newsletters(self, mail: Mail, recipients: list[str], authentic: bool) -> str:
         """A newsletter to groups' newsletter addresses: an entry in each group that
         allowed its sender, once per Message-ID and link; held when the sender is not
         authenticated, refused where it is not allowed."""
-        if not await self._authenticated(mail, raw):
+        if not authentic:
             details = {"from": mail.sender, "to": recipients, "subject": mail.subject[:200]}
             # what `email release` makes of it: the same entry, the same dedup keys
             held = entry_of(mail)
@@ -351,12 +365,12 @@ class MailReceiver:
 
     # --- the parts -----------------------------------------------------------------------
 
-    async def _within_rate(self, sender: str) -> bool:
-        """At most `per_minute` mails a minute from one sender, counted in the store: the
-        count holds across a restart and across instances behind one MX."""
+    async def _within_rate(self, sender: str, times: int = 1) -> bool:
+        """At most `per_minute` (times `times`) mails a minute from one sender, counted in
+        the store: the count holds across a restart and across instances behind one MX."""
         now = self.hub.clock.now()
         count = await self.hub.call(records.count_sender, self.hub.core, sender, now)
-        return count <= self.per_minute
+        return count <= self.per_minute * times
 
     async def _authenticated(self, mail: Mail, raw: bytes) -> bool:
         if authenticated_by_mta(mail.message, mail.sender, self.authserv_id):

@@ -175,6 +175,26 @@ async def test_a_flood_from_one_sender_is_deferred(tmp_path: Path) -> None:
         assert len(_items(world)) == 2
 
 
+async def test_forged_mail_in_annas_name_does_not_use_up_her_budget(tmp_path: Path) -> None:
+    """Mail that only claims to be Anna's counts against a budget of its own: a forger
+    sending as many as she may in a minute (each held) holds back none of her real mail;
+    the next forged one is deferred."""
+    async with mail_world(tmp_path, mail_per_minute=2) as world:
+        await _group_with_anna(world)
+        for n in range(2):
+            forged = sample("forged_from.eml").replace(
+                b"Message-ID: <", f"Message-ID: <f{n}".encode()
+            )
+            await world.send(forged, sender=ANNA, to=[VERTRIEB])
+        with pytest.raises(aiosmtplib.SMTPDataError) as deferred:
+            await world.send(sample("forged_from.eml"), sender=ANNA, to=[VERTRIEB])
+        assert deferred.value.code == 451
+        assert len(_audit(world, "mail.held")) == 2
+        # Anna's own, authenticated mail still goes in at once.
+        await world.send(sample("outlook_html_inline_de.eml"), sender=ANNA, to=[VERTRIEB])
+        assert len(_items(world)) == 1
+
+
 @pytest.fixture
 def pg_store(_pg_migrated: Database) -> Database:
     """The session's migrated PostgreSQL database, emptied."""
