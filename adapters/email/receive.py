@@ -285,6 +285,7 @@ class MailReceiver:
             "message_id": mail.message_id,
             "files": [_file_dict(f) for f in files],
             "events": events,
+            "reason": reason,
         }
         now = self.hub.clock.now()
         await self.hub.call(records.hold, self.hub.core, now, who, details, content)

@@ -216,6 +216,9 @@ def on_email_held(ctx: Ctx, cmd: Command) -> None:
                 sender=h.sender,
                 to=", ".join(where) or "-",
                 subject=h.subject or "-",
+                why=ctx.t("mail.held.why_not_addressed")
+                if content.get("reason") == "not_addressed"
+                else ctx.t("mail.held.why_not_verified"),
             )
         )
     lines.append(ctx.t("mail.held.how"))

@@ -117,6 +117,7 @@ async def test_a_replayed_signed_mail_is_held_and_a_bcc_to_a_group_too(tmp_path:
         [held] = _held(world)
         assert held["reason"] == "not_addressed"
         assert held["to"] == [VERTRIEB]
+        assert "· did not name our address" in await world.say("e1", "?email held")
 
         # To: Vertrieb, Bcc: Lager (authenticated): Vertrieb gets it, Lager's copy waits
         bcc = sample("forged_from.eml", **{FAIL: PASS, "forged-0001": "bcc-1"})

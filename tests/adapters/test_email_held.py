@@ -45,8 +45,8 @@ async def test_a_held_mail_is_listed_released_as_its_sender_or_dropped(tmp_path:
         # the admin (and Vertrieb's moderator) sees it ...
         listing = await world.say("e1", "?email held")
         assert "Held mails (1)" in listing
-        assert listing.count(" · ") == 3
-        assert f"{ANNA} → vertrieb · Dringend: neue Bankverbindung" in listing
+        assert listing.count(" · ") == 4
+        assert f"{ANNA} → vertrieb · Dringend: neue Bankverbindung · sender not verified" in listing
         # ... and releases it, in German: posted as Anna
         await world.say("e1", "?settings language de")
         answer = await world.say("e1", "?mail freigeben 1")
