@@ -122,6 +122,12 @@ def declares_entities(body: bytes) -> bool:
         if body.startswith(mark):
             text = body.decode(encoding, errors="replace")
             return _ENTITY.search(text.encode("utf-8", errors="replace")) is not None
+    if b"\x00" in body[:4]:  # UTF-16 or -32 that starts with something else (a blank line)
+        wide = {encoding for _, encoding in _WIDE}
+        return _ENTITY.search(body) is not None or any(
+            _ENTITY.search(body.decode(encoding, errors="replace").encode("utf-8", "replace"))
+            for encoding in sorted(wide)
+        )
     return _ENTITY.search(body) is not None
 
 

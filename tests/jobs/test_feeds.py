@@ -175,7 +175,13 @@ def test_a_billion_laughs_is_refused_fast_and_small() -> None:
     # In UTF-16 as well, where a byte search for "<!ENTITY" would miss it.
     wide = BILLION_LAUGHS.decode().replace('<?xml version="1.0"?>', "").encode("utf-16")
     assert declares_entities(wide)
+    # ... and without a byte order mark, behind a blank line, in either byte order.
+    for order in ("utf-16-le", "utf-16-be", "utf-32-le"):
+        assert declares_entities(("\n " + wide.decode("utf-16")).encode(order))
     assert not declares_entities(rss(("https://a.example/1", "x", "y")))
+    assert not declares_entities(
+        ("\n" + rss(("https://a.example/1", "x", "y")).decode()).encode("utf-16-le")
+    )
 
 
 def test_filters_are_plain_whole_words_in_title_and_summary() -> None:
