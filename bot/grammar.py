@@ -230,6 +230,10 @@ _PRIVATE = frozenset(
         "whoami",
         "email",
         "email held",
+        # their answers name a held mail's sender or the allowed senders' addresses
+        "email release",
+        "email drop",
+        "newsletter",
         "settings language",
         "settings timezone",
         "settings digest",

@@ -373,6 +373,12 @@ def on_bridge(ctx: Ctx, cmd: Command) -> None:
     ctx.policy.require_moderator(group)
     if room.group_id == group.id:
         raise UserError("error.already_bridged", group=group.name)
+    current = ctx.uow.groups.get(room.group_id) if room.group_id is not None else None
+    if current is not None and not ctx.policy.can_moderate(current):
+        # Moving a room away from its group is its moderators' decision: anyone who made a
+        # group of their own could otherwise take a (secret) group's room for theirs. The
+        # group is not named: the asker may not know it exists.
+        raise UserError("error.bridged_elsewhere")
     room.group_id = group.id
     ctx.audit("room.bridged", group.slug, platform=room.platform, room=room.external_id)
     ctx.reply("bridge.done", group=group.name)

@@ -12,7 +12,7 @@ from bot.events import Actor, Conversation, InboundFile, MessageReceived, Messag
 from bot.message import DeliveryFailed
 from store.blobs import BlobStore
 from store.models import ItemFile, OutboxMessage
-from tests.bot.conversation import other_messenger, say_on
+from tests.bot.conversation import en, other_messenger, say_on
 from tests.harness import Said, World
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -213,3 +213,29 @@ async def test_admins_list_and_retry_failed_deliveries(world: World) -> None:
     with world.db.uow() as uow:
         statuses = set(uow.session.scalars(select(OutboxMessage.status)))
     assert statuses == {"sent"}
+
+
+async def test_a_bridged_room_is_moved_to_another_group_only_by_its_moderators(
+    world: World,
+) -> None:
+    """Anyone may make a group (and moderate it), but not take another group's room for
+    it: in the secret board's room, `/bridge leaks` is refused without naming the board,
+    and what the board says there stays the board's."""
+    await world.say("bob", "/help")
+    await world.say("admin", "/group create board Board --secret")
+    await world.say("admin", "/add bob board")
+    await world.say("admin", "/bridge board", room="boardroom")
+    await world.say("mallory", "/group create leaks Leaks")
+    out = await world.say("mallory", "/bridge leaks", room="boardroom")
+    refused = out.text("boardroom") + out.text("mallory")
+    assert en("error.bridged_elsewhere") in refused
+    assert "Board" not in refused
+    await world.say("bob", "Signing is on Friday", room="boardroom")
+    assert "Signing is on Friday" not in (await world.say("mallory", "/items leaks")).text(
+        "mallory"
+    )
+    out = await world.say("admin", "/share board Second board note")
+    assert "boardroom" in out.addresses
+    # The board's moderator (here the admin) may move it.
+    out = await world.say("admin", "/bridge leaks", room="boardroom")
+    assert "Leaks" in out.text("boardroom") + out.text("admin")

@@ -465,3 +465,10 @@ def test_values_keep_their_case() -> None:
 def test_first_word() -> None:
     assert grammar.first_word("  Join marketing") == "join"
     assert grammar.first_word(" \n ") == ""
+
+
+def test_answers_naming_mail_addresses_are_private() -> None:
+    """A held mail's sender, a newsletter's allowed senders: never answered into a room."""
+    assert grammar.is_private("email", "release 3")
+    assert grammar.is_private("email", "drop 3")
+    assert grammar.is_private("newsletter", "lunch")
