@@ -128,9 +128,11 @@ def resolve(
         # Someone Pinwall does not know redeems a link code: the code's owner is asked;
         # until they say yes this account is nobody's (no rights, no person).
         check_code_tries(uow, actor, now)
-        linking.request(core, uow, actor, None, code, now)
+        pending = linking.request(core, uow, actor, None, code, now)
+        owner = uow.people.get(pending.person_id)
         t = Translator(normalize_language(actor.language) or core.settings.default_language)
-        message = Message(text=t("link.asked", minutes=linking.ANSWER_MINUTES))
+        handle = owner.handle if owner else "?"
+        message = Message(text=t("link.asked", minutes=linking.ANSWER_MINUTES, owner=handle))
         if core.answer(uow, event, message, None, now, private=True):
             core.point_to_private(uow, event, t, None, now)
         return None

@@ -120,8 +120,11 @@ def on_link(ctx: Ctx, cmd: Command) -> None:
         _answer_link(ctx, pending, confirm=word.lower() in linking.CONFIRM_WORDS)
         return
     check_code_tries(ctx.uow, ctx.event.meta.actor, ctx.now)
-    linking.request(ctx.core, ctx.uow, ctx.event.meta.actor, ctx.person, word, ctx.now)
-    ctx.reply("link.asked", minutes=linking.ANSWER_MINUTES)
+    pending = linking.request(ctx.core, ctx.uow, ctx.event.meta.actor, ctx.person, word, ctx.now)
+    owner = ctx.uow.people.get(pending.person_id)
+    # Named, so that a code that is someone else's is noticed (joining makes this account
+    # theirs): "I've asked @mallory …"
+    ctx.reply("link.asked", minutes=linking.ANSWER_MINUTES, owner=owner.handle if owner else "?")
 
 
 def _answer_link(ctx: Ctx, pending: LinkRequest | None, *, confirm: bool) -> None:

@@ -92,7 +92,7 @@ async def link_accounts(
     code = code_in((await world.say(owner, "/link")).text(owner), "link.code", language, minutes=15)
     before = len(world.adapter.sent)
     asked = await say_on(world, adapter, account, f"/link {code}")
-    assert asked.text(account) == catalog_text(language, "link.asked", minutes=15)
+    assert asked.text(account) == catalog_text(language, "link.asked", minutes=15, owner=owner)
     question = next(s for s in world.adapter.sent[before:] if s.message.buttons)
     assert question.target.address == owner
     before_there = len(adapter.sent)

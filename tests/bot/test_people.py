@@ -414,7 +414,7 @@ async def test_link_adds_a_new_messenger_account_to_the_person(world: World) -> 
     code = code_in(out.text("alice"), "link.code", minutes=15)
 
     out = await say_on(world, telegram, "4711", f"/link {code}")
-    assert out.text("4711") == en("link.asked", minutes=15)
+    assert out.text("4711") == en("link.asked", minutes=15, owner="alice")
     # nothing is linked yet: the account is nobody's, so it may do nothing
     out = await say_on(world, telegram, "4711", "/whoami")
     assert out.text("4711") == en("access.needs_invite", how="/redeem CODE")
@@ -462,7 +462,7 @@ async def test_a_stranger_with_a_leaked_code_gets_nothing_until_the_owner_says_n
     before = world.snapshot()
 
     out = await say_on(world, telegram, "666", f"/link {code}")
-    assert out.text("666") == en("link.asked", minutes=15)
+    assert out.text("666") == en("link.asked", minutes=15, owner="admin")
     for line in ("/audit", "/groups", "/items secrets", "/whoami"):
         out = await say_on(world, telegram, "666", line)
         assert out.text("666") == en("access.needs_invite", how="/redeem CODE"), line
@@ -502,7 +502,9 @@ async def test_link_confirm_answers_without_buttons_and_in_german(world: World) 
     await world.say("alice", "/settings language de")
     code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", "de", minutes=15)
     out = await say_on(world, telegram, "4711", f"/link {code}")
-    assert out.text("4711") == en("link.asked", minutes=15)  # the stranger's own language
+    assert out.text("4711") == en(
+        "link.asked", minutes=15, owner="alice"
+    )  # the stranger's own language
     out = await world.say("alice", "/link ja")
     assert out.text("alice") == de(
         "link.confirmed", platform="Telegram", account="4711", handle="alice"
@@ -556,7 +558,7 @@ async def test_linking_two_known_accounts_merges_them(world: World) -> None:
     code = code_in((await world.say("alice", "/link")).text("alice"), "link.code", minutes=15)
 
     out = await say_on(world, slack, "U1", f"/link {code}")
-    assert out.text("U1") == en("link.asked", minutes=15)
+    assert out.text("U1") == en("link.asked", minutes=15, owner="alice")
     question = world.adapter.to("alice")[-1]
     assert to_plain(question.message.text) == en(
         "link.question", platform="Slack", account="U1", handle="u1", minutes=15
@@ -627,7 +629,7 @@ async def test_code_guessing_is_throttled(world: World) -> None:
     assert audit.count(wrong) == 5  # the audit log reads as sentences
     # someone else is not held up, and the window moves on
     out = await say_on(world, telegram, "4711", f"/link {code}")
-    assert out.text("4711") == en("link.asked", minutes=15)
+    assert out.text("4711") == en("link.asked", minutes=15, owner="alice")
     world.clock.advance(minutes=8)
     out = await say_on(world, telegram, "666", "/link AAAAAAAAA6")
     assert out.text("666") == en("error.link_code_invalid")

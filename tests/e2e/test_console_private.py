@@ -82,7 +82,7 @@ def _takeover_attempt(talk: Talk) -> None:
     talk.say("/as mallory", "/room lobby", f"/link {code}")
     talk.expect(r"^\[admin\] Someone wants to link the Console account mallory to you")
     talk.expect(r"^  \[1\] Yes, it's mine  \[2\] No$")
-    talk.expect(r"^\[mallory\] I've asked on your other messenger")
+    talk.expect(r"^\[mallory\] I've asked @admin whether this account is theirs")
     # Until the owner answers she is still herself, with her own rights.
     talk.say("/audit", "/whoami")
     talk.expect(r"^\[mallory\] Only admins can do that\.$")
