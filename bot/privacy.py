@@ -36,6 +36,8 @@ from store.models import (
     OutboxMessage,
     OutboxStatus,
     Person,
+    Proposal,
+    ProposalStatus,
     Role,
     SearchDoc,
 )
@@ -169,6 +171,19 @@ def _revoke_invites(uow: UnitOfWork, person: Person, now: datetime, outcome: Out
     outcome.add("invites revoked", revoked)
 
 
+def _withdraw_proposals(uow: UnitOfWork, person: Person, outcome: Outcome) -> None:
+    """Their proposals that are not public yet are withdrawn: nothing of a forgotten person
+    is approved and published afterwards (a pending card, a scheduled `--at`)."""
+    waiting = (ProposalStatus.PENDING, ProposalStatus.CHANGES, ProposalStatus.APPROVED)
+    withdrawn = _changed(
+        uow.session,
+        update(Proposal)
+        .where(Proposal.author_id == person.id, Proposal.status.in_(waiting))
+        .values(status=ProposalStatus.WITHDRAWN),
+    )
+    outcome.add("proposals withdrawn", withdrawn)
+
+
 def deactivate(uow: UnitOfWork, person: Person, now: datetime) -> Outcome:
     """The person left: every linked account disabled, their invites revoked, nothing
     delivered to them any more. Their posts stay; `activate` undoes the rest."""
@@ -274,6 +289,7 @@ def forget(uow: UnitOfWork, person: Person, now: datetime, *, posts: PostsPolicy
     handle, pseudonym = person.handle, f"former-{person.id}"
     _stop_deliveries(uow, person, outcome)
     _revoke_invites(uow, person, now, outcome)
+    _withdraw_proposals(uow, person, outcome)
     s = uow.session
     # What the messengers sent on their behalf, as recorded on arrival.
     for platform, external_id in s.execute(

@@ -13,7 +13,16 @@ from sqlalchemy import func, select
 
 from jobs.retention import Retention, apply
 from store.blobs import BlobStore
-from store.models import AuditEntry, Comment, InboxEvent, Item, OutboxMessage, Person
+from store.models import (
+    AuditEntry,
+    Comment,
+    InboxEvent,
+    Item,
+    OutboxMessage,
+    Person,
+    Proposal,
+    ProposalStatus,
+)
 from tests.bot.conftest import Pinwall
 from tests.bot.conversation import code_in, en, other_messenger, say_on
 from tests.fakes.telegram import png_bytes
@@ -302,3 +311,24 @@ async def test_retention_removes_the_files_of_deleted_posts(world: World, tmp_pa
     assert done["files"] == 2
     assert not store.exists(blob)
     assert not store.exists(stray)
+
+
+async def test_a_forgotten_persons_proposals_that_are_not_public_yet_are_withdrawn(
+    world: World, pinwall: Pinwall
+) -> None:
+    """Nothing of an erased person is approved for a public network afterwards: her pending
+    proposal is withdrawn by `forget`, and a gatekeeper's approve is refused."""
+    await world.say("admin", "/help")
+    await world.say("alice", "/help")
+    await world.say("bob", "/help")
+    await world.say("admin", "/role bob gatekeeper")
+    await world.say("alice", "/propose newsroom My personal story, by Alice Meier")
+    code, out, _ = pinwall("privacy", "forget", "alice", "--yes", "--posts", "delete")
+    assert code == 0
+    assert "proposals withdrawn 1" in out
+    with world.db.uow() as uow:
+        proposal = uow.session.scalars(select(Proposal)).one()
+        assert proposal.status == ProposalStatus.WITHDRAWN
+    await world.say("bob", "/approve P1")
+    with world.db.uow() as uow:
+        assert uow.session.scalars(select(Proposal)).one().status == ProposalStatus.WITHDRAWN
