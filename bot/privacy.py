@@ -291,10 +291,11 @@ def forget(uow: UnitOfWork, person: Person, now: datetime, *, posts: PostsPolicy
     _revoke_invites(uow, person, now, outcome)
     _withdraw_proposals(uow, person, outcome)
     s = uow.session
-    # What the messengers sent on their behalf, as recorded on arrival.
-    for platform, external_id in s.execute(
+    accounts = s.execute(
         select(Account.platform, Account.external_id).where(Account.person_id == person.id)
-    ).all():
+    ).all()
+    # What the messengers sent on their behalf, as recorded on arrival.
+    for platform, external_id in accounts:
         n = _changed(
             s,
             delete(InboxEvent).where(
@@ -347,20 +348,26 @@ def forget(uow: UnitOfWork, person: Person, now: datetime, *, posts: PostsPolicy
     uow.blobs.forget(outcome.files)
     outcome.add("files deleted", len(outcome.files))
 
-    # The audit log: same entries, the pseudonym where the handle was.
+    # The audit log: same entries, the pseudonym where the handle or an account was
+    # ("memory:alice" of a wrong code, the account of a link request).
+    exact = {handle: pseudonym}
+    inside = {f"@{handle}": f"@{pseudonym}"}
+    for platform, external_id in accounts:
+        exact[external_id] = exact[f"{platform}:{external_id}"] = pseudonym
+        inside[f"{platform}:{external_id}"] = pseudonym
     entries = s.scalars(
         select(AuditEntry).where(
             or_(
                 AuditEntry.actor_id == person.id,
-                AuditEntry.subject.contains(handle),
-                cast(AuditEntry.details, String).contains(handle),
+                *(AuditEntry.subject.contains(word) for word in exact),
+                *(cast(AuditEntry.details, String).contains(word) for word in exact),
             )
         )
     ).all()
     scrubbed = 0
     for entry in entries:
-        subject = _scrub(entry.subject, handle, pseudonym)
-        details = _scrub(entry.details, handle, pseudonym)
+        subject = _scrub(entry.subject, exact, inside)
+        details = _scrub(entry.details, exact, inside)
         if subject != entry.subject or details != entry.details:
             entry.subject, entry.details = subject, details
             scrubbed += 1
@@ -382,11 +389,18 @@ def forget(uow: UnitOfWork, person: Person, now: datetime, *, posts: PostsPolicy
     return outcome
 
 
-def _scrub(value: Any, handle: str, pseudonym: str) -> Any:
+def _scrub(value: Any, exact: dict[str, str], inside: dict[str, str]) -> Any:
+    """`value` with every string that is one of `exact` replaced whole, and every part of
+    a string that is one of `inside` replaced (never a bare account id inside a longer
+    string: "12" is in many)."""
     if isinstance(value, str):
-        return pseudonym if value == handle else value.replace(f"@{handle}", f"@{pseudonym}")
+        if value in exact:
+            return exact[value]
+        for old, new in inside.items():
+            value = value.replace(old, new)
+        return value
     if isinstance(value, dict):
-        return {k: _scrub(v, handle, pseudonym) for k, v in value.items()}
+        return {k: _scrub(v, exact, inside) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub(v, handle, pseudonym) for v in value]
+        return [_scrub(v, exact, inside) for v in value]
     return value

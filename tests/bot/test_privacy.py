@@ -332,3 +332,19 @@ async def test_a_forgotten_persons_proposals_that_are_not_public_yet_are_withdra
     await world.say("bob", "/approve P1")
     with world.db.uow() as uow:
         assert uow.session.scalars(select(Proposal)).one().status == ProposalStatus.WITHDRAWN
+
+
+async def test_forget_leaves_no_account_of_the_person_in_the_audit_log(
+    world: World, pinwall: Pinwall
+) -> None:
+    """The audit log names people by handle and by account ("memory:alice" of a wrong
+    code): after forget, neither is left."""
+    await world.say("alice", "/help")
+    await world.say("alice", "/redeem WRONGCODE1")
+    await world.say("alice", "/link")
+    assert pinwall("privacy", "forget", "alice", "--yes")[0] == 0
+    with world.db.uow() as uow:
+        entries = uow.session.scalars(select(AuditEntry)).all()
+        said = [f"{e.subject} {json.dumps(e.details)}" for e in entries]
+    assert said
+    assert not [s for s in said if "alice" in s]
