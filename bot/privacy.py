@@ -48,6 +48,10 @@ AUTHORED = ("items", "comments")  # rows a person wrote: kept anonymized or dele
 # Rows about the person that are theirs although the reference would allow keeping them
 # without it: the messages sent to them.
 THEIRS = ("outbox",)
+# Columns that only say who decided on someone else's row (a moderator on a held mail or a
+# join request): their export names the row and the decision, not the other person's data.
+DECIDED = frozenset({("held_mails", "decided_by"), ("join_requests", "decided_by")})
+DECISION = ("id", "status", "decided_at")
 OPERATOR = "operator"  # who an audit entry of the CLI names as actor (details["by"])
 
 
@@ -108,6 +112,11 @@ def export(uow: UnitOfWork, person: Person, now: datetime) -> dict[str, Any]:
         if table.name == "search_docs":
             continue  # stemmed words of posts that are exported whole anyway
         rows = _rows(uow, table, column == person.id)
+        if (table.name, column.name) in DECIDED:
+            decided = [{k: r[k] for k in DECISION if k in r} for r in rows]
+            if decided:
+                data[f"{table.name}_decided"] = decided
+            continue
         if rows:
             data.setdefault(table.name, []).extend(r for r in rows if r not in data[table.name])
     audit = AuditEntry.__table__

@@ -16,6 +16,7 @@ from store.blobs import BlobStore
 from store.models import (
     AuditEntry,
     Comment,
+    HeldMail,
     InboxEvent,
     Item,
     OutboxMessage,
@@ -348,3 +349,34 @@ async def test_forget_leaves_no_account_of_the_person_in_the_audit_log(
         said = [f"{e.subject} {json.dumps(e.details)}" for e in entries]
     assert said
     assert not [s for s in said if "alice" in s]
+
+
+async def test_a_moderators_export_names_what_they_decided_not_other_peoples_mails(
+    world: World, pinwall: Pinwall, tmp_path: Path
+) -> None:
+    """Bob dropped someone else's held mail: his export says which and how he decided,
+    but carries nothing of the mail (sender, subject, text are the other person's)."""
+    await world.say("bob", "/help")
+    with world.db.uow() as uow:
+        bob = uow.people.by_handle("bob")
+        assert bob is not None
+        uow.session.add(
+            HeldMail(
+                person_id=None,
+                sender="dr.schmidt@clinic.example",
+                subject="Befund Carol Weber",
+                content={"to": ["group:board"], "text": "Diagnosis for Carol: ..."},
+                held_at=world.clock.now(),
+                status="dropped",
+                decided_by=bob.id,
+                decided_at=world.clock.now(),
+            )
+        )
+        uow.commit()
+    target = tmp_path / "bob.json"
+    assert pinwall("privacy", "export", "bob", "-o", str(target))[0] == 0
+    data = json.loads(target.read_text())
+    assert [d["status"] for d in data["held_mails_decided"]] == ["dropped"]
+    assert "held_mails" not in data
+    assert "clinic" not in json.dumps(data)
+    assert "Carol" not in json.dumps(data)
