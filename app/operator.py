@@ -116,7 +116,13 @@ def routes(
         return page("refused.html", 403, t=t, language=language)
 
     async def login(request: Request) -> Response:
+        """GET: a page with one button; the button's POST uses the one-time link. A link
+        previewer or a mail gateway's scanner fetches the link with GET: it must not use
+        the link up (nor get the session cookie)."""
         token = request.path_params["token"]
+        if request.method != "POST":
+            language = hub.core.settings.default_language
+            return page("login.html", t=_t(language), language=language)
 
         def _use() -> int | None:
             with hub.db.uow() as uow:
@@ -288,7 +294,7 @@ def routes(
         return response
 
     return [
-        Route("/admin/login/{token}", login),
+        Route("/admin/login/{token}", login, methods=["GET", "POST"]),
         Route("/admin", overview),
         Route("/admin/outbox/retry", retry, methods=["POST"]),
         Route("/public/{outlet}", newsroom),
