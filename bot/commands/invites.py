@@ -11,7 +11,8 @@ from bot.grammar import Command
 from bot.handlers import Handlers
 from bot.markup import Markup, link
 from bot.message import Button, Message
-from store.models import Group, Role
+from bot.policy import Policy
+from store.models import Group, Invite, Role
 
 MAX_USES = 1000
 MAX_DAYS = 365
@@ -124,8 +125,11 @@ def redeem(ctx: Ctx, code: str) -> None:
     if not ctx.uow.invites.redeem(invite):
         raise UserError("error.invite_used_up")
     invited = Role(invite.role)
-    if ctx.policy.is_external and not invited.is_external:
-        ctx.person.role = Role.MEMBER  # a member invite lets an external in fully
+    if ctx.policy.is_external and not invited.is_external and _made_by_an_admin(ctx, invite):
+        # A member invite from an admin lets an external in fully; one from a member does
+        # not promote them (any member may invite colleagues into open groups, but not
+        # turn a partner or guest into a colleague).
+        ctx.person.role = Role.MEMBER
     joined = []
     for group in ctx.uow.groups.by_ids(ctx.uow.invites.group_ids(invite.id)):
         if ctx.person.role_enum.is_external and not group.admits_externals:
@@ -136,6 +140,11 @@ def redeem(ctx: Ctx, code: str) -> None:
     ctx.policy.forget_memberships()
     ctx.audit("invite.redeemed", invite.code, role=ctx.person.role, groups=[g.slug for g in joined])
     welcome(ctx, joined)
+
+
+def _made_by_an_admin(ctx: Ctx, invite: Invite) -> bool:
+    creator = ctx.uow.people.get(invite.created_by) if invite.created_by else None
+    return creator is not None and creator.active and Policy(ctx.uow, creator).is_admin
 
 
 def welcome(ctx: Ctx, joined: list[Group]) -> None:

@@ -345,3 +345,28 @@ async def test_a_member_invite_makes_a_partner_a_member(world: World) -> None:
     whoami = (await world.say("paul", "/whoami")).text("paul")
     assert "@paul (member)" in whoami
     assert "franchise (daily), marketing (daily)" in whoami
+
+
+async def test_a_members_member_invite_does_not_make_a_guest_a_colleague(world: World) -> None:
+    """Any member may invite colleagues into an open group; a guest who redeems such a
+    code stays a guest (only an admin's member invite lets an external in fully)."""
+    await world.say("admin", "/group create ext Agency --externals")
+    await world.say("admin", "/group create lunch Lunch")
+    await world.say("bob", "/join lunch")
+    guest_code = invite_code(await world.say("admin", "/invite guest ext"), "admin")
+    world.adapter.trust = "unknown"
+    await world.say("gina", f"/redeem {guest_code}")
+    world.adapter.trust = "member"
+    members_code = invite_code(await world.say("bob", "/invite member lunch"), "bob")
+    await world.say("gina", f"/redeem {members_code}")
+    with world.db.uow() as uow:
+        gina = uow.people.by_handle("gina")
+        assert gina is not None
+        assert gina.role == "guest"
+    # An admin's member invite does.
+    admins_code = invite_code(await world.say("admin", "/invite member lunch"), "admin")
+    await world.say("gina", f"/redeem {admins_code}")
+    with world.db.uow() as uow:
+        gina = uow.people.by_handle("gina")
+        assert gina is not None
+        assert gina.role == "member"
