@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.repositories.ledger import OutboxLedger
@@ -192,6 +193,7 @@ def _postgres_connect_args(url: str) -> dict[str, Any]:
 
 # The key of the transaction-level advisory lock that migrations take on PostgreSQL.
 MIGRATION_LOCK = 0x70696E77616C6C  # "pinwall"
+MIGRATION_TRIES = 5  # SQLite: runs of the migrations tried when the file was locked
 
 
 class SchemaTooNew(Exception):
@@ -334,6 +336,20 @@ class Database:
     def upgrade(self, revision: str = "head") -> None:
         """Migrates to `revision`; refuses (SchemaTooNew) a database whose schema was made
         by a newer Pinwall, before changing anything."""
+        for attempt in range(1, MIGRATION_TRIES + 1):
+            try:
+                self._upgrade(revision)
+                return
+            except OperationalError as exc:
+                # SQLite, instances starting at once on a new file: a lock SQLite refuses
+                # at once instead of waiting (seen rarely, on the switch to WAL). The run
+                # is one transaction, so trying again is safe.
+                if not self.is_sqlite or "locked" not in str(exc) or attempt == MIGRATION_TRIES:
+                    raise
+                log.warning("migrations: the database was locked, trying again (%s)", attempt)
+                time.sleep(0.2 * attempt)
+
+    def _upgrade(self, revision: str) -> None:
         cfg = self._alembic_config()
         with self.migration_transaction() as conn:
             self._refuse_unknown(MigrationContext.configure(conn).get_current_revision())
