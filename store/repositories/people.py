@@ -208,28 +208,19 @@ class PersonRepository(Repo):
     def preferred_accounts(self, person_ids: Iterable[int]) -> dict[int, Account]:
         """Each person's most recently used reachable account, in one query; a mail
         address only for those without a reachable messenger account."""
-        ids = list(set(person_ids))
-        if not ids:
-            return {}
-        rows = self.s.scalars(
-            select(Account)
-            .where(Account.person_id.in_(ids), Account.reachable.is_(True))
-            .order_by(
-                Account.person_id,
-                Account.platform == MAIL_PLATFORM,
-                Account.last_seen_at.desc(),
-                Account.id.desc(),
-            )
-        ).all()
-        chosen: dict[int, Account] = {}
-        for account in rows:
-            chosen.setdefault(account.person_id, account)
-        return chosen
+        return self._first_reachable(person_ids, Account.platform == MAIL_PLATFORM)
 
     def digest_accounts(self, person_ids: Iterable[int]) -> dict[int, Account]:
         """Where each person's digest goes: their verified mail address when they chose
         digests by mail (`settings digest mail`) and it is reachable, else as
         preferred_accounts."""
+        return self._first_reachable(
+            person_ids, (Account.platform == MAIL_PLATFORM) != Person.digest_by_mail
+        )
+
+    def _first_reachable(self, person_ids: Iterable[int], last: Any) -> dict[int, Account]:
+        """Each person's first reachable account: those for which `last` is true after the
+        others, then the one seen last."""
         ids = list(set(person_ids))
         if not ids:
             return {}
@@ -237,12 +228,7 @@ class PersonRepository(Repo):
             select(Account)
             .join(Person, Person.id == Account.person_id)
             .where(Account.person_id.in_(ids), Account.reachable.is_(True))
-            .order_by(
-                Account.person_id,
-                (Account.platform == MAIL_PLATFORM) != Person.digest_by_mail,
-                Account.last_seen_at.desc(),
-                Account.id.desc(),
-            )
+            .order_by(Account.person_id, last, Account.last_seen_at.desc(), Account.id.desc())
         ).all()
         chosen: dict[int, Account] = {}
         for account in rows:
